@@ -1,0 +1,280 @@
+"""The catalog: medicines, their strengths and the packs each strength is sold in.
+
+Prices live on ``PackageTier`` (what a pack costs) and ``Dosage`` (the unrounded list price per
+pill that savings are measured against). All derived figures come from ``catalog.pricing``.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from djmoney.models.fields import MoneyField
+from djmoney.models.validators import MinMoneyValidator
+from simple_history.models import HistoricalRecords
+
+from . import pricing
+
+
+class LegalClass(models.TextChoices):
+    GENERAL_SALE = "general_sale", "General sale"
+    PHARMACY = "pharmacy", "Pharmacy only"
+    PRESCRIPTION = "prescription", "Prescription only"
+    CONTROLLED = "controlled", "Controlled substance"
+
+
+class DosageForm(models.TextChoices):
+    TABLET = "tablet", "Tablet"
+    CAPSULE = "capsule", "Capsule"
+    SOFTGEL = "softgel", "Soft gel capsule"
+    CHEWABLE = "chewable", "Chewable tablet"
+    ORAL_SOLUTION = "oral_solution", "Oral solution"
+    LOZENGE = "lozenge", "Lozenge"
+
+
+class StrengthUnit(models.TextChoices):
+    MCG = "mcg", "mcg"
+    MG = "mg", "mg"
+    G = "g", "g"
+
+
+MICROGRAMS_PER_UNIT = {StrengthUnit.MCG: 1, StrengthUnit.MG: 1_000, StrengthUnit.G: 1_000_000}
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ("position", "name")
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('catalog:product_list')}?category={self.slug}"
+
+
+class ProductQuerySet(models.QuerySet):
+    def published(self) -> ProductQuerySet:
+        return self.filter(is_published=True)
+
+
+class Product(models.Model):
+    class Kind(models.TextChoices):
+        GENERIC = "generic", "Generic"
+        BRAND = "brand", "Brand"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=120, unique=True)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    active_ingredient = models.CharField(max_length=200)
+    kind = models.CharField("brand or generic", max_length=10, choices=Kind.choices, default=Kind.GENERIC)
+    brand_names = models.CharField(max_length=200, blank=True, help_text="Other names the medicine is sold under.")
+    drug_class = models.CharField(max_length=200, blank=True)
+    dosage_form = models.CharField(max_length=20, choices=DosageForm.choices, default=DosageForm.TABLET)
+    legal_class = models.CharField(max_length=20, choices=LegalClass.choices)
+    summary = models.CharField(
+        max_length=300, help_text="One or two plain sentences; also the page's meta description."
+    )
+    indications = models.CharField(
+        max_length=300, blank=True, help_text="What it treats, comma-separated; searched by customers."
+    )
+    is_published = models.BooleanField(default=False)
+    is_featured = models.BooleanField(default=False)
+    max_pills_per_order = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Optional limit on the pills of this product in one order."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("name",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_pills_per_order__isnull=True) | Q(max_pills_per_order__gt=0),
+                name="catalog_product_max_pills_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:product_detail", kwargs={"slug": self.slug})
+
+    @property
+    def requires_prescription(self) -> bool:
+        return self.legal_class == LegalClass.PRESCRIPTION
+
+    @property
+    def is_controlled(self) -> bool:
+        return self.legal_class == LegalClass.CONTROLLED
+
+    @property
+    def can_be_ordered_online(self) -> bool:
+        """Controlled substances are never sold online, whatever else is set."""
+        return self.is_published and not self.is_controlled
+
+
+class Dosage(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosages")
+    strength = models.CharField(max_length=40, help_text='As printed on the pack, e.g. "10mg".')
+    strength_value = models.DecimalField(max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
+    strength_unit = models.CharField(max_length=4, choices=StrengthUnit.choices, default=StrengthUnit.MG)
+    strength_micrograms = models.GeneratedField(
+        expression=models.Case(
+            models.When(strength_unit=StrengthUnit.G, then=models.F("strength_value") * 1_000_000),
+            models.When(strength_unit=StrengthUnit.MG, then=models.F("strength_value") * 1_000),
+            default=models.F("strength_value"),
+        ),
+        output_field=models.DecimalField(max_digits=20, decimal_places=3),
+        db_persist=True,
+    )
+    list_price_per_pill = MoneyField(
+        max_digits=12,
+        decimal_places=5,
+        default_currency="USD",
+        validators=[MinMoneyValidator(Decimal("0.00001"))],
+        help_text="Unrounded list price of one pill; savings are measured against it.",
+    )
+
+    history = HistoricalRecords(excluded_fields=["strength_micrograms"])
+
+    class Meta:
+        ordering = ("product", "strength_micrograms")
+        constraints = [
+            models.UniqueConstraint(fields=("product", "strength"), name="catalog_dosage_unique_strength"),
+            models.CheckConstraint(condition=Q(strength_value__gt=0), name="catalog_dosage_strength_positive"),
+            models.CheckConstraint(condition=Q(list_price_per_pill__gt=0), name="catalog_dosage_list_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.name} {self.strength}"
+
+
+class PackageTierQuerySet(models.QuerySet):
+    def active(self) -> PackageTierQuerySet:
+        return self.filter(is_active=True)
+
+    def with_product(self) -> PackageTierQuerySet:
+        return self.select_related("dosage__product__category")
+
+
+class PackageTier(models.Model):
+    dosage = models.ForeignKey(Dosage, on_delete=models.CASCADE, related_name="tiers")
+    quantity = models.PositiveIntegerField("pills in pack")
+    price = MoneyField(
+        max_digits=10, decimal_places=2, default_currency="USD", validators=[MinMoneyValidator(Decimal("0.01"))]
+    )
+    sku = models.CharField("SKU", max_length=40, unique=True)
+    is_active = models.BooleanField("active", default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    stock = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Packs in stock. Leave empty when stock is not tracked."
+    )
+
+    history = HistoricalRecords()
+    objects = PackageTierQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("dosage", "position", "quantity")
+        constraints = [
+            models.UniqueConstraint(fields=("dosage", "quantity"), name="catalog_tier_unique_quantity"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="catalog_tier_quantity_positive"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="catalog_tier_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dosage} × {self.quantity}"
+
+    @property
+    def per_pill_price(self):
+        return pricing.tier_per_pill_price(price=self.price, quantity=self.quantity)
+
+    @property
+    def list_price(self):
+        return pricing.tier_list_price(list_price_per_pill=self.dosage.list_price_per_pill, quantity=self.quantity)
+
+    @property
+    def savings_percent(self) -> int:
+        return pricing.tier_savings_percent(price=self.price, list_price=self.list_price)
+
+
+# --- Patient information: structured, edited by staff, rendered as sections ------------------
+
+
+class InfoSection(models.Model):
+    """A prose section of the patient information (introduction, how it works, pregnancy …)."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="info_sections")
+    heading = models.CharField(max_length=120)
+    body = models.TextField(help_text="Plain text; blank lines separate paragraphs.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ("product", "position", "id")
+
+    def __str__(self) -> str:
+        return self.heading
+
+
+class DosingGuideline(models.Model):
+    """One row of the dosing table."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosing_guidelines")
+    indication = models.CharField(max_length=200)
+    starting_dose = models.CharField(max_length=200)
+    titration = models.CharField(max_length=200, blank=True)
+    maximum_dose = models.CharField(max_length=200, blank=True)
+    administration = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ("product", "position", "id")
+
+    def __str__(self) -> str:
+        return self.indication
+
+
+class SafetyNote(models.Model):
+    """A contraindication, interaction or side effect, each a short item with optional detail."""
+
+    class Kind(models.TextChoices):
+        CONTRAINDICATION = "contraindication", "Contraindication"
+        INTERACTION = "interaction", "Interaction"
+        SIDE_EFFECT = "side_effect", "Side effect"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="safety_notes")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ("product", "kind", "position", "id")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class FAQ(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="faqs")
+    question = models.CharField(max_length=300)
+    answer = models.TextField()
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ("product", "position", "id")
+        verbose_name = "FAQ"
+        verbose_name_plural = "FAQs"
+
+    def __str__(self) -> str:
+        return self.question

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The demo shop: SQLite, localstripe as the offline Stripe, emails written to var/emails/.
+# Called by `make run`; everything it starts stops when you press Ctrl+C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+export DEBUG="${DEBUG:-1}"
+export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_localstripe_demo}"
+export STRIPE_PUBLISHABLE_KEY="${STRIPE_PUBLISHABLE_KEY:-pk_test_localstripe_demo}"
+export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_localstripe_demo}"
+LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
+export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:${LOCALSTRIPE_PORT}}"
+export STRIPE_JS_URL="${STRIPE_JS_URL:-http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/}"
+mkdir -p var/emails var/private var/media
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+$BIN/python manage.py migrate --noinput
+$BIN/python manage.py loaddata demo_catalog
+if $BIN/python manage.py help setup_demo_staff >/dev/null 2>&1; then
+  $BIN/python manage.py setup_demo_staff
+fi
+
+# localstripe: the offline Stripe, with its webhooks pointed at this shop.
+$BIN/localstripe --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/" && break; sleep 0.2; done
+curl -fs -X POST "http://127.0.0.1:${LOCALSTRIPE_PORT}/_config/webhooks/shop" \
+  -d url=http://127.0.0.1:8000/stripe/webhook/ -d secret="$STRIPE_WEBHOOK_SECRET" >/dev/null
+
+echo
+echo "Shop:   http://127.0.0.1:8000/      Admin: http://127.0.0.1:8000/admin/"
+echo "Emails: $(pwd)/var/emails/ (one .log file per message)"
+echo
+$BIN/python manage.py runserver 127.0.0.1:8000

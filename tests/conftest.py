@@ -1,0 +1,54 @@
+"""Fixtures shared by every test module."""
+import json
+from pathlib import Path
+
+import pytest
+from djmoney.money import Money
+
+from catalog.models import LegalClass
+from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "baclofen_golden.json").read_text())
+
+
+@pytest.fixture
+def golden() -> dict:
+    """The reference Baclofen tier rows: exact acceptance figures."""
+    return GOLDEN
+
+
+@pytest.fixture
+def baclofen(db):
+    """Baclofen as the reference page sells it: 2 dosages, 12 tiers, prescription only."""
+    category = CategoryFactory(name="Muscle and joint", slug="muscle-and-joint")
+    product = ProductFactory(
+        name="Baclofen",
+        slug="baclofen",
+        category=category,
+        active_ingredient="baclofen",
+        legal_class=LegalClass.PRESCRIPTION,
+        indications="spasticity, multiple sclerosis, spinal cord injury",
+        summary="A muscle relaxant for spasticity.",
+    )
+    for dosage_data in GOLDEN["dosages"]:
+        strength = dosage_data["strength"]
+        dosage = DosageFactory(
+            product=product,
+            strength=strength,
+            strength_value=strength.removesuffix("mg"),
+            list_price_per_pill=Money(GOLDEN["list_price_per_pill"][strength], "USD"),
+        )
+        for position, tier in enumerate(dosage_data["tiers"]):
+            PackageTierFactory(
+                dosage=dosage,
+                quantity=tier["quantity"],
+                price=Money(tier["price"], "USD"),
+                sku=f"BAC-{strength.upper()}-{tier['quantity']}",
+                position=position,
+            )
+    return product
+
+
+@pytest.fixture
+def customer(db):
+    return UserFactory()
