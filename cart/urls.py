@@ -4,6 +4,8 @@ from . import views
 
 app_name = "cart"
 
+# Contract used by the product page: POST to cart:add with ``tier_id`` and ``packages``.
 urlpatterns = [
     path("", views.cart_detail, name="detail"),
+    path("add/", views.cart_add, name="add"),
 ]

@@ -136,6 +136,7 @@ STORAGES = {
         )
     },
 }
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 # Prescriptions never live under MEDIA_ROOT: they are served only through a permission check.
