@@ -1,7 +1,36 @@
-"""Customers and staff: one user model, the email address is the login."""
+"""Customers and staff: one user model, the email address is the login.
+
+A customer's saved addresses and patient profile live here too. They are personal data the
+customer may download or erase (``accounts.services``); orders keep their own snapshot, which is
+why erasing an address never changes an order already placed.
+"""
+import datetime
+
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
+
+US_STATES = [
+    ("AL", "Alabama"), ("AK", "Alaska"), ("AZ", "Arizona"), ("AR", "Arkansas"), ("CA", "California"),
+    ("CO", "Colorado"), ("CT", "Connecticut"), ("DE", "Delaware"), ("DC", "District of Columbia"),
+    ("FL", "Florida"), ("GA", "Georgia"), ("HI", "Hawaii"), ("ID", "Idaho"), ("IL", "Illinois"),
+    ("IN", "Indiana"), ("IA", "Iowa"), ("KS", "Kansas"), ("KY", "Kentucky"), ("LA", "Louisiana"),
+    ("ME", "Maine"), ("MD", "Maryland"), ("MA", "Massachusetts"), ("MI", "Michigan"), ("MN", "Minnesota"),
+    ("MS", "Mississippi"), ("MO", "Missouri"), ("MT", "Montana"), ("NE", "Nebraska"), ("NV", "Nevada"),
+    ("NH", "New Hampshire"), ("NJ", "New Jersey"), ("NM", "New Mexico"), ("NY", "New York"),
+    ("NC", "North Carolina"), ("ND", "North Dakota"), ("OH", "Ohio"), ("OK", "Oklahoma"), ("OR", "Oregon"),
+    ("PA", "Pennsylvania"), ("RI", "Rhode Island"), ("SC", "South Carolina"), ("SD", "South Dakota"),
+    ("TN", "Tennessee"), ("TX", "Texas"), ("UT", "Utah"), ("VT", "Vermont"), ("VA", "Virginia"),
+    ("WA", "Washington"), ("WV", "West Virginia"), ("WI", "Wisconsin"), ("WY", "Wyoming"),
+]
+
+zip_code_validator = RegexValidator(
+    r"^\d{5}(-\d{4})?$", "Enter a 5-digit ZIP code, or ZIP+4 such as 12207-1234."
+)
 
 
 class UserManager(BaseUserManager):
@@ -36,6 +65,10 @@ class User(AbstractUser):
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
 
+    # Set when the customer closes the account: the row stays (orders and prescriptions point at
+    # it for the legal retention period) but carries no personal details any more.
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     objects = UserManager()
 
     class Meta:
@@ -45,3 +78,87 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+class Address(models.Model):
+    """A saved US shipping address, used to prefill checkout."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="addresses")
+    full_name = models.CharField("full name", max_length=150)
+    line1 = models.CharField("address line 1", max_length=200)
+    line2 = models.CharField("address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    state = models.CharField(max_length=2, choices=US_STATES)
+    postal_code = models.CharField("ZIP code", max_length=10, validators=[zip_code_validator])
+    is_default = models.BooleanField("default shipping address", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "addresses"
+        ordering = ("-is_default", "created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("user",), condition=Q(is_default=True), name="accounts_address_one_default_per_user"
+            ),
+            models.CheckConstraint(
+                condition=Q(postal_code__regex=r"^[0-9]{5}(-[0-9]{4})?$"), name="accounts_address_zip_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name}, {self.line1}, {self.city} {self.state} {self.postal_code}"
+
+    def as_checkout_dict(self) -> dict[str, str]:
+        return {
+            "full_name": self.full_name,
+            "line1": self.line1,
+            "line2": self.line2,
+            "city": self.city,
+            "state": self.state,
+            "postal_code": self.postal_code,
+        }
+
+
+def validate_date_of_birth(value: datetime.date) -> None:
+    today = timezone.localdate()
+    if value > today:
+        raise ValidationError("The date of birth cannot be in the future.")
+    if value.year < today.year - 130:
+        raise ValidationError("Please check the year of birth.")
+
+
+class PatientProfile(models.Model):
+    """What a pharmacist needs to know before dispensing; prefills the prescription step."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="patient_profile")
+    date_of_birth = models.DateField(null=True, blank=True, validators=[validate_date_of_birth])
+    phone = models.CharField("phone number", max_length=30, blank=True)
+    allergies = models.TextField(
+        blank=True, help_text="Medicine and other allergies, with the reaction if you know it."
+    )
+    current_medicines = models.TextField(
+        "medicines you take now",
+        blank=True,
+        help_text="Include over-the-counter medicines, vitamins and herbal remedies.",
+    )
+    prescriber_name = models.CharField("prescriber name", max_length=150, blank=True)
+    prescriber_phone = models.CharField("prescriber phone", max_length=30, blank=True)
+    prescriber_licence = models.CharField(
+        "prescriber licence or NPI number", max_length=40, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Patient profile of {self.user}"
+
+    def as_prefill_dict(self) -> dict:
+        return {
+            "date_of_birth": self.date_of_birth,
+            "phone": self.phone,
+            "allergies": self.allergies,
+            "current_medicines": self.current_medicines,
+            "prescriber_name": self.prescriber_name,
+            "prescriber_phone": self.prescriber_phone,
+            "prescriber_licence": self.prescriber_licence,
+        }
