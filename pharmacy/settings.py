@@ -112,6 +112,10 @@ AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Emails are case-insensitive logins: count "Ann@x" and "ann@x" as the same account.
+AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
+# Orders and prescription records outlive a closed account for this long (pharmacy law).
+PHARMACY_RECORD_RETENTION_YEARS = env.int("PHARMACY_RECORD_RETENTION_YEARS", default=10)
 
 # --- Internationalisation, money ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
