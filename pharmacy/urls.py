@@ -1,13 +1,27 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path
+
+from catalog.sitemaps import SITEMAPS
+from catalog.views import robots_txt
+
+from pharmacy import health
 
 admin.site.site_header = "Pharmacy administration"
 admin.site.site_title = "Pharmacy admin"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
+    path("robots.txt", robots_txt, name="robots_txt"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("cart/", include("cart.urls")),
     path("", include("orders.urls")),
     path("", include("catalog.urls")),
 ]
+
+if getattr(settings, "BENCH_CEILING", False):
+    urlpatterns.insert(0, path("bench/ceiling/", health.bench_ceiling, name="bench_ceiling"))
