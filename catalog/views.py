@@ -1,16 +1,117 @@
-from django.shortcuts import get_object_or_404, render
+"""Customer-facing catalog pages. Thin: the queries and figures come from ``catalog.selectors``.
 
-from .models import Category, Product
+Nothing here is cached: a price changed in the admin must show on the next page load.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from . import selectors
+
+PRODUCTS_PER_PAGE = 24
 
 
+def absolute_url(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+@require_GET
 def home(request):
-    return render(request, "catalog/home.html", {"categories": Category.objects.all()})
+    return render(
+        request,
+        "catalog/home.html",
+        {
+            "categories": [c for c in selectors.categories_with_counts() if c.published_count],
+            "featured": selectors.featured_products(),
+            "canonical_url": absolute_url(reverse("catalog:home")),
+        },
+    )
 
 
+@require_GET
 def product_list(request):
-    return render(request, "catalog/product_list.html", {"products": Product.objects.published()})
+    """The listing with its filters. Unknown filter values are explained, never an error page."""
+    categories = selectors.categories_with_counts()
+    problems: list[str] = []
+
+    q = request.GET.get("q", "").strip()
+    if len(q) > selectors.SEARCH_MAX_LENGTH:
+        problems.append(f"Searches are limited to {selectors.SEARCH_MAX_LENGTH} characters; we used the start of yours.")
+        q = q[: selectors.SEARCH_MAX_LENGTH]
+
+    category_slug = request.GET.get("category", "").strip()
+    category = next((c for c in categories if c.slug == category_slug), None)
+    if category_slug and category is None:
+        problems.append("We could not find that category, so all categories are shown.")
+
+    rx = request.GET.get("rx", "").strip()
+    if rx and rx not in selectors.RX_FILTERS:
+        problems.append("Unknown prescription filter, so all medicines are shown.")
+        rx = ""
+
+    queryset = selectors.product_listing(q=q, category=category, rx=rx)
+    page = Paginator(queryset, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
+    products = selectors.attach_from_prices(page.object_list)
+
+    # Searches and filtered views point search engines at the plain listing (or the category).
+    canonical_params = {"category": category.slug} if category else {}
+    return render(
+        request,
+        "catalog/product_list.html",
+        {
+            "page": page,
+            "products": products,
+            "categories": [c for c in categories if c.published_count],
+            "category": category,
+            "q": q,
+            "rx": rx,
+            "rx_choices": [(key, label) for key, (label, _classes) in selectors.RX_FILTERS.items()],
+            "rx_label": selectors.RX_FILTERS[rx][0] if rx else "",
+            "problems": problems,
+            "canonical_url": absolute_url(
+                reverse("catalog:product_list") + (f"?{urlencode(canonical_params)}" if canonical_params else "")
+            ),
+        },
+    )
 
 
+@require_GET
 def product_detail(request, slug: str):
-    product = get_object_or_404(Product.objects.published(), slug=slug)
-    return render(request, "catalog/product_detail.html", {"product": product})
+    product = selectors.product_detail_queryset().filter(slug=slug).first()
+    if product is None:
+        raise Http404("No published medicine with this address.")
+    page = selectors.product_page(product)
+    canonical_url = absolute_url(product.get_absolute_url())
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {
+            "product": product,
+            "page": page,
+            "canonical_url": canonical_url,
+            "structured_data": selectors.product_structured_data(page, url=canonical_url),
+        },
+    )
+
+
+@require_GET
+def robots_txt(request):
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /accounts/",
+        "Disallow: /cart/",
+        "Disallow: /checkout/",
+        "Disallow: /orders/",
+        "",
+        f"Sitemap: {request.build_absolute_uri(reverse('sitemap'))}",
+        "",
+    ]
+    return HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")

@@ -1,0 +1,178 @@
+"""Synthetic catalog for load tests: ``manage.py generate_catalog --products 10000 --tiers-per-product 10``.
+
+The products are published (the benchmark measures what customers would see), live in their own
+"Benchmark" category and have ``bench-`` slugs and ``BENCH-`` SKUs, so ``--delete`` removes exactly
+them and nothing a pharmacist entered. The same arguments always produce the same rows (a seeded
+random generator), so figures from two runs compare like with like. Rows are written with
+``bulk_create`` in batches: no history records are written for them, which is fine for data that
+never existed as a real price.
+"""
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import models, transaction
+from djmoney.money import Money
+
+from catalog.models import Category, Dosage, DosageForm, LegalClass, PackageTier, Product, StrengthUnit
+
+SLUG_PREFIX = "bench-"
+SKU_PREFIX = "BENCH-"
+CATEGORY_SLUG = "benchmark"
+CATEGORY_NAME = "Benchmark"
+PACK_SIZES = (10, 14, 20, 28, 30, 56, 60, 84, 90, 100, 112, 120, 168, 180, 240, 270, 300, 360, 500, 1000)
+STRENGTHS_MG = (Decimal("0.5"), Decimal("1"), Decimal("2.5"), Decimal("5"), Decimal("10"), Decimal("20"),
+                Decimal("25"), Decimal("40"), Decimal("50"), Decimal("100"), Decimal("250"), Decimal("500"))
+SYLLABLES = ("ba", "clo", "fen", "mor", "ta", "zi", "pra", "lin", "dex", "ol", "vas", "tro", "mi", "sar", "ten", "cor")
+CONDITIONS = (
+    "high blood pressure", "type 2 diabetes", "migraine", "acid reflux", "hay fever", "insomnia",
+    "muscle spasm", "asthma", "high cholesterol", "anxiety", "acne", "arthritis pain", "gout",
+    "nausea", "psoriasis", "thyroid", "heart failure", "angina", "epilepsy", "glaucoma",
+)
+LEGAL_CLASSES = (LegalClass.GENERAL_SALE, LegalClass.PHARMACY, LegalClass.PRESCRIPTION, LegalClass.PRESCRIPTION)
+FORMS = (DosageForm.TABLET, DosageForm.CAPSULE, DosageForm.TABLET, DosageForm.SOFTGEL)
+
+
+def ingredient_name(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))) + rng.choice(("ine", "ol", "am", "ide", "ate"))
+
+
+class Command(BaseCommand):
+    help = "Create (or with --delete remove) published synthetic products for benchmarks, slugs prefixed bench-."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--products", type=int, default=1000, help="products to create (default 1000)")
+        parser.add_argument("--tiers-per-product", type=int, default=10, help="pack sizes per product (default 10)")
+        parser.add_argument("--dosages-per-product", type=int, default=2, help="strengths per product (default 2)")
+        parser.add_argument("--seed", type=int, default=2024, help="random seed; same seed, same catalog")
+        parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument("--delete", action="store_true", help="remove the benchmark products and category, then stop")
+
+    def handle(self, *args, products: int, tiers_per_product: int, dosages_per_product: int, seed: int,
+               batch_size: int, delete: bool, **options):
+        started = time.perf_counter()
+        if delete:
+            removed = self.delete_benchmark_catalog()
+            self.stdout.write(f"Removed {removed} benchmark products in {time.perf_counter() - started:.1f}s.")
+            return
+        if products < 1:
+            raise CommandError("--products must be at least 1.")
+        if not 1 <= dosages_per_product <= len(STRENGTHS_MG):
+            raise CommandError(f"--dosages-per-product must be between 1 and {len(STRENGTHS_MG)}.")
+        if not dosages_per_product <= tiers_per_product <= dosages_per_product * len(PACK_SIZES):
+            raise CommandError(
+                f"--tiers-per-product must be between --dosages-per-product ({dosages_per_product}) and "
+                f"{dosages_per_product * len(PACK_SIZES)}."
+            )
+        if Product.objects.filter(slug__startswith=SLUG_PREFIX).exists():
+            raise CommandError("Benchmark products already exist; run with --delete first.")
+        counts = self.create_benchmark_catalog(
+            products=products, tiers_per_product=tiers_per_product, dosages_per_product=dosages_per_product,
+            seed=seed, batch_size=batch_size,
+        )
+        self.stdout.write(
+            "Created {products} products, {dosages} dosages, {tiers} package tiers in {s:.1f}s.".format(
+                **counts, s=time.perf_counter() - started
+            )
+        )
+
+    @transaction.atomic
+    def create_benchmark_catalog(self, *, products: int, tiers_per_product: int, dosages_per_product: int,
+                                 seed: int, batch_size: int) -> dict[str, int]:
+        rng = random.Random(seed)
+        category, _ = Category.objects.get_or_create(
+            slug=CATEGORY_SLUG,
+            defaults={"name": CATEGORY_NAME, "position": 999,
+                      "description": "Synthetic products for load tests; not real medicines."},
+        )
+        width = max(5, len(str(products)))
+        product_rows = []
+        for n in range(1, products + 1):
+            ingredient = ingredient_name(rng)
+            conditions = rng.sample(CONDITIONS, 2)
+            product_rows.append(
+                Product(
+                    name=f"{ingredient.capitalize()} {n:0{width}d}",
+                    slug=f"{SLUG_PREFIX}{n:0{width}d}",
+                    category=category,
+                    active_ingredient=ingredient,
+                    dosage_form=rng.choice(FORMS),
+                    legal_class=rng.choice(LEGAL_CLASSES),
+                    summary=f"Synthetic benchmark product used for {conditions[0]} and {conditions[1]}.",
+                    indications=", ".join(conditions),
+                    is_published=True,
+                )
+            )
+        Product.objects.bulk_create(product_rows, batch_size=batch_size)
+
+        dosage_rows = []
+        for product in product_rows:
+            for value in sorted(rng.sample(STRENGTHS_MG, dosages_per_product)):
+                cents_per_pill = rng.randint(8, 400)
+                dosage_rows.append(
+                    Dosage(
+                        product=product,
+                        strength=f"{value.normalize():f}mg",
+                        strength_value=value,
+                        strength_unit=StrengthUnit.MG,
+                        list_price_per_pill=Money(Decimal(cents_per_pill) / 100 + Decimal("0.00333"), "USD"),
+                    )
+                )
+        Dosage.objects.bulk_create(dosage_rows, batch_size=batch_size)
+
+        tier_rows = []
+        per_dosage, extra = divmod(tiers_per_product, dosages_per_product)
+        for index, dosage in enumerate(dosage_rows):
+            count = per_dosage + (1 if index % dosages_per_product < extra else 0)
+            sizes = sorted(rng.sample(PACK_SIZES, count))
+            list_per_pill = dosage.list_price_per_pill.amount
+            for position, quantity in enumerate(sizes):
+                # Bigger packs are cheaper per pill: up to 40% off the list price.
+                discount = Decimal(min(40, position * 5)) / 100
+                price = (list_per_pill * quantity * (1 - discount)).quantize(Decimal("0.01"))
+                tier_rows.append(
+                    PackageTier(
+                        dosage=dosage,
+                        quantity=quantity,
+                        price=Money(max(price, Decimal("0.01")), "USD"),
+                        sku=f"{SKU_PREFIX}{dosage.pk}-{quantity}",
+                        position=position,
+                    )
+                )
+        PackageTier.objects.bulk_create(tier_rows, batch_size=batch_size)
+        return {"products": len(product_rows), "dosages": len(dosage_rows), "tiers": len(tier_rows)}
+
+    @transaction.atomic
+    def delete_benchmark_catalog(self) -> int:
+        """Bottom-up set-based deletes of the bench- rows only.
+
+        The ORM's ``delete()`` would load every tier to write a history record for it (100,000
+        rows take minutes); these rows were never real prices, so they and any history they
+        gathered are removed in a few statements. Rows of other apps pointing at a tier are
+        treated as their ``on_delete`` says (cart lines cascade, order lines keep their snapshot).
+        """
+        bench = Product.objects.filter(slug__startswith=SLUG_PREFIX)
+        count = bench.count()
+        dosages = Dosage.objects.filter(product__in=bench)
+        tiers = PackageTier.objects.filter(dosage__in=dosages)
+        for model, queryset in ((PackageTier, tiers), (Dosage, dosages)):
+            for relation in model._meta.related_objects:
+                if relation.related_model in (PackageTier, Dosage) or not relation.field.concrete:
+                    continue
+                related = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": queryset})
+                if relation.on_delete is models.CASCADE:
+                    related.delete()
+                elif relation.on_delete is models.SET_NULL:
+                    related.update(**{relation.field.name: None})
+                elif related.exists():
+                    raise CommandError(f"{relation.related_model.__name__} rows still refer to benchmark {model.__name__} rows.")
+        PackageTier.history.model.objects.filter(sku__startswith=SKU_PREFIX).delete()
+        Dosage.history.model.objects.filter(product__in=bench).delete()
+        tiers._raw_delete(tiers.db)
+        dosages._raw_delete(dosages.db)
+        bench.delete()
+        Category.objects.filter(slug=CATEGORY_SLUG, products__isnull=True).delete()
+        return count

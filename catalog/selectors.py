@@ -1,0 +1,287 @@
+"""Read-side queries of the storefront: what the catalog pages show, in a fixed number of queries.
+
+Every function here returns data ready for a template, with the price figures already computed
+by ``catalog.pricing``. The query count of each page must not grow with the number of products,
+dosages or tiers: lists are annotated in the database, a product page is one query per relation.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Min, Prefetch, Q, QuerySet
+from djmoney.money import Money
+
+from . import pricing
+from .models import Category, Dosage, LegalClass, PackageTier, Product, SafetyNote
+
+# Legal-class filter of the listing: ``?rx=prescription`` or ``?rx=otc`` (no prescription needed).
+RX_FILTERS: dict[str, tuple[str, list[str]]] = {
+    "otc": ("No prescription needed", [LegalClass.GENERAL_SALE, LegalClass.PHARMACY]),
+    "prescription": ("Prescription only", [LegalClass.PRESCRIPTION]),
+}
+SEARCH_MAX_LENGTH = 100
+SEARCH_MAX_TERMS = 6
+FEATURED_LIMIT = 8
+
+# Per-pill prices are divided in the database; 12 decimal places keep the later half-up rounding
+# to the cent exact (a pack price in cents over a pill count is never within 1e-12 of a half cent
+# without being exactly on it), also on SQLite where the division is done in floating point.
+PER_PILL_FIELD = DecimalField(max_digits=24, decimal_places=12)
+
+
+# --- Listings ---------------------------------------------------------------------------------
+
+
+def with_lowest_per_pill(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    """Annotate ``lowest_per_pill``: the cheapest pill among the product's active tiers.
+
+    One aggregate over the joined tiers, so a page of cards costs one query however many
+    products, dosages and tiers there are. ``None`` when no tier is active.
+    """
+    return queryset.annotate(
+        lowest_per_pill=Min(
+            ExpressionWrapper(
+                F("dosages__tiers__price") / F("dosages__tiers__quantity"), output_field=PER_PILL_FIELD
+            ),
+            filter=Q(dosages__tiers__is_active=True),
+            output_field=PER_PILL_FIELD,
+        )
+    )
+
+
+def per_pill_money(amount: Decimal | None) -> Money | None:
+    """The annotated per-pill amount as shown on a card: rounded half-up to the cent."""
+    if amount is None:
+        return None
+    return pricing.round_money(Money(Decimal(amount), settings.DEFAULT_CURRENCY))
+
+
+def attach_from_prices(products: Iterable[Product]) -> list[Product]:
+    """Set ``from_per_pill`` (Money or None) on products annotated by ``with_lowest_per_pill``."""
+    products = list(products)
+    for product in products:
+        product.from_per_pill = per_pill_money(product.lowest_per_pill)
+    return products
+
+
+def card_queryset() -> QuerySet[Product]:
+    """Published products with what a product card shows."""
+    return with_lowest_per_pill(Product.objects.published().select_related("category"))
+
+
+def categories_with_counts() -> list[Category]:
+    return list(
+        Category.objects.annotate(
+            published_count=Count("products", filter=Q(products__is_published=True))
+        ).order_by("position", "name")
+    )
+
+
+def featured_products(*, limit: int = FEATURED_LIMIT) -> list[Product]:
+    return attach_from_prices(card_queryset().filter(is_featured=True).order_by("name")[:limit])
+
+
+def search_terms(query: str) -> list[str]:
+    """Split a search box entry into at most a few words; every word must match."""
+    return query[:SEARCH_MAX_LENGTH].split()[:SEARCH_MAX_TERMS]
+
+
+def product_listing(*, q: str = "", category: Category | None = None, rx: str = "") -> QuerySet[Product]:
+    """Published products, filtered, each annotated with its lowest active per-pill price.
+
+    Search is a plain case-insensitive substring match on name, brand names, active ingredient
+    and indications (LIKE/UPPER on SQLite and PostgreSQL alike); each word must match somewhere.
+    """
+    queryset = card_queryset()
+    if category is not None:
+        queryset = queryset.filter(category=category)
+    if rx in RX_FILTERS:
+        queryset = queryset.filter(legal_class__in=RX_FILTERS[rx][1])
+    for term in search_terms(q):
+        queryset = queryset.filter(
+            Q(name__icontains=term)
+            | Q(brand_names__icontains=term)
+            | Q(active_ingredient__icontains=term)
+            | Q(indications__icontains=term)
+        )
+    return queryset.order_by("name", "pk")
+
+
+# --- The product page -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One row of a price table: the tier (for the cart form) and its figures."""
+
+    tier: PackageTier
+    figures: pricing.TierPrice
+
+    @property
+    def in_stock(self) -> bool:
+        return self.tier.stock is None or self.tier.stock > 0
+
+
+@dataclass(frozen=True)
+class DosageTable:
+    dosage: Dosage
+    rows: list[PriceRow]
+
+
+@dataclass
+class ProductPage:
+    product: Product
+    tables: list[DosageTable]
+    info_sections: list
+    dosing_guidelines: list
+    contraindications: list = field(default_factory=list)
+    interactions: list = field(default_factory=list)
+    side_effects: list = field(default_factory=list)
+    faqs: list = field(default_factory=list)
+
+    @property
+    def is_available(self) -> bool:
+        """Something can be put in the cart: orderable online and at least one active tier."""
+        return self.product.can_be_ordered_online and bool(self.tables)
+
+    @property
+    def all_rows(self) -> list[PriceRow]:
+        return [row for table in self.tables for row in table.rows]
+
+    @property
+    def safety_sections(self) -> list[tuple[str, str, list]]:
+        """(anchor, heading, notes) of the safety notes, by kind, leaving out empty kinds."""
+        sections = [
+            ("contraindications", "Who should not take it", self.contraindications),
+            ("interactions", "Interactions", self.interactions),
+            ("side-effects", "Side effects", self.side_effects),
+        ]
+        return [section for section in sections if section[2]]
+
+    @property
+    def toc(self) -> list[tuple[str, str]]:
+        """(anchor, heading) of every patient-information section that has content."""
+        entries = [(f"info-{section.pk}", section.heading) for section in self.info_sections]
+        if self.dosing_guidelines:
+            entries.append(("dosing", "Dosing"))
+        entries += [(anchor, heading) for anchor, heading, _notes in self.safety_sections]
+        if self.faqs:
+            entries.append(("faq", "Questions and answers"))
+        return entries
+
+
+def product_detail_queryset() -> QuerySet[Product]:
+    """A published product with everything its page shows: seven queries, whatever its size."""
+    active_tiers = PackageTier.objects.filter(is_active=True).order_by("position", "quantity", "pk")
+    return Product.objects.published().select_related("category").prefetch_related(
+        Prefetch(
+            "dosages",
+            queryset=Dosage.objects.order_by("strength_micrograms", "pk").prefetch_related(
+                Prefetch("tiers", queryset=active_tiers, to_attr="active_tiers")
+            ),
+        ),
+        "info_sections",
+        "dosing_guidelines",
+        "safety_notes",
+        "faqs",
+    )
+
+
+def price_rows(dosage: Dosage, tiers: list[PackageTier]) -> list[PriceRow]:
+    figures = pricing.price_table(
+        list_price_per_pill=dosage.list_price_per_pill,
+        packs=[(tier.quantity, tier.price) for tier in tiers],
+    )
+    return [PriceRow(tier=tier, figures=row) for tier, row in zip(tiers, figures, strict=True)]
+
+
+def product_page(product: Product) -> ProductPage:
+    """Assemble the page of a product loaded with ``product_detail_queryset``.
+
+    Dosages without an active tier are left out of the price tables; controlled substances
+    get no price tables at all, since they are information pages only.
+    """
+    tables: list[DosageTable] = []
+    if not product.is_controlled:
+        for dosage in product.dosages.all():
+            if dosage.active_tiers:
+                tables.append(DosageTable(dosage=dosage, rows=price_rows(dosage, dosage.active_tiers)))
+    notes = list(product.safety_notes.all())
+    return ProductPage(
+        product=product,
+        tables=tables,
+        info_sections=list(product.info_sections.all()),
+        dosing_guidelines=list(product.dosing_guidelines.all()),
+        contraindications=[n for n in notes if n.kind == SafetyNote.Kind.CONTRAINDICATION],
+        interactions=[n for n in notes if n.kind == SafetyNote.Kind.INTERACTION],
+        side_effects=[n for n in notes if n.kind == SafetyNote.Kind.SIDE_EFFECT],
+        faqs=list(product.faqs.all()),
+    )
+
+
+# --- Structured data (schema.org) -------------------------------------------------------------
+
+PRESCRIPTION_STATUS = {
+    LegalClass.GENERAL_SALE: "OTC",
+    LegalClass.PHARMACY: "OTC",
+    LegalClass.PRESCRIPTION: "PrescriptionOnly",
+    LegalClass.CONTROLLED: "PrescriptionOnly",
+}
+
+
+def product_structured_data(page: ProductPage, *, url: str) -> dict:
+    """schema.org Drug/Product with an AggregateOffer over the active tiers (none if not sold)."""
+    product = page.product
+    data: dict = {
+        "@context": "https://schema.org",
+        "@type": ["Drug", "Product"],
+        "name": product.name,
+        "description": product.summary,
+        "url": url,
+        "category": product.category.name,
+        "activeIngredient": product.active_ingredient,
+        "nonProprietaryName": product.active_ingredient,
+        "dosageForm": product.get_dosage_form_display(),
+        "isProprietary": product.kind == Product.Kind.BRAND,
+        "prescriptionStatus": PRESCRIPTION_STATUS[product.legal_class],
+    }
+    if product.drug_class:
+        data["drugClass"] = {"@type": "DrugClass", "name": product.drug_class}
+    strengths = [table.dosage for table in page.tables] or list(product.dosages.all())
+    if strengths:
+        data["availableStrength"] = [
+            {
+                "@type": "DrugStrength",
+                "strengthValue": format(dosage.strength_value.normalize(), "f"),
+                "strengthUnit": dosage.strength_unit,
+            }
+            for dosage in strengths
+        ]
+    rows = page.all_rows if page.is_available else []
+    if rows:
+        prices = [row.figures.price for row in rows]
+        currency = str(prices[0].currency)
+        data["offers"] = {
+            "@type": "AggregateOffer",
+            "priceCurrency": currency,
+            "lowPrice": min(p.amount for p in prices),
+            "highPrice": max(p.amount for p in prices),
+            "offerCount": len(rows),
+            "offers": [
+                {
+                    "@type": "Offer",
+                    "sku": row.tier.sku,
+                    "name": f"{product.name} {row.tier.dosage.strength}, {row.tier.quantity} pills",
+                    "price": row.figures.price.amount,
+                    "priceCurrency": str(row.figures.price.currency),
+                    "availability": "https://schema.org/InStock"
+                    if row.in_stock
+                    else "https://schema.org/OutOfStock",
+                }
+                for row in rows
+            ],
+        }
+    return data
