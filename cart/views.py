@@ -1,13 +1,146 @@
+"""Cart pages and actions. Thin: the services decide, these views only talk HTTP.
+
+Every action is a POST (CSRF-protected). Without JavaScript it redirects back (PRG) with a
+message. With htmx (a non-boosted ``HX-Request``) it answers with a fragment: the confirmation
+or error text for the element that asked, plus an out-of-band swap of ``#header-cart`` so the
+header count updates in place.
+
+htmx errors are answered with **status 200** and an error fragment (``role="alert"``):
+htmx 2 does not swap 4xx responses unless configured globally, and the add button lives on
+pages this app does not own. The error fragment has the same shape as the confirmation, so the
+caller's own ``hx-target``/``hx-swap`` shows it; ``HX-Reswap`` is set to the request's
+``hx-swap`` choice only when a caller sends one in ``HX-Cart-Swap`` (rarely needed), and
+``HX-Trigger: cart-error`` lets a page react further. Without htmx, errors redirect back
+with an error message, and a line that is not in the visitor's cart gets a 404 page.
+"""
+from __future__ import annotations
+
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from .pricing import cart_summary
+from .services import (
+    CartError,
+    CartLineNotFound,
+    cart_add_tier_for_request,
+    cart_for_request,
+    cart_remove_line,
+    cart_set_packages,
+)
 
 
+def _is_htmx(request) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted
+
+
+def _back_url(request) -> str:
+    """Where to return after a POST: a safe ``next`` field, the referring page, or the cart."""
+    for candidate in (request.POST.get("next"), request.META.get("HTTP_REFERER")):
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return candidate
+    return reverse("cart:detail")
+
+
+def _detail_context(summary, **extra) -> dict:
+    return {
+        "summary": summary,
+        "cart_count": summary.item_count,
+        "max_packages": settings.CART_MAX_PACKAGES_PER_LINE,
+        **extra,
+    }
+
+
+def _fragment(request, *, message: str, error: bool, status: int = 200, with_cart: bool = False):
+    context = {"message": message, "error": error, "max_packages": settings.CART_MAX_PACKAGES_PER_LINE}
+    template = "cart/_feedback.html"
+    if with_cart:
+        cart = cart_for_request(request, create=False)
+        summary = cart_summary(cart)
+        context.update(summary=summary, cart_count=summary.item_count)
+        template = "cart/_cart_body_response.html"
+    response = render(request, template, context, status=status)
+    if error:
+        response["HX-Trigger"] = "cart-error"
+        swap = request.headers.get("HX-Cart-Swap")
+        if swap:
+            response["HX-Reswap"] = swap
+    return response
+
+
+def _error_without_js(request, exc: CartError, *, back: str):
+    if isinstance(exc, CartLineNotFound):
+        cart = cart_for_request(request, create=False)
+        summary = cart_summary(cart)
+        return render(
+            request,
+            "cart/cart_detail.html",
+            _detail_context(summary, alert=exc.message),
+            status=404,
+        )
+    messages.error(request, exc.message)
+    return redirect(back)
+
+
+@require_GET
 def cart_detail(request):
-    return render(request, "cart/cart_detail.html", {})
+    cart = cart_for_request(request, create=False)
+    summary = cart_summary(cart)
+    # The header count comes from the summary already loaded: no extra query on this page.
+    return render(request, "cart/cart_detail.html", _detail_context(summary))
 
 
 @require_POST
 def cart_add(request):
-    messages.info(request, "Adding to the cart is coming soon.")
-    return redirect(request.META.get("HTTP_REFERER") or "catalog:home")
+    try:
+        change = cart_add_tier_for_request(
+            request=request,
+            tier_id=request.POST.get("tier_id"),
+            packages=request.POST.get("packages") or 1,
+        )
+    except CartError as exc:
+        if _is_htmx(request):
+            return _fragment(request, message=exc.message, error=True)
+        return _error_without_js(request, exc, back=_back_url(request))
+    if _is_htmx(request):
+        return _fragment(request, message=change.message, error=False)
+    messages.success(request, change.message)
+    return redirect(_back_url(request))
+
+
+@require_POST
+def cart_update(request):
+    cart = cart_for_request(request, create=False)
+    try:
+        change = cart_set_packages(
+            cart=cart, line_id=request.POST.get("line_id"), packages=request.POST.get("packages")
+        )
+    except CartError as exc:
+        if _is_htmx(request):
+            return _fragment(request, message=exc.message, error=True, with_cart=True)
+        return _error_without_js(request, exc, back=reverse("cart:detail"))
+    if _is_htmx(request):
+        return _fragment(request, message=change.message, error=False, with_cart=True)
+    messages.success(request, change.message)
+    return redirect("cart:detail")
+
+
+@require_POST
+def cart_remove(request):
+    cart = cart_for_request(request, create=False)
+    try:
+        change = cart_remove_line(cart=cart, line_id=request.POST.get("line_id"))
+    except CartError as exc:
+        if _is_htmx(request):
+            return _fragment(request, message=exc.message, error=True, with_cart=True)
+        return _error_without_js(request, exc, back=reverse("cart:detail"))
+    if _is_htmx(request):
+        return _fragment(request, message=change.message, error=False, with_cart=True)
+    messages.success(request, change.message)
+    return redirect("cart:detail")

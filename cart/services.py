@@ -1,0 +1,377 @@
+"""Cart workflows: finding the customer's cart and changing what is in it.
+
+Every change runs in a transaction that first locks the cart row, so two requests changing the
+same cart (a double click, two tabs) are applied one after the other and the per-line and
+per-product limits are checked against what is really there. Bad input raises ``CartError``
+with a message fit to show the customer; nothing is written in that case.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import PackageTier
+
+from .models import Cart, CartLine
+
+logger = logging.getLogger(__name__)
+
+SESSION_CART_ID = "cart_id"
+
+
+class CartError(ValueError):
+    """A change to the cart that cannot be made; ``message`` is shown to the customer."""
+
+    status_code = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class CartLineNotFound(CartError):
+    """The line is not in this customer's cart (or does not exist): treated as a 404."""
+
+    status_code = 404
+
+    def __init__(self, message: str = "That item was not found in your cart."):
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class CartChange:
+    """What a service did, for the view's confirmation message."""
+
+    line: CartLine | None
+    message: str
+
+
+# --- Finding the cart -------------------------------------------------------------------------
+
+
+def _session_key(request, *, create: bool) -> str | None:
+    session = request.session
+    if session.session_key is None and create:
+        session.save()
+    return session.session_key
+
+
+def cart_for_request(request, *, create: bool) -> Cart | None:
+    """The signed-in customer's cart, or the anonymous session's cart.
+
+    The cart id is kept in the (database-backed) session, so the cart survives restarts and is
+    found by any web process; ``Cart.session_key`` is kept current so abandoned anonymous carts
+    can be expired. With ``create=False`` nothing is written and ``None`` means "no cart yet".
+    """
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        cart = Cart.objects.filter(user=user).first()
+        if cart is None and create:
+            try:
+                with transaction.atomic():
+                    cart = Cart.objects.create(user=user)
+            except IntegrityError:  # created by a simultaneous request
+                cart = Cart.objects.get(user=user)
+        if cart is not None and request.session.get(SESSION_CART_ID) != cart.pk:
+            request.session[SESSION_CART_ID] = cart.pk
+        return cart
+
+    cart_id = request.session.get(SESSION_CART_ID)
+    cart = None
+    if cart_id is not None:
+        cart = Cart.objects.filter(pk=cart_id, user__isnull=True).first()
+        if cart is None:
+            request.session.pop(SESSION_CART_ID, None)
+    if cart is None and not create:
+        return None
+    session_key = _session_key(request, create=True)
+    if cart is None:
+        cart, _ = Cart.objects.get_or_create(session_key=session_key, user=None)
+        request.session[SESSION_CART_ID] = cart.pk
+    elif cart.session_key != session_key and session_key is not None:
+        # The session key was cycled (Django does so on some security events): follow it, so
+        # expiry is measured against the live session.
+        Cart.objects.filter(session_key=session_key, user__isnull=True).exclude(pk=cart.pk).delete()
+        cart.session_key = session_key
+        cart.save(update_fields=["session_key", "updated_at"])
+    return cart
+
+
+# --- Input parsing ----------------------------------------------------------------------------
+
+
+def _parse_int(value, *, error: str) -> int:
+    if isinstance(value, bool):
+        raise CartError(error)
+    if isinstance(value, int):
+        return value
+    text = str(value if value is not None else "").strip()
+    if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())) or len(text) > 12:
+        raise CartError(error)
+    return int(text)
+
+
+def parse_packages(value) -> int:
+    """A number of packages from a form: a whole number from 1 to the per-line maximum."""
+    maximum = settings.CART_MAX_PACKAGES_PER_LINE
+    error = f"Please choose a number of packages from 1 to {maximum}."
+    packages = _parse_int(value, error=error)
+    if packages < 1 or packages > maximum:
+        raise CartError(error)
+    return packages
+
+
+def _parse_id(value, *, error: str) -> int:
+    ident = _parse_int(value, error=error)
+    if ident < 1:
+        raise CartError(error)
+    return ident
+
+
+# --- Limits -----------------------------------------------------------------------------------
+
+
+def _orderable_tier(tier_id) -> PackageTier:
+    tier_pk = _parse_id(tier_id, error="Please choose a pack to add.")
+    tier = PackageTier.objects.select_related("dosage__product").filter(pk=tier_pk).first()
+    if tier is None:
+        raise CartError("That pack was not found; it may have been withdrawn.")
+    _refuse_unorderable(tier)
+    return tier
+
+
+def _refuse_unorderable(tier: PackageTier) -> None:
+    """Controlled, withdrawn or sold-out packs cannot be added or increased."""
+    product = tier.dosage.product
+    name = f"{product.name} {tier.dosage.strength}"
+    if product.is_controlled:
+        raise CartError(f"{product.name} is a controlled medicine and is not available for online order.")
+    if not product.is_published or not tier.is_active:
+        raise CartError(f"{name}, {tier.quantity} pills is no longer available.")
+    if tier.stock is not None and tier.stock <= 0:
+        raise CartError(f"{name}, {tier.quantity} pills is out of stock.")
+
+
+def _check_line_limits(*, cart: Cart, tier: PackageTier, packages: int, line_id: int | None) -> None:
+    """Refuse a line quantity above the per-line maximum, stock, or the product's pill limit."""
+    maximum = settings.CART_MAX_PACKAGES_PER_LINE
+    label = f"{tier.dosage.product.name} {tier.dosage.strength}, {tier.quantity} pills"
+    if packages > maximum:
+        raise CartError(f"You can order at most {maximum} packages of {label}.")
+    if tier.stock is not None and packages > tier.stock:
+        raise CartError(f"Only {tier.stock} packages of {label} are in stock.")
+    product = tier.dosage.product
+    limit = product.max_pills_per_order
+    if limit is None:
+        return
+    others = CartLine.objects.filter(cart=cart, tier__dosage__product_id=product.pk).select_related("tier")
+    if line_id is not None:
+        others = others.exclude(pk=line_id)
+    pills = sum(line.packages * line.tier.quantity for line in others if line.tier_id != tier.pk)
+    pills += packages * tier.quantity
+    if pills > limit:
+        raise CartError(
+            f"{product.name} is limited to {limit:,} pills per order; that would make {pills:,}."
+        )
+
+
+def _lock(cart: Cart) -> Cart:
+    return Cart.objects.select_for_update().get(pk=cart.pk)
+
+
+def _touch(cart: Cart) -> None:
+    Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+
+
+def _line_label(line: CartLine) -> str:
+    tier = line.tier
+    return f"{tier.dosage.product.name} {tier.dosage.strength}, {tier.quantity} pills"
+
+
+# --- Changing the cart ------------------------------------------------------------------------
+
+
+def cart_add_tier(*, cart: Cart, tier_id, packages=1) -> CartChange:
+    """Add packages of a tier; adding a tier already in the cart adds to that line.
+
+    The price is always the tier's current price (a posted price is never read); it is kept on
+    the line only to tell the customer later if it changes.
+    """
+    packages = parse_packages(packages)
+    tier = _orderable_tier(tier_id)
+    with transaction.atomic():
+        _lock(cart)
+        line = CartLine.objects.filter(cart=cart, tier=tier).first()
+        new_total = packages + (line.packages if line else 0)
+        _check_line_limits(cart=cart, tier=tier, packages=new_total, line_id=line.pk if line else None)
+        if line is None:
+            try:
+                with transaction.atomic():
+                    line = CartLine.objects.create(
+                        cart=cart, tier=tier, packages=packages, price_when_added=tier.price
+                    )
+            except IntegrityError:
+                # Only possible without the row lock (e.g. a cart created in this very instant).
+                line = CartLine.objects.select_for_update().get(cart=cart, tier=tier)
+                _check_line_limits(cart=cart, tier=tier, packages=line.packages + packages, line_id=line.pk)
+                line.packages += packages
+                line.save(update_fields=["packages"])
+        else:
+            line.packages = new_total
+            line.save(update_fields=["packages"])
+        _touch(cart)
+    line.tier = tier
+    label = _line_label(line)
+    if packages == 1:
+        message = f"Added {label} to your cart."
+    else:
+        message = f"Added {packages} packages of {label} to your cart."
+    return CartChange(line=line, message=message)
+
+
+def _line_pk(line_id) -> int:
+    try:
+        return _parse_id(line_id, error="")
+    except CartError:
+        raise CartLineNotFound() from None
+
+
+def _own_line(*, cart: Cart, line_pk: int) -> CartLine:
+    """The line, only if it belongs to this cart: another customer's line id is "not found"."""
+    line = CartLine.objects.select_related("tier__dosage__product").filter(pk=line_pk, cart=cart).first()
+    if line is None:
+        raise CartLineNotFound()
+    return line
+
+
+def cart_set_packages(*, cart: Cart | None, line_id, packages) -> CartChange:
+    """Set a line's number of packages (1 to the per-line maximum)."""
+    line_pk = _line_pk(line_id)
+    packages = parse_packages(packages)
+    if cart is None:
+        raise CartLineNotFound()
+    with transaction.atomic():
+        _lock(cart)
+        line = _own_line(cart=cart, line_pk=line_pk)
+        if packages > line.packages:
+            # Lowering a quantity is always allowed, even for a line that is no longer
+            # available; raising it has to respect every limit.
+            _refuse_unorderable(line.tier)
+            _check_line_limits(cart=cart, tier=line.tier, packages=packages, line_id=line.pk)
+        line.packages = packages
+        line.save(update_fields=["packages"])
+        _touch(cart)
+    return CartChange(line=line, message=f"Updated {_line_label(line)}: {packages} packages.")
+
+
+def cart_remove_line(*, cart: Cart | None, line_id) -> CartChange:
+    line_pk = _line_pk(line_id)
+    if cart is None:
+        raise CartLineNotFound()
+    with transaction.atomic():
+        _lock(cart)
+        line = _own_line(cart=cart, line_pk=line_pk)
+        label = _line_label(line)
+        line.delete()
+        _touch(cart)
+    return CartChange(line=None, message=f"Removed {label} from your cart.")
+
+
+def cart_clear(*, cart: Cart | None) -> None:
+    """Empty the cart (after an order is placed from it)."""
+    if cart is None:
+        return
+    with transaction.atomic():
+        _lock(cart)
+        CartLine.objects.filter(cart=cart).delete()
+        _touch(cart)
+
+
+def cart_merge_into_user(*, request, user) -> list[str]:
+    """Move the anonymous session cart into ``user``'s cart; call right after ``login()``.
+
+    Same tier in both: packages are added, capped at the per-line maximum (and the product's
+    pill limit is left to the cart page to flag). Returns messages for anything capped or
+    dropped, and adds them to ``request`` via the messages framework when it is available.
+    """
+    cart_id = request.session.get(SESSION_CART_ID)
+    notes: list[str] = []
+    if cart_id is None:
+        # Nothing to merge; remember the customer's own cart so the header can count it.
+        own = Cart.objects.filter(user=user).values_list("pk", flat=True).first()
+        if own is not None:
+            request.session[SESSION_CART_ID] = own
+        return notes
+    maximum = settings.CART_MAX_PACKAGES_PER_LINE
+    with transaction.atomic():
+        anonymous = Cart.objects.select_for_update().filter(pk=cart_id, user__isnull=True).first()
+        if anonymous is None:
+            # Already the user's own cart, or gone: point the session at the user's cart.
+            own = Cart.objects.filter(user=user).values_list("pk", flat=True).first()
+            if own is None:
+                request.session.pop(SESSION_CART_ID, None)
+            else:
+                request.session[SESSION_CART_ID] = own
+            return notes
+        target = Cart.objects.select_for_update().filter(user=user).first()
+        if target is None:
+            # Adopt the anonymous cart as the user's cart.
+            anonymous.user = user
+            anonymous.session_key = None
+            anonymous.save(update_fields=["user", "session_key", "updated_at"])
+            request.session[SESSION_CART_ID] = anonymous.pk
+            return notes
+        existing = {line.tier_id: line for line in CartLine.objects.filter(cart=target)}
+        for line in CartLine.objects.filter(cart=anonymous).select_related("tier__dosage__product"):
+            mine = existing.get(line.tier_id)
+            if mine is None:
+                CartLine.objects.filter(pk=line.pk).update(cart=target)
+                continue
+            wanted = mine.packages + line.packages
+            if wanted > maximum:
+                notes.append(
+                    f"{_line_label(line)}: you can order at most {maximum} packages, so your cart now has {maximum}."
+                )
+            mine.packages = min(wanted, maximum)
+            mine.save(update_fields=["packages"])
+        anonymous.delete()
+        _touch(target)
+        request.session[SESSION_CART_ID] = target.pk
+    if notes:
+        try:
+            from django.contrib import messages
+
+            for note in notes:
+                messages.warning(request, note)
+        except Exception:  # a request without the messages middleware (e.g. a bare test request)
+            logger.debug("cart merge messages not stored", exc_info=True)
+    return notes
+
+
+def carts_delete_expired(*, older_than: timedelta | None = None) -> int:
+    """Delete anonymous carts untouched for ``older_than`` (default: the configured TTL).
+
+    Customers' carts are kept: they belong to an account, not to a browser session.
+    """
+    if older_than is None:
+        older_than = timedelta(days=settings.CART_ANONYMOUS_TTL_DAYS)
+    cutoff = timezone.now() - older_than
+    _, per_model = Cart.objects.filter(Q(user__isnull=True), updated_at__lt=cutoff).delete()
+    return per_model.get(Cart._meta.label, 0)
+
+
+def cart_add_tier_for_request(*, request, tier_id, packages=1) -> CartChange:
+    """Validate first, then find or create the visitor's cart and add to it.
+
+    Bad input therefore never leaves an empty cart (or a session) behind.
+    """
+    parse_packages(packages)
+    _orderable_tier(tier_id)
+    cart = cart_for_request(request, create=True)
+    return cart_add_tier(cart=cart, tier_id=tier_id, packages=packages)
