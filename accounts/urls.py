@@ -39,4 +39,5 @@ urlpatterns = [
     path("health-profile/", views.patient_profile, name="patient_profile"),
     path("data.json", views.data_export, name="data_export"),
     path("close/", views.close_account, name="close_account"),
+    path("claim/<int:number>/", views.claim_order, name="claim_order"),
 ]

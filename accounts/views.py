@@ -6,16 +6,23 @@ from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services
-from .forms import AddressForm, CloseAccountForm, EmailAuthenticationForm, PatientProfileForm, SignUpForm
-from .models import Address, PatientProfile
+from .forms import (
+    AddressForm,
+    ClaimOrderForm,
+    CloseAccountForm,
+    EmailAuthenticationForm,
+    PatientProfileForm,
+    SignUpForm,
+)
+from .models import Address, PatientProfile, User
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -218,3 +225,63 @@ def close_account(request):
         "accounts/close_account.html",
         {"form": form, "retention_years": settings.PHARMACY_RECORD_RETENTION_YEARS},
     )
+
+
+# --- Keeping a guest order --------------------------------------------------------------------
+
+def _claimable_order(request, number: int):
+    """The order named in the link, if the signed token proves the visitor holds its link."""
+    from orders.models import Order
+    from orders.services import order_token_is_valid
+
+    token = request.POST.get("t") or request.GET.get("t", "")
+    order = Order.objects.filter(number=number).first()
+    if order is None or not token or not order_token_is_valid(order=order, token=token):
+        raise Http404("This link is not valid. Open the link from your order confirmation again.")
+    return order, token
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def claim_order(request, number: int):
+    """A guest keeps an order by creating an account for the order's email (or signing in to it)."""
+    order, token = _claimable_order(request, number)
+    here = f"{reverse('accounts:claim_order', kwargs={'number': number})}?{urlencode({'t': token})}"
+    if order.user_id is not None:
+        if request.user.is_authenticated and order.user_id == request.user.pk:
+            return redirect(order.get_absolute_url())
+        messages.info(request, "This order is already in an account. Sign in to see it.")
+        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
+
+    if request.user.is_authenticated:
+        if request.user.email.lower() != order.email.lower():
+            return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)
+        if request.method == "POST":
+            try:
+                services.order_attach_to_user(order=order, user=request.user)
+            except services.OrderAlreadyClaimed:
+                messages.error(request, "This order is already in another account.")
+                return redirect("accounts:dashboard")
+            messages.success(request, f"Order {order.number} is now in your account.")
+            return redirect(reverse("accounts:dashboard") + "#orders")
+        return render(request, "accounts/claim_order.html", {"order": order, "token": token, "confirm": True})
+
+    if User.objects.filter(email__iexact=order.email).exists():
+        messages.info(request, f"You already have an account with {order.email}. Sign in to add this order to it.")
+        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': here})}")
+
+    form = ClaimOrderForm(request.POST or None, email=order.email)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.order_claim_with_new_account(order=order, password=form.cleaned_data["password1"])
+        except services.EmailAlreadyRegistered:
+            messages.info(request, "An account with this email address now exists. Sign in to add the order.")
+            return redirect(f"{reverse('accounts:login')}?{urlencode({'next': here})}")
+        except services.OrderAlreadyClaimed:
+            messages.error(request, "This order is already in an account.")
+            return redirect("accounts:login")
+        login(request, user, backend=MODEL_BACKEND)
+        _merge_anonymous_cart(request, user)
+        messages.success(request, f"Your account is ready and order {order.number} is in it.")
+        return redirect(reverse("accounts:dashboard") + "#orders")
+    return render(request, "accounts/claim_order.html", {"order": order, "token": token, "form": form})

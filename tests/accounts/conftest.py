@@ -42,3 +42,30 @@ def other_customer(db):
 def signed_in(client, customer):
     client.force_login(customer)
     return client
+
+
+def make_order(*, user=None, email="guest@example.com", status="awaiting_review", total="42.50", **extra):
+    """An order as the orders app stores it (a snapshot of email and address)."""
+    from djmoney.money import Money
+
+    from orders.models import Order, OrderNumber, ShippingMethod
+
+    number = OrderNumber.objects.create().number
+    return Order.objects.create(
+        number=number,
+        user=user,
+        email=email,
+        status=status,
+        payment_status=extra.pop("payment_status", "authorized"),
+        ship_name="Alex Morgan",
+        ship_line1="12 Elm Street",
+        ship_city="Albany",
+        ship_state="NY",
+        ship_zip="12207",
+        shipping_method=ShippingMethod.STANDARD,
+        subtotal=Money(total, "USD"),
+        savings=Money("0.00", "USD"),
+        shipping=Money("0.00", "USD"),
+        total=Money(total, "USD"),
+        **extra,
+    )
