@@ -1,0 +1,95 @@
+"""Groups for staff, and demo staff accounts for a local shop.
+
+Idempotent: run it as often as you like; groups get exactly the permissions listed here and
+the demo users get the passwords printed. Demo users are refused on a production
+configuration (DEBUG off) unless ``--force`` is given.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+DEMO_PASSWORD = "demo-pharmacy-staff-2024"
+
+CATALOG_MODELS = (
+    "category", "product", "dosage", "packagetier", "infosection", "dosingguideline", "safetynote", "faq",
+)
+
+# Pricing staff: see and change the catalog (incl. tiers and dosages; change_packagetier is
+# also what the tier import needs). Deliberately nothing from orders.
+PRICING_PERMISSIONS = [f"catalog.{action}_{model}" for model in CATALOG_MODELS for action in ("view", "change")]
+# Pharmacists read the catalog; order and prescription permissions are added by the orders app.
+PHARMACIST_PERMISSIONS = [f"catalog.view_{model}" for model in CATALOG_MODELS]
+
+GROUPS = {"pricing": PRICING_PERMISSIONS, "pharmacist": PHARMACIST_PERMISSIONS}
+
+
+def _permissions(names: list[str]) -> list[Permission]:
+    wanted = {tuple(name.split(".", 1)) for name in names}
+    found = list(
+        Permission.objects.filter(
+            content_type__app_label__in={app for app, _ in wanted},
+            codename__in={code for _, code in wanted},
+        ).select_related("content_type")
+    )
+    found = [p for p in found if (p.content_type.app_label, p.codename) in wanted]
+    missing = wanted - {(p.content_type.app_label, p.codename) for p in found}
+    if missing:
+        raise CommandError(f"Permissions missing (run migrate first): {sorted(missing)}")
+    return found
+
+
+class Command(BaseCommand):
+    help = "Create the pricing and pharmacist groups and, for local use, demo staff users."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-password", default=None)
+        parser.add_argument("--pricing-password", default=None)
+        parser.add_argument("--pharmacist-password", default=None)
+        parser.add_argument(
+            "--force", action="store_true", help="Create demo users even though DEBUG is off."
+        )
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        groups = {}
+        for name, permission_names in GROUPS.items():
+            group, created = Group.objects.get_or_create(name=name)
+            # Only add: the orders app adds its own permissions to "pharmacist" and must keep them.
+            group.permissions.add(*_permissions(permission_names))
+            groups[name] = group
+            self.stdout.write(f"Group “{name}” {'created' if created else 'updated'}.")
+
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "DEBUG is off, so no demo users were created (groups are set up). "
+                "Demo users have known passwords; pass --force only if you really want them here."
+            )
+
+        User = get_user_model()
+        accounts = [
+            ("admin@pharmacy.example", options["admin_password"], None, True),
+            ("pricing@pharmacy.example", options["pricing_password"], groups["pricing"], False),
+            ("pharmacist@pharmacy.example", options["pharmacist_password"], groups["pharmacist"], False),
+        ]
+        lines = []
+        for email, password, group, superuser in accounts:
+            password = password or DEMO_PASSWORD
+            user = User.objects.filter(email__iexact=email).first() or User(email=email)
+            user.is_staff = True
+            user.is_superuser = superuser
+            user.is_active = True
+            user.set_password(password)
+            user.save()
+            if group is not None:
+                user.groups.add(group)
+            lines.append(f"  {email:<30} {password}")
+
+        self.stdout.write("")
+        self.stdout.write(self.style.WARNING("Demo staff accounts — for local use only, never in production:"))
+        for line in lines:
+            self.stdout.write(line)
+        self.stdout.write("")
