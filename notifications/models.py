@@ -1,0 +1,94 @@
+"""The email outbox: one row per email the shop means to send, with its delivery state.
+
+The row is written in the same transaction as the business change that causes it (payment
+authorised, prescription approved...), so an email exists if and only if its cause committed.
+A Celery task then delivers it; the row's status makes delivery idempotent (a redelivered task or
+a twice-delivered webhook never sends a second copy), and ``dedupe_key`` makes *queuing* idempotent.
+"""
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class EmailKind(models.TextChoices):
+    ORDER_RECEIVED = "order_received", "Order received"
+    PAYMENT_CAPTURED = "payment_captured", "Payment taken (receipt)"
+    PRESCRIPTION_APPROVED = "prescription_approved", "Prescription approved"
+    PRESCRIPTION_REJECTED = "prescription_rejected", "Prescription not approved"
+    INFORMATION_REQUESTED = "information_requested", "More information requested"
+    SHIPPED = "shipped", "Order shipped"
+    REFUND_ISSUED = "refund_issued", "Refund issued"
+    STAFF_NEW_ORDER = "staff_new_order", "Staff: new order"
+    STAFF_AUTHORISATIONS_EXPIRING = "staff_authorisations_expiring", "Staff: card holds about to expire"
+
+
+#: Kinds that can legitimately happen more than once per order: their dedupe key carries the
+#: id of the event that caused them (the pharmacist's question, the refund).
+REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED})
+#: Kinds addressed to the pharmacy team rather than the customer. They never list item names.
+STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIONS_EXPIRING})
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OutboundEmail(models.Model):
+    order = models.ForeignKey(
+        "orders.Order",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="emails",
+    )
+    kind = models.CharField(max_length=40, choices=EmailKind.choices)
+    recipient = models.EmailField()
+    subject = models.CharField(max_length=200, blank=True, help_text="Filled in when the email is rendered.")
+    context = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="Details the order alone does not hold (a rejection reason, a tracking number).",
+    )
+    status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    dedupe_key = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="One email per (order, kind), or per event for kinds that repeat.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "outbound email"
+        indexes = [models.Index(fields=["status", "updated_at"], name="notif_email_status_upd")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status=EmailStatus.SENT, sent_at__isnull=False) | ~models.Q(status=EmailStatus.SENT),
+                name="notif_email_sent_has_timestamp",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.recipient} ({self.get_status_display()})"
+
+
+class DigestEntry(models.Model):
+    """An order listed in a staff digest; the unique constraint lists each order at most once a day."""
+
+    email = models.ForeignKey(OutboundEmail, on_delete=models.CASCADE, related_name="digest_entries")
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=40, choices=EmailKind.choices)
+    day = models.DateField()
+
+    class Meta:
+        verbose_name_plural = "digest entries"
+        constraints = [
+            models.UniqueConstraint(fields=["order", "kind", "day"], name="notif_digest_once_per_order_day"),
+        ]

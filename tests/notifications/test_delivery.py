@@ -1,0 +1,252 @@
+"""Delivery: emails leave only after commit, exactly once, and failures are retried then parked."""
+import smtplib
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import EmailKind, EmailStatus, OutboundEmail
+from notifications.services import email_queue, email_requeue_stale, email_send
+from notifications.tasks import EmailDeliveryFailed, send_email_task
+from tests.factories import UserFactory
+from tests.notifications.conftest import make_order
+
+FLAKY = "tests.notifications.failing_backend.FlakyFileBackend"
+
+
+@pytest.fixture
+def flaky_mail(settings, tmp_path, monkeypatch):
+    """The file backend behind a mail server that is down for the first N sends."""
+    settings.EMAIL_BACKEND = FLAKY
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    monkeypatch.setenv("FLAKY_EMAIL_COUNTER", str(tmp_path / "attempts"))
+
+    def fail_first(n: int):
+        monkeypatch.setenv("FLAKY_EMAIL_FAILURES", str(n))
+
+    fail_first(0)
+    fail_first.attempts = lambda: int((tmp_path / "attempts").read_text() or 0)
+    fail_first.delivered = lambda: sum(
+        path.read_text().count("X-Pharmacy-Email-Id:") for path in (tmp_path / "mail").glob("*.log")
+    )
+    return fail_first
+
+
+# --- After commit, and only then --------------------------------------------------------------
+
+
+def test_nothing_is_sent_before_the_transaction_commits(order, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        row = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    assert row.status == EmailStatus.QUEUED
+    assert mailoutbox == []
+    assert len(callbacks) == 1
+
+    callbacks[0]()
+    assert len(mailoutbox) == 1
+    row.refresh_from_db()
+    assert row.status == EmailStatus.SENT and row.sent_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_leaves_no_row_and_sends_nothing(baclofen, mailoutbox):
+    order = make_order(product=baclofen)
+
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+            raise RuntimeError("payment bookkeeping failed")
+
+    assert not OutboundEmail.objects.exists()
+    assert mailoutbox == []
+
+    # The same call in a transaction that commits does send (in-process, as in the demo).
+    with transaction.atomic():
+        email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    assert len(mailoutbox) == 1
+    assert OutboundEmail.objects.get().status == EmailStatus.SENT
+
+
+# --- Exactly once -----------------------------------------------------------------------------
+
+
+def test_queuing_twice_sends_once(order, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        first = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        second = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    assert first.pk == second.pk
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)  # e.g. a webhook redelivered later
+    assert len(mailoutbox) == 1
+    assert OutboundEmail.objects.count() == 1
+
+
+def test_running_the_task_again_on_a_sent_email_sends_nothing(order, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        row = email_queue(order=order, kind=EmailKind.SHIPPED, context_extra={"carrier": "UPS"})
+    assert send_email_task.apply(args=[row.pk]).get() is False
+    assert email_send(log_id=row.pk) is False
+    assert len(mailoutbox) == 1
+    row.refresh_from_db()
+    assert row.attempts == 1
+
+
+def test_repeatable_kinds_send_once_per_event(order, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": "A?"}, event_id=1)
+        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": "A?"}, event_id=1)
+        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": "B?"}, event_id=2)
+    assert sorted("A?" in m.body for m in mailoutbox) == [False, True]
+    with pytest.raises(ValueError, match="event_id"):
+        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED)
+
+
+def test_an_email_being_sent_by_another_worker_is_not_sent_twice(order, mailoutbox):
+    row = OutboundEmail.objects.create(
+        order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k", status=EmailStatus.SENDING
+    )
+    assert email_send(log_id=row.pk) is False
+    assert mailoutbox == []
+    # ...unless that worker died: past the task's hard time limit the row may be claimed again.
+    OutboundEmail.objects.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
+    assert email_send(log_id=row.pk) is True
+    assert len(mailoutbox) == 1
+
+
+# --- Failures ---------------------------------------------------------------------------------
+
+
+def test_a_retryable_failure_keeps_the_email_queued_with_the_error(order, flaky_mail):
+    flaky_mail(1)
+    row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k")
+
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        email_send(log_id=row.pk)
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == (EmailStatus.QUEUED, 1)
+    assert "Simulated outage" in row.last_error
+    assert flaky_mail.delivered() == 0
+
+    assert email_send(log_id=row.pk) is True  # the retry
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == (EmailStatus.SENT, 2, "")
+    assert flaky_mail.delivered() == 1
+
+
+def test_the_last_attempt_marks_the_email_failed(order, flaky_mail):
+    flaky_mail(99)
+    row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k")
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        email_send(log_id=row.pk, final_attempt=True)
+    row.refresh_from_db()
+    assert row.status == EmailStatus.FAILED
+    assert email_send(log_id=row.pk) is False  # a failed email waits for staff; nothing retries it
+
+
+def test_in_process_mode_tries_once_then_parks_the_email_as_failed(order, flaky_mail, django_capture_on_commit_callbacks):
+    """The zero-setup demo has no worker: a failure must not spin inside the web request."""
+    flaky_mail(99)
+    result = send_email_task.apply(
+        args=[OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k").pk]
+    )
+    assert result.failed()
+    assert isinstance(result.result, EmailDeliveryFailed)
+    row = OutboundEmail.objects.get()
+    assert (row.status, row.attempts) == (EmailStatus.FAILED, 1)
+    assert flaky_mail.attempts() == 1
+
+
+def test_stale_queued_emails_are_handed_to_celery_again(order, mailoutbox, django_capture_on_commit_callbacks):
+    """The broker was down when the order committed: the periodic sweep sends the email later."""
+    row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k")
+    fresh = OutboundEmail.objects.create(order=order, kind=EmailKind.PAYMENT_CAPTURED, recipient=order.email, dedupe_key="k2")
+    OutboundEmail.objects.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(minutes=30))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert email_requeue_stale() == 1
+    assert [m.subject for m in mailoutbox] == [f"We've received your order {order.number}"]
+    fresh.refresh_from_db()
+    assert fresh.status == EmailStatus.QUEUED  # recent: may still be waiting for its retry
+
+
+# --- Admin --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sent_and_failed(order, django_capture_on_commit_callbacks, flaky_mail):
+    """One email delivered, one that failed for good (the mail server went down in between)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    flaky_mail(99)
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = email_queue(order=order, kind=EmailKind.PAYMENT_CAPTURED)
+    sent.refresh_from_db()
+    failed.refresh_from_db()
+    assert (sent.status, failed.status) == (EmailStatus.SENT, EmailStatus.FAILED)
+    assert flaky_mail.delivered() == 1
+    return sent, failed
+
+
+def test_staff_can_resend_sent_and_failed_emails(admin_client, settings, mailoutbox, sent_and_failed, django_capture_on_commit_callbacks):
+    sent, failed = sent_and_failed
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the server is back
+    changelist = reverse("admin:notifications_outboundemail_changelist")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            changelist, {"action": "resend", "_selected_action": [sent.pk, failed.pk]}, follow=True
+        )
+
+    assert response.status_code == 200
+    assert "2 email(s) queued to be sent again." in response.content.decode()
+    assert sorted(m.subject for m in mailoutbox) == [
+        f"Receipt for your order {sent.order.number}",
+        f"We've received your order {sent.order.number}",
+    ]
+    for row in (sent, failed):
+        row.refresh_from_db()
+        assert row.status == EmailStatus.SENT
+    assert (sent.attempts, failed.attempts) == (2, 2)
+    assert LogEntry.objects.filter(change_message="Resend requested.").count() == 2
+
+
+def test_resend_skips_an_email_that_is_already_on_its_way(admin_client, order, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:notifications_outboundemail_changelist"),
+            {"action": "resend", "_selected_action": [queued.pk]},
+            follow=True,
+        )
+    assert "1 email(s) skipped" in response.content.decode()
+    assert mailoutbox == []
+
+
+def test_the_outbox_is_read_only_and_resend_needs_the_change_permission(client, order, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Permission
+
+    with django_capture_on_commit_callbacks(execute=True):
+        row = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outboundemail"))
+    client.force_login(viewer)
+
+    changelist = client.get(reverse("admin:notifications_outboundemail_changelist") + "?status__exact=sent")
+    assert changelist.status_code == 200
+    assert str(order.number) in changelist.content.decode()
+    assert 'value="resend"' not in changelist.content.decode()
+
+    change = client.get(reverse("admin:notifications_outboundemail_change", args=[row.pk]))
+    assert change.status_code == 200
+    assert 'name="_save"' not in change.content.decode()
+    assert client.post(reverse("admin:notifications_outboundemail_change", args=[row.pk]), {"recipient": "x@example.com"}).status_code == 403
+    assert client.get(reverse("admin:notifications_outboundemail_add")).status_code == 403
+
+    viewer.user_permissions.add(Permission.objects.get(codename="change_outboundemail"))
+    changelist = client.get(reverse("admin:notifications_outboundemail_changelist"))
+    assert 'value="resend"' in changelist.content.decode()
