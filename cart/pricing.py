@@ -109,6 +109,11 @@ def unavailable_reason(tier) -> str:
     return ""
 
 
+def _as_money(amount, currency: str) -> Money:
+    """djmoney's Money (catalog.pricing returns py-moneyed's), so templates format it alike."""
+    return Money(amount.amount if hasattr(amount, "amount") else amount, currency)
+
+
 def _zero(currency: str) -> Money:
     return Money(Decimal("0.00"), currency)
 
@@ -122,8 +127,8 @@ def _summarize_line(line) -> CartLineSummary:
     )
     packages = int(line.packages)
     currency = str(tier.price.currency)
-    line_total = catalog_pricing.round_money(Money(row.price.amount * packages, currency))
-    line_savings = catalog_pricing.round_money(Money(row.savings.amount * packages, currency))
+    line_total = _as_money(catalog_pricing.round_money(Money(row.price.amount * packages, currency)), currency)
+    line_savings = _as_money(catalog_pricing.round_money(Money(row.savings.amount * packages, currency)), currency)
     price_when_added = line.price_when_added
     price_changed = price_when_added is not None and price_when_added.amount != tier.price.amount
     reason = unavailable_reason(tier)
@@ -235,7 +240,7 @@ def summarize_lines(
         subtotal=Money(subtotal.amount, currency),
         savings=Money(savings.amount, currency),
         shipping=Money(shipping.amount, currency),
-        total=catalog_pricing.round_money(Money(subtotal.amount + shipping.amount, currency)),
+        total=_as_money(catalog_pricing.round_money(Money(subtotal.amount + shipping.amount, currency)), currency),
         item_count=item_count,
         has_prescription_items=any(s.requires_prescription for s in available),
         problems=_problems(lines, summaries, max_packages=max_packages_per_line),
