@@ -159,9 +159,12 @@ class Command(BaseCommand):
         dosages = Dosage.objects.filter(product__in=bench)
         tiers = PackageTier.objects.filter(dosage__in=dosages)
         for model, queryset in ((PackageTier, tiers), (Dosage, dosages)):
-            for relation in model._meta.related_objects:
-                if relation.related_model in (PackageTier, Dosage) or not relation.field.concrete:
+            # include_hidden: cart lines point at tiers with related_name="+".
+            for relation in model._meta.get_fields(include_hidden=True):
+                if not (relation.auto_created and not relation.concrete and (relation.one_to_many or relation.one_to_one)):
                     continue
+                if relation.related_model in (PackageTier, Dosage) or relation.on_delete is models.DO_NOTHING:
+                    continue  # handled below, or history rows (which never block a delete)
                 related = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": queryset})
                 if relation.on_delete is models.CASCADE:
                     related.delete()
