@@ -1,0 +1,114 @@
+"""Order history on the account page, and guests keeping an order in a new account."""
+import pytest
+from django.urls import reverse
+
+from accounts.models import User
+from orders.models import OrderEvent
+from orders.services import order_access_token
+
+from .conftest import PASSWORD, make_order
+
+pytestmark = pytest.mark.django_db
+STRONG = "Plum-orchard-1987-lantern"
+
+
+def test_account_page_lists_own_orders_with_status_in_words(signed_in, customer, other_customer):
+    older = make_order(user=customer, email=customer.email, status="shipped", total="19.90")
+    newer = make_order(user=customer, email=customer.email, status="awaiting_review", total="142.00")
+    someone_elses = make_order(user=other_customer, email=other_customer.email)
+    guest = make_order(user=None, email=customer.email)
+    page = signed_in.get(reverse("accounts:dashboard")).content.decode()
+    assert str(older.number) in page and str(newer.number) in page
+    assert str(someone_elses.number) not in page
+    assert str(guest.number) not in page  # not claimed: stays out of the account
+    assert "Awaiting pharmacist review" in page and "Shipped" in page
+    assert "$142.00" in page and "$19.90" in page
+    assert f'href="/orders/{newer.number}/"' in page
+    assert page.index(str(newer.number)) < page.index(str(older.number))
+
+
+def test_the_linked_order_page_opens_for_its_owner_only(client, customer, other_customer):
+    order = make_order(user=customer, email=customer.email)
+    client.force_login(customer)
+    assert client.get(order.get_absolute_url()).status_code == 200
+    client.force_login(other_customer)
+    assert client.get(order.get_absolute_url()).status_code == 404
+
+
+def _claim_url(order, token=None):
+    return f"{reverse('accounts:claim_order', kwargs={'number': order.number})}?t={token or order_access_token(order)}"
+
+
+def test_guest_creates_an_account_from_the_order_link(client):
+    order = make_order(email="Guest.Buyer@Example.com")
+    page = client.get(_claim_url(order))
+    assert page.status_code == 200
+    assert "Guest.Buyer@Example.com" in page.content.decode()
+    response = client.post(
+        _claim_url(order), {"password1": STRONG, "password2": STRONG, "t": order_access_token(order)}
+    )
+    assert response.status_code == 302
+    user = User.objects.get(email="guest.buyer@example.com")
+    order.refresh_from_db()
+    assert order.user == user
+    assert OrderEvent.objects.filter(order=order, kind="note").exists()
+    dashboard = client.get(reverse("accounts:dashboard")).content.decode()
+    assert str(order.number) in dashboard
+
+
+def test_claim_with_a_weak_password_is_a_form_error(client):
+    order = make_order(email="guest2@example.com")
+    response = client.post(_claim_url(order), {"password1": "123", "password2": "123"})
+    assert response.status_code == 200
+    assert "too short" in response.content.decode()
+    assert not User.objects.exists()
+    order.refresh_from_db()
+    assert order.user is None
+
+
+@pytest.mark.parametrize("token", ["", "forged:token", "x" * 40])
+def test_claim_needs_a_valid_token(client, token):
+    order = make_order(email="guest3@example.com")
+    url = reverse("accounts:claim_order", kwargs={"number": order.number}) + (f"?t={token}" if token else "")
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"password1": STRONG, "password2": STRONG}).status_code == 404
+    assert not User.objects.exists()
+
+
+def test_token_of_another_order_does_not_work(client):
+    order = make_order(email="guest4@example.com")
+    other = make_order(email="guest5@example.com")
+    assert client.get(_claim_url(order, token=order_access_token(other))).status_code == 404
+
+
+def test_existing_account_signs_in_then_adds_the_order(client, customer):
+    order = make_order(email=customer.email.upper())
+    token = order_access_token(order)
+    claim = _claim_url(order, token)
+    response = client.get(claim)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+    login = client.post(response["Location"], {"username": customer.email, "password": PASSWORD, "next": claim})
+    assert login["Location"] == claim
+    confirm = client.get(claim)
+    assert "Add order" in confirm.content.decode()
+    client.post(reverse("accounts:claim_order", kwargs={"number": order.number}), {"t": token})
+    order.refresh_from_db()
+    assert order.user == customer
+
+
+def test_signed_in_with_another_email_cannot_take_the_order(client, other_customer):
+    order = make_order(email="guest6@example.com")
+    client.force_login(other_customer)
+    response = client.post(_claim_url(order), {"t": order_access_token(order)})
+    assert response.status_code == 403
+    order.refresh_from_db()
+    assert order.user is None
+
+
+def test_an_order_already_in_an_account_is_not_moved(client, customer):
+    order = make_order(user=customer, email="guest7@example.com")
+    response = client.post(_claim_url(order), {"password1": STRONG, "password2": STRONG})
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.user == customer
+    assert not User.objects.filter(email="guest7@example.com").exists()
