@@ -1,5 +1,11 @@
 from django.urls import path
 
+from . import views
+
 app_name = "orders"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/<int:number>/", views.order_detail, name="detail"),
+    path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
+]

@@ -1,0 +1,152 @@
+"""Staff view of orders. Statuses are changed only through the services (never by editing a
+field), events are append-only, and refunds go through Stripe from the refund page."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from djmoney.money import Money
+
+from . import services
+from .models import Order, OrderEvent, OrderLine, OrderRefund, StripeEvent
+from .state import PaymentStatus
+from .stripe_gateway import PaymentGatewayError
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = ("product_name", "strength", "pack_size", "packages", "unit_price", "per_pill", "line_total", "requires_prescription")
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    fields = ("created_at", "kind", "from_status", "to_status", "note", "by")
+    readonly_fields = fields
+
+
+class OrderRefundInline(ReadOnlyInline):
+    model = OrderRefund
+    fields = ("created_at", "amount", "reason", "by", "stripe_refund_id")
+    readonly_fields = fields
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=10, decimal_places=2, min_value=Decimal("0.01"), help_text="In US dollars; at most the amount still refundable."
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept in the order history; not sent to Stripe.")
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("number", "created_at", "email", "status", "payment_status", "total")
+    list_filter = ("status", "payment_status", "has_prescription_items", "shipping_method")
+    search_fields = ("=number", "email", "ship_name", "stripe_payment_intent_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    inlines = (OrderLineInline, OrderRefundInline, OrderEventInline)
+    readonly_fields = (
+        "number", "created_at", "updated_at", "user", "email", "status", "payment_status", "refund_link",
+        "ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state", "ship_zip", "shipping_method",
+        "subtotal", "savings", "shipping", "total", "amount_captured", "amount_refunded",
+        "has_prescription_items", "stock_reserved", "stripe_payment_intent_id", "payment_error",
+    )
+    fieldsets = (
+        (None, {"fields": ("number", "created_at", "updated_at", "user", "email", "status", "payment_status", "refund_link")}),
+        ("Shipping", {"fields": ("ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state", "ship_zip", "shipping_method")}),
+        ("Money", {"fields": ("subtotal", "savings", "shipping", "total", "amount_captured", "amount_refunded", "stripe_payment_intent_id", "payment_error")}),
+        ("Other", {"fields": ("has_prescription_items", "stock_reserved")}),
+    )
+    actions = ("refund_in_full",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Refund")
+    def refund_link(self, obj):
+        if obj.pk and obj.payment_status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+            return format_html('<a class="button" href="{}">Refund…</a>', reverse("admin:orders_order_refund", args=[obj.pk]))
+        return "Nothing to refund."
+
+    def get_urls(self):
+        return [
+            path("<uuid:pk>/refund/", self.admin_site.admin_view(self.refund_view), name="orders_order_refund"),
+            *super().get_urls(),
+        ]
+
+    def refund_view(self, request, pk):
+        order = get_object_or_404(Order, pk=pk)
+        if not self.has_change_permission(request, order):
+            return redirect("admin:index")
+        form = RefundForm(request.POST or None, initial={"amount": order.amount_refundable.amount})
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.order_refund(
+                    order=order,
+                    amount=Money(form.cleaned_data["amount"], order.total.currency),
+                    reason=form.cleaned_data["reason"],
+                    by=request.user,
+                )
+            except (services.OrderError, PaymentGatewayError) as exc:
+                form.add_error(None, getattr(exc, "message", None) or getattr(exc, "user_message", str(exc)))
+            else:
+                self.message_user(request, f"Refunded {form.cleaned_data['amount']} on order {order.number}.", messages.SUCCESS)
+                return redirect("admin:orders_order_change", order.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "order": order,
+            "form": form,
+            "title": f"Refund order {order.number}",
+        }
+        return TemplateResponse(request, "orders/admin_refund.html", context)
+
+    @admin.action(description="Refund selected orders in full (reason: staff refund)")
+    def refund_in_full(self, request, queryset):
+        for order in queryset:
+            try:
+                services.order_refund(order=order, amount=None, reason="Refunded in full by staff.", by=request.user)
+            except (services.OrderError, PaymentGatewayError) as exc:
+                self.message_user(request, f"Order {order.number}: {getattr(exc, 'message', exc)}", messages.ERROR)
+            else:
+                self.message_user(request, f"Order {order.number} refunded in full.", messages.SUCCESS)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "type", "processed", "received_at", "error")
+    list_filter = ("processed", "type")
+    search_fields = ("event_id",)
+    readonly_fields = ("event_id", "type", "payload", "processed", "error", "received_at", "processed_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

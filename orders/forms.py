@@ -1,0 +1,62 @@
+from django import forms
+from django.conf import settings
+
+from django.core.validators import RegexValidator
+
+from accounts.models import US_STATES
+
+from .models import ShippingMethod
+
+STATE_NAMES = dict(US_STATES)
+zip_code_validator = RegexValidator(r"^\d{5}(-?\d{4})?$", "Enter a 5-digit ZIP code, or 9 digits (ZIP+4) such as 12207-1234.")
+
+
+class CheckoutForm(forms.Form):
+    """Contact and US shipping address. Deliberately has no price or total field: the order is
+    priced from the catalog, so anything else posted is ignored."""
+
+    email = forms.EmailField(label="Email", help_text="For your receipt and order updates.")
+    name = forms.CharField(label="Full name", max_length=150)
+    line1 = forms.CharField(label="Address line 1", max_length=200)
+    line2 = forms.CharField(label="Address line 2 (optional)", max_length=200, required=False)
+    city = forms.CharField(label="City", max_length=100)
+    state = forms.ChoiceField(label="State", choices=[("", "Choose a state")] + US_STATES)
+    zip_code = forms.CharField(
+        label="ZIP code",
+        max_length=10,
+        validators=[zip_code_validator],
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
+    )
+    shipping_method = forms.ChoiceField(
+        label="Shipping", choices=ShippingMethod.choices, initial=ShippingMethod.STANDARD, widget=forms.RadioSelect
+    )
+
+    autocomplete = {
+        "email": "email",
+        "name": "name",
+        "line1": "address-line1",
+        "line2": "address-line2",
+        "city": "address-level2",
+        "state": "address-level1",
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, value in self.autocomplete.items():
+            self.fields[name].widget.attrs["autocomplete"] = value
+
+    def clean_zip_code(self):
+        value = self.cleaned_data["zip_code"].strip()
+        digits = value.replace("-", "")
+        if len(digits) == 9 and digits.isdigit():
+            return f"{digits[:5]}-{digits[5:]}"
+        return value
+
+    def clean_state(self):
+        state = self.cleaned_data["state"]
+        if state not in settings.PHARMACY_LICENSED_STATES:
+            raise forms.ValidationError(
+                f"We are not licensed to ship medicines to {STATE_NAMES.get(state, state)}. "
+                "We can only deliver to states where our pharmacy holds a licence."
+            )
+        return state

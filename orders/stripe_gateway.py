@@ -1,0 +1,196 @@
+"""The shop's only door to Stripe: every call to the ``stripe`` library goes through here.
+
+Keeping it in one module means one place decides what leaves the shop. PaymentIntents carry the
+order id and number as metadata and nothing else: no description, no product, no statement
+descriptor, because a card statement or a Stripe dashboard must never reveal a medicine.
+Every write sends an idempotency key derived from the order, so a retried call (ours or the
+library's network retries) never charges, captures, cancels or refunds twice.
+
+``settings.STRIPE_API_BASE`` points the real library at localstripe in the demo and the tests;
+left empty, the same code talks to Stripe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import stripe
+from django.conf import settings
+
+STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
+
+
+class PaymentGatewayError(Exception):
+    """Stripe refused or could not be reached. ``user_message`` is safe to show a customer."""
+
+    def __init__(self, message: str, *, user_message: str | None = None, code: str = ""):
+        super().__init__(message)
+        self.user_message = user_message or "Our payment provider could not be reached. Please try again in a moment."
+        self.code = code
+
+
+class WebhookSignatureError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PaymentIntentState:
+    """What the shop needs to know about a PaymentIntent, as Stripe reports it now."""
+
+    id: str
+    status: str
+    amount: int
+    amount_capturable: int
+    amount_received: int
+    currency: str
+    client_secret: str
+    metadata: dict
+    last_error_message: str
+    latest_charge_id: str
+    amount_refunded: int = 0  # on the charge, as Stripe counts it
+    charge_amount: int = 0
+    charge_amount_captured: int | None = None  # localstripe does not report it
+
+    @property
+    def captured_minor(self) -> int:
+        """What was taken from the card (localstripe reports neither amount_received nor amount_captured)."""
+        return self.amount_received or self.charge_amount_captured or self.amount
+
+    def refunded_minor(self, *, captured_minor: int) -> int:
+        """Money given back to the customer. Stripe releases the uncaptured part of a partial
+        capture; localstripe books it as a refund, which is not money the customer got back."""
+        if self.charge_amount_captured is not None:
+            return self.amount_refunded
+        return max(0, self.amount_refunded - max(0, self.charge_amount - captured_minor))
+
+
+def _configure() -> None:
+    stripe.api_key = settings.STRIPE_SECRET_KEY
+    stripe.api_base = settings.STRIPE_API_BASE or STRIPE_DEFAULT_API_BASE
+    stripe.max_network_retries = 2
+
+
+def _wrap(exc: stripe.StripeError) -> PaymentGatewayError:
+    if isinstance(exc, stripe.CardError):
+        return PaymentGatewayError(str(exc), user_message=exc.user_message or "Your card was declined.", code=exc.code or "")
+    return PaymentGatewayError(f"{type(exc).__name__}: {exc}", code=getattr(exc, "code", "") or "")
+
+
+def _as_dict(obj) -> dict:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})
+
+
+def _state(pi) -> PaymentIntentState:
+    pi = _as_dict(pi)
+    error = pi.get("last_payment_error") or {}
+    charge = pi.get("latest_charge")
+    charge_id = charge if isinstance(charge, str) else (charge or {}).get("id", "")
+    return PaymentIntentState(
+        id=pi["id"],
+        status=pi["status"],
+        amount=int(pi.get("amount") or 0),
+        amount_capturable=int(pi.get("amount_capturable") or 0),
+        amount_received=int(pi.get("amount_received") or 0),
+        currency=pi.get("currency") or "",
+        client_secret=pi.get("client_secret") or "",
+        metadata=dict(pi.get("metadata") or {}),
+        last_error_message=(error.get("message") or "") if error else "",
+        latest_charge_id=charge_id,
+    )
+
+
+def create_payment_intent(
+    *, amount_minor: int, currency: str, order_id: str, order_number: int, idempotency_key: str
+) -> PaymentIntentState:
+    """An authorisation hold (manual capture) for the order's total; nothing else is sent."""
+    _configure()
+    try:
+        pi = stripe.PaymentIntent.create(
+            amount=amount_minor,
+            currency=currency.lower(),
+            capture_method="manual",
+            payment_method_types=["card"],
+            metadata={"order_id": order_id, "order_number": str(order_number)},
+            idempotency_key=idempotency_key,
+        )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return _state(pi)
+
+
+def retrieve_payment_intent(payment_intent_id: str) -> PaymentIntentState:
+    _configure()
+    try:
+        pi = stripe.PaymentIntent.retrieve(payment_intent_id)
+        state = _state(pi)
+        if state.latest_charge_id and state.status == "succeeded":
+            # Refunds are counted on the charge; Stripe returns only its id on the intent.
+            charge = _as_dict(stripe.Charge.retrieve(state.latest_charge_id))
+            captured = charge.get("amount_captured")
+            state = replace(
+                state,
+                amount_refunded=int(charge.get("amount_refunded") or 0),
+                charge_amount=int(charge.get("amount") or 0),
+                charge_amount_captured=None if captured is None else int(captured),
+            )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return state
+
+
+def capture_payment_intent(*, payment_intent_id: str, amount_minor: int | None, idempotency_key: str) -> PaymentIntentState:
+    _configure()
+    params = {} if amount_minor is None else {"amount_to_capture": amount_minor}
+    try:
+        pi = stripe.PaymentIntent.capture(payment_intent_id, idempotency_key=idempotency_key, **params)
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return _state(pi)
+
+
+def cancel_payment_intent(*, payment_intent_id: str, idempotency_key: str) -> PaymentIntentState:
+    """Release the hold. An intent already canceled is reported as it is, not as an error."""
+    _configure()
+    try:
+        pi = stripe.PaymentIntent.cancel(payment_intent_id, idempotency_key=idempotency_key)
+    except stripe.StripeError as exc:
+        current = retrieve_payment_intent(payment_intent_id)
+        if current.status == "canceled":
+            return current
+        raise _wrap(exc) from exc
+    return _state(pi)
+
+
+def refund_payment_intent(
+    *, payment_intent_id: str, amount_minor: int, order_id: str, idempotency_key: str
+) -> tuple[str, int]:
+    """Refund part or all of a captured payment; returns (refund id, amount in minor units).
+
+    The staff member's reason stays in the shop: it may mention the medicine.
+    """
+    _configure()
+    try:
+        refund = stripe.Refund.create(
+            payment_intent=payment_intent_id,
+            amount=amount_minor,
+            metadata={"order_id": order_id},
+            idempotency_key=idempotency_key,
+        )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return refund["id"], int(refund["amount"])
+
+
+def construct_webhook_event(*, payload: bytes, signature_header: str) -> dict:
+    """Check Stripe's signature on a webhook delivery and return the event as a dict."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise WebhookSignatureError("Webhook secret is not configured.")
+    if not signature_header:
+        raise WebhookSignatureError("Missing Stripe-Signature header.")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature_header, secret)
+    except ValueError as exc:
+        raise WebhookSignatureError(f"Invalid payload: {exc}") from exc
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookSignatureError(f"Invalid signature: {exc.user_message or exc}") from exc
+    return event.to_dict()

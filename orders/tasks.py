@@ -1,0 +1,20 @@
+"""Periodic payment housekeeping (scheduled in ``CELERY_BEAT_SCHEDULE``)."""
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="orders.reconcile_pending_payments")
+def reconcile_pending_payments() -> int:
+    """Catch up on orders whose webhook never arrived."""
+    return services.orders_reconcile_pending()
+
+
+@shared_task(name="orders.expire_unpaid_orders")
+def expire_unpaid_orders() -> int:
+    return services.orders_expire_unpaid()
+
+
+@shared_task(name="orders.sync_payment")
+def sync_payment(order_id: str) -> None:
+    services.order_sync_payment(order_id=order_id)

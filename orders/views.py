@@ -1,0 +1,198 @@
+"""Checkout, the order page and the Stripe webhook. Thin: the work is in ``orders.services``."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from cart.pricing import cart_summary
+from cart.services import cart_for_request
+
+from . import services
+from . import stripe_gateway as gateway
+from .forms import STATE_NAMES, CheckoutForm
+from .models import Order, StripeEvent
+from .state import OrderStatus, PaymentStatus
+
+logger = logging.getLogger(__name__)
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _stripe_context() -> dict:
+    return {
+        "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "stripe_js_url": settings.STRIPE_JS_URL,
+        # The adapter makes localstripe's mock behave like Stripe.js; never loaded for real Stripe.
+        "use_localstripe_adapter": bool(settings.STRIPE_API_BASE),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def checkout(request):
+    cart = cart_for_request(request, create=False)
+    summary = cart_summary(cart)
+    if summary.is_empty and not summary.unavailable_lines:
+        if _wants_json(request):
+            return JsonResponse({"message": "Your cart is empty."}, status=400)
+        messages.info(request, "Your cart is empty. Add a medicine before checking out.")
+        return redirect("cart:detail")
+
+    user = request.user if request.user.is_authenticated else None
+    initial = {"email": user.email, "name": user.get_full_name()} if user else {}
+    form = CheckoutForm(request.POST or None, initial=initial)
+    error = ""
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            if not _wants_json(request):
+                error = "Card payment needs JavaScript. Please enable it in your browser and try again."
+            else:
+                try:
+                    placed = services.order_place(
+                        cart=cart,
+                        email=data["email"],
+                        address=services.ShippingAddress(
+                            name=data["name"],
+                            line1=data["line1"],
+                            line2=data["line2"],
+                            city=data["city"],
+                            state=data["state"],
+                            zip_code=data["zip_code"],
+                        ),
+                        shipping_method=data["shipping_method"],
+                        user=user,
+                    )
+                except services.OrderError as exc:
+                    error = exc.message
+                else:
+                    return JsonResponse(
+                        {
+                            "order_number": placed.order.number,
+                            "client_secret": placed.client_secret,
+                            "return_url": request.build_absolute_uri(services.order_link(placed.order)),
+                            "billing_name": placed.order.ship_name,
+                            "email": placed.order.email,
+                        }
+                    )
+        else:
+            error = "Please correct the highlighted fields."
+        if _wants_json(request):
+            return JsonResponse({"message": error, "errors": form.errors.get_json_data()}, status=400)
+    context = {
+        "form": form,
+        "summary": summary,
+        "error": error,
+        "express_surcharge": services.EXPRESS_SURCHARGE,
+        "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
+        **_stripe_context(),
+    }
+    return render(request, "orders/checkout.html", context, status=400 if error else 200)
+
+
+def order_detail(request, number: int):
+    order = Order.objects.filter(number=number).first()
+    if order is None:
+        raise Http404("No such order.")
+    owns = request.user.is_authenticated and order.user_id == request.user.pk
+    token = request.GET.get("t", "")
+    if not owns and not (token and services.order_token_is_valid(order=order, token=token)):
+        raise Http404("No such order.")
+    if order.status == OrderStatus.PENDING_PAYMENT and order.stripe_payment_intent_id:
+        # The browser just came back from Stripe: ask Stripe, do not trust the browser.
+        try:
+            order = services.order_sync_payment(order_id=order.pk)
+        except gateway.PaymentGatewayError:
+            logger.warning("Could not sync order %s on its page", order.number, exc_info=True)
+    lines = list(order.lines.all())
+    return render(
+        request,
+        "orders/order_detail.html",
+        {
+            "order": order,
+            "lines": lines,
+            "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
+            "OrderStatus": OrderStatus,
+            "PaymentStatus": PaymentStatus,
+            "payment_failed": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.FAILED,
+            "payment_pending": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.PENDING,
+        },
+    )
+
+
+HANDLED_EVENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "charge.refunded",
+    }
+)
+
+
+def _order_for_event(obj: dict) -> Order | None:
+    order_id = (obj.get("metadata") or {}).get("order_id")
+    if order_id:
+        order = Order.objects.filter(pk=order_id).first() if _is_uuid(order_id) else None
+        if order is not None:
+            return order
+    intent_id = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id")
+    return Order.objects.filter(stripe_payment_intent_id=intent_id).first() if intent_id else None
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+@csrf_exempt
+@require_POST
+@transaction.non_atomic_requests
+def stripe_webhook(request):
+    """Stripe's deliveries: verified, logged once per event id, acted on through the sync service."""
+    try:
+        event = gateway.construct_webhook_event(
+            payload=request.body, signature_header=request.headers.get("Stripe-Signature", "")
+        )
+    except gateway.WebhookSignatureError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    event_id, event_type = event.get("id"), event.get("type", "")
+    if not event_id:
+        return HttpResponse("Event has no id.", status=400, content_type="text/plain")
+    try:
+        record, created = StripeEvent.objects.get_or_create(
+            event_id=event_id, defaults={"type": event_type, "payload": event}
+        )
+    except IntegrityError:  # the same event delivered twice at once
+        return HttpResponse("Duplicate delivery.", content_type="text/plain")
+    if record.processed:
+        return HttpResponse("Already processed.", content_type="text/plain")
+
+    try:
+        if event_type in HANDLED_EVENTS:
+            order = _order_for_event(event.get("data", {}).get("object", {}))
+            if order is not None:
+                services.order_sync_payment(order_id=order.pk)
+    except Exception as exc:  # noqa: BLE001 - logged on the event row; Stripe will retry
+        logger.exception("Stripe event %s failed", event_id)
+        StripeEvent.objects.filter(pk=record.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        return HttpResponse("Processing failed; please retry.", status=503, content_type="text/plain")
+    StripeEvent.objects.filter(pk=record.pk).update(processed=True, error="", processed_at=timezone.now())
+    return HttpResponse("OK", content_type="text/plain")

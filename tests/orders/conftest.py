@@ -1,0 +1,37 @@
+"""Fixtures for checkout and payment tests."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from djmoney.money import Money
+
+from cart.models import Cart, CartLine
+from catalog.models import LegalClass, PackageTier
+from orders import services
+from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
+
+ADDRESS = services.ShippingAddress(name="Alex Morgan", line1="100 River Street", city="Albany", state="NY", zip_code="12207")
+
+
+def make_cart(*, tier, packages: int = 1, user=None) -> Cart:
+    cart = Cart.objects.create(user=user) if user else Cart.objects.create(session_key=uuid.uuid4().hex)
+    CartLine.objects.create(cart=cart, tier=tier, packages=packages, price_when_added=tier.price)
+    return cart
+
+
+def place(cart, *, user=None, method: str = "standard", email: str = "alex@example.com") -> services.PlacedOrder:
+    return services.order_place(cart=cart, email=email, address=ADDRESS, shipping_method=method, user=user)
+
+
+@pytest.fixture
+def general_tier(db) -> PackageTier:
+    """A general-sale medicine (no prescription): its orders are captured at once."""
+    product = ProductFactory(name="Loratadine", slug="loratadine", legal_class=LegalClass.GENERAL_SALE)
+    dosage = DosageFactory(product=product, strength="10mg", list_price_per_pill=Money("0.50000", "USD"))
+    return PackageTierFactory(dosage=dosage, quantity=30, price=Money("12.00", "USD"), sku="LOR-10-30")
+
+
+@pytest.fixture
+def baclofen_90(baclofen) -> PackageTier:
+    return PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
