@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, DecimalField, F, Func, Min, Prefetch, Q, QuerySet
 from djmoney.money import Money
 
 from . import pricing
@@ -26,10 +26,25 @@ SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_TERMS = 6
 FEATURED_LIMIT = 8
 
-# Per-pill prices are divided in the database; 12 decimal places keep the later half-up rounding
+# Per-pill prices are divided in the database. 12 decimal places keep the later half-up rounding
 # to the cent exact (a pack price in cents over a pill count is never within 1e-12 of a half cent
 # without being exactly on it), also on SQLite where the division is done in floating point.
 PER_PILL_FIELD = DecimalField(max_digits=24, decimal_places=12)
+
+
+class PerPill(Func):
+    """``price / quantity`` of a tier, computed by the database."""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " / "
+    output_field = PER_PILL_FIELD
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # SQLite stores a whole-dollar price as an integer and would divide integers
+        # (45 / 100 = 0); dividing a REAL keeps the cents.
+        return super().as_sqlite(
+            compiler, connection, template="(CAST(%(expressions)s)", arg_joiner=" AS REAL) / ", **extra_context
+        )
 
 
 # --- Listings ---------------------------------------------------------------------------------
@@ -43,9 +58,7 @@ def with_lowest_per_pill(queryset: QuerySet[Product]) -> QuerySet[Product]:
     """
     return queryset.annotate(
         lowest_per_pill=Min(
-            ExpressionWrapper(
-                F("dosages__tiers__price") / F("dosages__tiers__quantity"), output_field=PER_PILL_FIELD
-            ),
+            PerPill(F("dosages__tiers__price"), F("dosages__tiers__quantity")),
             filter=Q(dosages__tiers__is_active=True),
             output_field=PER_PILL_FIELD,
         )

@@ -347,7 +347,7 @@ def test_home_shows_categories_featured_products_and_search(client, baclofen):
 def build_product(*, slug: str, dosages: int, tiers: int, category=None):
     product = ProductFactory(slug=slug, name=slug.title(), category=category or CategoryFactory(), is_featured=True)
     for d in range(dosages):
-        dosage = DosageFactory(product=product, strength_value=Decimal(5 * (d + 1)))
+        dosage = DosageFactory(product=product, strength=f"{5 * (d + 1)}mg", strength_value=Decimal(5 * (d + 1)))
         for t in range(tiers):
             PackageTierFactory(dosage=dosage, quantity=30 * (t + 1), price=Money(20 + 25 * t, "USD"), position=t)
     InfoSection.objects.create(product=product, heading="About", body="Text.")
