@@ -165,7 +165,7 @@ def order_place(*, cart: Cart | None, email: str, address: ShippingAddress, ship
         tiers = {t.pk: t for t in PackageTier.objects.select_for_update().filter(pk__in=tier_ids).order_by("pk")}
         summary = cart_summary(cart)  # read after the locks: the prices and stock we hold
         if not summary.can_checkout:
-            raise OrderError(summary.problems[0] if summary.problems else "Your cart is empty.")
+            raise OrderError(_checkout_refusal(summary))
         lines = summary.available_lines
         for line in lines:
             tier = tiers[line.tier_id]
@@ -234,6 +234,15 @@ def order_place(*, cart: Cart | None, email: str, address: ShippingAddress, ship
     Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id)
     order.stripe_payment_intent_id = intent.id
     return PlacedOrder(order=order, client_secret=intent.client_secret)
+
+
+def _checkout_refusal(summary) -> str:
+    if summary.problems:
+        return summary.problems[0]
+    if summary.unavailable_lines:
+        line = summary.unavailable_lines[0]
+        return f"{line.description}: {line.notice.split(':')[0].lower()}. Please update your cart."
+    return "Your cart is empty."
 
 
 def _abandon_unpaid_attempts(*, cart: Cart) -> None:

@@ -222,6 +222,15 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Empty means Stripe itself; the demo and the tests point this at localstripe.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.
+CELERY_BEAT_SCHEDULE["orders-reconcile-pending-payments"] = {
+    "task": "orders.reconcile_pending_payments",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["orders-expire-unpaid-orders"] = {
+    "task": "orders.expire_unpaid_orders",
+    "schedule": 600.0,
+}
 
 # --- The pharmacy ---------------------------------------------------------------------------
 PHARMACY_NAME = env("PHARMACY_NAME", default="Riverside Pharmacy")

@@ -1,0 +1,124 @@
+"""The checkout page and the order page: who may see them, what they show, how many queries."""
+import pytest
+from django.urls import reverse
+from djmoney.money import Money
+
+from cart.models import CartLine
+from orders import services
+from orders.models import Order
+from tests.factories import PackageTierFactory, UserFactory
+from tests.localstripe import CARD_DECLINED, CARD_OK, browser_confirm
+from tests.orders.conftest import make_cart, place
+
+pytestmark = pytest.mark.django_db
+
+
+def attach_to_session(client, cart):
+    session = client.session
+    session["cart_id"] = cart.pk
+    session.save()
+    cart.session_key = session.session_key
+    cart.save()
+
+
+def test_empty_cart_is_sent_back_to_the_cart_page(client):
+    response = client.get(reverse("orders:checkout"))
+    assert response.status_code == 302 and response.url == reverse("cart:detail")
+
+
+def test_checkout_page_shows_the_cart_summary_and_card_field(localstripe, client, baclofen_90):
+    attach_to_session(client, make_cart(tier=baclofen_90))
+    response = client.get(reverse("orders:checkout"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Baclofen 10mg, 90 pills" in html and "$78.18" in html
+    assert 'id="card-element"' in html
+    assert localstripe.js_url in html and "localstripe-adapter.js" in html
+    assert 'name="total"' not in html  # nothing price-like is posted back
+
+
+def test_localstripe_adapter_is_not_loaded_against_real_stripe(client, general_tier, settings):
+    settings.STRIPE_API_BASE = ""
+    settings.STRIPE_JS_URL = "https://js.stripe.com/v3/"
+    attach_to_session(client, make_cart(tier=general_tier))
+    html = client.get(reverse("orders:checkout")).content.decode()
+    assert "https://js.stripe.com/v3/" in html and "localstripe-adapter" not in html
+
+
+def test_signed_in_customer_gets_their_email_prefilled(client, customer, general_tier):
+    client.force_login(customer)
+    make_cart(tier=general_tier, user=customer)
+    html = client.get(reverse("orders:checkout")).content.decode()
+    assert f'value="{customer.email}"' in html
+
+
+def test_posting_without_javascript_places_no_order(client, general_tier):
+    attach_to_session(client, make_cart(tier=general_tier))
+    response = client.post(
+        reverse("orders:checkout"),
+        {"email": "a@example.com", "name": "A", "line1": "1 St", "city": "Albany", "state": "NY",
+         "zip_code": "122071234", "shipping_method": "standard"},
+    )
+    assert response.status_code == 400
+    assert "needs JavaScript" in response.content.decode()
+    assert not Order.objects.exists()
+
+
+def test_checkout_page_query_budget_does_not_grow_with_lines(localstripe, client, general_tier, django_assert_max_num_queries):
+    cart = make_cart(tier=general_tier)
+    attach_to_session(client, cart)
+    with django_assert_max_num_queries(8):
+        assert client.get(reverse("orders:checkout")).status_code == 200
+    for i in range(6):
+        tier = PackageTierFactory(quantity=10 + i, price=Money("5.00", "USD"))
+        CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("orders:checkout"))
+    assert response.content.decode().count('class="num">1</td>') == 7
+
+
+def test_order_page_through_the_signed_link_and_for_the_owner_only(localstripe, client, baclofen_90):
+    owner = UserFactory()
+    placed = place(make_cart(tier=baclofen_90, user=owner), user=owner)
+    order = placed.order
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    url = reverse("orders:detail", kwargs={"number": order.number})
+
+    assert client.get(url).status_code == 404
+    assert client.get(url + "?t=forged").status_code == 404
+    other = place(make_cart(tier=baclofen_90)).order
+    assert client.get(url + "?t=" + services.order_access_token(other)).status_code == 404  # another order's token
+
+    response = client.get(services.order_link(order))  # the page asks Stripe: authorised now
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"Order <span id=\"order-number\">{order.number}</span>" in html
+    assert "Awaiting pharmacist review" in html and "Authorised" in html
+    assert "$78.18" in html
+
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    client.force_login(owner)
+    assert client.get(url).status_code == 200
+
+
+def test_order_page_after_a_declined_card_says_so(localstripe, client, general_tier):
+    order = place(make_cart(tier=general_tier)).order
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_DECLINED)
+    html = client.get(services.order_link(order)).content.decode()
+    assert "Your payment did not go through" in html and "Your card was declined." in html
+    assert "cart still holds your items" in html
+
+
+def test_order_page_query_budget_does_not_grow_with_lines(localstripe, client, general_tier, django_assert_max_num_queries):
+    cart = make_cart(tier=general_tier)
+    for i in range(5):
+        tier = PackageTierFactory(quantity=10 + i, price=Money("5.00", "USD"))
+        CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
+    order = place(cart).order
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    services.order_sync_payment(order_id=order.pk)
+    with django_assert_max_num_queries(4):
+        response = client.get(services.order_link(order))
+    assert response.status_code == 200
+    assert response.content.decode().count('class="num">1</td>') == 6
