@@ -57,7 +57,8 @@ def check_redis() -> None:
 def check_celery() -> None:
     from pharmacy.celery import app
 
-    replies = app.control.ping(timeout=CHECK_TIMEOUT_SECONDS)
+    # limit=1: return on the first reply instead of waiting out the timeout for more.
+    replies = app.control.ping(timeout=CHECK_TIMEOUT_SECONDS, limit=1)
     if not replies:
         raise RuntimeError("no Celery worker answered")
 
