@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
+from import_export.formats import base_formats
 
 from .forms import (
     BulkPriceChangeForm,
@@ -293,6 +294,7 @@ class TierChangeList(ChangeList):
 @admin.register(PackageTier)
 class PackageTierAdmin(TierFiguresMixin, ImportExportModelAdmin):
     resource_classes = (PackageTierPriceResource,)
+    formats = (base_formats.CSV,)
     form = PackageTierForm
     list_display = (
         "sku", "product_name", "strength", "quantity", "price", "is_active",

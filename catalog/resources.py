@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 from djmoney.money import Money
 from import_export import fields, resources, widgets
+from import_export.instance_loaders import CachedInstanceLoader
 
 from .models import PackageTier
 
@@ -69,11 +70,14 @@ class PackageTierPriceResource(resources.ModelResource):
         report_skipped = True
         clean_model_instances = True
         use_transactions = True
+        # All the file's SKUs in one query instead of one per row.
+        instance_loader_class = CachedInstanceLoader
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._seen_skus: dict[str, int] = {}
         self._user = None
+        self._row_number = None
 
     def get_queryset(self):
         return PackageTier.objects.select_related("dosage__product")
@@ -97,11 +101,29 @@ class PackageTierPriceResource(resources.ModelResource):
             )
         self._seen_skus[sku] = number
 
+    def import_row(self, row, instance_loader, **kwargs):
+        self._row_number = kwargs.get("row_number")
+        return super().import_row(row, instance_loader, **kwargs)
+
     def get_or_init_instance(self, instance_loader, row):
         instance = self.get_instance(instance_loader, row)
         if instance is None:
-            raise ValidationError({"sku": f"Unknown SKU {row.get('sku')}: no pack has it, and imports never add packs."})
+            raise ValidationError(
+                {"sku": f"Row {self._row_number}: unknown SKU {row.get('sku')}; imports never add packs."}
+            )
         return instance, False
+
+    def import_instance(self, instance, row, **kwargs):
+        """Name the row in every cell error, so staff can find it in their spreadsheet."""
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as error:
+            raise ValidationError(
+                {
+                    field: [f"Row {kwargs.get('row_number')}: {message}" for message in messages]
+                    for field, messages in error.message_dict.items()
+                }
+            ) from None
 
     def before_save_instance(self, instance, row, **kwargs):
         # The admin's HistoryRequestMiddleware knows the user too; this covers imports run
