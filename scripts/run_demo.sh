@@ -13,6 +13,11 @@ LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:${LOCALSTRIPE_PORT}}"
 export STRIPE_JS_URL="${STRIPE_JS_URL:-http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/}"
 mkdir -p var/emails var/private var/media
+# Celery: with a Redis server answering, emails go through a real worker (beat runs the periodic
+# jobs); without one, tasks run in-process (CELERY_TASK_ALWAYS_EAGER) and nothing else is needed.
+if [ -z "${REDIS_URL:-}" ] && command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  export REDIS_URL="redis://127.0.0.1:6379/0"
+fi
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
@@ -31,8 +36,20 @@ for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTRIPE_POR
 curl -fs -X POST "http://127.0.0.1:${LOCALSTRIPE_PORT}/_config/webhooks/shop" \
   -d url=http://127.0.0.1:8000/stripe/webhook/ -d secret="$STRIPE_WEBHOOK_SECRET" >/dev/null
 
+if [ -n "${REDIS_URL:-}" ]; then
+  # -P solo: one task at a time, the demo's SQLite has a single writer anyway.
+  $BIN/celery -A pharmacy worker -P solo --loglevel INFO > var/celery-worker.log 2>&1 &
+  pids+=($!)
+  $BIN/celery -A pharmacy beat --loglevel INFO --schedule var/celerybeat-schedule > var/celery-beat.log 2>&1 &
+  pids+=($!)
+  celery_note="Celery worker and beat on ${REDIS_URL} (logs: var/celery-worker.log, var/celery-beat.log)"
+else
+  celery_note="no Redis found: tasks run in-process"
+fi
+
 echo
 echo "Shop:   http://127.0.0.1:8000/      Admin: http://127.0.0.1:8000/admin/"
 echo "Emails: $(pwd)/var/emails/ (one .log file per message)"
+echo "Tasks:  ${celery_note}"
 echo
 $BIN/python manage.py runserver 127.0.0.1:8000
