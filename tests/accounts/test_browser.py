@@ -1,0 +1,67 @@
+"""In headless Chromium: sign up, fill the cart, sign out, sign back in and find the cart."""
+import os
+
+import pytest
+from django.urls import reverse
+
+from cart.models import CartLine
+
+pytestmark = pytest.mark.e2e
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made by the test are safe.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+CHROMIUM = "/usr/bin/chromium"
+STRONG = "Plum-orchard-1987-lantern"
+
+
+@pytest.fixture
+def page():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests.")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _add(page, live_server, product, strength, quantity):
+    page.goto(live_server.url + product.get_absolute_url())
+    page.get_by_role("button", name=f"Add {product.name} {strength}, {quantity} pills to cart").click()
+    page.wait_for_load_state("networkidle")
+
+
+def test_account_journey_in_the_browser(live_server, transactional_db, baclofen, page):
+    _add(page, live_server, baclofen, "10mg", 90)
+
+    page.goto(live_server.url + reverse("accounts:signup"))
+    page.get_by_label("Email").fill("browser.customer@example.com")
+    page.get_by_label("Password", exact=True).fill(STRONG)
+    page.get_by_label("Password confirmation").fill(STRONG)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(live_server.url + reverse("accounts:dashboard"))
+    assert "Welcome! Your account is ready." in page.content()
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(live_server.url + "/")
+    _add(page, live_server, baclofen, "25mg", 60)
+
+    page.goto(live_server.url + reverse("accounts:login"))
+    page.get_by_label("Email address").fill("BROWSER.customer@example.com")
+    page.get_by_label("Password").fill(STRONG)
+    page.locator("main").get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + reverse("accounts:dashboard"))
+
+    lines = CartLine.objects.filter(cart__user__email="browser.customer@example.com").select_related("tier__dosage")
+    assert sorted((line.tier.dosage.strength, line.tier.quantity) for line in lines) == [("10mg", 90), ("25mg", 60)]
+    page.goto(live_server.url + reverse("cart:detail"))
+    body = page.locator("main").inner_text()
+    assert "10mg" in body and "25mg" in body
