@@ -250,3 +250,26 @@ def test_the_outbox_is_read_only_and_resend_needs_the_change_permission(client, 
     viewer.user_permissions.add(Permission.objects.get(codename="change_outboundemail"))
     changelist = client.get(reverse("admin:notifications_outboundemail_changelist"))
     assert 'value="resend"' in changelist.content.decode()
+
+
+def test_outbox_admin_list_query_count_does_not_grow_with_emails(
+    admin_client, baclofen, django_assert_max_num_queries
+):
+    changelist = reverse("admin:notifications_outboundemail_changelist")
+
+    def add_emails(n):
+        for _ in range(n):
+            order = make_order(product=baclofen, lines=1)
+            OutboundEmail.objects.create(
+                order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key=f"{order.pk}:r"
+            )
+
+    add_emails(2)
+    with django_assert_max_num_queries(12) as few:
+        assert admin_client.get(changelist).status_code == 200
+    add_emails(10)
+    with django_assert_max_num_queries(12) as many:
+        response = admin_client.get(changelist)
+    assert "12 outbound emails" in response.content.decode()
+    assert len(many.captured_queries) == len(few.captured_queries)
+    print(f"outbox changelist: {len(many.captured_queries)} queries")
