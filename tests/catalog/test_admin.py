@@ -409,3 +409,89 @@ def test_product_page_shows_the_new_price_on_the_next_request(client, superuser,
     assert "63.00" in html
     assert "0.70" in html
     assert "20%" in html
+
+
+def test_adding_a_dosage_with_its_packs_in_one_go(client, superuser, baclofen):
+    client.force_login(superuser)
+    data = {
+        "product": baclofen.pk, "strength": "5mg", "strength_value": "5", "strength_unit": "mg",
+        "list_price_per_pill_0": "0.50000", "list_price_per_pill_1": "USD",
+        "tiers-TOTAL_FORMS": "2", "tiers-INITIAL_FORMS": "0", "tiers-MIN_NUM_FORMS": "0", "tiers-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
+    for i, (quantity, price) in enumerate([(30, "15.00"), (60, "27.00")]):
+        data.update({
+            f"tiers-{i}-quantity": str(quantity), f"tiers-{i}-price_0": price, f"tiers-{i}-price_1": "USD",
+            f"tiers-{i}-sku": f"BAC-5MG-{quantity}", f"tiers-{i}-position": str(i), f"tiers-{i}-stock": "",
+            f"tiers-{i}-is_active": "on",
+        })
+    assert client.get(reverse("admin:catalog_dosage_add")).status_code == 200
+    response = client.post(reverse("admin:catalog_dosage_add"), data)
+    assert response.status_code == 302
+    dosage = baclofen.dosages.get(strength="5mg")
+    assert sorted(dosage.tiers.values_list("quantity", flat=True)) == [30, 60]
+    assert client.get(reverse("admin:catalog_product_add")).status_code == 200
+
+
+def test_changelist_edit_warns_when_a_larger_pack_is_dearer_per_pill(client, superuser, baclofen):
+    client.force_login(superuser)
+    url = reverse("admin:catalog_packagetier_changelist") + "?q=BAC-10MG-360"
+    tiers = list(client.get(url).context["cl"].result_list)
+    response = client.post(url, changelist_post_data(tiers, {tiers[0].pk: "240.00"}), follow=True)
+    texts = [str(m) for m in response.context["messages"]]
+    assert any("360-pill pack costs more per pill" in t and "270-pill pack" in t for t in texts), texts
+
+
+# --- setup_demo_staff -------------------------------------------------------------------------
+
+
+def test_setup_demo_staff_is_idempotent_and_prints_credentials(db, settings):
+    import io
+
+    from accounts.models import User
+
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("setup_demo_staff", "--pricing-password", "price-setter-2024", stdout=out)
+    call_command("setup_demo_staff", "--pricing-password", "price-setter-2024", stdout=out)
+    text = out.getvalue()
+    assert "for local use only" in text
+    assert "pricing@pharmacy.example" in text and "price-setter-2024" in text
+    assert User.objects.filter(email__endswith="@pharmacy.example").count() == 3
+    admin_user = User.objects.get(email="admin@pharmacy.example")
+    assert admin_user.is_superuser and admin_user.is_staff
+    pricing = User.objects.get(email="pricing@pharmacy.example")
+    assert pricing.check_password("price-setter-2024")
+    assert list(pricing.groups.values_list("name", flat=True)) == ["pricing"]
+    assert pricing.has_perm("catalog.change_packagetier") and pricing.has_perm("catalog.change_dosage")
+    pharmacist = User.objects.get(email="pharmacist@pharmacy.example")
+    assert pharmacist.has_perm("catalog.view_packagetier")
+    assert not pharmacist.has_perm("catalog.change_packagetier")
+    assert not pharmacist.has_perm("catalog.change_dosage")
+
+
+def test_setup_demo_staff_refuses_demo_users_when_debug_is_off(db, settings):
+    from django.core.management.base import CommandError
+
+    from accounts.models import User
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--force"):
+        call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    assert not User.objects.filter(email__endswith="@pharmacy.example").exists()
+    from django.contrib.auth.models import Group
+
+    assert Group.objects.filter(name__in=["pricing", "pharmacist"]).count() == 2  # groups are still set up
+    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    assert User.objects.filter(email__endswith="@pharmacy.example").count() == 3
+
+
+def test_setup_demo_staff_keeps_permissions_other_apps_added_to_pharmacist(db, settings):
+    from django.contrib.auth.models import Group
+
+    settings.DEBUG = True
+    call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    extra = Permission.objects.get(codename="view_user")
+    Group.objects.get(name="pharmacist").permissions.add(extra)
+    call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    assert Group.objects.get(name="pharmacist").permissions.filter(pk=extra.pk).exists()

@@ -53,15 +53,15 @@ class Command(BaseCommand):
             "--force", action="store_true", help="Create demo users even though DEBUG is off."
         )
 
-    @transaction.atomic
     def handle(self, *args, **options):
         groups = {}
-        for name, permission_names in GROUPS.items():
-            group, created = Group.objects.get_or_create(name=name)
-            # Only add: the orders app adds its own permissions to "pharmacist" and must keep them.
-            group.permissions.add(*_permissions(permission_names))
-            groups[name] = group
-            self.stdout.write(f"Group “{name}” {'created' if created else 'updated'}.")
+        with transaction.atomic():
+            for name, permission_names in GROUPS.items():
+                group, created = Group.objects.get_or_create(name=name)
+                # Only add: the orders app adds its own permissions to "pharmacist" and must keep them.
+                group.permissions.add(*_permissions(permission_names))
+                groups[name] = group
+                self.stdout.write(f"Group “{name}” {'created' if created else 'updated'}.")
 
         if not settings.DEBUG and not options["force"]:
             raise CommandError(
@@ -69,12 +69,23 @@ class Command(BaseCommand):
                 "Demo users have known passwords; pass --force only if you really want them here."
             )
 
-        User = get_user_model()
         accounts = [
             ("admin@pharmacy.example", options["admin_password"], None, True),
             ("pricing@pharmacy.example", options["pricing_password"], groups["pricing"], False),
             ("pharmacist@pharmacy.example", options["pharmacist_password"], groups["pharmacist"], False),
         ]
+        lines = []
+        with transaction.atomic():
+            lines = self._create_users(accounts)
+
+        self.stdout.write("")
+        self.stdout.write(self.style.WARNING("Demo staff accounts — for local use only, never in production:"))
+        for line in lines:
+            self.stdout.write(line)
+        self.stdout.write("")
+
+    def _create_users(self, accounts) -> list[str]:
+        User = get_user_model()
         lines = []
         for email, password, group, superuser in accounts:
             password = password or DEMO_PASSWORD
@@ -87,9 +98,4 @@ class Command(BaseCommand):
             if group is not None:
                 user.groups.add(group)
             lines.append(f"  {email:<30} {password}")
-
-        self.stdout.write("")
-        self.stdout.write(self.style.WARNING("Demo staff accounts — for local use only, never in production:"))
-        for line in lines:
-            self.stdout.write(line)
-        self.stdout.write("")
+        return lines
