@@ -81,7 +81,8 @@ def test_every_row_has_its_own_add_to_cart_form(client, baclofen):
             form = forms[0]
             assert form.attrs["method"] == "post"
             assert form.attrs["action"] == cart_add
-            assert form.attrs["hx-post"] == cart_add and form.attrs.get("hx-target")
+            assert form.attrs["hx-post"] == cart_add
+            assert doc.find(id=form.attrs["hx-target"].removeprefix("#")) is not None
             assert form.find("input", name="csrfmiddlewaretoken", type="hidden").attrs["value"]
             quantity = int(row.find(cls="pack-qty").text.split()[0])
             tier = tiers[(strength, quantity)]
@@ -405,3 +406,18 @@ def test_home_query_budget_does_not_grow(client, django_assert_max_num_queries):
     with django_assert_max_num_queries(HOME_BUDGET):
         assert client.get("/").status_code == 200
     assert count_queries(client, "/") == few
+
+
+@pytest.mark.django_db
+def test_budgets_hold_for_a_signed_in_customer_with_a_cart(client, customer, django_assert_max_num_queries):
+    """The header's cart count and the session cost the same on every page, whatever the catalogue size."""
+    small = build_product(slug="small", dosages=2, tiers=3)
+    large = build_product(slug="large", dosages=8, tiers=10)
+    client.force_login(customer)
+    tier = small.dosages.first().tiers.first()
+    client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": 1})
+    for url, budget in [("/products/small/", PRODUCT_PAGE_BUDGET), ("/products/large/", PRODUCT_PAGE_BUDGET),
+                        ("/products/", LISTING_BUDGET), ("/", HOME_BUDGET)]:
+        with django_assert_max_num_queries(budget + 2):  # + session and user lookups of a signed-in visitor
+            assert client.get(url).status_code == 200
+    assert count_queries(client, "/products/small/") == count_queries(client, "/products/large/")
