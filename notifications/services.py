@@ -38,6 +38,11 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSEr
 SENDING_STALE_AFTER = timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 120) + 30)
 
 
+#: "We've received your order" means "your card is held": never before the authorisation.
+_AFTER_AUTHORISATION = frozenset({EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER})
+_HELD_OR_PAID = frozenset({"authorized", "captured", "partially_refunded", "refunded"})
+
+
 class UnsafeSubjectError(ValueError):
     """A rendered subject names something from the order: it would leak health details."""
 
@@ -98,6 +103,8 @@ def email_queue(
         raise ValueError(f"Unknown email kind {kind!r}.")
     if kind == EmailKind.STAFF_AUTHORISATIONS_EXPIRING:
         raise ValueError("Use email_queue_authorisations_expiring for the daily digest.")
+    if kind in _AFTER_AUTHORISATION and order.payment_status not in _HELD_OR_PAID:
+        raise ValueError(f"A {kind} email is sent once the card is authorised, not while the payment is {order.payment_status}.")
     key = email_dedupe_key(order_id=order.pk, kind=kind, event_id=event_id)
     with transaction.atomic():
         email, created = OutboundEmail.objects.get_or_create(

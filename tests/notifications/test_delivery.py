@@ -273,3 +273,14 @@ def test_outbox_admin_list_query_count_does_not_grow_with_emails(
     assert "12 outbound emails" in response.content.decode()
     assert len(many.captured_queries) == len(few.captured_queries)
     print(f"outbox changelist: {len(many.captured_queries)} queries")
+
+
+@pytest.mark.parametrize("kind", [EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER])
+@pytest.mark.parametrize("payment_status", ["pending", "failed", "canceled"])
+def test_no_order_confirmation_before_the_card_is_authorised(kind, payment_status, baclofen, mailoutbox, django_capture_on_commit_callbacks):
+    order = make_order(product=baclofen, payment_status=payment_status, status="pending_payment")
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(ValueError, match="once the card is authorised"):
+            email_queue(order=order, kind=kind)
+    assert mailoutbox == []
+    assert not OutboundEmail.objects.exists()
