@@ -8,6 +8,7 @@ customer's browser; they live here, never in application code.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -104,6 +105,12 @@ def localstripe(localstripe_server, settings):
     settings.STRIPE_SECRET_KEY = SECRET_KEY
     settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    policy = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+    if policy:  # the browser may load the mock Stripe.js from, and talk to, localstripe
+        policy = copy.deepcopy(policy)
+        for directive in ("script-src", "connect-src", "frame-src"):
+            policy["DIRECTIVES"].setdefault(directive, []).append(localstripe_server.base)
+        settings.CONTENT_SECURITY_POLICY = policy
     localstripe_server.register_webhook("http://127.0.0.1:9/nowhere/")
     return localstripe_server
 

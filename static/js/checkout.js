@@ -1,0 +1,86 @@
+/* Checkout: send the address to the shop, then let Stripe.js authorise the card.
+ *
+ * The card number goes from the Card Element straight to Stripe (or, in the demo and tests,
+ * to localstripe through localstripe-adapter.js); the shop only ever sees the PaymentIntent's
+ * outcome, which it reads from Stripe itself. This file is the same for both.
+ */
+(function () {
+  "use strict";
+  var form = document.getElementById("checkout-form");
+  if (!form) return;
+  var button = document.getElementById("pay-button");
+  var formError = document.getElementById("form-error");
+  var cardError = document.getElementById("card-error");
+  var buttonLabel = button ? button.textContent : "";
+
+  if (typeof window.Stripe !== "function" || !form.dataset.stripeKey) {
+    formError.textContent = "Card payments are unavailable right now. Please try again later or call us.";
+    if (button) button.disabled = true;
+    return;
+  }
+
+  var stripe = window.Stripe(form.dataset.stripeKey);
+  var card = stripe.elements().create("card", { hidePostalCode: true });
+  card.mount("#card-element");
+  card.on("change", function (event) {
+    cardError.textContent = event && event.error ? event.error.message : "";
+  });
+
+  function clearErrors() {
+    formError.textContent = "";
+    cardError.textContent = "";
+    form.querySelectorAll(".field-error").forEach(function (el) { el.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+  }
+
+  function showFieldErrors(errors) {
+    Object.keys(errors || {}).forEach(function (name) {
+      var target = document.getElementById("error-" + name);
+      var input = form.elements[name];
+      var text = errors[name].map(function (e) { return e.message; }).join(" ");
+      if (target) target.textContent = text;
+      else formError.textContent += " " + text;
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+    });
+  }
+
+  function busy(on) {
+    if (!button) return;
+    button.disabled = on;
+    button.textContent = on ? "Processing…" : buttonLabel;
+  }
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    clearErrors();
+    busy(true);
+    try {
+      var response = await fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      var data = await response.json().catch(function () { return {}; });
+      if (!response.ok) {
+        formError.textContent = data.message || "Please check the form and try again.";
+        showFieldErrors(data.errors);
+        busy(false);
+        return;
+      }
+      var result = await stripe.confirmCardPayment(data.client_secret, {
+        payment_method: { card: card, billing_details: { name: data.billing_name, email: data.email } },
+      });
+      if (result.error) {
+        cardError.textContent = (result.error.message || "Your card could not be authorised.") +
+          " Nothing has been charged; you can try again or use another card.";
+        busy(false);
+        return;
+      }
+      window.location.assign(data.return_url);
+    } catch (err) {
+      formError.textContent = "We could not reach the payment service. Please check your connection and try again.";
+      busy(false);
+    }
+  });
+})();
