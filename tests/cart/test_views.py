@@ -250,11 +250,13 @@ class TestCartPage:
             response = client.get("/cart/")
         assert response.content.decode().count('class="cart-line"') == line_count
 
-    def test_query_count_identical_for_one_and_twelve_lines(self, customer):
+    @pytest.mark.parametrize("signed_in", [True, False])
+    def test_query_count_identical_for_one_and_twelve_lines(self, signed_in):
         counts = []
         for line_count in (1, 12):
             client = Client()
-            client.force_login(UserFactory())
+            if signed_in:
+                client.force_login(UserFactory())
             for index in range(line_count):
                 client.post(ADD, {"tier_id": PackageTierFactory(quantity=30 + index).pk})
             with CaptureQueriesContext(connection) as queries:
