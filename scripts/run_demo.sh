@@ -29,8 +29,9 @@ if $BIN/python manage.py help setup_demo_staff >/dev/null 2>&1; then
   $BIN/python manage.py setup_demo_staff
 fi
 
-# localstripe: the offline Stripe, with its webhooks pointed at this shop.
-$BIN/localstripe --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
+# localstripe: the offline Stripe, with its webhooks pointed at this shop. Started through
+# orders.localstripe_dev, which lets the browser's Stripe.js stand-in send its API key (CORS).
+$BIN/python -m orders.localstripe_dev --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/" && break; sleep 0.2; done
 curl -fs -X POST "http://127.0.0.1:${LOCALSTRIPE_PORT}/_config/webhooks/shop" \
