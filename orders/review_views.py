@@ -1,0 +1,226 @@
+"""The pharmacist's pages (``/staff/review/``) and the permission-checked prescription files.
+
+Thin: decisions are made in ``orders.prescriptions``. Every action is a POST with CSRF; a
+customer or other staff member gets 403, a signed-out visitor is sent to sign in.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from . import prescriptions as rx
+from .files import INLINE_TYPES
+from .models import Order, Prescription
+from .prescription_forms import ApproveForm, ApproveWithChangesForm, RejectForm, RequestInformationForm, ShipForm
+from .services import order_token_is_valid
+
+
+def pharmacist_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not rx.is_pharmacist(request.user):
+            raise PermissionDenied("Only pharmacists can review prescription orders.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _time_left(order, now) -> dict:
+    expires = rx.hold_expires_at(order)
+    left = expires - now
+    seconds = int(left.total_seconds())
+    if seconds <= 0:
+        text = "expired"
+    else:
+        days, rest = divmod(seconds, 86400)
+        hours = rest // 3600
+        text = f"{days} d {hours} h left" if days else f"{hours} h {(rest % 3600) // 60} min left"
+    return {"expires_at": expires, "text": text, "urgent": seconds < 24 * 3600}
+
+
+def _decorate(orders, now):
+    for order in orders:
+        order.hold = _time_left(order, now)
+    return orders
+
+
+@require_GET
+@pharmacist_required
+def review_queue(request):
+    now = timezone.now()
+    orders = _decorate(list(rx.review_queue()), now)
+    shipping = list(rx.ready_to_ship())
+    return render(request, "orders/review/queue.html", {"orders": orders, "shipping": shipping, "ship_form": ShipForm()})
+
+
+def _review_order(number: int) -> Order:
+    order = (
+        rx.with_authorised_at(Order.objects.filter(number=number))
+        .select_related("patient", "user")
+        .prefetch_related("lines", "prescriptions", "reviews__by", "events__by")
+        .first()
+    )
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+def _render_review(request, order, *, status=200, **forms):
+    now = timezone.now()
+    order.hold = _time_left(order, now)
+    lines = list(order.lines.all())
+    context = {
+        "order": order,
+        "lines": lines,
+        "reviews": list(order.reviews.all()),
+        "events": list(order.events.all()),
+        "in_review": order.status == rx.OrderStatus.AWAITING_REVIEW,
+        "approve_form": forms.get("approve_form") or ApproveForm(),
+        "changes_form": forms.get("changes_form") or ApproveWithChangesForm(lines=lines),
+        "reject_form": forms.get("reject_form") or RejectForm(),
+        "info_form": forms.get("info_form") or RequestInformationForm(),
+        "ship_form": forms.get("ship_form") or ShipForm(),
+    }
+    return render(request, "orders/review/order.html", context, status=status)
+
+
+@require_GET
+@pharmacist_required
+def review_order(request, number: int):
+    return _render_review(request, _review_order(number))
+
+
+def _act(request, number, form_class, form_name, action, *, success, form_kwargs=None):
+    order = get_object_or_404(Order, number=number)
+    form = form_class(request.POST, **(form_kwargs(order) if form_kwargs else {}))
+    if form.is_valid():
+        try:
+            action(order, form)
+        except rx.ReviewError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, success.format(number=order.number))
+            return redirect("orders:review_queue")
+    return _render_review(request, _review_order(number), status=400, **{form_name: form})
+
+
+@require_POST
+@pharmacist_required
+def review_approve(request, number: int):
+    return _act(
+        request,
+        number,
+        ApproveForm,
+        "approve_form",
+        lambda order, form: rx.prescription_approve(
+            order=order, by=request.user, note=form.cleaned_data["note"], submission_key=form.cleaned_data["submission_key"]
+        ),
+        success="Order {number} approved; the payment has been captured.",
+    )
+
+
+@require_POST
+@pharmacist_required
+def review_approve_with_changes(request, number: int):
+    return _act(
+        request,
+        number,
+        ApproveWithChangesForm,
+        "changes_form",
+        lambda order, form: rx.prescription_approve_with_changes(
+            order=order,
+            by=request.user,
+            approved_packages=form.approved_packages(),
+            note=form.cleaned_data["note"],
+            submission_key=form.cleaned_data["submission_key"],
+        ),
+        success="Order {number} approved with changes; the reduced amount has been captured.",
+        form_kwargs=lambda order: {"lines": list(order.lines.all())},
+    )
+
+
+@require_POST
+@pharmacist_required
+def review_reject(request, number: int):
+    return _act(
+        request,
+        number,
+        RejectForm,
+        "reject_form",
+        lambda order, form: rx.prescription_reject(
+            order=order, by=request.user, reason=form.cleaned_data["reason"], submission_key=form.cleaned_data["submission_key"]
+        ),
+        success="Order {number} not approved; the card hold has been released.",
+    )
+
+
+@require_POST
+@pharmacist_required
+def review_request_information(request, number: int):
+    return _act(
+        request,
+        number,
+        RequestInformationForm,
+        "info_form",
+        lambda order, form: rx.prescription_request_information(
+            order=order, by=request.user, message=form.cleaned_data["message"], submission_key=form.cleaned_data["submission_key"]
+        ),
+        success="Question sent to the customer of order {number}; it stays in the queue.",
+    )
+
+
+@require_POST
+@pharmacist_required
+def review_mark_shipped(request, number: int):
+    return _act(
+        request,
+        number,
+        ShipForm,
+        "ship_form",
+        lambda order, form: rx.order_mark_shipped(
+            order=order, by=request.user, carrier=form.cleaned_data["carrier"], tracking_number=form.cleaned_data["tracking_number"]
+        ),
+        success="Order {number} marked shipped; the customer has been emailed.",
+    )
+
+
+@require_GET
+def prescription_file(request, pk):
+    """The uploaded prescription, for pharmacists and the customer who sent it; 404 for anyone else."""
+    prescription = Prescription.objects.select_related("order").filter(pk=pk).first()
+    if prescription is None or not prescription.file:
+        raise Http404("No such file.")
+    order = prescription.order
+    user = request.user
+    allowed = (
+        rx.is_pharmacist(user)
+        or (user.is_authenticated and order.user_id is not None and order.user_id == user.pk)
+        or order_token_is_valid(order=order, token=request.GET.get("t", ""))
+    )
+    if not allowed:
+        raise Http404("No such file.")
+    try:
+        handle = prescription.file.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404("No such file.") from None
+    extension = prescription.file.name.rsplit(".", 1)[-1]
+    response = FileResponse(
+        handle,
+        content_type=prescription.content_type or "application/octet-stream",
+        as_attachment=prescription.content_type not in INLINE_TYPES,
+        filename=f"prescription-order-{order.number}.{extension}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Security-Policy"] = "sandbox"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
