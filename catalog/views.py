@@ -43,7 +43,9 @@ def product_list(request):
 
     q = request.GET.get("q", "").strip()
     if len(q) > selectors.SEARCH_MAX_LENGTH:
-        problems.append(f"Searches are limited to {selectors.SEARCH_MAX_LENGTH} characters; we used the start of yours.")
+        problems.append(
+            f"Searches are limited to {selectors.SEARCH_MAX_LENGTH} characters; we used the start of yours."
+        )
         q = q[: selectors.SEARCH_MAX_LENGTH]
 
     category_slug = request.GET.get("category", "").strip()

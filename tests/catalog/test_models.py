@@ -52,7 +52,8 @@ def test_dosage_list_price_must_be_positive():
 
 def test_dosages_are_ordered_by_real_strength_across_units():
     product = ProductFactory()
-    for value, unit in [("1", StrengthUnit.G), ("250", StrengthUnit.MG), ("1", StrengthUnit.MG), ("500", StrengthUnit.MCG)]:
+    strengths = [("1", StrengthUnit.G), ("250", StrengthUnit.MG), ("1", StrengthUnit.MG), ("500", StrengthUnit.MCG)]
+    for value, unit in strengths:
         DosageFactory(product=product, strength=f"{value}{unit}", strength_value=Decimal(value), strength_unit=unit)
     assert [d.strength for d in product.dosages.all()] == ["500mcg", "1mg", "250mg", "1g"]
     micrograms = list(product.dosages.values_list("strength_micrograms", flat=True))
@@ -62,7 +63,9 @@ def test_dosages_are_ordered_by_real_strength_across_units():
 def test_product_page_orders_dosages_by_strength_too(client):
     product = ProductFactory(slug="ordered")
     for value, unit in [("1", StrengthUnit.G), ("500", StrengthUnit.MCG), ("1", StrengthUnit.MG)]:
-        dosage = DosageFactory(product=product, strength=f"{value}{unit}", strength_value=Decimal(value), strength_unit=unit)
+        dosage = DosageFactory(
+            product=product, strength=f"{value}{unit}", strength_value=Decimal(value), strength_unit=unit
+        )
         PackageTierFactory(dosage=dosage)
     body = client.get("/products/ordered/").content.decode()
     assert body.index("<caption>500mcg") < body.index("<caption>1mg") < body.index("<caption>1g")

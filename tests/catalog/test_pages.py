@@ -228,7 +228,9 @@ def test_patient_information_sections_and_table_of_contents(client, baclofen):
         titration="Increase by 15 mg a day every 3 days", maximum_dose="80 mg a day", administration="With food",
     )
     SafetyNote.objects.create(product=baclofen, kind=SafetyNote.Kind.CONTRAINDICATION, title="Allergy to baclofen")
-    SafetyNote.objects.create(product=baclofen, kind=SafetyNote.Kind.INTERACTION, title="Alcohol", detail="More drowsy.")
+    SafetyNote.objects.create(
+        product=baclofen, kind=SafetyNote.Kind.INTERACTION, title="Alcohol", detail="More drowsy."
+    )
     SafetyNote.objects.create(product=baclofen, kind=SafetyNote.Kind.SIDE_EFFECT, title="Drowsiness")
     FAQ.objects.create(product=baclofen, question="Can I stop suddenly?", answer="No. Reduce slowly.")
 
