@@ -33,6 +33,12 @@ class PatientProfileFactory(factory.django.DjangoModelFactory):
     prescriber_licence = "1234567893"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2's deliberate slowness is not what these tests are about."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def other_customer(db):
     return UserFactory(email="someone.else@example.com")

@@ -96,6 +96,16 @@ def test_close_account_removes_personal_details_and_keeps_orders(signed_in, cust
     assert again.status_code == 302
 
 
+def test_closing_signs_out_every_other_session(client, customer):
+    from django.test import Client
+
+    other_device = Client()
+    other_device.force_login(customer)
+    client.force_login(customer)
+    client.post(reverse("accounts:close_account"), {"password": PASSWORD, "confirm": "on"})
+    assert other_device.get(reverse("accounts:dashboard")).status_code == 302
+
+
 def test_closed_account_gets_no_password_reset_email(client, customer, mailoutbox):
     from accounts.services import account_close
 
