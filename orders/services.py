@@ -147,7 +147,9 @@ def _locked(order_id) -> Order:
 # --- Placing the order ----------------------------------------------------------------------
 
 
-def order_place(*, cart: Cart | None, email: str, address: ShippingAddress, shipping_method: str, user=None) -> PlacedOrder:
+def order_place(
+    *, cart: Cart | None, email: str, address: ShippingAddress, shipping_method: str, user=None, prescription=None
+) -> PlacedOrder:
     """Turn the cart into an order awaiting payment and open a card hold for its total.
 
     Everything charged is computed here from the catalog; nothing the browser posted about
@@ -217,6 +219,11 @@ def order_place(*, cart: Cart | None, email: str, address: ShippingAddress, ship
             )
             for line in lines
         )
+        if order.has_prescription_items and prescription is not None:
+            # Patient and prescriptions commit with the order or not at all (orders.prescriptions).
+            from .prescriptions import prescriptions_record
+
+            prescriptions_record(order=order, intake=prescription)
         _event(order, OrderEvent.Kind.PLACED, f"Placed for {total}; awaiting payment.", by=user)
 
     try:
