@@ -109,7 +109,7 @@ def orders_for_history(*, user: User):
     """The customer's orders, newest first, in one query whatever their number."""
     from orders.models import Order
 
-    return Order.objects.filter(user=user).order_by("-created_at", "-number")
+    return Order.objects.filter(user=user).select_related("shipment").order_by("-created_at", "-number")
 
 
 def account_export_data(*, user: User) -> dict[str, Any]:

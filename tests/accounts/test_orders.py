@@ -27,6 +27,15 @@ def test_account_page_lists_own_orders_with_status_in_words(signed_in, customer,
     assert page.index(str(newer.number)) < page.index(str(older.number))
 
 
+def test_shipped_orders_show_their_tracking_number(signed_in, customer):
+    from orders.models import Shipment
+
+    order = make_order(user=customer, email=customer.email, status="shipped")
+    Shipment.objects.create(order=order, carrier="USPS", tracking_number="9400111899223344556677")
+    page = signed_in.get(reverse("accounts:dashboard")).content.decode()
+    assert "USPS tracking 9400111899223344556677" in page
+
+
 def test_the_linked_order_page_opens_for_its_owner_only(client, customer, other_customer):
     order = make_order(user=customer, email=customer.email)
     client.force_login(customer)
