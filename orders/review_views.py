@@ -74,12 +74,13 @@ def _review_order(number: int) -> Order:
     return order
 
 
-def _render_review(request, order, *, status=200, **forms):
+def _render_review(request, order, *, status=200, top_error="", **forms):
     now = timezone.now()
     order.hold = _time_left(order, now)
     lines = list(order.lines.all())
     context = {
         "order": order,
+        "top_error": top_error,
         "lines": lines,
         "reviews": list(order.reviews.all()),
         "events": list(order.events.all()),
@@ -110,7 +111,11 @@ def _act(request, number, form_class, form_name, action, *, success, form_kwargs
         else:
             messages.success(request, success.format(number=order.number))
             return redirect("orders:review_queue")
-    return _render_review(request, _review_order(number), status=400, **{form_name: form})
+    order = _review_order(number)
+    shown = order.status == rx.OrderStatus.READY_TO_SHIP if form_name == "ship_form" else order.status == rx.OrderStatus.AWAITING_REVIEW
+    # The form is not on the page any more (the order moved on): say why at the top.
+    top_error = "" if shown else " ".join(form.non_field_errors())
+    return _render_review(request, order, status=400, top_error=top_error, **{form_name: form})
 
 
 @require_POST
