@@ -257,12 +257,16 @@ def _abandon_unpaid_attempts(*, cart: Cart) -> None:
     closed tab), so its stock is given back instead of being held twice. An earlier attempt that
     did get paid in the meantime is kept, and it empties the cart."""
     for order_id in Order.objects.awaiting_payment().filter(cart=cart).values_list("pk", flat=True):
-        order = order_sync_payment(order_id=order_id)
-        if order.status == OrderStatus.PENDING_PAYMENT and order.payment_status in (
-            PaymentStatus.PENDING,
-            PaymentStatus.FAILED,
-        ):
-            order_cancel(order=order, by=None, reason="Replaced by a new checkout attempt.")
+        try:
+            order = order_sync_payment(order_id=order_id)
+            if order.status == OrderStatus.PENDING_PAYMENT and order.payment_status in (
+                PaymentStatus.PENDING,
+                PaymentStatus.FAILED,
+            ):
+                order_cancel(order=order, by=None, reason="Replaced by a new checkout attempt.")
+        except (gateway.PaymentGatewayError, OrderError):
+            # Left for the expiry task; the new attempt must not fail because of the old one.
+            logger.warning("Could not abandon unpaid order %s", order_id, exc_info=True)
 
 
 # --- Following the payment ------------------------------------------------------------------

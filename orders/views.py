@@ -111,7 +111,7 @@ def order_detail(request, number: int):
         # The browser just came back from Stripe: ask Stripe, do not trust the browser.
         try:
             order = services.order_sync_payment(order_id=order.pk)
-        except gateway.PaymentGatewayError:
+        except (gateway.PaymentGatewayError, services.OrderError):
             logger.warning("Could not sync order %s on its page", order.number, exc_info=True)
     lines = list(order.lines.all())
     return render(
