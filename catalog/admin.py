@@ -7,6 +7,7 @@ an audit trail with the acting user.
 """
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
@@ -20,6 +21,7 @@ from import_export.formats import base_formats
 
 from .forms import (
     BulkPriceChangeForm,
+    DosageForm,
     PackageTierForm,
     PackageTierInlineFormSet,
     ParentCachingInlineFormSet,
@@ -58,7 +60,7 @@ class TierFiguresMixin:
         if not figures:
             return "—"
         if figures.price.amount > figures.list_price.amount:
-            return format_html('<strong class="errornote-inline">No saving shown</strong> (above list price)')
+            return format_html('<strong class="price-flag">No saving shown</strong> (above list price)')
         return f"{figures.savings_percent}%"
 
     @admin.display(description="Best per pill")
@@ -141,6 +143,7 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
 
 class DosageInline(admin.TabularInline):
     model = Dosage
+    form = DosageForm
     formset = ParentCachingInlineFormSet
     fields = ("strength", "strength_value", "strength_unit", "list_price_per_pill")
     extra = 0
@@ -244,6 +247,9 @@ def _display_value(value) -> str:
 # --- Dosage and its tiers ---------------------------------------------------------------------
 
 
+PRICE_CSS = forms.Media(css={"all": ["catalog/admin-prices.css"]})
+
+
 class PackageTierInline(TierFiguresMixin, admin.TabularInline):
     model = PackageTier
     form = PackageTierForm
@@ -258,6 +264,7 @@ class PackageTierInline(TierFiguresMixin, admin.TabularInline):
 
 @admin.register(Dosage)
 class DosageAdmin(admin.ModelAdmin):
+    form = DosageForm
     list_display = ("__str__", "strength", "list_price_per_pill")
     list_select_related = ("product",)
     search_fields = ("product__name", "product__active_ingredient", "strength")
@@ -265,6 +272,10 @@ class DosageAdmin(admin.ModelAdmin):
     fields = ("product", "strength", "strength_value", "strength_unit", "list_price_per_pill")
     autocomplete_fields = ("product",)
     inlines = (PackageTierInline,)
+
+    @property
+    def media(self):
+        return super().media + PRICE_CSS
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("product")
@@ -311,6 +322,10 @@ class PackageTierAdmin(TierFiguresMixin, ImportExportModelAdmin):
     autocomplete_fields = ("dosage",)
     actions = ("change_prices",)
     list_per_page = 100
+
+    @property
+    def media(self):
+        return super().media + PRICE_CSS
 
     def get_changelist(self, request, **kwargs):
         return TierChangeList

@@ -4,19 +4,48 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
 from . import pricing
-from .models import PackageTier
+from djmoney.forms.widgets import MoneyWidget
+
+from .models import Dosage, PackageTier
 from .price_history import tiers_lowest_prices
 from .services import PriceChangeMode
+
+
+def single_currency_widget(field, *, step: str) -> None:
+    """The shop sells in one currency: show an amount box, not a currency drop-down per row."""
+    currencies = getattr(settings, "CURRENCIES", ())
+    if field is None or len(currencies) != 1:
+        return
+    field.widget = MoneyWidget(
+        amount_widget=forms.NumberInput(attrs={"step": step}),
+        currency_widget=forms.HiddenInput(),
+        default_currency=currencies[0],
+    )
+
+
+class DosageForm(forms.ModelForm):
+    class Meta:
+        model = Dosage
+        fields = ("product", "strength", "strength_value", "strength_unit", "list_price_per_pill")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        single_currency_widget(self.fields.get("list_price_per_pill"), step="0.00001")
 
 
 class PackageTierForm(forms.ModelForm):
     class Meta:
         model = PackageTier
         fields = ("quantity", "price", "sku", "is_active", "position", "stock")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        single_currency_widget(self.fields.get("price"), step="0.01")
 
     def clean_price(self):
         price = self.cleaned_data.get("price")

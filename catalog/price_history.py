@@ -76,7 +76,7 @@ class PriceChange:
     field: str
     old: object
     new: object
-    kind: str  # "created", "changed" or "deleted"
+    kind: str  # "created", "first recorded", "changed" or "deleted"
 
 
 def _who(record) -> str:
@@ -92,10 +92,13 @@ def _changes(records: list, fields: tuple[str, ...], subject) -> list[PriceChang
         if previous is None or previous.id != record.id:
             previous = None
         if record.history_type == "+" or previous is None:
+            # A first record that is a change: the object predates its history (a fixture);
+            # the old value is unknown, so show the value it was set to.
+            kind = "created" if record.history_type == "+" else "first recorded"
             for field in fields:
                 changes.append(
                     PriceChange(record.history_date, _who(record), subject(record), FIELD_LABELS[field],
-                                None, getattr(record, field), "created")
+                                None, getattr(record, field), kind)
                 )
         elif record.history_type == "-":
             changes.append(
@@ -124,6 +127,8 @@ def product_price_changes(*, product: Product, limit: int = MAX_CHANGES_SHOWN) -
         .order_by("id", "history_date", "history_id")
     )
     strengths = {r.id: r.strength for r in dosage_records}
+    # Rows loaded by fixtures (loaddata) have no history of their own yet.
+    strengths.update(Dosage.objects.filter(product_id=product.pk).values_list("id", "strength"))
     tier_records = list(
         HistoricalTier.objects.filter(dosage_id__in=list(strengths))
         .select_related("history_user")
