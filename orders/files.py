@@ -9,6 +9,7 @@ prescription is ``orders.review_views.prescription_file``, which checks who is a
 """
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -37,9 +38,14 @@ class PrivateStorage(FileSystemStorage):
         kwargs.pop("base_url", None)
         super().__init__(**kwargs)
 
+    # Read from the settings at each use (not cached): the model field keeps one instance.
     @property
     def base_location(self):
         return self._value_or_setting(self._location, settings.PRIVATE_MEDIA_ROOT)
+
+    @property
+    def location(self):
+        return os.path.abspath(self.base_location)
 
     def url(self, name):
         raise ValueError("Private files have no URL; serve them through a permission-checking view.")
@@ -47,7 +53,7 @@ class PrivateStorage(FileSystemStorage):
 
 def private_storage() -> PrivateStorage:
     """Callable for ``FileField(storage=...)``: read at use time, so tests can move the root."""
-    return PrivateStorage(location=settings.PRIVATE_MEDIA_ROOT, file_permissions_mode=0o600)
+    return PrivateStorage(file_permissions_mode=0o600)
 
 
 @dataclass(frozen=True)
