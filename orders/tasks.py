@@ -18,3 +18,11 @@ def expire_unpaid_orders() -> int:
 @shared_task(name="orders.sync_payment")
 def sync_payment(order_id: str) -> None:
     services.order_sync_payment(order_id=order_id)
+
+
+@shared_task(name="orders.lapse_expired_prescription_holds")
+def lapse_expired_prescription_holds() -> int:
+    """Cancel review orders whose 7-day card hold has lapsed, and tell the customers."""
+    from .prescriptions import prescriptions_lapse_expired
+
+    return prescriptions_lapse_expired()

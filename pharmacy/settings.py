@@ -231,6 +231,11 @@ CELERY_BEAT_SCHEDULE["orders-expire-unpaid-orders"] = {
     "task": "orders.expire_unpaid_orders",
     "schedule": 600.0,
 }
+# Prescription orders whose 7-day card hold lapsed before review: cancel and tell the customer.
+CELERY_BEAT_SCHEDULE["orders-lapse-expired-prescription-holds"] = {
+    "task": "orders.lapse_expired_prescription_holds",
+    "schedule": 900.0,
+}
 
 # --- The pharmacy ---------------------------------------------------------------------------
 PHARMACY_NAME = env("PHARMACY_NAME", default="Riverside Pharmacy")
