@@ -167,3 +167,16 @@ def test_now_defaults_to_the_current_time(db):
     tier.save()
     assert tier_lowest_price(tier=tier) == usd("20.00")
     assert tier_lowest_price(tier=tier, now=timezone.now() + dt.timedelta(days=31)) == usd("25.00")
+
+
+def test_tiers_without_a_creation_record_still_show_their_changes(db, baclofen):
+    """Fixture-loaded rows (loaddata) have no history until their first change."""
+    PackageTier.history.model.objects.all().delete()
+    tier = PackageTier.objects.get(sku="BAC-10MG-90")
+    tier.price = usd("66.00")
+    tier.save()
+    changes = product_price_changes(product=baclofen)
+    assert [(c.field, c.old, c.new, c.kind) for c in changes if c.field == "price"] == [
+        ("price", None, usd("66.00"), "first recorded")
+    ]
+    assert changes[0].subject == "10mg × 90 (BAC-10MG-90)"
