@@ -127,6 +127,9 @@ class OrderLine(models.Model):
     list_price = MoneyField("list price per pack", max_digits=10, decimal_places=2, default_currency="USD")
     line_total = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
     requires_prescription = models.BooleanField(default=False)
+    # Packs taken from tracked stock for this line and not yet given back: stock is returned
+    # exactly as taken, even if staff start or stop tracking the tier in between.
+    reserved_packages = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ("order", "id")

@@ -174,11 +174,11 @@ def order_place(
             if tier.stock is not None and tier.stock < line.packages:
                 left = "none are" if tier.stock == 0 else f"only {tier.stock} are"
                 raise OrderError(f"{line.description}: {left} left in stock. Please update your cart.")
-        reserved = False
+        reserved = {}
         for line in lines:
             if tiers[line.tier_id].stock is not None:
                 PackageTier.objects.filter(pk=line.tier_id).update(stock=F("stock") - line.packages)
-                reserved = True
+                reserved[line.tier_id] = line.packages
 
         shipping = shipping_cost(standard=summary.shipping, method=shipping_method)
         total = round_money(Money(summary.subtotal.amount + shipping.amount, summary.subtotal.currency))
@@ -201,7 +201,7 @@ def order_place(
             amount_captured=Money(0, total.currency),
             amount_refunded=Money(0, total.currency),
             has_prescription_items=summary.has_prescription_items,
-            stock_reserved=reserved,
+            stock_reserved=bool(reserved),
         )
         OrderLine.objects.bulk_create(
             OrderLine(
@@ -216,6 +216,7 @@ def order_place(
                 list_price=line.list_price,
                 line_total=line.line_total,
                 requires_prescription=line.requires_prescription,
+                reserved_packages=reserved.get(line.tier_id, 0),
             )
             for line in lines
         )
@@ -341,8 +342,11 @@ def _release_stock(order: Order, by=None) -> None:
     """Give tracked stock back, once."""
     if not order.stock_reserved:
         return
-    for tier_id, packages in order.lines.filter(tier__isnull=False).values_list("tier_id", "packages"):
+    lines = order.lines.filter(tier__isnull=False, reserved_packages__gt=0)
+    for tier_id, packages in lines.values_list("tier_id", "reserved_packages"):
+        # A tier no longer tracked has no count to give back to.
         PackageTier.objects.filter(pk=tier_id, stock__isnull=False).update(stock=F("stock") + packages)
+    order.lines.update(reserved_packages=0)
     order.stock_reserved = False
     order.save(update_fields=["stock_reserved", "updated_at"])
     _event(order, OrderEvent.Kind.STOCK, "Reserved stock returned.", by=by)

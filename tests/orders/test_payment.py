@@ -198,3 +198,18 @@ def test_partial_then_full_refund(localstripe, general_tier, django_user_model):
         services.order_refund(order=order, amount=Money("1", "USD"), reason="again", by=staff)
     # Stripe's view agrees; a later sync (charge.refunded) adds nothing.
     assert sync(order).amount_refunded == order.total
+
+
+def test_stock_is_given_back_exactly_as_taken(localstripe, general_tier, baclofen_90):
+    """Staff start tracking a tier while an order is open: canceling it must not invent stock."""
+    general_tier.stock = 5
+    general_tier.save()
+    cart = make_cart(tier=general_tier, packages=2)
+    CartLine.objects.create(cart=cart, tier=baclofen_90, packages=1, price_when_added=baclofen_90.price)
+    order = place(cart).order
+    baclofen_90.stock = 10  # tracked only from now on
+    baclofen_90.save()
+    services.order_cancel(order=order, by=None, reason="changed mind")
+    general_tier.refresh_from_db()
+    baclofen_90.refresh_from_db()
+    assert (general_tier.stock, baclofen_90.stock) == (5, 10)
