@@ -372,7 +372,15 @@ def test_pricing_group_has_no_orders_permission_and_cannot_open_orders_admin(cli
         url = reverse("admin:app_list", kwargs={"app_label": "orders"})
     except NoReverseMatch:
         return  # no orders admin registered yet: nothing to open
+    # Django answers an app index with no visible models with 404, each model page with 403.
     assert client.get(url).status_code in (403, 404)
+    from django.contrib import admin as django_admin
+
+    order_models = [m for m in django_admin.site._registry if m._meta.app_label == "orders"]
+    assert order_models
+    for model in order_models:
+        changelist = reverse(f"admin:orders_{model._meta.model_name}_changelist")
+        assert client.get(changelist).status_code == 403, changelist
 
 
 def test_pharmacist_can_view_but_not_change_a_tier_price(client, staff_groups, baclofen):
