@@ -53,7 +53,7 @@ class DosageFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     strength_value = Decimal("10")
     strength_unit = StrengthUnit.MG
-    strength = factory.LazyAttribute(lambda o: f"{o.strength_value.normalize()}{o.strength_unit}")
+    strength = factory.LazyAttribute(lambda o: f"{format(Decimal(o.strength_value).normalize(), 'f')}{o.strength_unit}")
     list_price_per_pill = Money("1.00000", "USD")
 
 
