@@ -50,6 +50,8 @@ def _time_left(order, now) -> dict:
 def _decorate(orders, now):
     for order in orders:
         order.hold = _time_left(order, now)
+        reviews = list(order.reviews.all())
+        order.latest_review = reviews[-1] if reviews else None
     return orders
 
 
