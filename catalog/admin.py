@@ -7,6 +7,8 @@ an audit trail with the acting user.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -83,6 +85,11 @@ def _warn_once(request, text: str) -> None:
 # --- Bulk price change (tiers and products) ---------------------------------------------------
 
 
+def preview_key(mode: str, value) -> str:
+    """What the preview showed; the confirm button carries it back so stale confirms are caught."""
+    return f"{mode}:{value.quantize(Decimal('0.01'))}"
+
+
 def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
     """The intermediate page of both bulk actions: form, preview table, confirm.
 
@@ -92,9 +99,14 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
     submitted = "_preview" in request.POST or "_confirm" in request.POST
     form = BulkPriceChangeForm(request.POST if submitted else None)
     rows = None
+    previewed = ""
     if submitted and form.is_valid():
         mode, value = form.cleaned_data["mode"], form.cleaned_data["value"]
-        if "_confirm" in request.POST:
+        previewed = preview_key(mode, value)
+        if "_confirm" in request.POST and request.POST.get("previewed") != previewed:
+            # The figures were edited after the preview: show the new preview, apply nothing.
+            messages.warning(request, "The change was edited after the preview; check the new figures and confirm again.")
+        elif "_confirm" in request.POST:
             try:
                 changed = tiers_bulk_change_prices(
                     tier_ids=[t.pk for t in tiers], mode=mode, value=value, user=request.user
@@ -131,6 +143,7 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
         ] if rows is not None else None,
         "refused": refused,
         "tier_count": len(tiers),
+        "previewed": previewed,
         "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
         "action": request.POST.get("action", ""),
         "select_across": request.POST.get("select_across", "0"),

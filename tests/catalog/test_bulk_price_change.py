@@ -29,7 +29,11 @@ def prices(skus) -> dict[str, Money]:
 
 
 def select(tiers_or_products, action: str, **extra) -> dict:
-    return {"action": action, ACTION_CHECKBOX_NAME: [str(o.pk) for o in tiers_or_products], **extra}
+    data = {"action": action, ACTION_CHECKBOX_NAME: [str(o.pk) for o in tiers_or_products], **extra}
+    if "_confirm" in extra:
+        # What the preview page's confirm button sends back: the change it showed.
+        data.setdefault("previewed", f"{extra['mode']}:{Decimal(extra['value']).quantize(Decimal('0.01'))}")
+    return data
 
 
 def test_changed_price_rounds_half_up_to_the_cent():
@@ -110,6 +114,21 @@ def test_a_cut_of_100_percent_is_rejected_by_the_form(client, superuser, baclofe
         reverse(TIERS_URL), select(tiers, "change_prices", mode="percent", value="-100", _confirm="1")
     )
     assert "100% or more" in response.content.decode()
+    assert prices(["BAC-10MG-90"]) == {"BAC-10MG-90": usd("68.23")}
+
+
+def test_confirm_after_editing_the_change_shows_a_fresh_preview_and_changes_nothing(client, superuser, baclofen):
+    client.force_login(superuser)
+    tiers = list(PackageTier.objects.filter(sku="BAC-10MG-90"))
+    preview = client.post(reverse(TIERS_URL), select(tiers, "change_prices", mode="percent", value="5", _preview="1"))
+    assert 'value="percent:5.00"' in preview.content.decode()
+    # The person types -50 after previewing +5 and presses Confirm without previewing again.
+    response = client.post(
+        reverse(TIERS_URL),
+        select(tiers, "change_prices", mode="percent", value="-50", _confirm="1", previewed="percent:5.00"),
+    )
+    assert response.status_code == 200
+    assert response.context["rows"][0]["new_price"] == "$34.12"  # 68.23 × 0.5 = 34.115
     assert prices(["BAC-10MG-90"]) == {"BAC-10MG-90": usd("68.23")}
 
 
