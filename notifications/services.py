@@ -19,11 +19,15 @@ from anymail.exceptions import AnymailAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import DateTimeField, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from djmoney.money import Money
+
+from orders.models import Order, OrderEvent
+from orders.state import PaymentStatus
 
 from .models import REPEATABLE_KINDS, STAFF_KINDS, DigestEntry, EmailKind, EmailStatus, OutboundEmail
 
@@ -40,7 +44,9 @@ SENDING_STALE_AFTER = timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMI
 
 #: "We've received your order" means "your card is held": never before the authorisation.
 _AFTER_AUTHORISATION = frozenset({EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER})
-_HELD_OR_PAID = frozenset({"authorized", "captured", "partially_refunded", "refunded"})
+_HELD_OR_PAID = frozenset(
+    {PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+)
 
 
 class UnsafeSubjectError(ValueError):
@@ -188,12 +194,6 @@ def expiring_authorisations(*, now: datetime | None = None, within: timedelta | 
     hold's start is the order's "payment -> authorized" event, or the order's creation if that
     event is missing (earlier, so the warning errs on the early side).
     """
-    from django.db.models import DateTimeField, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
-
-    from orders.models import Order, OrderEvent
-    from orders.state import PaymentStatus
-
     now = now or timezone.now()
     within = within or timedelta(hours=getattr(settings, "AUTHORISATION_WARNING_HOURS", 24))
     validity = timedelta(hours=getattr(settings, "STRIPE_AUTHORISATION_VALIDITY_HOURS", 7 * 24))
@@ -360,8 +360,8 @@ def email_context(*, email: OutboundEmail) -> dict:
         else:
             context["lines"] = lines
             context["order_url"] = order_link(order)
-    context.update(email.context or {})
-    return context
+    # Stored details (reason, tracking...) never shadow what is computed here (order, links).
+    return {**(email.context or {}), **context}
 
 
 def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
