@@ -2,6 +2,8 @@
 import pytest
 from django.test import Client, override_settings
 
+from tests.ops.conftest import celery_broker
+
 pytestmark = pytest.mark.django_db
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
@@ -50,14 +52,8 @@ def test_readyz_is_503_when_redis_is_unreachable(client):
     CELERY_TASK_ALWAYS_EAGER=False,
 )
 def test_readyz_is_503_when_no_celery_worker_answers(client, settings):
-    from pharmacy.celery import app
-
-    old = app.conf.broker_url
-    app.conf.broker_url = settings.CELERY_BROKER_URL
-    try:
+    with celery_broker(settings.CELERY_BROKER_URL):
         response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = old
     assert response.status_code == 503
     assert response.json()["checks"]["celery"]["status"] == "error"
 

@@ -9,6 +9,7 @@ from django.test import override_settings
 
 from pharmacy.celery import app
 from pharmacy.logging import JSONFormatter, RequestIDFilter
+from tests.ops.conftest import celery_broker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops.urls")]
 
@@ -84,13 +85,10 @@ def test_a_task_published_in_a_request_carries_the_id_in_its_headers(client):
         published.append(dict(headers or {}))
 
     signals.before_task_publish.connect(capture, weak=False)
-    eager, broker = app.conf.task_always_eager, app.conf.broker_url
-    app.conf.task_always_eager = False
-    app.conf.broker_url = "memory://"
     try:
-        client.get("/log-and-queue/", headers={"X-Request-ID": "req-queued"})
+        with celery_broker("memory://"):
+            client.get("/log-and-queue/", headers={"X-Request-ID": "req-queued"})
     finally:
-        app.conf.task_always_eager, app.conf.broker_url = eager, broker
         signals.before_task_publish.disconnect(capture)
     assert [h.get("request_id") for h in published] == ["req-queued"]
     assert published[0]["task"] == "tests.ops.record_request_id"
