@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -62,6 +63,8 @@ class Command(BaseCommand):
                 group.permissions.add(*_permissions(permission_names))
                 groups[name] = group
                 self.stdout.write(f"Group “{name}” {'created' if created else 'updated'}.")
+            # Orders and prescription review (orders app): view/change orders, review permission.
+            call_command("setup_pharmacist_permissions", stdout=self.stdout)
 
         if not settings.DEBUG and not options["force"]:
             raise CommandError(
