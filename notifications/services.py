@@ -19,14 +19,13 @@ from anymail.exceptions import AnymailAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from djmoney.money import Money
 
-from orders.models import Order, OrderEvent
+from orders.models import Order
 from orders.state import PaymentStatus
 
 from .models import REPEATABLE_KINDS, STAFF_KINDS, DigestEntry, EmailKind, EmailStatus, OutboundEmail
@@ -188,25 +187,18 @@ def email_queue_authorisations_expiring(
 
 
 def expiring_authorisations(*, now: datetime | None = None, within: timedelta | None = None) -> list[tuple[Any, datetime]]:
-    """(order, expires_at) for card holds that lapse within ``within``; oldest first.
+    """(order, expires_at) for card holds that lapse within ``within``; the soonest first.
 
-    Stripe keeps a manual-capture hold for 7 days (``STRIPE_AUTHORISATION_VALIDITY_HOURS``). The
-    hold's start is the order's "payment -> authorized" event, or the order's creation if that
-    event is missing (earlier, so the warning errs on the early side).
+    When a hold began and how long it lasts is the orders app's knowledge (``with_authorised_at``,
+    ``hold_validity``); imported here because ``orders.prescriptions`` imports this module.
     """
+    from orders.prescriptions import hold_validity, with_authorised_at
+
     now = now or timezone.now()
     within = within or timedelta(hours=getattr(settings, "AUTHORISATION_WARNING_HOURS", 24))
-    validity = timedelta(hours=getattr(settings, "STRIPE_AUTHORISATION_VALIDITY_HOURS", 7 * 24))
-    authorised_event = OrderEvent.objects.filter(
-        order=OuterRef("pk"), kind=OrderEvent.Kind.PAYMENT, to_status=PaymentStatus.AUTHORIZED
-    ).order_by("-created_at")
+    validity = hold_validity()
     orders = (
-        Order.objects.filter(payment_status=PaymentStatus.AUTHORIZED)
-        .annotate(
-            authorised_at=Coalesce(
-                Subquery(authorised_event.values("created_at")[:1]), "created_at", output_field=DateTimeField()
-            )
-        )
+        with_authorised_at(Order.objects.filter(payment_status=PaymentStatus.AUTHORIZED))
         .filter(authorised_at__gt=now - validity, authorised_at__lte=now - validity + within)
         .order_by("authorised_at")
     )

@@ -169,3 +169,22 @@ def test_rendering_an_email_costs_the_same_queries_for_two_or_twelve_lines(
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]
     assert len(mailoutbox) == 2
+
+
+def test_approval_with_changes_explains_the_new_total_and_what_is_charged(
+    order, mailoutbox, django_capture_on_commit_callbacks
+):
+    """The call the prescription review makes when the pharmacist approves fewer packs."""
+    from orders.models import Order
+
+    Order.objects.filter(pk=order.pk).update(amount_captured=Money("60.00", "USD"))
+    extra = {"note": "Your prescription covers 60 tablets.", "ordered_total": Money("130.36", "USD"), "approved_total": Money("60.00", "USD")}
+    _queue_and_send(order, EmailKind.PRESCRIPTION_APPROVED, extra, django_capture_on_commit_callbacks)
+
+    [message] = mailoutbox
+    assert message.subject == f"Your order {order.number} has been approved"
+    for body in (message.body, _html(message)):
+        assert "came to $130.36 as ordered and comes to" in body and "$60.00" in body
+        assert "Only the approved amount is charged" in body
+        assert "Your prescription covers 60 tablets." in body
+        assert "We have now taken the payment of" in body
