@@ -14,6 +14,7 @@ import smtplib
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from anymail.exceptions import AnymailAPIError
 from django.conf import settings
@@ -304,6 +305,20 @@ def order_link(order) -> str:
     return absolute_url(order_path(order))
 
 
+#: Public tracking pages of the carriers staff type in most often; others get no link.
+TRACKING_URLS = {
+    "ups": "https://www.ups.com/track?tracknum={}",
+    "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "fedex": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "dhl": "https://www.dhl.com/us-en/home/tracking/tracking-express.html?tracking-id={}",
+}
+
+
+def tracking_url(*, carrier: str, number: str) -> str:
+    template = TRACKING_URLS.get("".join(carrier.split()).casefold())
+    return template.format(quote(number.strip(), safe="")) if template and number.strip() else ""
+
+
 def _admin_order_url(order) -> str:
     try:
         path = reverse("admin:orders_order_change", args=[order.pk])
@@ -352,6 +367,10 @@ def email_context(*, email: OutboundEmail) -> dict:
         else:
             context["lines"] = lines
             context["order_url"] = order_link(order)
+    if email.kind == EmailKind.SHIPPED and not (email.context or {}).get("tracking_url"):
+        context["tracking_url"] = tracking_url(
+            carrier=(email.context or {}).get("carrier", ""), number=(email.context or {}).get("tracking_number", "")
+        )
     # Stored details (reason, tracking...) never shadow what is computed here (order, links).
     return {**(email.context or {}), **context}
 

@@ -188,3 +188,22 @@ def test_approval_with_changes_explains_the_new_total_and_what_is_charged(
         assert "Only the approved amount is charged" in body
         assert "Your prescription covers 60 tablets." in body
         assert "We have now taken the payment of" in body
+
+
+def test_shipped_email_links_the_carriers_tracking_page_when_staff_give_only_the_number(
+    order, mailoutbox, django_capture_on_commit_callbacks
+):
+    """What ``order_mark_shipped`` queues: a carrier and a number, no URL."""
+    _queue_and_send(
+        order, EmailKind.SHIPPED, {"carrier": "USPS", "tracking_number": "9400 1000"}, django_capture_on_commit_callbacks
+    )
+    [message] = mailoutbox
+    assert "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400%201000" in message.body
+
+    mailoutbox.clear()
+    other = make_order(product=order.lines.first().tier.dosage.product)
+    _queue_and_send(
+        other, EmailKind.SHIPPED, {"carrier": "Hand delivery", "tracking_number": "HD-1"}, django_capture_on_commit_callbacks
+    )
+    [message] = mailoutbox
+    assert "Track your parcel" not in message.body and "HD-1" in message.body
