@@ -207,3 +207,21 @@ def test_shipped_email_links_the_carriers_tracking_page_when_staff_give_only_the
     )
     [message] = mailoutbox
     assert "Track your parcel" not in message.body and "HD-1" in message.body
+
+
+def test_order_received_for_an_order_captured_at_once_says_it_is_paid(db, mailoutbox, django_capture_on_commit_callbacks):
+    """General-sale orders are captured as soon as the card is authorised: no talk of a hold."""
+    from catalog.models import LegalClass
+    from tests.factories import DosageFactory, PackageTierFactory
+
+    product = ProductFactory(name="Loratadine", legal_class=LegalClass.GENERAL_SALE)
+    PackageTierFactory(dosage=DosageFactory(product=product), price=Money("12.00", "USD"))
+    order = make_order(product=product, lines=1, payment_status="captured", amount_captured=Money("21.95", "USD"))
+
+    _queue_and_send(order, EmailKind.ORDER_RECEIVED, {}, django_capture_on_commit_callbacks)
+
+    [message] = mailoutbox
+    for body in (message.body, _html(message)):
+        assert "We have taken the payment of" in body and "$21.95" in body
+        assert "hold" not in body
+        assert "pharmacist" not in body.split("Questions about")[0]
