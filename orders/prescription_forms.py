@@ -24,7 +24,7 @@ class PrescriptionCheckoutForm(forms.Form):
     named by the package tier so the answers reach the matching order line.
     """
 
-    patient_name = forms.CharField(label="Patient's full name", max_length=150)
+    patient_name = forms.CharField(label="Patient's name (as on the prescription)", max_length=150)
     date_of_birth = forms.DateField(
         label="Patient's date of birth",
         widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"),
@@ -211,3 +211,31 @@ class RequestInformationForm(OneTimeForm):
 class ShipForm(forms.Form):
     carrier = forms.CharField(label="Carrier", max_length=60)
     tracking_number = forms.CharField(label="Tracking number", max_length=60)
+
+
+def prescription_form_for(request, *, lines, user=None) -> PrescriptionCheckoutForm | None:
+    """The checkout's prescription step, or None when no line needs a prescription.
+
+    A signed-in customer's patient profile (``accounts.services.patient_profile_for``) prefills
+    the patient's health details and, for each item, the prescriber.
+    """
+    lines = [line for line in lines if line.requires_prescription]
+    if not lines:
+        return None
+    initial = {}
+    profile = None
+    if user is not None:
+        try:
+            from accounts.services import patient_profile_for
+        except ImportError:  # accounts without patient profiles
+            patient_profile_for = None
+        profile = patient_profile_for(user) if patient_profile_for else None
+        initial["patient_name"] = user.get_full_name()
+    initial.update(prefill_from_profile(profile))
+    if profile:
+        for line in lines:
+            for key in ("prescriber_name", "prescriber_phone", "prescriber_licence"):
+                initial[f"rx_{line.tier_id}_{key}"] = profile.get(key) or ""
+    if request.method == "POST":
+        return PrescriptionCheckoutForm(request.POST, request.FILES, lines=lines, initial=initial)
+    return PrescriptionCheckoutForm(lines=lines, initial=initial)

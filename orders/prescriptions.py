@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import DateTimeField, F, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -142,7 +143,10 @@ def prescriptions_record(*, order: Order, intake: PrescriptionIntake) -> list[Pr
             prescriber_licence=item.prescriber_licence.strip(),
         )
         if item.upload:
-            transaction.on_commit(partial(_write_upload, prescription.pk, name, item.upload.file))
+            # Read now (at most PRESCRIPTION_MAX_UPLOAD_BYTES): the upload may be closed by commit time.
+            item.upload.file.seek(0)
+            content = ContentFile(item.upload.file.read())
+            transaction.on_commit(partial(_write_upload, prescription.pk, name, content))
         created.append(prescription)
     return created
 

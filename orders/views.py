@@ -18,6 +18,7 @@ from cart.services import cart_for_request
 from . import services
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
+from .prescription_forms import prescription_form_for
 from .models import Order, StripeEvent
 from .state import OrderStatus, PaymentStatus
 
@@ -50,9 +51,10 @@ def checkout(request):
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
     form = CheckoutForm(request.POST or None, initial=initial)
+    rx_form = prescription_form_for(request, lines=summary.available_lines, user=user)  # None without Rx items
     error = ""
     if request.method == "POST":
-        if form.is_valid():
+        if all([form.is_valid(), rx_form is None or rx_form.is_valid()]):
             data = form.cleaned_data
             if not _wants_json(request):
                 error = "Card payment needs JavaScript. Please enable it in your browser and try again."
@@ -71,6 +73,7 @@ def checkout(request):
                         ),
                         shipping_method=data["shipping_method"],
                         user=user,
+                        prescription=rx_form.intake() if rx_form else None,
                     )
                 except services.OrderError as exc:
                     error = exc.message
@@ -87,9 +90,11 @@ def checkout(request):
         else:
             error = "Please correct the highlighted fields."
         if _wants_json(request):
-            return JsonResponse({"message": error, "errors": form.errors.get_json_data()}, status=400)
+            errors = {**form.errors.get_json_data(), **(rx_form.errors.get_json_data() if rx_form else {})}
+            return JsonResponse({"message": error, "errors": errors}, status=400)
     context = {
         "form": form,
+        "rx_form": rx_form,
         "summary": summary,
         "error": error,
         "express_surcharge": services.EXPRESS_SURCHARGE,
