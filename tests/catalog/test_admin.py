@@ -241,6 +241,9 @@ def test_staff_changes_the_90_pill_price_in_the_tier_changelist(client, superuse
     tier = PackageTier.objects.get(sku="BAC-10MG-90")
     assert tier.price == usd("70.00")
     assert tier.history.first().history_user == superuser
+    # $70.00 for 90 pills: $0.78 a pill, 11% off the $78.27 list price.
+    html = client.get("/products/baclofen/").content.decode()
+    assert "70.00" in html and "0.78" in html and "11%" in html
 
 
 def test_changelist_rejects_a_zero_price(client, superuser, baclofen):

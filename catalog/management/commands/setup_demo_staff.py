@@ -6,7 +6,9 @@ configuration (DEBUG off) unless ``--force`` is given.
 """
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
@@ -30,6 +32,9 @@ GROUPS = {"pricing": PRICING_PERMISSIONS, "pharmacist": PHARMACIST_PERMISSIONS}
 
 def _permissions(names: list[str]) -> list[Permission]:
     wanted = {tuple(name.split(".", 1)) for name in names}
+    # Permissions are normally created after migrate; make sure, e.g. after a database flush.
+    for app_label in {app for app, _ in wanted}:
+        create_permissions(apps.get_app_config(app_label), verbosity=0)
     found = list(
         Permission.objects.filter(
             content_type__app_label__in={app for app, _ in wanted},
