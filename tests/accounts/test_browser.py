@@ -35,7 +35,9 @@ def page():
 
 def _add(page, live_server, product, strength, quantity):
     page.goto(live_server.url + product.get_absolute_url())
-    page.get_by_role("button", name=f"Add {product.name} {strength}, {quantity} pills to cart").click()
+    # The add may be an htmx request: wait for its answer, not just for the page to be idle.
+    with page.expect_response(lambda response: "/cart/add/" in response.url and response.request.method == "POST"):
+        page.get_by_role("button", name=f"Add {product.name} {strength}, {quantity} pills to cart").click()
     page.wait_for_load_state("networkidle")
 
 
