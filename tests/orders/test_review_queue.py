@@ -94,6 +94,7 @@ def test_queue_query_count_does_not_grow_with_orders(client, pharmacist, django_
         response = client.get(reverse("orders:review_queue"))
     assert response.content.decode().count('class="review-card"') == 15
     assert len(one.captured_queries) <= 12
+    print(f"review queue: {len(one.captured_queries)} queries for 1 and for 15 orders")
 
 
 def test_review_page_query_count_does_not_grow_with_lines(client, pharmacist):
