@@ -36,6 +36,17 @@ def production_env(**extra: str) -> dict[str, str]:
         "CSRF_TRUSTED_ORIGINS": "https://shop.example.com",
         "SITE_URL": "https://shop.example.com",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
+        # Not connected to by `check`; it only has to be PostgreSQL.
+        "DATABASE_URL": "postgres://pharmacy:secret@db.internal:5432/pharmacy",
+        "EMAIL_URL": "smtp+tls://shop:secret@smtp.example.com:587",
+        "DEFAULT_FROM_EMAIL": "Riverside Pharmacy <orders@shop.example.com>",
+        "PHARMACY_EMAIL": "care@shop.example.com",
+        "PHARMACY_STAFF_EMAIL": "pharmacist@shop.example.com",
+        "PHARMACY_LICENCE_NUMBER": "NY-PHY-031245",
+        "PHARMACIST_IN_CHARGE": "Dana Whitfield, PharmD",
+        "STRIPE_SECRET_KEY": "sk_live_example",
+        "STRIPE_PUBLISHABLE_KEY": "pk_live_example",
+        "STRIPE_WEBHOOK_SECRET": "whsec_example",
         **extra,
     }
 
@@ -48,6 +59,7 @@ def test_production_switch_passes_deploy_check_without_warnings():
 
 def test_each_variable_set_explicitly_also_passes():
     env = {
+        **{k: v for k, v in production_env().items() if k != "PRODUCTION"},
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(60),
         "ALLOWED_HOSTS": "shop.example.com",
@@ -82,3 +94,29 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("missing", "warning"),
+    [
+        ("EMAIL_URL", "pharmacy.W001"),
+        ("STRIPE_SECRET_KEY", "pharmacy.W002"),
+        ("REDIS_URL", "pharmacy.W004"),
+        ("PHARMACY_LICENCE_NUMBER", "pharmacy.W006"),
+    ],
+)
+def test_a_missing_production_service_is_named(missing, warning):
+    env = production_env()
+    del env[missing]
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert warning in result.stdout + result.stderr
+    assert missing.split("_")[0] in result.stdout + result.stderr  # the hint names the variable to set
+
+
+def test_localstripe_or_sqlite_in_production_are_reported():
+    env = production_env(STRIPE_API_BASE="http://127.0.0.1:8420", DATABASE_URL="sqlite:///db.sqlite3")
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "pharmacy.W003" in output and "pharmacy.W005" in output
