@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.contrib import admin
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
@@ -188,6 +188,10 @@ def test_lapsed_holds_are_canceled_and_the_customer_told(localstripe, baclofen_9
     [email] = OutboundEmail.objects.filter(order=lapsed, kind=EmailKind.PRESCRIPTION_REJECTED)
     assert "7 days" in email.context["reason"]
     assert fresh.status == OrderStatus.AWAITING_REVIEW
+    from orders.services import order_link
+
+    page = Client().get(order_link(lapsed)).content.decode()
+    assert "card authorisation expired before review" in page and "nothing was charged" in page
     assert baclofen_90.stock == 4  # the lapsed order's pack is back
     assert tasks.lapse_expired_prescription_holds() == 0  # nothing left to do
 
@@ -204,3 +208,17 @@ def test_customer_page_says_the_review_state_in_plain_words(localstripe, baclofe
     rx.prescription_reject(order=order, by=pharmacist, reason="The prescription is for another patient.")
     body = client.get(order_link(order)).content.decode()
     assert "Not approved:" in body and "The prescription is for another patient." in body
+
+
+def test_customer_page_shows_an_approval_with_changes(localstripe, baclofen_90, client):
+    from orders.services import order_link
+
+    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90))
+    line = order.lines.get()
+    rx.prescription_approve_with_changes(
+        order=order, by=make_pharmacist(), approved_packages={line.pk: 1}, note="Your prescription covers one pack."
+    )
+    body = client.get(order_link(order)).content.decode()
+    assert "Approved with changes:" in body and "Your prescription covers one pack." in body
+    order.refresh_from_db()
+    assert str(order.amount_captured) in body or str(order.total) in body
