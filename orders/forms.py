@@ -44,6 +44,11 @@ class CheckoutForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name, value in self.autocomplete.items():
             self.fields[name].widget.attrs["autocomplete"] = value
+        for name, field in self.fields.items():
+            # Screen readers announce the error paragraph under each field (templates/orders/_field.html).
+            field.widget.attrs["aria-describedby"] = f"error-{name}"
+            if self.is_bound and name in self.errors:
+                field.widget.attrs["aria-invalid"] = "true"
 
     def clean_zip_code(self):
         value = self.cleaned_data["zip_code"].strip()
