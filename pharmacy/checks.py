@@ -7,7 +7,7 @@ rather than the demo's. Each warning names the variable that fixes it (README.md
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 LOCAL_EMAIL_BACKENDS = {
     "django.core.mail.backends.filebased.EmailBackend",
@@ -61,3 +61,24 @@ def check_production_services(app_configs=None, **kwargs) -> list[Warning]:
             id="pharmacy.W006",
         ))
     return warnings
+
+
+@register(Tags.security)
+def check_private_media_is_private(app_configs=None, **kwargs) -> list[Error]:
+    """Prescriptions must never be reachable as public media or static files, in any environment."""
+    from pathlib import Path
+
+    private = Path(settings.PRIVATE_MEDIA_ROOT).resolve()
+    errors: list[Error] = []
+    for name in ("MEDIA_ROOT", "STATIC_ROOT"):
+        public = getattr(settings, name, None)
+        if not public:
+            continue
+        public = Path(public).resolve()
+        if private == public or public in private.parents or private in public.parents:
+            errors.append(Error(
+                f"PRIVATE_MEDIA_ROOT ({private}) overlaps {name} ({public}): uploaded prescriptions could be public.",
+                hint=f"Point PRIVATE_MEDIA_ROOT at a directory outside {name}.",
+                id="pharmacy.E001",
+            ))
+    return errors

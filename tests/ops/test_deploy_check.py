@@ -120,3 +120,17 @@ def test_localstripe_or_sqlite_in_production_are_reported():
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "pharmacy.W003" in output and "pharmacy.W005" in output
+
+
+@pytest.mark.parametrize("private", ["{media}/private", "{media}"])
+def test_prescriptions_inside_public_media_stop_every_command(tmp_path, private):
+    media = tmp_path / "media"
+    result = run_manage("check", env={"MEDIA_ROOT": str(media), "PRIVATE_MEDIA_ROOT": private.format(media=media)})
+    assert result.returncode != 0
+    assert "pharmacy.E001" in result.stdout + result.stderr
+
+
+def test_separate_private_media_passes(tmp_path):
+    env = {"MEDIA_ROOT": str(tmp_path / "media"), "PRIVATE_MEDIA_ROOT": str(tmp_path / "private")}
+    result = run_manage("check", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
