@@ -74,6 +74,8 @@ def test_rejection_needs_a_reason(localstripe, baclofen_90, pharmacist):
 
 
 def test_approval_with_a_reduced_quantity_captures_the_lower_amount(localstripe, baclofen_90, pharmacist):
+    baclofen_90.stock = 10
+    baclofen_90.save()
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=3), tier=baclofen_90))
     line = order.lines.get()
     ordered_total, unit = order.total, line.unit_price
@@ -93,10 +95,17 @@ def test_approval_with_a_reduced_quantity_captures_the_lower_amount(localstripe,
     assert order.total == expected and order.amount_captured == expected
     assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
     assert line.packages == 1 and line.line_total == unit
+    baclofen_90.refresh_from_db()
+    assert baclofen_90.stock == 9  # the two packs not approved are back on the shelf
     # The audit record keeps what was ordered.
     assert review.ordered_total == ordered_total and review.approved_total == expected
     assert review.changes[0]["ordered_packages"] == 3 and review.changes[0]["approved_packages"] == 1
     assert review.changes[0]["ordered_line_total"] == str(3 * unit.amount)
+    # A later webhook or reconciliation reads the partial capture as it is: no phantom refund.
+    from orders import services
+
+    synced = services.order_sync_payment(order_id=order.pk)
+    assert (synced.payment_status, synced.amount_captured, synced.amount_refunded.amount) == (PaymentStatus.CAPTURED, expected, 0)
 
 
 def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclofen, pharmacist):
