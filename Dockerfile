@@ -31,4 +31,4 @@ ENV PRODUCTION=1 \
     PORT=8000
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"
-CMD ["sh", "-c", "exec gunicorn pharmacy.wsgi:application --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-3} --max-requests 2000 --max-requests-jitter 200 --timeout 30 --access-logfile - --forwarded-allow-ips '*'"]
+CMD ["gunicorn", "pharmacy.wsgi:application"]

@@ -97,6 +97,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         BEHIND_PROXY="0",
         BENCH_CEILING="1",
         LOG_LEVEL="WARNING",
+        ACCESS_LOG="",  # no access log: its disk writes are not what is measured
         STATIC_ROOT=str(VAR / "static"),
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         # Nothing may leave the machine: a Stripe call would fail fast on a closed local port.
