@@ -33,6 +33,9 @@ from cart.services import cart_clear
 from catalog.models import PackageTier
 from catalog.pricing import round_money
 
+from notifications.models import EmailKind
+from notifications.services import email_queue
+
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
@@ -127,9 +130,26 @@ def order_transition(*, order: Order, to: str, by=None, note: str = "", field: s
     setattr(order, field, to)
     order.save(update_fields=[field, "updated_at"])
     kind = OrderEvent.Kind.PAYMENT if field == "payment_status" else OrderEvent.Kind.STATUS
-    return OrderEvent.objects.create(
+    event = OrderEvent.objects.create(
         order=order, kind=kind, from_status=current, to_status=to, note=note, by=_user_or_none(by)
     )
+    for email_kind in TRANSITION_EMAILS.get((field, to), ()):
+        # Queued on commit and deduplicated per (order, kind): a move replayed by a second
+        # webhook sends nothing twice, and a rolled-back move sends nothing at all.
+        email_queue(order=order, kind=email_kind)
+    return event
+
+
+#: Which emails a move sends. "Order received" follows the card hold, never the checkout; a
+#: payment Stripe reports as captured before we saw the hold still sends it (deduplicated).
+TRANSITION_EMAILS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("payment_status", PaymentStatus.AUTHORIZED): (EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER),
+    ("payment_status", PaymentStatus.CAPTURED): (
+        EmailKind.ORDER_RECEIVED,
+        EmailKind.STAFF_NEW_ORDER,
+        EmailKind.PAYMENT_CAPTURED,
+    ),
+}
 
 
 def _user_or_none(user):
@@ -433,6 +453,12 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
         return
     refunded = from_minor(refunded_minor, str(order.total.currency))
     OrderRefund.objects.create(order=order, stripe_refund_id=refund_id, amount=refunded, reason=reason, by=_user_or_none(by))
+    email_queue(
+        order=order,
+        kind=EmailKind.REFUND_ISSUED,
+        context_extra={"amount": refunded, "reason": reason},
+        event_id=refund_id,
+    )
     order.amount_refunded = order.amount_refunded + refunded
     order.save(update_fields=["amount_refunded", "updated_at"])
     to = PaymentStatus.REFUNDED if order.amount_refunded.amount >= order.amount_captured.amount else PaymentStatus.PARTIALLY_REFUNDED
