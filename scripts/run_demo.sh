@@ -24,7 +24,14 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
 $BIN/python manage.py migrate --noinput
-$BIN/python manage.py loaddata demo_catalog
+# The demo catalog is loaded once: a restart keeps the prices staff have changed since.
+if $BIN/python manage.py shell -c "import sys; from catalog.models import Product; sys.exit(0 if Product.objects.exists() else 1)" 2>/dev/null; then
+  echo "Catalog already present: demo data not reloaded (delete db.sqlite3 to start afresh)."
+else
+  $BIN/python manage.py loaddata demo_catalog
+  # A baseline history row per dosage and tier, so the first price change shows its old value.
+  $BIN/python manage.py populate_history --auto
+fi
 if $BIN/python manage.py help setup_demo_staff >/dev/null 2>&1; then
   $BIN/python manage.py setup_demo_staff
 fi
