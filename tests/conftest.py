@@ -7,6 +7,7 @@ from djmoney.money import Money
 
 from catalog.models import LegalClass
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
+from tests.browser import browser, browser_viewport, page  # noqa: F401  (shared Chromium fixtures)
 from tests.localstripe import localstripe, localstripe_server  # noqa: F401  (shared Stripe fixtures)
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "baclofen_golden.json").read_text())

@@ -1,8 +1,6 @@
 """The Content-Security-Policy blocks nothing the shop's own pages use (headless Chromium)."""
 import pytest
 
-from tests.e2e.conftest import browser, page  # noqa: F401  (fixtures)
-
 pytestmark = [pytest.mark.e2e]
 
 RECORD_VIOLATIONS = """
