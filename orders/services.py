@@ -188,6 +188,10 @@ def order_place(
         summary = cart_summary(cart)  # read after the locks: the prices and stock we hold
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
+        if summary.has_prescription_items and prescription is None:
+            # Checked here as well as in the checkout form: no prescription order without a
+            # patient and, for each item, a prescription copy or the prescriber's details.
+            raise OrderError("Please give the patient's details and a prescription for each prescription item.")
         lines = summary.available_lines
         for line in lines:
             tier = tiers[line.tier_id]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 import pytest
 from djmoney.money import Money
@@ -9,6 +10,7 @@ from djmoney.money import Money
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass, PackageTier
 from orders import services
+from orders.prescriptions import PrescriptionIntake, PrescriptionItem
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 
 ADDRESS = services.ShippingAddress(name="Alex Morgan", line1="100 River Street", city="Albany", state="NY", zip_code="12207")
@@ -20,8 +22,33 @@ def make_cart(*, tier, packages: int = 1, user=None) -> Cart:
     return cart
 
 
+def prescriber_intake(cart: Cart) -> PrescriptionIntake | None:
+    """The patient and prescriber details a customer gives at checkout for the cart's
+    prescription items (None when it has none)."""
+    rx_tier_ids = list(
+        cart.lines.filter(tier__dosage__product__legal_class=LegalClass.PRESCRIPTION).values_list("tier_id", flat=True)
+    )
+    if not rx_tier_ids:
+        return None
+    return PrescriptionIntake(
+        patient_name="Alex Morgan",
+        date_of_birth=date(1980, 5, 17),
+        items=tuple(
+            PrescriptionItem(
+                tier_id=tier_id,
+                prescriber_name="Dr. Ruth Okafor",
+                prescriber_phone="518-555-0101",
+                prescriber_licence="1234567890",
+            )
+            for tier_id in rx_tier_ids
+        ),
+    )
+
+
 def place(cart, *, user=None, method: str = "standard", email: str = "alex@example.com") -> services.PlacedOrder:
-    return services.order_place(cart=cart, email=email, address=ADDRESS, shipping_method=method, user=user)
+    return services.order_place(
+        cart=cart, email=email, address=ADDRESS, shipping_method=method, user=user, prescription=prescriber_intake(cart)
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from catalog.models import LegalClass
 from orders import services
 from orders.models import Order, OrderEvent
 from orders.state import OrderStatus, PaymentStatus
-from tests.orders.conftest import make_cart, place
+from tests.orders.conftest import ADDRESS, make_cart, place
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +130,16 @@ def test_refuses_a_cart_that_cannot_check_out_and_writes_nothing(localstripe, ge
     with pytest.raises(services.OrderError, match="at most 3 packages"):
         place(cart)
     assert not Order.objects.exists()
+
+
+def test_a_prescription_cart_is_refused_without_patient_and_prescription_details(localstripe, baclofen_90):
+    cart = make_cart(tier=baclofen_90)
+    with pytest.raises(services.OrderError, match="patient's details and a prescription"):
+        services.order_place(
+            cart=cart, email="alex@example.com", address=ADDRESS, shipping_method="standard", prescription=None
+        )
+    assert not Order.objects.exists()
+    assert CartLine.objects.filter(cart=cart).count() == 1
 
 
 def test_controlled_substances_never_reach_an_order(localstripe, general_tier):
