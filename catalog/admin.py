@@ -62,7 +62,7 @@ class TierFiguresMixin:
         if not figures:
             return "—"
         if figures.price.amount > figures.list_price.amount:
-            return format_html('<strong class="price-flag">No saving shown</strong> (above list price)')
+            return format_html('<strong class="price-flag">{}</strong> (above list price)', "No saving shown")
         return f"{figures.savings_percent}%"
 
     @admin.display(description="Best per pill")
