@@ -1,0 +1,384 @@
+"""Scale-out (issue #9): two gunicorn servers, one Celery worker and beat, one PostgreSQL, one Redis.
+
+Every process is real and shares only what a production deployment shares: the test database
+(committed data, ``transactional_db``), a Redis database for cache, sessions and the broker,
+localstripe, and a mail directory. ``bench/scale_out.py`` plays ~8 concurrent customers; each of
+them sends its requests to the two servers in turn, so a session and a cart started on one
+server are used on the other. localstripe has two webhook endpoints, one per server, with the
+same secret: every Stripe event is delivered twice, to different servers, at about the same time.
+
+Afterwards the database, the mail directory and the servers' logs must agree with what the
+customers saw: one order per successful checkout, the right payment state for each, one
+confirmation email per authorised order, no pack sold twice, no 5xx and no traceback anywhere.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.db import connection
+from djmoney.money import Money
+
+from catalog.models import LegalClass, PackageTier
+from notifications.models import EmailKind, EmailStatus, OutboundEmail
+from orders.models import Order, OrderEvent, OrderLine, StripeEvent
+from orders.state import OrderStatus, PaymentStatus
+from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
+from tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+REDIS_URL = os.environ.get("SCALE_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+STOCK = 30  # packs of the tracked tier
+STOCK_ATTEMPTS = 40  # customers wanting one pack each: 10 must be refused
+DECLINED = 6
+RX = 10
+ATTEMPTS = 70  # checkouts in all; the rest buy an untracked general-sale pack
+CONCURRENCY = 8
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the scale-out test: {reason}")
+    pytest.skip(reason)
+
+
+def _get(url: str, timeout: float = 2) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0
+
+
+@dataclass
+class Deployment:
+    tmp: Path
+    servers: list[str] = field(default_factory=list)
+    stripe: str = ""
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.tmp / "mail"
+
+    def log(self, name: str) -> Path:
+        return self.tmp / f"{name}.log"
+
+    def start(self, name: str, args: list[str], env: dict) -> None:
+        with self.log(name).open("w") as handle:
+            # A process group of its own: gunicorn's and Celery's children go down with it.
+            self.processes[name] = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def logs(self, tail: int = 3000) -> str:
+        return "\n".join(f"----- {name} -----\n{self.log(name).read_text()[-tail:]}" for name in self.processes)
+
+    def wait_for(self, what: str, predicate, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            dead = [name for name, process in self.processes.items() if process.poll() is not None]
+            if dead:
+                pytest.fail(f"{', '.join(dead)} exited while waiting for {what}.\n{self.logs()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{self.logs()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def access_log(self, server: str) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request gunicorn answered."""
+        name = f"web{self.servers.index(server) + 1}"
+        return [
+            (m.group(1), m.group(2), int(m.group(3)))
+            for m in re.finditer(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ', self.log(name).read_text())
+        ]
+
+
+@pytest.fixture
+def deployment(transactional_db, tmp_path):
+    """localstripe, two gunicorn servers, a Celery worker and beat, all on the test database."""
+    if connection.vendor != "postgresql":
+        _unavailable("the servers share the test database: needs PostgreSQL")
+    broker = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        broker.flushdb()  # this test's own Redis database: no sessions, tasks or cache left over
+    except redis.exceptions.ConnectionError:
+        _unavailable(f"Redis is not running at {REDIS_URL}")
+
+    dep = Deployment(tmp=tmp_path)
+    for folder in ("mail", "static", "media", "private"):
+        (tmp_path / folder).mkdir()
+    stripe_port, *web_ports = (free_port() for _ in range(3))
+    dep.stripe = f"http://127.0.0.1:{stripe_port}"
+    dep.servers = [f"http://127.0.0.1:{port}" for port in web_ports]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("STRIPE_", "EMAIL_", "CELERY_", "CACHE_", "SECURE_", "SESSION_", "CSRF_"))
+        and key not in ("PRODUCTION", "DEBUG", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL", "ANYMAIL")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="pharmacy.settings",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECRET_KEY="scale-out-test-secret-key-not-used-anywhere-else-0123456789",
+        DATABASE_URL=_database_url(),
+        CONN_MAX_AGE="60",
+        REDIS_URL=REDIS_URL,
+        CACHE_KEY_PREFIX="scale",
+        CELERY_TASK_ALWAYS_EAGER="0",
+        STRIPE_API_BASE=dep.stripe,
+        STRIPE_JS_URL=f"{dep.stripe}/js.stripe.com/v3/",
+        STRIPE_SECRET_KEY=SECRET_KEY,
+        STRIPE_PUBLISHABLE_KEY=PUBLISHABLE_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(dep.mail_dir),
+        # DEBUG=0 without collectstatic: plain (unhashed) static names; the client fetches only HTML.
+        STATIC_MANIFEST="0",
+        STATIC_ROOT=str(tmp_path / "static"),
+        MEDIA_ROOT=str(tmp_path / "media"),
+        PRIVATE_MEDIA_ROOT=str(tmp_path / "private"),
+        LOG_FORMAT="plain",
+        LOG_LEVEL="INFO",
+        ACCESS_LOG="-",
+    )
+    try:
+        dep.start("localstripe", [sys.executable, "-m", "orders.localstripe_dev", "--port", str(stripe_port), "--from-scratch"], env)
+        dep.start(
+            "worker",
+            [str(BIN / "celery"), "-A", "pharmacy", "worker", "-P", "threads", "--concurrency", "4",
+             "-n", f"scale-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            env,
+        )
+        dep.start(
+            "beat",
+            [str(BIN / "celery"), "-A", "pharmacy", "beat", "--schedule", str(tmp_path / "celerybeat-schedule"), "--loglevel", "INFO"],
+            env,
+        )
+        for number, port in enumerate(web_ports, start=1):
+            dep.start(f"web{number}", [str(BIN / "gunicorn"), "pharmacy.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"], env)
+
+        dep.wait_for("localstripe", lambda: _get(f"{dep.stripe}/js.stripe.com/v3/") == 200, timeout=30)
+        dep.wait_for("the worker", lambda: " ready." in dep.log("worker").read_text(), timeout=60)
+        dep.wait_for("beat", lambda: "Starting..." in dep.log("beat").read_text(), timeout=60)
+        for server in dep.servers:
+            dep.wait_for(f"{server}/healthz", lambda s=server: _get(f"{s}/healthz") == 200, timeout=60)
+            # Ready = database, Redis and a Celery worker answer from inside the server.
+            dep.wait_for(f"{server}/readyz", lambda s=server: _get(f"{s}/readyz", timeout=5) == 200, timeout=30)
+        # One endpoint per server, the same secret: Stripe delivers every event to both.
+        for name, server in zip("ab", dep.servers):
+            data = urllib.parse.urlencode({"url": f"{server}/stripe/webhook/", "secret": WEBHOOK_SECRET}).encode()
+            urllib.request.urlopen(f"{dep.stripe}/_config/webhooks/{name}", data=data, timeout=5).read()
+        yield dep
+    finally:
+        dep.stop()
+        broker.flushdb()
+
+
+@pytest.fixture
+def catalog(transactional_db):
+    category = CategoryFactory(name="Everyday care", slug="everyday-care")
+    general = ProductFactory(name="Scale Relief", slug="scale-relief", category=category, legal_class=LegalClass.GENERAL_SALE)
+    dosage = DosageFactory(product=general, list_price_per_pill=Money("0.30000", "USD"))
+    stock_tier = PackageTierFactory(dosage=dosage, quantity=16, price=Money("4.50", "USD"), stock=STOCK, position=0)
+    open_tier = PackageTierFactory(dosage=dosage, quantity=32, price=Money("8.00", "USD"), position=1)
+    rx = ProductFactory(name="Scale Script", slug="scale-script", category=category, legal_class=LegalClass.PRESCRIPTION)
+    rx_tier = PackageTierFactory(dosage=DosageFactory(product=rx), quantity=30, price=Money("25.00", "USD"))
+    return {
+        "stock": f"{general.get_absolute_url()}#{stock_tier.pk}",
+        "open": f"{general.get_absolute_url()}#{open_tier.pk}",
+        "rx": f"{rx.get_absolute_url()}#{rx_tier.pk}",
+        "stock_tier": stock_tier,
+    }
+
+
+def _delivered_emails(mail_dir: Path) -> list[int]:
+    """The outbox row id (X-Pharmacy-Email-Id) of every message the file backend wrote."""
+    # Only complete lines: the worker may be writing a file while the test polls.
+    return [
+        int(number)
+        for path in sorted(mail_dir.glob("*.log"))
+        for number in re.findall(r"^X-Pharmacy-Email-Id: (\d+)\n", path.read_text(), re.MULTILINE)
+    ]
+
+
+def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deployment, catalog):
+    dep = deployment
+    result_path = dep.tmp / "client.json"
+    started = time.monotonic()
+    client = subprocess.run(
+        [
+            sys.executable, str(ROOT / "bench" / "scale_out.py"),
+            *(arg for server in dep.servers for arg in ("--server", server)),
+            "--stripe", dep.stripe, "--stripe-key", SECRET_KEY,
+            "--stock-tier", catalog["stock"], "--open-tier", catalog["open"], "--rx-tier", catalog["rx"],
+            "--orders", str(ATTEMPTS), "--stock-attempts", str(STOCK_ATTEMPTS), "--declined", str(DECLINED),
+            "--rx", str(RX), "--concurrency", str(CONCURRENCY), "--json", str(result_path),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=150,
+    )
+    print(client.stdout, client.stderr, f"client run: {time.monotonic() - started:.1f} s", sep="\n")
+    result = json.loads(result_path.read_text())
+    hits, outcomes = result["hits"], result["outcomes"]
+
+    # The customers: no 5xx, no request that failed outright, every server used by every customer.
+    assert [h for h in hits if h["status"] >= 500] == [], dep.logs()
+    assert [o for o in outcomes if o["result"] == "error"] == [], dep.logs()
+    assert client.returncode == 0
+    # One customer, two servers: the cart added on one is checked out on the other (shared
+    # session and cart), and the order page is served by the server that did not place it.
+    server_of = {(h["customer"], h["step"]): h["server"] for h in hits}
+    for o in outcomes:
+        if o["result"] == "placed":
+            n = o["customer"]
+            assert server_of[n, "cart_add"] != server_of[n, "checkout_page"]
+            assert server_of[n, "checkout_post"] != server_of.get((n, "order_page"), server_of[n, "checkout_page"])
+
+    placed = {o["order_number"]: o for o in outcomes if o["result"] == "placed"}
+    by_kind = collections.defaultdict(list)
+    for o in placed.values():
+        by_kind[o["kind"]].append(o)
+    captured = by_kind["stock"] + by_kind["open"]
+    assert len(placed) == sum(1 for o in outcomes if o["result"] == "placed") >= 50  # distinct numbers
+    assert len(by_kind["stock"]) == STOCK
+    assert len(by_kind["declined"]) == DECLINED and len(by_kind["rx"]) == RX
+    assert all(o["card_status"] == "requires_capture" for o in captured + by_kind["rx"])
+    assert all(o["card_status"] == "declined" and "declined" in o["message"] for o in by_kind["declined"])
+    assert all(o["order_page"] == 200 for o in captured + by_kind["rx"])
+    # The excess demand for the tracked pack: refused with a message that says why, no order.
+    refused = [o for o in outcomes if o["result"] == "refused"]
+    assert len(refused) == STOCK_ATTEMPTS - STOCK
+    assert all(o["kind"] == "stock" and "stock" in o["message"] for o in refused), refused
+
+    # Stripe's deliveries: each event reaches both servers and is stored once; the shop catches
+    # up (captures, failed cards), and the worker drains the outbox.
+    def settled() -> bool:
+        events = list(StripeEvent.objects.values_list("event_id", "processed"))
+        deliveries = [
+            sum(1 for method, path, _ in dep.access_log(s) if method == "POST" and path == "/stripe/webhook/")
+            for s in dep.servers
+        ]
+        return (
+            Order.objects.filter(number__in=[o["order_number"] for o in captured], payment_status=PaymentStatus.CAPTURED).count() == len(captured)
+            and Order.objects.filter(number__in=[o["order_number"] for o in by_kind["declined"]], payment_status=PaymentStatus.FAILED).count() == DECLINED
+            and len(events) >= len(captured) + DECLINED
+            and all(processed for _, processed in events)
+            and deliveries == [len(events), len(events)]
+            and not OutboundEmail.objects.exclude(status=EmailStatus.SENT).exists()
+            and len(_delivered_emails(dep.mail_dir)) >= OutboundEmail.objects.count()
+        )
+
+    dep.wait_for("webhooks, captures and emails to settle", settled, timeout=60)
+    time.sleep(1.5)  # localstripe waits 1 s before each delivery: nothing late may change the figures
+    assert settled()
+
+    # Every order exists once, with the number the customer was shown, and nothing else exists.
+    orders = {o.number: o for o in Order.objects.all()}
+    assert sorted(orders) == sorted(placed)
+    assert len({o.stripe_payment_intent_id for o in orders.values()}) == len(orders)
+    for number, seen in placed.items():
+        order = orders[number]
+        assert order.stripe_payment_intent_id == seen["intent_id"]
+        if seen["kind"] in ("stock", "open"):
+            assert (order.payment_status, order.status) == (PaymentStatus.CAPTURED, OrderStatus.READY_TO_SHIP)
+            assert order.amount_captured == order.total
+        elif seen["kind"] == "rx":
+            assert (order.payment_status, order.status) == (PaymentStatus.AUTHORIZED, OrderStatus.AWAITING_REVIEW)
+        else:
+            assert (order.payment_status, order.status) == (PaymentStatus.FAILED, OrderStatus.PENDING_PAYMENT)
+            assert "declined" in order.payment_error
+    # Each payment move happened once, however many servers were told.
+    moves = collections.Counter(
+        OrderEvent.objects.filter(kind=OrderEvent.Kind.PAYMENT).values_list("order__number", "to_status")
+    )
+    assert all(count == 1 for count in moves.values()), [m for m, c in moves.items() if c > 1]
+    assert sum(1 for _, to in moves if to == PaymentStatus.CAPTURED) == len(captured)
+    assert sum(1 for _, to in moves if to == PaymentStatus.FAILED) == DECLINED
+
+    # Stock: never below zero, and what was sold plus what is left is what there was.
+    tier: PackageTier = catalog["stock_tier"]
+    tier.refresh_from_db()
+    sold = sum(OrderLine.objects.filter(tier=tier).values_list("packages", flat=True))
+    assert tier.stock == 0 and sold == STOCK and sold + tier.stock == STOCK
+
+    # Stripe events: one row per event id, every one delivered to both servers and processed;
+    # a success for each capture, a failure for each declined card.
+    events = list(StripeEvent.objects.all())
+    types = collections.Counter(e.type for e in events)
+    assert types["payment_intent.succeeded"] == len(captured)
+    assert types["payment_intent.payment_failed"] == DECLINED
+    assert all(e.processed and e.error == "" for e in events)
+    per_server = {s: collections.Counter(status for m, p, status in dep.access_log(s) if p == "/stripe/webhook/") for s in dep.servers}
+    assert all(statuses == {200: len(events)} for statuses in per_server.values()), per_server
+
+    # Emails: one confirmation per authorised order, none for a declined card; each outbox row
+    # was written to the mail directory exactly once.
+    received = collections.Counter(
+        OutboundEmail.objects.filter(kind=EmailKind.ORDER_RECEIVED).values_list("order__number", flat=True)
+    )
+    authorised = sorted(o["order_number"] for o in captured + by_kind["rx"])
+    assert sorted(received) == authorised and set(received.values()) == {1}
+    delivered = _delivered_emails(dep.mail_dir)
+    assert sorted(delivered) == sorted(OutboundEmail.objects.values_list("pk", flat=True))
+    subjects = collections.Counter(
+        line.removeprefix("Subject: ")
+        for path in dep.mail_dir.glob("*.log")
+        for line in path.read_text().splitlines()
+        if line.startswith("Subject: We've received your order")
+    )
+    assert sorted(subjects) == [f"We've received your order {n}" for n in authorised]
+    assert set(subjects.values()) == {1}
+
+    # The servers: no 5xx answered to anyone (customers or Stripe), no traceback in any log.
+    for server in dep.servers:
+        assert [line for line in dep.access_log(server) if line[2] >= 500] == [], dep.logs()
+    for name in dep.processes:
+        assert "Traceback" not in dep.log(name).read_text(), dep.logs(20000)
+    placed_on = collections.Counter(h["server"] for h in hits if h["step"] == "checkout_post" and h["status"] == 200)
+    print(
+        f"orders placed per server {dict(placed_on)}; emails {len(delivered)} "
+        f"({len(authorised)} order confirmations); Stripe events {len(events)} × 2 deliveries; "
+        f"total {time.monotonic() - started:.1f} s"
+    )
