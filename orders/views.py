@@ -14,12 +14,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from cart.pricing import cart_summary
 from cart.services import cart_for_request
+from notifications.services import tracking_url
 
 from . import services
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
-from .models import Order, StripeEvent
+from .models import Order, OrderEvent, Shipment, StripeEvent
 from .state import OrderStatus, PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -119,12 +120,18 @@ def order_detail(request, number: int):
         except (gateway.PaymentGatewayError, services.OrderError):
             logger.warning("Could not sync order %s on its page", order.number, exc_info=True)
     lines = list(order.lines.all())
+    shipment = Shipment.objects.filter(order=order).first()
     return render(
         request,
         "orders/order_detail.html",
         {
             "order": order,
             "lines": lines,
+            "shipment": shipment,
+            "tracking_url": tracking_url(carrier=shipment.carrier, number=shipment.tracking_number) if shipment else "",
+            "timeline": customer_timeline(order),
+            # A guest holding the signed link may keep the order in an account (accounts.claim_order).
+            "claim_token": token if order.user_id is None and not owns else "",
             "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
             "OrderStatus": OrderStatus,
             "PaymentStatus": PaymentStatus,
@@ -132,6 +139,25 @@ def order_detail(request, number: int):
             "payment_pending": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.PENDING,
         },
     )
+
+
+def customer_timeline(order: Order) -> list[tuple]:
+    """What happened to the order, in the customer's words: status and payment moves only.
+
+    Staff notes and stock bookkeeping stay in the admin; a pharmacist's reason for a decision is
+    shown by the prescription section of the page.
+    """
+    events = order.events.filter(kind__in=(OrderEvent.Kind.PLACED, OrderEvent.Kind.STATUS, OrderEvent.Kind.PAYMENT))
+    timeline = []
+    for event in events.order_by("created_at", "pk"):
+        if event.kind == OrderEvent.Kind.PLACED:
+            label = "Order placed"
+        elif event.kind == OrderEvent.Kind.STATUS:
+            label = OrderStatus(event.to_status).label
+        else:
+            label = f"Payment: {PaymentStatus(event.to_status).label.lower()}"
+        timeline.append((event.created_at, label))
+    return timeline
 
 
 HANDLED_EVENTS = frozenset(

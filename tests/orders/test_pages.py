@@ -5,7 +5,7 @@ from djmoney.money import Money
 
 from cart.models import CartLine
 from orders import services
-from orders.models import Order
+from orders.models import Order, Shipment
 from tests.factories import PackageTierFactory, UserFactory
 from tests.localstripe import CARD_DECLINED, CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
@@ -118,7 +118,27 @@ def test_order_page_query_budget_does_not_grow_with_lines(localstripe, client, g
     order = place(cart).order
     browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
     services.order_sync_payment(order_id=order.pk)
-    with django_assert_max_num_queries(5):
+    # order, lines, prescription review, shipment, timeline (+ session)
+    with django_assert_max_num_queries(7):
         response = client.get(services.order_link(order))
     assert response.status_code == 200
     assert response.content.decode().count('class="num">1</td>') == 6
+
+
+def test_order_page_shows_the_customer_timeline_tracking_and_a_claim_link_for_guests(localstripe, client, general_tier):
+    order = place(make_cart(tier=general_tier)).order
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    services.order_sync_payment(order_id=order.pk)
+    Shipment.objects.create(order=order, carrier="USPS", tracking_number="9400111899223344556677")
+    html = client.get(services.order_link(order)).content.decode()
+    timeline = html.split('id="order-timeline"')[1].split("</ol>")[0]
+    assert "Order placed" in timeline and "Being prepared for shipping" in timeline and "Payment: paid" in timeline
+    assert "9400111899223344556677" in html and "USPS" in html
+    assert reverse("accounts:claim_order", kwargs={"number": order.number}) in html
+
+
+def test_order_page_offers_no_claim_link_to_the_signed_in_owner(localstripe, client, general_tier, customer):
+    order = place(make_cart(tier=general_tier, user=customer), user=customer).order
+    client.force_login(customer)
+    html = client.get(reverse("orders:detail", kwargs={"number": order.number})).content.decode()
+    assert 'id="claim-order"' not in html
