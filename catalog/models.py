@@ -103,6 +103,12 @@ class Product(models.Model):
                 name="catalog_product_max_pills_positive",
             ),
         ]
+        indexes = [
+            # The listing: published products by name, a page at a time (also a late page).
+            models.Index(
+                fields=["name", "id"], condition=Q(is_published=True), name="catalog_product_listing_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

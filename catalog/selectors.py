@@ -2,7 +2,8 @@
 
 Every function here returns data ready for a template, with the price figures already computed
 by ``catalog.pricing``. The query count of each page must not grow with the number of products,
-dosages or tiers: lists are annotated in the database, a product page is one query per relation.
+dosages or tiers: a list is cut to its page first and then priced in one grouped query, a product
+page is one query per relation.
 """
 from __future__ import annotations
 
@@ -50,39 +51,50 @@ class PerPill(Func):
 # --- Listings ---------------------------------------------------------------------------------
 
 
-def with_lowest_per_pill(queryset: QuerySet[Product]) -> QuerySet[Product]:
-    """Annotate ``lowest_per_pill``: the cheapest pill among the product's active tiers.
+def lowest_per_pill_by_product(product_ids: Iterable[int]) -> dict[int, Decimal]:
+    """The cheapest pill among each product's active tiers, for the given products only.
 
-    One aggregate over the joined tiers, so a page of cards costs one query however many
-    products, dosages and tiers there are. ``None`` when no tier is active.
+    One grouped query over the tiers of those products (a page of cards, at most a few dozen),
+    so the cost depends on the page, not on the catalogue: computing the minimum for every
+    published product before paginating was what made the listing slow on a large catalogue.
+    Products without an active tier are absent from the result.
     """
-    return queryset.annotate(
-        lowest_per_pill=Min(
-            PerPill(F("dosages__tiers__price"), F("dosages__tiers__quantity")),
-            filter=Q(dosages__tiers__is_active=True),
-            output_field=PER_PILL_FIELD,
-        )
+    ids = list(product_ids)
+    if not ids:
+        return {}
+    rows = (
+        PackageTier.objects.filter(is_active=True, dosage__product_id__in=ids)
+        .values("dosage__product_id")
+        .annotate(lowest=Min(PerPill(F("price"), F("quantity")), output_field=PER_PILL_FIELD))
+        .order_by()
     )
+    return {row["dosage__product_id"]: row["lowest"] for row in rows}
 
 
 def per_pill_money(amount: Decimal | None) -> Money | None:
-    """The annotated per-pill amount as shown on a card: rounded half-up to the cent."""
+    """The lowest per-pill amount as shown on a card: rounded half-up to the cent."""
     if amount is None:
         return None
     return pricing.round_money(Money(Decimal(amount), settings.DEFAULT_CURRENCY))
 
 
 def attach_from_prices(products: Iterable[Product]) -> list[Product]:
-    """Set ``from_per_pill`` (Money or None) on products annotated by ``with_lowest_per_pill``."""
+    """Set ``from_per_pill`` (Money or None) on each product: one query for all of them."""
     products = list(products)
+    lowest = lowest_per_pill_by_product(product.pk for product in products)
     for product in products:
+        product.lowest_per_pill = lowest.get(product.pk)
         product.from_per_pill = per_pill_money(product.lowest_per_pill)
     return products
 
 
 def card_queryset() -> QuerySet[Product]:
-    """Published products with what a product card shows."""
-    return with_lowest_per_pill(Product.objects.published().select_related("category"))
+    """Published products with what a product card shows, apart from the price.
+
+    The "from $X per pill" figure is added by ``attach_from_prices`` once the page is cut, so
+    counting and paginating never join the tiers.
+    """
+    return Product.objects.published().select_related("category")
 
 
 def categories_with_counts() -> list[Category]:
@@ -103,10 +115,11 @@ def search_terms(query: str) -> list[str]:
 
 
 def product_listing(*, q: str = "", category: Category | None = None, rx: str = "") -> QuerySet[Product]:
-    """Published products, filtered, each annotated with its lowest active per-pill price.
+    """Published products, filtered and ordered; paginate it, then ``attach_from_prices`` the page.
 
     Search is a plain case-insensitive substring match on name, brand names, active ingredient
     and indications (LIKE/UPPER on SQLite and PostgreSQL alike); each word must match somewhere.
+    On PostgreSQL trigram indexes on those columns (migration 0002) answer the LIKEs.
     """
     queryset = card_queryset()
     if category is not None:
