@@ -13,6 +13,8 @@ The mix (shuffled with a fixed seed, so the kinds compete with each other):
   be refused with a message, never a 5xx, never an order);
 * ``declined``: the card 4000 0000 0000 0341, refused by the bank; the customer stays on the
   checkout page, so only Stripe's webhook tells the shop;
+* ``retry``: a tracked pack, the declined card, then the same checkout again with a good card
+  (on the other server): the first order must be canceled and its pack given back;
 * ``rx``: a prescription item, with the prescriber's details instead of an upload;
 * ``open``: a general-sale tier whose stock is not tracked.
 
@@ -20,7 +22,7 @@ Standard library only (urllib, threads). Run it against servers that already exi
 
     python bench/scale_out.py --server http://127.0.0.1:8121 --server http://127.0.0.1:8122 \\
         --stripe http://127.0.0.1:8420 --stock-tier /products/x/#12 --open-tier /products/x/#13 \\
-        --rx-tier /products/y/#14 --orders 70 --stock-attempts 40 --declined 6 --rx 10 --concurrency 8
+        --rx-tier /products/y/#14 --orders 70 --stock-attempts 40 --retry 4 --declined 6 --rx 10 --concurrency 8
 
 It prints a summary (requests and statuses per server, outcomes) and, with ``--json PATH``,
 writes every request and every customer's outcome for a test to check.
@@ -75,6 +77,7 @@ class Outcome:
     message: str = ""
     card_status: str = ""  # what localstripe answered: requires_capture | declined
     order_page: int | None = None
+    abandoned: list[int] = field(default_factory=list)  # earlier attempts replaced by a new checkout
     servers: list[str] = field(default_factory=list)
 
 
@@ -187,40 +190,46 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
     if status != 200:
         out.result, out.message = "error", f"checkout page answered {status}"
         return out
-    # checkout.js posts the form with FetchAPI and Accept: application/json.
-    data = {"csrfmiddlewaretoken": customer.csrf(), **checkout_fields(customer.number, rx_tier=tier_id if kind == "rx" else None)}
-    status, _, text = customer.request(
-        "checkout_post", "/checkout/", data=data, headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()}
-    )
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        answer = {}
-    if status == 400:
-        out.result, out.message = "refused", answer.get("message") or text[:200]
-        return out
-    if status != 200 or "client_secret" not in answer:
-        out.result, out.message = "error", f"checkout answered {status}: {text[:200]}"
-        return out
-    out.result, out.order_number = "placed", answer["order_number"]
-    out.intent_id = answer["client_secret"].split("_secret_")[0]
+    # checkout.js posts the form with FetchAPI and Accept: application/json; "retry" customers
+    # see their card declined, then press "Place order and pay" again with another card.
+    cards = {"declined": [CARD_DECLINED], "retry": [CARD_DECLINED, CARD_OK]}.get(kind, [CARD_OK])
+    for attempt, card in enumerate(cards):
+        if attempt:
+            out.abandoned.append(out.order_number)
+        data = {"csrfmiddlewaretoken": customer.csrf(), **checkout_fields(customer.number, rx_tier=tier_id if kind == "rx" else None)}
+        status, _, text = customer.request(
+            "checkout_post", "/checkout/", data=data, headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()}
+        )
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = {}
+        if status == 400:
+            out.result, out.order_number, out.message = "refused", None, answer.get("message") or text[:200]
+            return out
+        if status != 200 or "client_secret" not in answer:
+            out.result, out.message = "error", f"checkout answered {status}: {text[:200]}"
+            return out
+        out.result, out.order_number = "placed", answer["order_number"]
+        out.intent_id = answer["client_secret"].split("_secret_")[0]
 
-    # Stripe.js: a PaymentMethod from the card typed in, attached to the intent, confirmed.
-    card = CARD_DECLINED if kind == "declined" else CARD_OK
-    code, method = customer.stripe_call(
-        "/v1/payment_methods",
-        {"type": "card", "card[number]": card, "card[exp_month]": "12", "card[exp_year]": "2034", "card[cvc]": "123"},
-    )
-    if code != 200:
-        out.result, out.message = "error", f"localstripe refused the payment method: {method}"
-        return out
-    customer.stripe_call(f"/v1/payment_intents/{out.intent_id}", {"payment_method": method["id"]})
-    code, intent = customer.stripe_call(f"/v1/payment_intents/{out.intent_id}/confirm", {})
-    out.card_status = intent.get("status", "") if code == 200 else "declined"
-    if out.card_status != "requires_capture":
-        # Stripe.js shows the bank's answer on the checkout page; the browser never goes to the
-        # order page, so only Stripe's webhook tells the shop.
+        # Stripe.js: a PaymentMethod from the card typed in, attached to the intent, confirmed.
+        code, method = customer.stripe_call(
+            "/v1/payment_methods",
+            {"type": "card", "card[number]": card, "card[exp_month]": "12", "card[exp_year]": "2034", "card[cvc]": "123"},
+        )
+        if code != 200:
+            out.result, out.message = "error", f"localstripe refused the payment method: {method}"
+            return out
+        customer.stripe_call(f"/v1/payment_intents/{out.intent_id}", {"payment_method": method["id"]})
+        code, intent = customer.stripe_call(f"/v1/payment_intents/{out.intent_id}/confirm", {})
+        out.card_status = intent.get("status", "") if code == 200 else "declined"
+        if out.card_status == "requires_capture":
+            break
+        # Stripe.js shows the bank's answer on the checkout page; the browser does not go to the
+        # order page, so only Stripe's webhook (or the next attempt) tells the shop.
         out.message = (intent.get("error") or {}).get("message", "")
+    else:
         return out
 
     # The return URL (the order page, signed link): the shop asks Stripe and moves the order.
@@ -232,11 +241,12 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
 
 def plan(args) -> list[tuple[str, str, int]]:
     jobs = [("stock", *_product(args.stock_tier))] * args.stock_attempts
+    jobs += [("retry", *_product(args.stock_tier))] * args.retry
     jobs += [("declined", *_product(args.open_tier))] * args.declined
     jobs += [("rx", *_product(args.rx_tier))] * args.rx
     rest = args.orders - len(jobs)
     if rest < 0:
-        raise SystemExit("--orders must be at least --stock-attempts + --declined + --rx")
+        raise SystemExit("--orders must be at least --stock-attempts + --retry + --declined + --rx")
     jobs += [("open", *_product(args.open_tier))] * rest
     random.Random(args.seed).shuffle(jobs)
     return jobs
@@ -273,7 +283,7 @@ def summary(result: dict) -> str:
     placed_on = collections.Counter(
         hit["server"] for hit in hits if hit["step"] == "checkout_post" and hit["status"] == 200
     )
-    lines.append(f"  orders placed per server: {dict(sorted(placed_on.items()))}")
+    lines.append(f"  checkouts accepted (orders created) per server: {dict(sorted(placed_on.items()))}")
     by_kind = collections.defaultdict(collections.Counter)
     for out in outcomes:
         by_kind[out["kind"]][out["result"] + (f"/{out['card_status']}" if out["card_status"] else "")] += 1
@@ -301,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rx-tier", required=True, help="PRODUCT_PATH#TIER_ID of a prescription pack")
     parser.add_argument("--orders", type=int, default=70, help="checkout attempts in all")
     parser.add_argument("--stock-attempts", type=int, default=40)
+    parser.add_argument("--retry", type=int, default=4, help="customers paying for a tracked pack again after a declined card")
     parser.add_argument("--declined", type=int, default=6)
     parser.add_argument("--rx", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
