@@ -289,13 +289,14 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     # Demand (44 customers) exceeds the 30 packs: every pack is sold, each to one customer.
     assert len(by_kind["stock"]) + len(by_kind["retry"]) == STOCK
     assert len(by_kind["declined"]) == DECLINED and len(by_kind["rx"]) == RX
-    assert all(o["card_status"] == "requires_capture" for o in captured + by_kind["rx"])
-    assert all(o["card_status"] == "declined" and "declined" in o["message"] for o in by_kind["declined"])
-    assert all(o["order_page"] == 200 for o in captured + by_kind["rx"])
+    assert [o for o in captured + by_kind["rx"] if o["card_status"] != "requires_capture"] == []
+    assert [o for o in by_kind["declined"] if o["card_status"] != "declined" or "declined" not in o["message"]] == []
+    # The order page (a signed link made by one server, opened on the other) answers.
+    assert [o for o in captured + by_kind["rx"] if o["order_page"] != 200] == [], dep.logs()
     # The excess demand for the tracked pack: refused with a message that says why, no order.
     refused = [o for o in outcomes if o["result"] == "refused"]
     assert len(refused) == STOCK_ATTEMPTS + RETRY - STOCK
-    assert all(o["kind"] in ("stock", "retry") and "stock" in o["message"] for o in refused), refused
+    assert [o for o in refused if o["kind"] not in ("stock", "retry") or "stock" not in o["message"]] == []
 
     # Stripe's deliveries: each event reaches both servers and is stored once; the shop catches
     # up (captures, failed cards), and the worker drains the outbox.
@@ -363,7 +364,7 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     types = collections.Counter(e.type for e in events)
     assert types["payment_intent.succeeded"] == len(captured)
     assert types["payment_intent.payment_failed"] == DECLINED + len(abandoned)
-    assert all(e.processed and e.error == "" for e in events)
+    assert [(e.event_id, e.error) for e in events if not e.processed or e.error] == []
     per_server = {s: collections.Counter(status for m, p, status in dep.access_log(s) if p == "/stripe/webhook/") for s in dep.servers}
     assert all(statuses == {200: len(events)} for statuses in per_server.values()), per_server
 
