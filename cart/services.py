@@ -69,18 +69,28 @@ def cart_for_request(request, *, create: bool) -> Cart | None:
     found by any web process; ``Cart.session_key`` is kept current so abandoned anonymous carts
     can be expired. With ``create=False`` nothing is written and ``None`` means "no cart yet".
     """
+    return _find_or_create_cart(request, create=create)[0]
+
+
+def _find_or_create_cart(request, *, create: bool) -> tuple[Cart | None, bool]:
+    """``cart_for_request`` that also tells whether the cart was created by this call.
+
+    A cart created here has no lines yet, which spares the add-to-cart its line lookup.
+    """
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         cart = Cart.objects.filter(user=user).first()
+        created = False
         if cart is None and create:
             try:
                 with transaction.atomic():
                     cart = Cart.objects.create(user=user)
+                created = True
             except IntegrityError:  # created by a simultaneous request
                 cart = Cart.objects.get(user=user)
         if cart is not None and request.session.get(SESSION_CART_ID) != cart.pk:
             request.session[SESSION_CART_ID] = cart.pk
-        return cart
+        return cart, created
 
     cart_id = request.session.get(SESSION_CART_ID)
     cart = None
@@ -89,10 +99,18 @@ def cart_for_request(request, *, create: bool) -> Cart | None:
         if cart is None:
             request.session.pop(SESSION_CART_ID, None)
     if cart is None and not create:
-        return None
+        return None, False
+    new_session = request.session.session_key is None
     session_key = _session_key(request, create=True)
-    if cart is None:
-        cart, _ = Cart.objects.get_or_create(session_key=session_key, user=None)
+    created = False
+    if cart is None and new_session:
+        # The session store has just made this key up (checking it is unused), so no cart can
+        # hold it yet: a plain insert, without get_or_create's lookup and transaction.
+        cart = Cart.objects.create(session_key=session_key)
+        created = True
+        request.session[SESSION_CART_ID] = cart.pk
+    elif cart is None:
+        cart, created = Cart.objects.get_or_create(session_key=session_key, user=None)
         request.session[SESSION_CART_ID] = cart.pk
     elif cart.session_key != session_key and session_key is not None:
         # The session key was cycled (Django does so on some security events): follow it, so
@@ -100,7 +118,7 @@ def cart_for_request(request, *, create: bool) -> Cart | None:
         Cart.objects.filter(session_key=session_key, user__isnull=True).exclude(pk=cart.pk).delete()
         cart.session_key = session_key
         cart.save(update_fields=["session_key", "updated_at"])
-    return cart
+    return cart, created
 
 
 # --- Input parsing ----------------------------------------------------------------------------
@@ -158,8 +176,14 @@ def _refuse_unorderable(tier: PackageTier) -> None:
         raise CartError(f"{name}, {tier.quantity} pills is out of stock.")
 
 
-def _check_line_limits(*, cart: Cart, tier: PackageTier, packages: int, line_id: int | None) -> None:
-    """Refuse a line quantity above the per-line maximum, stock, or the product's pill limit."""
+def _check_line_limits(
+    *, cart: Cart, tier: PackageTier, packages: int, line_id: int | None, product_lines: list[CartLine] | None = None
+) -> None:
+    """Refuse a line quantity above the per-line maximum, stock, or the product's pill limit.
+
+    ``product_lines`` are the cart's lines of the tier's product (tiers loaded), when the caller
+    already has them; otherwise they are read here.
+    """
     maximum = settings.CART_MAX_PACKAGES_PER_LINE
     label = f"{tier.dosage.product.name} {tier.dosage.strength}, {tier.quantity} pills"
     if packages > maximum:
@@ -170,15 +194,22 @@ def _check_line_limits(*, cart: Cart, tier: PackageTier, packages: int, line_id:
     limit = product.max_pills_per_order
     if limit is None:
         return
-    others = CartLine.objects.filter(cart=cart, tier__dosage__product_id=product.pk).select_related("tier")
-    if line_id is not None:
-        others = others.exclude(pk=line_id)
-    pills = sum(line.packages * line.tier.quantity for line in others if line.tier_id != tier.pk)
+    if product_lines is None:
+        product_lines = _product_lines(cart=cart, product_id=product.pk)
+    pills = sum(
+        line.packages * line.tier.quantity
+        for line in product_lines
+        if line.pk != line_id and line.tier_id != tier.pk
+    )
     pills += packages * tier.quantity
     if pills > limit:
         raise CartError(
             f"{product.name} is limited to {limit:,} pills per order; that would make {pills:,}."
         )
+
+
+def _product_lines(*, cart: Cart, product_id: int) -> list[CartLine]:
+    return list(CartLine.objects.filter(cart=cart, tier__dosage__product_id=product_id).select_related("tier"))
 
 
 def _lock(cart: Cart) -> Cart:
@@ -205,11 +236,32 @@ def cart_add_tier(*, cart: Cart, tier_id, packages=1) -> CartChange:
     """
     packages = parse_packages(packages)
     tier = _orderable_tier(tier_id)
+    return _add_to_cart(cart=cart, tier=tier, packages=packages)
+
+
+def _add_to_cart(*, cart: Cart, tier: PackageTier, packages: int, cart_is_new: bool = False) -> CartChange:
+    """``cart_add_tier`` once the input is parsed and the tier loaded and found orderable.
+
+    The cart's lines are read once, under the cart lock: only the line of this tier, or all the
+    lines of its product when the product has a pill limit (the limit needs them, and the line
+    is among them). A cart created in this request has none, so they are not read at all. The
+    cart row is locked in every case: a signed-in customer's new cart is visible to their other
+    tabs as soon as it is committed.
+    """
+    product = tier.dosage.product
     with transaction.atomic():
         _lock(cart)
-        line = CartLine.objects.filter(cart=cart, tier=tier).first()
+        if cart_is_new:
+            product_lines: list[CartLine] = []
+        elif product.max_pills_per_order is None:
+            product_lines = list(CartLine.objects.filter(cart=cart, tier=tier))
+        else:
+            product_lines = _product_lines(cart=cart, product_id=product.pk)
+        line = next((candidate for candidate in product_lines if candidate.tier_id == tier.pk), None)
         new_total = packages + (line.packages if line else 0)
-        _check_line_limits(cart=cart, tier=tier, packages=new_total, line_id=line.pk if line else None)
+        _check_line_limits(
+            cart=cart, tier=tier, packages=new_total, line_id=line.pk if line else None, product_lines=product_lines
+        )
         if line is None:
             try:
                 with transaction.atomic():
@@ -225,7 +277,8 @@ def cart_add_tier(*, cart: Cart, tier_id, packages=1) -> CartChange:
         else:
             line.packages = new_total
             line.save(update_fields=["packages"])
-        _touch(cart)
+        if not cart_is_new:  # a cart inserted in this request already has a fresh updated_at
+            _touch(cart)
     line.tier = tier
     label = _line_label(line)
     if packages == 1:
@@ -371,7 +424,7 @@ def cart_add_tier_for_request(*, request, tier_id, packages=1) -> CartChange:
 
     Bad input therefore never leaves an empty cart (or a session) behind.
     """
-    parse_packages(packages)
-    _orderable_tier(tier_id)
-    cart = cart_for_request(request, create=True)
-    return cart_add_tier(cart=cart, tier_id=tier_id, packages=packages)
+    packages = parse_packages(packages)
+    tier = _orderable_tier(tier_id)
+    cart, created = _find_or_create_cart(request, create=True)
+    return _add_to_cart(cart=cart, tier=tier, packages=packages, cart_is_new=created)
