@@ -16,6 +16,9 @@ The mix (shuffled with a fixed seed, so the kinds compete with each other):
 * ``retry``: a tracked pack, the declined card, then the same checkout again with a good card
   (on the other server): the first order must be canceled and its pack given back;
 * ``rx``: a prescription item, with the prescriber's details instead of an upload;
+* ``rx_away``: the same, but the customer closes the tab once the card is authorised: the order
+  page is never opened, so the shop learns of the hold from Stripe alone (localstripe sends no
+  ``amount_capturable_updated``: the caller delivers it, see tests/scale);
 * ``open``: a general-sale tier whose stock is not tracked.
 
 Standard library only (urllib, threads). Run it against servers that already exist::
@@ -196,7 +199,7 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
     for attempt, card in enumerate(cards):
         if attempt:
             out.abandoned.append(out.order_number)
-        data = {"csrfmiddlewaretoken": customer.csrf(), **checkout_fields(customer.number, rx_tier=tier_id if kind == "rx" else None)}
+        data = {"csrfmiddlewaretoken": customer.csrf(), **checkout_fields(customer.number, rx_tier=tier_id if kind.startswith("rx") else None)}
         status, _, text = customer.request(
             "checkout_post", "/checkout/", data=data, headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()}
         )
@@ -231,6 +234,8 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
         out.message = (intent.get("error") or {}).get("message", "")
     else:
         return out
+    if kind == "rx_away":
+        return out
 
     # The return URL (the order page, signed link): the shop asks Stripe and moves the order.
     return_path = urllib.parse.urlsplit(answer["return_url"])
@@ -244,9 +249,10 @@ def plan(args) -> list[tuple[str, str, int]]:
     jobs += [("retry", *_product(args.stock_tier))] * args.retry
     jobs += [("declined", *_product(args.open_tier))] * args.declined
     jobs += [("rx", *_product(args.rx_tier))] * args.rx
+    jobs += [("rx_away", *_product(args.rx_tier))] * args.rx_away
     rest = args.orders - len(jobs)
     if rest < 0:
-        raise SystemExit("--orders must be at least --stock-attempts + --retry + --declined + --rx")
+        raise SystemExit("--orders must be at least --stock-attempts + --retry + --declined + --rx + --rx-away")
     jobs += [("open", *_product(args.open_tier))] * rest
     random.Random(args.seed).shuffle(jobs)
     return jobs
@@ -314,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry", type=int, default=4, help="customers paying for a tracked pack again after a declined card")
     parser.add_argument("--declined", type=int, default=6)
     parser.add_argument("--rx", type=int, default=10)
+    parser.add_argument("--rx-away", type=int, default=0, help="prescription customers who never open the order page")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--json", help="write every request and outcome here")

@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -38,7 +39,7 @@ from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from orders.models import Order, OrderEvent, OrderLine, StripeEvent
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
-from tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, free_port
+from tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, free_port, sign_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,8 @@ STOCK_ATTEMPTS = 40  # customers wanting one pack each
 RETRY = 4  # more of them, whose first card is declined and who pay again with another card
 DECLINED = 6
 RX = 10
-ATTEMPTS = 70  # checkouts in all; the rest buy an untracked general-sale pack
+RX_AWAY = 4  # prescription customers who close the tab: Stripe's webhook alone tells the shop
+ATTEMPTS = int(os.environ.get("SCALE_TEST_ORDERS", "70"))  # checkouts in all; the rest buy an untracked pack
 CONCURRENCY = int(os.environ.get("SCALE_TEST_CONCURRENCY", "8"))  # customers at once
 
 
@@ -235,6 +237,45 @@ def catalog(transactional_db):
     }
 
 
+def _deliver_to_both_at_once(dep: Deployment, intent_id: str) -> list[tuple[int, str]]:
+    """What Stripe does for an authorised PaymentIntent and localstripe does not: send
+    ``payment_intent.amount_capturable_updated``. Here one event goes to both servers at the same
+    instant (as when Stripe retries a delivery whose first attempt is still being processed)."""
+    request = urllib.request.Request(
+        f"{dep.stripe}/v1/payment_intents/{intent_id}", headers={"Authorization": f"Bearer {SECRET_KEY}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        intent = json.loads(response.read())
+    assert intent["status"] == "requires_capture"
+    event = {
+        "id": f"evt_capturable_{intent_id}",
+        "object": "event",
+        "type": "payment_intent.amount_capturable_updated",
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": intent},
+    }
+    payload = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", "Stripe-Signature": sign_webhook(payload)}
+    barrier, answers = threading.Barrier(len(dep.servers)), []
+
+    def deliver(server: str) -> None:
+        barrier.wait()
+        req = urllib.request.Request(f"{server}/stripe/webhook/", data=payload, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                answers.append((response.status, response.read().decode()))
+        except urllib.error.HTTPError as exc:
+            answers.append((exc.code, exc.read().decode(errors="replace")))
+
+    threads = [threading.Thread(target=deliver, args=(server,)) for server in dep.servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
 def _delivered_emails(mail_dir: Path) -> list[int]:
     """The outbox row id (X-Pharmacy-Email-Id) of every message the file backend wrote."""
     # Only complete lines: the worker may be writing a file while the test polls.
@@ -256,7 +297,7 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
             "--stripe", dep.stripe, "--stripe-key", SECRET_KEY,
             "--stock-tier", catalog["stock"], "--open-tier", catalog["open"], "--rx-tier", catalog["rx"],
             "--orders", str(ATTEMPTS), "--stock-attempts", str(STOCK_ATTEMPTS), "--retry", str(RETRY), "--declined", str(DECLINED),
-            "--rx", str(RX), "--concurrency", str(CONCURRENCY), "--json", str(result_path),
+            "--rx", str(RX), "--rx-away", str(RX_AWAY), "--concurrency", str(CONCURRENCY), "--json", str(result_path),
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=150,
     )
@@ -288,8 +329,8 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     assert len(set(abandoned) | set(placed)) == len(abandoned) + len(placed)
     # Demand (44 customers) exceeds the 30 packs: every pack is sold, each to one customer.
     assert len(by_kind["stock"]) + len(by_kind["retry"]) == STOCK
-    assert len(by_kind["declined"]) == DECLINED and len(by_kind["rx"]) == RX
-    assert [o for o in captured + by_kind["rx"] if o["card_status"] != "requires_capture"] == []
+    assert len(by_kind["declined"]) == DECLINED and len(by_kind["rx"]) == RX and len(by_kind["rx_away"]) == RX_AWAY
+    assert [o for o in captured + by_kind["rx"] + by_kind["rx_away"] if o["card_status"] != "requires_capture"] == []
     assert [o for o in by_kind["declined"] if o["card_status"] != "declined" or "declined" not in o["message"]] == []
     # The order page (a signed link made by one server, opened on the other) answers.
     assert [o for o in captured + by_kind["rx"] if o["order_page"] != 200] == [], dep.logs()
@@ -297,6 +338,14 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     refused = [o for o in outcomes if o["result"] == "refused"]
     assert len(refused) == STOCK_ATTEMPTS + RETRY - STOCK
     assert [o for o in refused if o["kind"] not in ("stock", "retry") or "stock" not in o["message"]] == []
+
+    # The customers who closed the tab: Stripe tells the shop, both servers at the same instant.
+    simultaneous = collections.Counter()
+    for o in by_kind["rx_away"]:
+        answers = _deliver_to_both_at_once(dep, o["intent_id"])
+        assert [status for status, _ in answers] == [200] * len(dep.servers), (answers, dep.logs())
+        simultaneous.update(body for _, body in answers)
+    print(f"simultaneous deliveries answered: {dict(simultaneous)}")
 
     # Stripe's deliveries: each event reaches both servers and is stored once; the shop catches
     # up (captures, failed cards), and the worker drains the outbox.
@@ -310,7 +359,8 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
             Order.objects.filter(number__in=[o["order_number"] for o in captured], payment_status=PaymentStatus.CAPTURED).count() == len(captured)
             and Order.objects.filter(number__in=[o["order_number"] for o in by_kind["declined"]], payment_status=PaymentStatus.FAILED).count() == DECLINED
             and Order.objects.filter(number__in=abandoned, status=OrderStatus.CANCELED).count() == len(abandoned)
-            and len(events) >= len(captured) + DECLINED + len(abandoned)
+            and Order.objects.filter(number__in=[o["order_number"] for o in by_kind["rx_away"]], payment_status=PaymentStatus.AUTHORIZED).count() == RX_AWAY
+            and len(events) >= len(captured) + DECLINED + len(abandoned) + RX_AWAY
             and all(processed for _, processed in events)
             and deliveries == [len(events), len(events)]
             and not OutboundEmail.objects.exclude(status=EmailStatus.SENT).exists()
@@ -331,7 +381,7 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
         if seen["kind"] in ("stock", "retry", "open"):
             assert (order.payment_status, order.status) == (PaymentStatus.CAPTURED, OrderStatus.READY_TO_SHIP)
             assert order.amount_captured == order.total
-        elif seen["kind"] == "rx":
+        elif seen["kind"] in ("rx", "rx_away"):
             assert (order.payment_status, order.status) == (PaymentStatus.AUTHORIZED, OrderStatus.AWAITING_REVIEW)
         else:
             assert (order.payment_status, order.status) == (PaymentStatus.FAILED, OrderStatus.PENDING_PAYMENT)
@@ -364,6 +414,7 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     types = collections.Counter(e.type for e in events)
     assert types["payment_intent.succeeded"] == len(captured)
     assert types["payment_intent.payment_failed"] == DECLINED + len(abandoned)
+    assert types["payment_intent.amount_capturable_updated"] == RX_AWAY
     assert [(e.event_id, e.error) for e in events if not e.processed or e.error] == []
     per_server = {s: collections.Counter(status for m, p, status in dep.access_log(s) if p == "/stripe/webhook/") for s in dep.servers}
     assert all(statuses == {200: len(events)} for statuses in per_server.values()), per_server
@@ -373,7 +424,7 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     received = collections.Counter(
         OutboundEmail.objects.filter(kind=EmailKind.ORDER_RECEIVED).values_list("order__number", flat=True)
     )
-    authorised = sorted(o["order_number"] for o in captured + by_kind["rx"])
+    authorised = sorted(o["order_number"] for o in captured + by_kind["rx"] + by_kind["rx_away"])
     assert sorted(received) == authorised and set(received.values()) == {1}
     delivered = _delivered_emails(dep.mail_dir)
     assert sorted(delivered) == sorted(OutboundEmail.objects.values_list("pk", flat=True))
