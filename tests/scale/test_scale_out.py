@@ -5,7 +5,9 @@ Every process is real and shares only what a production deployment shares: the t
 localstripe, and a mail directory. ``bench/scale_out.py`` plays ~8 concurrent customers; each of
 them sends its requests to the two servers in turn, so a session and a cart started on one
 server are used on the other. localstripe has two webhook endpoints, one per server, with the
-same secret: every Stripe event is delivered twice, to different servers, at about the same time.
+same secret: every Stripe event is delivered twice, to different servers, one right after the
+other. The event localstripe lacks (``amount_capturable_updated``, for customers who close the tab
+after paying) the test sends itself, to both servers at the same instant.
 
 Afterwards the database, the mail directory and the servers' logs must agree with what the
 customers saw: one order per successful checkout, the right payment state for each, one
