@@ -220,6 +220,7 @@ def deployment(transactional_db, tmp_path):
     finally:
         dep.stop()
         broker.flushdb()
+        print(dep.logs(6000))  # pytest shows a test's captured output only when it fails
 
 
 @pytest.fixture
