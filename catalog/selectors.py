@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, DecimalField, F, Func, Min, Prefetch, Q, QuerySet
 from djmoney.money import Money
 
@@ -134,6 +135,20 @@ def product_listing(*, q: str = "", category: Category | None = None, rx: str = 
             | Q(indications__icontains=term)
         )
     return queryset.order_by("name", "pk")
+
+
+def listing_page(queryset: QuerySet[Product], *, number, per_page: int) -> Page:
+    """The requested page of a ``product_listing``, its products priced (nonsense numbers give a page).
+
+    The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
+    index alone, so a late page skips the earlier rows in the index rather than reading and
+    discarding thousands of full product rows. Still one query for the rows.
+    """
+    page = Paginator(queryset, per_page).get_page(number)
+    start = (page.number - 1) * per_page
+    ids = queryset.values("pk")[start : start + per_page]
+    page.object_list = attach_from_prices(card_queryset().filter(pk__in=ids).order_by("name", "pk"))
+    return page
 
 
 # --- The product page -------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -59,8 +58,8 @@ def product_list(request):
         rx = ""
 
     queryset = selectors.product_listing(q=q, category=category, rx=rx)
-    page = Paginator(queryset, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
-    products = selectors.attach_from_prices(page.object_list)
+    page = selectors.listing_page(queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE)
+    products = page.object_list
 
     # Searches and filtered views point search engines at the plain listing (or the category).
     canonical_params = {"category": category.slug} if category else {}
