@@ -5,13 +5,13 @@ message. With htmx (a non-boosted ``HX-Request``) it answers with a fragment: th
 or error text for the element that asked, plus an out-of-band swap of ``#header-cart`` so the
 header count updates in place.
 
-htmx errors are answered with **status 200** and an error fragment (``role="alert"``):
-htmx 2 does not swap 4xx responses unless configured globally, and the add button lives on
-pages this app does not own. The error fragment has the same shape as the confirmation, so the
-caller's own ``hx-target``/``hx-swap`` shows it; ``HX-Reswap`` is set to the request's
-``hx-swap`` choice only when a caller sends one in ``HX-Cart-Swap`` (rarely needed), and
-``HX-Trigger: cart-error`` lets a page react further. Without htmx, errors redirect back
-with an error message, and a line that is not in the visitor's cart gets a 404 page.
+htmx errors are answered with **status 400** (404 for a line that is not in the visitor's
+cart) and an error fragment (``role="alert"``); ``templates/base.html`` configures htmx to swap
+400 and 404 answers, which it does not by default. The error fragment has the same shape as the
+confirmation, so the caller's own ``hx-target``/``hx-swap`` shows it; ``HX-Reswap`` is set to
+the request's ``hx-swap`` choice only when a caller sends one in ``HX-Cart-Swap`` (rarely
+needed), and ``HX-Trigger: cart-error`` lets a page react further. Without htmx, errors
+redirect back with an error message, and a line that is not in the visitor's cart gets a 404 page.
 """
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ def _detail_context(summary, **extra) -> dict:
     }
 
 
-def _fragment(request, *, message: str, error: bool, status: int = 200, with_cart: bool = False):
+def _fragment(request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False):
+    if status is None:
+        status = 400 if error else 200
     context = {"message": message, "error": error, "max_packages": settings.CART_MAX_PACKAGES_PER_LINE}
     template = "cart/_feedback.html"
     if with_cart:
@@ -96,51 +98,51 @@ def cart_detail(request):
     return render(request, "cart/cart_detail.html", _detail_context(summary))
 
 
+def _answer(request, action, *, back: str, with_cart: bool = False):
+    """Run a cart action and answer it: a fragment for htmx, otherwise a message and a redirect."""
+    try:
+        change = action()
+    except CartError as exc:
+        if _is_htmx(request):
+            status = 404 if isinstance(exc, CartLineNotFound) else 400
+            return _fragment(request, message=exc.message, error=True, status=status, with_cart=with_cart)
+        return _error_without_js(request, exc, back=back)
+    if _is_htmx(request):
+        return _fragment(request, message=change.message, error=False, with_cart=with_cart)
+    messages.success(request, change.message)
+    return redirect(back)
+
+
 @require_POST
 def cart_add(request):
-    try:
-        change = cart_add_tier_for_request(
+    return _answer(
+        request,
+        lambda: cart_add_tier_for_request(
             request=request,
             tier_id=request.POST.get("tier_id"),
             packages=request.POST.get("packages") or 1,
-        )
-    except CartError as exc:
-        if _is_htmx(request):
-            return _fragment(request, message=exc.message, error=True)
-        return _error_without_js(request, exc, back=_back_url(request))
-    if _is_htmx(request):
-        return _fragment(request, message=change.message, error=False)
-    messages.success(request, change.message)
-    return redirect(_back_url(request))
+        ),
+        back=_back_url(request),
+    )
 
 
 @require_POST
 def cart_update(request):
     cart = cart_for_request(request, create=False)
-    try:
-        change = cart_set_packages(
-            cart=cart, line_id=request.POST.get("line_id"), packages=request.POST.get("packages")
-        )
-    except CartError as exc:
-        if _is_htmx(request):
-            return _fragment(request, message=exc.message, error=True, with_cart=True)
-        return _error_without_js(request, exc, back=reverse("cart:detail"))
-    if _is_htmx(request):
-        return _fragment(request, message=change.message, error=False, with_cart=True)
-    messages.success(request, change.message)
-    return redirect("cart:detail")
+    return _answer(
+        request,
+        lambda: cart_set_packages(cart=cart, line_id=request.POST.get("line_id"), packages=request.POST.get("packages")),
+        back=reverse("cart:detail"),
+        with_cart=True,
+    )
 
 
 @require_POST
 def cart_remove(request):
     cart = cart_for_request(request, create=False)
-    try:
-        change = cart_remove_line(cart=cart, line_id=request.POST.get("line_id"))
-    except CartError as exc:
-        if _is_htmx(request):
-            return _fragment(request, message=exc.message, error=True, with_cart=True)
-        return _error_without_js(request, exc, back=reverse("cart:detail"))
-    if _is_htmx(request):
-        return _fragment(request, message=change.message, error=False, with_cart=True)
-    messages.success(request, change.message)
-    return redirect("cart:detail")
+    return _answer(
+        request,
+        lambda: cart_remove_line(cart=cart, line_id=request.POST.get("line_id")),
+        back=reverse("cart:detail"),
+        with_cart=True,
+    )
