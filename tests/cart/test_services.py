@@ -261,6 +261,9 @@ class TestExpiry:
         assert carts_delete_expired(older_than=timedelta(days=30)) == 0
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks need PostgreSQL; SQLite locks the whole table"
+)
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_adds_of_the_same_tier_do_not_fail(baclofen):
     """Two requests adding the same pack at once: both land on one line, nothing raises."""
