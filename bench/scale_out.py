@@ -174,7 +174,8 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
         out.result, out.message = "refused", f"{shown} (product page)"
         return out
 
-    # The add-to-cart button (htmx): a fragment, with HX-Trigger: cart-error when refused.
+    # The add-to-cart button (htmx): a fragment; a refusal (the pack sold out since the page
+    # was shown) is a 400 with the reason and HX-Trigger: cart-error.
     token = customer.csrf()
     status, head, text = customer.request(
         "cart_add",
@@ -182,11 +183,11 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
         data={"csrfmiddlewaretoken": token, "tier_id": tier_id, "packages": 1},
         headers={"HX-Request": "true", "X-CSRFToken": token},
     )
+    if status == 400 and "cart-error" in (head.get("HX-Trigger") or ""):
+        out.result, out.message = "refused", re.sub(r"<[^>]+>|\s+", " ", text).strip()
+        return out
     if status != 200:
         out.result, out.message = "error", f"add to cart answered {status}"
-        return out
-    if "cart-error" in (head.get("HX-Trigger") or ""):
-        out.result, out.message = "refused", re.sub(r"<[^>]+>|\s+", " ", text).strip()
         return out
 
     status, _, text = customer.request("checkout_page", "/checkout/")
