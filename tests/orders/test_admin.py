@@ -7,6 +7,7 @@ from orders import services
 from orders.models import OrderEvent, OrderRefund
 from orders.state import PaymentStatus
 from tests.localstripe import CARD_OK, browser_confirm
+from tests.factories import UserFactory
 from tests.orders.conftest import make_cart, place
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +35,23 @@ def test_order_list_shows_the_columns_staff_need(staff_client, paid_order, djang
     assert response.status_code == 200
     for text in (str(paid_order.number), paid_order.email, "Being prepared for shipping", "$33.95"):
         assert text.lower() in html.lower()
+
+
+def test_order_list_queries_do_not_grow_with_orders(staff_client, localstripe, general_tier, django_assert_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    place(make_cart(tier=general_tier))
+    url = reverse("admin:orders_order_changelist")
+    with CaptureQueriesContext(connection) as one:
+        staff_client.get(url)
+    for _ in range(8):  # guests and a signed-in customer: the user column is joined, not fetched per row
+        place(make_cart(tier=general_tier))
+        customer = UserFactory()
+        place(make_cart(tier=general_tier, user=customer), user=customer)
+    with django_assert_num_queries(len(one.captured_queries)):
+        response = staff_client.get(url)
+    assert response.content.decode().count('class="field-number"') == 17
 
 
 def test_partial_refund_from_the_admin_page(staff_client, paid_order, localstripe):
