@@ -82,15 +82,31 @@ def _recipient_for(*, order, kind: str) -> str:
     return order.email
 
 
-def _enqueue_on_commit(email_id: int) -> None:
-    """Hand the row to Celery after commit; a broker outage must not break the committed request.
+def _hand_to_celery(email_id: int) -> bool:
+    """Give the row's id to Celery; False (logged) if the broker cannot take it right now.
 
-    ``robust`` keeps an unreachable broker from raising out of the request that committed the
-    order; the row then stays queued and ``email_requeue_stale`` picks it up.
+    Bounded (``CELERY_PUBLISH_TIMEOUT``, one try) so an unreachable or silent Redis costs the
+    request well under a second; the row stays queued and ``email_requeue_stale`` (every 5
+    minutes) hands it over again. Never raises: the caller's work is already committed.
     """
+    from pharmacy.celery import publish_bounded
+
     from .tasks import send_email_task
 
-    transaction.on_commit(lambda: send_email_task.delay(email_id), robust=True)
+    try:
+        publish_bounded(send_email_task, email_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure means "later", never a 500
+        logger.warning(
+            "Email %s could not be handed to Celery (%s: %s); it stays queued for the sweep.",
+            email_id, type(exc).__name__, exc,
+        )
+        return False
+    return True
+
+
+def _enqueue_on_commit(email_id: int) -> None:
+    """Hand the row to Celery after commit; a broker outage must not break the committed request."""
+    transaction.on_commit(lambda: _hand_to_celery(email_id))
 
 
 def email_queue(
@@ -239,8 +255,13 @@ def email_requeue_stale(*, older_than: timedelta = timedelta(minutes=15)) -> int
             | Q(status=EmailStatus.SENDING, updated_at__lt=min(cutoff, stale_sending))
         ).values_list("pk", flat=True)[:500]
     )
-    for email_id in ids:
-        _enqueue_on_commit(email_id)
+
+    def hand_over() -> None:
+        for email_id in ids:
+            if not _hand_to_celery(email_id):
+                break  # the broker is still down: the next sweep tries again
+
+    transaction.on_commit(hand_over)
     return len(ids)
 
 

@@ -8,3 +8,38 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pharmacy.settings")
 app = Celery("pharmacy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def bounded_connection(timeout: float | None = None):
+    """A fresh broker connection that gives up after ``timeout`` seconds, without retrying.
+
+    For the web side only (handing a task over, readiness pings): a request must never wait on
+    an unreachable or silent broker for longer than this. The worker's own connections keep
+    Celery's patient reconnection. ``timeout`` defaults to ``CELERY_PUBLISH_TIMEOUT``.
+    """
+    if timeout is None:
+        from django.conf import settings
+
+        timeout = getattr(settings, "CELERY_PUBLISH_TIMEOUT", 0.5)
+    return app.connection_for_write(
+        connect_timeout=timeout,
+        transport_options={
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            "max_retries": 0,  # kombu's ensure_connection: one attempt
+            "connect_retries_timeout": timeout,
+        },
+    )
+
+
+def publish_bounded(task, *args, **kwargs) -> None:
+    """``task.delay(*args, **kwargs)`` that raises within ``CELERY_PUBLISH_TIMEOUT`` if it cannot.
+
+    No publish retry: the caller keeps its own record (an outbox row) and a periodic sweep hands
+    it over again, so a broker outage costs a delay, never a hung request.
+    """
+    if app.conf.task_always_eager:
+        task.apply_async(args=args, kwargs=kwargs)
+        return
+    with bounded_connection() as connection:
+        task.apply_async(args=args, kwargs=kwargs, connection=connection, retry=False)

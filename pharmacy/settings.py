@@ -162,12 +162,25 @@ PRESCRIPTION_MAX_UPLOAD_BYTES = env.int("PRESCRIPTION_MAX_UPLOAD_BYTES", default
 
 # --- Cache and sessions ---------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
+# Redis is a helper, never a single point of failure: a cache call waits at most these many
+# seconds, and an error is logged (django_redis.cache) and treated as a miss. Sessions are
+# cached_db: the database holds every session, Redis only speeds reads up. See README.md
+# ("Security and failure behaviour").
+REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.3)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.3)
+REDIS_CACHE_OPTIONS = {
+    "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_CONNECT_TIMEOUT,
+    "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+    "IGNORE_EXCEPTIONS": True,
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "pharmacy.cache"
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": env("CACHE_REDIS_URL", default=REDIS_URL),
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            "OPTIONS": REDIS_CACHE_OPTIONS,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="pharmacy"),
         }
     }
@@ -190,6 +203,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Handing a task to the broker from a web request (pharmacy.celery.publish_bounded): at most this
+# long to connect and to hear back, one try; if it fails the outbox row stays queued for the
+# periodic sweep. The worker keeps Celery's own patient reconnection.
+CELERY_PUBLISH_TIMEOUT = env.float("CELERY_PUBLISH_TIMEOUT", default=0.5)
 CELERY_BEAT_SCHEDULE: dict = {}
 # Keep Django's LOGGING (JSON lines, request ids) in the worker instead of Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
