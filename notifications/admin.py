@@ -49,14 +49,14 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        # The record is never edited; "Resend" is gated on the model's change permission below.
+        # The record is never edited; "Resend" needs its own permission (resend_email) below.
         return False
 
     @admin.action(description="Resend the selected emails", permissions=["resend"])
     def resend(self, request, queryset) -> None:
         resent = skipped = 0
         for email in queryset.select_related(None):
-            if email_resend(email=email):
+            if email_resend(email=email, by=request.user):
                 resent += 1
                 self.log_change(request, email, "Resend requested.")
             else:
@@ -72,5 +72,4 @@ class OutboundEmailAdmin(admin.ModelAdmin):
             )
 
     def has_resend_permission(self, request) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+        return request.user.has_perm(f"{self.opts.app_label}.resend_email")

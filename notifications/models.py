@@ -67,6 +67,7 @@ class OutboundEmail(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "outbound email"
+        permissions = [("resend_email", "Can resend an email")]
         indexes = [models.Index(fields=["status", "updated_at"], name="notif_email_status_upd")]
         constraints = [
             models.CheckConstraint(

@@ -27,6 +27,7 @@ from django.utils import formats, timezone
 from djmoney.money import Money
 
 from orders.models import Order
+from pharmacy.permissions import require_permission
 from orders.state import PaymentStatus
 
 from .models import REPEATABLE_KINDS, STAFF_KINDS, DigestEntry, EmailKind, EmailStatus, OutboundEmail
@@ -227,11 +228,13 @@ def email_queue_expiring_holds_digest(*, now: datetime | None = None) -> Outboun
     return email_queue_authorisations_expiring(holds=expiring_authorisations(now=now))
 
 
-def email_resend(*, email: OutboundEmail) -> bool:
+def email_resend(*, email: OutboundEmail, by=None) -> bool:
     """Staff asked for this email again: send it once more, whatever its dedupe key says.
 
-    Only sent or failed rows are reset; a queued or sending row is already on its way.
+    Only sent or failed rows are reset; a queued or sending row is already on its way. ``by``
+    (the member of staff) needs ``notifications.resend_email``; None is the shop itself.
     """
+    require_permission(by, "notifications.resend_email", action="resend an email")
     with transaction.atomic():
         reset = OutboundEmail.objects.filter(
             pk=email.pk, status__in=[EmailStatus.SENT, EmailStatus.FAILED]

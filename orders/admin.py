@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -97,10 +98,14 @@ class OrderAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def has_refund_permission(self, request, obj=None) -> bool:
+        """The refund page and the bulk action; ``order_refund`` checks the same permission."""
+        return request.user.has_perm("orders.refund_order")
+
     def refund_view(self, request, pk):
         order = get_object_or_404(Order, pk=pk)
-        if not self.has_change_permission(request, order):
-            return redirect("admin:index")
+        if not self.has_refund_permission(request, order):
+            raise PermissionDenied("You do not have permission to refund orders.")
         form = RefundForm(request.POST or None, initial={"amount": order.amount_refundable.amount})
         if request.method == "POST" and form.is_valid():
             try:
@@ -124,12 +129,12 @@ class OrderAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "orders/admin_refund.html", context)
 
-    @admin.action(description="Refund selected orders in full (reason: staff refund)")
+    @admin.action(description="Refund selected orders in full (reason: staff refund)", permissions=["refund"])
     def refund_in_full(self, request, queryset):
         for order in queryset:
             try:
                 services.order_refund(order=order, amount=None, reason="Refunded in full by staff.", by=request.user)
-            except (services.OrderError, PaymentGatewayError) as exc:
+            except (services.OrderError, PaymentGatewayError, PermissionDenied) as exc:
                 self.message_user(request, f"Order {order.number}: {getattr(exc, 'message', exc)}", messages.ERROR)
             else:
                 self.message_user(request, f"Order {order.number} refunded in full.", messages.SUCCESS)

@@ -93,6 +93,14 @@ class Order(models.Model):
             ),
         ]
         indexes = [models.Index(fields=("status", "created_at"))]
+        # Staff actions that move money or goods; checked by the services (orders.services,
+        # orders.prescriptions), not only by the pages that show their buttons.
+        permissions = [
+            ("refund_order", "Can refund an order's payment"),
+            ("capture_payment", "Can capture an order's card payment"),
+            ("cancel_order", "Can cancel an order"),
+            ("mark_shipped", "Can mark an order shipped"),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.number}"
@@ -323,7 +331,14 @@ class PrescriptionReview(models.Model):
 
     class Meta:
         ordering = ("created_at", "id")
-        permissions = [("review_prescription", "Can approve or reject prescription orders")]
+        permissions = [
+            ("review_prescription", "Can approve or reject prescription orders"),
+            # One per decision, checked in orders.prescriptions. Approving captures the payment
+            # and refusing cancels it, so a pharmacist also holds capture_payment and cancel_order.
+            ("approve_prescription", "Can approve a prescription order (as ordered or with changes)"),
+            ("reject_prescription", "Can refuse a prescription order"),
+            ("request_prescription_information", "Can ask a customer for more about a prescription"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} on order {self.order_id}"

@@ -29,6 +29,7 @@ from catalog.models import PackageTier
 from catalog.pricing import round_money, tier_savings_amount
 from notifications.models import EmailKind
 from notifications.services import email_queue
+from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
 from .files import CheckedUpload, private_storage
@@ -76,9 +77,9 @@ def is_pharmacist(user) -> bool:
     return cached
 
 
-def _require_pharmacist(user) -> None:
-    if not is_pharmacist(user):
-        raise ReviewError("Only a pharmacist can review prescription orders.")
+def _require(user, permission: str, action: str) -> None:
+    """Each decision checks its own permission (``orders.<codename>``); only a person decides."""
+    require_permission(user, f"orders.{permission}", action=action, system_allowed=False)
 
 
 # --- Checkout: what the customer gave -------------------------------------------------------
@@ -258,7 +259,7 @@ def _gateway_message(exc: gateway.PaymentGatewayError) -> str:
 
 def prescription_approve(*, order: Order, by, note: str = "", submission_key=None) -> PrescriptionReview:
     """Approve as ordered: capture the whole hold and send the order to the dispensary."""
-    _require_pharmacist(by)
+    _require(by, "approve_prescription", "approve a prescription order")
     with transaction.atomic():
         order, existing = _lock_for_review(order, submission_key)
         if existing is not None:
@@ -289,7 +290,7 @@ def prescription_approve_with_changes(
     then show the approved packages; what was ordered stays in the review's ``changes``.
     Shipping stays as the customer agreed it.
     """
-    _require_pharmacist(by)
+    _require(by, "approve_prescription", "approve a prescription order")
     if not note.strip():
         raise ReviewError("Please tell the customer why the order was changed.")
     with transaction.atomic():
@@ -400,7 +401,7 @@ def _sum(amounts, currency: str) -> Money:
 
 def prescription_reject(*, order: Order, by, reason: str, submission_key=None) -> PrescriptionReview:
     """Do not approve: the PaymentIntent is canceled (the hold released, nothing charged)."""
-    _require_pharmacist(by)
+    _require(by, "reject_prescription", "refuse a prescription order")
     reason = (reason or "").strip()
     if not reason:
         raise ReviewError("Please give the reason; the customer will read it.")
@@ -427,7 +428,7 @@ def prescription_reject(*, order: Order, by, reason: str, submission_key=None) -
 
 def prescription_request_information(*, order: Order, by, message: str, submission_key=None) -> PrescriptionReview:
     """Ask the customer a question; the order stays in review (the hold keeps running)."""
-    _require_pharmacist(by)
+    _require(by, "request_prescription_information", "ask a customer about their prescription")
     message = (message or "").strip()
     if not message:
         raise ReviewError("Please write the question for the customer.")
@@ -453,7 +454,7 @@ def order_mark_shipped(*, order: Order, by, carrier: str, tracking_number: str) 
 
     Marking an order shipped twice returns the first shipment.
     """
-    _require_pharmacist(by)
+    _require(by, "mark_shipped", "mark an order shipped")
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier or not tracking_number:
         raise ReviewError("Please give the carrier and the tracking number.")

@@ -36,6 +36,8 @@ from catalog.pricing import round_money
 from notifications.models import EmailKind
 from notifications.services import email_queue
 
+from pharmacy.permissions import require_permission
+
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
@@ -385,6 +387,7 @@ def order_capture_payment(*, order: Order, amount: Money | None = None, by) -> O
     Called when the pharmacist approves a prescription order; moves it from awaiting review to
     ready to ship. Capturing an order already captured changes nothing.
     """
+    require_permission(by, "orders.capture_payment", action="capture a payment")
     with transaction.atomic():
         order = _locked(order.pk)
         if order.payment_status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED):
@@ -410,6 +413,7 @@ def order_capture_payment(*, order: Order, amount: Money | None = None, by) -> O
 
 def order_cancel(*, order: Order, by, reason: str) -> Order:
     """Cancel before shipping: release the card hold (or refund what was taken) and the stock."""
+    require_permission(by, "orders.cancel_order", action="cancel an order")
     with transaction.atomic():
         order = _locked(order.pk)
         if order.status == OrderStatus.CANCELED:
@@ -432,6 +436,7 @@ def order_cancel(*, order: Order, by, reason: str) -> Order:
 
 def order_refund(*, order: Order, amount: Money | None, reason: str, by) -> Order:
     """Refund part or all of a captured payment through Stripe (staff only)."""
+    require_permission(by, "orders.refund_order", action="refund an order")
     if not (reason or "").strip():
         raise OrderError("Please give a reason for the refund.")
     with transaction.atomic():

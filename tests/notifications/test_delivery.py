@@ -227,7 +227,7 @@ def test_resend_skips_an_email_that_is_already_on_its_way(admin_client, order, m
     assert mailoutbox == []
 
 
-def test_the_outbox_is_read_only_and_resend_needs_the_change_permission(client, order, django_capture_on_commit_callbacks):
+def test_the_outbox_is_read_only_and_resend_needs_the_resend_permission(client, order, django_capture_on_commit_callbacks):
     from django.contrib.auth.models import Permission
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -248,6 +248,10 @@ def test_the_outbox_is_read_only_and_resend_needs_the_change_permission(client, 
     assert client.get(reverse("admin:notifications_outboundemail_add")).status_code == 403
 
     viewer.user_permissions.add(Permission.objects.get(codename="change_outboundemail"))
+    changelist = client.get(reverse("admin:notifications_outboundemail_changelist"))
+    assert 'value="resend"' not in changelist.content.decode()  # changing is not resending
+    viewer.user_permissions.add(Permission.objects.get(codename="resend_email"))
+    viewer = type(viewer).objects.get(pk=viewer.pk)  # drop the cached permissions
     changelist = client.get(reverse("admin:notifications_outboundemail_changelist"))
     assert 'value="resend"' in changelist.content.decode()
 

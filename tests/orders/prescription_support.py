@@ -5,13 +5,13 @@ import struct
 import zlib
 from datetime import date
 
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from orders import services
 from orders.files import check_prescription_upload
 from orders.models import Order
-from orders.prescriptions import PHARMACIST_GROUP, PrescriptionIntake, PrescriptionItem
+from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
+from orders.prescriptions import PrescriptionIntake, PrescriptionItem
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
@@ -47,8 +47,9 @@ def upload(content: bytes, name: str = "prescription.pdf", content_type: str = "
 
 
 def make_pharmacist(**kwargs):
+    """A member of the "pharmacist" group with the group's permissions (setup_pharmacist_permissions)."""
     user = UserFactory(is_staff=True, **kwargs)
-    user.groups.add(Group.objects.get_or_create(name=PHARMACIST_GROUP)[0])
+    user.groups.add(grant_pharmacist_permissions())
     return user
 
 

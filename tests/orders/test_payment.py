@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -103,6 +104,7 @@ def test_failed_three_d_secure_is_a_failed_payment(localstripe, general_tier):
 
 def test_pharmacist_capture_is_idempotent_and_moves_the_order_on(localstripe, baclofen_90, django_user_model):
     pharmacist = django_user_model.objects.create_user(email="rph@example.com", password="x", is_staff=True)
+    pharmacist.user_permissions.add(Permission.objects.get(codename="capture_payment"))
     placed = place(make_cart(tier=baclofen_90))
     pay(localstripe, placed)
     order = sync(placed.order)
@@ -177,6 +179,7 @@ def test_unpaid_orders_expire_and_give_their_stock_back(localstripe, general_tie
 
 def test_partial_then_full_refund(localstripe, general_tier, django_user_model):
     staff = django_user_model.objects.create_user(email="staff@example.com", password="x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="refund_order"))
     placed = place(make_cart(tier=general_tier, packages=3))  # 36.00 + 9.95
     pay(localstripe, placed)
     order = sync(placed.order)

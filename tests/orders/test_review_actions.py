@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from djmoney.money import Money
 
@@ -271,7 +272,7 @@ def test_only_pharmacists_can_act(localstripe, baclofen_90, client):
     client.logout()
     response = client.post(urls[0], data)
     assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
-    with pytest.raises(rx.ReviewError):
+    with pytest.raises(PermissionDenied):
         rx.prescription_approve(order=order, by=pricing)
     order.refresh_from_db()
     assert order.status == OrderStatus.AWAITING_REVIEW and not PrescriptionReview.objects.exists()

@@ -24,8 +24,12 @@ CATALOG_MODELS = (
 # Pricing staff: see and change the catalog (incl. tiers and dosages; change_packagetier is
 # also what the tier import needs). Deliberately nothing from orders.
 PRICING_PERMISSIONS = [f"catalog.{action}_{model}" for model in CATALOG_MODELS for action in ("view", "change")]
-# Pharmacists read the catalog; order and prescription permissions are added by the orders app.
-PHARMACIST_PERMISSIONS = [f"catalog.view_{model}" for model in CATALOG_MODELS]
+# Pharmacists read the catalog and the email outbox and may resend a customer's email; order
+# and prescription permissions are added by the orders app (setup_pharmacist_permissions).
+PHARMACIST_PERMISSIONS = [f"catalog.view_{model}" for model in CATALOG_MODELS] + [
+    "notifications.view_outboundemail",
+    "notifications.resend_email",
+]
 
 GROUPS = {"pricing": PRICING_PERMISSIONS, "pharmacist": PHARMACIST_PERMISSIONS}
 

@@ -20,6 +20,15 @@ PHARMACIST_ORDER_PERMISSIONS = [
     "orders.view_prescriptionreview",
     "orders.view_shipment",
     "orders.review_prescription",
+    # Each decision has its own permission, checked by the service that makes it. Approving
+    # captures the card hold and refusing cancels it, so those two come with the role;
+    # refunds do not (a superuser or a group given orders.refund_order).
+    "orders.approve_prescription",
+    "orders.reject_prescription",
+    "orders.request_prescription_information",
+    "orders.capture_payment",
+    "orders.cancel_order",
+    "orders.mark_shipped",
 ]
 
 
