@@ -8,6 +8,7 @@ with a message fit to show the customer; nothing is written in that case.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -124,13 +125,17 @@ def _find_or_create_cart(request, *, create: bool) -> tuple[Cart | None, bool]:
 # --- Input parsing ----------------------------------------------------------------------------
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
+
+
 def _parse_int(value, *, error: str) -> int:
     if isinstance(value, bool):
         raise CartError(error)
     if isinstance(value, int):
         return value
     text = str(value if value is not None else "").strip()
-    if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())) or len(text) > 12:
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() then refuses.
+    if not _INTEGER.fullmatch(text):
         raise CartError(error)
     return int(text)
 

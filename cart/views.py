@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+
+from pharmacy.redirects import safe_next
 
 from .pricing import cart_summary
 from .services import (
@@ -40,12 +43,7 @@ def _is_htmx(request) -> bool:
 
 def _back_url(request) -> str:
     """Where to return after a POST: a safe ``next`` field, the referring page, or the cart."""
-    for candidate in (request.POST.get("next"), request.META.get("HTTP_REFERER")):
-        if candidate and url_has_allowed_host_and_scheme(
-            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            return candidate
-    return reverse("cart:detail")
+    return safe_next(request, request.POST.get("next"), request.META.get("HTTP_REFERER"), default=reverse("cart:detail"))
 
 
 def _detail_context(summary, **extra) -> dict:
@@ -87,10 +85,11 @@ def _error_without_js(request, exc: CartError, *, back: str):
             status=404,
         )
     messages.error(request, exc.message)
-    return redirect(back)
+    return HttpResponseRedirect(back)
 
 
-@require_GET
+@never_cache  # the visitor's own medicines
+@require_safe
 def cart_detail(request):
     cart = cart_for_request(request, create=False)
     summary = cart_summary(cart)
@@ -110,9 +109,10 @@ def _answer(request, action, *, back: str, with_cart: bool = False):
     if _is_htmx(request):
         return _fragment(request, message=change.message, error=False, with_cart=with_cart)
     messages.success(request, change.message)
-    return redirect(back)
+    return HttpResponseRedirect(back)
 
 
+@never_cache
 @require_POST
 def cart_add(request):
     return _answer(
@@ -126,6 +126,7 @@ def cart_add(request):
     )
 
 
+@never_cache
 @require_POST
 def cart_update(request):
     cart = cart_for_request(request, create=False)
@@ -137,6 +138,7 @@ def cart_update(request):
     )
 
 
+@never_cache
 @require_POST
 def cart_remove(request):
     cart = cart_for_request(request, create=False)

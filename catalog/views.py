@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from . import selectors
 
@@ -21,7 +21,7 @@ def absolute_url(path: str) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
-@require_GET
+@require_safe
 def home(request):
     return render(
         request,
@@ -34,7 +34,7 @@ def home(request):
     )
 
 
-@require_GET
+@require_safe
 def product_list(request):
     """The listing with its filters. Unknown filter values are explained, never an error page."""
     categories = selectors.categories_with_counts()
@@ -83,7 +83,7 @@ def product_list(request):
     )
 
 
-@require_GET
+@require_safe
 def product_detail(request, slug: str):
     product = selectors.product_detail_queryset().filter(slug=slug).first()
     if product is None:
@@ -102,7 +102,7 @@ def product_detail(request, slug: str):
     )
 
 
-@require_GET
+@require_safe
 def robots_txt(request):
     lines = [
         "User-agent: *",

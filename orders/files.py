@@ -9,6 +9,7 @@ prescription is ``orders.review_views.prescription_file``, which checks who is a
 """
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from dataclasses import dataclass
@@ -76,8 +77,15 @@ def max_upload_bytes() -> int:
     return int(settings.PRESCRIPTION_MAX_UPLOAD_BYTES)
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.0f} MB"
+def _size_text(size: int, *, round_up: bool) -> str:
+    """A size as people read it, to a tenth: the file's size rounded up and the limit down, so
+    a file just over the limit never reads as the limit itself ("10.1 MB", not "10 MB")."""
+    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= factor:
+            tenths = size * 10 / factor
+            tenths = math.ceil(tenths) if round_up else math.floor(tenths)
+            return f"{tenths / 10:g} {unit}"
+    return f"{size} bytes"
 
 
 def check_prescription_upload(upload) -> CheckedUpload:
@@ -91,7 +99,8 @@ def check_prescription_upload(upload) -> CheckedUpload:
     limit = max_upload_bytes()
     if size > limit:
         raise ValidationError(
-            f"The file is too large ({_megabytes(size)}). The limit is {_megabytes(limit)}; "
+            f"The file is too large ({_size_text(size, round_up=True)}). "
+            f"The limit is {_size_text(limit, round_up=False)}; "
             "a photo taken with a phone is usually well under it.",
             code="too_large",
         )

@@ -13,7 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
 
 from . import prescriptions as rx
 from .files import INLINE_TYPES
@@ -55,7 +56,8 @@ def _decorate(orders, now):
     return orders
 
 
-@require_GET
+@never_cache
+@require_safe
 @pharmacist_required
 def review_queue(request):
     now = timezone.now()
@@ -96,7 +98,8 @@ def _render_review(request, order, *, status=200, top_error="", **forms):
     return render(request, "orders/review/order.html", context, status=status)
 
 
-@require_GET
+@never_cache
+@require_safe
 @pharmacist_required
 def review_order(request, number: int):
     return _render_review(request, _review_order(number))
@@ -120,6 +123,7 @@ def _act(request, number, form_class, form_name, action, *, success, form_kwargs
     return _render_review(request, order, status=400, top_error=top_error, **{form_name: form})
 
 
+@never_cache
 @require_POST
 @pharmacist_required
 def review_approve(request, number: int):
@@ -135,6 +139,7 @@ def review_approve(request, number: int):
     )
 
 
+@never_cache
 @require_POST
 @pharmacist_required
 def review_approve_with_changes(request, number: int):
@@ -155,6 +160,7 @@ def review_approve_with_changes(request, number: int):
     )
 
 
+@never_cache
 @require_POST
 @pharmacist_required
 def review_reject(request, number: int):
@@ -170,6 +176,7 @@ def review_reject(request, number: int):
     )
 
 
+@never_cache
 @require_POST
 @pharmacist_required
 def review_request_information(request, number: int):
@@ -185,6 +192,7 @@ def review_request_information(request, number: int):
     )
 
 
+@never_cache
 @require_POST
 @pharmacist_required
 def review_mark_shipped(request, number: int):
@@ -200,7 +208,7 @@ def review_mark_shipped(request, number: int):
     )
 
 
-@require_GET
+@require_safe  # no-store is set on the response below
 def prescription_file(request, pk):
     """The uploaded prescription, for pharmacists and the customer who sent it; 404 for anyone else."""
     prescription = Prescription.objects.select_related("order").filter(pk=pk).first()

@@ -10,7 +10,8 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cart.pricing import cart_summary
 from cart.services import cart_for_request
@@ -39,7 +40,8 @@ def _stripe_context() -> dict:
     }
 
 
-@require_http_methods(["GET", "POST"])
+@never_cache  # allergies, current medicines, the address
+@require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request):
     cart = cart_for_request(request, create=False)
     summary = cart_summary(cart)
@@ -105,6 +107,8 @@ def checkout(request):
     return render(request, "orders/checkout.html", context, status=400 if error else 200)
 
 
+@never_cache
+@require_safe
 def order_detail(request, number: int):
     order = Order.objects.filter(number=number).first()
     if order is None:
