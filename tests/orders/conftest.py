@@ -1,6 +1,7 @@
 """Fixtures for checkout and payment tests."""
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 
@@ -62,3 +63,13 @@ def general_tier(db) -> PackageTier:
 @pytest.fixture
 def baclofen_90(baclofen) -> PackageTier:
     return PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
+
+
+def shown_figures(client) -> str:
+    """The figures the checkout page shows (its hidden ``figures`` field), as a browser posts them back."""
+    from django.urls import reverse
+
+    html = client.get(reverse("orders:checkout")).content.decode()
+    match = re.search(r'name="figures" value="([^"]+)"', html)
+    assert match, "the checkout page carries the figures it shows"
+    return match.group(1)
