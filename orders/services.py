@@ -290,7 +290,22 @@ def order_place(
         raise OrderError("Your cart is empty.")
     if shipping_method not in ShippingMethod.values:
         raise OrderError("Please choose a shipping method.")
+    attempt = dict(
+        cart=cart, email=email, address=address, shipping_method=shipping_method, user=user,
+        prescription=prescription, shown_figures=shown_figures,
+    )
+    try:
+        return _order_place_once(**attempt)
+    except _DeclinedAttempt:
+        # The reused attempt's card was declined meanwhile (now marked failed): start afresh.
+        return _order_place_once(**attempt)
 
+
+class _DeclinedAttempt(Exception):
+    pass
+
+
+def _order_place_once(*, cart, email, address, shipping_method, user, prescription, shown_figures) -> PlacedOrder:
     with transaction.atomic():
         # One placement per cart at a time: a double submit waits here, then finds the first's order.
         Cart.objects.select_for_update().filter(pk=cart.pk).first()
@@ -411,12 +426,16 @@ def _order_open_payment(*, order_id) -> PlacedOrder:
             raise OrderError("This checkout attempt has ended. Please try again; your cart has been kept.")
         if order.stripe_payment_intent_id:
             intent = gateway.retrieve_payment_intent(order.stripe_payment_intent_id)
-            if intent.status not in _PAYABLE_INTENT_STATES:
+            declined = intent.status == "requires_payment_method" and bool(intent.last_error_message)
+            if declined:
+                _apply_intent(order, intent)  # marks the payment failed (committed): not reused again
+            elif intent.status not in _PAYABLE_INTENT_STATES:
                 raise OrderError(
                     f"Your payment for order {order.number} is already being processed; "
                     "its page and your email will confirm it shortly."
                 )
         else:
+            declined = False
             intent = gateway.create_payment_intent(
                 amount_minor=to_minor(order.total),
                 currency=str(order.total.currency),
@@ -426,6 +445,8 @@ def _order_open_payment(*, order_id) -> PlacedOrder:
             )
             order.stripe_payment_intent_id = intent.id
             order.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+    if declined:
+        raise _DeclinedAttempt
     return PlacedOrder(order=order, client_secret=intent.client_secret)
 
 

@@ -79,6 +79,22 @@ def test_declined_card_marks_the_payment_failed_and_keeps_the_cart(localstripe, 
     assert general_tier.stock == 4
 
 
+def test_a_declined_attempt_not_yet_synced_is_replaced_by_the_next_submit(
+    localstripe, general_tier, django_capture_on_commit_callbacks
+):
+    cart = make_cart(tier=general_tier)
+    declined = place(cart)
+    pay(localstripe, declined, CARD_DECLINED)  # the webhook has not arrived yet
+    with django_capture_on_commit_callbacks(execute=True):
+        retry = place(cart)
+    first = Order.objects.get(pk=declined.order.pk)
+    assert retry.order.pk != first.pk and retry.client_secret != declined.client_secret
+    assert (first.status, first.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+    assert localstripe.payment_intent(first.stripe_payment_intent_id)["status"] == "canceled"
+    pay(localstripe, retry)
+    assert sync(retry.order).payment_status == PaymentStatus.CAPTURED
+
+
 def test_three_d_secure_card_needs_authentication_then_is_authorised(localstripe, baclofen_90):
     placed = place(make_cart(tier=baclofen_90))
     assert pay(localstripe, placed, CARD_3DS)["status"] == "requires_action"

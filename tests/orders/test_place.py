@@ -158,7 +158,9 @@ def _pay_and_sync(localstripe, placed) -> Order:
     return services.order_sync_payment(order_id=placed.order.pk)
 
 
-def test_tracked_stock_is_taken_at_authorisation_and_never_oversold(localstripe, general_tier, django_capture_on_commit_callbacks):
+def test_tracked_stock_is_taken_at_authorisation_and_never_oversold(
+    localstripe, client, general_tier, django_capture_on_commit_callbacks
+):
     general_tier.stock = 3
     general_tier.save()
     with pytest.raises(services.OrderError, match="only 3 in stock"):
@@ -180,6 +182,8 @@ def test_tracked_stock_is_taken_at_authorisation_and_never_oversold(localstripe,
     general_tier.refresh_from_db()
     assert general_tier.stock == 1
     assert CartLine.objects.filter(cart=second.order.cart).exists()  # the loser keeps their cart
+    page = client.get(services.order_link(lost)).content.decode()
+    assert "the last packs sold out while your payment was being confirmed" in page
 
 
 def test_when_stripe_is_down_the_order_is_canceled_cleanly_and_the_cart_kept(localstripe, general_tier, settings):
