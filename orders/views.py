@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -126,13 +127,11 @@ def order_detail(request, number: int):
     token = request.GET.get("t", "")
     if not owns and not (token and services.order_token_is_valid(order=order, token=token)):
         raise Http404("No such order.")
-    confirming = order.status == OrderStatus.PENDING_PAYMENT and bool(order.stripe_payment_intent_id)
-    if confirming:
+    if order.status == OrderStatus.PENDING_PAYMENT and order.stripe_payment_intent_id:
         # The browser may just have come back from Stripe: ask Stripe, never the browser, but in
         # the worker, so a slow Stripe cannot hold this page. It shows "confirming" and reloads.
         _queue_payment_sync(order)
         order.refresh_from_db()  # a worker running in-process (no Redis) has already synced it
-    lines = list(order.lines.all())
     lines = list(order.lines.all())
     shipment = Shipment.objects.filter(order=order).first()
     return render(
@@ -151,11 +150,18 @@ def order_detail(request, number: int):
             "PaymentStatus": PaymentStatus,
             "payment_failed": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.FAILED,
             "payment_pending": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.PENDING,
+            # Reload while a just-paid order is being confirmed; not for an order left unpaid.
+            "auto_refresh": order.status == OrderStatus.PENDING_PAYMENT
+            and order.payment_status == PaymentStatus.PENDING
+            and order.created_at > timezone.now() - CONFIRMING_REFRESH_FOR,
             "sold_out": order.status == OrderStatus.CANCELED
             and order.events.filter(kind=OrderEvent.Kind.STATUS, note=services.SOLD_OUT_NOTE).exists(),
             "sold_out_note": services.SOLD_OUT_NOTE,
         },
     )
+
+
+CONFIRMING_REFRESH_FOR = timedelta(minutes=15)
 
 
 def _queue_payment_sync(order: Order) -> None:

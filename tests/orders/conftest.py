@@ -23,6 +23,15 @@ def make_cart(*, tier, packages: int = 1, user=None) -> Cart:
     return cart
 
 
+def attach_to_session(client, cart: Cart) -> None:
+    """Make ``cart`` the cart of the test client's session, as adding to cart in a browser would."""
+    session = client.session
+    session["cart_id"] = cart.pk
+    session.save()
+    cart.session_key = session.session_key
+    cart.save()
+
+
 def prescriber_intake(cart: Cart) -> PrescriptionIntake | None:
     """The patient and prescriber details a customer gives at checkout for the cart's
     prescription items (None when it has none)."""

@@ -10,7 +10,7 @@ from djmoney.money import Money
 from catalog.models import LegalClass
 from orders.models import Order
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
-from tests.orders.conftest import make_cart, shown_figures
+from tests.orders.conftest import attach_to_session as attach, make_cart, shown_figures
 
 pytestmark = pytest.mark.django_db
 
@@ -25,14 +25,6 @@ def cetirizine_tier(db):
     product = ProductFactory(name="Cetirizine", slug="cetirizine", legal_class=LegalClass.GENERAL_SALE)
     dosage = DosageFactory(product=product, strength="10mg", list_price_per_pill=Money("0.40000", "USD"))
     return PackageTierFactory(dosage=dosage, quantity=30, price=Money("9.00", "USD"), sku="CET-10-30", stock=5)
-
-
-def attach(client, cart):
-    session = client.session
-    session["cart_id"] = cart.pk
-    session.save()
-    cart.session_key = session.session_key
-    cart.save()
 
 
 def pay(client, figures):

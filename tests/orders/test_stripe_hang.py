@@ -20,7 +20,7 @@ from orders import services
 from orders.models import Order
 from orders.state import OrderStatus
 from pharmacy.celery import app as celery_app
-from tests.orders.conftest import make_cart, place, shown_figures
+from tests.orders.conftest import attach_to_session as attach, make_cart, place, shown_figures
 
 TIMEOUT, RETRIES = 2.0, 1
 #: What one Stripe call may cost at most: every attempt times out, plus the back-off (≤ 1 s) and slack.
@@ -76,14 +76,6 @@ def queued_tasks_not_run():
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-
-
-def attach(client, cart):
-    session = client.session
-    session["cart_id"] = cart.pk
-    session.save()
-    cart.session_key = session.session_key
-    cart.save()
 
 
 def test_a_hanging_stripe_delays_only_checkout_and_checkout_answers_in_time(
