@@ -10,11 +10,13 @@ way Stripe.js does it (PaymentMethod, attach, confirm), never through the shop.
 The mix (shuffled with a fixed seed, so the kinds compete with each other):
 
 * ``stock``: one pack of a tier whose stock is tracked (more attempts than packs: the excess must
-  be refused with a message, never a 5xx, never an order);
+  be refused with a message, never a 5xx; stock is taken when the card is authorised, so a
+  customer whose card is authorised after the last pack went gets the order canceled, the hold
+  released and a page that says so);
 * ``declined``: the card 4000 0000 0000 0341, refused by the bank; the customer stays on the
   checkout page, so only Stripe's webhook tells the shop;
 * ``retry``: a tracked pack, the declined card, then the same checkout again with a good card
-  (on the other server): the first order must be canceled and its pack given back;
+  (on the other server): the first order must be canceled and its hold released;
 * ``rx``: a prescription item, with the prescriber's details instead of an upload;
 * ``rx_away``: the same, but the customer closes the tab once the card is authorised: the order
   page is never opened, so the shop learns of the hold from Stripe alone (localstripe sends no
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import html
 import http.cookiejar
 import itertools
 import json
@@ -197,17 +200,28 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
     # checkout.js posts the form with FetchAPI and Accept: application/json; "retry" customers
     # see their card declined, then press "Place order and pay" again with another card.
     cards = {"declined": [CARD_DECLINED], "retry": [CARD_DECLINED, CARD_OK]}.get(kind, [CARD_OK])
+    # The figures the page showed go back with "Pay"; a 409 lists what changed (a price, a pack
+    # sold out) and carries the new figures, which the customer confirms by pressing again.
+    figures = html.unescape(next(iter(re.findall(r'name="figures" value="([^"]*)"', text)), ""))
     for attempt, card in enumerate(cards):
         if attempt:
             out.abandoned.append(out.order_number)
-        data = {"csrfmiddlewaretoken": customer.csrf(), **checkout_fields(customer.number, rx_tier=tier_id if kind.startswith("rx") else None)}
-        status, _, text = customer.request(
-            "checkout_post", "/checkout/", data=data, headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()}
-        )
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            answer = {}
+        for _confirm in range(2):
+            data = {
+                "csrfmiddlewaretoken": customer.csrf(),
+                "figures": figures,
+                **checkout_fields(customer.number, rx_tier=tier_id if kind.startswith("rx") else None),
+            }
+            status, _, text = customer.request(
+                "checkout_post", "/checkout/", data=data, headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()}
+            )
+            try:
+                answer = json.loads(text)
+            except ValueError:
+                answer = {}
+            if status != 409 or "figures" not in answer:
+                break
+            figures = answer["figures"]
         if status == 400:
             out.result, out.order_number, out.message = "refused", None, answer.get("message") or text[:200]
             return out

@@ -7,10 +7,14 @@ Two rules shape everything here:
   ``order_sync_payment`` is the one place that moves an order according to the PaymentIntent
   *as Stripe reports it now*, so webhooks, the return page and the reconciliation task can all
   call it, twice or in any order, and reach the same result.
-* No network call while a half-written order exists. The order, its lines, the stock taken and
-  the first event are written in one transaction; the PaymentIntent is created after commit with
-  an idempotency key derived from the order. If Stripe fails, the finished order is canceled (its
-  stock given back) and the customer still has their cart.
+* No network call while a half-written order exists. The order, its lines and the first event
+  are written in one transaction; the PaymentIntent is created after commit with an idempotency
+  key derived from the order. If Stripe fails, the attempt is canceled and the customer still has
+  their cart.
+* Stock is taken when the card is authorised, not when the order is placed (README, "Security and
+  failure behaviour"): an unpaid checkout holds nothing, so no script or abandoned tab can make a
+  pack unavailable. The last pack goes to the first authorisation; a later one is canceled and
+  its hold released.
 """
 from __future__ import annotations
 
@@ -166,108 +170,338 @@ def _locked(order_id) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
+# --- What the customer saw ----------------------------------------------------------------
+
+FIGURES_SALT = "orders.checkout-figures"
+
+
+@dataclass(frozen=True)
+class CheckoutChange:
+    """One difference between the checkout page the customer saw and the order as it would be now."""
+
+    item: str
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.before} → {self.after}"
+
+
+class CheckoutChanged(OrderError):
+    """The cart's figures moved since the checkout page was shown; nothing was placed.
+
+    ``figures`` is the signed snapshot of the current figures: posting it back is the customer's
+    confirmation of the new order."""
+
+    def __init__(self, *, changes: list[CheckoutChange], figures: str, total: Money):
+        super().__init__(
+            "Your order has changed since you opened this page. Please check the new figures; "
+            "press the button again to confirm them."
+        )
+        self.changes = changes
+        self.figures = figures
+        self.total = total
+
+
+def checkout_figures(summary) -> str:
+    """A signed snapshot of what the checkout page shows: each line (pack, packages, price per pack)
+    and the money. The checkout form carries it back, so ``order_place`` can tell whether the order
+    it is about to place is the one the customer saw. It is only ever compared with figures
+    recomputed from the catalog, never charged."""
+    return signing.dumps(_figures(summary), salt=FIGURES_SALT, compress=True)
+
+
+def _figures(summary) -> dict:
+    return {
+        "lines": [
+            [line.tier_id, line.packages, str(line.unit_price.amount), line.description]
+            for line in summary.available_lines
+        ],
+        "subtotal": str(summary.subtotal.amount),
+        "shipping": str(summary.shipping.amount),
+    }
+
+
+def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
+    def packs(n) -> str:
+        return f"{n} pack{'s' if int(n) != 1 else ''}"
+
+    changes = []
+    before = {int(line[0]): line for line in shown.get("lines", [])}
+    after = {int(line[0]): line for line in now["lines"]}
+    for tier_id, (_, packages, price, description) in before.items():
+        if tier_id not in after:
+            changes.append(CheckoutChange(description, f"{packs(packages)} at ${price}", "no longer available (sold out or withdrawn)"))
+            continue
+        _, new_packages, new_price, _ = after[tier_id]
+        if new_packages != packages:
+            changes.append(CheckoutChange(description, packs(packages), packs(new_packages)))
+        if Decimal(new_price) != Decimal(price):
+            changes.append(CheckoutChange(description, f"${price} per pack", f"${new_price} per pack"))
+    for tier_id, (_, packages, price, description) in after.items():
+        if tier_id not in before:
+            changes.append(CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}"))
+    for key, label in (("subtotal", "Subtotal"), ("shipping", "Standard shipping")):
+        old, new = shown.get(key), now[key]
+        if old is None or Decimal(old) != Decimal(new):
+            changes.append(CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}"))
+    return changes
+
+
+def _check_figures(*, shown_figures: str, summary) -> None:
+    """Refuse to place an order that differs from the one on the customer's screen."""
+    try:
+        shown = signing.loads(shown_figures or "", salt=FIGURES_SALT)
+    except signing.BadSignature:
+        shown = {}
+    now = _figures(summary)
+    changes = _figures_changes(shown=shown if isinstance(shown, dict) else {}, now=now)
+    if changes:
+        raise CheckoutChanged(changes=changes, figures=checkout_figures(summary), total=summary.total)
+
+
 # --- Placing the order ----------------------------------------------------------------------
+
+#: PaymentIntent states in which the customer's browser can still (re)try the card.
+_PAYABLE_INTENT_STATES = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 
 
 def order_place(
-    *, cart: Cart | None, email: str, address: ShippingAddress, shipping_method: str, user=None, prescription=None
+    *,
+    cart: Cart | None,
+    email: str,
+    address: ShippingAddress,
+    shipping_method: str,
+    user=None,
+    prescription=None,
+    shown_figures: str | None = None,
 ) -> PlacedOrder:
     """Turn the cart into an order awaiting payment and open a card hold for its total.
 
     Everything charged is computed here from the catalog; nothing the browser posted about
-    prices is an input. Raises ``OrderError`` with a customer-facing message; the cart is kept.
+    prices is an input. ``shown_figures`` (``checkout_figures`` of the page the customer saw)
+    must match the figures now, or ``CheckoutChanged`` says what moved and nothing is placed.
+
+    Placing takes no stock: tracked stock is taken when the card is authorised
+    (``order_sync_payment``), so an unpaid checkout cannot hold a pack. One pending order per
+    cart: a repeated submit of the same cart returns the same order and PaymentIntent; a changed
+    cart replaces the earlier unpaid attempt. Raises ``OrderError`` with a customer-facing
+    message; the cart is kept.
     """
     if cart is None or cart.pk is None:
         raise OrderError("Your cart is empty.")
     if shipping_method not in ShippingMethod.values:
         raise OrderError("Please choose a shipping method.")
-    _abandon_unpaid_attempts(cart=cart)
+    attempt = dict(
+        cart=cart, email=email, address=address, shipping_method=shipping_method, user=user,
+        prescription=prescription, shown_figures=shown_figures,
+    )
+    try:
+        return _order_place_once(**attempt)
+    except _DeclinedAttempt:
+        # The reused attempt's card was declined meanwhile (now marked failed): start afresh.
+        return _order_place_once(**attempt)
 
+
+class _DeclinedAttempt(Exception):
+    pass
+
+
+def _order_place_once(*, cart, email, address, shipping_method, user, prescription, shown_figures) -> PlacedOrder:
     with transaction.atomic():
-        Cart.objects.select_for_update().filter(pk=cart.pk).first()  # one checkout per cart at a time
-        tier_ids = list(CartLine.objects.filter(cart_id=cart.pk).values_list("tier_id", flat=True))
-        tiers = {t.pk: t for t in PackageTier.objects.select_for_update().filter(pk__in=tier_ids).order_by("pk")}
-        summary = cart_summary(cart)  # read after the locks: the prices and stock we hold
+        # One placement per cart at a time: a double submit waits here, then finds the first's order.
+        Cart.objects.select_for_update().filter(pk=cart.pk).first()
+        summary = cart_summary(cart)
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
         if summary.has_prescription_items and prescription is None:
             # Checked here as well as in the checkout form: no prescription order without a
             # patient and, for each item, a prescription copy or the prescriber's details.
             raise OrderError("Please give the patient's details and a prescription for each prescription item.")
+        if shown_figures is not None:
+            _check_figures(shown_figures=shown_figures, summary=summary)
         lines = summary.available_lines
-        for line in lines:
-            tier = tiers[line.tier_id]
-            if tier.stock is not None and tier.stock < line.packages:
-                left = "none are" if tier.stock == 0 else f"only {tier.stock} are"
-                raise OrderError(f"{line.description}: {left} left in stock. Please update your cart.")
-        reserved = {}
-        for line in lines:
-            if tiers[line.tier_id].stock is not None:
-                PackageTier.objects.filter(pk=line.tier_id).update(stock=F("stock") - line.packages)
-                reserved[line.tier_id] = line.packages
-
         shipping = shipping_cost(standard=summary.shipping, method=shipping_method)
         total = round_money(Money(summary.subtotal.amount + shipping.amount, summary.subtotal.currency))
-        order = Order.objects.create(
-            number=OrderNumber.objects.create().number,
-            user=_user_or_none(user),
-            cart=cart,
-            email=email,
-            ship_name=address.name,
-            ship_line1=address.line1,
-            ship_line2=address.line2,
-            ship_city=address.city,
-            ship_state=address.state,
-            ship_zip=address.zip_code,
-            shipping_method=shipping_method,
-            subtotal=summary.subtotal,
-            savings=summary.savings,
-            shipping=shipping,
-            total=total,
-            amount_captured=Money(0, total.currency),
-            amount_refunded=Money(0, total.currency),
-            has_prescription_items=summary.has_prescription_items,
-            stock_reserved=bool(reserved),
-        )
-        OrderLine.objects.bulk_create(
-            OrderLine(
-                order=order,
-                tier_id=line.tier_id,
-                product_name=line.product_name,
-                strength=line.strength,
-                pack_size=line.pack_size,
-                packages=line.packages,
-                unit_price=line.unit_price,
-                per_pill=line.per_pill,
-                list_price=line.list_price,
-                line_total=line.line_total,
-                requires_prescription=line.requires_prescription,
-                reserved_packages=reserved.get(line.tier_id, 0),
+        wanted = {
+            "lines": sorted((line.tier_id, line.packages, line.unit_price.amount) for line in lines),
+            "total": total.amount,
+            "shipping_method": shipping_method,
+            "email": email,
+            "address": address,
+            "user_id": getattr(_user_or_none(user), "pk", None),
+        }
+        order, replaced = None, []
+        for previous in Order.objects.awaiting_payment().filter(cart=cart).prefetch_related("lines"):
+            # A prescription order carries the documents of its own submit: never reused.
+            if order is None and not summary.has_prescription_items and _same_attempt(previous, wanted):
+                order = previous
+            else:
+                replaced.append(previous.pk)
+        if order is None:
+            order = _order_create(
+                cart=cart, summary=summary, lines=lines, email=email, address=address,
+                shipping_method=shipping_method, shipping=shipping, total=total, user=user, prescription=prescription,
             )
-            for line in lines
-        )
-        if order.has_prescription_items and prescription is not None:
-            # Patient and prescriptions commit with the order or not at all (orders.prescriptions).
-            from .prescriptions import prescriptions_record
+        fresh = order.stripe_payment_intent_id is None
 
-            prescriptions_record(order=order, intake=prescription)
-        _event(order, OrderEvent.Kind.PLACED, f"Placed for {total}; awaiting payment.", by=user)
-
+    for order_id in replaced:
+        _order_abandon(order_id=order_id, reason="Replaced by a new checkout attempt.")
     try:
-        intent = gateway.create_payment_intent(
-            amount_minor=to_minor(order.total),
-            currency=str(order.total.currency),
-            order_id=str(order.id),
-            order_number=order.number,
-            idempotency_key=f"order-{order.id}-pi",
-        )
+        return _order_open_payment(order_id=order.pk)
     except gateway.PaymentGatewayError as exc:
         logger.warning("PaymentIntent for order %s failed: %s", order.number, exc)
-        order_cancel(order=order, by=None, reason="The card payment could not be started.")
+        if fresh:
+            # Nothing was taken and no card was asked for: the attempt simply ends; the cart stays.
+            _order_abandon(order_id=order.pk, reason="The card payment could not be started.")
         raise OrderError(f"{exc.user_message} Your cart has been kept.") from exc
-    Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id)
-    order.stripe_payment_intent_id = intent.id
+
+
+def _same_attempt(order: Order, wanted: dict) -> bool:
+    """Is this unpaid order exactly what the customer is submitting again?"""
+    if order.payment_status != PaymentStatus.PENDING:
+        return False  # a declined card starts over with a fresh attempt
+    a = wanted["address"]
+    return (
+        sorted((line.tier_id, line.packages, line.unit_price.amount) for line in order.lines.all()) == wanted["lines"]
+        and order.total.amount == wanted["total"]
+        and order.shipping_method == wanted["shipping_method"]
+        and order.email == wanted["email"]
+        and order.user_id == wanted["user_id"]
+        and (order.ship_name, order.ship_line1, order.ship_line2, order.ship_city, order.ship_state, order.ship_zip)
+        == (a.name, a.line1, a.line2, a.city, a.state, a.zip_code)
+    )
+
+
+def _order_create(*, cart, summary, lines, email, address, shipping_method, shipping, total, user, prescription) -> Order:
+    order = Order.objects.create(
+        number=OrderNumber.objects.create().number,
+        user=_user_or_none(user),
+        cart=cart,
+        email=email,
+        ship_name=address.name,
+        ship_line1=address.line1,
+        ship_line2=address.line2,
+        ship_city=address.city,
+        ship_state=address.state,
+        ship_zip=address.zip_code,
+        shipping_method=shipping_method,
+        subtotal=summary.subtotal,
+        savings=summary.savings,
+        shipping=shipping,
+        total=total,
+        amount_captured=Money(0, total.currency),
+        amount_refunded=Money(0, total.currency),
+        has_prescription_items=summary.has_prescription_items,
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            tier_id=line.tier_id,
+            product_name=line.product_name,
+            strength=line.strength,
+            pack_size=line.pack_size,
+            packages=line.packages,
+            unit_price=line.unit_price,
+            per_pill=line.per_pill,
+            list_price=line.list_price,
+            line_total=line.line_total,
+            requires_prescription=line.requires_prescription,
+        )
+        for line in lines
+    )
+    if order.has_prescription_items and prescription is not None:
+        # Patient and prescriptions commit with the order or not at all (orders.prescriptions).
+        from .prescriptions import prescriptions_record
+
+        prescriptions_record(order=order, intake=prescription)
+    _event(order, OrderEvent.Kind.PLACED, f"Placed for {total}; awaiting payment.", by=user)
+    return order
+
+
+def _order_open_payment(*, order_id) -> PlacedOrder:
+    """The order's one PaymentIntent: created once (under the order's lock, with a key derived
+    from the order), then handed out again to a repeated submit."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            raise OrderError("This checkout attempt has ended. Please try again; your cart has been kept.")
+        if order.stripe_payment_intent_id:
+            intent = gateway.retrieve_payment_intent(order.stripe_payment_intent_id)
+            declined = intent.status == "requires_payment_method" and bool(intent.last_error_message)
+            if declined:
+                _apply_intent(order, intent)  # marks the payment failed (committed): not reused again
+            elif intent.status not in _PAYABLE_INTENT_STATES:
+                raise OrderError(
+                    f"Your payment for order {order.number} is already being processed; "
+                    "its page and your email will confirm it shortly."
+                )
+        else:
+            declined = False
+            intent = gateway.create_payment_intent(
+                amount_minor=to_minor(order.total),
+                currency=str(order.total.currency),
+                order_id=str(order.id),
+                order_number=order.number,
+                idempotency_key=f"order-{order.id}-pi",
+            )
+            order.stripe_payment_intent_id = intent.id
+            order.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+    if declined:
+        raise _DeclinedAttempt
     return PlacedOrder(order=order, client_secret=intent.client_secret)
+
+
+def _order_abandon(*, order_id, reason: str) -> None:
+    """End an unpaid attempt without waiting on Stripe: the order is canceled here (it holds no
+    stock), and its card hold, if any, is released after commit by ``order_release_payment_hold``
+    (queued; the reconciliation job retries it if the queue or Stripe is down). If the customer
+    authorised it in another tab meanwhile, that hold is released the same way."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT or order.payment_status not in (
+            PaymentStatus.PENDING,
+            PaymentStatus.FAILED,
+        ):
+            return
+        if order.stripe_payment_intent_id:
+            transaction.on_commit(lambda: _queue_release(order.pk))
+        else:  # no card was ever asked for: nothing to release
+            order_transition(order=order, to=PaymentStatus.CANCELED, field="payment_status", note=reason)
+        order_transition(order=order, to=OrderStatus.CANCELED, note=reason)
+
+
+def _queue_release(order_id) -> None:
+    from .tasks import release_payment_hold
+
+    try:
+        release_payment_hold.apply_async(args=[str(order_id)], retry=False)
+    except Exception:  # noqa: BLE001 - the reconciliation job finds the open hold later
+        logger.warning("Could not queue releasing the card hold of order %s", order_id, exc_info=True)
+
+
+def order_release_payment_hold(*, order_id) -> Order | None:
+    """Release the card hold (or refund the money) of an order canceled while its payment was still
+    open. Idempotent: an order whose payment is settled is left as it is."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None or order.status != OrderStatus.CANCELED or not order.stripe_payment_intent_id:
+            return order
+        P = PaymentStatus
+        if order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
+            note = "Hold released: order canceled."
+            try:
+                gateway.cancel_payment_intent(
+                    payment_intent_id=order.stripe_payment_intent_id, idempotency_key=f"order-{order.id}-cancel"
+                )
+            except gateway.PaymentGatewayError as exc:
+                if exc.code != "resource_missing":
+                    raise
+                note = "Stripe no longer knows this payment; nothing to release."
+            order_transition(order=order, to=P.CANCELED, field="payment_status", note=note)
+        elif order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED) and order.amount_refundable.amount > 0:
+            _refund_locked(order=order, amount=order.amount_refundable, reason="Order canceled before it could be fulfilled.", by=None)
+    return order
 
 
 def _checkout_refusal(summary) -> str:
@@ -277,23 +511,6 @@ def _checkout_refusal(summary) -> str:
         line = summary.unavailable_lines[0]
         return f"{line.description}: {line.notice.split(':')[0].lower()}. Please update your cart."
     return "Your cart is empty."
-
-
-def _abandon_unpaid_attempts(*, cart: Cart) -> None:
-    """A new checkout from the same cart replaces an earlier unpaid one (a declined card, a
-    closed tab), so its stock is given back instead of being held twice. An earlier attempt that
-    did get paid in the meantime is kept, and it empties the cart."""
-    for order_id in Order.objects.awaiting_payment().filter(cart=cart).values_list("pk", flat=True):
-        try:
-            order = order_sync_payment(order_id=order_id)
-            if order.status == OrderStatus.PENDING_PAYMENT and order.payment_status in (
-                PaymentStatus.PENDING,
-                PaymentStatus.FAILED,
-            ):
-                order_cancel(order=order, by=None, reason="Replaced by a new checkout attempt.")
-        except (gateway.PaymentGatewayError, OrderError):
-            # Left for the expiry task; the new attempt must not fail because of the old one.
-            logger.warning("Could not abandon unpaid order %s", order_id, exc_info=True)
 
 
 # --- Following the payment ------------------------------------------------------------------
@@ -322,6 +539,9 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 order_transition(order=order, to=P.CANCELED, field="payment_status", note="Hold released: order already canceled.")
             return
         if order.payment_status in (P.PENDING, P.FAILED):
+            if not _take_stock(order):
+                _cancel_sold_out(order)
+                return
             order.payment_error = ""
             order_transition(order=order, to=P.AUTHORIZED, field="payment_status", note=f"Card hold of {from_minor(intent.amount_capturable or intent.amount)}.")
             cart_clear(cart=order.cart)
@@ -335,11 +555,18 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 _apply_intent(order, captured)
     elif intent.status == "succeeded":
         if order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
+            sold_out = False
             if order.payment_status != P.AUTHORIZED:
-                cart_clear(cart=order.cart)
+                # Captured before we saw the hold: the stock is taken now, or the money goes back.
+                sold_out = order.status == S.PENDING_PAYMENT and not _take_stock(order)
+                if not sold_out:
+                    cart_clear(cart=order.cart)
             order.amount_captured = from_minor(intent.captured_minor, str(order.total.currency))
             order.save(update_fields=["amount_captured", "updated_at"])
             order_transition(order=order, to=P.CAPTURED, field="payment_status", note=f"Captured {order.amount_captured}.")
+            if sold_out:
+                _cancel_sold_out(order)
+                return
         if order.status == S.PENDING_PAYMENT:
             to = S.AWAITING_REVIEW if order.has_prescription_items else S.READY_TO_SHIP
             order_transition(order=order, to=to, note="Payment received.")
@@ -362,6 +589,54 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             order.payment_error = intent.last_error_message[:500]
             order.save(update_fields=["payment_error", "updated_at"])
             order_transition(order=order, to=P.FAILED, field="payment_status", note=intent.last_error_message)
+
+
+#: The customer-facing reason an authorised order could not be kept (shown on the order page).
+SOLD_OUT_NOTE = (
+    "Sorry: the last packs sold out while your payment was being confirmed. "
+    "Nothing will be charged; the hold on your card is being released."
+)
+
+
+def _take_stock(order: Order) -> bool:
+    """Take the order's tracked stock now that its card is authorised; all lines or none.
+
+    Each line is a conditional ``UPDATE … WHERE stock >= packages`` (tiers in id order, so two
+    orders never wait on each other crosswise): of two customers authorising the last pack, the
+    first to get here wins and the other gets ``False``. Untracked tiers take nothing."""
+    if order.stock_reserved:
+        return True
+    taken = {}
+    try:
+        with transaction.atomic():
+            for line in sorted(order.lines.filter(tier__isnull=False), key=lambda line: line.tier_id):
+                updated = PackageTier.objects.filter(pk=line.tier_id, stock__gte=line.packages).update(
+                    stock=F("stock") - line.packages
+                )
+                if updated:
+                    taken[line.pk] = line.packages
+                elif PackageTier.objects.filter(pk=line.tier_id, stock__isnull=False).exists():
+                    raise _SoldOut
+    except _SoldOut:
+        return False
+    for line_id, packages in taken.items():
+        OrderLine.objects.filter(pk=line_id).update(reserved_packages=packages)
+    if taken:
+        order.stock_reserved = True
+        order.save(update_fields=["stock_reserved", "updated_at"])
+        _event(order, OrderEvent.Kind.STOCK, "Stock taken: the card is authorised.")
+    return True
+
+
+class _SoldOut(Exception):
+    pass
+
+
+def _cancel_sold_out(order: Order) -> None:
+    """The card was authorised but the stock is gone: cancel, and release the hold (or refund)
+    after commit, so no Stripe call waits under the stock locks."""
+    order_transition(order=order, to=OrderStatus.CANCELED, note=SOLD_OUT_NOTE)
+    transaction.on_commit(lambda: _queue_release(order.pk))
 
 
 def _release_stock(order: Order, by=None) -> None:
@@ -425,9 +700,15 @@ def order_cancel(*, order: Order, by, reason: str) -> Order:
             _refund_locked(order=order, amount=order.amount_refundable, reason=reason, by=by)
         elif order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
             if order.stripe_payment_intent_id:
-                gateway.cancel_payment_intent(
-                    payment_intent_id=order.stripe_payment_intent_id, idempotency_key=f"order-{order.id}-cancel"
-                )
+                try:
+                    gateway.cancel_payment_intent(
+                        payment_intent_id=order.stripe_payment_intent_id, idempotency_key=f"order-{order.id}-cancel"
+                    )
+                except gateway.PaymentGatewayError as exc:
+                    # Stripe forgot the intent (key or account changed): there is no hold left to
+                    # release, and the order must not stay open because of it.
+                    if exc.code != "resource_missing":
+                        raise
             order_transition(order=order, to=P.CANCELED, field="payment_status", by=by, note=reason)
         order_transition(order=order, to=OrderStatus.CANCELED, by=by, note=reason)
         _release_stock(order, by=by)
@@ -477,30 +758,64 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
 # --- Periodic work --------------------------------------------------------------------------
 
 
+FORGOTTEN_INTENT_REASON = "Stripe no longer knows this payment (the account or key changed); the order expired."
+
+
 def orders_reconcile_pending(*, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """Re-check orders still awaiting payment, in case a webhook was lost. Returns how many changed."""
+    """Re-check orders still awaiting payment, in case a webhook was lost. Returns how many changed.
+
+    Also finishes what could not be done at the time: a canceled order whose card hold is still
+    open (Stripe or the queue was down) has it released, and an order whose PaymentIntent Stripe
+    no longer knows is expired instead of waiting forever."""
     cutoff = timezone.now() - older_than
     changed = 0
     ids = Order.objects.awaiting_payment().filter(created_at__lte=cutoff, stripe_payment_intent_id__isnull=False)
     for order_id, before in ids.values_list("pk", "payment_status"):
         try:
-            order = order_sync_payment(order_id=order_id)
-        except gateway.PaymentGatewayError:
+            order = _sync_or_expire_forgotten(order_id=order_id)
+        except (gateway.PaymentGatewayError, OrderError):
             logger.exception("Reconciling order %s failed", order_id)
             continue
         if order.status != OrderStatus.PENDING_PAYMENT or order.payment_status != before:
             changed += 1
+    open_holds = Order.objects.filter(
+        status=OrderStatus.CANCELED,
+        payment_status__in=(PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.AUTHORIZED),
+        stripe_payment_intent_id__isnull=False,
+        updated_at__lte=cutoff,
+    )
+    for order_id in open_holds.values_list("pk", flat=True):
+        try:
+            order_release_payment_hold(order_id=order_id)
+            changed += 1
+        except (gateway.PaymentGatewayError, OrderError):
+            logger.exception("Releasing the card hold of order %s failed", order_id)
     return changed
 
 
+def _sync_or_expire_forgotten(*, order_id) -> Order:
+    try:
+        return order_sync_payment(order_id=order_id)
+    except gateway.PaymentGatewayError as exc:
+        if exc.code != "resource_missing":
+            raise
+        logger.warning("Stripe does not know the PaymentIntent of order %s; expiring it", order_id)
+        return order_cancel(order=Order.objects.get(pk=order_id), by=None, reason=FORGOTTEN_INTENT_REASON)
+
+
 def orders_expire_unpaid(*, now=None) -> int:
-    """Cancel orders left unpaid past ``ORDER_UNPAID_EXPIRY_MINUTES``: release hold and stock."""
+    """Cancel orders left unpaid past ``ORDER_UNPAID_EXPIRY_MINUTES`` and release their card hold.
+
+    Unpaid orders hold no stock (it is taken at authorisation); expiring them closes the
+    PaymentIntent so an old tab cannot pay for an order nobody is watching."""
     cutoff = (now or timezone.now()) - timedelta(minutes=settings.ORDER_UNPAID_EXPIRY_MINUTES)
     expired = 0
     for order_id in Order.objects.awaiting_payment().filter(created_at__lte=cutoff).values_list("pk", flat=True):
         try:
-            order = order_sync_payment(order_id=order_id)  # paid at the last minute? then keep it
-            if order.status == OrderStatus.PENDING_PAYMENT and order.payment_status in (
+            order = _sync_or_expire_forgotten(order_id=order_id)  # paid at the last minute? then keep it
+            if order.status == OrderStatus.CANCELED:
+                expired += 1
+            elif order.status == OrderStatus.PENDING_PAYMENT and order.payment_status in (
                 PaymentStatus.PENDING,
                 PaymentStatus.FAILED,
             ):

@@ -8,6 +8,12 @@ library's network retries) never charges, captures, cancels or refunds twice.
 
 ``settings.STRIPE_API_BASE`` points the real library at localstripe in the demo and the tests;
 left empty, the same code talks to Stripe.
+
+Every call is bounded: ``STRIPE_TIMEOUT_SECONDS`` per attempt (connect and read) and
+``STRIPE_MAX_NETWORK_RETRIES`` retries of a failed connection (the library retries writes with
+the same idempotency key, so a retry is never a second charge). A hanging Stripe therefore costs
+a request at most ``(1 + retries) × timeout`` plus the library's short back-off, well under the
+web worker's timeout; the caller then gets a ``PaymentGatewayError`` with a message to show.
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
 
 
 class PaymentGatewayError(Exception):
-    """Stripe refused or could not be reached. ``user_message`` is safe to show a customer."""
+    """Stripe refused or could not be reached. ``user_message`` is safe to show a customer;
+    ``code`` is Stripe's error code, e.g. ``resource_missing`` for a PaymentIntent it does not know."""
 
     def __init__(self, message: str, *, user_message: str | None = None, code: str = ""):
         super().__init__(message)
@@ -66,13 +73,21 @@ class PaymentIntentState:
 def _configure() -> None:
     stripe.api_key = settings.STRIPE_SECRET_KEY
     stripe.api_base = settings.STRIPE_API_BASE or STRIPE_DEFAULT_API_BASE
-    stripe.max_network_retries = 2
+    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    timeout = float(settings.STRIPE_TIMEOUT_SECONDS)
+    client = stripe.default_http_client
+    if not isinstance(client, stripe.RequestsClient) or getattr(client, "_timeout", None) != timeout:
+        # The library's default waits 80 s for an answer: longer than a web worker lives.
+        stripe.default_http_client = stripe.RequestsClient(timeout=timeout)
 
 
 def _wrap(exc: stripe.StripeError) -> PaymentGatewayError:
     if isinstance(exc, stripe.CardError):
         return PaymentGatewayError(str(exc), user_message=exc.user_message or "Your card was declined.", code=exc.code or "")
-    return PaymentGatewayError(f"{type(exc).__name__}: {exc}", code=getattr(exc, "code", "") or "")
+    code = getattr(exc, "code", "") or ""
+    if not code and isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
+        code = "resource_missing"  # Stripe's code for an unknown id (localstripe sends none)
+    return PaymentGatewayError(f"{type(exc).__name__}: {exc}", code=code)
 
 
 def _as_dict(obj) -> dict:

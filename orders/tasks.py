@@ -26,3 +26,9 @@ def lapse_expired_prescription_holds() -> int:
     from .prescriptions import prescriptions_lapse_expired
 
     return prescriptions_lapse_expired()
+
+
+@shared_task(name="orders.release_payment_hold")
+def release_payment_hold(order_id: str) -> None:
+    """Release the card hold of an order canceled before it was paid (replaced, sold out)."""
+    services.order_release_payment_hold(order_id=order_id)

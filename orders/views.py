@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from cart.pricing import cart_summary
+from cart.pricing import cart_summary, format_money
 from cart.services import cart_for_request
 from notifications.services import tracking_url
 
@@ -77,6 +78,18 @@ def checkout(request):
                         shipping_method=data["shipping_method"],
                         user=user,
                         prescription=rx_form.intake() if rx_form else None,
+                        shown_figures=request.POST.get("figures", ""),
+                    )
+                except services.CheckoutChanged as exc:
+                    # Nothing placed: the customer sees what moved and confirms the new figures.
+                    return JsonResponse(
+                        {
+                            "message": exc.message,
+                            "changes": [str(change) for change in exc.changes],
+                            "figures": exc.figures,
+                            "total": format_money(exc.total),
+                        },
+                        status=409,
                     )
                 except services.OrderError as exc:
                     error = exc.message
@@ -99,6 +112,7 @@ def checkout(request):
         "form": form,
         "rx_form": rx_form,
         "summary": summary,
+        "figures": services.checkout_figures(summary),
         "error": error,
         "express_surcharge": services.EXPRESS_SURCHARGE,
         "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
@@ -118,11 +132,10 @@ def order_detail(request, number: int):
     if not owns and not (token and services.order_token_is_valid(order=order, token=token)):
         raise Http404("No such order.")
     if order.status == OrderStatus.PENDING_PAYMENT and order.stripe_payment_intent_id:
-        # The browser just came back from Stripe: ask Stripe, do not trust the browser.
-        try:
-            order = services.order_sync_payment(order_id=order.pk)
-        except (gateway.PaymentGatewayError, services.OrderError):
-            logger.warning("Could not sync order %s on its page", order.number, exc_info=True)
+        # The browser may just have come back from Stripe: ask Stripe, never the browser, but in
+        # the worker, so a slow Stripe cannot hold this page. It shows "confirming" and reloads.
+        _queue_payment_sync(order)
+        order.refresh_from_db()  # a worker running in-process (no Redis) has already synced it
     lines = list(order.lines.all())
     shipment = Shipment.objects.filter(order=order).first()
     return render(
@@ -141,8 +154,27 @@ def order_detail(request, number: int):
             "PaymentStatus": PaymentStatus,
             "payment_failed": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.FAILED,
             "payment_pending": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.PENDING,
+            # Reload while a just-paid order is being confirmed; not for an order left unpaid.
+            "auto_refresh": order.status == OrderStatus.PENDING_PAYMENT
+            and order.payment_status == PaymentStatus.PENDING
+            and order.created_at > timezone.now() - CONFIRMING_REFRESH_FOR,
+            "sold_out": order.status == OrderStatus.CANCELED
+            and order.events.filter(kind=OrderEvent.Kind.STATUS, note=services.SOLD_OUT_NOTE).exists(),
+            "sold_out_note": services.SOLD_OUT_NOTE,
         },
     )
+
+
+CONFIRMING_REFRESH_FOR = timedelta(minutes=15)
+
+
+def _queue_payment_sync(order: Order) -> None:
+    from .tasks import sync_payment
+
+    try:
+        sync_payment.apply_async(args=[str(order.pk)], retry=False)
+    except Exception:  # noqa: BLE001 - the reconciliation job catches up; the page still answers
+        logger.warning("Could not queue the payment check of order %s", order.number, exc_info=True)
 
 
 def customer_timeline(order: Order) -> list[tuple]:

@@ -242,6 +242,11 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Empty means Stripe itself; the demo and the tests point this at localstripe.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Each Stripe call waits at most this long per attempt (connect, then each read) and is retried
+# at most this many times on a network failure (same idempotency key). Worst case for one call:
+# (1 + retries) × timeout + ~0.5 s back-off = 8.5 s with the defaults, under GUNICORN_TIMEOUT (30).
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=4.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.
 CELERY_BEAT_SCHEDULE["orders-reconcile-pending-payments"] = {
     "task": "orders.reconcile_pending_payments",

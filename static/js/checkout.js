@@ -44,6 +44,24 @@
     });
   }
 
+  // The cart changed since this page was shown (price, sold out): say what, and let the next
+  // press confirm the new figures. Nothing was ordered.
+  function showChanges(data) {
+    var box = document.getElementById("checkout-changes");
+    var list = document.getElementById("checkout-changes-list");
+    list.textContent = "";
+    (data.changes || []).forEach(function (text) {
+      var item = document.createElement("li");
+      item.textContent = text;
+      list.appendChild(item);
+    });
+    document.getElementById("checkout-changes-total").textContent = data.total || "";
+    form.elements.figures.value = data.figures;
+    box.hidden = false;
+    buttonLabel = "Confirm new total and pay";
+    box.scrollIntoView({ block: "center" });
+  }
+
   function busy(on) {
     if (!button) return;
     button.disabled = on;
@@ -62,6 +80,11 @@
         headers: { Accept: "application/json" },
       });
       var data = await response.json().catch(function () { return {}; });
+      if (response.status === 409 && data.figures) {
+        showChanges(data);
+        busy(false);
+        return;
+      }
       if (!response.ok) {
         formError.textContent = data.message || "Please check the form and try again.";
         showFieldErrors(data.errors);

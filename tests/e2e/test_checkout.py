@@ -3,6 +3,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from djmoney.money import Money
 
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
@@ -26,7 +27,7 @@ def add_to_cart(page, shop, product, strength: str, quantity: int):
     page.locator("#header-cart .cart-count").filter(has_text=re.compile(r"^[1-9]")).wait_for()
 
 
-def checkout(page, shop, card: str):
+def checkout(page, shop, card: str, *, submit: bool = True):
     page.goto(shop.url + reverse("orders:checkout"))
     page.get_by_label("Email").fill("alex.morgan@example.com")
     page.get_by_label("Full name").fill("Alex Morgan")
@@ -47,7 +48,8 @@ def checkout(page, shop, card: str):
     card_box.get_by_placeholder("exp_year").fill("34")
     card_box.get_by_placeholder("cvc").fill("123")
     card_box.get_by_placeholder("postal_code").fill("12207")
-    page.get_by_role("button", name="Place order and pay").click()
+    if submit:
+        page.get_by_role("button", name="Place order and pay").click()
 
 
 def order_page_reached(page) -> Order:
@@ -97,6 +99,7 @@ def test_declined_card_shows_the_reason_and_keeps_the_cart(shop, page, general_p
     order = order_page_reached(page)
     assert order.payment_status == PaymentStatus.CAPTURED
     assert Order.objects.filter(status=OrderStatus.CANCELED).count() == 1
+    assert not Order.objects.awaiting_payment().exists()
 
 
 def test_three_d_secure_in_the_browser(shop, page, baclofen):
@@ -106,3 +109,20 @@ def test_three_d_secure_in_the_browser(shop, page, baclofen):
     order = order_page_reached(page)
     assert page.locator("#payment-status").get_attribute("data-status") == PaymentStatus.AUTHORIZED
     assert order.status == OrderStatus.AWAITING_REVIEW
+
+
+def test_a_price_change_before_paying_is_shown_and_confirmed_in_the_browser(shop, page, general_product):
+    add_to_cart(page, shop, general_product, "10mg", 30)
+    checkout(page, shop, CARD_OK, submit=False)
+    tier = general_product.dosages.get().tiers.get()
+    tier.price = Money("14.00", "USD")
+    tier.save()
+    page.get_by_role("button", name="Place order and pay").click()
+    changes = page.locator("#checkout-changes")
+    changes.wait_for()
+    assert "$12.00 per pack → $14.00 per pack" in changes.inner_text()
+    assert page.locator("#checkout-changes-total").inner_text() == "$23.95"
+    assert not Order.objects.exists()
+    page.get_by_role("button", name="Confirm new total and pay").click()
+    order = order_page_reached(page)
+    assert order.total == Money("23.95", "USD") and order.payment_status == PaymentStatus.CAPTURED

@@ -1,6 +1,7 @@
 """Fixtures for checkout and payment tests."""
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 
@@ -20,6 +21,15 @@ def make_cart(*, tier, packages: int = 1, user=None) -> Cart:
     cart = Cart.objects.create(user=user) if user else Cart.objects.create(session_key=uuid.uuid4().hex)
     CartLine.objects.create(cart=cart, tier=tier, packages=packages, price_when_added=tier.price)
     return cart
+
+
+def attach_to_session(client, cart: Cart) -> None:
+    """Make ``cart`` the cart of the test client's session, as adding to cart in a browser would."""
+    session = client.session
+    session["cart_id"] = cart.pk
+    session.save()
+    cart.session_key = session.session_key
+    cart.save()
 
 
 def prescriber_intake(cart: Cart) -> PrescriptionIntake | None:
@@ -62,3 +72,13 @@ def general_tier(db) -> PackageTier:
 @pytest.fixture
 def baclofen_90(baclofen) -> PackageTier:
     return PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
+
+
+def shown_figures(client) -> str:
+    """The figures the checkout page shows (its hidden ``figures`` field), as a browser posts them back."""
+    from django.urls import reverse
+
+    html = client.get(reverse("orders:checkout")).content.decode()
+    match = re.search(r'name="figures" value="([^"]+)"', html)
+    assert match, "the checkout page carries the figures it shows"
+    return match.group(1)

@@ -8,17 +8,9 @@ from orders import services
 from orders.models import Order, Shipment
 from tests.factories import PackageTierFactory, UserFactory
 from tests.localstripe import CARD_DECLINED, CARD_OK, browser_confirm
-from tests.orders.conftest import make_cart, place
+from tests.orders.conftest import attach_to_session, make_cart, place
 
 pytestmark = pytest.mark.django_db
-
-
-def attach_to_session(client, cart):
-    session = client.session
-    session["cart_id"] = cart.pk
-    session.save()
-    cart.session_key = session.session_key
-    cart.save()
 
 
 def test_empty_cart_is_sent_back_to_the_cart_page(client):

@@ -68,11 +68,30 @@ def test_declined_card_marks_the_payment_failed_and_keeps_the_cart(localstripe, 
     assert (order.status, order.payment_status) == (OrderStatus.PENDING_PAYMENT, PaymentStatus.FAILED)
     assert order.payment_error == "Your card was declined."
     assert CartLine.objects.filter(cart=cart).exists()
-    # Trying again from the same cart cancels the failed attempt and gives its stock back.
+    general_tier.refresh_from_db()
+    assert general_tier.stock == 5  # a declined card holds nothing
+    # Trying again from the same cart replaces the failed attempt; paying takes the stock.
     retry = place(cart)
     order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELED and retry.order.pk != order.pk
+    pay(localstripe, retry)
+    assert sync(retry.order).payment_status == PaymentStatus.CAPTURED
     general_tier.refresh_from_db()
-    assert order.status == OrderStatus.CANCELED and general_tier.stock == 4
+    assert general_tier.stock == 4
+
+
+def test_a_declined_attempt_not_yet_synced_is_replaced_by_the_next_submit(
+    localstripe, general_tier, django_capture_on_commit_callbacks
+):
+    cart = make_cart(tier=general_tier)
+    declined = place(cart)
+    pay(localstripe, declined, CARD_DECLINED)  # the webhook has not arrived yet
+    with django_capture_on_commit_callbacks(execute=True):
+        retry = place(cart)
+    first = Order.objects.get(pk=declined.order.pk)
+    assert retry.order.pk != first.pk and retry.client_secret != declined.client_secret
+    assert (first.status, first.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+    assert localstripe.payment_intent(first.stripe_payment_intent_id)["status"] == "canceled"
     pay(localstripe, retry)
     assert sync(retry.order).payment_status == PaymentStatus.CAPTURED
 
@@ -131,7 +150,7 @@ def test_cancel_releases_the_hold_and_the_stock(localstripe, baclofen_90):
     assert (order.status, order.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
     assert baclofen_90.stock == 2
     assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "canceled"
-    assert order.events.filter(kind=OrderEvent.Kind.STOCK).count() == 1
+    assert order.events.filter(kind=OrderEvent.Kind.STOCK, note__startswith="Reserved stock returned").count() == 1
     # Stripe reporting the cancel later (webhook, reconciliation) changes nothing more.
     assert sync(order).events.count() == order.events.count()
 
@@ -157,13 +176,15 @@ def test_reconciliation_catches_up_on_a_lost_webhook(localstripe, general_tier, 
     assert tasks.reconcile_pending_payments() == 0
 
 
-def test_unpaid_orders_expire_and_give_their_stock_back(localstripe, general_tier, baclofen_90, settings):
+def test_unpaid_orders_expire_and_close_their_payment(localstripe, general_tier, baclofen_90, settings):
     settings.ORDER_UNPAID_EXPIRY_MINUTES = 60
     general_tier.stock = 3
     general_tier.save()
     stale = place(make_cart(tier=general_tier, packages=2)).order
     paid_late = place(make_cart(tier=baclofen_90))
     fresh = place(make_cart(tier=general_tier)).order
+    general_tier.refresh_from_db()
+    assert general_tier.stock == 3  # unpaid orders hold no stock
     pay(localstripe, paid_late)  # paid, but the webhook never came
     Order.objects.filter(pk__in=[stale.pk, paid_late.order.pk]).update(created_at=timezone.now() - timedelta(minutes=61))
     assert tasks.expire_unpaid_orders() == 1
@@ -171,10 +192,31 @@ def test_unpaid_orders_expire_and_give_their_stock_back(localstripe, general_tie
     fresh.refresh_from_db()
     general_tier.refresh_from_db()
     assert (stale.status, stale.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
-    assert localstripe.payment_intent(stale.stripe_payment_intent_id)["status"] == "canceled"
-    assert general_tier.stock == 2  # 3 - 2 - 1 + 2
+    assert localstripe.payment_intent(stale.stripe_payment_intent_id)["status"] == "canceled"  # an old tab cannot pay it
+    assert general_tier.stock == 3
     assert fresh.status == OrderStatus.PENDING_PAYMENT
     assert Order.objects.get(pk=paid_late.order.pk).status == OrderStatus.AWAITING_REVIEW
+
+
+def test_a_payment_intent_stripe_forgot_is_expired_by_reconciliation(localstripe, general_tier):
+    """After a key or account change Stripe answers resource_missing: the order is expired, not kept."""
+    general_tier.stock = 1
+    general_tier.save()
+    placed = place(make_cart(tier=general_tier))
+    Order.objects.filter(pk=placed.order.pk).update(
+        stripe_payment_intent_id="pi_unknownToThisAccount", created_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert tasks.reconcile_pending_payments() == 1
+    order = Order.objects.get(pk=placed.order.pk)
+    assert (order.status, order.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+    assert order.events.filter(note=services.FORGOTTEN_INTENT_REASON).exists()
+    assert tasks.reconcile_pending_payments() == 0
+    # The pack is there for the next customer.
+    buyer = place(make_cart(tier=general_tier))
+    pay(localstripe, buyer)
+    assert sync(buyer.order).payment_status == PaymentStatus.CAPTURED
+    general_tier.refresh_from_db()
+    assert general_tier.stock == 0
 
 
 def test_partial_then_full_refund(localstripe, general_tier, django_user_model):

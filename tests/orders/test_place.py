@@ -12,7 +12,8 @@ from catalog.models import LegalClass
 from orders import services
 from orders.models import Order, OrderEvent
 from orders.state import OrderStatus, PaymentStatus
-from tests.orders.conftest import ADDRESS, make_cart, place
+from tests.localstripe import CARD_OK, browser_confirm
+from tests.orders.conftest import ADDRESS, make_cart, place, shown_figures
 
 pytestmark = pytest.mark.django_db
 
@@ -91,6 +92,7 @@ def test_checkout_ignores_posted_totals_and_prices(localstripe, client, general_
             "email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
             "state": "NY", "zip_code": "12207", "shipping_method": "standard",
             "total": "0.01", "amount": "1", "price": "0.01", "subtotal": "0.01", "unit_price": "0.01",
+            "figures": shown_figures(client),
         },
         HTTP_ACCEPT="application/json",
     )
@@ -151,17 +153,37 @@ def test_controlled_substances_never_reach_an_order(localstripe, general_tier):
     assert not Order.objects.exists()
 
 
-def test_tracked_stock_is_reserved_and_an_oversell_is_refused(localstripe, general_tier):
+def _pay_and_sync(localstripe, placed) -> Order:
+    browser_confirm(base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK)
+    return services.order_sync_payment(order_id=placed.order.pk)
+
+
+def test_tracked_stock_is_taken_at_authorisation_and_never_oversold(
+    localstripe, client, general_tier, django_capture_on_commit_callbacks
+):
     general_tier.stock = 3
     general_tier.save()
-    place(make_cart(tier=general_tier, packages=2))
+    with pytest.raises(services.OrderError, match="only 3 in stock"):
+        place(make_cart(tier=general_tier, packages=4))
+    first = place(make_cart(tier=general_tier, packages=2))
+    second = place(make_cart(tier=general_tier, packages=2))  # unpaid checkouts take nothing
+    general_tier.refresh_from_db()
+    assert general_tier.stock == 3
+    assert _pay_and_sync(localstripe, first).payment_status == PaymentStatus.CAPTURED
     general_tier.refresh_from_db()
     assert general_tier.stock == 1
-    with pytest.raises(services.OrderError):
-        place(make_cart(tier=general_tier, packages=2))
+    # The second card is authorised too, but only one pack is left: that order is canceled,
+    # its hold released, nothing oversold.
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay_and_sync(localstripe, second)
+    lost = Order.objects.get(pk=second.order.pk)
+    assert (lost.status, lost.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+    assert localstripe.payment_intent(lost.stripe_payment_intent_id)["status"] == "canceled"
     general_tier.refresh_from_db()
     assert general_tier.stock == 1
-    assert Order.objects.count() == 1
+    assert CartLine.objects.filter(cart=second.order.cart).exists()  # the loser keeps their cart
+    page = client.get(services.order_link(lost)).content.decode()
+    assert "the last packs sold out while your payment was being confirmed" in page
 
 
 def test_when_stripe_is_down_the_order_is_canceled_cleanly_and_the_cart_kept(localstripe, general_tier, settings):
@@ -174,26 +196,61 @@ def test_when_stripe_is_down_the_order_is_canceled_cleanly_and_the_cart_kept(loc
     order = Order.objects.get()
     assert (order.status, order.payment_status, order.stripe_payment_intent_id) == ("canceled", "canceled", None)
     general_tier.refresh_from_db()
-    assert general_tier.stock == 5  # given back
+    assert general_tier.stock == 5  # never taken
     assert CartLine.objects.filter(cart=cart).exists()
-    assert order.events.filter(kind=OrderEvent.Kind.STOCK).exists()
     # Stripe is back: the customer simply tries again.
     settings.STRIPE_API_BASE = localstripe.base
     again = place(cart).order
     assert again.stripe_payment_intent_id and again.number != order.number
 
 
-def test_a_new_attempt_from_the_same_cart_replaces_the_unpaid_one(localstripe, general_tier):
-    general_tier.stock = 4
-    general_tier.save()
+def test_a_repeated_submit_returns_the_same_order_and_a_changed_cart_replaces_it(
+    localstripe, general_tier, django_capture_on_commit_callbacks
+):
     cart = make_cart(tier=general_tier, packages=2)
-    first = place(cart).order
-    second = place(cart).order
-    first.refresh_from_db()
+    first = place(cart)
+    repeat = place(cart)
+    assert (repeat.order.pk, repeat.client_secret) == (first.order.pk, first.client_secret)
+    assert Order.objects.count() == 1
+
+    CartLine.objects.filter(cart=cart).update(packages=3)
+    with django_capture_on_commit_callbacks(execute=True):  # the old attempt's hold is released after commit
+        changed = place(cart)
+    first.order.refresh_from_db()
+    assert changed.order.pk != first.order.pk and changed.order.status == OrderStatus.PENDING_PAYMENT
+    assert (first.order.status, first.order.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+    assert localstripe.payment_intent(first.order.stripe_payment_intent_id)["status"] == "canceled"
+    assert list(Order.objects.awaiting_payment().values_list("pk", flat=True)) == [changed.order.pk]
+
+
+def test_a_restart_between_the_order_and_its_payment_leaves_nothing_held(localstripe, general_tier, monkeypatch):
+    """The web worker dies after the order is written and before Stripe is asked: the order
+    holds no stock, and the customer's next try carries on with it."""
+    general_tier.stock = 1
+    general_tier.save()
+    cart = make_cart(tier=general_tier)
+
+    class WorkerKilled(BaseException):
+        pass
+
+    def killed(**kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(services.gateway, "create_payment_intent", killed)
+    with pytest.raises(WorkerKilled):
+        place(cart)
+    monkeypatch.undo()
+    stranded = Order.objects.get()
+    assert (stranded.status, stranded.stripe_payment_intent_id) == (OrderStatus.PENDING_PAYMENT, None)
     general_tier.refresh_from_db()
-    assert first.status == OrderStatus.CANCELED and second.status == OrderStatus.PENDING_PAYMENT
-    assert general_tier.stock == 2  # held once, not twice
-    assert localstripe.payment_intent(first.stripe_payment_intent_id)["status"] == "canceled"
+    assert general_tier.stock == 1  # nothing held by the stranded order
+    # Another customer can buy the pack meanwhile? Yes; here the same customer simply retries.
+    retry = place(cart)
+    assert retry.order.pk == stranded.pk and retry.client_secret
+    order = _pay_and_sync(localstripe, retry)
+    assert order.payment_status == PaymentStatus.CAPTURED
+    general_tier.refresh_from_db()
+    assert general_tier.stock == 0
 
 
 def test_amounts_sent_to_stripe_are_in_cents():

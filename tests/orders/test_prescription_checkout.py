@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Order, PatientDetails, Prescription
-from tests.orders.conftest import make_cart
+from tests.orders.conftest import attach_to_session as attach, make_cart, shown_figures
 from tests.orders.prescription_support import ELF_HEADER, MINIMAL_PDF, png_bytes, upload
 
 pytestmark = pytest.mark.django_db
@@ -25,16 +25,9 @@ def private_root(settings, tmp_path):
     return settings.PRIVATE_MEDIA_ROOT
 
 
-def attach(client, cart):
-    session = client.session
-    session["cart_id"] = cart.pk
-    session.save()
-    cart.session_key = session.session_key
-    cart.save()
-
-
 def post(client, data, **files):
-    return client.post(reverse("orders:checkout"), {**ADDRESS, **data, **files}, HTTP_ACCEPT="application/json")
+    form = {**ADDRESS, "figures": shown_figures(client), **data, **files}
+    return client.post(reverse("orders:checkout"), form, HTTP_ACCEPT="application/json")
 
 
 def patient(born=date(1980, 5, 17)):
