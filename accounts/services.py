@@ -177,6 +177,38 @@ def account_close(*, user: User) -> None:
     user.save()
 
 
+# --- Staff second factor -----------------------------------------------------------------------
+
+class NotAllowed(Exception):
+    pass
+
+
+@transaction.atomic
+def staff_second_factor_reset(*, user: User, by: User) -> int:
+    """Remove a staff member's authenticators (lost phone): they set up a new one at next sign-in.
+
+    Only a superuser may do it, never on their own account (another superuser must), and it is
+    recorded in the admin's history (who, when, whose) like any admin change. Returns how many
+    authenticators were removed.
+    """
+    from allauth.mfa.models import Authenticator
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    if not (by.is_active and by.is_superuser):
+        raise NotAllowed("Only a superuser can reset another staff member's second factor.")
+    if by.pk == user.pk:
+        raise NotAllowed("Ask another superuser to reset your own second factor.")
+    removed, _ = Authenticator.objects.filter(user=user).delete()
+    LogEntry.objects.log_actions(
+        user_id=by.pk,
+        queryset=[user],
+        action_flag=CHANGE,
+        change_message=f"Second factor reset ({removed} authenticator(s) removed); set up again at next sign-in.",
+        single_object=True,
+    )
+    return removed
+
+
 # --- Guest orders -----------------------------------------------------------------------------
 
 CLAIM_SALT = "accounts.claim-order"
