@@ -172,9 +172,11 @@ ACCOUNT_RATE_LIMITS = {
 ALLAUTH_TRUSTED_PROXY_COUNT = (
     env.int("TRUSTED_PROXY_COUNT", default=1) if env.bool("BEHIND_PROXY", default=PRODUCTION) else 0
 )
-# Staff: a second factor (TOTP with recovery codes) before any staff page.
+# Staff: a second factor (TOTP with recovery codes, or a security key / passkey) before any staff page.
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+# WebAuthn needs HTTPS; the local demo (http://127.0.0.1) is let through only with DEBUG on.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="Riverside Pharmacy")
 MFA_TOTP_TOLERANCE = 1
 STAFF_SECOND_FACTOR_PATHS = ("/admin/", "/staff/", "/prescriptions/")

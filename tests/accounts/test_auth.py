@@ -198,3 +198,25 @@ def test_account_pages_render(client):
 def test_signed_in_user_is_sent_from_login_and_signup_to_the_account(signed_in):
     assert signed_in.get(reverse("accounts:login"))["Location"] == reverse("accounts:dashboard")
     assert signed_in.get(reverse("accounts:signup"))["Location"] == reverse("accounts:dashboard")
+
+
+def test_changing_the_email_address_verifies_the_new_one_first(signed_in, customer):
+    response = signed_in.post(reverse("account_email"), {"action_add": "", "email": "new.address@example.com"})
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    old_address = customer.email
+    assert old_address != "new.address@example.com"  # not until the link is followed
+    (verification,) = emails_to("new.address@example.com", kind=EmailKind.ACCOUNT_VERIFICATION)
+    signed_in.post(emailed_link(verification))
+    customer.refresh_from_db()
+    assert customer.email == "new.address@example.com"
+    # The old address is told, through the outbox.
+    (notice,) = emails_to(old_address, kind=EmailKind.ACCOUNT_EMAIL_CHANGE)
+    assert notice.subject == "Your Riverside Pharmacy email address was changed"
+
+
+def test_account_pages_are_never_cached(signed_in):
+    for name in ("accounts:dashboard", "account_email", "accounts:password_change", "mfa_index"):
+        response = signed_in.get(reverse(name))
+        assert response.status_code == 200, name
+        assert "no-store" in response["Cache-Control"], name

@@ -113,3 +113,59 @@ def test_the_pharmacist_signs_in_with_a_totp_code(live_server, transactional_db,
     assert "Site administration" in page.content()
     page.goto(live_server.url + reverse("orders:review_queue"))
     assert page.locator("h1").count() == 1 and "/accounts/" not in page.url
+
+
+def test_staff_add_a_passkey_and_sign_in_with_it(live_server, transactional_db, page, settings):
+    """WebAuthn where the browser supports it: Chromium's virtual authenticator plays the key."""
+    settings.MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True  # the live server is plain http://localhost
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    admin = UserFactory(email="keys@pharmacy.example", is_staff=True, is_superuser=True)
+    secret = totp_secret(admin)
+    now = time.time()
+
+    def sign_in_with_password():
+        page.goto(live_server.url + reverse("accounts:login"))
+        page.get_by_label("Email").fill(admin.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.locator("main").get_by_role("button", name="Sign in").click()
+        page.wait_for_url(live_server.url + reverse("mfa_authenticate"))
+
+    sign_in_with_password()
+    page.get_by_role("textbox", name="Code").fill(totp_code(secret, at=now - 30))
+    page.locator("main").get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + reverse("accounts:dashboard"))
+
+    # Adding a key asks to confirm it's you (the password again), then the browser makes the key.
+    page.goto(live_server.url + reverse("mfa_add_webauthn"))
+    page.wait_for_url(re.compile(r"/reauthenticate/"))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.locator("main").get_by_role("button", name="Confirm").click()
+    page.wait_for_url(re.compile(r"/2fa/webauthn/add/"))
+    page.get_by_label("Name").fill("Desk key")
+    page.locator("#mfa_webauthn_add").click()
+    page.wait_for_url(lambda url: "/webauthn/add/" not in url)
+    from allauth.mfa.models import Authenticator
+
+    assert Authenticator.objects.filter(user=admin, type="webauthn").count() == 1
+
+    page.goto(live_server.url + reverse("accounts:logout"))
+    page.locator("main").get_by_role("button", name="Sign out").click()
+    sign_in_with_password()
+    page.get_by_role("button", name="Use a security key or passkey").click()
+    page.wait_for_url(lambda url: "/2fa/authenticate/" not in url)
+    page.goto(live_server.url + "/admin/")
+    assert "Site administration" in page.content()
