@@ -220,3 +220,15 @@ def test_account_pages_are_never_cached(signed_in):
         response = signed_in.get(reverse(name))
         assert response.status_code == 200, name
         assert "no-store" in response["Cache-Control"], name
+
+
+def test_an_account_from_before_verification_verifies_at_its_next_sign_in(client):
+    """Accounts created before allauth have no verified address yet: the first sign-in sends the link."""
+    old = User.objects.create_user(email="old.customer@example.com", password=PASSWORD)
+    response = _sign_in(client, old.email, PASSWORD)
+    assert response["Location"] == reverse("account_email_verification_sent")
+    assert client.get(reverse("accounts:dashboard")).status_code == 302
+    (verification,) = emails_to(old.email, kind=EmailKind.ACCOUNT_VERIFICATION)
+    client.post(emailed_link(verification))
+    client.post(reverse("accounts:logout"))
+    assert _sign_in(client, old.email, PASSWORD)["Location"] == reverse("accounts:dashboard")
