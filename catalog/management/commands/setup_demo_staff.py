@@ -100,7 +100,8 @@ class Command(BaseCommand):
             self.stdout.write(line)
         self.stdout.write("")
         self.stdout.write("Staff pages ask for a code from an authenticator app (TOTP) after the password.")
-        self.stdout.write("Add the secret to any authenticator app, or: oathtool --totp -b <secret>")
+        self.stdout.write("Add the secret to any authenticator app, or print the current code with:")
+        self.stdout.write("  DEBUG=1 .venv/bin/python manage.py demo_totp_code pharmacist@pharmacy.example")
         self.stdout.write("")
 
     def _create_users(self, accounts) -> list[str]:
