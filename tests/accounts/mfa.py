@@ -45,6 +45,18 @@ def totp_code(secret: str, *, at: float | None = None) -> str:
     return format_hotp_value(hotp_value(secret, int(at if at is not None else time.time()) // app_settings.TOTP_PERIOD))
 
 
+def unused_totp_code(secret: str, used: set[str]) -> str:
+    """A code valid now that is not in ``used`` (allauth accepts each code once; with a tolerance
+    of one period either side, the next period's code is valid too). Adds it to ``used``."""
+    now = time.time()
+    for at in (now, now + 30, now - 30):
+        code = totp_code(secret, at=at)
+        if code not in used:
+            used.add(code)
+            return code
+    raise AssertionError("no unused code in the tolerance window")
+
+
 def password_only_login(client: Client, user) -> None:
     _force_login(client, user)
 
