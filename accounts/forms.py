@@ -1,54 +1,7 @@
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 
 from .models import Address, PatientProfile, User
-
-
-class EmailAuthenticationForm(AuthenticationForm):
-    """Django's login form, with the ``username`` field presented as the email address.
-
-    The field keeps the name ``username`` because that is what django-axes reads
-    (``AXES_USERNAME_FORM_FIELD``) and what ``authenticate()`` expects.
-    """
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "invalid_login": "That email address and password do not match an account. "
-        "Please check them and try again.",
-    }
-
-    def __init__(self, request=None, *args, **kwargs):
-        super().__init__(request, *args, **kwargs)
-        self.fields["username"].label = "Email address"
-        self.fields["username"].widget = forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
-
-    def clean_username(self) -> str:
-        return (self.cleaned_data.get("username") or "").strip().lower()
-
-
-class SignUpForm(BaseUserCreationForm):
-    """Email and password; Django's password validators apply (``AUTH_PASSWORD_VALIDATORS``)."""
-
-    class Meta:
-        model = User
-        fields = ("email",)
-        widgets = {"email": forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})}
-
-    def clean_email(self) -> str:
-        email = User.objects.normalize_email(self.cleaned_data["email"]).strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(
-                "An account with this email address already exists. Sign in, or reset your password.",
-                code="duplicate_email",
-            )
-        return email
-
-    def validate_unique(self):
-        # clean_email already gave the friendly message; don't repeat it from the model constraint.
-        if "email" in self._errors:
-            return
-        super().validate_unique()
 
 
 class AddressForm(forms.ModelForm):
@@ -116,7 +69,7 @@ class CloseAccountForm(forms.Form):
 
 
 class ClaimOrderForm(forms.Form):
-    """Sets the password of the account a guest order is attached to."""
+    """The password of the account created for a guest order's (proven) email address."""
 
     password1 = forms.CharField(
         label="Choose a password",

@@ -1,4 +1,6 @@
-"""Account workflows: sign-up, saved addresses, the patient profile, data export and closing.
+"""Account workflows: saved addresses, the patient profile, data export, closing, guest orders.
+
+Signing up, in and out, verification and passwords are django-allauth's (``accounts.adapter``).
 
 Other apps read a customer's saved details only through ``default_address_for`` and
 ``patient_profile_for`` so they never depend on how accounts stores them.
@@ -10,29 +12,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import Address, PatientProfile, User
 
 
-class EmailAlreadyRegistered(Exception):
-    pass
-
-
 def _is_customer(user: AbstractBaseUser | AnonymousUser | None) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
-
-
-# --- Sign-up ----------------------------------------------------------------------------------
-
-def user_sign_up(*, email: str, password: str) -> User:
-    """Create a customer; a concurrent sign-up with the same email loses cleanly."""
-    try:
-        with transaction.atomic():
-            return User.objects.create_user(email=email, password=password)
-    except IntegrityError as error:
-        raise EmailAlreadyRegistered(email) from error
 
 
 # --- What checkout reads --------------------------------------------------------------------
@@ -171,8 +159,12 @@ def account_close(*, user: User) -> None:
     stays as the anchor those records point at, with no name, a placeholder email and no usable
     password, and is inactive so it can never sign in again.
     """
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.models import Authenticator
     from cart.models import Cart
 
+    EmailAddress.objects.filter(user=user).delete()
+    Authenticator.objects.filter(user=user).delete()
     Address.objects.filter(user=user).delete()
     PatientProfile.objects.filter(user=user).delete()
     Cart.objects.filter(user=user).delete()
@@ -185,36 +177,77 @@ def account_close(*, user: User) -> None:
     user.save()
 
 
-# --- Guest orders -----------------------------------------------------------------------------
+# --- Staff second factor -----------------------------------------------------------------------
 
-class OrderAlreadyClaimed(Exception):
+class NotAllowed(Exception):
     pass
 
 
 @transaction.atomic
-def order_attach_to_user(*, order, user: User) -> None:
-    """Put a guest order in ``user``'s account (the caller has checked the order's signed link).
+def staff_second_factor_reset(*, user: User, by: User) -> int:
+    """Remove a staff member's authenticators (lost phone): they set up a new one at next sign-in.
 
-    Locks the order so two claims cannot both succeed; an order that already belongs to an
-    account is never moved.
+    Only a superuser may do it, never on their own account (another superuser must), and it is
+    recorded in the admin's history (who, when, whose) like any admin change. Returns how many
+    authenticators were removed.
     """
-    from orders.models import Order, OrderEvent
+    from allauth.mfa.models import Authenticator
+    from django.contrib.admin.models import CHANGE, LogEntry
 
-    locked = Order.objects.select_for_update().get(pk=order.pk)
-    if locked.user_id is not None:
-        if locked.user_id == user.pk:
-            return
-        raise OrderAlreadyClaimed(order.number)
-    Order.objects.filter(pk=order.pk).update(user=user)
-    OrderEvent.objects.create(
-        order=locked, kind=OrderEvent.Kind.NOTE, note="The customer added this guest order to their account."
+    if not (by.is_active and by.is_superuser):
+        raise NotAllowed("Only a superuser can reset another staff member's second factor.")
+    if by.pk == user.pk:
+        raise NotAllowed("Ask another superuser to reset your own second factor.")
+    removed, _ = Authenticator.objects.filter(user=user).delete()
+    LogEntry.objects.log_actions(
+        user_id=by.pk,
+        queryset=[user],
+        action_flag=CHANGE,
+        change_message=f"Second factor reset ({removed} authenticator(s) removed); set up again at next sign-in.",
+        single_object=True,
     )
-    order.user = user
+    return removed
+
+
+# --- Guest orders -----------------------------------------------------------------------------
+
+CLAIM_SALT = "accounts.claim-order"
+CLAIM_MAX_AGE_SECONDS = 3 * 24 * 3600
+
+
+def claim_token_make(*, order) -> str:
+    """The token in the emailed "keep this order" link: the order and the address it went to."""
+    return signing.dumps({"o": order.number, "e": order.email.strip().lower()}, salt=CLAIM_SALT, compress=True)
+
+
+def claim_token_read(*, token: str, number: int) -> str | None:
+    """The email address the link was sent to, if the token is genuine, fresh and for ``number``."""
+    try:
+        data = signing.loads(token, salt=CLAIM_SALT, max_age=CLAIM_MAX_AGE_SECONDS)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("o") != number or not isinstance(data.get("e"), str):
+        return None
+    return data["e"]
 
 
 @transaction.atomic
-def order_claim_with_new_account(*, order, password: str) -> User:
-    """Create an account for a guest order's email and put the order in it."""
-    user = user_sign_up(email=order.email, password=password)
-    order_attach_to_user(order=order, user=user)
+def account_create_verified(*, email: str, password: str) -> User:
+    """An account whose address is already proven (the customer followed a link sent to it).
+
+    The address is recorded as verified and primary in allauth's table, so the customer can
+    sign in at once. A concurrent creation for the same address loses cleanly.
+    """
+    from allauth.account.models import EmailAddress
+
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password)
+    except IntegrityError as error:
+        raise EmailAlreadyRegistered(email) from error
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     return user
+
+
+class EmailAlreadyRegistered(Exception):
+    pass

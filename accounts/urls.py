@@ -1,4 +1,9 @@
-from django.contrib.auth import views as auth_views
+"""The customer's pages, plus the ``accounts:`` names of allauth's pages (the templates' links).
+
+allauth's own URLs (``allauth.urls``, included after these in ``pharmacy.urls``) serve the same
+paths under their ``account_*`` names; the two views overridden here come first, so they win.
+"""
+from allauth.account import views as allauth_views
 from django.urls import path
 
 from . import views
@@ -7,31 +12,12 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("signup/", views.sign_up, name="signup"),
-    path("login/", views.SignInView.as_view(), name="login"),
-    path("logout/", views.SignOutView.as_view(), name="logout"),
-    path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),
-    path(
-        "password/change/done/",
-        auth_views.PasswordChangeDoneView.as_view(template_name="registration/password_change_done.html"),
-        name="password_change_done",
-    ),
+    path("signup/", allauth_views.signup, name="signup"),
+    path("login/", allauth_views.login, name="login"),
+    path("logout/", allauth_views.logout, name="logout"),
+    path("password/change/", allauth_views.password_change, name="password_change"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
-    path(
-        "password/reset/sent/",
-        auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_done.html"),
-        name="password_reset_done",
-    ),
-    path(
-        "password/reset/<uidb64>/<token>/",
-        views.PasswordResetConfirmView.as_view(),
-        name="password_reset_confirm",
-    ),
-    path(
-        "password/reset/complete/",
-        auth_views.PasswordResetCompleteView.as_view(template_name="registration/password_reset_complete.html"),
-        name="password_reset_complete",
-    ),
+    path("2fa/totp/activate/", views.ActivateTOTPView.as_view(), name="activate_totp"),
     path("addresses/add/", views.address_add, name="address_add"),
     path("addresses/<int:pk>/edit/", views.address_edit, name="address_edit"),
     path("addresses/<int:pk>/delete/", views.address_delete, name="address_delete"),
@@ -40,4 +26,5 @@ urlpatterns = [
     path("data.json", views.data_export, name="data_export"),
     path("close/", views.close_account, name="close_account"),
     path("claim/<int:number>/", views.claim_order, name="claim_order"),
+    path("claim/<int:number>/confirm/<str:token>/", views.claim_order_confirm, name="claim_order_confirm"),
 ]

@@ -1,37 +1,36 @@
+"""The customer's own pages, and the few places where the shop differs from django-allauth.
+
+allauth serves sign-up, sign-in, sign-out, verification, passwords and the second factor
+(``accounts.adapter`` routes its emails and counts failed sign-ins); this module adds:
+- ``PasswordResetView``: beyond the per-address limit the page answers as usual and sends nothing;
+- ``ActivateTOTPView``: setting up the authenticator is a checked code, so it counts as this
+  session's second factor (staff go straight on to the page they were sent from);
+- the account page, addresses, health details, data export, closing, keeping a guest order.
+"""
 import json
 
+from allauth.account.internal.flows.login import record_authentication
+from allauth.account.views import PasswordResetView as AllauthPasswordResetView
+from allauth.core import ratelimit
+from allauth.mfa.totp.views import ActivateTOTPView as AllauthActivateTOTPView
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
-from django.contrib.auth import views as auth_views
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services
-from .forms import (
-    AddressForm,
-    ClaimOrderForm,
-    CloseAccountForm,
-    EmailAuthenticationForm,
-    PatientProfileForm,
-    SignUpForm,
-)
+from .adapter import AccountAdapter
+from .forms import AddressForm, ClaimOrderForm, CloseAccountForm, PatientProfileForm
 from .models import Address, PatientProfile, User
 
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-def _merge_anonymous_cart(request, user) -> None:
-    """The cart someone filled before signing in follows them into their account."""
-    from cart.services import cart_merge_into_user
-
-    cart_merge_into_user(request=request, user=user)
+STAFF_NEXT_SESSION_KEY = "accounts_second_factor_next"
 
 
 def _safe_next(request, default: str) -> str:
@@ -41,71 +40,46 @@ def _safe_next(request, default: str) -> str:
     return default
 
 
-# --- Signing in and out ---------------------------------------------------------------------
+def too_many_requests(request) -> HttpResponse:
+    return render(request, "accounts/too_many_requests.html", status=429)
 
-class SignInView(auth_views.LoginView):
-    form_class = EmailAuthenticationForm
-    template_name = "registration/login.html"
-    redirect_authenticated_user = True
+
+# --- Password reset and the second factor ------------------------------------------------------
+
+class PasswordResetView(AllauthPasswordResetView):
+    """allauth's reset page, with the per-address email limit answered silently.
+
+    allauth answers 429 when its limit is reached, which tells whoever asks that the address
+    is being reset. Here the client is limited with a 429 (``reset_password``, per address of
+    the client), but the email address only by not sending (``reset_password_email``): the page
+    says the same thing whether an email went out or not.
+    """
+
+    def form_valid(self, form):
+        r429 = ratelimit.consume_or_429(self.request, action="reset_password")
+        if r429:
+            return r429
+        if ratelimit.consume(self.request, action="reset_password_email", key=form.cleaned_data["email"].lower()):
+            form.save(self.request)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class ActivateTOTPView(AllauthActivateTOTPView):
+    def dispatch(self, request, *args, **kwargs):
+        next_url = _safe_next(request, "")
+        if next_url:
+            request.session[STAFF_NEXT_SESSION_KEY] = next_url
+        return super().dispatch(request, *args, **kwargs)
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        _merge_anonymous_cart(self.request, form.get_user())
+        # The form checked a code from the new authenticator: record it as allauth records a
+        # second-factor sign-in, so the staff member is not asked for another code at once.
+        from allauth.mfa.models import Authenticator
+
+        authenticator = Authenticator.objects.get(user=self.request.user, type=Authenticator.Type.TOTP)
+        record_authentication(self.request, self.request.user, "mfa", id=authenticator.pk, type="totp")
         return response
-
-
-class SignOutView(auth_views.LogoutView):
-    http_method_names = ["post", "options"]
-
-    def post(self, request, *args, **kwargs):
-        response = super().post(request, *args, **kwargs)
-        messages.info(request, "You have signed out.")
-        return response
-
-
-@never_cache
-@require_http_methods(["GET", "POST"])
-def sign_up(request):
-    if request.user.is_authenticated:
-        return redirect("accounts:dashboard")
-    form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = services.user_sign_up(
-                email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
-            )
-        except services.EmailAlreadyRegistered:
-            form.add_error("email", "An account with this email address already exists.")
-        else:
-            login(request, user, backend=MODEL_BACKEND)
-            _merge_anonymous_cart(request, user)
-            messages.success(request, "Welcome! Your account is ready.")
-            return redirect(_safe_next(request, reverse("accounts:dashboard")))
-    return render(request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")})
-
-
-class PasswordChangeView(auth_views.PasswordChangeView):
-    template_name = "registration/password_change_form.html"
-    success_url = reverse_lazy("accounts:password_change_done")
-
-
-class PasswordResetView(auth_views.PasswordResetView):
-    template_name = "registration/password_reset_form.html"
-    email_template_name = "registration/password_reset_email.txt"
-    subject_template_name = "registration/password_reset_subject.txt"
-    success_url = reverse_lazy("accounts:password_reset_done")
-
-    def form_valid(self, form):
-        self.extra_email_context = {
-            "pharmacy_name": settings.PHARMACY_NAME,
-            "pharmacy_phone": settings.PHARMACY_PHONE,
-        }
-        return super().form_valid(form)
-
-
-class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
-    template_name = "registration/password_reset_confirm.html"
-    success_url = reverse_lazy("accounts:password_reset_complete")
 
 
 # --- The account page -----------------------------------------------------------------------
@@ -228,6 +202,10 @@ def close_account(request):
 
 
 # --- Keeping a guest order --------------------------------------------------------------------
+#
+# The order's signed link proves the visitor holds the order, not that they own its email
+# address. So the account is made only from a second link, emailed to that address: following it
+# proves the address, then the account exists (verified) and the order is in it.
 
 def _claimable_order(request, number: int):
     """The order named in the link, if the signed token proves the visitor holds its link."""
@@ -241,12 +219,29 @@ def _claimable_order(request, number: int):
     return order, token
 
 
+def _attach(request, order, user) -> HttpResponse:
+    from orders.services import OrderError, order_attach_to_customer
+
+    try:
+        order_attach_to_customer(order=order, user=user)
+    except OrderError:
+        messages.error(request, "This order is already in another account.")
+        return redirect("accounts:dashboard")
+    messages.success(request, f"Order {order.number} is now in your account.")
+    return redirect(reverse("accounts:dashboard") + "#orders")
+
+
+def _has_verified_email(user, email: str) -> bool:
+    from allauth.account.models import EmailAddress
+
+    return EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists()
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def claim_order(request, number: int):
-    """A guest keeps an order by creating an account for the order's email (or signing in to it)."""
+    """From a guest's order page: keep the order in an account, through a link sent to its email."""
     order, token = _claimable_order(request, number)
-    here = f"{reverse('accounts:claim_order', kwargs={'number': number})}?{urlencode({'t': token})}"
     if order.user_id is not None:
         if request.user.is_authenticated and order.user_id == request.user.pk:
             return redirect(order.get_absolute_url())
@@ -254,34 +249,59 @@ def claim_order(request, number: int):
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
 
     if request.user.is_authenticated:
-        if request.user.email.lower() != order.email.lower():
+        if not _has_verified_email(request.user, order.email):
             return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)
         if request.method == "POST":
-            try:
-                services.order_attach_to_user(order=order, user=request.user)
-            except services.OrderAlreadyClaimed:
-                messages.error(request, "This order is already in another account.")
-                return redirect("accounts:dashboard")
-            messages.success(request, f"Order {order.number} is now in your account.")
-            return redirect(reverse("accounts:dashboard") + "#orders")
+            return _attach(request, order, request.user)
         return render(request, "accounts/claim_order.html", {"order": order, "token": token, "confirm": True})
 
-    if User.objects.filter(email__iexact=order.email).exists():
+    if request.method == "POST":
+        # Whether or not the address has an account, the same answer and one email to it.
+        if ratelimit.consume(request, action="confirm_email", key=order.email.lower()):
+            link = reverse(
+                "accounts:claim_order_confirm",
+                kwargs={"number": order.number, "token": services.claim_token_make(order=order)},
+            )
+            AccountAdapter(request).send_mail(
+                "accounts/email/claim_order",
+                order.email,
+                {"order_number": order.number, "claim_url": request.build_absolute_uri(link)},
+            )
+        return render(request, "accounts/claim_order.html", {"order": order, "sent": True})
+    return render(request, "accounts/claim_order.html", {"order": order, "token": token})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def claim_order_confirm(request, number: int, token: str):
+    """The emailed link: it proves the address, so the account is made (verified) and the order kept."""
+    from orders.models import Order
+
+    email = services.claim_token_read(token=token, number=number)
+    order = Order.objects.filter(number=number).first()
+    if email is None or order is None or order.email.strip().lower() != email:
+        return render(request, "accounts/claim_order.html", {"expired": True}, status=404)
+    here = request.get_full_path()
+    if order.user_id is not None and not (request.user.is_authenticated and order.user_id == request.user.pk):
+        messages.info(request, "This order is already in an account. Sign in to see it.")
+        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
+    if request.user.is_authenticated:
+        if request.user.email.strip().lower() != email:
+            return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)
+        return _attach(request, order, request.user) if request.method == "POST" else render(
+            request, "accounts/claim_order.html", {"order": order, "confirm": True, "action": here}
+        )
+    if User.objects.filter(email__iexact=email).exists():
         messages.info(request, f"You already have an account with {order.email}. Sign in to add this order to it.")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': here})}")
 
-    form = ClaimOrderForm(request.POST or None, email=order.email)
+    form = ClaimOrderForm(request.POST or None, email=email)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.order_claim_with_new_account(order=order, password=form.cleaned_data["password1"])
+            user = services.account_create_verified(email=email, password=form.cleaned_data["password1"])
         except services.EmailAlreadyRegistered:
             messages.info(request, "An account with this email address now exists. Sign in to add the order.")
             return redirect(f"{reverse('accounts:login')}?{urlencode({'next': here})}")
-        except services.OrderAlreadyClaimed:
-            messages.error(request, "This order is already in an account.")
-            return redirect("accounts:login")
-        login(request, user, backend=MODEL_BACKEND)
-        _merge_anonymous_cart(request, user)
-        messages.success(request, f"Your account is ready and order {order.number} is in it.")
-        return redirect(reverse("accounts:dashboard") + "#orders")
-    return render(request, "accounts/claim_order.html", {"order": order, "token": token, "form": form})
+        AccountAdapter(request).login(request, user)  # signs in and brings the cart along
+        return _attach(request, order, user)
+    return render(request, "accounts/claim_order.html", {"order": order, "form": form, "set_password": True})

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from .models import DigestEntry, EmailStatus, OutboundEmail
+from .models import PRERENDERED_KINDS, DigestEntry, EmailStatus, OutboundEmail
 from .services import email_resend
 
 
@@ -41,6 +41,13 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         "sent_at",
     )
     readonly_fields = fields
+
+    def get_fields(self, request, obj=None):
+        # A pre-rendered email's body may hold a live link (password reset, verification): staff
+        # see that it was sent, to whom and when, never the link itself.
+        if obj is not None and obj.kind in PRERENDERED_KINDS:
+            return tuple(field for field in self.fields if field != "context")
+        return self.fields
 
     def has_add_permission(self, request) -> bool:
         return False

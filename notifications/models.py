@@ -19,6 +19,13 @@ class EmailKind(models.TextChoices):
     REFUND_ISSUED = "refund_issued", "Refund issued"
     STAFF_NEW_ORDER = "staff_new_order", "Staff: new order"
     STAFF_AUTHORISATIONS_EXPIRING = "staff_authorisations_expiring", "Staff: card holds about to expire"
+    # Account emails: the sending app renders them and queues plain data (``email_queue_message``).
+    ACCOUNT_VERIFICATION = "account_verification", "Account: verify the email address"
+    ACCOUNT_PASSWORD_RESET = "account_password_reset", "Account: password reset"
+    ACCOUNT_EMAIL_CHANGE = "account_email_change", "Account: email address changed"
+    ACCOUNT_PASSWORD_CHANGED = "account_password_changed", "Account: password changed"
+    ACCOUNT_NEW_SIGN_IN = "account_new_sign_in", "Account: new sign-in (staff)"
+    ACCOUNT_NOTICE = "account_notice", "Account: other security notice"
 
 
 #: Kinds that can legitimately happen more than once per order: their dedupe key carries the
@@ -26,6 +33,17 @@ class EmailKind(models.TextChoices):
 REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED})
 #: Kinds addressed to the pharmacy team rather than the customer. They never list item names.
 STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIONS_EXPIRING})
+#: Kinds queued already rendered (subject, text, html in ``context``): the outbox only delivers them.
+PRERENDERED_KINDS = frozenset(
+    {
+        EmailKind.ACCOUNT_VERIFICATION,
+        EmailKind.ACCOUNT_PASSWORD_RESET,
+        EmailKind.ACCOUNT_EMAIL_CHANGE,
+        EmailKind.ACCOUNT_PASSWORD_CHANGED,
+        EmailKind.ACCOUNT_NEW_SIGN_IN,
+        EmailKind.ACCOUNT_NOTICE,
+    }
+)
 
 
 class EmailStatus(models.TextChoices):

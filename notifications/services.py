@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import smtplib
+import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,7 +31,15 @@ from orders.models import Order
 from pharmacy.permissions import require_permission
 from orders.state import PaymentStatus
 
-from .models import REPEATABLE_KINDS, STAFF_KINDS, DigestEntry, EmailKind, EmailStatus, OutboundEmail
+from .models import (
+    PRERENDERED_KINDS,
+    REPEATABLE_KINDS,
+    STAFF_KINDS,
+    DigestEntry,
+    EmailKind,
+    EmailStatus,
+    OutboundEmail,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +152,42 @@ def email_queue(
             _enqueue_on_commit(email.pk)
         else:
             logger.info("Email %s already queued (%s); not queuing again.", key, email.status)
+    return email
+
+
+def email_queue_message(
+    *,
+    kind: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str = "",
+    dedupe_key: str | None = None,
+) -> OutboundEmail:
+    """Queue an email another app has already rendered (account emails): plain data in, one row out.
+
+    Same guarantees as ``email_queue``: written in the caller's transaction, handed to Celery on
+    commit, retried, sent once. Without a ``dedupe_key`` every call is a new email (each reset
+    link is different); with one, a repeated call returns the existing row.
+    """
+    if kind not in PRERENDERED_KINDS:
+        raise ValueError(f"Emails of kind {kind!r} are rendered by the outbox; use email_queue.")
+    subject = " ".join(subject.split())
+    if not subject or len(subject) > 200:
+        raise ValueError("An email needs a one-line subject of at most 200 characters.")
+    key = dedupe_key or f"{kind}:{uuid.uuid4().hex}"
+    with transaction.atomic():
+        email, created = OutboundEmail.objects.get_or_create(
+            dedupe_key=key,
+            defaults={
+                "kind": kind,
+                "recipient": to,
+                "subject": subject,
+                "context": {"text": text, "html": html},
+            },
+        )
+        if created:
+            _enqueue_on_commit(email.pk)
     return email
 
 
@@ -400,14 +445,17 @@ def email_context(*, email: OutboundEmail) -> dict:
 
 
 def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
-    context = email_context(email=email)
-    base = f"emails/{email.kind}"
-    subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
+    if email.kind in PRERENDERED_KINDS:
+        subject, text, html = email.subject, email.context.get("text", ""), email.context.get("html", "")
+    else:
+        context = email_context(email=email)
+        base = f"emails/{email.kind}"
+        subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
+        text = render_to_string(f"{base}.txt", context)
+        html = render_to_string(f"{base}.html", context)
     forbidden = _forbidden_subject_words(email.order)
     if any(word in subject.casefold() for word in forbidden):
         raise UnsafeSubjectError(f"The subject of a {email.kind} email names a medicine; not sending it.")
-    text = render_to_string(f"{base}.txt", context)
-    html = render_to_string(f"{base}.html", context)
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
@@ -416,5 +464,6 @@ def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
         reply_to=[settings.PHARMACY_EMAIL],
         headers={"X-Pharmacy-Email-Id": str(email.pk)},
     )
-    message.attach_alternative(html, "text/html")
+    if html:
+        message.attach_alternative(html, "text/html")
     return message

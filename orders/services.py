@@ -824,3 +824,26 @@ def orders_expire_unpaid(*, now=None) -> int:
         except (gateway.PaymentGatewayError, OrderError):
             logger.exception("Expiring order %s failed", order_id)
     return expired
+
+
+# --- A guest order kept in an account ---------------------------------------------------------
+
+
+@transaction.atomic
+def order_attach_to_customer(*, order: Order, user) -> Order:
+    """Put a guest order in ``user``'s account; the caller has proved the user owns its email.
+
+    Locks the order so two claims cannot both succeed. An order already in this account is left
+    as it is; one in another account is never moved (``OrderError``).
+    """
+    locked = _locked(order.pk)
+    if locked.user_id == user.pk:
+        return locked
+    if locked.user_id is not None:
+        raise OrderError(f"Order {locked.number} is already in another account.")
+    if locked.email.strip().lower() != user.email.strip().lower():
+        raise OrderError(f"Order {locked.number} was placed with another email address.")
+    locked.user = user
+    locked.save(update_fields=["user", "updated_at"])
+    _event(locked, OrderEvent.Kind.NOTE, "The customer added this guest order to their account.", by=user)
+    return locked

@@ -45,7 +45,9 @@ INSTALLED_APPS = [
     "simple_history",
     "import_export",
     "django_htmx",
-    "axes",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "accounts",
     "catalog",
     "cart",
@@ -64,12 +66,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Staff pages (/admin/, /staff/, prescription files) only after the second factor.
+    "accounts.middleware.StaffSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pharmacy.urls"
@@ -108,8 +112,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # allauth's backend: the email address is the login, case-insensitively.
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -117,17 +121,67 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "accounts:login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:dashboard"
 LOGOUT_REDIRECT_URL = "catalog:home"
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
-AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
-AXES_USERNAME_FORM_FIELD = "username"
-AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
-AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
-# Emails are case-insensitive logins: count "Ann@x" and "ann@x" as the same account.
-AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
+
+# django-allauth (README "Accounts"): email as the login, verified before the first sign-in, the
+# same answer whether or not an address has an account, every email through the outbox.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Rate limits (allauth's, one mechanism). "key" is chosen by accounts.adapter: for failed
+# sign-ins it is the pair (account, client address) plus the account's password generation, so
+# a stranger's failures lock only the pair and a password reset unlocks it.
+LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.int("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", default=5)
+LOGIN_LOCK_MINUTES = env.int("LOGIN_LOCK_MINUTES", default=30)
+LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE = env.int("LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", default=10)
+ACCOUNT_RATE_LIMITS = {
+    # Failed sign-ins (accounts.adapter.AccountAdapter.pre_authenticate): the (account, address)
+    # pair is locked for LOGIN_LOCK_MINUTES after LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS; an
+    # address failing for many accounts is slowed down to LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE.
+    "login_failed": f"{LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS}/{LOGIN_LOCK_MINUTES}m/key",
+    "login_failed_address": f"{LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE}/m/ip",
+    "login": "30/m/ip",
+    "signup": "10/h/ip",
+    # Reset requests per client (429) and reset emails per address (beyond it: nothing is sent,
+    # the page says the same thing; see accounts.views.PasswordResetView).
+    "reset_password": "20/h/ip",
+    "reset_password_email": env("RESET_EMAILS_PER_ADDRESS", default="3/h/key"),
+    "reset_password_from_key": "20/m/ip",
+    # Verification emails: one per address every 3 minutes, at most 10 an hour per client.
+    "confirm_email": "1/3m/key,10/h/ip",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+# The client address: REMOTE_ADDR, or, only behind the load balancer (BEHIND_PROXY), the entry
+# that many hops from the right of X-Forwarded-For (allauth's own parsing; README "Production").
+ALLAUTH_TRUSTED_PROXY_COUNT = (
+    env.int("TRUSTED_PROXY_COUNT", default=1) if env.bool("BEHIND_PROXY", default=PRODUCTION) else 0
+)
+# Staff: a second factor (TOTP with recovery codes, or a security key / passkey) before any staff page.
+MFA_ADAPTER = "accounts.adapter.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+# WebAuthn needs HTTPS; the local demo (http://127.0.0.1) is let through only with DEBUG on.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="Riverside Pharmacy")
+MFA_TOTP_TOLERANCE = 1
+STAFF_SECOND_FACTOR_PATHS = ("/admin/", "/staff/", "/prescriptions/")
 # Orders and prescription records outlive a closed account for this long (pharmacy law).
 PHARMACY_RECORD_RETENTION_YEARS = env.int("PHARMACY_RECORD_RETENTION_YEARS", default=10)
 

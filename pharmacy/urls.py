@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from catalog.sitemaps import SITEMAPS
 from catalog.views import robots_txt
@@ -11,13 +12,19 @@ from pharmacy import health
 admin.site.site_header = "Pharmacy administration"
 admin.site.site_title = "Pharmacy admin"
 
+# Rate-limited requests (allauth's limits) get the shop's own page.
+handler429 = "accounts.views.too_many_requests"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", robots_txt, name="robots_txt"),
+    # Staff sign in like everyone else (allauth: verified email, rate limits, second factor).
+    path("admin/login/", RedirectView.as_view(pattern_name="account_login", query_string=True)),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("accounts/", include("allauth.urls")),
     path("cart/", include("cart.urls")),
     path("", include("orders.urls")),
     path("", include("catalog.urls")),

@@ -59,5 +59,7 @@ echo
 echo "Shop:   http://127.0.0.1:8000/      Admin: http://127.0.0.1:8000/admin/"
 echo "Emails: $(pwd)/var/emails/ (one .log file per message)"
 echo "Tasks:  ${celery_note}"
+echo "Staff:  sign in with the password above, then a code from an authenticator app holding the"
+echo "        printed TOTP secret, or: DEBUG=1 .venv/bin/python manage.py demo_totp_code <email>"
 echo
 $BIN/python manage.py runserver 127.0.0.1:8000

@@ -3,12 +3,36 @@ import json
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
+from django.test import Client
 from djmoney.money import Money
 
 from catalog.models import LegalClass
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
 from tests.browser import browser, browser_viewport, page  # noqa: F401  (shared Chromium fixtures)
 from tests.localstripe import localstripe, localstripe_server  # noqa: F401  (shared Stripe fixtures)
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """allauth keeps its rate-limit counters in the cache (in-process here): one test's sign-ins
+    must not count against the next one's."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _staff_force_login_passes_second_factor(monkeypatch):
+    """Staff need a second factor for staff pages; ``force_login`` of a staff user gives the
+    session one, as ``tests.accounts.mfa.staff_login`` does (``password_only_login`` does not)."""
+    from tests.accounts.mfa import _force_login, mark_second_factor
+
+    def force_login(self, user, backend=None):
+        _force_login(self, user, backend)
+        if user.is_staff:
+            mark_second_factor(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "baclofen_golden.json").read_text())
 

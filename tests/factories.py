@@ -22,6 +22,17 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             obj.save()
 
+    @factory.post_generation
+    def email_verified(obj, create, extracted, **kwargs):
+        """Accounts sign in only with a verified address (allauth's EmailAddress row); factories
+        make verified accounts unless ``email_verified=False``."""
+        if create:
+            from allauth.account.models import EmailAddress
+
+            EmailAddress.objects.update_or_create(
+                user=obj, email=obj.email, defaults={"verified": extracted is not False, "primary": True}
+            )
+
 
 class CategoryFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -75,3 +75,30 @@ def make_order(*, user=None, email="guest@example.com", status="awaiting_review"
         total=Money(total, "USD"),
         **extra,
     )
+
+
+def emails_to(recipient: str, *, kind=None) -> list:
+    """Outbox rows addressed to ``recipient`` (oldest first), optionally of one kind."""
+    from notifications.models import OutboundEmail
+
+    rows = OutboundEmail.objects.filter(recipient__iexact=recipient).order_by("created_at", "pk")
+    return list(rows.filter(kind=kind) if kind else rows)
+
+
+def emailed_link(email) -> str:
+    """The first link to this shop in an outbox email's text, as a path the test client can open."""
+    import re
+
+    match = re.search(r"https?://[^/\s]+(/\S+)", email.context["text"])
+    assert match, email.context["text"]
+    return match.group(1)
+
+
+def page_without_tokens(response) -> str:
+    """A page's HTML without what differs on every request (CSP nonce, CSRF token)."""
+    import re
+
+    html = response.content.decode()
+    html = re.sub(r'(nonce|Nonce)(=|": )"[^"]*"', r"\1\2\"\"", html)
+    html = re.sub(r'"X-CSRFToken": "[^"]*"', "", html)
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from cart.models import CartLine
 
-from .conftest import make_order
+from .conftest import emailed_link, emails_to, make_order
 
 pytestmark = pytest.mark.django_db
 STRONG = "Plum-orchard-1987-lantern"
@@ -24,6 +24,9 @@ def test_cart_follows_the_customer_across_sign_out_and_sign_in(client, baclofen)
         reverse("accounts:signup"), {"email": "journey@example.com", "password1": STRONG, "password2": STRONG}
     )
     assert response.status_code == 302
+    # The account is usable once the address is verified: the emailed link signs the customer in.
+    (verification,) = emails_to("journey@example.com")
+    assert client.post(emailed_link(verification)).status_code == 302
     assert list(CartLine.objects.filter(cart__user__email="journey@example.com").values_list("tier_id", flat=True)) == [
         first.pk
     ]
@@ -33,7 +36,7 @@ def test_cart_follows_the_customer_across_sign_out_and_sign_in(client, baclofen)
     client.post(reverse("cart:add"), {"tier_id": second.pk, "packages": 2})
     client.post(reverse("cart:add"), {"tier_id": first.pk, "packages": 1})
     # ...and signs back in: one cart with both, quantities added up.
-    response = client.post(reverse("accounts:login"), {"username": "journey@example.com", "password": STRONG})
+    response = client.post(reverse("accounts:login"), {"login": "journey@example.com", "password": STRONG})
     assert response.status_code == 302
     lines = {line.tier_id: line.packages for line in CartLine.objects.filter(cart__user__email="journey@example.com")}
     assert lines == {first.pk: 2, second.pk: 2}

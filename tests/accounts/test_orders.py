@@ -6,7 +6,7 @@ from accounts.models import User
 from orders.models import OrderEvent
 from orders.services import order_access_token
 
-from .conftest import PASSWORD, make_order
+from .conftest import PASSWORD, emailed_link, emails_to, make_order
 
 pytestmark = pytest.mark.django_db
 STRONG = "Plum-orchard-1987-lantern"
@@ -48,26 +48,70 @@ def _claim_url(order, token=None):
     return f"{reverse('accounts:claim_order', kwargs={'number': order.number})}?t={token or order_access_token(order)}"
 
 
-def test_guest_creates_an_account_from_the_order_link(client):
-    order = make_order(email="Guest.Buyer@Example.com")
+def _claim_link_emailed(client, order) -> str:
+    """The guest asks to keep the order; the link is emailed to the order's address."""
     page = client.get(_claim_url(order))
     assert page.status_code == 200
-    assert "Guest.Buyer@Example.com" in page.content.decode()
-    response = client.post(
-        _claim_url(order), {"password1": STRONG, "password2": STRONG, "t": order_access_token(order)}
-    )
+    assert order.email in page.content.decode()
+    sent = client.post(_claim_url(order), {"t": order_access_token(order)})
+    assert sent.status_code == 200 and "We've sent a link" in sent.content.decode()
+    (email,) = emails_to(order.email, kind="account_verification")
+    assert email.subject == "Keep your Riverside Pharmacy order in an account"
+    return emailed_link(email)
+
+
+def test_guest_keeps_the_order_through_the_link_emailed_to_the_orders_address(client):
+    order = make_order(email="Guest.Buyer@Example.com")
+    link = _claim_link_emailed(client, order)
+    # Asking is not enough: no account, the order still a guest order.
+    assert not User.objects.exists()
+    order.refresh_from_db()
+    assert order.user is None
+
+    page = client.get(link)
+    assert "Choose a password" in page.content.decode()
+    response = client.post(link, {"password1": STRONG, "password2": STRONG})
     assert response.status_code == 302
     user = User.objects.get(email="guest.buyer@example.com")
+    from allauth.account.models import EmailAddress
+
+    assert EmailAddress.objects.get(user=user).verified
     order.refresh_from_db()
     assert order.user == user
     assert OrderEvent.objects.filter(order=order, kind="note").exists()
     dashboard = client.get(reverse("accounts:dashboard")).content.decode()
     assert str(order.number) in dashboard
+    # The account signs in with its password from now on.
+    client.post(reverse("accounts:logout"))
+    assert client.post(reverse("accounts:login"), {"login": user.email, "password": STRONG}).status_code == 302
+    assert client.get(reverse("accounts:dashboard")).status_code == 200
+
+
+def test_the_signed_order_link_alone_creates_no_account(client):
+    order = make_order(email="guest1@example.com")
+    response = client.post(_claim_url(order), {"password1": STRONG, "password2": STRONG, "t": order_access_token(order)})
+    assert response.status_code == 200
+    assert not User.objects.exists()
+    order.refresh_from_db()
+    assert order.user is None
+
+
+@pytest.mark.parametrize("forged", ["", "x" * 40, "eyJvIjoxfQ:forged:sig"])
+def test_a_forged_or_other_orders_emailed_link_does_nothing(client, forged):
+    order = make_order(email="guest8@example.com")
+    other = make_order(email="guest9@example.com")
+    from accounts.services import claim_token_make
+
+    for token in ([forged] if forged else []) + [claim_token_make(order=other)]:
+        url = reverse("accounts:claim_order_confirm", kwargs={"number": order.number, "token": token})
+        assert client.post(url, {"password1": STRONG, "password2": STRONG}).status_code == 404
+    assert not User.objects.exists()
 
 
 def test_claim_with_a_weak_password_is_a_form_error(client):
     order = make_order(email="guest2@example.com")
-    response = client.post(_claim_url(order), {"password1": "123", "password2": "123"})
+    link = _claim_link_emailed(client, order)
+    response = client.post(link, {"password1": "123", "password2": "123"})
     assert response.status_code == 200
     assert "too short" in response.content.decode()
     assert not User.objects.exists()
@@ -92,15 +136,23 @@ def test_token_of_another_order_does_not_work(client):
 
 def test_existing_account_signs_in_then_adds_the_order(client, customer):
     order = make_order(email=customer.email.upper())
-    token = order_access_token(order)
-    claim = _claim_url(order, token)
-    response = client.get(claim)
+    link = _claim_link_emailed(client, order)
+    response = client.get(link)
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
-    login = client.post(response["Location"], {"username": customer.email, "password": PASSWORD, "next": claim})
-    assert login["Location"] == claim
-    confirm = client.get(claim)
+    login = client.post(response["Location"], {"login": customer.email, "password": PASSWORD, "next": link})
+    assert login["Location"] == link
+    confirm = client.get(link)
     assert "Add order" in confirm.content.decode()
-    client.post(reverse("accounts:claim_order", kwargs={"number": order.number}), {"t": token})
+    client.post(link)
+    order.refresh_from_db()
+    assert order.user == customer
+
+
+def test_signed_in_with_the_orders_verified_address_adds_it_directly(client, customer):
+    order = make_order(email=customer.email)
+    client.force_login(customer)
+    assert "Add order" in client.get(_claim_url(order)).content.decode()
+    client.post(_claim_url(order), {"t": order_access_token(order)})
     order.refresh_from_db()
     assert order.user == customer
 

@@ -16,6 +16,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 DEMO_PASSWORD = "demo-pharmacy-staff-2024"
+# Staff pages need a second factor (accounts.middleware). The demo staff get these fixed TOTP
+# secrets so the demo stays usable: add one to any authenticator app, or compute the code with
+# ``oathtool --totp -b <secret>``. Known secrets, like the passwords: local use only.
+DEMO_TOTP_SECRETS = {
+    "admin@pharmacy.example": "OJUXMZLSONUWIZJNMFSG22LOFVSGK3LP",
+    "pricing@pharmacy.example": "OJUXMZLSONUWIZJNOBZGSY3JNZTS2ZDF",
+    "pharmacist@pharmacy.example": "OJUXMZLSONUWIZJNOBUGC4TNMFRWS43U",
+}
 
 CATALOG_MODELS = (
     "category", "product", "dosage", "packagetier", "infosection", "dosingguideline", "safetynote", "faq",
@@ -95,6 +103,10 @@ class Command(BaseCommand):
         for line in lines:
             self.stdout.write(line)
         self.stdout.write("")
+        self.stdout.write("Staff pages ask for a code from an authenticator app (TOTP) after the password.")
+        self.stdout.write("Add the secret to any authenticator app, or print the current code with:")
+        self.stdout.write("  DEBUG=1 .venv/bin/python manage.py demo_totp_code pharmacist@pharmacy.example")
+        self.stdout.write("")
 
     def _create_users(self, accounts) -> list[str]:
         User = get_user_model()
@@ -109,5 +121,25 @@ class Command(BaseCommand):
             user.save()
             if group is not None:
                 user.groups.add(group)
-            lines.append(f"  {email:<30} {password}")
+            secret = self._verify_and_add_totp(user)
+            lines.append(f"  {email:<30} {password:<26} TOTP secret {secret}")
         return lines
+
+    def _verify_and_add_totp(self, user) -> str:
+        """Staff sign in with a verified address and a second factor: give the demo users both."""
+        from allauth.account.models import EmailAddress
+        from allauth.mfa.models import Authenticator
+        from allauth.mfa.totp.internal.auth import TOTP
+        from allauth.mfa.utils import encrypt
+
+        EmailAddress.objects.update_or_create(
+            user=user, email=user.email, defaults={"verified": True, "primary": True}
+        )
+        secret = DEMO_TOTP_SECRETS[user.email]
+        authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+        if authenticator is None:
+            TOTP.activate(user, secret)
+        else:
+            authenticator.data = {**authenticator.data, "secret": encrypt(secret)}
+            authenticator.save(update_fields=["data"])
+        return secret
