@@ -219,27 +219,29 @@ PRESCRIPTION_MAX_UPLOAD_BYTES = env.int("PRESCRIPTION_MAX_UPLOAD_BYTES", default
 # --- Cache and sessions ---------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 # Redis is a helper, never a single point of failure: a cache call waits at most these many
-# seconds, and an error is logged (django_redis.cache) and treated as a miss. Sessions are
-# cached_db: the database holds every session, Redis only speeds reads up. See README.md
-# ("Security and failure behaviour").
+# seconds; after a failure Redis is left alone for REDIS_RETRY_AFTER_SECONDS and the default
+# cache answers from this process's memory meanwhile (pharmacy/cache.py says why: allauth's rate
+# limits must keep counting). Sessions are cached_db: the database holds every session, Redis
+# only speeds reads up. See README.md ("Security and failure behaviour").
 REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.3)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.3)
 REDIS_CACHE_OPTIONS = {
     "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_CONNECT_TIMEOUT,
     "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-    "IGNORE_EXCEPTIONS": True,
+    "RETRY_AFTER_SECONDS": env.float("REDIS_RETRY_AFTER_SECONDS", default=5.0),
 }
-DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-DJANGO_REDIS_LOGGER = "pharmacy.cache"
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": env("CACHE_REDIS_URL", default=REDIS_URL),
-            "OPTIONS": REDIS_CACHE_OPTIONS,
-            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="pharmacy"),
-        }
+
+
+def redis_caches(url: str, *, key_prefix: str = "pharmacy") -> dict:
+    """The cache aliases on Redis at ``url`` (tests point them at a dead Redis the same way)."""
+    backend = "pharmacy.cache.RedisWithLocalFallback"
+    return {
+        "default": {"BACKEND": backend, "LOCATION": url, "OPTIONS": REDIS_CACHE_OPTIONS, "KEY_PREFIX": key_prefix},
     }
+
+
+if REDIS_URL:
+    CACHES = redis_caches(env("CACHE_REDIS_URL", default=REDIS_URL), key_prefix=env("CACHE_KEY_PREFIX", default="pharmacy"))
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
