@@ -27,22 +27,24 @@ from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
 
+from cart import calculations
 from cart.models import Cart, CartLine
 from cart.pricing import cart_summary
 from cart.services import cart_clear
 from catalog.models import PackageTier
-from catalog.pricing import round_money
 
 from notifications.models import EmailKind
 from notifications.services import email_queue
 
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
+from .pricing_inputs import order_pricing_inputs
+from .totals import line_snapshot_fields, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
-EXPRESS_SURCHARGE = Decimal("15.00")
+EXPRESS_SURCHARGE = calculations.EXPRESS_SURCHARGE
 ORDER_LINK_SALT = "orders.order-link"
 ORDER_LINK_MAX_AGE = timedelta(days=90)
 
@@ -84,13 +86,6 @@ def to_minor(amount: Money) -> int:
 
 def from_minor(value: int, currency: str = "USD") -> Money:
     return Money((Decimal(value) / 100).quantize(Decimal("0.01")), currency)
-
-
-def shipping_cost(*, standard: Money, method: str) -> Money:
-    """Standard is the cart's own rate (flat, or free over the threshold); express adds $15."""
-    if method == ShippingMethod.EXPRESS:
-        return round_money(Money(standard.amount + EXPRESS_SURCHARGE, standard.currency))
-    return standard
 
 
 # --- Links to an order ----------------------------------------------------------------------
@@ -185,7 +180,8 @@ def order_place(
         Cart.objects.select_for_update().filter(pk=cart.pk).first()  # one checkout per cart at a time
         tier_ids = list(CartLine.objects.filter(cart_id=cart.pk).values_list("tier_id", flat=True))
         tiers = {t.pk: t for t in PackageTier.objects.select_for_update().filter(pk__in=tier_ids).order_by("pk")}
-        summary = cart_summary(cart)  # read after the locks: the prices and stock we hold
+        # Read after the locks: the prices and stock we hold. Every figure comes from cart.calculations.
+        summary = cart_summary(cart, method=shipping_method, **order_pricing_inputs(cart=cart, state=address.state))
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
         if summary.has_prescription_items and prescription is None:
@@ -204,8 +200,8 @@ def order_place(
                 PackageTier.objects.filter(pk=line.tier_id).update(stock=F("stock") - line.packages)
                 reserved[line.tier_id] = line.packages
 
-        shipping = shipping_cost(standard=summary.shipping, method=shipping_method)
-        total = round_money(Money(summary.subtotal.amount + shipping.amount, summary.subtotal.currency))
+        totals = summary.totals
+        total = totals.total
         order = Order.objects.create(
             number=OrderNumber.objects.create().number,
             user=_user_or_none(user),
@@ -218,10 +214,7 @@ def order_place(
             ship_state=address.state,
             ship_zip=address.zip_code,
             shipping_method=shipping_method,
-            subtotal=summary.subtotal,
-            savings=summary.savings,
-            shipping=shipping,
-            total=total,
+            **order_snapshot_fields(totals),
             amount_captured=Money(0, total.currency),
             amount_refunded=Money(0, total.currency),
             has_prescription_items=summary.has_prescription_items,
@@ -238,7 +231,9 @@ def order_place(
                 unit_price=line.unit_price,
                 per_pill=line.per_pill,
                 list_price=line.list_price,
-                line_total=line.line_total,
+                **line_snapshot_fields(totals.line(line.line_id)),
+                legal_class=line.legal_class,
+                product_id=line.product_id,
                 requires_prescription=line.requires_prescription,
                 reserved_packages=reserved.get(line.tier_id, 0),
             )
@@ -463,7 +458,7 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
         context_extra={"amount": refunded, "reason": reason},
         event_id=refund_id,
     )
-    order.amount_refunded = order.amount_refunded + refunded
+    order.amount_refunded = calculations.add((order.amount_refunded, refunded), str(order.total.currency))
     order.save(update_fields=["amount_refunded", "updated_at"])
     to = PaymentStatus.REFUNDED if order.amount_refunded.amount >= order.amount_captured.amount else PaymentStatus.PARTIALLY_REFUNDED
     order_transition(order=order, to=to, field="payment_status", by=by, note=f"Refunded {refunded}: {reason}")

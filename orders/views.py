@@ -20,6 +20,7 @@ from . import services
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
+from .pricing_inputs import order_pricing_inputs
 from .models import Order, OrderEvent, Shipment, StripeEvent
 from .state import OrderStatus, PaymentStatus
 
@@ -42,7 +43,7 @@ def _stripe_context() -> dict:
 @require_http_methods(["GET", "POST"])
 def checkout(request):
     cart = cart_for_request(request, create=False)
-    summary = cart_summary(cart)
+    summary = _checkout_summary(request, cart)
     if summary.is_empty and not summary.unavailable_lines:
         if _wants_json(request):
             return JsonResponse({"message": "Your cart is empty."}, status=400)
@@ -103,6 +104,19 @@ def checkout(request):
         **_stripe_context(),
     }
     return render(request, "orders/checkout.html", context, status=400 if error else 200)
+
+
+def _checkout_summary(request, cart):
+    """The cart priced for what the customer chose so far (shipping state and method, posted or
+    in the query string), through the same inputs ``order_place`` uses."""
+    data = request.POST if request.method == "POST" else request.GET
+    state = data.get("state", "")
+    if state not in settings.PHARMACY_LICENSED_STATES:
+        state = ""
+    method = data.get("shipping_method", "standard")
+    if method not in ("standard", "express"):
+        method = "standard"
+    return cart_summary(cart, method=method, **order_pricing_inputs(cart=cart, state=state))
 
 
 def order_detail(request, number: int):

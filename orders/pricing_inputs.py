@@ -1,0 +1,11 @@
+"""What the checkout knows beyond the cart, for ``cart.calculations``: the code and the tax.
+
+The checkout page and ``order_place`` both price the cart with ``cart_summary(cart, method=…,
+**order_pricing_inputs(cart=…, state=…))``, so the page shows the figure the card is asked for.
+"""
+from __future__ import annotations
+
+
+def order_pricing_inputs(*, cart, state: str) -> dict:
+    """``discount``, ``tax`` and ``state`` keyword arguments for ``cart_summary``."""
+    return {"discount": None, "tax": None, "state": state or ""}
