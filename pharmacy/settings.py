@@ -223,6 +223,11 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Empty means Stripe itself; the demo and the tests point this at localstripe.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# How long Stripe keeps a manual-capture card hold (7 days for online card payments). A
+# prescription order still in review after this is canceled and the customer told
+# (orders.prescriptions.prescriptions_lapse_expired); the staff digest warns a day before.
+# Only lower it for a processor with shorter holds; raising it would capture expired holds.
+STRIPE_AUTHORISATION_VALIDITY_HOURS = env.int("STRIPE_AUTHORISATION_VALIDITY_HOURS", default=7 * 24)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.
 CELERY_BEAT_SCHEDULE["orders-reconcile-pending-payments"] = {
     "task": "orders.reconcile_pending_payments",
