@@ -2,10 +2,14 @@
 
 The checkout page and ``order_place`` both price the cart with ``cart_summary(cart, method=…,
 **order_pricing_inputs(cart=…, state=…))``, so the page shows the figure the card is asked for.
+The tax calculator is chosen here: the staff's rate table today; a tax service would be swapped
+in at this one line (it only has to implement ``cart.calculations.TaxCalculator``).
 """
 from __future__ import annotations
+
+from salestax.services import TableTaxCalculator
 
 
 def order_pricing_inputs(*, cart, state: str) -> dict:
     """``discount``, ``tax`` and ``state`` keyword arguments for ``cart_summary``."""
-    return {"discount": None, "tax": None, "state": state or ""}
+    return {"discount": None, "tax": TableTaxCalculator(), "state": state or ""}

@@ -107,16 +107,14 @@ def checkout(request):
 
 
 def _checkout_summary(request, cart):
-    """The cart priced for what the customer chose so far (shipping state and method, posted or
-    in the query string), through the same inputs ``order_place`` uses."""
+    """The cart priced as the page shows it (standard shipping; the express surcharge is stated
+    beside it) for the shipping state chosen so far, posted or in the query string (``?state=NY``),
+    through the same inputs ``order_place`` uses: the tax shown is the tax charged."""
     data = request.POST if request.method == "POST" else request.GET
     state = data.get("state", "")
     if state not in settings.PHARMACY_LICENSED_STATES:
         state = ""
-    method = data.get("shipping_method", "standard")
-    if method not in ("standard", "express"):
-        method = "standard"
-    return cart_summary(cart, method=method, **order_pricing_inputs(cart=cart, state=state))
+    return cart_summary(cart, **order_pricing_inputs(cart=cart, state=state))
 
 
 def order_detail(request, number: int):

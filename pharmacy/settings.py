@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "catalog",
     "cart",
     "orders",
+    "salestax",
     "notifications",
     "pharmacy.apps.PharmacyConfig",  # deployment checks, log plumbing
 ]
