@@ -12,13 +12,14 @@ unsaved. ``cart_summary`` loads a cart's lines in one query and hands them to it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.conf import settings
 from djmoney.money import Money
 
 from catalog import pricing as catalog_pricing
+from discounts.services import DiscountRefused, discount_terms_for
 
 from . import calculations, rules
 from .calculations import format_money  # noqa: F401  (re-exported: the one money formatter)
@@ -75,6 +76,7 @@ class CartSummary:
     problems: tuple[str, ...]  # why checkout is blocked; empty when it is not
     free_shipping_threshold: Money
     free_shipping_remaining: Money  # how much more to spend for free shipping; zero once reached
+    entered_code: str = ""  # the discount code kept on the cart, whether or not it applies now
 
     @property
     def discount(self) -> Money:
@@ -183,8 +185,12 @@ def summarize_lines(
     discount: calculations.DiscountRule | None = None,
     tax: calculations.TaxCalculator | None = None,
     state: str = "",
+    discount_refusal: str = "",
 ) -> CartSummary:
     """Price cart lines from their tiers' current prices. Pure: reads only the objects given.
+
+    ``discount_refusal``: why the code entered cannot be used (unknown, expired, used up); like a
+    code that does not fit these lines, it blocks checkout until the customer removes the code.
 
     Unavailable lines stay in ``lines`` (with a notice) but add nothing to the totals. The
     figures are ``cart.calculations``'; the problems are ``cart.rules``'.
@@ -223,7 +229,8 @@ def summarize_lines(
         totals=totals,
         item_count=totals.item_count,
         has_prescription_items=any(s.requires_prescription for s in summaries if s.available),
-        problems=tuple(breach.message() for breach in breaches),
+        problems=tuple(breach.message() for breach in breaches)
+        + tuple(p for p in (discount_refusal, totals.discount_refusal) if p),
         free_shipping_threshold=totals.free_shipping_threshold,
         free_shipping_remaining=totals.free_shipping_remaining,
     )
@@ -238,20 +245,33 @@ def cart_lines_for_pricing(cart):
     )
 
 
+def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.DiscountRule | None, str]:
+    """The rule of the code entered in the cart, or the reason it cannot be used now."""
+    code = getattr(cart, "discount_code", "") if cart is not None else ""
+    if not code:
+        return None, ""
+    try:
+        return calculations.DiscountRule.from_json(discount_terms_for(code=code, email=email)), ""
+    except DiscountRefused as refused:
+        return None, refused.message
+
+
 def cart_summary(
     cart,
     *,
     method: str = calculations.STANDARD,
-    discount: calculations.DiscountRule | None = None,
     tax: calculations.TaxCalculator | None = None,
     state: str = "",
+    email: str | None = None,
 ) -> CartSummary:
-    """Price a cart (or no cart) from the current catalog prices: one query.
+    """Price a cart (or no cart) from the current catalog prices and its discount code.
 
-    ``method``, ``discount``, ``tax`` and ``state`` are what the checkout knows beyond the cart.
+    ``method``, ``tax``, ``state`` and ``email`` (for per-customer code limits) are what the
+    checkout knows beyond the cart.
     """
     lines = [] if cart is None or cart.pk is None else list(cart_lines_for_pricing(cart))
-    return summarize_lines(
+    discount, discount_refusal = cart_discount(cart, email=email)
+    summary = summarize_lines(
         lines,
         shipping_flat_rate=settings.SHIPPING_FLAT_RATE,
         free_shipping_threshold=settings.FREE_SHIPPING_THRESHOLD,
@@ -259,4 +279,6 @@ def cart_summary(
         discount=discount,
         tax=tax,
         state=state,
+        discount_refusal=discount_refusal,
     )
+    return replace(summary, entered_code=getattr(cart, "discount_code", "") if cart is not None else "")

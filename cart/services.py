@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import PackageTier
+from discounts.services import DiscountRefused, discount_terms_for
 
 from . import rules
 from .models import Cart, CartLine
@@ -417,3 +418,37 @@ def cart_add_tier_for_request(*, request, tier_id, packages=1) -> CartChange:
     tier = _orderable_tier(tier_id)
     cart, created = _find_or_create_cart(request, create=True)
     return _add_to_cart(cart=cart, tier=tier, packages=packages, cart_is_new=created)
+
+
+# --- Discount code ----------------------------------------------------------------------------
+
+
+def cart_apply_discount_code(*, cart: Cart | None, code) -> CartChange:
+    """Keep a discount code on the cart, or refuse it with the reason (unknown, not yet valid,
+    expired, used up; not applicable to these items or below its minimum subtotal).
+
+    The code is checked again every time the cart is priced, so a code that stops fitting the
+    cart later shows as a problem on the cart page rather than vanishing.
+    """
+    from .pricing import cart_summary
+
+    try:
+        terms = discount_terms_for(code=str(code or ""))
+    except DiscountRefused as refused:
+        raise CartError(refused.message) from None
+    if cart is None or not CartLine.objects.filter(cart_id=cart.pk).exists():
+        raise CartError("Your cart is empty: add a medicine before entering a code.")
+    with transaction.atomic():
+        cart = _lock(cart)
+        cart.discount_code = terms["code"]
+        refusal = cart_summary(cart).totals.discount_refusal
+        if refusal:
+            raise CartError(refusal)
+        cart.save(update_fields=["discount_code", "updated_at"])
+    return CartChange(line=None, message=f"Code {terms['code']} applied.")
+
+
+def cart_remove_discount_code(*, cart: Cart | None) -> CartChange:
+    if cart is not None and cart.pk is not None:
+        Cart.objects.filter(pk=cart.pk).update(discount_code="", updated_at=timezone.now())
+    return CartChange(line=None, message="Discount code removed.")

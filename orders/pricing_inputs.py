@@ -10,6 +10,7 @@ from __future__ import annotations
 from salestax.services import TableTaxCalculator
 
 
-def order_pricing_inputs(*, cart, state: str) -> dict:
-    """``discount``, ``tax`` and ``state`` keyword arguments for ``cart_summary``."""
-    return {"discount": None, "tax": TableTaxCalculator(), "state": state or ""}
+def order_pricing_inputs(*, cart, state: str, email: str | None = None) -> dict:
+    """``tax``, ``state`` and ``email`` keyword arguments for ``cart_summary`` (which reads the
+    cart's discount code itself; ``email`` applies the code's per-customer limit)."""
+    return {"tax": TableTaxCalculator(), "state": state or "", "email": email or None}

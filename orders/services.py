@@ -32,6 +32,7 @@ from cart.models import Cart, CartLine
 from cart.pricing import cart_summary
 from cart.services import cart_clear
 from catalog.models import PackageTier
+from discounts.services import discount_redeem, discount_release
 
 from notifications.models import EmailKind
 from notifications.services import email_queue
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 EXPRESS_SURCHARGE = calculations.EXPRESS_SURCHARGE
 ORDER_LINK_SALT = "orders.order-link"
+DISCOUNT_USED_UP = "The discount code was used up by another order while this one was paid; the card hold was released."
 ORDER_LINK_MAX_AGE = timedelta(days=90)
 
 
@@ -181,7 +183,7 @@ def order_place(
         tier_ids = list(CartLine.objects.filter(cart_id=cart.pk).values_list("tier_id", flat=True))
         tiers = {t.pk: t for t in PackageTier.objects.select_for_update().filter(pk__in=tier_ids).order_by("pk")}
         # Read after the locks: the prices and stock we hold. Every figure comes from cart.calculations.
-        summary = cart_summary(cart, method=shipping_method, **order_pricing_inputs(cart=cart, state=address.state))
+        summary = cart_summary(cart, method=shipping_method, **order_pricing_inputs(cart=cart, state=address.state, email=email))
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
         if summary.has_prescription_items and prescription is None:
@@ -315,6 +317,10 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 order_transition(order=order, to=P.CANCELED, field="payment_status", note="Hold released: order already canceled.")
             return
         if order.payment_status in (P.PENDING, P.FAILED):
+            if not discount_redeem(order=order):  # the code's last use went to another order meanwhile
+                order_cancel(order=order, by=None, reason=DISCOUNT_USED_UP)
+                order.refresh_from_db()
+                return
             order.payment_error = ""
             order_transition(order=order, to=P.AUTHORIZED, field="payment_status", note=f"Card hold of {from_minor(intent.amount_capturable or intent.amount)}.")
             cart_clear(cart=order.cart)
@@ -328,6 +334,7 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 _apply_intent(order, captured)
     elif intent.status == "succeeded":
         if order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
+            discount_redeem(order=order, force=True)  # already charged with it: the discount stands
             if order.payment_status != P.AUTHORIZED:
                 cart_clear(cart=order.cart)
             order.amount_captured = from_minor(intent.captured_minor, str(order.total.currency))
@@ -349,6 +356,7 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             order_transition(order=order, to=P.CANCELED, field="payment_status", note="Card hold canceled.")
         if order.status in CANCELABLE_STATUSES:
             order_transition(order=order, to=S.CANCELED, note="The payment was canceled.")
+        discount_release(order=order)
         _release_stock(order)
     elif intent.status == "requires_payment_method" and intent.last_error_message:
         if order.payment_status == P.PENDING:
@@ -422,6 +430,7 @@ def order_cancel(*, order: Order, by, reason: str) -> Order:
             order_transition(order=order, to=P.CANCELED, field="payment_status", by=by, note=reason)
         order_transition(order=order, to=OrderStatus.CANCELED, by=by, note=reason)
         _release_stock(order, by=by)
+        discount_release(order=order)
     return order
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "cart",
     "orders",
     "salestax",
+    "discounts",
     "notifications",
     "pharmacy.apps.PharmacyConfig",  # deployment checks, log plumbing
 ]
