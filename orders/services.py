@@ -40,7 +40,7 @@ from notifications.services import email_queue
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .pricing_inputs import order_pricing_inputs
-from .totals import line_snapshot_fields, order_snapshot_fields
+from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -461,10 +461,13 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
         return
     refunded = from_minor(refunded_minor, str(order.total.currency))
     OrderRefund.objects.create(order=order, stripe_refund_id=refund_id, amount=refunded, reason=reason, by=_user_or_none(by))
+    # Prorated over what the order charged (cart.calculations.refund_split), so the email can say
+    # how much of the refund is sales tax given back.
+    split = calculations.refund_split(totals=order_recalculate(order=order, lines=order.lines.all()), amount=refunded)
     email_queue(
         order=order,
         kind=EmailKind.REFUND_ISSUED,
-        context_extra={"amount": refunded, "reason": reason},
+        context_extra={"amount": refunded, "reason": reason, "tax_part": split.tax if split.tax.amount else ""},
         event_id=refund_id,
     )
     order.amount_refunded = calculations.add((order.amount_refunded, refunded), str(order.total.currency))

@@ -125,3 +125,23 @@ def test_tax_is_its_own_line_on_the_checkout_and_order_pages_and_in_the_email(cl
     assert "Sales tax (8.875%): $7.58" in message.body and "Total: $161.26" in message.body
     html = message.alternatives[0][0]
     assert "Sales tax (8.875%)" in html and "$7.58" in html
+
+
+def test_a_partial_refund_says_how_much_of_it_is_sales_tax(localstripe, rates):
+    from notifications.models import EmailKind, OutboundEmail
+    from notifications.services import email_render
+    from tests.factories import UserFactory
+    from tests.localstripe import CARD_OK, browser_confirm
+
+    cart = Cart.objects.create(session_key=uuid.uuid4().hex)
+    otc = tier("Cetirizine", LegalClass.GENERAL_SALE, "100.00")
+    CartLine.objects.create(cart=cart, tier=otc, packages=2, price_when_added=otc.price)
+    order = place(cart, "NY").order
+    # 200.00 (free shipping) + 17.75 tax = 217.75
+    assert (order.tax, order.total) == (usd("17.75"), usd("217.75"))
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    order = services.order_sync_payment(order_id=order.pk)
+    services.order_refund(order=order, amount=usd("108.88"), reason="One pack returned unopened.", by=UserFactory(is_staff=True))
+    message = email_render(email=OutboundEmail.objects.get(order=order, kind=EmailKind.REFUND_ISSUED))
+    # Half the order back: half its tax, 8.88 (17.75 × 108.88 / 217.75 = 8.8752…).
+    assert "Of this, $8.88 is sales tax given back." in message.body
