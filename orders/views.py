@@ -101,6 +101,7 @@ def checkout(request):
         "error": error,
         "express_surcharge": services.EXPRESS_SURCHARGE,
         "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
+        "tax_states": [(s, STATE_NAMES.get(s, s)) for s in settings.PHARMACY_LICENSED_STATES],
         **_stripe_context(),
     }
     return render(request, "orders/checkout.html", context, status=400 if error else 200)

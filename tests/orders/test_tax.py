@@ -145,3 +145,15 @@ def test_a_partial_refund_says_how_much_of_it_is_sales_tax(localstripe, rates):
     message = email_render(email=OutboundEmail.objects.get(order=order, kind=EmailKind.REFUND_ISSUED))
     # Half the order back: half its tax, 8.88 (17.75 × 108.88 / 217.75 = 8.8752…).
     assert "Of this, $8.88 is sales tax given back." in message.body
+
+
+def test_the_checkout_page_offers_to_show_the_tax_for_a_state_before_paying(client, mixed_cart, rates):
+    session = client.session
+    session["cart_id"] = mixed_cart.pk
+    session.save()
+    mixed_cart.session_key = session.session_key
+    mixed_cart.save()
+    page = client.get("/checkout/").content.decode()
+    assert "Added for your shipping state" in page and 'name="state"' in page and "Sales tax for" in page
+    shown = client.get("/checkout/?state=PA").content.decode()
+    assert "Sales tax (6%)" in shown and "$153.68" in shown and "Sales tax for" not in shown
