@@ -23,6 +23,7 @@ from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import ADDRESS, prescriber_intake
+from tests.orders.money_support import use_client_cart
 from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist
 from tests.localstripe import CARD_OK, browser_confirm
 
@@ -60,14 +61,6 @@ def place(cart, email="alex@example.com", method="standard"):
     return services.order_place(
         cart=cart, email=email, address=ADDRESS, shipping_method=method, prescription=prescriber_intake(cart)
     )
-
-
-def use_client_cart(client, cart):
-    session = client.session
-    session["cart_id"] = cart.pk
-    session.save()
-    cart.session_key = session.session_key
-    cart.save()
 
 
 def code(**kwargs):

@@ -16,6 +16,7 @@ from orders import services
 from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import prescriber_intake
+from tests.orders.money_support import use_client_cart
 from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.django_db
@@ -110,11 +111,7 @@ def test_tax_is_its_own_line_on_the_checkout_and_order_pages_and_in_the_email(cl
     from notifications.models import EmailKind, OutboundEmail
     from notifications.services import email_render
 
-    session = client.session
-    session["cart_id"] = mixed_cart.pk
-    session.save()
-    mixed_cart.session_key = session.session_key
-    mixed_cart.save()
+    use_client_cart(client, mixed_cart)
     checkout = client.get("/checkout/?state=NY").content.decode()
     assert "Sales tax (8.875%)" in checkout and "$7.58" in checkout and "$161.26" in checkout
 
@@ -148,11 +145,7 @@ def test_a_partial_refund_says_how_much_of_it_is_sales_tax(localstripe, rates):
 
 
 def test_the_checkout_page_offers_to_show_the_tax_for_a_state_before_paying(client, mixed_cart, rates):
-    session = client.session
-    session["cart_id"] = mixed_cart.pk
-    session.save()
-    mixed_cart.session_key = session.session_key
-    mixed_cart.save()
+    use_client_cart(client, mixed_cart)
     page = client.get("/checkout/").content.decode()
     assert "Added for your shipping state" in page and 'name="state"' in page and "Sales tax for" in page
     shown = client.get("/checkout/?state=PA").content.decode()
