@@ -1,10 +1,18 @@
 from django import forms
 from django.contrib.auth import password_validation
 
+from pharmacy.us_address import ZipCodeField
+
 from .models import Address, PatientProfile, User
 
 
 class AddressForm(forms.ModelForm):
+    postal_code = ZipCodeField(
+        label="ZIP code",
+        max_length=10,
+        widget=forms.TextInput(attrs={"autocomplete": "postal-code", "inputmode": "numeric"}),
+    )
+
     class Meta:
         model = Address
         fields = ("full_name", "line1", "line2", "city", "state", "postal_code", "is_default")
@@ -17,9 +25,6 @@ class AddressForm(forms.ModelForm):
             "postal_code": forms.TextInput(attrs={"autocomplete": "postal-code", "inputmode": "numeric"}),
         }
         labels = {"is_default": "Use as my default shipping address"}
-
-    def clean_postal_code(self) -> str:
-        return self.cleaned_data["postal_code"].strip()
 
     def clean_state(self) -> str:
         return self.cleaned_data["state"].upper()

@@ -15,6 +15,8 @@ class Cart(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="cart"
     )
     session_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # A discount code the customer entered; checked again every time the cart is priced.
+    discount_code = models.CharField(max_length=40, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,7 +1,8 @@
-"""Pricing a cart: the one place that turns cart lines into the figures a customer pays.
+"""Pricing a cart: cart lines, at the catalog's *current* prices, through ``cart.calculations``.
 
-A cart stores what the customer chose, never what it costs, so every figure here is read from
-the catalog's *current* prices and derived with ``catalog.pricing`` (half-up, to the cent). The
+A cart stores what the customer chose, never what it costs. This module reads the lines, hands
+them to ``cart.calculations.calculate`` (the one module that adds money) and to ``cart.rules``
+(the one set of cart limits), and shapes the result for the cart and checkout pages. The
 checkout builds its order from ``cart_summary`` so the cart page and the charge always agree.
 
 ``summarize_lines`` is the pure part (no database): it takes objects shaped like ``CartLine``
@@ -10,21 +11,18 @@ unsaved. ``cart_summary`` loads a cart's lines in one query and hands them to it
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.conf import settings
 from djmoney.money import Money
 
 from catalog import pricing as catalog_pricing
+from discounts.services import DiscountRefused, discount_terms_for
 
-
-def format_money(amount: Money) -> str:
-    """``$1,234.50``: the one wording of an amount used in notices and messages."""
-    symbol = "$" if str(amount.currency) == "USD" else f"{amount.currency} "
-    return f"{symbol}{amount.amount:,.2f}"
+from . import calculations, rules
+from .calculations import format_money  # noqa: F401  (re-exported: the one money formatter)
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,10 @@ class CartLineSummary:
     savings_percent: int
     line_total: Money
     line_savings: Money
+    discount: Money  # this line's share of a discount code
+    tax: Money  # this line's share of the sales tax (zero until a state is known)
+    legal_class: str
+    product_id: int
     requires_prescription: bool
     price_when_added: Money
     price_changed: bool
@@ -68,11 +70,21 @@ class CartSummary:
     savings: Money
     shipping: Money
     total: Money
+    totals: calculations.Totals  # every figure, as the calculation module computed them
     item_count: int  # packages of the lines that will be ordered
     has_prescription_items: bool
     problems: tuple[str, ...]  # why checkout is blocked; empty when it is not
     free_shipping_threshold: Money
     free_shipping_remaining: Money  # how much more to spend for free shipping; zero once reached
+    entered_code: str = ""  # the discount code kept on the cart, whether or not it applies now
+
+    @property
+    def discount(self) -> Money:
+        return self.totals.discount
+
+    @property
+    def tax(self) -> Money:
+        return self.totals.tax
 
     @property
     def is_empty(self) -> bool:
@@ -94,31 +106,28 @@ class CartSummary:
 
 
 def unavailable_reason(tier) -> str:
-    """Why a tier cannot be ordered now, or ``""`` when it can.
-
-    Expects ``tier.dosage.product`` to be loaded. Shared with the services so the cart page and
-    the add button refuse for the same reasons.
-    """
-    product = tier.dosage.product
-    if product.is_controlled:
-        return "Not available for online order: not included in your total"
-    if not product.is_published or not tier.is_active:
-        return "No longer available: not included in your total"
-    if tier.stock is not None and tier.stock <= 0:
-        return "Out of stock: not included in your total"
-    return ""
+    """Why a tier cannot be ordered now, or ``""`` when it can (the words of ``cart.rules``)."""
+    return rules.unorderable_notice(tier)
 
 
-def _as_money(amount, currency: str) -> Money:
-    """djmoney's Money (catalog.pricing returns py-moneyed's), so templates format it alike."""
-    return Money(amount.amount if hasattr(amount, "amount") else amount, currency)
+def _line_input(line) -> calculations.LineInput:
+    tier = line.tier
+    dosage = tier.dosage
+    currency = str(tier.price.currency)
+    return calculations.LineInput(
+        key=line.id,
+        unit_price=tier.price,
+        list_price=calculations.money(
+            catalog_pricing.tier_list_price(list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity),
+            currency,
+        ),
+        packages=int(line.packages),
+        legal_class=dosage.product.legal_class,
+        product_id=dosage.product_id,
+    )
 
 
-def _zero(currency: str) -> Money:
-    return Money(Decimal("0.00"), currency)
-
-
-def _summarize_line(line) -> CartLineSummary:
+def _summarize_line(line, figures: calculations.LineFigures | None) -> CartLineSummary:
     tier = line.tier
     dosage = tier.dosage
     product = dosage.product
@@ -127,8 +136,7 @@ def _summarize_line(line) -> CartLineSummary:
     )
     packages = int(line.packages)
     currency = str(tier.price.currency)
-    line_total = _as_money(catalog_pricing.round_money(Money(row.price.amount * packages, currency)), currency)
-    line_savings = _as_money(catalog_pricing.round_money(Money(row.savings.amount * packages, currency)), currency)
+    zero = calculations.zero(currency)
     price_when_added = line.price_when_added
     price_changed = price_when_added is not None and price_when_added.amount != tier.price.amount
     reason = unavailable_reason(tier)
@@ -151,8 +159,12 @@ def _summarize_line(line) -> CartLineSummary:
         list_price=Money(row.list_price.amount, currency),
         savings_per_package=Money(row.savings.amount, currency),
         savings_percent=row.savings_percent,
-        line_total=line_total,
-        line_savings=line_savings,
+        line_total=figures.line_total if figures else calculations.money(row.price.amount * packages, currency),
+        line_savings=figures.line_savings if figures else calculations.money(row.savings.amount * packages, currency),
+        discount=figures.discount if figures else zero,
+        tax=figures.tax if figures else zero,
+        legal_class=product.legal_class,
+        product_id=product.pk,
         requires_prescription=product.requires_prescription,
         price_when_added=price_when_added,
         price_changed=price_changed,
@@ -162,36 +174,6 @@ def _summarize_line(line) -> CartLineSummary:
     )
 
 
-def _problems(lines: Iterable, summaries: Iterable[CartLineSummary], *, max_packages: int) -> tuple[str, ...]:
-    """Reasons the customer cannot check out yet, in the order of the cart."""
-    problems: list[str] = []
-    pills_by_product: dict[int, int] = defaultdict(int)
-    products: dict[int, object] = {}
-    for line, summary in zip(lines, summaries):
-        if not summary.available:
-            continue
-        tier = line.tier
-        if summary.packages > max_packages:
-            problems.append(
-                f"{summary.description}: at most {max_packages} packages per line; please lower the quantity."
-            )
-        if tier.stock is not None and summary.packages > tier.stock:
-            problems.append(
-                f"{summary.description}: only {tier.stock} in stock; please lower the quantity."
-            )
-        product = tier.dosage.product
-        pills_by_product[product.id] += summary.pills
-        products[product.id] = product
-    for product_id, pills in pills_by_product.items():
-        product = products[product_id]
-        limit = product.max_pills_per_order
-        if limit is not None and pills > limit:
-            problems.append(
-                f"{product.name}: at most {limit:,} pills per order; your cart has {pills:,}."
-            )
-    return tuple(problems)
-
-
 def summarize_lines(
     lines: Iterable,
     *,
@@ -199,53 +181,58 @@ def summarize_lines(
     free_shipping_threshold: Decimal | Money,
     max_packages_per_line: int | None = None,
     currency: str | None = None,
+    method: str = calculations.STANDARD,
+    discount: calculations.DiscountRule | None = None,
+    tax: calculations.TaxCalculator | None = None,
+    state: str = "",
+    discount_refusal: str = "",
 ) -> CartSummary:
     """Price cart lines from their tiers' current prices. Pure: reads only the objects given.
 
-    Unavailable lines stay in ``lines`` (with a notice) but add nothing to the totals. Shipping
-    is the flat rate below the threshold, free at or above it, and nothing on an empty cart.
+    ``discount_refusal``: why the code entered cannot be used (unknown, expired, used up); like a
+    code that does not fit these lines, it blocks checkout until the customer removes the code.
+
+    Unavailable lines stay in ``lines`` (with a notice) but add nothing to the totals. The
+    figures are ``cart.calculations``'; the problems are ``cart.rules``'.
     """
     lines = list(lines)
     currency = currency or (str(lines[0].tier.price.currency) if lines else settings.DEFAULT_CURRENCY)
-    if max_packages_per_line is None:
-        max_packages_per_line = settings.CART_MAX_PACKAGES_PER_LINE
     flat = shipping_flat_rate.amount if isinstance(shipping_flat_rate, Money) else Decimal(shipping_flat_rate)
-    threshold_amount = (
+    threshold = (
         free_shipping_threshold.amount
         if isinstance(free_shipping_threshold, Money)
         else Decimal(free_shipping_threshold)
     )
-    summaries = tuple(_summarize_line(line) for line in lines)
-    available = [s for s in summaries if s.available]
-    subtotal = _zero(currency)
-    savings = _zero(currency)
-    for summary in available:
-        subtotal = subtotal + summary.line_total
-        savings = savings + summary.line_savings
-    subtotal = catalog_pricing.round_money(subtotal)
-    savings = catalog_pricing.round_money(savings)
-    item_count = sum(s.packages for s in available)
-    threshold = catalog_pricing.round_money(Money(threshold_amount, currency))
-    if item_count == 0 or subtotal.amount >= threshold.amount:
-        shipping = _zero(currency)
-    else:
-        shipping = catalog_pricing.round_money(Money(flat, currency))
-    remaining = (
-        _zero(currency)
-        if subtotal.amount >= threshold.amount
-        else catalog_pricing.round_money(Money(threshold.amount - subtotal.amount, currency))
+    orderable = [line for line in lines if not unavailable_reason(line.tier)]
+    totals = calculations.calculate(
+        lines=[_line_input(line) for line in orderable],
+        currency=currency,
+        policy=calculations.ShippingPolicy(
+            flat_rate=flat,
+            free_threshold=threshold,
+            express_surcharge=calculations.shipping_policy().express_surcharge,
+        ),
+        method=method,
+        discount=discount,
+        tax=tax,
+        state=state,
     )
+    by_key = {figures.key: figures for figures in totals.lines}
+    summaries = tuple(_summarize_line(line, by_key.get(line.id)) for line in lines)
+    breaches = rules.check(((line.tier, int(line.packages)) for line in orderable), max_packages=max_packages_per_line)
     return CartSummary(
         lines=summaries,
-        subtotal=Money(subtotal.amount, currency),
-        savings=Money(savings.amount, currency),
-        shipping=Money(shipping.amount, currency),
-        total=_as_money(catalog_pricing.round_money(Money(subtotal.amount + shipping.amount, currency)), currency),
-        item_count=item_count,
-        has_prescription_items=any(s.requires_prescription for s in available),
-        problems=_problems(lines, summaries, max_packages=max_packages_per_line),
-        free_shipping_threshold=Money(threshold.amount, currency),
-        free_shipping_remaining=Money(remaining.amount, currency),
+        subtotal=totals.subtotal,
+        savings=totals.savings,
+        shipping=totals.shipping,
+        total=totals.total,
+        totals=totals,
+        item_count=totals.item_count,
+        has_prescription_items=any(s.requires_prescription for s in summaries if s.available),
+        problems=tuple(breach.message() for breach in breaches)
+        + tuple(p for p in (discount_refusal, totals.discount_refusal) if p),
+        free_shipping_threshold=totals.free_shipping_threshold,
+        free_shipping_remaining=totals.free_shipping_remaining,
     )
 
 
@@ -258,11 +245,40 @@ def cart_lines_for_pricing(cart):
     )
 
 
-def cart_summary(cart) -> CartSummary:
-    """Price a cart (or no cart) from the current catalog prices: one query."""
+def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.DiscountRule | None, str]:
+    """The rule of the code entered in the cart, or the reason it cannot be used now."""
+    code = getattr(cart, "discount_code", "") if cart is not None else ""
+    if not code:
+        return None, ""
+    try:
+        return calculations.DiscountRule.from_json(discount_terms_for(code=code, email=email)), ""
+    except DiscountRefused as refused:
+        return None, refused.message
+
+
+def cart_summary(
+    cart,
+    *,
+    method: str = calculations.STANDARD,
+    tax: calculations.TaxCalculator | None = None,
+    state: str = "",
+    email: str | None = None,
+) -> CartSummary:
+    """Price a cart (or no cart) from the current catalog prices and its discount code.
+
+    ``method``, ``tax``, ``state`` and ``email`` (for per-customer code limits) are what the
+    checkout knows beyond the cart.
+    """
     lines = [] if cart is None or cart.pk is None else list(cart_lines_for_pricing(cart))
-    return summarize_lines(
+    discount, discount_refusal = cart_discount(cart, email=email)
+    summary = summarize_lines(
         lines,
         shipping_flat_rate=settings.SHIPPING_FLAT_RATE,
         free_shipping_threshold=settings.FREE_SHIPPING_THRESHOLD,
+        method=method,
+        discount=discount,
+        tax=tax,
+        state=state,
+        discount_refusal=discount_refusal,
     )
+    return replace(summary, entered_code=getattr(cart, "discount_code", "") if cart is not None else "")

@@ -18,7 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import PackageTier
+from discounts.services import DiscountRefused, discount_terms_for
 
+from . import rules
 from .models import Cart, CartLine
 
 logger = logging.getLogger(__name__)
@@ -170,51 +172,39 @@ def _orderable_tier(tier_id) -> PackageTier:
 
 
 def _refuse_unorderable(tier: PackageTier) -> None:
-    """Controlled, withdrawn or sold-out packs cannot be added or increased."""
-    product = tier.dosage.product
-    name = f"{product.name} {tier.dosage.strength}"
-    if product.is_controlled:
-        raise CartError(f"{product.name} is a controlled medicine and is not available for online order.")
-    if not product.is_published or not tier.is_active:
-        raise CartError(f"{name}, {tier.quantity} pills is no longer available.")
-    if tier.stock is not None and tier.stock <= 0:
-        raise CartError(f"{name}, {tier.quantity} pills is out of stock.")
+    """Controlled, withdrawn or sold-out packs cannot be added or increased (``cart.rules``)."""
+    refusal = rules.unorderable_refusal(tier)
+    if refusal:
+        raise CartError(refusal)
 
 
 def _check_line_limits(
     *, cart: Cart, tier: PackageTier, packages: int, line_id: int | None, product_lines: list[CartLine] | None = None
 ) -> None:
-    """Refuse a line quantity above the per-line maximum, stock, or the product's pill limit.
+    """Refuse the change if the cart it would make breaks a rule of ``cart.rules``.
 
-    ``product_lines`` are the cart's lines of the tier's product (tiers loaded), when the caller
-    already has them; otherwise they are read here.
+    Only the lines of the tier's product can be affected by a change to one of its lines, so
+    those are what is checked (``product_lines`` when the caller already has them, tiers loaded).
     """
-    maximum = settings.CART_MAX_PACKAGES_PER_LINE
-    label = f"{tier.dosage.product.name} {tier.dosage.strength}, {tier.quantity} pills"
-    if packages > maximum:
-        raise CartError(f"You can order at most {maximum} packages of {label}.")
-    if tier.stock is not None and packages > tier.stock:
-        raise CartError(f"Only {tier.stock} packages of {label} are in stock.")
     product = tier.dosage.product
-    limit = product.max_pills_per_order
-    if limit is None:
-        return
-    if product_lines is None:
-        product_lines = _product_lines(cart=cart, product_id=product.pk)
-    pills = sum(
-        line.packages * line.tier.quantity
-        for line in product_lines
-        if line.pk != line_id and line.tier_id != tier.pk
-    )
-    pills += packages * tier.quantity
-    if pills > limit:
-        raise CartError(
-            f"{product.name} is limited to {limit:,} pills per order; that would make {pills:,}."
-        )
+    if product.max_pills_per_order is None:
+        others: list[CartLine] = []
+    else:
+        if product_lines is None:
+            product_lines = _product_lines(cart=cart, product_id=product.pk)
+        others = [line for line in product_lines if line.pk != line_id and line.tier_id != tier.pk]
+    proposed = [(line.tier, line.packages) for line in others] + [(tier, packages)]
+    # Another line's own trouble (its stock sold meanwhile) is the cart page's to report, not a
+    # reason to refuse this change.
+    breaches = [b for b in rules.check(proposed) if b.kind == "pills_per_order" or b.subject == rules.label(tier)]
+    if breaches:
+        raise CartError(breaches[0].message(proposed=True))
 
 
 def _product_lines(*, cart: Cart, product_id: int) -> list[CartLine]:
-    return list(CartLine.objects.filter(cart=cart, tier__dosage__product_id=product_id).select_related("tier"))
+    return list(
+        CartLine.objects.filter(cart=cart, tier__dosage__product_id=product_id).select_related("tier__dosage__product")
+    )
 
 
 def _lock(cart: Cart) -> Cart:
@@ -433,3 +423,37 @@ def cart_add_tier_for_request(*, request, tier_id, packages=1) -> CartChange:
     tier = _orderable_tier(tier_id)
     cart, created = _find_or_create_cart(request, create=True)
     return _add_to_cart(cart=cart, tier=tier, packages=packages, cart_is_new=created)
+
+
+# --- Discount code ----------------------------------------------------------------------------
+
+
+def cart_apply_discount_code(*, cart: Cart | None, code) -> CartChange:
+    """Keep a discount code on the cart, or refuse it with the reason (unknown, not yet valid,
+    expired, used up; not applicable to these items or below its minimum subtotal).
+
+    The code is checked again every time the cart is priced, so a code that stops fitting the
+    cart later shows as a problem on the cart page rather than vanishing.
+    """
+    from .pricing import cart_summary
+
+    try:
+        terms = discount_terms_for(code=str(code or ""))
+    except DiscountRefused as refused:
+        raise CartError(refused.message) from None
+    if cart is None or not CartLine.objects.filter(cart_id=cart.pk).exists():
+        raise CartError("Your cart is empty: add a medicine before entering a code.")
+    with transaction.atomic():
+        cart = _lock(cart)
+        cart.discount_code = terms["code"]
+        refusal = cart_summary(cart).totals.discount_refusal
+        if refusal:
+            raise CartError(refusal)
+        cart.save(update_fields=["discount_code", "updated_at"])
+    return CartChange(line=None, message=f"Code {terms['code']} applied.")
+
+
+def cart_remove_discount_code(*, cart: Cart | None) -> CartChange:
+    if cart is not None and cart.pk is not None:
+        Cart.objects.filter(pk=cart.pk).update(discount_code="", updated_at=timezone.now())
+    return CartChange(line=None, message="Discount code removed.")

@@ -10,4 +10,6 @@ urlpatterns = [
     path("add/", views.cart_add, name="add"),
     path("update/", views.cart_update, name="update"),
     path("remove/", views.cart_remove, name="remove"),
+    path("code/", views.cart_discount_apply, name="discount_apply"),
+    path("code/remove/", views.cart_discount_remove, name="discount_remove"),
 ]

@@ -30,7 +30,9 @@ from .services import (
     CartError,
     CartLineNotFound,
     cart_add_tier_for_request,
+    cart_apply_discount_code,
     cart_for_request,
+    cart_remove_discount_code,
     cart_remove_line,
     cart_set_packages,
 )
@@ -148,3 +150,18 @@ def cart_remove(request):
         back=reverse("cart:detail"),
         with_cart=True,
     )
+
+
+@require_POST
+def cart_discount_apply(request):
+    """Enter a discount code (from the cart or the checkout page: ``next`` says where to return)."""
+    cart = cart_for_request(request, create=False)
+    return _answer(
+        request, lambda: cart_apply_discount_code(cart=cart, code=request.POST.get("code")), back=_back_url(request)
+    )
+
+
+@require_POST
+def cart_discount_remove(request):
+    cart = cart_for_request(request, create=False)
+    return _answer(request, lambda: cart_remove_discount_code(cart=cart), back=_back_url(request))

@@ -22,6 +22,21 @@ def round_money(amount: Money) -> Money:
     return Money(amount.amount.quantize(CENT, rounding=ROUNDING), amount.currency)
 
 
+def format_money(value: Money | None) -> str:
+    """``$1,234.50`` (``-$3.00``): the one text form of an amount, for notices, emails and admin.
+
+    Amounts that are not whole cents (per-pill list prices) keep five places. Lives here, the
+    lowest money module, so catalog, cart, orders and the emails all word amounts alike.
+    """
+    if value is None:
+        return "—"
+    amount = value.amount
+    places = 2 if amount == amount.quantize(CENT) else 5
+    symbol = "$" if str(value.currency) == "USD" else f"{value.currency} "
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{abs(amount):,.{places}f}"
+
+
 def tier_per_pill_price(*, price: Money, quantity: int) -> Money:
     """What one pill costs in this pack, as shown to the customer."""
     if quantity <= 0:

@@ -13,6 +13,7 @@ from django.db import transaction
 from djmoney.money import Money
 
 from . import pricing
+from .pricing import format_money
 from .models import Dosage, PackageTier
 
 
@@ -138,12 +139,3 @@ def dosage_price_warnings(*, dosage: Dosage, tiers: Sequence[PackageTier] | None
     return warnings
 
 
-def format_money(value: Money | None) -> str:
-    """Staff-facing money text: "$68.23" (five places kept for per-pill list prices)."""
-    if value is None:
-        return "—"
-    amount = value.amount
-    places = 2 if amount == amount.quantize(Decimal("0.01")) else 5
-    symbol = "$" if str(value.currency) == "USD" else f"{value.currency} "
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{symbol}{abs(amount):,.{places}f}"

@@ -35,7 +35,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = ("product_name", "strength", "pack_size", "packages", "unit_price", "per_pill", "line_total", "requires_prescription")
+    fields = ("product_name", "strength", "pack_size", "packages", "unit_price", "per_pill", "line_total", "discount", "tax", "requires_prescription")
     readonly_fields = fields
 
 
@@ -69,13 +69,13 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = (
         "number", "created_at", "updated_at", "user", "email", "status", "payment_status", "refund_link",
         "ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state", "ship_zip", "shipping_method",
-        "subtotal", "savings", "shipping", "total", "amount_captured", "amount_refunded",
-        "has_prescription_items", "stock_reserved", "stripe_payment_intent_id", "payment_error",
+        "subtotal", "savings", "discount", "discount_code", "shipping", "tax", "tax_rule", "total",
+        "amount_captured", "amount_refunded", "has_prescription_items", "stock_reserved", "stripe_payment_intent_id", "payment_error",
     )
     fieldsets = (
         (None, {"fields": ("number", "created_at", "updated_at", "user", "email", "status", "payment_status", "refund_link")}),
         ("Shipping", {"fields": ("ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state", "ship_zip", "shipping_method")}),
-        ("Money", {"fields": ("subtotal", "savings", "shipping", "total", "amount_captured", "amount_refunded", "stripe_payment_intent_id", "payment_error")}),
+        ("Money", {"fields": ("subtotal", "savings", "discount", "discount_code", "shipping", "tax", "tax_rule", "total", "amount_captured", "amount_refunded", "stripe_payment_intent_id", "payment_error")}),
         ("Other", {"fields": ("has_prescription_items", "stock_reserved")}),
     )
     actions = ("refund_in_full",)

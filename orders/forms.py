@@ -1,14 +1,10 @@
 from django import forms
 from django.conf import settings
 
-from django.core.validators import RegexValidator
-
-from accounts.models import US_STATES
+from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField
 
 from .models import ShippingMethod
 
-STATE_NAMES = dict(US_STATES)
-zip_code_validator = RegexValidator(r"^\d{5}(-?\d{4})?$", "Enter a 5-digit ZIP code, or 9 digits (ZIP+4) such as 12207-1234.")
 
 
 class CheckoutForm(forms.Form):
@@ -21,10 +17,9 @@ class CheckoutForm(forms.Form):
     line2 = forms.CharField(label="Address line 2 (optional)", max_length=200, required=False)
     city = forms.CharField(label="City", max_length=100)
     state = forms.ChoiceField(label="State", choices=[("", "Choose a state")] + US_STATES)
-    zip_code = forms.CharField(
+    zip_code = ZipCodeField(
         label="ZIP code",
         max_length=10,
-        validators=[zip_code_validator],
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
     )
     shipping_method = forms.ChoiceField(
@@ -49,13 +44,6 @@ class CheckoutForm(forms.Form):
             field.widget.attrs["aria-describedby"] = f"error-{name}"
             if self.is_bound and name in self.errors:
                 field.widget.attrs["aria-invalid"] = "true"
-
-    def clean_zip_code(self):
-        value = self.cleaned_data["zip_code"].strip()
-        digits = value.replace("-", "")
-        if len(digits) == 9 and digits.isdigit():
-            return f"{digits[:5]}-{digits[5:]}"
-        return value
 
     def clean_state(self):
         state = self.cleaned_data["state"]

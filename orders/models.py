@@ -68,6 +68,14 @@ class Order(models.Model):
     savings = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
     shipping = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
     total = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
+    # Discount and sales tax, snapshotted at placement with the rules that produced them, so
+    # approval with changes recomputes with the same code and rate (cart.calculations) and a
+    # later rate change never touches a placed order.
+    discount = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", default=0)
+    discount_code = models.CharField(max_length=40, blank=True)
+    discount_rule = models.JSONField(null=True, blank=True, editable=False)
+    tax = MoneyField("sales tax", max_digits=10, decimal_places=2, default_currency="USD", default=0)
+    tax_rule = models.JSONField(null=True, blank=True, editable=False)
     amount_captured = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", default=0)
     amount_refunded = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", default=0)
 
@@ -110,7 +118,16 @@ class Order(models.Model):
 
     @property
     def amount_refundable(self):
-        return self.amount_captured - self.amount_refunded
+        from cart.calculations import subtract
+
+        return subtract(self.amount_captured, self.amount_refunded)
+
+    @property
+    def tax_rate(self):
+        """The snapshotted rate in percent (``None`` when no tax applied)."""
+        from decimal import Decimal
+
+        return Decimal(self.tax_rule["rate"]) if self.tax_rule else None
 
     @property
     def shipping_address_lines(self) -> list[str]:
@@ -134,6 +151,10 @@ class OrderLine(models.Model):
     per_pill = MoneyField("price per pill", max_digits=10, decimal_places=2, default_currency="USD")
     list_price = MoneyField("list price per pack", max_digits=10, decimal_places=2, default_currency="USD")
     line_total = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
+    discount = MoneyField("discount share", max_digits=10, decimal_places=2, default_currency="USD", default=0)
+    tax = MoneyField("sales tax share", max_digits=10, decimal_places=2, default_currency="USD", default=0)
+    legal_class = models.CharField(max_length=20, blank=True)
+    product_id = models.PositiveIntegerField(null=True, blank=True)
     requires_prescription = models.BooleanField(default=False)
     # Packs taken from tracked stock for this line and not yet given back: stock is returned
     # exactly as taken, even if staff start or stop tracking the tier in between.

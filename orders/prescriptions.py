@@ -26,7 +26,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from catalog.models import PackageTier
-from catalog.pricing import round_money, tier_savings_amount
+from cart.calculations import capped
 from notifications.models import EmailKind
 from notifications.services import email_queue
 from pharmacy.permissions import require_permission
@@ -43,6 +43,7 @@ from .models import (
     ReviewAction,
     Shipment,
 )
+from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .services import OrderError, order_cancel, order_capture_payment, order_transition
 from .state import OrderStatus, PaymentStatus
 
@@ -316,6 +317,9 @@ def prescription_approve_with_changes(
             raise ReviewError("Every line was removed. Use “Do not approve” to reject the order instead.")
 
         ordered_total = order.total
+        # Every figure of the changed order (lines, discount, shipping, tax, total) from the
+        # calculation module, with the code and tax rate the order was placed with.
+        recalculated = order_recalculate(order=order, lines=lines, packages={line.pk: approved for line, approved in changes})
         record, returned = [], []
         for line, approved in changes:
             record.append(
@@ -326,36 +330,29 @@ def prescription_approve_with_changes(
                     "approved_packages": approved,
                     "unit_price": str(line.unit_price.amount),
                     "ordered_line_total": str(line.line_total.amount),
-                    "approved_line_total": str(_line_total(line, approved).amount),
+                    "approved_line_total": str(recalculated.line(line.pk).line_total.amount if approved else 0),
                 }
             )
             if order.stock_reserved and line.tier_id:
                 returned.append((line.tier_id, line.packages - approved))
             if approved == 0:
                 line.delete()
-            else:
-                line.packages = approved
-                line.line_total = _line_total(line, approved)
-                line.save(update_fields=["packages", "line_total"])
+        removed = {line.pk for line, approved in changes if approved == 0}
+        for line in lines:
+            if line.pk in removed:
+                continue
+            figures = recalculated.line(line.pk)
+            line.packages = figures.packages
+            for name, value in line_snapshot_fields(figures).items():
+                setattr(line, name, value)
+            line.save(update_fields=["packages", "line_total", "discount", "tax"])
         for tier_id, packages in returned:
             PackageTier.objects.filter(pk=tier_id, stock__isnull=False).update(stock=F("stock") + packages)
 
-        remaining = list(OrderLine.objects.filter(order=order))
-        currency = str(order.total.currency)
-        subtotal = _sum((line.line_total for line in remaining), currency)
-        savings = _sum(
-            (
-                round_money(
-                    Money(tier_savings_amount(price=line.unit_price, list_price=line.list_price).amount * line.packages, currency)
-                )
-                for line in remaining
-            ),
-            currency,
-        )
-        order.subtotal = subtotal
-        order.savings = savings
-        order.total = Money(round_money(Money(subtotal.amount + order.shipping.amount, currency)).amount, currency)
-        order.save(update_fields=["subtotal", "savings", "total", "updated_at"])
+        fields = order_snapshot_fields(recalculated)
+        for name in ("subtotal", "savings", "discount", "shipping", "tax", "total"):
+            setattr(order, name, fields[name])
+        order.save(update_fields=["subtotal", "savings", "discount", "shipping", "tax", "total", "updated_at"])
         summary = "; ".join(f"{c['item']}: {c['ordered_packages']} → {c['approved_packages']}" for c in record)
         OrderEvent.objects.create(
             order=order,
@@ -366,7 +363,7 @@ def prescription_approve_with_changes(
         if returned:
             OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STOCK, note="Stock of removed packages returned.", by=by)
         try:
-            order = order_capture_payment(order=order, amount=order.total, by=by)
+            order = order_capture_payment(order=order, amount=capped(amount=order.total, authorised=ordered_total), by=by)
         except gateway.PaymentGatewayError as exc:
             raise ReviewError(_gateway_message(exc)) from exc
         review = PrescriptionReview.objects.create(
@@ -385,18 +382,6 @@ def prescription_approve_with_changes(
             context_extra={"note": note.strip(), "ordered_total": ordered_total, "approved_total": order.amount_captured},
         )
     return review
-
-
-def _line_total(line: OrderLine, packages: int) -> Money:
-    currency = str(line.unit_price.currency)
-    return Money(round_money(Money(line.unit_price.amount * packages, currency)).amount, currency)
-
-
-def _sum(amounts, currency: str) -> Money:
-    total = Money(0, currency)
-    for amount in amounts:
-        total = Money(total.amount + amount.amount, currency)
-    return total
 
 
 def prescription_reject(*, order: Order, by, reason: str, submission_key=None) -> PrescriptionReview:

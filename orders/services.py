@@ -31,11 +31,12 @@ from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
 
+from cart import calculations
 from cart.models import Cart, CartLine
 from cart.pricing import cart_summary
 from cart.services import cart_clear
 from catalog.models import PackageTier
-from catalog.pricing import round_money
+from discounts.services import discount_redeem, discount_release
 
 from notifications.models import EmailKind
 from notifications.services import email_queue
@@ -44,12 +45,15 @@ from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
+from .pricing_inputs import order_pricing_inputs
+from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
-EXPRESS_SURCHARGE = Decimal("15.00")
+EXPRESS_SURCHARGE = calculations.EXPRESS_SURCHARGE
 ORDER_LINK_SALT = "orders.order-link"
+DISCOUNT_USED_UP = "The discount code was used up by another order while this one was paid; the card hold was released."
 ORDER_LINK_MAX_AGE = timedelta(days=90)
 
 
@@ -90,13 +94,6 @@ def to_minor(amount: Money) -> int:
 
 def from_minor(value: int, currency: str = "USD") -> Money:
     return Money((Decimal(value) / 100).quantize(Decimal("0.01")), currency)
-
-
-def shipping_cost(*, standard: Money, method: str) -> Money:
-    """Standard is the cart's own rate (flat, or free over the threshold); express adds $15."""
-    if method == ShippingMethod.EXPRESS:
-        return round_money(Money(standard.amount + EXPRESS_SURCHARGE, standard.currency))
-    return standard
 
 
 # --- Links to an order ----------------------------------------------------------------------
@@ -218,7 +215,7 @@ def _figures(summary) -> dict:
             for line in summary.available_lines
         ],
         "subtotal": str(summary.subtotal.amount),
-        "shipping": str(summary.shipping.amount),
+        "discount": str(summary.discount.amount),
     }
 
 
@@ -241,7 +238,9 @@ def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
     for tier_id, (_, packages, price, description) in after.items():
         if tier_id not in before:
             changes.append(CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}"))
-    for key, label in (("subtotal", "Subtotal"), ("shipping", "Standard shipping")):
+    # Shipping and tax follow the method and address chosen in the same form, so they are not
+    # part of the snapshot; the lines, the subtotal and the discount are what the page showed.
+    for key, label in (("subtotal", "Subtotal"), ("discount", "Discount")):
         old, new = shown.get(key), now[key]
         if old is None or Decimal(old) != Decimal(new):
             changes.append(CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}"))
@@ -311,7 +310,10 @@ def _order_place_once(*, cart, email, address, shipping_method, user, prescripti
     with transaction.atomic():
         # One placement per cart at a time: a double submit waits here, then finds the first's order.
         Cart.objects.select_for_update().filter(pk=cart.pk).first()
-        summary = cart_summary(cart)
+        # Every figure comes from cart.calculations, for this address's state and this email.
+        summary = cart_summary(
+            cart, method=shipping_method, **order_pricing_inputs(cart=cart, state=address.state, email=email)
+        )
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
         if summary.has_prescription_items and prescription is None:
@@ -321,8 +323,8 @@ def _order_place_once(*, cart, email, address, shipping_method, user, prescripti
         if shown_figures is not None:
             _check_figures(shown_figures=shown_figures, summary=summary)
         lines = summary.available_lines
-        shipping = shipping_cost(standard=summary.shipping, method=shipping_method)
-        total = round_money(Money(summary.subtotal.amount + shipping.amount, summary.subtotal.currency))
+        totals = summary.totals
+        total = totals.total
         wanted = {
             "lines": sorted((line.tier_id, line.packages, line.unit_price.amount) for line in lines),
             "total": total.amount,
@@ -341,7 +343,7 @@ def _order_place_once(*, cart, email, address, shipping_method, user, prescripti
         if order is None:
             order = _order_create(
                 cart=cart, summary=summary, lines=lines, email=email, address=address,
-                shipping_method=shipping_method, shipping=shipping, total=total, user=user, prescription=prescription,
+                shipping_method=shipping_method, totals=totals, user=user, prescription=prescription,
             )
         fresh = order.stripe_payment_intent_id is None
 
@@ -373,7 +375,7 @@ def _same_attempt(order: Order, wanted: dict) -> bool:
     )
 
 
-def _order_create(*, cart, summary, lines, email, address, shipping_method, shipping, total, user, prescription) -> Order:
+def _order_create(*, cart, summary, lines, email, address, shipping_method, totals, user, prescription) -> Order:
     order = Order.objects.create(
         number=OrderNumber.objects.create().number,
         user=_user_or_none(user),
@@ -386,12 +388,9 @@ def _order_create(*, cart, summary, lines, email, address, shipping_method, ship
         ship_state=address.state,
         ship_zip=address.zip_code,
         shipping_method=shipping_method,
-        subtotal=summary.subtotal,
-        savings=summary.savings,
-        shipping=shipping,
-        total=total,
-        amount_captured=Money(0, total.currency),
-        amount_refunded=Money(0, total.currency),
+        **order_snapshot_fields(totals),
+        amount_captured=Money(0, totals.total.currency),
+        amount_refunded=Money(0, totals.total.currency),
         has_prescription_items=summary.has_prescription_items,
     )
     OrderLine.objects.bulk_create(
@@ -405,7 +404,9 @@ def _order_create(*, cart, summary, lines, email, address, shipping_method, ship
             unit_price=line.unit_price,
             per_pill=line.per_pill,
             list_price=line.list_price,
-            line_total=line.line_total,
+            **line_snapshot_fields(totals.line(line.line_id)),
+            legal_class=line.legal_class,
+            product_id=line.product_id,
             requires_prescription=line.requires_prescription,
         )
         for line in lines
@@ -415,7 +416,7 @@ def _order_create(*, cart, summary, lines, email, address, shipping_method, ship
         from .prescriptions import prescriptions_record
 
         prescriptions_record(order=order, intake=prescription)
-    _event(order, OrderEvent.Kind.PLACED, f"Placed for {total}; awaiting payment.", by=user)
+    _event(order, OrderEvent.Kind.PLACED, f"Placed for {totals.total}; awaiting payment.", by=user)
     return order
 
 
@@ -542,6 +543,9 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             if not _take_stock(order):
                 _cancel_sold_out(order)
                 return
+            if not discount_redeem(order=order):  # the code's last use went to another order meanwhile
+                _cancel_after_authorisation(order, note=DISCOUNT_USED_UP)
+                return
             order.payment_error = ""
             order_transition(order=order, to=P.AUTHORIZED, field="payment_status", note=f"Card hold of {from_minor(intent.amount_capturable or intent.amount)}.")
             cart_clear(cart=order.cart)
@@ -556,6 +560,7 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
     elif intent.status == "succeeded":
         if order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
             sold_out = False
+            discount_redeem(order=order, force=True)  # already charged with it: the discount stands
             if order.payment_status != P.AUTHORIZED:
                 # Captured before we saw the hold: the stock is taken now, or the money goes back.
                 sold_out = order.status == S.PENDING_PAYMENT and not _take_stock(order)
@@ -583,6 +588,7 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             order_transition(order=order, to=P.CANCELED, field="payment_status", note="Card hold canceled.")
         if order.status in CANCELABLE_STATUSES:
             order_transition(order=order, to=S.CANCELED, note="The payment was canceled.")
+        discount_release(order=order)
         _release_stock(order)
     elif intent.status == "requires_payment_method" and intent.last_error_message:
         if order.payment_status == P.PENDING:
@@ -633,10 +639,21 @@ class _SoldOut(Exception):
 
 
 def _cancel_sold_out(order: Order) -> None:
-    """The card was authorised but the stock is gone: cancel, and release the hold (or refund)
-    after commit, so no Stripe call waits under the stock locks."""
-    order_transition(order=order, to=OrderStatus.CANCELED, note=SOLD_OUT_NOTE)
+    _cancel_after_authorisation(order, note=SOLD_OUT_NOTE)
+
+
+def _cancel_after_authorisation(order: Order, *, note: str) -> None:
+    """The card was authorised but the order cannot be kept (the stock or the discount code's
+    last use went to another order): cancel, give back any stock taken, and release the hold (or
+    refund) after commit, so no Stripe call waits under the stock locks. ``note`` is shown to
+    the customer on the order page."""
+    _release_stock(order)
+    order_transition(order=order, to=OrderStatus.CANCELED, note=note)
     transaction.on_commit(lambda: _queue_release(order.pk))
+
+
+#: Why an authorised order was canceled by the shop, in the customer's words (order page).
+CANCELED_AFTER_AUTHORISATION_NOTES = (SOLD_OUT_NOTE, DISCOUNT_USED_UP)
 
 
 def _release_stock(order: Order, by=None) -> None:
@@ -712,6 +729,7 @@ def order_cancel(*, order: Order, by, reason: str) -> Order:
             order_transition(order=order, to=P.CANCELED, field="payment_status", by=by, note=reason)
         order_transition(order=order, to=OrderStatus.CANCELED, by=by, note=reason)
         _release_stock(order, by=by)
+        discount_release(order=order)
     return order
 
 
@@ -743,13 +761,16 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
         return
     refunded = from_minor(refunded_minor, str(order.total.currency))
     OrderRefund.objects.create(order=order, stripe_refund_id=refund_id, amount=refunded, reason=reason, by=_user_or_none(by))
+    # Prorated over what the order charged (cart.calculations.refund_split), so the email can say
+    # how much of the refund is sales tax given back.
+    split = calculations.refund_split(totals=order_recalculate(order=order, lines=order.lines.all()), amount=refunded)
     email_queue(
         order=order,
         kind=EmailKind.REFUND_ISSUED,
-        context_extra={"amount": refunded, "reason": reason},
+        context_extra={"amount": refunded, "reason": reason, "tax_part": split.tax if split.tax.amount else ""},
         event_id=refund_id,
     )
-    order.amount_refunded = order.amount_refunded + refunded
+    order.amount_refunded = calculations.add((order.amount_refunded, refunded), str(order.total.currency))
     order.save(update_fields=["amount_refunded", "updated_at"])
     to = PaymentStatus.REFUNDED if order.amount_refunded.amount >= order.amount_captured.amount else PaymentStatus.PARTIALLY_REFUNDED
     order_transition(order=order, to=to, field="payment_status", by=by, note=f"Refunded {refunded}: {reason}")

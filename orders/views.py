@@ -22,6 +22,7 @@ from . import services
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
+from .pricing_inputs import order_pricing_inputs
 from .models import Order, OrderEvent, Shipment, StripeEvent
 from .state import OrderStatus, PaymentStatus
 
@@ -45,7 +46,7 @@ def _stripe_context() -> dict:
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request):
     cart = cart_for_request(request, create=False)
-    summary = cart_summary(cart)
+    summary = _checkout_summary(request, cart)
     if summary.is_empty and not summary.unavailable_lines:
         if _wants_json(request):
             return JsonResponse({"message": "Your cart is empty."}, status=400)
@@ -116,9 +117,21 @@ def checkout(request):
         "error": error,
         "express_surcharge": services.EXPRESS_SURCHARGE,
         "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
+        "tax_states": [(s, STATE_NAMES.get(s, s)) for s in settings.PHARMACY_LICENSED_STATES],
         **_stripe_context(),
     }
     return render(request, "orders/checkout.html", context, status=400 if error else 200)
+
+
+def _checkout_summary(request, cart):
+    """The cart priced as the page shows it (standard shipping; the express surcharge is stated
+    beside it) for the shipping state chosen so far, posted or in the query string (``?state=NY``),
+    through the same inputs ``order_place`` uses: the tax shown is the tax charged."""
+    data = request.POST if request.method == "POST" else request.GET
+    state = data.get("state", "")
+    if state not in settings.PHARMACY_LICENSED_STATES:
+        state = ""
+    return cart_summary(cart, **order_pricing_inputs(cart=cart, state=state))
 
 
 @never_cache
@@ -158,9 +171,10 @@ def order_detail(request, number: int):
             "auto_refresh": order.status == OrderStatus.PENDING_PAYMENT
             and order.payment_status == PaymentStatus.PENDING
             and order.created_at > timezone.now() - CONFIRMING_REFRESH_FOR,
-            "sold_out": order.status == OrderStatus.CANCELED
-            and order.events.filter(kind=OrderEvent.Kind.STATUS, note=services.SOLD_OUT_NOTE).exists(),
-            "sold_out_note": services.SOLD_OUT_NOTE,
+            "cancel_note": order.status == OrderStatus.CANCELED
+            and order.events.filter(kind=OrderEvent.Kind.STATUS, note__in=services.CANCELED_AFTER_AUTHORISATION_NOTES)
+            .values_list("note", flat=True)
+            .first(),
         },
     )
 

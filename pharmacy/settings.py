@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "catalog",
     "cart",
     "orders",
+    "salestax",
+    "discounts",
     "notifications",
     "pharmacy.apps.PharmacyConfig",  # deployment checks, log plumbing
 ]
@@ -303,6 +305,11 @@ STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 # (1 + retries) × timeout + ~0.5 s back-off = 8.5 s with the defaults, under GUNICORN_TIMEOUT (30).
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=4.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
+# How long Stripe keeps a manual-capture card hold (7 days for online card payments). A
+# prescription order still in review after this is canceled and the customer told
+# (orders.prescriptions.prescriptions_lapse_expired); the staff digest warns a day before.
+# Only lower it for a processor with shorter holds; raising it would capture expired holds.
+STRIPE_AUTHORISATION_VALIDITY_HOURS = env.int("STRIPE_AUTHORISATION_VALIDITY_HOURS", default=7 * 24)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.
 CELERY_BEAT_SCHEDULE["orders-reconcile-pending-payments"] = {
     "task": "orders.reconcile_pending_payments",
