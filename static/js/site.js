@@ -22,4 +22,19 @@
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { document.querySelectorAll(".toast").forEach(function (t) { t.remove(); }); }
   });
+  // Cart: htmx replaces the whole cart after Update or Remove; put focus back where the user was
+  // (the line's Update button, or the cart heading when the line is gone) instead of the page body.
+  var cartAction = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.target.closest && event.target.closest("form.cart-update, form.cart-remove");
+    var line = form && form.closest(".cart-line");
+    cartAction = line ? { remove: form.classList.contains("cart-remove"), line: line.id } : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!cartAction) { return; }
+    var line = !cartAction.remove && document.getElementById(cartAction.line);
+    var target = (line && line.querySelector(".cart-update button")) || document.getElementById("cart-title");
+    cartAction = null;
+    if (target) { target.focus(); }
+  });
 })();
