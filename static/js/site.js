@@ -22,6 +22,10 @@
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { document.querySelectorAll(".toast").forEach(function (t) { t.remove(); }); }
   });
+  // The receipt's Print button.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-print]")) { window.print(); }
+  });
   // Cart: htmx replaces the whole cart after Update or Remove; put focus back where the user was
   // (the line's Update button, or the cart heading when the line is gone) instead of the page body.
   var cartAction = null;
