@@ -161,16 +161,16 @@ class LabelledRowsMixin:
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
 
-        class LabelledForm(formset.form):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                for field in self.fields.values():
+        class LabelledFormSet(formset):
+            def add_fields(self, form, index):
+                super().add_fields(form, index)  # after the formset's own boxes (Delete) are added
+                for field in form.fields.values():
                     widget = getattr(field.widget, "widget", field.widget)  # a related-field wrapper
                     target = widget.widgets[0] if getattr(widget, "widgets", None) else widget  # money: the amount
                     target.attrs.setdefault("aria-label", str(field.label))
 
-        formset.form = LabelledForm
-        return formset
+        LabelledFormSet.__name__ = formset.__name__
+        return LabelledFormSet
 
 
 class DosageInline(LabelledRowsMixin, admin.TabularInline):

@@ -32,3 +32,23 @@ def test_search_heading_says_what_was_searched_and_sort_by_price_per_pill(client
         client.get("/products/?q=pain&sort=price").content
     )
     assert client.get("/products/?sort=nonsense").status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_pack_boxes_are_named_and_admin_pages_have_a_favicon(client, baclofen):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    client.force_login(get_user_model().objects.create_superuser(email="boss@example.com", password="x-long-enough-1"))
+    dosage = baclofen.dosages.order_by("pk").first()
+    html = client.get(reverse("admin:catalog_dosage_change", args=[dosage.pk])).content.decode()
+    doc = parse(html)
+    assert doc.find("link", rel="icon") is not None
+    group = doc.find(id="tiers-group")
+    boxes = [i for i in group.iter() if i.tag in ("input", "select") and i.attrs.get("type") not in ("hidden",)]
+    assert len(boxes) >= 6 * 4  # quantity, price, SKU, active, position, stock on six packs
+    labels = {label.attrs.get("for") for label in group.find_all("label")}
+    unnamed = [b.attrs.get("name") for b in boxes if not b.attrs.get("aria-label") and b.attrs.get("id") not in labels]
+    assert unnamed == []
+    names = {b.attrs.get("aria-label") for b in boxes}
+    assert {"Quantity", "Price", "SKU"} <= {n for n in names if n} or "Price" in str(names)
