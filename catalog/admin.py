@@ -154,7 +154,26 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
 # --- Product and its children -----------------------------------------------------------------
 
 
-class DosageInline(admin.TabularInline):
+class LabelledRowsMixin:
+    """A tabular inline's boxes sit under column headings, with no <label> of their own: name each
+    box after its column (aria-label), so screen readers and voice control can find it."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class LabelledFormSet(formset):
+            def add_fields(self, form, index):
+                super().add_fields(form, index)  # after the formset's own boxes (Delete) are added
+                for field in form.fields.values():
+                    widget = getattr(field.widget, "widget", field.widget)  # a related-field wrapper
+                    target = widget.widgets[0] if getattr(widget, "widgets", None) else widget  # money: the amount
+                    target.attrs.setdefault("aria-label", str(field.label))
+
+        LabelledFormSet.__name__ = formset.__name__
+        return LabelledFormSet
+
+
+class DosageInline(LabelledRowsMixin, admin.TabularInline):
     model = Dosage
     form = DosageForm
     formset = ParentCachingInlineFormSet
@@ -263,7 +282,7 @@ def _display_value(value) -> str:
 PRICE_CSS = forms.Media(css={"all": ["catalog/admin-prices.css"]})
 
 
-class PackageTierInline(TierFiguresMixin, admin.TabularInline):
+class PackageTierInline(LabelledRowsMixin, TierFiguresMixin, admin.TabularInline):
     model = PackageTier
     form = PackageTierForm
     formset = PackageTierInlineFormSet

@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import F, Min, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -15,6 +16,8 @@ from django.views.decorators.http import require_safe
 from . import selectors
 
 PRODUCTS_PER_PAGE = 24
+#: The listing's sort orders (``?sort=``): name by default, or the lowest price per pill.
+SORTS = {"name": "Name (A to Z)", "price": "Lowest price per pill"}
 
 
 def absolute_url(path: str) -> str:
@@ -57,8 +60,25 @@ def product_list(request):
         problems.append("Unknown prescription filter, so all medicines are shown.")
         rx = ""
 
+    sort = request.GET.get("sort", "").strip()
+    if sort not in SORTS:
+        sort = "name"
     queryset = selectors.product_listing(q=q, category=category, rx=rx)
+    if sort == "price":
+        # Cheapest pill first (a product's lowest active pack); products with no price last.
+        tiers = "dosages__tiers__"
+        queryset = queryset.annotate(
+            lowest=Min(
+                selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
+                filter=Q(**{f"{tiers}is_active": True}),
+                output_field=selectors.PER_PILL_FIELD,
+            )
+        ).order_by(F("lowest").asc(nulls_last=True), "name", "pk")
     page = selectors.listing_page(queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE)
+    if sort == "price":  # the page's rows come back by name: put them in the page's price order
+        page.object_list = sorted(
+            page.object_list, key=lambda p: (p.lowest_per_pill is None, p.lowest_per_pill or 0, p.name, p.pk)
+        )
     products = page.object_list
 
     # Searches and filtered views point search engines at the plain listing (or the category).
@@ -75,6 +95,8 @@ def product_list(request):
             "rx": rx,
             "rx_choices": [(key, label) for key, (label, _classes) in selectors.RX_FILTERS.items()],
             "rx_label": selectors.RX_FILTERS[rx][0] if rx else "",
+            "sort": sort,
+            "sort_choices": list(SORTS.items()),
             "problems": problems,
             "canonical_url": absolute_url(
                 reverse("catalog:product_list") + (f"?{urlencode(canonical_params)}" if canonical_params else "")

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_POST, require_safe
 
 from . import prescriptions as rx
 from .files import INLINE_TYPES
-from .models import Order, Prescription
+from .models import Order, OrderEvent, Prescription
+from .state import PaymentStatus
 from .prescription_forms import ApproveForm, ApproveWithChangesForm, RejectForm, RequestInformationForm, ShipForm
-from .services import order_token_is_valid
+from .services import order_token_is_valid, to_minor
 
 
 def pharmacist_required(view):
@@ -78,16 +79,35 @@ def _review_order(number: int) -> Order:
     return order
 
 
+def _event_text(event: OrderEvent) -> str:
+    """An order event in words: labels, not the stored status codes."""
+    choices = {OrderEvent.Kind.STATUS: rx.OrderStatus, OrderEvent.Kind.PAYMENT: PaymentStatus}.get(event.kind)
+
+    def label(code: str) -> str:
+        try:
+            return choices(code).label if choices and code else code
+        except ValueError:
+            return code
+
+    if event.from_status or event.to_status:
+        moved = f"{label(event.from_status)} → {label(event.to_status)}" if event.from_status else label(event.to_status)
+        return f"{event.get_kind_display()}: {moved}"
+    return event.get_kind_display()
+
+
 def _render_review(request, order, *, status=200, top_error="", **forms):
     now = timezone.now()
     order.hold = _time_left(order, now)
     lines = list(order.lines.all())
+    events = list(order.events.all())
+    for event in events:
+        event.text = _event_text(event)
     context = {
         "order": order,
         "top_error": top_error,
         "lines": lines,
         "reviews": list(order.reviews.all()),
-        "events": list(order.events.all()),
+        "events": events,
         "in_review": order.status == rx.OrderStatus.AWAITING_REVIEW,
         "approve_form": forms.get("approve_form") or ApproveForm(),
         "changes_form": forms.get("changes_form") or ApproveWithChangesForm(lines=lines),
@@ -95,6 +115,14 @@ def _render_review(request, order, *, status=200, top_error="", **forms):
         "info_form": forms.get("info_form") or RequestInformationForm(),
         "ship_form": forms.get("ship_form") or ShipForm(),
     }
+    # "Approve with changes" shows what it will capture as the packs are cut (static/js/review.js).
+    context["changes_prices"] = {
+        "lines": {f"changes-line_{line.pk}": to_minor(line.unit_price) for line in lines},
+        "shipping": to_minor(order.shipping),
+    }
+    # Four forms on one page: ids per form, so a label never focuses another form's box.
+    for name in ("approve_form", "changes_form", "reject_form", "info_form", "ship_form"):
+        context[name].auto_id = f"{name.removesuffix('_form')}-%s"
     return render(request, "orders/review/order.html", context, status=status)
 
 

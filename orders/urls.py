@@ -7,6 +7,7 @@ app_name = "orders"
 urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<int:number>/", views.order_detail, name="detail"),
+    path("orders/<int:number>/receipt/", views.order_receipt, name="receipt"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
     # Prescriptions: permission-checked files and the pharmacist's review pages.
     path("prescriptions/<uuid:pk>/", review_views.prescription_file, name="prescription_file"),

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
@@ -22,8 +25,9 @@ from . import services
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
+from .models import Order, OrderEvent, ReviewAction, Shipment, StripeEvent
+from .prescriptions import ReviewState, review_state
 from .pricing_inputs import order_pricing_inputs
-from .models import Order, OrderEvent, Shipment, StripeEvent
 from .state import OrderStatus, PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -134,9 +138,8 @@ def _checkout_summary(request, cart):
     return cart_summary(cart, **order_pricing_inputs(cart=cart, state=state))
 
 
-@never_cache
-@require_safe
-def order_detail(request, number: int):
+def _order_for_viewer(request, number: int) -> tuple[Order, bool, str]:
+    """The order, if this visitor may see it: its signed-in owner, or a holder of the signed link."""
     order = Order.objects.filter(number=number).first()
     if order is None:
         raise Http404("No such order.")
@@ -144,6 +147,13 @@ def order_detail(request, number: int):
     token = request.GET.get("t", "")
     if not owns and not (token and services.order_token_is_valid(order=order, token=token)):
         raise Http404("No such order.")
+    return order, owns, token
+
+
+@never_cache
+@require_safe
+def order_detail(request, number: int):
+    order, owns, token = _order_for_viewer(request, number)
     if order.status == OrderStatus.PENDING_PAYMENT and order.stripe_payment_intent_id:
         # The browser may just have come back from Stripe: ask Stripe, never the browser, but in
         # the worker, so a slow Stripe cannot hold this page. It shows "confirming" and reloads.
@@ -151,6 +161,7 @@ def order_detail(request, number: int):
         order.refresh_from_db()  # a worker running in-process (no Redis) has already synced it
     lines = list(order.lines.all())
     shipment = Shipment.objects.filter(order=order).first()
+    reviews = list(order.reviews.all()) if order.has_prescription_items else []
     return render(
         request,
         "orders/order_detail.html",
@@ -159,7 +170,9 @@ def order_detail(request, number: int):
             "lines": lines,
             "shipment": shipment,
             "tracking_url": tracking_url(carrier=shipment.carrier, number=shipment.tracking_number) if shipment else "",
-            "timeline": customer_timeline(order),
+            "timeline": customer_timeline(order, reviews=reviews),
+            "headline": order_headline(order, review=review_state(order=order, reviews=reviews)),
+            "receipt_url": _receipt_url(order, token),
             # A guest holding the signed link may keep the order in an account (accounts.claim_order).
             "claim_token": token if order.user_id is None and not owns else "",
             "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
@@ -191,8 +204,89 @@ def _queue_payment_sync(order: Order) -> None:
         logger.warning("Could not queue the payment check of order %s", order.number, exc_info=True)
 
 
-def customer_timeline(order: Order) -> list[tuple]:
-    """What happened to the order, in the customer's words: status and payment moves only.
+def _receipt_url(order: Order, token: str) -> str:
+    url = reverse("orders:receipt", kwargs={"number": order.number})
+    return f"{url}?t={quote(token)}" if token else url
+
+
+@never_cache
+@require_safe
+def order_receipt(request, number: int):
+    """A printable receipt (print CSS; the browser's Print or Save as PDF makes the copy)."""
+    order, _owns, _token = _order_for_viewer(request, number)
+    return render(
+        request,
+        "orders/receipt.html",
+        {
+            "order": order,
+            "lines": list(order.lines.all()),
+            "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
+            "paid_at": order.events.filter(kind=OrderEvent.Kind.PAYMENT, to_status=PaymentStatus.CAPTURED)
+            .values_list("created_at", flat=True)
+            .first(),
+            "PaymentStatus": PaymentStatus,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The order page's first words: what state the order is in, and what happens next."""
+
+    title: str
+    detail: str = ""
+    warn: bool = False
+
+
+def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
+    S, P = OrderStatus, PaymentStatus
+    refunded = order.payment_status in (P.REFUNDED, P.PARTIALLY_REFUNDED)
+    if refunded:
+        return Headline(
+            f"Refunded {order.amount_refunded}",
+            "The refund goes back to the card you paid with; banks take a few days to show it.",
+        )
+    if order.status == S.CANCELED:
+        if review and review.code == "rejected":
+            return Headline("Not approved", "Our pharmacist could not approve the prescription. Nothing was charged.", warn=True)
+        released = " The hold on your card has been released." if order.payment_status == P.CANCELED else ""
+        return Headline("This order was canceled", released.strip(), warn=True)
+    if order.status == S.AWAITING_REVIEW:
+        if review and review.code == "information_requested":
+            return Headline("Order received: our pharmacist needs more information", warn=True)
+        return Headline(
+            "Order received: awaiting pharmacist review",
+            "Your card has been authorised but not charged. Our pharmacist will check your prescription; "
+            "we charge your card and ship once it is approved.",
+        )
+    if order.status == S.READY_TO_SHIP:
+        paid = order.payment_status == P.CAPTURED
+        if review and review.code == "approved_with_changes":
+            title = "Approved with changes and paid" if paid else "Approved with changes"
+        elif review and review.code == "approved":
+            title = "Approved and paid" if paid else "Approved"
+        else:
+            title = "Paid" if paid else "Order placed"
+        return Headline(f"{title}: being prepared for shipping", f"We will email {order.email} when it ships.")
+    if order.status == S.SHIPPED:
+        return Headline("Shipped", "Your parcel is on its way; the tracking number is below.")
+    if order.status == S.DELIVERED:
+        return Headline("Delivered")
+    return Headline("Thank you, your order is placed", f"We will email {order.email} when it ships.")
+
+
+TIMELINE_REVIEWS = {
+    ReviewAction.APPROVED: "Prescription approved by our pharmacist",
+    ReviewAction.APPROVED_WITH_CHANGES: "Prescription approved with changes",
+    ReviewAction.REJECTED: "Prescription not approved",
+    ReviewAction.INFORMATION_REQUESTED: "Our pharmacist asked for more information",
+    ReviewAction.AUTHORISATION_EXPIRED: "Card hold expired before the review",
+}
+
+
+def customer_timeline(order: Order, *, reviews: list | None = None) -> list[tuple]:
+    """What happened to the order, in the customer's words: status and payment moves and the
+    pharmacist's decisions, oldest first.
 
     Staff notes and stock bookkeeping stay in the admin; a pharmacist's reason for a decision is
     shown by the prescription section of the page.
@@ -207,6 +301,16 @@ def customer_timeline(order: Order) -> list[tuple]:
         else:
             label = f"Payment: {PaymentStatus(event.to_status).label.lower()}"
         timeline.append((event.created_at, label))
+    # A decision goes right after the "awaiting review" it ended (its record is written after the
+    # capture or release it caused, so its own time would put it after the payment).
+    for review in reviews or ():
+        if review.action not in TIMELINE_REVIEWS:
+            continue
+        waiting = [i for i, (when, label) in enumerate(timeline) if label == OrderStatus.AWAITING_REVIEW.label and when <= review.created_at]
+        position = waiting[-1] + 1 if waiting else len(timeline)
+        while position < len(timeline) and timeline[position][1] in TIMELINE_REVIEWS.values():
+            position += 1  # after earlier decisions on the same wait (a question, then an approval)
+        timeline.insert(position, (review.created_at, TIMELINE_REVIEWS[review.action]))
     return timeline
 
 

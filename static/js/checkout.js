@@ -11,10 +11,14 @@
   var button = document.getElementById("pay-button");
   var formError = document.getElementById("form-error");
   var cardError = document.getElementById("card-error");
+  // The error summary at the top: every problem of the last try, each a link to its field.
+  var summary = document.getElementById("error-summary");
+  var errorList = document.getElementById("error-list");
   var buttonLabel = button ? button.textContent : "";
 
   if (typeof window.Stripe !== "function" || !form.dataset.stripeKey) {
     formError.textContent = "Card payments are unavailable right now. Please try again later or call us.";
+    if (summary) summary.hidden = false;
     if (button) button.disabled = true;
     return;
   }
@@ -26,8 +30,48 @@
     cardError.textContent = event && event.error ? event.error.message : "";
   });
 
+  function fieldOf(name) {
+    var input = form.elements[name];
+    return input && input.length && !input.tagName ? input[0] : input;  // a radio group: its first choice
+  }
+
+  function labelOf(input) {
+    var label = input && input.id ? document.querySelector('label[for="' + input.id + '"]') : null;
+    var group = input && input.type === "radio" ? input.closest("fieldset") : null;
+    if (group && group.querySelector("legend")) return group.querySelector("legend").textContent.trim();
+    return label ? label.textContent.trim() : "";
+  }
+
+  function addToSummary(text, target) {
+    var item = document.createElement("li");
+    if (target && target.id) {
+      var link = document.createElement("a");
+      link.href = "#" + target.id;
+      link.textContent = text;
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        target.focus({ preventScroll: true });
+        target.scrollIntoView({ block: "center", behavior: "instant" });
+      });
+      item.appendChild(link);
+    } else {
+      item.textContent = text;
+    }
+    errorList.appendChild(item);
+  }
+
+  // Show the summary and move focus to it, so a keyboard or screen reader user starts from the problems.
+  function showSummary() {
+    if (!summary) return;
+    summary.hidden = false;
+    summary.focus({ preventScroll: true });
+    summary.scrollIntoView({ block: "start", behavior: "instant" });
+  }
+
   function clearErrors() {
     formError.textContent = "";
+    if (errorList) errorList.textContent = "";
+    if (summary) summary.hidden = true;
     cardError.textContent = "";
     form.querySelectorAll(".field-error").forEach(function (el) { el.textContent = ""; });
     form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
@@ -36,10 +80,15 @@
   function showFieldErrors(errors) {
     Object.keys(errors || {}).forEach(function (name) {
       var target = document.getElementById("error-" + name);
-      var input = form.elements[name];
+      var input = fieldOf(name);
       var text = errors[name].map(function (e) { return e.message; }).join(" ");
       if (target) target.textContent = text;
-      else formError.textContent += " " + text;
+      if (errorList) {
+        var label = labelOf(input);
+        addToSummary(label ? label + ": " + text : text, target ? input : null);
+      } else if (!target) {
+        formError.textContent += " " + text;
+      }
       if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
     });
   }
@@ -89,6 +138,7 @@
         formError.textContent = data.message || "Please check the form and try again.";
         showFieldErrors(data.errors);
         busy(false);
+        showSummary();
         return;
       }
       var result = await stripe.confirmCardPayment(data.client_secret, {
@@ -97,13 +147,16 @@
       if (result.error) {
         cardError.textContent = (result.error.message || "Your card could not be authorised.") +
           " Nothing has been charged; you can try again or use another card.";
+        if (errorList) addToSummary("Card: " + cardError.textContent, null);
         busy(false);
+        showSummary();
         return;
       }
       window.location.assign(data.return_url);
     } catch (err) {
       formError.textContent = "We could not reach the payment service. Please check your connection and try again.";
       busy(false);
+      showSummary();
     }
   });
 })();

@@ -28,9 +28,12 @@ def _fits_the_screen(page) -> bool:
 
 def _add(page, live_server, product, strength, quantity):
     page.goto(live_server.url + product.get_absolute_url())
+    strengths = page.locator(".strength-options label").filter(has_text=strength)
+    if strengths.count():  # several strengths: show the chosen one's packs
+        strengths.first.click()
     # The add may be an htmx request: wait for its answer, not just for the page to be idle.
     with page.expect_response(lambda response: "/cart/add/" in response.url and response.request.method == "POST"):
-        page.get_by_role("button", name=f"Add {product.name} {strength}, {quantity} pills to cart").click()
+        page.get_by_role("button", name=f"Add to cart ({product.name} {strength}, {quantity} pills)").click()
     page.wait_for_load_state("networkidle")
 
 

@@ -89,8 +89,13 @@ def test_every_row_has_its_own_add_to_cart_form(client, baclofen):
             assert form.find("input", name="tier_id", type="hidden").attrs["value"] == str(tier.pk)
             assert form.find("input", name="packages", type="hidden").attrs["value"] == "1"
             button = form.find("button", type="submit")
-            assert button.text == "Add to cart"
-            assert button.attrs["aria-label"] == f"Add Baclofen {strength}, {quantity} pills to cart"
+            # WCAG 2.5.3: the accessible name (the button's whole text, no aria-label overriding it)
+            # starts with the visible words; the pack details follow, hidden from the eye only.
+            assert "aria-label" not in button.attrs
+            hidden = button.find("span", cls="visually-hidden")
+            assert [part for part in button.children if isinstance(part, str)] == ["Add to cart"]
+            assert button.children[-1] is hidden
+            assert hidden.text == f"(Baclofen {strength}, {quantity} pills)"
             seen.append(tier.pk)
     assert sorted(seen) == sorted(tiers[k].pk for k in tiers)
 

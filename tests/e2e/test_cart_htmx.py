@@ -25,7 +25,7 @@ def limited_product(transactional_db):
 def test_add_and_refusal_are_shown_in_place_without_leaving_the_page(live_server, page, limited_product):
     page.goto(live_server.url + limited_product.get_absolute_url())
     page.wait_for_load_state("load")
-    button = page.get_by_role("button", name="Add Loperamide 2mg, 60 pills to cart")
+    button = page.get_by_role("button", name="Add to cart (Loperamide 2mg, 60 pills)")
     url_before = page.url
 
     button.click()

@@ -22,7 +22,7 @@ def shop(live_server, localstripe, transactional_db):
 def add_to_cart(page, shop, product, strength: str, quantity: int):
     page.goto(shop.url + product.get_absolute_url())
     page.wait_for_load_state("load")  # htmx (deferred) is ready; otherwise the form posts without it
-    page.get_by_role("button", name=f"Add {product.name} {strength}, {quantity} pills to cart").click()
+    page.get_by_role("button", name=f"Add to cart ({product.name} {strength}, {quantity} pills)").click()
     # Either way (htmx or the no-JS post and redirect) the header count shows the pack.
     page.locator("#header-cart .cart-count").filter(has_text=re.compile(r"^[1-9]")).wait_for()
 

@@ -28,7 +28,7 @@ def sign_in_as(page, shop, user):
 
 def test_prescription_upload_review_and_capture_in_the_browser(shop, page, baclofen, tmp_path, localstripe):
     page.goto(shop.url + baclofen.get_absolute_url())
-    page.get_by_role("button", name="Add Baclofen 10mg, 90 pills to cart").click()
+    page.get_by_role("button", name="Add to cart (Baclofen 10mg, 90 pills)").click()
     page.wait_for_load_state("networkidle")
     page.goto(shop.url + reverse("orders:checkout"))
     assert "verifies the original with your prescriber" in page.locator(".prescription-step").inner_text()

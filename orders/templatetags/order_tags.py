@@ -1,0 +1,49 @@
+"""Order helpers for templates: the staff review link's count, and the receipt address for emails."""
+from django import template
+
+import re
+
+from django.utils.html import format_html
+
+from orders.models import Order
+from orders.prescriptions import is_pharmacist
+from orders.state import OrderStatus
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def review_queue_count(context) -> int | None:
+    """Orders waiting for a pharmacist, for a user who may review them; None for anyone else.
+
+    Customers and visitors cost no query (pharmacists are staff); a pharmacist costs the group
+    check (cached on the user for the request) and one COUNT."""
+    user = getattr(context.get("request"), "user", None) or context.get("user")
+    if user is None or not getattr(user, "is_staff", False) or not is_pharmacist(user):
+        return None
+    return Order.objects.filter(status=OrderStatus.AWAITING_REVIEW).count()
+
+
+@register.filter
+def receipt_link(order_url: str) -> str:
+    """The printable receipt of an order, from the order's signed link (``…/orders/N/?t=…``)."""
+    path, sep, query = order_url.partition("?")
+    return f"{path.rstrip('/')}/receipt/{sep}{query}"
+
+
+@register.filter
+def phone(number: str):
+    """A US number as ``(518) 555-0101``, kept on one line and dialable; anything else as given."""
+    digits = re.sub(r"\D", "", number or "")
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    if len(digits) != 10:
+        return format_html('<span class="nowrap">{}</span>', number or "")
+    shown = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    return format_html('<a class="nowrap" href="tel:+1{}">{}</a>', digits, shown)
+
+
+@register.filter
+def tidy_money(text: str) -> str:
+    """Stored notes spell some amounts ``$ 78.18``; shown as ``$78.18`` like every other amount."""
+    return re.sub(r"\$\s+(?=\d)", "$", text or "")
