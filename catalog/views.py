@@ -1,6 +1,9 @@
 """Customer-facing catalog pages. Thin: the queries and figures come from ``catalog.selectors``.
 
-Nothing here is cached: a price changed in the admin must show on the next page load.
+Home, listing (search, category) and product pages are served from the shared page cache
+(``catalog.page_cache``): exact invalidation on every catalog write, per-visitor holes for the
+header, messages, CSRF token and CSP nonce, ETags. HTML is gzipped for clients that ask (see
+README "Performance": BREACH).
 """
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.gzip import gzip_page
+from django.views.decorators.http import require_GET, require_safe
 
 from . import selectors
+from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
 
@@ -21,7 +26,9 @@ def absolute_url(path: str) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
-@require_GET
+@require_safe
+@gzip_page
+@cached_catalog_page
 def home(request):
     return render(
         request,
@@ -34,7 +41,9 @@ def home(request):
     )
 
 
-@require_GET
+@require_safe
+@gzip_page
+@cached_catalog_page
 def product_list(request):
     """The listing with its filters. Unknown filter values are explained, never an error page."""
     categories = selectors.categories_with_counts()
@@ -83,7 +92,9 @@ def product_list(request):
     )
 
 
-@require_GET
+@require_safe
+@gzip_page
+@cached_catalog_page
 def product_detail(request, slug: str):
     product = selectors.product_detail_queryset().filter(slug=slug).first()
     if product is None:

@@ -85,6 +85,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "pharmacy.context_processors.pharmacy",
                 "cart.context_processors.cart",
+                # Last: placeholders instead of per-visitor values while a page is cached.
+                "catalog.page_cache.context_processor",
             ],
         },
     },
@@ -175,6 +177,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# Whole catalog pages in that cache (catalog/page_cache.py): retired on every catalog write;
+# this lifetime is only a safety net.
+CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=True)
+CATALOG_PAGE_CACHE_SECONDS = env.int("CATALOG_PAGE_CACHE_SECONDS", default=600)
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
