@@ -224,17 +224,19 @@ def _render_visitor_parts(request, html: str) -> tuple[str, list[str]]:
         return html, []
     pieces = html.split(marker)
     out, rendered = [pieces[0]], []
-    context = None
+    parts = []
     for piece in pieces[1:]:
         ref, _, rest = piece.partition("-->")
         template_name, _, index = ref.rpartition(":")
-        template, node = _visitor_node(template_name, int(index))
-        if context is None:
-            context = make_context({}, request)
-        with context.bind_template(template), context.render_context.push_state(template):
-            part = node.nodelist.render(context)
-        rendered.append(part)
-        out += [part, rest]
+        parts.append((*_visitor_node(template_name, int(index)), rest))
+    # One context for all parts: the context processors (cart count, user) run once.
+    context = make_context({}, request)
+    with context.bind_template(parts[0][0]):
+        for template, node, rest in parts:
+            with context.render_context.push_state(template):
+                part = node.nodelist.render(context)
+            rendered.append(part)
+            out += [part, rest]
     return "".join(out), rendered
 
 

@@ -20,8 +20,9 @@ class VisitorNode(template.Node):
         """This part's place among the ``{% visitor %}`` parts of its template (the same on every server)."""
         if self._index is None:
             nodes = get_template(self.origin.template_name).template.nodelist.get_nodes_by_type(VisitorNode)
-            self._index = next(
-                i for i, node in enumerate(nodes) if node.token.position == self.token.position
+            same = [i for i, node in enumerate(nodes) if node is self]  # the cached loader's own copy
+            self._index = same[0] if same else next(
+                i for i, node in enumerate(nodes) if node.token.lineno == self.token.lineno
             )
         return self._index
 
