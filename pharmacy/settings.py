@@ -239,6 +239,11 @@ CELERY_BEAT_SCHEDULE["orders-expire-unpaid-orders"] = {
     "task": "orders.expire_unpaid_orders",
     "schedule": 600.0,
 }
+# Webhook events whose processing failed or whose task was lost: queued again (orders/webhooks.py).
+CELERY_BEAT_SCHEDULE["orders-retry-stripe-events"] = {
+    "task": "orders.retry_stripe_events",
+    "schedule": 300.0,
+}
 # Prescription orders whose 7-day card hold lapsed before review: cancel and tell the customer.
 CELERY_BEAT_SCHEDULE["orders-lapse-expired-prescription-holds"] = {
     "task": "orders.lapse_expired_prescription_holds",
