@@ -16,7 +16,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, DecimalField, F, Func, Min, Prefetch, Q, QuerySet
 from djmoney.money import Money
 
-from . import pricing
+from . import page_cache, pricing
 from .models import Category, Dosage, LegalClass, PackageTier, Product, SafetyNote
 
 # Legal-class filter of the listing: ``?rx=prescription`` or ``?rx=otc`` (no prescription needed).
@@ -99,10 +99,14 @@ def card_queryset() -> QuerySet[Product]:
 
 
 def categories_with_counts() -> list[Category]:
-    return list(
-        Category.objects.annotate(
-            published_count=Count("products", filter=Q(products__is_published=True))
-        ).order_by("position", "name")
+    """Categories with their published product counts: counted once per catalog change, not per request."""
+    return page_cache.memoize(
+        "categories_with_counts",
+        lambda: list(
+            Category.objects.annotate(
+                published_count=Count("products", filter=Q(products__is_published=True))
+            ).order_by("position", "name")
+        ),
     )
 
 
@@ -137,14 +141,18 @@ def product_listing(*, q: str = "", category: Category | None = None, rx: str = 
     return queryset.order_by("name", "pk")
 
 
-def listing_page(queryset: QuerySet[Product], *, number, per_page: int) -> Page:
+def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "") -> Page:
     """The requested page of a ``product_listing``, its products priced (nonsense numbers give a page).
 
     The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
     index alone, so a late page skips the earlier rows in the index rather than reading and
-    discarding thousands of full product rows. Still one query for the rows.
+    discarding thousands of full product rows. Still one query for the rows. The total (which
+    reads every match) is counted once per catalog change for each ``count_key`` (the filters).
     """
-    page = Paginator(queryset, per_page).get_page(number)
+    paginator = Paginator(queryset, per_page)
+    if count_key:
+        paginator.count = page_cache.memoize(f"listing_count:{count_key}", queryset.count)
+    page = paginator.get_page(number)
     start = (page.number - 1) * per_page
     ids = queryset.values("pk")[start : start + per_page]
     page.object_list = attach_from_prices(card_queryset().filter(pk__in=ids).order_by("name", "pk"))

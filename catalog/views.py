@@ -67,7 +67,10 @@ def product_list(request):
         rx = ""
 
     queryset = selectors.product_listing(q=q, category=category, rx=rx)
-    page = selectors.listing_page(queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE)
+    page = selectors.listing_page(
+        queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE,
+        count_key=urlencode({"q": q, "category": category.slug if category else "", "rx": rx}),
+    )
     products = page.object_list
 
     # Searches and filtered views point search engines at the plain listing (or the category).
