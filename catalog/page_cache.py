@@ -56,6 +56,9 @@ from django.utils.http import parse_etags
 logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "catalog:generation"
+# Replaced only when the set of products, their names, categories or flags may have changed.
+PRODUCTS_GENERATION_KEY = "catalog:generation:products"
+PRODUCT_SET_MODELS = {"catalog.product", "catalog.category"}
 PAGE_KEY_PREFIX = "catalog:page:"
 _RENDER_FLAG = "_catalog_page_cache_render"
 _local = threading.local()
@@ -104,15 +107,27 @@ def enabled() -> bool:
 # --- Invalidation -----------------------------------------------------------------------------
 
 
-def _new_generation() -> None:
+def _replace(*keys: str) -> None:
     try:
-        _cache().set(GENERATION_KEY, secrets.token_hex(8), timeout=None)
+        _cache().set_many({key: secrets.token_hex(8) for key in keys}, timeout=None)
     except Exception:  # noqa: BLE001 - a cache outage must not fail the write; pages expire anyway
         logger.exception("Could not replace the catalog generation; cached pages expire within %ss", _timeout())
 
 
-def catalog_changed(*, using: str = DEFAULT_DB_ALIAS) -> None:
+def _new_generation() -> None:
+    _replace(GENERATION_KEY)
+
+
+def _new_products_generation() -> None:
+    _replace(GENERATION_KEY, PRODUCTS_GENERATION_KEY)
+
+
+def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True) -> None:
     """Retire every stored catalog page; called for every write to a catalog table.
+
+    ``products=False`` says the set of products, their names, categories and published flags are
+    unchanged (a price, stock or leaflet edit): the product counts and listing indexes computed
+    by ``memoize(..., products_only=True)`` stay valid, only the pages are retired.
 
     The generation is replaced once the transaction commits (at once outside one): that is the
     replacement that matters, since until then other servers still see the old rows. Many writes
@@ -125,35 +140,41 @@ def catalog_changed(*, using: str = DEFAULT_DB_ALIAS) -> None:
     renders, or a test, whose transaction never commits); later writes of the same transaction
     replace it again only if this thread rendered a page since.
     """
+    replace = _new_products_generation if products else _new_generation
     connection = connections[using]
     if not connection.in_atomic_block:
-        _new_generation()
+        replace()
         return
-    pending = any(func is _new_generation for _sids, func, _robust in connection.run_on_commit)
+    waiting = {func for _sids, func, _robust in connection.run_on_commit}
+    pending = replace in waiting or _new_products_generation in waiting
     if not pending:
-        transaction.on_commit(_new_generation, using=using, robust=True)
+        transaction.on_commit(replace, using=using, robust=True)
     if not pending or getattr(_local, "rendered", False):
         _local.rendered = False
-        _new_generation()
+        replace()
+
+
+def _changes_products(model) -> bool:
+    return model._meta.label_lower in PRODUCT_SET_MODELS
 
 
 class CatalogQuerySet(models.QuerySet):
     """Bulk writes of a catalog table retire the cached pages too (``update`` moves stock, for one)."""
 
     def update(self, **kwargs):
-        catalog_changed(using=self.db)
+        catalog_changed(using=self.db, products=_changes_products(self.model))
         return super().update(**kwargs)
 
     def delete(self):
-        catalog_changed(using=self.db)
+        catalog_changed(using=self.db, products=True)  # cascades may reach products
         return super().delete()
 
     def bulk_create(self, *args, **kwargs):
-        catalog_changed(using=self.db)
+        catalog_changed(using=self.db, products=_changes_products(self.model))
         return super().bulk_create(*args, **kwargs)
 
     def bulk_update(self, *args, **kwargs):
-        catalog_changed(using=self.db)
+        catalog_changed(using=self.db, products=_changes_products(self.model))
         return super().bulk_update(*args, **kwargs)
 
 
@@ -166,30 +187,34 @@ class CatalogModel(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs):
-        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self))
+        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
+                        products=_changes_products(type(self)))
         return super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self))
+        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
+                        products=_changes_products(type(self)))
         return super().delete(*args, **kwargs)
 
 
-def current_generation() -> str | None:
+def current_generation(key: str = GENERATION_KEY) -> str | None:
     try:
-        return _cache().get(GENERATION_KEY)
+        return _cache().get(key)
     except Exception:  # noqa: BLE001
         logger.exception("Catalog page cache unreachable")
         return None
 
 
-def memoize(name: str, compute):
+def memoize(name: str, compute, *, products_only: bool = False):
     """``compute()`` once per catalog generation, shared by all servers (category and result counts).
 
     Why: counting the published products of each category, or the matches of a search, reads a
-    share of the catalog; at 100,000 products that is milliseconds per request. The figures only
-    change when the catalog does, i.e. with the generation. Computed afresh if the cache is down.
+    share of the catalog; at 100,000 products that is ~100 ms. With ``products_only`` the value is
+    kept until the products themselves change (not a price or a stock move). Computed afresh if
+    the cache is down.
     """
-    generation = current_generation() or _ensure_generation()
+    generation_key = PRODUCTS_GENERATION_KEY if products_only else GENERATION_KEY
+    generation = current_generation(generation_key) or _ensure_generation(generation_key)
     if generation is None:
         return compute()
     key = f"catalog:memo:{generation}:" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
@@ -199,6 +224,7 @@ def memoize(name: str, compute):
         found = None
     if found is not None:
         return found
+    _local.rendered = True  # read inside this transaction: its later writes must replace it
     value = compute()
     try:
         _cache().set(key, value, timeout=_timeout())
@@ -290,11 +316,11 @@ def _read(key: str) -> tuple[str | None, StoredPage | None]:
     return found.get(GENERATION_KEY), found.get(key)
 
 
-def _ensure_generation() -> str | None:
+def _ensure_generation(key: str = GENERATION_KEY) -> str | None:
     try:
         cache = _cache()
-        cache.add(GENERATION_KEY, secrets.token_hex(8), timeout=None)
-        return cache.get(GENERATION_KEY)
+        cache.add(key, secrets.token_hex(8), timeout=None)
+        return cache.get(key)
     except Exception:  # noqa: BLE001
         logger.exception("Catalog page cache unreachable")
         return None
