@@ -142,7 +142,7 @@ def product_listing(*, q: str = "", category: Category | None = None, rx: str = 
 
 
 # Every this many pages the listing index keeps the (name, id) a page starts with.
-MARK_EVERY_PAGES = 20
+MARK_EVERY_PAGES = 5
 
 
 def listing_index(queryset: QuerySet[Product], *, per_page: int) -> tuple[int, list[tuple[str, int]]]:
@@ -185,6 +185,8 @@ def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_ke
         name, pk = marks[mark]
         # Rows from the mark on, in (name, id) order: "name >= mark" is what the index can seek to.
         ids = ids.filter(name__gte=name).filter(Q(name__gt=name) | Q(pk__gte=pk))
+        if mark + 1 < len(marks):  # and no further than the next mark: a bounded range of the index
+            ids = ids.filter(name__lte=marks[mark + 1][0])
         start -= mark * MARK_EVERY_PAGES * per_page
     page.object_list = attach_from_prices(card_queryset().filter(pk__in=ids[start : start + per_page]).order_by("name", "pk"))
     return page
