@@ -15,7 +15,8 @@ are all covered without each remembering to. Code that writes with raw SQL (``ge
 ``COPY``) calls ``catalog_changed`` itself. The generation is a random token, not a counter, so a
 Redis restart or eviction can never bring an old page back to life. Pages are rendered under the
 generation read *before* their queries, so an edit committed mid-render leaves that copy stale
-at once. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a safety net only).
+at once. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a safety net only), and
+page keys carry a fingerprint of the templates (``code_version``), so a deploy starts afresh.
 
 **Holes for what belongs to the visitor.** A stored page holds placeholders instead of the CSRF
 token, the CSP nonce and the ``{% visitor %}…{% endvisitor %}`` parts of ``base.html`` (the
@@ -34,12 +35,14 @@ decorated with ``cached_catalog_page`` are stored, and only their GET/HEAD answe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from functools import wraps
 
 from django.conf import settings
@@ -302,9 +305,27 @@ class StoredPage:
     digest: str
 
 
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of the templates and of this app's code, computed once per process.
+
+    In the page key, so that after a deploy (or during a rolling one) a server never serves a page
+    rendered by other templates, nor fills the ``{% visitor %}`` parts of another ``base.html``.
+    """
+    digest = hashlib.sha256()
+    roots = [Path(d) for engine in settings.TEMPLATES for d in engine.get("DIRS", [])]
+    roots.append(Path(__file__).resolve().parent)
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in (".html", ".py", ".txt"):
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def page_key(request) -> str:
     raw = f"{request.scheme}://{request.get_host()}{request.path}?{request.META.get('QUERY_STRING', '')}"
-    return PAGE_KEY_PREFIX + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{PAGE_KEY_PREFIX}{code_version()}:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _read(key: str) -> tuple[str | None, StoredPage | None]:

@@ -219,7 +219,7 @@ def test_the_periodic_retry_processes_events_left_unprocessed(localstripe, clien
         b'{"id": "evt_no_data", "type": "payment_intent.succeeded"}',
         b'{"id": "evt_bad_data", "type": "payment_intent.succeeded", "data": {"object": [1]}}',
         b'{"type": "payment_intent.succeeded", "data": {"object": {}}}',
-        b'{"id": "evt_nul\u0000", "type": "x\u0000", "data": null}',
+        b'{"id": "evt_nul\\u0000", "type": "x\\u0000", "data": null}',
         b'\x00{"id": "evt_raw_nul"}',
     ],
     ids=["not-json", "array", "string", "no-type", "numeric-id", "no-data", "object-not-dict", "no-id", "nul",
