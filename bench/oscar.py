@@ -282,14 +282,16 @@ def main() -> None:
     print(f"\nThis shop vs django-oscar {oscar_version}: {args.workers} sync gunicorn workers each, wrk -c{connections}, "
           f"{args.duration} s x {args.rounds} alternated rounds, load at the end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n")
-    print("| page | this shop req/s | Oscar req/s | ratio | this shop p50 / p99 ms | Oscar p50 / p99 ms |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| page | this shop req/s | Oscar req/s | ratio | this shop p50 / p99 ms | Oscar p50 / p99 ms | Oscar errors+timeouts |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, by in results.items():
         def mean(who, key):
             return sum(r[key] for r in by[who]) / len(by[who])
-        print(f"| {name} | {mean('ours', 'rps'):.0f} | {mean('oscar', 'rps'):.0f} | "
-              f"{mean('ours', 'rps') / mean('oscar', 'rps'):.1f}x | {mean('ours', 'p50_ms'):.1f} / "
-              f"{mean('ours', 'p99_ms'):.1f} | {mean('oscar', 'p50_ms'):.1f} / {mean('oscar', 'p99_ms'):.1f} |")
+        failed = sum(r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"] for r in by["oscar"])
+        ratio = f"{mean('ours', 'rps') / mean('oscar', 'rps'):.1f}x" if mean("oscar", "rps") else "n/a"
+        print(f"| {name} | {mean('ours', 'rps'):.0f} | {mean('oscar', 'rps'):.1f} | {ratio} | {mean('ours', 'p50_ms'):.1f} / "
+              f"{mean('ours', 'p99_ms'):.1f} | {mean('oscar', 'p50_ms'):.1f} / {mean('oscar', 'p99_ms'):.1f} | {failed} |")
+    print("\n(wrk gives up on a request after 5 s: an Oscar page slower than that under this load counts as a timeout.)")
 
 
 if __name__ == "__main__":
