@@ -74,6 +74,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--products", type=int, default=10_000, help="size of the large catalog")
     parser.add_argument("--tiers-per-product", type=int, default=10)
     parser.add_argument("--skip-large", action="store_true", help="do not generate the large catalog")
+    parser.add_argument("--no-page-cache", action="store_true",
+                        help="CATALOG_PAGE_CACHE=0: every catalog page rendered afresh (the cache-miss path)")
+    parser.add_argument("--large-only", action="store_true",
+                        help="measure only the large catalog, reusing it if the database already holds it")
     parser.add_argument("--json", type=Path, default=VAR / "results.json", help="where to write the figures")
     return parser.parse_args()
 
@@ -109,6 +113,8 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="pharmacy.settings",
     )
+    if getattr(args, "no_page_cache", False):
+        env["CATALOG_PAGE_CACHE"] = "0"
     return env
 
 
@@ -328,8 +334,11 @@ def main() -> None:
     flush_redis(args.redis_url)
     log("migrate, catalog, collectstatic")
     manage(env, "migrate", "--noinput")
-    manage(env, "generate_catalog", "--delete")
-    if (BASE_DIR / "fixtures" / "demo_catalog.json").exists():
+    if not args.large_only:
+        manage(env, "generate_catalog", "--delete")
+    if args.large_only:
+        demo = "none"
+    elif (BASE_DIR / "fixtures" / "demo_catalog.json").exists():
         manage(env, "loaddata", "demo_catalog")
         demo = "demo"
     else:
@@ -382,24 +391,32 @@ def main() -> None:
         ]
         for page in pages:
             page.catalog = demo
+        if args.large_only:
+            pages = [pages[0]]  # the ceiling only
         measure(base, pages, sessions, args, connections)
 
         if not args.skip_large:
-            log(f"generating {args.products} products x {args.tiers_per_product} tiers")
-            started = time.perf_counter()
-            manage(env, "generate_catalog", "--delete")
-            out = manage(env, "generate_catalog", "--products", str(args.products),
-                         "--tiers-per-product", str(args.tiers_per_product))
-            log(out.strip() + f" (command total {time.perf_counter() - started:.1f}s)")
+            existing = Product.objects.filter(slug__startswith="bench-").count()
+            if args.large_only and existing == args.products:
+                log(f"reusing the {existing} benchmark products already there")
+            else:
+                log(f"generating {args.products} products x {args.tiers_per_product} tiers")
+                started = time.perf_counter()
+                manage(env, "generate_catalog", "--delete")
+                out = manage(env, "generate_catalog", "--products", str(args.products),
+                             "--tiers-per-product", str(args.tiers_per_product))
+                log(out.strip() + f" (command total {time.perf_counter() - started:.1f}s)")
             manage(env, "shell", "-c", "from django.db import connection; connection.cursor().execute('ANALYZE')")
             listing = url("catalog:product_list") or "/products/"
+            last_page = -(-args.products // 24)
             large = [
                 Page("listing", listing),
                 Page("listing, page 200", listing + "?page=200"),
+                Page(f"listing, page {last_page} (last)", listing + f"?page={last_page}"),
                 Page("search (common word)", listing + "?q=migraine"),
                 Page("search (one product)", listing + "?q=" + urllib.parse.quote(
                     Product.objects.filter(slug__startswith="bench-").order_by("slug").last().name)),
-                Page("category (10,000 products)", listing + "?category=benchmark"),
+                Page(f"category ({args.products:,} products)", listing + "?category=benchmark"),
             ]
             for page in large:
                 page.catalog = f"{args.products:,} products"

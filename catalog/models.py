@@ -16,6 +16,7 @@ from djmoney.models.validators import MinMoneyValidator
 from simple_history.models import HistoricalRecords
 
 from . import pricing
+from .page_cache import CatalogModel, CatalogQuerySet
 
 
 class LegalClass(models.TextChoices):
@@ -43,7 +44,7 @@ class StrengthUnit(models.TextChoices):
 MICROGRAMS_PER_UNIT = {StrengthUnit.MCG: 1, StrengthUnit.MG: 1_000, StrengthUnit.G: 1_000_000}
 
 
-class Category(models.Model):
+class Category(CatalogModel):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -60,12 +61,12 @@ class Category(models.Model):
         return f"{reverse('catalog:product_list')}?category={self.slug}"
 
 
-class ProductQuerySet(models.QuerySet):
+class ProductQuerySet(CatalogQuerySet):
     def published(self) -> ProductQuerySet:
         return self.filter(is_published=True)
 
 
-class Product(models.Model):
+class Product(CatalogModel):
     class Kind(models.TextChoices):
         GENERIC = "generic", "Generic"
         BRAND = "brand", "Brand"
@@ -130,7 +131,7 @@ class Product(models.Model):
         return self.is_published and not self.is_controlled
 
 
-class Dosage(models.Model):
+class Dosage(CatalogModel):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosages")
     strength = models.CharField(max_length=40, help_text='As printed on the pack, e.g. "10mg".')
     strength_value = models.DecimalField(max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
@@ -166,7 +167,7 @@ class Dosage(models.Model):
         return f"{self.product.name} {self.strength}"
 
 
-class PackageTierQuerySet(models.QuerySet):
+class PackageTierQuerySet(CatalogQuerySet):
     def active(self) -> PackageTierQuerySet:
         return self.filter(is_active=True)
 
@@ -174,7 +175,7 @@ class PackageTierQuerySet(models.QuerySet):
         return self.select_related("dosage__product__category")
 
 
-class PackageTier(models.Model):
+class PackageTier(CatalogModel):
     dosage = models.ForeignKey(Dosage, on_delete=models.CASCADE, related_name="tiers")
     quantity = models.PositiveIntegerField("pills in pack")
     price = MoneyField(
@@ -217,7 +218,7 @@ class PackageTier(models.Model):
 # --- Patient information: structured, edited by staff, rendered as sections ------------------
 
 
-class InfoSection(models.Model):
+class InfoSection(CatalogModel):
     """A prose section of the patient information (introduction, how it works, pregnancy …)."""
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="info_sections")
@@ -232,7 +233,7 @@ class InfoSection(models.Model):
         return self.heading
 
 
-class DosingGuideline(models.Model):
+class DosingGuideline(CatalogModel):
     """One row of the dosing table."""
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosing_guidelines")
@@ -250,7 +251,7 @@ class DosingGuideline(models.Model):
         return self.indication
 
 
-class SafetyNote(models.Model):
+class SafetyNote(CatalogModel):
     """A contraindication, interaction or side effect, each a short item with optional detail."""
 
     class Kind(models.TextChoices):
@@ -271,7 +272,7 @@ class SafetyNote(models.Model):
         return self.title
 
 
-class FAQ(models.Model):
+class FAQ(CatalogModel):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="faqs")
     question = models.CharField(max_length=300)
     answer = models.TextField()

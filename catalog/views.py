@@ -1,6 +1,9 @@
 """Customer-facing catalog pages. Thin: the queries and figures come from ``catalog.selectors``.
 
-Nothing here is cached: a price changed in the admin must show on the next page load.
+Home, listing (search, category) and product pages are served from the shared page cache
+(``catalog.page_cache``): exact invalidation on every catalog write, per-visitor holes for the
+header, messages, CSRF token and CSP nonce, ETags. HTML is gzipped for clients that ask (see
+README "Performance": BREACH).
 """
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from django.db.models import F, Min, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
 from . import selectors
+from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
 #: The listing's sort orders (``?sort=``): name by default, or the lowest price per pill.
@@ -25,6 +30,8 @@ def absolute_url(path: str) -> str:
 
 
 @require_safe
+@gzip_page
+@cached_catalog_page
 def home(request):
     return render(
         request,
@@ -38,6 +45,8 @@ def home(request):
 
 
 @require_safe
+@gzip_page
+@cached_catalog_page
 def product_list(request):
     """The listing with its filters. Unknown filter values are explained, never an error page."""
     categories = selectors.categories_with_counts()
@@ -74,10 +83,16 @@ def product_list(request):
                 output_field=selectors.PER_PILL_FIELD,
             )
         ).order_by(F("lowest").asc(nulls_last=True), "name", "pk")
-    page = selectors.listing_page(queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE)
-    if sort == "price":  # the page's rows come back by name: put them in the page's price order
+        # No listing index here: its page marks follow the (name, id) order.
+        page = selectors.listing_page(queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE)
+        # The page's rows come back by name: put them in the page's price order.
         page.object_list = sorted(
             page.object_list, key=lambda p: (p.lowest_per_pill is None, p.lowest_per_pill or 0, p.name, p.pk)
+        )
+    else:
+        page = selectors.listing_page(
+            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE,
+            count_key=urlencode({"q": q, "category": category.slug if category else "", "rx": rx}),
         )
     products = page.object_list
 
@@ -106,6 +121,8 @@ def product_list(request):
 
 
 @require_safe
+@gzip_page
+@cached_catalog_page
 def product_detail(request, slug: str):
     product = selectors.product_detail_queryset().filter(slug=slug).first()
     if product is None:

@@ -17,6 +17,7 @@ web worker's timeout; the caller then gets a ``PaymentGatewayError`` with a mess
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 import stripe
@@ -37,6 +38,10 @@ class PaymentGatewayError(Exception):
 
 class WebhookSignatureError(Exception):
     pass
+
+
+class WebhookPayloadError(Exception):
+    """Stripe's signature is valid but the body is not a well-formed event (kept, answered 400)."""
 
 
 @dataclass(frozen=True)
@@ -196,16 +201,36 @@ def refund_payment_intent(
 
 
 def construct_webhook_event(*, payload: bytes, signature_header: str) -> dict:
-    """Check Stripe's signature on a webhook delivery and return the event as a dict."""
+    """Check Stripe's signature on a webhook delivery and return the event as a dict.
+
+    Raises ``WebhookSignatureError`` when the delivery cannot be shown to come from Stripe, and
+    ``WebhookPayloadError`` when it does but its body is not an event (not JSON, not an object,
+    no string ``id`` or ``type``, no ``data.object``).
+    """
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise WebhookSignatureError("Webhook secret is not configured.")
     if not signature_header:
         raise WebhookSignatureError("Missing Stripe-Signature header.")
     try:
-        event = stripe.Webhook.construct_event(payload, signature_header, secret)
-    except ValueError as exc:
+        stripe.WebhookSignature.verify_header(
+            payload, signature_header, secret, tolerance=stripe.Webhook.DEFAULT_TOLERANCE
+        )
+    except ValueError as exc:  # a body that is not UTF-8 cannot be checked
         raise WebhookSignatureError(f"Invalid payload: {exc}") from exc
     except stripe.SignatureVerificationError as exc:
         raise WebhookSignatureError(f"Invalid signature: {exc.user_message or exc}") from exc
-    return event.to_dict()
+    try:
+        event = json.loads(payload)
+    except ValueError as exc:
+        raise WebhookPayloadError(f"The body is not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise WebhookPayloadError("The body is not a JSON object.")
+    if not isinstance(event.get("id"), str) or not event["id"]:
+        raise WebhookPayloadError("The event has no id.")
+    if not isinstance(event.get("type"), str) or not event["type"]:
+        raise WebhookPayloadError("The event has no type.")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise WebhookPayloadError("The event has no data.object.")
+    return event

@@ -1,7 +1,7 @@
 """Periodic payment housekeeping (scheduled in ``CELERY_BEAT_SCHEDULE``)."""
 from celery import shared_task
 
-from . import services
+from . import services, webhooks
 
 
 @shared_task(name="orders.reconcile_pending_payments")
@@ -32,3 +32,24 @@ def lapse_expired_prescription_holds() -> int:
 def release_payment_hold(order_id: str) -> None:
     """Release the card hold of an order canceled before it was paid (replaced, sold out)."""
     services.order_release_payment_hold(order_id=order_id)
+
+
+@shared_task(name="orders.process_stripe_event", bind=True, max_retries=5)
+def process_stripe_event(self, record_id: int) -> None:
+    """Act on a recorded Stripe webhook event; on a Stripe failure, retry with growing waits.
+
+    Run in-process (the demo, ``CELERY_TASK_ALWAYS_EAGER``) a failure is left on the row for
+    ``retry_stripe_events`` instead of retrying inside the request.
+    """
+    try:
+        webhooks.stripe_event_process(record_id=record_id)
+    except Exception as exc:
+        if self.request.is_eager:
+            return
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
+@shared_task(name="orders.retry_stripe_events")
+def retry_stripe_events() -> int:
+    """Queue again Stripe events still unprocessed a few minutes after they arrived."""
+    return webhooks.stripe_events_retry()

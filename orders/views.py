@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,11 +21,11 @@ from cart.pricing import cart_summary, format_money
 from cart.services import cart_for_request
 from notifications.services import tracking_url
 
-from . import services
+from . import services, webhooks
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
-from .models import Order, OrderEvent, ReviewAction, Shipment, StripeEvent
+from .models import Order, OrderEvent, ReviewAction, Shipment
 from .prescriptions import ReviewState, review_state
 from .pricing_inputs import order_pricing_inputs
 from .state import OrderStatus, PaymentStatus
@@ -314,70 +314,26 @@ def customer_timeline(order: Order, *, reviews: list | None = None) -> list[tupl
     return timeline
 
 
-HANDLED_EVENTS = frozenset(
-    {
-        "payment_intent.succeeded",
-        "payment_intent.amount_capturable_updated",
-        "payment_intent.payment_failed",
-        "payment_intent.canceled",
-        "charge.refunded",
-    }
-)
-
-
-def _order_for_event(obj: dict) -> Order | None:
-    order_id = (obj.get("metadata") or {}).get("order_id")
-    if order_id:
-        order = Order.objects.filter(pk=order_id).first() if _is_uuid(order_id) else None
-        if order is not None:
-            return order
-    intent_id = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
-    if isinstance(intent_id, dict):
-        intent_id = intent_id.get("id")
-    return Order.objects.filter(stripe_payment_intent_id=intent_id).first() if intent_id else None
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
 @csrf_exempt
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request):
-    """Stripe's deliveries: verified, logged once per event id, acted on through the sync service."""
+    """Stripe's deliveries: verified, logged once per event id, acknowledged, acted on in a task.
+
+    No Stripe call and no email before answering (``orders.webhooks``): the answer comes in
+    milliseconds, whatever Stripe or the mail server are doing.
+    """
     try:
         event = gateway.construct_webhook_event(
             payload=request.body, signature_header=request.headers.get("Stripe-Signature", "")
         )
     except gateway.WebhookSignatureError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
-    event_id, event_type = event.get("id"), event.get("type", "")
-    if not event_id:
-        return HttpResponse("Event has no id.", status=400, content_type="text/plain")
-    try:
-        record, created = StripeEvent.objects.get_or_create(
-            event_id=event_id, defaults={"type": event_type, "payload": event}
-        )
-    except IntegrityError:  # the same event delivered twice at once
-        return HttpResponse("Duplicate delivery.", content_type="text/plain")
-    if record.processed:
+    except gateway.WebhookPayloadError as exc:
+        webhooks.stripe_malformed_record(body=request.body, reason=str(exc))
+        return HttpResponse(f"Not a well-formed event: {exc}", status=400, content_type="text/plain")
+    record, needs_processing = webhooks.stripe_event_record(event=event)
+    if not needs_processing:
         return HttpResponse("Already processed.", content_type="text/plain")
-
-    try:
-        if event_type in HANDLED_EVENTS:
-            order = _order_for_event(event.get("data", {}).get("object", {}))
-            if order is not None:
-                services.order_sync_payment(order_id=order.pk)
-    except Exception as exc:  # noqa: BLE001 - logged on the event row; Stripe will retry
-        logger.exception("Stripe event %s failed", event_id)
-        StripeEvent.objects.filter(pk=record.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
-        return HttpResponse("Processing failed; please retry.", status=503, content_type="text/plain")
-    StripeEvent.objects.filter(pk=record.pk).update(processed=True, error="", processed_at=timezone.now())
-    return HttpResponse("OK", content_type="text/plain")
+    webhooks.stripe_event_queue(record=record)
+    return HttpResponse("Queued.", content_type="text/plain")

@@ -93,6 +93,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "pharmacy.context_processors.pharmacy",
                 "cart.context_processors.cart",
+                # Last: placeholders instead of per-visitor values while a page is cached.
+                "catalog.page_cache.context_processor",
             ],
         },
     },
@@ -239,6 +241,14 @@ def redis_caches(url: str, *, key_prefix: str = "pharmacy") -> dict:
     backend = "pharmacy.cache.RedisWithLocalFallback"
     return {
         "default": {"BACKEND": backend, "LOCATION": url, "OPTIONS": REDIS_CACHE_OPTIONS, "KEY_PREFIX": key_prefix},
+        # Catalog pages must agree across servers (a price saved on one retires the page on all):
+        # no local stand-in, so during an outage they are rendered afresh instead of cached.
+        "pages": {
+            "BACKEND": backend,
+            "LOCATION": url,
+            "OPTIONS": {**REDIS_CACHE_OPTIONS, "LOCAL_FALLBACK": False},
+            "KEY_PREFIX": f"{key_prefix}:pages",
+        },
     }
 
 
@@ -248,6 +258,12 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# Whole catalog pages in that cache (catalog/page_cache.py): retired on every catalog write;
+# this lifetime is only a safety net.
+CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=True)
+CATALOG_PAGE_CACHE_ALIAS = "pages" if "pages" in CACHES else "default"
+CATALOG_PAGE_CACHE_SECONDS = env.int("CATALOG_PAGE_CACHE_SECONDS", default=600)
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
@@ -318,6 +334,11 @@ CELERY_BEAT_SCHEDULE["orders-reconcile-pending-payments"] = {
 CELERY_BEAT_SCHEDULE["orders-expire-unpaid-orders"] = {
     "task": "orders.expire_unpaid_orders",
     "schedule": 600.0,
+}
+# Webhook events whose processing failed or whose task was lost: queued again (orders/webhooks.py).
+CELERY_BEAT_SCHEDULE["orders-retry-stripe-events"] = {
+    "task": "orders.retry_stripe_events",
+    "schedule": 300.0,
 }
 # Prescription orders whose 7-day card hold lapsed before review: cancel and tell the customer.
 CELERY_BEAT_SCHEDULE["orders-lapse-expired-prescription-holds"] = {

@@ -78,3 +78,13 @@ def baclofen(db):
 @pytest.fixture
 def customer(db):
     return UserFactory()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: cached catalog pages must not outlive the test's data."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+    yield

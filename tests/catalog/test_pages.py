@@ -4,6 +4,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -366,6 +367,8 @@ def build_product(*, slug: str, dosages: int, tiers: int, category=None):
 
 
 def count_queries(client, url: str) -> int:
+    """Queries of the page rendered afresh (a page-cache miss; hits are pinned in test_cache.py)."""
+    cache.clear()
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
     assert response.status_code == 200

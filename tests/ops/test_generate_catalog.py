@@ -88,3 +88,13 @@ def test_delete_cascades_to_cart_lines_of_benchmark_tiers():
 def test_bad_arguments_get_a_clear_error(options):
     with pytest.raises(CommandError):
         call_command("generate_catalog", **{"products": 2, "tiers_per_product": 4, **options})
+
+
+def test_generated_products_show_on_a_cached_listing_at_once(client):
+    """COPY bypasses the models: the command retires the cached catalog pages itself."""
+    call_command("generate_catalog", products=1, tiers_per_product=1, dosages_per_product=1)
+    assert client.get("/products/").status_code == 200
+    assert client.get("/products/")["X-Catalog-Cache"] == "hit"
+    call_command("generate_catalog", delete=True)
+    call_command("generate_catalog", products=30, tiers_per_product=1, dosages_per_product=1)
+    assert "30 medicines" in client.get("/products/").content.decode()

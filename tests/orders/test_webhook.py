@@ -1,9 +1,15 @@
-"""The Stripe webhook: signed, logged once per event, acted on through the sync service."""
+"""The Stripe webhook: signed, logged once per event, acknowledged, acted on in a task (sync service)."""
 import json
 import time
+from datetime import timedelta
 
 import pytest
+from django.test import TestCase
 from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import OutboundEmail
+from orders import tasks
 
 from orders.models import Order, OrderEvent, StripeEvent
 from orders.state import OrderStatus, PaymentStatus
@@ -26,13 +32,15 @@ def event_for(order, event_type, *, event_id, obj=None) -> bytes:
     ).encode()
 
 
-def deliver(client, payload: bytes, signature: str | None = "sign"):
+def deliver(client, payload: bytes, signature: str | None = "sign", *, run_tasks: bool = True):
+    """POST a delivery; the queued task runs once the (test) transaction would have committed."""
     headers = {}
     if signature == "sign":
         headers["HTTP_STRIPE_SIGNATURE"] = sign_webhook(payload)
     elif signature is not None:
         headers["HTTP_STRIPE_SIGNATURE"] = signature
-    return client.post(URL, data=payload, content_type="application/json", **headers)
+    with TestCase.captureOnCommitCallbacks(execute=run_tasks):
+        return client.post(URL, data=payload, content_type="application/json", **headers)
 
 
 def test_route_name():
@@ -146,16 +154,90 @@ def test_a_failure_leaves_the_log_row_with_its_error_and_a_retry_succeeds(locals
     payload = event_for(order, "payment_intent.amount_capturable_updated", event_id="evt_retry")
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # Stripe unreachable while we process
     response = deliver(client, payload)
-    assert response.status_code == 503
+    assert response.status_code == 200  # acknowledged: Stripe's outage is ours to retry
     record = StripeEvent.objects.get()
     assert not record.processed and "PaymentGatewayError" in record.error
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.PENDING  # nothing half-done
 
-    settings.STRIPE_API_BASE = localstripe.base  # Stripe retries the delivery later
+    settings.STRIPE_API_BASE = localstripe.base  # Stripe delivers the event again later
     assert deliver(client, payload).status_code == 200
     record.refresh_from_db()
     order.refresh_from_db()
     assert record.processed and record.error == ""
     assert order.payment_status == PaymentStatus.CAPTURED
     assert Order.objects.count() == 1 and OrderEvent.objects.filter(order=order, to_status="captured").count() == 1
+
+
+def test_the_answer_comes_before_any_stripe_call_or_email(localstripe, client, general_tier, settings):
+    """Stripe unreachable and the task not yet run: the delivery is still recorded and acknowledged."""
+    order = place(make_cart(tier=general_tier)).order
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    emails = OutboundEmail.objects.count()
+    payload = event_for(order, "payment_intent.succeeded", event_id="evt_fast")
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        response = deliver(client, payload, run_tasks=False)
+    assert (response.status_code, response.content) == (200, b"Queued.")
+    assert len(queued) == 1  # the processing task, queued after commit
+    record = StripeEvent.objects.get()
+    assert (record.event_id, record.processed) == ("evt_fast", False)
+    order.refresh_from_db()
+    assert order.payment_status == PaymentStatus.PENDING and OutboundEmail.objects.count() == emails
+
+    settings.STRIPE_API_BASE = localstripe.base
+    queued[0]()  # the worker runs the task
+    record.refresh_from_db()
+    order.refresh_from_db()
+    assert record.processed and order.payment_status == PaymentStatus.CAPTURED
+    assert OutboundEmail.objects.count() > emails  # the confirmation, written by the task
+
+
+def test_the_periodic_retry_processes_events_left_unprocessed(localstripe, client, general_tier, settings):
+    order = place(make_cart(tier=general_tier)).order
+    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    deliver(client, event_for(order, "payment_intent.succeeded", event_id="evt_sweep"))
+    assert not StripeEvent.objects.get().processed
+    settings.STRIPE_API_BASE = localstripe.base
+    assert tasks.retry_stripe_events() == 0  # too fresh: its own retries may still be on the way
+    StripeEvent.objects.update(received_at=timezone.now() - timedelta(minutes=10))
+    assert tasks.retry_stripe_events() == 1
+    order.refresh_from_db()
+    assert StripeEvent.objects.get().processed and order.payment_status == PaymentStatus.CAPTURED
+    assert tasks.retry_stripe_events() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        b"[1, 2, 3]",
+        b'"a string"',
+        b'{"id": "evt_no_type", "data": {"object": {}}}',
+        b'{"id": 7, "type": "payment_intent.succeeded", "data": {"object": {}}}',
+        b'{"id": "evt_no_data", "type": "payment_intent.succeeded"}',
+        b'{"id": "evt_bad_data", "type": "payment_intent.succeeded", "data": {"object": [1]}}',
+        b'{"type": "payment_intent.succeeded", "data": {"object": {}}}',
+        b'{"id": "evt_nul\\u0000", "type": "x\\u0000", "data": null}',
+        b'\x00{"id": "evt_raw_nul"}',
+    ],
+    ids=["not-json", "array", "string", "no-type", "numeric-id", "no-data", "object-not-dict", "no-id", "nul",
+         "raw-nul"],
+)
+def test_a_signed_body_that_is_not_an_event_is_refused_and_kept(client, body, settings):
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_pharmacy_tests"
+    response = deliver(client, body)
+    assert response.status_code == 400
+    assert b"Not a well-formed event" in response.content
+    record = StripeEvent.objects.get()
+    assert record.type == "(malformed)" and record.error
+    assert record.payload["body"] == body.decode().replace("\x00", "\ufffd")
+    assert record.payload["length"] == len(body)
+    assert deliver(client, body).status_code == 400 and StripeEvent.objects.count() == 1  # kept once
+
+
+def test_an_unsigned_body_that_is_not_an_event_is_refused_and_not_kept(client, settings):
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_pharmacy_tests"
+    assert deliver(client, b"not json", signature="t=1,v1=deadbeef").status_code == 400
+    assert not StripeEvent.objects.exists()

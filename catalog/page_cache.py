@@ -1,0 +1,527 @@
+"""Whole-page cache of the public catalog pages, with exact invalidation and per-visitor holes.
+
+Why: a catalog page is the same HTML for every visitor until staff change something, and
+rendering it costs ~10 ms of CPU (queries built by the ORM, ~40 model objects, templates), while
+serving a stored copy costs well under 1 ms. Three parts make that safe:
+
+**One catalog generation.** Every stored page carries the generation it was rendered under; a page
+is served only while the shared generation (in the default cache: Redis in production, so every
+web server sees it at once) is unchanged. Any write to a catalog table replaces the generation
+*after its transaction commits* (``catalog_changed``): model ``save``/``delete`` and the
+querysets' ``update``/``delete``/``bulk_*`` of every catalog model call it (``CatalogModel``,
+``CatalogQuerySet``), so the admin, its inlines and bulk actions, the CSV import, the price
+services and the stock moves of checkout (``PackageTier.objects.filter(...).update(stock=...)``)
+are all covered without each remembering to. Code that writes with raw SQL (``generate_catalog``'s
+``COPY``) calls ``catalog_changed`` itself. The generation is a random token, not a counter, so a
+Redis restart or eviction can never bring an old page back to life. Pages are rendered under the
+generation read *before* their queries, so an edit committed mid-render leaves that copy stale
+at once. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a safety net only), and
+page keys carry a fingerprint of the templates (``code_version``), so a deploy starts afresh.
+
+**Holes for what belongs to the visitor.** A stored page holds placeholders instead of the CSRF
+token, the CSP nonce and the ``{% visitor %}…{% endvisitor %}`` parts of ``base.html`` (the
+signed-in header, the cart count, flash messages). Each response fills them for its own visitor:
+a freshly masked CSRF token (so no-JS add-to-cart forms work, and the token differs in every
+response: Django's BREACH mitigation), this response's nonce, this visitor's header. During the
+render that is stored, ``user`` is anonymous and ``messages`` empty, so nothing personal can be
+baked into the shared copy even by a template that forgets to use ``{% visitor %}``.
+
+**Conditional GET.** The ETag is a hash of the stored copy and of what was filled in for this
+visitor (header, messages, CSRF secret), so a 304 is only sent when the visitor would get the very
+same page. A 304 carries no CSP header, so the browser keeps the one that matches its copy's nonce.
+
+Private pages (cart, checkout, orders, accounts, staff) never pass through here: only the views
+decorated with ``cached_catalog_page`` are stored, and only their GET/HEAD answers with status 200.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from django.http import HttpResponse, HttpResponseNotModified
+from django.middleware.csrf import get_token
+from django.template import engines
+from django.template.context import make_context
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
+
+logger = logging.getLogger(__name__)
+
+GENERATION_KEY = "catalog:generation"
+# Replaced only when the set of products, their names, categories or flags may have changed.
+PRODUCTS_GENERATION_KEY = "catalog:generation:products"
+PRODUCT_SET_MODELS = {"catalog.product", "catalog.category"}
+PAGE_KEY_PREFIX = "catalog:page:"
+_RENDER_FLAG = "_catalog_page_cache_render"
+_local = threading.local()
+
+
+def _secret_marker(name: str) -> str:
+    """A placeholder nobody can type into a page (e.g. through the search box): derived from SECRET_KEY.
+
+    Letters and digits only, so HTML escaping leaves it intact; the same on every server.
+    """
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256)
+    return f"pcph{digest.hexdigest()[:24]}"
+
+
+class _Markers:
+    """Computed on first use (settings may be overridden in tests)."""
+
+    @property
+    def csrf(self) -> str:
+        return _secret_marker("csrf")
+
+    @property
+    def nonce(self) -> str:
+        return _secret_marker("nonce")
+
+    @property
+    def visitor(self) -> str:
+        return _secret_marker("visitor")
+
+
+MARKERS = _Markers()
+
+
+def _cache():
+    return caches[getattr(settings, "CATALOG_PAGE_CACHE_ALIAS", "default")]
+
+
+def _timeout() -> int:
+    return getattr(settings, "CATALOG_PAGE_CACHE_SECONDS", 600)
+
+
+def enabled() -> bool:
+    return getattr(settings, "CATALOG_PAGE_CACHE", True)
+
+
+# --- Invalidation -----------------------------------------------------------------------------
+
+
+#: Generations this process could not replace while the cache was unreachable. The first read
+#: that reaches the cache again replaces them, so a change saved during an outage does not leave
+#: the pages stored before it on show once Redis is back (``_read``).
+_unreplaced: set[str] = set()
+
+
+def _replace(*keys: str) -> None:
+    try:
+        _cache().set_many({key: secrets.token_hex(8) for key in {*keys, *_unreplaced}}, timeout=None)
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the write
+        _unreplaced.update(keys)
+        logger.exception("Could not replace the catalog generation; replaced when the cache answers again")
+    else:
+        _unreplaced.clear()
+
+
+def _new_generation() -> None:
+    _replace(GENERATION_KEY)
+
+
+def _new_products_generation() -> None:
+    _replace(GENERATION_KEY, PRODUCTS_GENERATION_KEY)
+
+
+def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True) -> None:
+    """Retire every stored catalog page; called for every write to a catalog table.
+
+    ``products=False`` says the set of products, their names, categories and published flags are
+    unchanged (a price, stock or leaflet edit): the product counts and listing indexes computed
+    by ``memoize(..., products_only=True)`` stay valid, only the pages are retired.
+
+    The generation is replaced once the transaction commits (at once outside one): that is the
+    replacement that matters, since until then other servers still see the old rows. Many writes
+    in one transaction (a bulk price change, a CSV import) schedule a single one: the callback is
+    only added if it is not already waiting (Django drops callbacks of a rolled-back savepoint, so a
+    change after a rollback schedules it again).
+
+    Inside a transaction it is also replaced at once, for pages rendered *by this transaction's
+    own connection* before it commits (they can see its uncommitted rows: a view that writes then
+    renders, or a test, whose transaction never commits); later writes of the same transaction
+    replace it again only if this thread rendered a page since.
+    """
+    replace = _new_products_generation if products else _new_generation
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        replace()
+        return
+    waiting = {func for _sids, func, _robust in connection.run_on_commit}
+    pending = replace in waiting or _new_products_generation in waiting
+    if not pending:
+        transaction.on_commit(replace, using=using, robust=True)
+    if not pending or getattr(_local, "rendered", False):
+        _local.rendered = False
+        replace()
+
+
+def _changes_products(model) -> bool:
+    return model._meta.label_lower in PRODUCT_SET_MODELS
+
+
+class CatalogQuerySet(models.QuerySet):
+    """Bulk writes of a catalog table retire the cached pages too (``update`` moves stock, for one)."""
+
+    def update(self, **kwargs):
+        catalog_changed(using=self.db, products=_changes_products(self.model))
+        return super().update(**kwargs)
+
+    def delete(self):
+        catalog_changed(using=self.db, products=True)  # cascades may reach products
+        return super().delete()
+
+    def bulk_create(self, *args, **kwargs):
+        catalog_changed(using=self.db, products=_changes_products(self.model))
+        return super().bulk_create(*args, **kwargs)
+
+    def bulk_update(self, *args, **kwargs):
+        catalog_changed(using=self.db, products=_changes_products(self.model))
+        return super().bulk_update(*args, **kwargs)
+
+
+class CatalogModel(models.Model):
+    """Base of every model a catalog page shows: saving or deleting one retires the cached pages."""
+
+    objects = CatalogQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
+                        products=_changes_products(type(self)))
+        return super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
+                        products=_changes_products(type(self)))
+        return super().delete(*args, **kwargs)
+
+
+def current_generation(key: str = GENERATION_KEY) -> str | None:
+    try:
+        return _cache().get(key)
+    except Exception:  # noqa: BLE001
+        logger.exception("Catalog page cache unreachable")
+        return None
+
+
+def memoize(name: str, compute, *, products_only: bool = False):
+    """``compute()`` once per catalog generation, shared by all servers (category and result counts).
+
+    Why: counting the published products of each category, or the matches of a search, reads a
+    share of the catalog; at 100,000 products that is ~100 ms. With ``products_only`` the value is
+    kept until the products themselves change (not a price or a stock move). Computed afresh if
+    the cache is down.
+    """
+    generation_key = PRODUCTS_GENERATION_KEY if products_only else GENERATION_KEY
+    generation = current_generation(generation_key) or _ensure_generation(generation_key)
+    if generation is None:
+        return compute()
+    key = f"catalog:memo:{generation}:" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    try:
+        found = _cache().get(key)
+    except Exception:  # noqa: BLE001
+        found = None
+    if found is not None:
+        return found
+    _local.rendered = True  # read inside this transaction: its later writes must replace it
+    value = compute()
+    try:
+        _cache().set(key, value, timeout=_timeout())
+    except Exception:  # noqa: BLE001
+        logger.exception("Could not store %s", name)
+    return value
+
+
+# --- Template hooks ---------------------------------------------------------------------------
+
+
+def is_cacheable_render(context) -> bool:
+    request = context.get("request")
+    return bool(request is not None and getattr(request, _RENDER_FLAG, False))
+
+
+def visitor_marker(template_name: str, index: int) -> str:
+    return f"<!--{MARKERS.visitor}:{template_name}:{index}-->"
+
+
+def context_processor(request) -> dict:
+    """While a page is rendered for the shared cache: placeholders and nothing personal."""
+    if not getattr(request, _RENDER_FLAG, False):
+        return {}
+    return {"csrf_token": MARKERS.csrf, "user": AnonymousUser(), "perms": {}, "messages": ()}
+
+
+_visitor_nodes: dict[tuple[str, int], tuple] = {}
+
+
+def _visitor_node(template_name: str, index: int):
+    """The compiled ``{% visitor %}`` part a marker points at (its template may not be loaded here yet)."""
+    key = (template_name, index)
+    found = _visitor_nodes.get(key)
+    if found is None:
+        from .templatetags.page_cache import VisitorNode
+
+        template = engines["django"].get_template(template_name).template
+        found = (template, template.nodelist.get_nodes_by_type(VisitorNode)[index])
+        _visitor_nodes[key] = found
+    return found
+
+
+def _render_visitor_parts(request, html: str) -> tuple[str, list[str]]:
+    """Replace each ``{% visitor %}`` marker with that part rendered for this request."""
+    marker = f"<!--{MARKERS.visitor}:"
+    if marker not in html:
+        return html, []
+    pieces = html.split(marker)
+    out, rendered = [pieces[0]], []
+    parts = []
+    for piece in pieces[1:]:
+        ref, _, rest = piece.partition("-->")
+        template_name, _, index = ref.rpartition(":")
+        parts.append((*_visitor_node(template_name, int(index)), rest))
+    # One context for all parts: the context processors (cart count, user) run once. The token and
+    # the nonce stay placeholders here too, filled with the rest of the page.
+    context = make_context({"csrf_token": MARKERS.csrf}, request)
+    saved_nonce = request.__dict__.get("csp_nonce")
+    if saved_nonce is not None:
+        request.csp_nonce = MARKERS.nonce
+    try:
+        with context.bind_template(parts[0][0]):
+            for template, node, rest in parts:
+                with context.render_context.push_state(template):
+                    part = node.nodelist.render(context)
+                rendered.append(part)
+                out += [part, rest]
+    finally:
+        if saved_nonce is not None:
+            request.csp_nonce = saved_nonce
+    return "".join(out), rendered
+
+
+# --- Serving ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    generation: str
+    html: str
+    content_type: str
+    digest: str
+
+
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of the templates and of this app's code, computed once per process.
+
+    In the page key, so that after a deploy (or during a rolling one) a server never serves a page
+    rendered by other templates, nor fills the ``{% visitor %}`` parts of another ``base.html``.
+    """
+    digest = hashlib.sha256()
+    roots = [Path(d) for engine in settings.TEMPLATES for d in engine.get("DIRS", [])]
+    roots.append(Path(__file__).resolve().parent)
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in (".html", ".py", ".txt"):
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class LocalPage:
+    """This process's copy of a stored page (saves fetching ~40 KB from Redis per request)."""
+
+    stored: StoredPage
+    fresh: tuple[str, str] | None = None  # the page filled for a fresh visitor, and its parts
+
+
+LOCAL_PAGES_MAX = 512
+_local_pages: OrderedDict[str, LocalPage] = OrderedDict()
+_local_pages_lock = threading.Lock()
+
+
+def _local_get(key: str, generation: str | None) -> LocalPage | None:
+    with _local_pages_lock:
+        local = _local_pages.get(key)
+        if local is None or generation is None or local.stored.generation != generation:
+            return None
+        _local_pages.move_to_end(key)
+        return local
+
+
+def _local_put(key: str, stored: StoredPage) -> LocalPage:
+    local = LocalPage(stored=stored)
+    with _local_pages_lock:
+        _local_pages[key] = local
+        _local_pages.move_to_end(key)
+        while len(_local_pages) > LOCAL_PAGES_MAX:
+            _local_pages.popitem(last=False)
+    return local
+
+
+def page_key(request) -> str:
+    raw = f"{request.scheme}://{request.get_host()}{request.path}?{request.META.get('QUERY_STRING', '')}"
+    return f"{PAGE_KEY_PREFIX}{code_version()}:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _read(key: str) -> tuple[str | None, LocalPage | None]:
+    """The shared generation (always asked: that is what makes invalidation exact across servers),
+    and the page: this process's copy if it is of that generation, else the shared one."""
+    if _unreplaced:
+        _replace()  # the cache is back after a change this process could not announce
+        if _unreplaced:
+            return None, None
+    try:
+        generation = _cache().get(GENERATION_KEY)
+        local = _local_get(key, generation)
+        if local is not None:
+            return generation, local
+        stored = _cache().get(key) if generation is not None else None
+    except Exception:  # noqa: BLE001 - serve uncached while the cache is down
+        logger.exception("Catalog page cache unreachable")
+        return None, None
+    if stored is None or stored.generation != generation:
+        return generation, None
+    return generation, _local_put(key, stored)
+
+
+def _ensure_generation(key: str = GENERATION_KEY) -> str | None:
+    try:
+        cache = _cache()
+        cache.add(key, secrets.token_hex(8), timeout=None)
+        return cache.get(key)
+    except Exception:  # noqa: BLE001
+        logger.exception("Catalog page cache unreachable")
+        return None
+
+
+def _render_for_cache(view, request, args, kwargs):
+    """Run the view with placeholders in place of everything per-visitor."""
+    _local.rendered = True
+    saved_nonce = request.__dict__.get("csp_nonce")
+    setattr(request, _RENDER_FLAG, True)
+    if saved_nonce is not None:
+        request.csp_nonce = MARKERS.nonce
+    try:
+        return view(request, *args, **kwargs)
+    finally:
+        delattr(request, _RENDER_FLAG)
+        if saved_nonce is not None:
+            request.csp_nonce = saved_nonce
+
+
+def _is_fresh_visitor(request) -> bool:
+    """No session, not signed in, no message waiting: the visitor parts are the same for all such visitors."""
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        return False
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return False
+    storage = getattr(request, "_messages", None)
+    return storage is None or len(storage) == 0
+
+
+def _personalise(request, html: str, local: LocalPage | None = None) -> tuple[str, str]:
+    """Fill the holes for this visitor; also return a digest of what was filled, for the ETag.
+
+    For a fresh visitor (``_is_fresh_visitor``) the visitor parts are rendered once per process
+    and page, and kept with the process-local copy; only the token and the nonce differ.
+    """
+    if local is not None and _is_fresh_visitor(request):
+        if local.fresh is None:
+            filled, parts = _render_visitor_parts(request, html)
+            local.fresh = (filled, "\x00".join(parts))
+        html, parts_text = local.fresh
+    else:
+        html, parts = _render_visitor_parts(request, html)
+        parts_text = "\x00".join(parts)
+    if MARKERS.csrf in html:
+        html = html.replace(MARKERS.csrf, get_token(request))
+    if MARKERS.nonce in html:
+        html = html.replace(MARKERS.nonce, str(getattr(request, "csp_nonce", "")))
+    # The CSRF secret (not the masked token, which changes every time) and the visitor parts.
+    csrf_secret = request.META.get("CSRF_COOKIE") or ""
+    return html, hashlib.sha256(f"{csrf_secret}\x00{parts_text}".encode()).hexdigest()
+
+
+def _etag(stored_digest: str, visitor_digest: str) -> str:
+    return 'W/"%s"' % hashlib.sha256(f"{stored_digest}:{visitor_digest}".encode()).hexdigest()[:32]
+
+
+def _finish(request, response: HttpResponse, etag: str | None) -> HttpResponse:
+    # The body holds this visitor's token and cart: browsers may keep it, shared caches must not,
+    # and the browser asks again every time (a 304 when nothing changed).
+    response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ("Cookie",))
+    if etag:
+        response["ETag"] = etag
+    return response
+
+
+def cached_catalog_page(view):
+    """Serve ``view``'s GET/HEAD answers from the shared page cache (see the module docstring)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD") or not enabled():
+            return view(request, *args, **kwargs)
+        key = page_key(request)
+        generation, local = _read(key)
+        if local is None:
+            generation = generation or _ensure_generation()
+            response = _render_for_cache(view, request, args, kwargs)
+            if getattr(response, "streaming", False) or not isinstance(response, HttpResponse):
+                return response
+            html = response.content.decode(response.charset or "utf-8")
+            if response.status_code != 200 or generation is None:
+                # Not stored (a redirect, an error page): still filled for this visitor.
+                body, _ = _personalise(request, html)
+                response.content = body
+                return response
+            stored = StoredPage(
+                generation=generation,
+                html=html,
+                content_type=response["Content-Type"],
+                digest=hashlib.sha256(html.encode()).hexdigest(),
+            )
+            try:
+                _cache().set(key, stored, timeout=_timeout())
+            except Exception:  # noqa: BLE001
+                logger.exception("Could not store a catalog page")
+            local = _local_put(key, stored)
+            request.catalog_page_cache = "miss"
+        else:
+            request.catalog_page_cache = "hit"
+        body, visitor_digest = _personalise(request, local.stored.html, local)
+        etag = _etag(local.stored.digest, visitor_digest)
+        if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+        if if_none_match and _weak_match(etag, if_none_match):
+            not_modified = HttpResponseNotModified()
+            not_modified._csp_exempt = True  # keep the CSP header (nonce) of the copy the browser has
+            return _finish(request, not_modified, etag)
+        response = HttpResponse(body, content_type=local.stored.content_type)
+        response["X-Catalog-Cache"] = request.catalog_page_cache
+        return _finish(request, response, etag)
+
+    return wrapper
+
+
+def _weak_match(etag: str, header: str) -> bool:
+    if header.strip() == "*":
+        return True
+    strip = lambda tag: tag[2:] if tag.startswith("W/") else tag  # noqa: E731
+    return any(strip(tag) == strip(etag) for tag in parse_etags(header))

@@ -1,0 +1,78 @@
+"""The listing's totals and late pages (catalog.selectors.listing_index): right on every page, kept
+until the products change, and not recomputed for a price or stock change."""
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from djmoney.money import Money
+
+from catalog import selectors, views
+from catalog.models import PackageTier, Product
+from tests.catalog.html import parse
+from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shelf(monkeypatch):
+    """15 products, some with the same name (ordered by id then), 2 per page, a mark every 2 pages."""
+    monkeypatch.setattr(views, "PRODUCTS_PER_PAGE", 2)
+    monkeypatch.setattr(selectors, "MARK_EVERY_PAGES", 2)
+    category = CategoryFactory(slug="shelf")
+    names = ["Alpha", "Beta", "Beta", "Beta", "Gamma", "Delta", "Delta", "Epsilon", "Zeta", "Eta", "Theta",
+             "Iota", "Kappa", "Kappa", "Lambda"]
+    for i, name in enumerate(names):
+        product = ProductFactory(name=name, slug=f"p-{i:02d}", category=category, indications="cold")
+        PackageTierFactory(dosage=DosageFactory(product=product), quantity=30, price=Money("9.00", "USD"))
+    return category
+
+
+def slugs_on(client, params) -> list[str]:
+    cards = parse(client.get("/products/", params).content).find_all("article", cls="product-card")
+    return [card.find("a").attrs["href"].rstrip("/").rsplit("/", 1)[-1] for card in cards]
+
+
+def expected(**filters) -> list[str]:
+    return list(Product.objects.published().filter(**filters).order_by("name", "pk").values_list("slug", flat=True))
+
+
+def test_every_page_shows_the_right_products_in_order(client, shelf):
+    order = expected()
+    seen = []
+    for number in range(1, 9):
+        page = list(dict.fromkeys(slugs_on(client, {"page": number})))
+        assert page == order[(number - 1) * 2 : number * 2], number
+        seen += page
+    assert seen == order
+    assert list(dict.fromkeys(slugs_on(client, {"page": 99}))) == order[-1:]  # past the end: the last page
+
+
+def test_late_search_pages_are_right_too(client, shelf):
+    order = expected(indications__icontains="cold")
+    for number in range(1, 9):
+        assert list(dict.fromkeys(slugs_on(client, {"q": "cold", "page": number}))) == order[(number - 1) * 2 : number * 2]
+
+
+def index_reads(client, params) -> int:
+    """Queries reading the matches' (name, id) for the listing index."""
+    from django.core.cache import cache
+
+    cache.delete_many([k for k in getattr(cache, "_cache", {}) if ":catalog:page:" in k])  # pages only
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/products/", params)
+    return sum(1 for q in captured.captured_queries
+               if q["sql"].startswith('SELECT "catalog_product"."name"') and "LIMIT" not in q["sql"])
+
+
+def test_the_index_is_kept_across_price_and_stock_changes_and_redone_when_products_change(client, shelf):
+    assert index_reads(client, {"page": 3}) == 1
+    assert index_reads(client, {"page": 4}) == 0
+    PackageTier.objects.update(price=Money("8.00", "USD"), stock=5)
+    assert index_reads(client, {"page": 3}) == 0
+    Product.objects.filter(slug="p-00").update(is_published=False)
+    assert index_reads(client, {"page": 3}) == 1
+    assert list(dict.fromkeys(slugs_on(client, {"page": 1}))) == expected()[:2]
+    renamed = Product.objects.get(slug="p-14")
+    renamed.name = "Aardvark"
+    renamed.save()
+    assert list(dict.fromkeys(slugs_on(client, {"page": 1})))[0] == "p-14"
