@@ -19,11 +19,12 @@ class EmailKind(models.TextChoices):
     REFUND_ISSUED = "refund_issued", "Refund issued"
     STAFF_NEW_ORDER = "staff_new_order", "Staff: new order"
     STAFF_AUTHORISATIONS_EXPIRING = "staff_authorisations_expiring", "Staff: card holds about to expire"
+    REFILL_REMINDER = "refill_reminder", "Refill reminder"
 
 
 #: Kinds that can legitimately happen more than once per order: their dedupe key carries the
 #: id of the event that caused them (the pharmacist's question, the refund).
-REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED})
+REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED, EmailKind.REFILL_REMINDER})
 #: Kinds addressed to the pharmacy team rather than the customer. They never list item names.
 STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIONS_EXPIRING})
 

@@ -26,3 +26,11 @@ def lapse_expired_prescription_holds() -> int:
     from .prescriptions import prescriptions_lapse_expired
 
     return prescriptions_lapse_expired()
+
+
+@shared_task(name="orders.send_refill_reminders")
+def send_refill_reminders() -> int:
+    """Issue #16: one reminder per fill before a prescription supply runs out (opted-in customers)."""
+    from .prescription_records import refill_reminders_send
+
+    return refill_reminders_send()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", robots_txt, name="robots_txt"),
     path("admin/", admin.site.urls),
+    path("", include("orders.refill_urls")),  # prescriptions on file and refills (issue #16)
     path("accounts/", include("accounts.urls")),
     path("cart/", include("cart.urls")),
     path("", include("orders.urls")),
