@@ -69,7 +69,7 @@ def refill(request, pk: int):
 def reminder_settings(request):
     current = records.reminder_settings_for(request.user)
     initial = {"reminders": current.reminders, "name_medicine": current.name_medicine} if current else {}
-    form = ReminderSettingsForm(request.POST or None, initial=initial)
+    form = ReminderSettingsForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         RefillReminderSettings.objects.update_or_create(user=request.user, defaults=form.cleaned_data)
         messages.success(request, "Your reminder settings are saved.")

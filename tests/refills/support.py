@@ -7,12 +7,12 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from cart.models import Cart
+from cart.models import Cart, CartLine
 from orders import prescription_records as records
 from orders import services
 from orders.models import OrderLine, PrescriptionOnFile
 from tests.factories import UserFactory
-from tests.orders.conftest import ADDRESS, make_cart
+from tests.orders.conftest import ADDRESS
 from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
 
 
@@ -20,7 +20,9 @@ def approve_first_order(localstripe, tier, *, user=None, refills: int = 3, pharm
     """A customer's first baclofen order, approved by the pharmacist with ``refills`` refills on file."""
     user = user or UserFactory()
     pharmacist = pharmacist or make_pharmacist()
-    order = authorise(localstripe, place_rx(make_cart(tier=tier, user=user), tier=tier, user=user, email=user.email))
+    cart = Cart.objects.get_or_create(user=user)[0]  # a customer has one cart; emptied after each payment
+    CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
+    order = authorise(localstripe, place_rx(cart, tier=tier, user=user, email=user.email))
     line = OrderLine.objects.get(order=order)
     records.prescription_approve_and_record(
         order=order,
