@@ -384,9 +384,9 @@ def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = Tr
     return created
 
 
-def refill_order_covers_prescriptions(order: Order) -> bool:
-    """True when every prescription line of the order is a verified refill."""
-    return not OrderLine.objects.filter(order=order, requires_prescription=True, refill__isnull=True).exists()
+def refill_line_ids(order: Order) -> frozenset[int]:
+    """The order's lines filled from a prescription on file (one query)."""
+    return frozenset(OrderRefill.objects.filter(order=order).values_list("line_id", flat=True))
 
 
 def _other_medicines_text(record: PrescriptionOnFile) -> str:

@@ -14,9 +14,10 @@ class RecordOnFileForm(OneTimeForm):
 
     note = forms.CharField(label="Note for the record (optional)", required=False, max_length=2000)
 
-    def __init__(self, *args, order=None, lines=(), **kwargs):
+    def __init__(self, *args, order=None, lines=(), refill_line_ids=frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.lines = [line for line in lines if line.requires_prescription and not hasattr_refill(line)]
+        # Refill lines are already on file; the caller reads their ids in one query.
+        self.lines = [line for line in lines if line.requires_prescription and line.pk not in refill_line_ids]
         self.line_groups = []
         for line in self.lines:
             defaults = record_defaults(order=order, line=line)
@@ -55,13 +56,6 @@ class RecordOnFileForm(OneTimeForm):
             )
             for line in self.lines
         ]
-
-
-def hasattr_refill(line) -> bool:
-    try:
-        return line.refill is not None
-    except Exception:  # noqa: BLE001 - RelatedObjectDoesNotExist: no refill link
-        return False
 
 
 class ReminderSettingsForm(forms.Form):

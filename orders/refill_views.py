@@ -123,7 +123,9 @@ def _decide(request, number: int, form, action, success: str):
 @pharmacist_required
 def approve_and_record(request, number: int):
     order = get_object_or_404(Order, number=number)
-    form = RecordOnFileForm(request.POST, order=order, lines=list(order.lines.all()))
+    form = RecordOnFileForm(
+        request.POST, order=order, lines=list(order.lines.all()), refill_line_ids=records.refill_line_ids(order)
+    )
     return _decide(
         request, number, form,
         lambda order, form: records.prescription_approve_and_record(
