@@ -146,7 +146,11 @@ def refill_packs(record: PrescriptionOnFile) -> list[dict]:
     packs = []
     for tier in PackageTier.objects.active().filter(dosage_id=record.dosage_id).order_by("quantity"):
         needed = refills_for_pack(record=record, pills=tier.quantity)
-        packs.append({"tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left})
+        packs.append({"tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left, "default": False})
+    # Preselected: the largest pack within the quantity per fill (what was prescribed per fill).
+    within = [pack for pack in packs if pack["allowed"] and pack["tier"].quantity <= record.quantity_per_fill]
+    if within or packs:
+        (within or packs)[-1 if within else 0]["default"] = True
     return packs
 
 
