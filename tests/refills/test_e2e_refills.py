@@ -6,7 +6,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from notifications.models import EmailKind, OutboundEmail
@@ -17,22 +16,10 @@ from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK
 from tests.orders.prescription_support import captured_minor, make_pharmacist
+from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.refills.support import age_last_fill, approve_first_order
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def shop(live_server, localstripe, transactional_db, settings, tmp_path):
-    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
-    localstripe.register_webhook(live_server.url + reverse("orders:stripe_webhook"))
-    return live_server
-
-
-def sign_in_as(page, shop, user):
-    client = Client()
-    client.force_login(user)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": shop.url}])
 
 
 def refill_from_account(page, shop, record, *, remind: bool = False) -> Order:
