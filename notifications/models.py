@@ -26,11 +26,12 @@ class EmailKind(models.TextChoices):
     ACCOUNT_PASSWORD_CHANGED = "account_password_changed", "Account: password changed"
     ACCOUNT_NEW_SIGN_IN = "account_new_sign_in", "Account: new sign-in (staff)"
     ACCOUNT_NOTICE = "account_notice", "Account: other security notice"
+    REFILL_REMINDER = "refill_reminder", "Refill reminder"
 
 
 #: Kinds that can legitimately happen more than once per order: their dedupe key carries the
 #: id of the event that caused them (the pharmacist's question, the refund).
-REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED})
+REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED, EmailKind.REFILL_REMINDER})
 #: Kinds addressed to the pharmacy team rather than the customer. They never list item names.
 STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIONS_EXPIRING})
 #: Kinds queued already rendered (subject, text, html in ``context``): the outbox only delivers them.

@@ -220,3 +220,6 @@ class ShipmentAdmin(ReadOnlyAdmin):
     search_fields = ("=order__number", "tracking_number")
     list_select_related = ("order", "by")
     readonly_fields = ("order", "carrier", "tracking_number", "shipped_at", "by")
+
+
+from . import refill_admin  # noqa: E402,F401  (prescriptions on file, issue #16)

@@ -384,3 +384,7 @@ class Shipment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier} {self.tracking_number}"
+
+
+# Prescriptions on file and refills (issue #16): models live in their own module.
+from .refill_models import CartRefill, OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent, RefillReminderSettings  # noqa: E402,F401

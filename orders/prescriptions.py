@@ -124,7 +124,11 @@ def prescriptions_record(*, order: Order, intake: PrescriptionIntake) -> list[Pr
         allergies=intake.allergies.strip(),
         current_medicines=intake.current_medicines.strip(),
     )
-    lines = {line.tier_id: line for line in OrderLine.objects.filter(order=order, requires_prescription=True)}
+    # Lines filled from a prescription on file (issue #16, linked just before) need no new prescription.
+    lines = {
+        line.tier_id: line
+        for line in OrderLine.objects.filter(order=order, requires_prescription=True, refill__isnull=True)
+    }
     items = {item.tier_id: item for item in intake.items}
     missing = [line for tier_id, line in lines.items() if tier_id not in items]
     if missing:

@@ -64,7 +64,15 @@ def review_queue(request):
     now = timezone.now()
     orders = _decorate(list(rx.review_queue()), now)
     shipping = list(rx.ready_to_ship())
-    return render(request, "orders/review/queue.html", {"orders": orders, "shipping": shipping, "ship_form": ShipForm()})
+    # Issue #16 hook: refills are listed apart, with their checks; and the refills due this week.
+    from .prescription_records import refills_due, review_queue_split
+
+    orders, refills = review_queue_split(orders)
+    return render(
+        request,
+        "orders/review/queue.html",
+        {"orders": orders, "refills": refills, "refills_due": refills_due(), "shipping": shipping, "ship_form": ShipForm()},
+    )
 
 
 def _review_order(number: int) -> Order:

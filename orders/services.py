@@ -136,6 +136,11 @@ def order_transition(*, order: Order, to: str, by=None, note: str = "", field: s
     event = OrderEvent.objects.create(
         order=order, kind=kind, from_status=current, to_status=to, note=note, by=_user_or_none(by)
     )
+    if field == "payment_status" and to == PaymentStatus.CAPTURED:
+        # Issue #16: a refill counts only when the money is taken, in this very transaction, once.
+        from .prescription_records import refills_count_on_capture
+
+        refills_count_on_capture(order=order, by=_user_or_none(by))
     for email_kind in TRANSITION_EMAILS.get((field, to), ()):
         # Queued on commit and deduplicated per (order, kind): a move replayed by a second
         # webhook sends nothing twice, and a rolled-back move sends nothing at all.
@@ -316,7 +321,9 @@ def _order_place_once(*, cart, email, address, shipping_method, user, prescripti
         )
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
-        if summary.has_prescription_items and prescription is None:
+        # Refill lines (issue #16) are verified below against the prescription on file; they need no new prescription.
+        rx_needed = summary.has_prescription_items and _lines_needing_prescription(cart, summary.available_lines)
+        if rx_needed and prescription is None:
             # Checked here as well as in the checkout form: no prescription order without a
             # patient and, for each item, a prescription copy or the prescriber's details.
             raise OrderError("Please give the patient's details and a prescription for each prescription item.")
@@ -411,6 +418,10 @@ def _order_create(*, cart, summary, lines, email, address, shipping_method, tota
         )
         for line in lines
     )
+    if order.has_prescription_items:
+        from .prescription_records import refills_verify_for_order  # refills: checked against the prescription on file
+
+        refills_verify_for_order(order=order, cart=cart, user=user, add_patient=prescription is None)
     if order.has_prescription_items and prescription is not None:
         # Patient and prescriptions commit with the order or not at all (orders.prescriptions).
         from .prescriptions import prescriptions_record
@@ -503,6 +514,12 @@ def order_release_payment_hold(*, order_id) -> Order | None:
         elif order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED) and order.amount_refundable.amount > 0:
             _refund_locked(order=order, amount=order.amount_refundable, reason="Order canceled before it could be fulfilled.", by=None)
     return order
+
+
+def _lines_needing_prescription(cart, lines) -> bool:
+    from .prescription_records import checkout_lines_needing_prescription  # issue #16 hook
+
+    return any(line.requires_prescription for line in checkout_lines_needing_prescription(cart=cart, lines=lines))
 
 
 def _checkout_refusal(summary) -> str:

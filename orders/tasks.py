@@ -53,3 +53,11 @@ def process_stripe_event(self, record_id: int) -> None:
 def retry_stripe_events() -> int:
     """Queue again Stripe events still unprocessed a few minutes after they arrived."""
     return webhooks.stripe_events_retry()
+
+
+@shared_task(name="orders.send_refill_reminders")
+def send_refill_reminders() -> int:
+    """Issue #16: one reminder per fill before a prescription supply runs out (opted-in customers)."""
+    from .prescription_records import refill_reminders_send
+
+    return refill_reminders_send()

@@ -60,7 +60,12 @@ def checkout(request):
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
     form = CheckoutForm(request.POST or None, initial=initial)
-    rx_form = prescription_form_for(request, lines=summary.available_lines, user=user)  # None without Rx items
+    # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
+    from .prescription_records import cart_refills, checkout_lines_needing_prescription, reminder_consent_from_checkout
+
+    refills_in_cart = cart_refills(cart)
+    rx_lines = checkout_lines_needing_prescription(cart=cart, lines=summary.available_lines)
+    rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
     error = ""
     if request.method == "POST":
         if all([form.is_valid(), rx_form is None or rx_form.is_valid()]):
@@ -99,6 +104,7 @@ def checkout(request):
                 except services.OrderError as exc:
                     error = exc.message
                 else:
+                    reminder_consent_from_checkout(user=user, agreed=request.POST.get("refill_reminders") == "on")
                     return JsonResponse(
                         {
                             "order_number": placed.order.number,
@@ -116,6 +122,7 @@ def checkout(request):
     context = {
         "form": form,
         "rx_form": rx_form,
+        "refills_in_cart": refills_in_cart,
         "summary": summary,
         "figures": services.checkout_figures(summary),
         "error": error,

@@ -444,3 +444,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Prescriptions on file and refills (issue #16) -------------------------------------------
+# A prescription on file is valid this many days from the date written unless the pharmacist
+# records another expiry; a refill is "too soon" before this share of the last fill's supply is
+# used; reminders go out when the supply runs out within this many days.
+PRESCRIPTION_VALIDITY_DAYS = env.int("PRESCRIPTION_VALIDITY_DAYS", default=365)
+REFILL_TOO_SOON_FRACTION = env.float("REFILL_TOO_SOON_FRACTION", default=0.75)
+REFILL_REMINDER_DAYS = env.int("REFILL_REMINDER_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["orders-refill-reminders"] = {
+    "task": "orders.send_refill_reminders",
+    "schedule": 6 * 3600.0,
+}

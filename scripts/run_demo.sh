@@ -35,6 +35,8 @@ fi
 if $BIN/python manage.py help setup_demo_staff >/dev/null 2>&1; then
   $BIN/python manage.py setup_demo_staff
 fi
+# A demo customer with a prescription on file (refills, reminders: README "Prescriptions on file").
+$BIN/python manage.py setup_demo_prescriptions
 
 # localstripe: the offline Stripe, with its webhooks pointed at this shop. Started through
 # orders.localstripe_dev, which lets the browser's Stripe.js stand-in send its API key (CORS).

@@ -1,0 +1,157 @@
+"""Prescriptions on file and their refills (issue #16). Imported at the end of ``orders.models``.
+
+A ``PrescriptionOnFile`` is what the pharmacist recorded when approving a prescription item: who
+it is for, the medicine and strength, the directions, how much per fill and how many refills.
+Its counters (``refills_used``, the last fill) move only when a payment is captured, through
+``orders.prescription_records``; every fill and every change leaves a ``PrescriptionOnFileEvent``
+row that can never be edited. The database refuses impossible states (more refills used than
+authorised, a dose of zero, an expiry before the date written), whatever code path writes.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+
+
+class PrescriptionOnFile(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="prescriptions_on_file"
+    )
+    patient_name = models.CharField(max_length=150)
+    patient_date_of_birth = models.DateField()
+    # The prescribed strength; refills are offered only in packs of this dosage.
+    dosage = models.ForeignKey("catalog.Dosage", on_delete=models.PROTECT, related_name="+")
+    medicine = models.CharField(max_length=120, help_text="As written, e.g. “Baclofen”.")
+    strength = models.CharField(max_length=40)
+    directions = models.CharField(max_length=300, help_text="E.g. “1 tablet 3 times a day”.")
+    daily_dose = models.DecimalField("daily dose (pills a day)", max_digits=6, decimal_places=2)
+    quantity_per_fill = models.PositiveIntegerField("pills per fill")
+    refills_authorised = models.PositiveSmallIntegerField()
+    refills_used = models.PositiveSmallIntegerField(default=0)
+    date_written = models.DateField()
+    expires_on = models.DateField("valid until")
+    prescriber_name = models.CharField(max_length=150, blank=True)
+    prescriber_phone = models.CharField(max_length=30, blank=True)
+    prescriber_licence = models.CharField(max_length=40, blank=True)
+    # Where it came from: the order first filled from it, and its uploaded copy / prescriber details.
+    source_order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_prescription = models.ForeignKey(
+        "orders.Prescription", null=True, blank=True, on_delete=models.SET_NULL, related_name="records_on_file"
+    )
+    last_filled_on = models.DateField(null=True, blank=True)
+    last_fill_pills = models.PositiveIntegerField(null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name = "prescription on file"
+        verbose_name_plural = "prescriptions on file"
+        constraints = [
+            models.CheckConstraint(condition=Q(refills_used__lte=F("refills_authorised")), name="orders_rxfile_refills_within_authorised"),
+            models.CheckConstraint(condition=Q(daily_dose__gt=0), name="orders_rxfile_daily_dose_positive"),
+            models.CheckConstraint(condition=Q(quantity_per_fill__gt=0), name="orders_rxfile_quantity_positive"),
+            models.CheckConstraint(condition=Q(expires_on__gte=F("date_written")), name="orders_rxfile_expiry_after_written"),
+            models.CheckConstraint(
+                condition=~Q(source_prescription=None) | (~Q(prescriber_name="") & ~Q(prescriber_licence="")),
+                name="orders_rxfile_has_evidence",
+            ),
+        ]
+        indexes = [models.Index(fields=("user", "expires_on"))]
+
+    def __str__(self) -> str:
+        return f"{self.medicine} {self.strength} for {self.patient_name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("refills:detail", kwargs={"pk": self.pk})
+
+    @property
+    def refills_left(self) -> int:
+        return self.refills_authorised - self.refills_used
+
+
+class PrescriptionOnFileEvent(models.Model):
+    """Append-only history: recorded, each fill (with its order), each change, each refusal.
+
+    A fill is unique per (prescription, order): the capture of one order can be reported by the
+    pharmacist's click, a webhook and the reconciliation task, and still counts once.
+    """
+
+    class Kind(models.TextChoices):
+        RECORDED = "recorded", "Recorded"
+        FILL = "fill", "Filled"
+        CHANGED = "changed", "Changed"
+        REFUSED = "refused", "Refill refused"
+        REMINDED = "reminded", "Reminder sent"
+
+    prescription = models.ForeignKey(PrescriptionOnFile, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    pills = models.PositiveIntegerField(null=True, blank=True)
+    refills_counted = models.PositiveSmallIntegerField(default=0, help_text="Refills this fill used (0 for the first fill).")
+    filled_on = models.DateField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("prescription", "order"), condition=Q(kind="fill"), name="orders_rxfile_one_fill_per_order"
+            ),
+            models.UniqueConstraint(
+                fields=("prescription", "order"), condition=Q(kind="reminded"), name="orders_rxfile_one_reminder_per_fill"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.prescription}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None or not self._state.adding:
+            raise ValueError("The history of a prescription on file cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The history of a prescription on file cannot be deleted.")
+
+
+class CartRefill(models.Model):
+    """A cart line that refills a prescription on file (checked again, server-side, at checkout)."""
+
+    cart_line = models.OneToOneField("cart.CartLine", on_delete=models.CASCADE, related_name="refill")
+    prescription = models.ForeignKey(PrescriptionOnFile, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class OrderRefill(models.Model):
+    """An order line filled from a prescription on file; counted as a fill when the payment is captured."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="refills")
+    line = models.OneToOneField("orders.OrderLine", null=True, on_delete=models.SET_NULL, related_name="refill")
+    prescription = models.ForeignKey(PrescriptionOnFile, on_delete=models.PROTECT, related_name="order_refills")
+    pills = models.PositiveIntegerField()
+    refills_needed = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("order", "prescription"), name="orders_refill_one_per_order_prescription"),
+            models.CheckConstraint(condition=Q(refills_needed__gte=1), name="orders_refill_needs_a_refill"),
+        ]
+
+
+class RefillReminderSettings(models.Model):
+    """A customer's choice about refill reminders. Without a row: no reminders."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refill_reminder_settings")
+    reminders = models.BooleanField("email me before my prescription medicine runs out", default=False)
+    name_medicine = models.BooleanField("name the medicine in the email", default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "refill reminder settings"
