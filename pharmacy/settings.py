@@ -294,6 +294,9 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.filebase
 EMAIL_URL = env("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))
+# An SMTP server that accepts and never answers must not hold a worker past its soft time limit:
+# the send fails after this many seconds and the outbox retries it later.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 ANYMAIL = env.dict("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>")
 PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.example")
