@@ -23,6 +23,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog import page_cache
+from pharmacy.settings import redis_caches
 from catalog.models import FAQ, InfoSection, PackageTier, Product
 from catalog.services import PriceChangeMode, tiers_bulk_change_prices
 from tests.catalog.test_admin import dosage_10mg, inline_post_data, tier_index
@@ -166,11 +167,14 @@ def test_patient_information_edit_shows(client, baclofen):
 def test_stock_taken_by_an_order_and_given_back_shows(client, localstripe, baclofen):
     from orders import services
     from tests.orders.conftest import make_cart, place
+    from tests.orders.prescription_support import authorise
 
     pack = tier("BAC-10MG-90")
     PackageTier.objects.filter(pk=pack.pk).update(stock=1)
     assert "Out of stock" not in html(get(client))
-    order = place(make_cart(tier=pack)).order  # takes the last pack
+    placed = place(make_cart(tier=pack))
+    assert "Out of stock" not in html(get(client))  # an unpaid checkout takes nothing
+    order = authorise(localstripe, placed)  # the card hold takes the last pack
     assert "Out of stock" in html(get(client))
     services.order_cancel(order=order, by=None, reason="Test")  # gives it back
     assert "Out of stock" not in html(get(client))
@@ -233,9 +237,9 @@ def test_admin_price_change_shows_on_the_very_next_request_on_another_server(set
         pytest.skip("the second server needs PostgreSQL")
     redis_or_skip()
     redis.Redis.from_url(REDIS_URL).flushdb()
-    settings.CACHES = {"default": {
-        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "pharmacy",
-    }}
+    # This server with the production cache settings, as the other one has them (REDIS_URL set).
+    settings.CACHES = redis_caches(REDIS_URL)
+    settings.CATALOG_PAGE_CACHE_ALIAS = "pages"
     try:
         status, body = server_b(PRODUCT)
         assert status == "200 miss" and "$68.23" in body

@@ -17,6 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from cart import calculations
+
 from catalog.models import PackageTier
 from orders.models import (
     Order, OrderLine, OrderNumber, PatientDetails, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent,
@@ -54,13 +56,19 @@ class Command(BaseCommand):
     def _prescription_on_file(self, user, tier) -> None:
         filled = timezone.localdate() - timedelta(days=25)
         price = tier.price
-        shipping = Money("9.95", "USD")
-        total = Money(price.amount + shipping.amount, "USD")
+        # The demo order's figures come from the calculation module, like every real order's.
+        totals = calculations.calculate(
+            lines=[calculations.LineInput(key=tier.pk, unit_price=price, list_price=tier.list_price, packages=1,
+                                          legal_class=tier.dosage.product.legal_class)],
+            currency=str(price.currency),
+            policy=calculations.shipping_policy(),
+        )
+        shipping, total = totals.shipping, totals.total
         order = Order.objects.create(
             number=OrderNumber.objects.create().number, user=user, email=user.email,
             status=OrderStatus.SHIPPED, payment_status=PaymentStatus.CAPTURED,
             ship_name="Jane Doe", ship_line1="100 River Street", ship_city="Albany", ship_state="NY", ship_zip="12207",
-            shipping_method="standard", subtotal=price, savings=Money(0, "USD"), shipping=shipping, total=total,
+            shipping_method="standard", subtotal=totals.subtotal, savings=totals.savings, shipping=shipping, total=total,
             amount_captured=total, amount_refunded=Money(0, "USD"), has_prescription_items=True,
         )
         line = OrderLine.objects.create(
