@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -48,6 +49,8 @@ class Command(BaseCommand):
             user, _ = User.objects.get_or_create(email=DEMO_EMAIL, defaults={"first_name": "Jane", "last_name": "Doe"})
             user.set_password(DEMO_PASSWORD)
             user.save()
+            # Signing in needs a verified address (allauth); the demo customer's is verified here.
+            EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
             RefillReminderSettings.objects.update_or_create(user=user, defaults={"reminders": True})
             if not PrescriptionOnFile.objects.filter(user=user).exists():
                 self._prescription_on_file(user, tier)
