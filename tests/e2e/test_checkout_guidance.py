@@ -3,6 +3,7 @@ prescription route shown."""
 import re
 
 import pytest
+from playwright.sync_api import expect
 from djmoney.money import Money
 from django.urls import reverse
 
@@ -57,14 +58,14 @@ def test_cart_update_and_remove_keep_focus_on_the_cart(live_server, page, two_pr
     page.keyboard.press("Enter")  # the focused Update button
     page.locator(f"#{line_id} .cart-line-pack").filter(has_text="2 packs").wait_for()
     # htmx moves focus when the swap has settled, a moment after the new text is in place.
-    page.wait_for_function("document.activeElement && document.activeElement !== document.body")
+    expect(page.locator(f"#{line_id} .cart-update button")).to_be_focused()
     focused = page.evaluate("[document.activeElement.textContent, document.activeElement.closest('.cart-line')?.id]")
     assert focused == ["Update", line_id]
 
     page.locator(f"#{line_id}").get_by_role("button", name=re.compile("^Remove")).focus()
     page.keyboard.press("Enter")
     page.locator(f"#{line_id}").wait_for(state="detached")
-    page.wait_for_function("document.activeElement && document.activeElement !== document.body")
+    expect(page.locator("#cart-title")).to_be_focused()
     assert page.evaluate(ACTIVE_ID) == "cart-title"
     assert page.locator(".cart-line").count() == 1
 
