@@ -78,6 +78,8 @@ def parse_args() -> argparse.Namespace:
                         help="CATALOG_PAGE_CACHE=0: every catalog page rendered afresh (the cache-miss path)")
     parser.add_argument("--large-only", action="store_true",
                         help="measure only the large catalog, reusing it if the database already holds it")
+    parser.add_argument("--pages", default="",
+                        help="only these pages (comma-separated name prefixes, e.g. 'cart,checkout'); the ceiling always")
     parser.add_argument("--json", type=Path, default=VAR / "results.json", help="where to write the figures")
     return parser.parse_args()
 
@@ -391,6 +393,9 @@ def main() -> None:
         ]
         for page in pages:
             page.catalog = demo
+        if args.pages:
+            wanted = [w.strip() for w in args.pages.split(",") if w.strip()]
+            pages = [p for p in pages if p.name == "ceiling" or any(p.name.startswith(w) for w in wanted)]
         if args.large_only:
             pages = [pages[0]]  # the ceiling only
         measure(base, pages, sessions, args, connections)
