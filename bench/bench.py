@@ -60,12 +60,17 @@ def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    """The database and Redis the benchmark uses (shared with ``bench/cpu.py``)."""
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
                         help="a Redis database used only by the benchmark (it is flushed)")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_store_args(parser)
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8107)))
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers (2 x cores)")
     parser.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")

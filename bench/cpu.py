@@ -32,10 +32,7 @@ PAGES = {"cart": "cart:detail", "checkout": "orders:checkout", "home": "catalog:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                        help="a Redis database used only by the benchmark (it is flushed)")
+    bench.add_store_args(parser)
     parser.add_argument("--pages", default="cart,checkout", help=f"comma-separated, of: {', '.join(PAGES)}")
     parser.add_argument("--lines", type=int, default=1, help="lines in the customer's cart")
     parser.add_argument("--requests", type=int, default=200, help="requests per round")
