@@ -60,12 +60,17 @@ def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    """The database and Redis the benchmark uses (shared with ``bench/cpu.py``)."""
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
                         help="a Redis database used only by the benchmark (it is flushed)")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_store_args(parser)
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8107)))
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers (2 x cores)")
     parser.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
@@ -78,6 +83,8 @@ def parse_args() -> argparse.Namespace:
                         help="CATALOG_PAGE_CACHE=0: every catalog page rendered afresh (the cache-miss path)")
     parser.add_argument("--large-only", action="store_true",
                         help="measure only the large catalog, reusing it if the database already holds it")
+    parser.add_argument("--pages", default="",
+                        help="only these pages (comma-separated name prefixes, e.g. 'cart,checkout'); the ceiling always")
     parser.add_argument("--json", type=Path, default=VAR / "results.json", help="where to write the figures")
     return parser.parse_args()
 
@@ -391,6 +398,9 @@ def main() -> None:
         ]
         for page in pages:
             page.catalog = demo
+        if args.pages:
+            wanted = [w.strip() for w in args.pages.split(",") if w.strip()]
+            pages = [p for p in pages if p.name == "ceiling" or any(p.name.startswith(w) for w in wanted)]
         if args.large_only:
             pages = [pages[0]]  # the ceiling only
         measure(base, pages, sessions, args, connections)

@@ -7,6 +7,16 @@ from .models import ShippingMethod
 
 
 
+class FixedChoiceField(forms.ChoiceField):
+    """A choice field whose choices never change: each form shares them instead of deep-copying
+    them (Django copies a field's choices for every form instance: ~60 states on every checkout)."""
+
+    def __deepcopy__(self, memo):
+        # ``Field.__deepcopy__`` (skipping ``ChoiceField``'s): a shallow copy sharing ``_choices``;
+        # the widget still gets its own shallow copy of the list.
+        return forms.Field.__deepcopy__(self, memo)
+
+
 class CheckoutForm(forms.Form):
     """Contact and US shipping address. Deliberately has no price or total field: the order is
     priced from the catalog, so anything else posted is ignored."""
@@ -16,7 +26,7 @@ class CheckoutForm(forms.Form):
     line1 = forms.CharField(label="Address line 1", max_length=200)
     line2 = forms.CharField(label="Address line 2 (optional)", max_length=200, required=False)
     city = forms.CharField(label="City", max_length=100)
-    state = forms.ChoiceField(label="State", choices=[("", "Choose a state")] + US_STATES)
+    state = FixedChoiceField(label="State", choices=[("", "Choose a state")] + US_STATES)
     zip_code = ZipCodeField(
         label="ZIP code",
         max_length=10,

@@ -61,10 +61,11 @@ def checkout(request):
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
     form = CheckoutForm(request.POST or None, initial=initial)
     # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
-    from .prescription_records import cart_refills, checkout_lines_needing_prescription, reminder_consent_from_checkout
+    from .prescription_records import cart_refills, reminder_consent_from_checkout
 
     refills_in_cart = cart_refills(cart)
-    rx_lines = checkout_lines_needing_prescription(cart=cart, lines=summary.available_lines)
+    # As ``checkout_lines_needing_prescription``, from the refills already read (one query, not two).
+    rx_lines = [line for line in summary.available_lines if line.tier_id not in refills_in_cart]
     rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
     error = ""
     if request.method == "POST":
@@ -124,6 +125,8 @@ def checkout(request):
         "rx_form": rx_form,
         "refills_in_cart": refills_in_cart,
         "summary": summary,
+        # The header count from the summary already loaded: no query from the context processor.
+        "cart_count": summary.item_count,
         "figures": services.checkout_figures(summary),
         "error": error,
         "express_surcharge": services.EXPRESS_SURCHARGE,

@@ -100,6 +100,10 @@ TEMPLATES = [
     },
 ]
 
+# Common widgets (inputs, selects, textareas, radio choices) written in Python, byte for byte what
+# Django's widget templates write; the checkout's ~60-option state list was ~180 template includes.
+FORM_RENDERER = "pharmacy.form_renderer.FastWidgetRenderer"
+
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
