@@ -1,6 +1,6 @@
 """The header's cart count: lazy, and at most one query."""
 from django.db.models import Sum
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, new_method_proxy
 
 from catalog.models import LegalClass
 
@@ -28,5 +28,13 @@ def cart_count_for_request(request) -> int:
     return lines.aggregate(total=Sum("packages"))["total"] or 0
 
 
+class LazyCount(SimpleLazyObject):
+    """Counted on first use, and usable as a number by template filters (``pluralize`` calls
+    ``float()``, which a plain ``SimpleLazyObject`` does not pass on: "1 item" came out as "1 ")."""
+
+    __int__ = new_method_proxy(int)
+    __float__ = new_method_proxy(float)
+
+
 def cart(request) -> dict:
-    return {"cart_count": SimpleLazyObject(lambda: cart_count_for_request(request))}
+    return {"cart_count": LazyCount(lambda: cart_count_for_request(request))}

@@ -315,3 +315,14 @@ class TestMergeAfterLogin:
         assert sorted(CartLine.objects.filter(cart=own).values_list("packages", flat=True)) == [1, 10]
         assert Cart.objects.count() == 1
         assert header_count(html) == 11
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("packages", "words"), [(1, "1 item"), (3, "3 items")])
+def test_the_header_tells_screen_readers_how_many_items(client, packages, words):
+    # The visible count is a bare number; the visually hidden word after it says what it counts.
+    tier = PackageTierFactory(price=Money("9.00", "USD"))
+    client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": packages})
+    header = re.search(r'<a id="header-cart".*?</a>', client.get(reverse("catalog:home")).content.decode(), re.S)
+    text = re.sub(r"<[^>]+>", "", header.group(0))
+    assert re.sub(r"\s+", " ", text).strip() == f"Cart {packages} {words.split()[1]}"
