@@ -36,8 +36,8 @@ from django.utils import timezone
 
 from catalog.models import LegalClass, PackageTier
 from notifications.models import EmailKind
-from notifications.services import email_queue
 
+from .emails import absolute_url, order_email
 from .models import (
     CartRefill,
     Order,
@@ -608,19 +608,19 @@ def refill_reminders_send(*, today: date | None = None, within_days: int | None 
 
 
 def _queue_reminder(*, record: PrescriptionOnFile, fill: PrescriptionOnFileEvent, runs_out: date, today: date) -> None:
-    """The one place that builds the reminder email (the lead may move it to a plain-data entry point)."""
+    """The reminder's own details; ``orders.emails.order_email`` adds the order and queues it."""
     prefs = reminder_settings_for(record.user)
     needs_new = record.refills_left <= 0 or record.expires_on < runs_out
-    email_queue(
+    order_email(
         order=fill.order,
         kind=EmailKind.REFILL_REMINDER,
-        event_id=fill.pk,
-        context_extra={
+        event=fill.pk,
+        details={
             "runs_out": runs_out.isoformat(),
             "runs_out_text": f"{runs_out:%B %-d, %Y}",
             "needs_new_prescription": needs_new,
             "medicine": f"{record.medicine} {record.strength}" if prefs and prefs.name_medicine else "",
             "refills_left": record.refills_left,
-            "prescription_url": reverse("refills:detail", kwargs={"pk": record.pk}),
+            "prescription_url": absolute_url(reverse("refills:detail", kwargs={"pk": record.pk})),
         },
     )

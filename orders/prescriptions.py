@@ -28,10 +28,10 @@ from djmoney.money import Money
 from catalog.models import PackageTier
 from cart.calculations import capped
 from notifications.models import EmailKind
-from notifications.services import email_queue
 from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
+from .emails import order_email
 from .files import CheckedUpload, private_storage
 from .models import (
     Order,
@@ -282,7 +282,7 @@ def prescription_approve(*, order: Order, by, note: str = "", submission_key=Non
             approved_total=order.amount_captured,
             submission_key=submission_key,
         )
-        email_queue(order=order, kind=EmailKind.PRESCRIPTION_APPROVED)
+        order_email(order=order, kind=EmailKind.PRESCRIPTION_APPROVED)
     return review
 
 
@@ -380,10 +380,10 @@ def prescription_approve_with_changes(
             changes=record,
             submission_key=submission_key,
         )
-        email_queue(
+        order_email(
             order=order,
             kind=EmailKind.PRESCRIPTION_APPROVED,
-            context_extra={"note": note.strip(), "ordered_total": ordered_total, "approved_total": order.amount_captured},
+            details={"note": note.strip(), "ordered_total": ordered_total, "approved_total": order.amount_captured},
         )
     return review
 
@@ -411,7 +411,7 @@ def prescription_reject(*, order: Order, by, reason: str, submission_key=None) -
             ordered_total=ordered_total,
             submission_key=submission_key,
         )
-        email_queue(order=order, kind=EmailKind.PRESCRIPTION_REJECTED, context_extra={"reason": reason})
+        order_email(order=order, kind=EmailKind.PRESCRIPTION_REJECTED, details={"reason": reason})
     return review
 
 
@@ -434,7 +434,7 @@ def prescription_request_information(*, order: Order, by, message: str, submissi
             submission_key=submission_key,
         )
         OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.NOTE, note=f"More information requested: {message}", by=by)
-        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": message}, event_id=review.pk)
+        order_email(order=order, kind=EmailKind.INFORMATION_REQUESTED, event=review.pk, details={"message": message})
     return review
 
 
@@ -456,7 +456,11 @@ def order_mark_shipped(*, order: Order, by, carrier: str, tracking_number: str) 
             raise ReviewError(f"Order {order.number} is not ready to ship ({order.get_status_display().lower()}).")
         shipment = Shipment.objects.create(order=order, carrier=carrier, tracking_number=tracking_number, by=by)
         order_transition(order=order, to=OrderStatus.SHIPPED, by=by, note=f"Shipped with {carrier}, tracking {tracking_number}.")
-        email_queue(order=order, kind=EmailKind.SHIPPED, context_extra={"carrier": carrier, "tracking_number": tracking_number})
+        order_email(
+            order=order,
+            kind=EmailKind.SHIPPED,
+            details={"carrier": carrier, "tracking_number": tracking_number},
+        )
     return shipment
 
 
@@ -485,7 +489,7 @@ def prescriptions_lapse_expired(*, now: datetime | None = None) -> int:
                 PrescriptionReview.objects.create(
                     order=order, action=ReviewAction.AUTHORISATION_EXPIRED, note=LAPSE_NOTE, ordered_total=ordered_total
                 )
-                email_queue(order=order, kind=EmailKind.PRESCRIPTION_REJECTED, context_extra={"reason": LAPSE_CUSTOMER_REASON})
+                order_email(order=order, kind=EmailKind.PRESCRIPTION_REJECTED, details={"reason": LAPSE_CUSTOMER_REASON})
         except (gateway.PaymentGatewayError, OrderError):
             logger.exception("Could not lapse the expired card hold of order %s", order_id)
             continue

@@ -297,17 +297,20 @@ if EMAIL_URL:
 ANYMAIL = env.dict("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>")
 PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.example")
-# The outbox (notifications app): hand rows Celery lost back to it, warn staff about card holds
-# that are about to lapse (Stripe keeps a manual-capture hold for 7 days).
+# The outbox (notifications app): hand rows Celery lost back to it. The orders app warns staff
+# about card holds that are about to lapse (Stripe keeps a manual-capture hold for 7 days).
 CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"] = {
     "task": "notifications.requeue_stale_emails",
     "schedule": 300.0,
 }
-CELERY_BEAT_SCHEDULE["notifications-expiring-holds-digest"] = {
-    "task": "notifications.expiring_holds_digest",
+CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
+    "task": "orders.expiring_holds_digest",
     "schedule": 3600.0,
 }
 AUTHORISATION_WARNING_HOURS = env.int("AUTHORISATION_WARNING_HOURS", default=24)
+# Checkout prefills the prescription step from the customer's saved patient details. Accounts sit
+# above orders, so orders reads them through this function (empty: no prefill).
+PATIENT_PROFILE_LOOKUP = "accounts.services.patient_profile_for"
 
 # --- Stripe ---------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")

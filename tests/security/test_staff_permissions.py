@@ -12,7 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from notifications.services import email_queue, email_resend
+from notifications.services import email_resend
+from orders.emails import order_email
 from orders import prescriptions as rx
 from orders import services
 from orders.models import OrderRefund, PrescriptionReview, Shipment
@@ -152,7 +153,7 @@ def test_resending_an_email_needs_the_resend_permission(baclofen, client, staff,
     from tests.notifications.conftest import make_order
 
     order = make_order(product=baclofen)
-    email = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    email = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     OutboundEmail.objects.filter(pk=email.pk).update(status=EmailStatus.FAILED, last_error="SMTP down")
     changelist = reverse("admin:notifications_outboundemail_changelist")
     bulk = {"action": "resend", "_selected_action": [str(email.pk)], "index": "0"}

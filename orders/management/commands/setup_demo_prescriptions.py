@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
+from cart import calculations
 from catalog.models import PackageTier
 from orders.models import (
     Order, OrderLine, OrderNumber, PatientDetails, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent,
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         filled = timezone.localdate() - timedelta(days=25)
         price = tier.price
         shipping = Money("9.95", "USD")
-        total = Money(price.amount + shipping.amount, "USD")
+        total = calculations.add((price, shipping), "USD")  # the one place that adds money
         order = Order.objects.create(
             number=OrderNumber.objects.create().number, user=user, email=user.email,
             status=OrderStatus.SHIPPED, payment_status=PaymentStatus.CAPTURED,
