@@ -229,3 +229,25 @@ def test_order_received_for_an_order_captured_at_once_says_it_is_paid(db, mailou
         assert "We have taken the payment of" in body and "$21.95" in body
         assert "hold" not in body
         assert "pharmacist" not in body.split("Questions about")[0]
+
+
+def test_a_resend_sends_the_email_as_it_was_queued_not_as_the_order_is_now(order, mailoutbox, django_capture_on_commit_callbacks):
+    """The row keeps its context: an email that failed and is resent later says what it said."""
+    from notifications.services import email_resend
+
+    row = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)  # not sent: the commit never ran
+    OutboundEmail.objects.filter(pk=row.pk).update(status=EmailStatus.FAILED, last_error="SMTP down")
+    type(order).objects.filter(pk=order.pk).update(ship_name="Someone Else")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert email_resend(email=row) is True
+    [message] = mailoutbox
+    assert f"Hello {order.ship_name}," in message.body and "Someone Else" not in message.body
+
+
+def test_the_outbox_takes_only_plain_data(order):
+    """An unformatted amount is a bug in the sender, caught when it queues, not at send time."""
+    from notifications.services import email_queue
+
+    with pytest.raises(TypeError, match="plain JSON"):
+        email_queue(kind=EmailKind.ORDER_RECEIVED, to=order.email, context={"total": order.total}, dedupe_key="x")
