@@ -23,7 +23,7 @@ def sync_payment(order_id: str) -> None:
 @shared_task(name="orders.lapse_expired_prescription_holds")
 def lapse_expired_prescription_holds() -> int:
     """Cancel review orders whose 7-day card hold has lapsed, and tell the customers."""
-    from .prescriptions import prescriptions_lapse_expired
+    from .prescription_decisions import prescriptions_lapse_expired
 
     return prescriptions_lapse_expired()
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from notifications.models import EmailKind, OutboundEmail
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders.models import OrderLine, PrescriptionReview, ReviewAction, Shipment
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory

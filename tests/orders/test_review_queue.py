@@ -12,7 +12,7 @@ from djmoney.money import Money
 
 from notifications.models import DigestEntry, EmailKind, OutboundEmail
 from orders.tasks import expiring_holds_digest_task
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders import tasks
 from orders.models import (
     Order,

@@ -14,7 +14,8 @@ from django.urls import reverse
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_resend
 from orders.emails import order_email
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
+from orders.fulfilment import order_mark_shipped
 from orders import services
 from orders.models import OrderRefund, PrescriptionReview, Shipment
 from orders.state import OrderStatus, PaymentStatus
@@ -140,7 +141,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     assert order.payment_status == PaymentStatus.CAPTURED
     for user in (staff.viewer, staff.pricing, technician):
         with pytest.raises(PermissionDenied):
-            rx.order_mark_shipped(order=order, by=user, carrier="UPS", tracking_number="1Z999")
+            order_mark_shipped(order=order, by=user, carrier="UPS", tracking_number="1Z999")
     assert not Shipment.objects.exists()
     response = client.post(
         reverse("orders:review_ship", args=[order.number]), {"carrier": "UPS", "tracking_number": "1Z999"}
