@@ -31,7 +31,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from cart import calculations
-from cart.models import Cart, CartLine
+from cart.models import Cart
 from cart.pricing import cart_summary
 from cart.services import cart_clear
 from catalog.models import PackageTier
@@ -837,6 +837,16 @@ def orders_expire_unpaid(*, now=None) -> int:
 
 
 @transaction.atomic
+def order_by_number(number) -> Order | None:
+    """The order with this number, or None (for pages of other apps that look one up by its link)."""
+    return Order.objects.filter(number=number).first()
+
+
+def orders_of_customer(*, user):
+    """A customer's orders, newest first, with their shipment, in one query whatever their number."""
+    return Order.objects.filter(user=user).select_related("shipment").order_by("-created_at", "-number")
+
+
 def order_attach_to_customer(*, order: Order, user) -> Order:
     """Put a guest order in ``user``'s account; the caller has proved the user owns its email.
 

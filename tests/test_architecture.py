@@ -106,3 +106,17 @@ def test_order_emails_have_one_way_in():
                 if name in {"email_queue", "email_queue_digest"}:
                     callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not callers, f"queue order emails through orders.emails.order_email: {callers}"
+
+
+def test_accounts_use_the_orders_app_through_its_services_only():
+    """Accounts never write an order or its events themselves: they import ``orders.services``
+    (history, claim a guest order, signed links) and nothing else of orders."""
+    used = []
+    for path in _modules("accounts"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            )
+            used += [f"{path.relative_to(ROOT)}:{node.lineno} {m}" for m in modules if m.split(".")[0] == "orders" and m != "orders.services"]
+    assert not used, f"accounts reach into orders beyond its services: {used}"
