@@ -175,7 +175,6 @@ class OrderEvent(models.Model):
         PLACED = "placed", "Order placed"
         STATUS = "status", "Order status changed"
         PAYMENT = "payment", "Payment status changed"
-        REFUND = "refund", "Refund"
         STOCK = "stock", "Stock"
         NOTE = "note", "Note"
 
@@ -320,7 +319,6 @@ class ReviewAction(models.TextChoices):
     REJECTED = "rejected", "Not approved"
     INFORMATION_REQUESTED = "information_requested", "More information requested"
     AUTHORISATION_EXPIRED = "authorisation_expired", "Card authorisation expired before review"
-    SHIPPED = "shipped", "Shipped"
 
 
 class PrescriptionReviewQuerySet(models.QuerySet):
