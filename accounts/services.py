@@ -95,9 +95,9 @@ def address_delete(*, address: Address) -> None:
 
 def orders_for_history(*, user: User):
     """The customer's orders, newest first, in one query whatever their number."""
-    from orders.models import Order
+    from orders.services import orders_of_customer
 
-    return Order.objects.filter(user=user).select_related("shipment").order_by("-created_at", "-number")
+    return orders_of_customer(user=user)
 
 
 def account_export_data(*, user: User) -> dict[str, Any]:

@@ -209,11 +209,10 @@ def close_account(request):
 
 def _claimable_order(request, number: int):
     """The order named in the link, if the signed token proves the visitor holds its link."""
-    from orders.models import Order
-    from orders.services import order_token_is_valid
+    from orders.services import order_by_number, order_token_is_valid
 
     token = request.POST.get("t") or request.GET.get("t", "")
-    order = Order.objects.filter(number=number).first()
+    order = order_by_number(number)
     if order is None or not token or not order_token_is_valid(order=order, token=token):
         raise Http404("This link is not valid. Open the link from your order confirmation again.")
     return order, token
@@ -275,10 +274,10 @@ def claim_order(request, number: int):
 @require_http_methods(["GET", "POST"])
 def claim_order_confirm(request, number: int, token: str):
     """The emailed link: it proves the address, so the account is made (verified) and the order kept."""
-    from orders.models import Order
+    from orders.services import order_by_number
 
     email = services.claim_token_read(token=token, number=number)
-    order = Order.objects.filter(number=number).first()
+    order = order_by_number(number)
     if email is None or order is None or order.email.strip().lower() != email:
         return render(request, "accounts/claim_order.html", {"expired": True}, status=404)
     here = request.get_full_path()

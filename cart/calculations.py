@@ -7,7 +7,7 @@ tax and the total. It returns one frozen ``Totals``; the total is built from the
 one place, so no page, email or PaymentIntent can show a total that disagrees with its own lines.
 
 Who calls it: the cart page (``cart.pricing.cart_summary``), the checkout page and order
-placement (``orders.services``), approval with changes (``orders.prescriptions``), refunds
+placement (``orders.services``), approval with changes (``orders.prescription_decisions``), refunds
 (``refund_split``) and the emails, which read the figures snapshotted on the order from it.
 
 Why it lives in ``cart`` and not in ``orders``: the cart page must show the discount a customer

@@ -29,11 +29,6 @@ class EmailKind(models.TextChoices):
     REFILL_REMINDER = "refill_reminder", "Refill reminder"
 
 
-#: Kinds that can legitimately happen more than once per order: their dedupe key carries the
-#: id of the event that caused them (the pharmacist's question, the refund).
-REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED, EmailKind.REFILL_REMINDER})
-#: Kinds addressed to the pharmacy team rather than the customer. They never list item names.
-STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIONS_EXPIRING})
 #: Kinds queued already rendered (subject, text, html in ``context``): the outbox only delivers them.
 PRERENDERED_KINDS = frozenset(
     {
@@ -69,7 +64,12 @@ class OutboundEmail(models.Model):
         default=dict,
         blank=True,
         encoder=DjangoJSONEncoder,
-        help_text="Details the order alone does not hold (a rejection reason, a tracking number).",
+        help_text="Everything the templates show, as the sending app built it (plain data), so a retry sends the same email.",
+    )
+    forbidden_words = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Words the subject must never contain (the order's medicines), given by the sender.",
     )
     status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -77,7 +77,7 @@ class OutboundEmail(models.Model):
     dedupe_key = models.CharField(
         max_length=200,
         unique=True,
-        help_text="One email per (order, kind), or per event for kinds that repeat.",
+        help_text="Chosen by the sender: one email per key (e.g. order and kind, or the event for kinds that repeat).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

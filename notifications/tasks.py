@@ -1,7 +1,7 @@
 """Celery wrappers around ``notifications.services``; the outbox row carries all the state."""
 from celery import shared_task
 
-from .services import RETRYABLE_ERRORS, email_queue_expiring_holds_digest, email_requeue_stale, email_send
+from .services import RETRYABLE_ERRORS, email_requeue_stale, email_send
 
 MAX_RETRIES = 5
 
@@ -37,8 +37,3 @@ def send_email_task(self, log_id: int) -> bool:
 def requeue_stale_emails_task() -> int:
     return email_requeue_stale()
 
-
-@shared_task(name="notifications.expiring_holds_digest")
-def expiring_holds_digest_task() -> int | None:
-    email = email_queue_expiring_holds_digest()
-    return email.pk if email else None

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from djmoney.money import Money
 
-from . import services
+from . import fulfilment, services
 from .models import Order, OrderEvent, OrderLine, OrderRefund, StripeEvent
 from .state import PaymentStatus
 from .stripe_gateway import PaymentGatewayError
@@ -214,12 +214,53 @@ class PatientDetailsAdmin(ReadOnlyAdmin):
     readonly_fields = ("order", "name", "date_of_birth", "allergies", "current_medicines", "created_at")
 
 
+class ShipmentForm(forms.ModelForm):
+    """Only orders ready to ship are offered; the service checks again under the row lock."""
+
+    class Meta:
+        model = Shipment
+        fields = ("order", "carrier", "tracking_number")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["order"].queryset = fulfilment.ready_to_ship()
+        self.fields["order"].help_text = "Orders paid (and, for prescription items, approved) and not yet shipped."
+
+
 @admin.register(Shipment)
 class ShipmentAdmin(ReadOnlyAdmin):
+    """Shipments are read-only records; "Add shipment" marks a ready order shipped.
+
+    The way for staff who pack parcels but are not pharmacists (a general-sale order needs no
+    pharmacist): it needs ``orders.mark_shipped`` and goes through ``fulfilment.order_mark_shipped``,
+    which records the shipment, moves the order and emails the customer.
+    """
+
     list_display = ("order", "carrier", "tracking_number", "shipped_at", "by")
     search_fields = ("=order__number", "tracking_number")
     list_select_related = ("order", "by")
     readonly_fields = ("order", "carrier", "tracking_number", "shipped_at", "by")
+    form = ShipmentForm
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm("orders.mark_shipped")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_fields(self, request, obj=None):
+        return ShipmentForm.Meta.fields if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        try:
+            shipment = fulfilment.order_mark_shipped(
+                order=obj.order, by=request.user, carrier=obj.carrier, tracking_number=obj.tracking_number
+            )
+        except fulfilment.ShippingError as exc:
+            # The order moved on between the form and the save (another member of staff).
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = shipment.pk
+        obj.shipped_at, obj.by = shipment.shipped_at, shipment.by
 
 
 from . import refill_admin  # noqa: E402,F401  (prescriptions on file, issue #16)

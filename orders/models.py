@@ -102,7 +102,7 @@ class Order(models.Model):
         ]
         indexes = [models.Index(fields=("status", "created_at"))]
         # Staff actions that move money or goods; checked by the services (orders.services,
-        # orders.prescriptions), not only by the pages that show their buttons.
+        # orders.prescription_decisions, orders.fulfilment), not only by the pages that show their buttons.
         permissions = [
             ("refund_order", "Can refund an order's payment"),
             ("capture_payment", "Can capture an order's card payment"),
@@ -175,7 +175,6 @@ class OrderEvent(models.Model):
         PLACED = "placed", "Order placed"
         STATUS = "status", "Order status changed"
         PAYMENT = "payment", "Payment status changed"
-        REFUND = "refund", "Refund"
         STOCK = "stock", "Stock"
         NOTE = "note", "Note"
 
@@ -241,7 +240,8 @@ class StripeEvent(models.Model):
 
 # =============================================================================================
 # Prescriptions and pharmacist review (issue #6).
-# Services: ``orders.prescriptions``; uploads: ``orders.files``; staff pages: ``orders.review_views``.
+# Services: ``orders.prescriptions`` (record, queue), ``orders.prescription_decisions``,
+# ``orders.fulfilment`` (shipping); uploads: ``orders.files``; staff pages: ``orders.review_views``.
 # =============================================================================================
 
 
@@ -319,7 +319,6 @@ class ReviewAction(models.TextChoices):
     REJECTED = "rejected", "Not approved"
     INFORMATION_REQUESTED = "information_requested", "More information requested"
     AUTHORISATION_EXPIRED = "authorisation_expired", "Card authorisation expired before review"
-    SHIPPED = "shipped", "Shipped"
 
 
 class PrescriptionReviewQuerySet(models.QuerySet):
@@ -354,7 +353,7 @@ class PrescriptionReview(models.Model):
         ordering = ("created_at", "id")
         permissions = [
             ("review_prescription", "Can approve or reject prescription orders"),
-            # One per decision, checked in orders.prescriptions. Approving captures the payment
+            # One per decision, checked in orders.prescription_decisions. Approving captures the payment
             # and refusing cancels it, so a pharmacist also holds capture_payment and cancel_order.
             ("approve_prescription", "Can approve a prescription order (as ordered or with changes)"),
             ("reject_prescription", "Can refuse a prescription order"),

@@ -6,6 +6,7 @@ import uuid
 from django import forms
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from .files import check_prescription_upload
 from .prescriptions import PrescriptionIntake, PrescriptionItem, age_on
@@ -145,8 +146,19 @@ class PrescriptionCheckoutForm(forms.Form):
         )
 
 
+def _patient_profile(user) -> dict | None:
+    """The signed-in customer's saved patient details, from ``settings.PATIENT_PROFILE_LOOKUP``.
+
+    Accounts sit above orders (they list a customer's orders), so orders never imports them: the
+    project names the function that reads a profile (``accounts.services.patient_profile_for``)
+    and a shop without accounts leaves it empty.
+    """
+    path = getattr(settings, "PATIENT_PROFILE_LOOKUP", "")
+    return import_string(path)(user) if path else None
+
+
 def prefill_from_profile(profile: dict | None) -> dict:
-    """Initial values from ``accounts.services.patient_profile_for``: the same for every item."""
+    """Initial values from the patient profile (``_patient_profile``): the same for every item."""
     if not profile:
         return {}
     return {key: profile.get(key) or "" for key in ("date_of_birth", "allergies", "current_medicines")}
@@ -216,7 +228,7 @@ class ShipForm(forms.Form):
 def prescription_form_for(request, *, lines, user=None) -> PrescriptionCheckoutForm | None:
     """The checkout's prescription step, or None when no line needs a prescription.
 
-    A signed-in customer's patient profile (``accounts.services.patient_profile_for``) prefills
+    A signed-in customer's patient profile (``settings.PATIENT_PROFILE_LOOKUP``) prefills
     the patient's health details and, for each item, the prescriber.
     """
     lines = [line for line in lines if line.requires_prescription]
@@ -225,11 +237,7 @@ def prescription_form_for(request, *, lines, user=None) -> PrescriptionCheckoutF
     initial = {}
     profile = None
     if user is not None:
-        try:
-            from accounts.services import patient_profile_for
-        except ImportError:  # accounts without patient profiles
-            patient_profile_for = None
-        profile = patient_profile_for(user) if patient_profile_for else None
+        profile = _patient_profile(user)
         initial["patient_name"] = user.get_full_name()
     initial.update(prefill_from_profile(profile))
     if profile:

@@ -30,14 +30,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import LegalClass, PackageTier
 from notifications.models import EmailKind
-from notifications.services import email_queue
 
+from .emails import absolute_url, order_email
 from .models import (
     CartRefill,
     Order,
@@ -49,8 +49,7 @@ from .models import (
     PrescriptionOnFileEvent,
     RefillReminderSettings,
 )
-from .prescriptions import ReviewError
-from .state import OrderStatus
+from .prescription_decisions import ReviewError
 
 logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
@@ -231,7 +230,7 @@ def prescription_approve_and_record(
     One transaction: the capture, the review and the records commit together, so an approved
     order's prescription is on file, and a refused capture records nothing.
     """
-    from .prescriptions import prescription_approve
+    from .prescription_decisions import prescription_approve
 
     for data in records:
         if data.daily_dose <= 0 or data.quantity_per_fill <= 0 or data.refills_authorised < 0:
@@ -510,7 +509,7 @@ def _order_refill_checks(order: Order, today: date) -> list[tuple[OrderRefill, R
 
 def refill_approve(*, order: Order, by, note: str = "", submission_key=None):
     """Approve a refill: the checks must pass; capturing the hold counts the fill (one refill)."""
-    from .prescriptions import prescription_approve
+    from .prescription_decisions import prescription_approve
 
     for link, checks in _order_refill_checks(order, timezone.localdate()):
         if checks.refusal:
@@ -520,7 +519,7 @@ def refill_approve(*, order: Order, by, note: str = "", submission_key=None):
 
 def refill_refuse(*, order: Order, by, submission_key=None):
     """Refuse a refill that is too soon, expired or out of refills: release the hold, tell the customer why."""
-    from .prescriptions import prescription_reject
+    from .prescription_decisions import prescription_reject
 
     reasons = [checks.refusal for _, checks in _order_refill_checks(order, timezone.localdate()) if checks.refusal]
     if not reasons:
@@ -608,19 +607,19 @@ def refill_reminders_send(*, today: date | None = None, within_days: int | None 
 
 
 def _queue_reminder(*, record: PrescriptionOnFile, fill: PrescriptionOnFileEvent, runs_out: date, today: date) -> None:
-    """The one place that builds the reminder email (the lead may move it to a plain-data entry point)."""
+    """The reminder's own details; ``orders.emails.order_email`` adds the order and queues it."""
     prefs = reminder_settings_for(record.user)
     needs_new = record.refills_left <= 0 or record.expires_on < runs_out
-    email_queue(
+    order_email(
         order=fill.order,
         kind=EmailKind.REFILL_REMINDER,
-        event_id=fill.pk,
-        context_extra={
+        event=fill.pk,
+        details={
             "runs_out": runs_out.isoformat(),
             "runs_out_text": f"{runs_out:%B %-d, %Y}",
             "needs_new_prescription": needs_new,
             "medicine": f"{record.medicine} {record.strength}" if prefs and prefs.name_medicine else "",
             "refills_left": record.refills_left,
-            "prescription_url": reverse("refills:detail", kwargs={"pk": record.pk}),
+            "prescription_url": absolute_url(reverse("refills:detail", kwargs={"pk": record.pk})),
         },
     )

@@ -1,6 +1,6 @@
 """The pharmacist's pages (``/staff/review/``) and the permission-checked prescription files.
 
-Thin: decisions are made in ``orders.prescriptions``. Every action is a POST with CSRF; a
+Thin: decisions are made in ``orders.prescription_decisions``, shipping in ``orders.fulfilment``. Every action is a POST with CSRF; a
 customer or other staff member gets 403, a signed-out visitor is sent to sign in.
 """
 from __future__ import annotations
@@ -16,12 +16,14 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from . import fulfilment
+from . import prescription_decisions as decisions
 from . import prescriptions as rx
 from .files import INLINE_TYPES
 from .models import Order, OrderEvent, Prescription
-from .state import PaymentStatus
+from .state import OrderStatus, PaymentStatus
 from .prescription_forms import ApproveForm, ApproveWithChangesForm, RejectForm, RequestInformationForm, ShipForm
-from .services import order_token_is_valid, to_minor
+from .services import OrderError, order_token_is_valid, to_minor
 
 
 def pharmacist_required(view):
@@ -63,7 +65,7 @@ def _decorate(orders, now):
 def review_queue(request):
     now = timezone.now()
     orders = _decorate(list(rx.review_queue()), now)
-    shipping = list(rx.ready_to_ship())
+    shipping = list(fulfilment.ready_to_ship())
     # Issue #16 hook: refills are listed apart, with their checks; and the refills due this week.
     from .prescription_records import refills_due, review_queue_split
 
@@ -89,7 +91,7 @@ def _review_order(number: int) -> Order:
 
 def _event_text(event: OrderEvent) -> str:
     """An order event in words: labels, not the stored status codes."""
-    choices = {OrderEvent.Kind.STATUS: rx.OrderStatus, OrderEvent.Kind.PAYMENT: PaymentStatus}.get(event.kind)
+    choices = {OrderEvent.Kind.STATUS: OrderStatus, OrderEvent.Kind.PAYMENT: PaymentStatus}.get(event.kind)
 
     def label(code: str) -> str:
         try:
@@ -116,7 +118,7 @@ def _render_review(request, order, *, status=200, top_error="", **forms):
         "lines": lines,
         "reviews": list(order.reviews.all()),
         "events": events,
-        "in_review": order.status == rx.OrderStatus.AWAITING_REVIEW,
+        "in_review": order.status == OrderStatus.AWAITING_REVIEW,
         "approve_form": forms.get("approve_form") or ApproveForm(),
         "changes_form": forms.get("changes_form") or ApproveWithChangesForm(lines=lines),
         "reject_form": forms.get("reject_form") or RejectForm(),
@@ -147,13 +149,13 @@ def _act(request, number, form_class, form_name, action, *, success, form_kwargs
     if form.is_valid():
         try:
             action(order, form)
-        except rx.ReviewError as exc:
+        except OrderError as exc:  # a review decision or a shipment refused, with its reason
             form.add_error(None, exc.message)
         else:
             messages.success(request, success.format(number=order.number))
             return redirect("orders:review_queue")
     order = _review_order(number)
-    shown = order.status == rx.OrderStatus.READY_TO_SHIP if form_name == "ship_form" else order.status == rx.OrderStatus.AWAITING_REVIEW
+    shown = order.status == OrderStatus.READY_TO_SHIP if form_name == "ship_form" else order.status == OrderStatus.AWAITING_REVIEW
     # The form is not on the page any more (the order moved on): say why at the top.
     top_error = "" if shown else " ".join(form.non_field_errors())
     return _render_review(request, order, status=400, top_error=top_error, **{form_name: form})
@@ -168,7 +170,7 @@ def review_approve(request, number: int):
         number,
         ApproveForm,
         "approve_form",
-        lambda order, form: rx.prescription_approve(
+        lambda order, form: decisions.prescription_approve(
             order=order, by=request.user, note=form.cleaned_data["note"], submission_key=form.cleaned_data["submission_key"]
         ),
         success="Order {number} approved; the payment has been captured.",
@@ -184,7 +186,7 @@ def review_approve_with_changes(request, number: int):
         number,
         ApproveWithChangesForm,
         "changes_form",
-        lambda order, form: rx.prescription_approve_with_changes(
+        lambda order, form: decisions.prescription_approve_with_changes(
             order=order,
             by=request.user,
             approved_packages=form.approved_packages(),
@@ -205,7 +207,7 @@ def review_reject(request, number: int):
         number,
         RejectForm,
         "reject_form",
-        lambda order, form: rx.prescription_reject(
+        lambda order, form: decisions.prescription_reject(
             order=order, by=request.user, reason=form.cleaned_data["reason"], submission_key=form.cleaned_data["submission_key"]
         ),
         success="Order {number} not approved; the card hold has been released.",
@@ -221,7 +223,7 @@ def review_request_information(request, number: int):
         number,
         RequestInformationForm,
         "info_form",
-        lambda order, form: rx.prescription_request_information(
+        lambda order, form: decisions.prescription_request_information(
             order=order, by=request.user, message=form.cleaned_data["message"], submission_key=form.cleaned_data["submission_key"]
         ),
         success="Question sent to the customer of order {number}; it stays in the queue.",
@@ -237,7 +239,7 @@ def review_mark_shipped(request, number: int):
         number,
         ShipForm,
         "ship_form",
-        lambda order, form: rx.order_mark_shipped(
+        lambda order, form: fulfilment.order_mark_shipped(
             order=order, by=request.user, carrier=form.cleaned_data["carrier"], tracking_number=form.cleaned_data["tracking_number"]
         ),
         success="Order {number} marked shipped; the customer has been emailed.",

@@ -27,24 +27,23 @@ from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.db.models import F
-from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
 
 from cart import calculations
-from cart.models import Cart, CartLine
+from cart.models import Cart
 from cart.pricing import cart_summary
 from cart.services import cart_clear
 from catalog.models import PackageTier
 from discounts.services import discount_redeem, discount_release
-
 from notifications.models import EmailKind
-from notifications.services import email_queue
 
 from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
+from .emails import order_email, order_emails_on_transition
+from .links import order_access_token, order_link, order_token_is_valid  # noqa: F401  (the public names)
 from .pricing_inputs import order_pricing_inputs
 from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
@@ -52,9 +51,7 @@ from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentS
 logger = logging.getLogger(__name__)
 
 EXPRESS_SURCHARGE = calculations.EXPRESS_SURCHARGE
-ORDER_LINK_SALT = "orders.order-link"
 DISCOUNT_USED_UP = "The discount code was used up by another order while this one was paid; the card hold was released."
-ORDER_LINK_MAX_AGE = timedelta(days=90)
 
 
 class OrderError(Exception):
@@ -99,22 +96,6 @@ def from_minor(value: int, currency: str = "USD") -> Money:
 # --- Links to an order ----------------------------------------------------------------------
 
 
-def order_access_token(order: Order) -> str:
-    return signing.TimestampSigner(salt=ORDER_LINK_SALT).sign(str(order.id))
-
-
-def order_token_is_valid(*, order: Order, token: str) -> bool:
-    try:
-        value = signing.TimestampSigner(salt=ORDER_LINK_SALT).unsign(token, max_age=ORDER_LINK_MAX_AGE)
-    except signing.BadSignature:
-        return False
-    return value == str(order.id)
-
-
-def order_link(order: Order) -> str:
-    """The order page, reachable without signing in (guests) through a signed token."""
-    return f"{reverse('orders:detail', kwargs={'number': order.number})}?t={order_access_token(order)}"
-
 
 # --- Status moves: the one place ------------------------------------------------------------
 
@@ -141,23 +122,10 @@ def order_transition(*, order: Order, to: str, by=None, note: str = "", field: s
         from .prescription_records import refills_count_on_capture
 
         refills_count_on_capture(order=order, by=_user_or_none(by))
-    for email_kind in TRANSITION_EMAILS.get((field, to), ()):
-        # Queued on commit and deduplicated per (order, kind): a move replayed by a second
-        # webhook sends nothing twice, and a rolled-back move sends nothing at all.
-        email_queue(order=order, kind=email_kind)
+    # Queued on commit and deduplicated per (order, kind): a move replayed by a second webhook
+    # sends nothing twice, and a rolled-back move sends nothing at all.
+    order_emails_on_transition(order=order, field=field, to=to)
     return event
-
-
-#: Which emails a move sends. "Order received" follows the card hold, never the checkout; a
-#: payment Stripe reports as captured before we saw the hold still sends it (deduplicated).
-TRANSITION_EMAILS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("payment_status", PaymentStatus.AUTHORIZED): (EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER),
-    ("payment_status", PaymentStatus.CAPTURED): (
-        EmailKind.ORDER_RECEIVED,
-        EmailKind.STAFF_NEW_ORDER,
-        EmailKind.PAYMENT_CAPTURED,
-    ),
-}
 
 
 def _user_or_none(user):
@@ -781,14 +749,15 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
     # Prorated over what the order charged (cart.calculations.refund_split), so the email can say
     # how much of the refund is sales tax given back.
     split = calculations.refund_split(totals=order_recalculate(order=order, lines=order.lines.all()), amount=refunded)
-    email_queue(
-        order=order,
-        kind=EmailKind.REFUND_ISSUED,
-        context_extra={"amount": refunded, "reason": reason, "tax_part": split.tax if split.tax.amount else ""},
-        event_id=refund_id,
-    )
     order.amount_refunded = calculations.add((order.amount_refunded, refunded), str(order.total.currency))
     order.save(update_fields=["amount_refunded", "updated_at"])
+    # After the total refunded is updated: the email's context is built now, not at send time.
+    order_email(
+        order=order,
+        kind=EmailKind.REFUND_ISSUED,
+        event=refund_id,
+        details={"amount": refunded, "reason": reason, "tax_part": split.tax if split.tax.amount else ""},
+    )
     to = PaymentStatus.REFUNDED if order.amount_refunded.amount >= order.amount_captured.amount else PaymentStatus.PARTIALLY_REFUNDED
     order_transition(order=order, to=to, field="payment_status", by=by, note=f"Refunded {refunded}: {reason}")
 
@@ -868,6 +837,16 @@ def orders_expire_unpaid(*, now=None) -> int:
 
 
 @transaction.atomic
+def order_by_number(number) -> Order | None:
+    """The order with this number, or None (for pages of other apps that look one up by its link)."""
+    return Order.objects.filter(number=number).first()
+
+
+def orders_of_customer(*, user):
+    """A customer's orders, newest first, with their shipment, in one query whatever their number."""
+    return Order.objects.filter(user=user).select_related("shipment").order_by("-created_at", "-number")
+
+
 def order_attach_to_customer(*, order: Order, user) -> Order:
     """Put a guest order in ``user``'s account; the caller has proved the user owns its email.
 

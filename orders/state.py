@@ -59,7 +59,3 @@ TRANSITION_TABLES: dict[str, dict[str, frozenset[str]]] = {
 
 # Before these, the parcel has not left: the order may still be canceled.
 CANCELABLE_STATUSES = frozenset(s for s, moves in ORDER_TRANSITIONS.items() if S.CANCELED in moves)
-
-
-def can_move(*, field: str, current: str, to: str) -> bool:
-    return to in TRANSITION_TABLES[field].get(current, frozenset())

@@ -23,7 +23,7 @@ def sync_payment(order_id: str) -> None:
 @shared_task(name="orders.lapse_expired_prescription_holds")
 def lapse_expired_prescription_holds() -> int:
     """Cancel review orders whose 7-day card hold has lapsed, and tell the customers."""
-    from .prescriptions import prescriptions_lapse_expired
+    from .prescription_decisions import prescriptions_lapse_expired
 
     return prescriptions_lapse_expired()
 
@@ -61,3 +61,12 @@ def send_refill_reminders() -> int:
     from .prescription_records import refill_reminders_send
 
     return refill_reminders_send()
+
+
+@shared_task(name="orders.expiring_holds_digest")
+def expiring_holds_digest_task() -> int | None:
+    """Warn staff, once a day per order, about card holds that lapse within the day."""
+    from .emails import expiring_holds_digest
+
+    email = expiring_holds_digest()
+    return email.pk if email else None

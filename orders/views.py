@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from cart.pricing import cart_summary, format_money
 from cart.services import cart_for_request
-from notifications.services import tracking_url
+from .carriers import tracking_url
 
 from . import services, webhooks
 from . import stripe_gateway as gateway

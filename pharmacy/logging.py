@@ -40,10 +40,6 @@ def clean_request_id(value: str | None) -> str:
     return new_request_id()
 
 
-def get_request_id() -> str | None:
-    return _request_id.get()
-
-
 def set_request_id(value: str | None) -> contextvars.Token:
     return _request_id.set(value)
 

@@ -304,17 +304,20 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 ANYMAIL = env.dict("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>")
 PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.example")
-# The outbox (notifications app): hand rows Celery lost back to it, warn staff about card holds
-# that are about to lapse (Stripe keeps a manual-capture hold for 7 days).
+# The outbox (notifications app): hand rows Celery lost back to it. The orders app warns staff
+# about card holds that are about to lapse (Stripe keeps a manual-capture hold for 7 days).
 CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"] = {
     "task": "notifications.requeue_stale_emails",
     "schedule": 300.0,
 }
-CELERY_BEAT_SCHEDULE["notifications-expiring-holds-digest"] = {
-    "task": "notifications.expiring_holds_digest",
+CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
+    "task": "orders.expiring_holds_digest",
     "schedule": 3600.0,
 }
 AUTHORISATION_WARNING_HOURS = env.int("AUTHORISATION_WARNING_HOURS", default=24)
+# Checkout prefills the prescription step from the customer's saved patient details. Accounts sit
+# above orders, so orders reads them through this function (empty: no prefill).
+PATIENT_PROFILE_LOOKUP = "accounts.services.patient_profile_for"
 
 # --- Stripe ---------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
@@ -330,7 +333,7 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=4.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 # How long Stripe keeps a manual-capture card hold (7 days for online card payments). A
 # prescription order still in review after this is canceled and the customer told
-# (orders.prescriptions.prescriptions_lapse_expired); the staff digest warns a day before.
+# (orders.prescription_decisions.prescriptions_lapse_expired); the staff digest warns a day before.
 # Only lower it for a processor with shorter holds; raising it would capture expired holds.
 STRIPE_AUTHORISATION_VALIDITY_HOURS = env.int("STRIPE_AUTHORISATION_VALIDITY_HOURS", default=7 * 24)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.

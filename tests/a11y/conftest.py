@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.models import PackageTier
-from orders import prescriptions, services
+from orders import prescription_decisions, services
 from tests.e2e.conftest import general_product  # noqa: F401
 from tests.e2e.test_checkout import shop  # noqa: F401  (live server + localstripe webhooks)
 from tests.factories import UserFactory
@@ -50,7 +50,7 @@ def site(shop, localstripe, settings, tmp_path, baclofen, general_product):  # n
 
     waiting = authorise(localstripe, place_rx(make_cart(tier=rx_tier, user=customer), tier=rx_tier, user=customer, with_file=False))
     approved = authorise(localstripe, place_rx(make_cart(tier=rx_tier, packages=2), tier=rx_tier, with_file=False))
-    prescriptions.prescription_approve(order=approved, by=pharmacist)
+    prescription_decisions.prescription_approve(order=approved, by=pharmacist)
     paid = place(make_cart(tier=general_tier)).order
     browser_confirm(base=localstripe.base, intent_id=paid.stripe_payment_intent_id, card_number=CARD_OK)
     services.order_sync_payment(order_id=paid.pk)

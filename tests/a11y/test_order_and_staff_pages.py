@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.models import PackageTier
-from orders import prescriptions, services
+from orders import prescription_decisions, services
 from tests.catalog.html import parse
 from tests.e2e.conftest import general_product  # noqa: F401
 from tests.factories import UserFactory
@@ -41,7 +41,7 @@ def test_order_page_heading_and_timeline_follow_the_review(client, localstripe, 
     _, headline, timeline = page_of(client, order)
     assert headline == "Order received: awaiting pharmacist review" and "approved" not in timeline
 
-    prescriptions.prescription_approve(order=order, by=pharmacist)
+    prescription_decisions.prescription_approve(order=order, by=pharmacist)
     response, headline, timeline = page_of(client, order)
     assert headline == "Approved and paid: being prepared for shipping"
     assert "Thank you, your order is placed" not in response.content.decode()
@@ -50,13 +50,13 @@ def test_order_page_heading_and_timeline_follow_the_review(client, localstripe, 
 
     changed = rx_order(localstripe, rx_tier, packages=2)
     line = changed.lines.get()
-    prescriptions.prescription_approve_with_changes(order=changed, by=pharmacist, approved_packages={line.pk: 1}, note="One pack prescribed.")
+    prescription_decisions.prescription_approve_with_changes(order=changed, by=pharmacist, approved_packages={line.pk: 1}, note="One pack prescribed.")
     _, headline, timeline = page_of(client, changed)
     assert headline == "Approved with changes and paid: being prepared for shipping"
     assert "Prescription approved with changes" in timeline
 
     rejected = rx_order(localstripe, rx_tier)
-    prescriptions.prescription_reject(order=rejected, by=pharmacist, reason="Expired prescription.")
+    prescription_decisions.prescription_reject(order=rejected, by=pharmacist, reason="Expired prescription.")
     _, headline, timeline = page_of(client, rejected)
     assert headline == "Not approved" and "Prescription not approved" in timeline
 

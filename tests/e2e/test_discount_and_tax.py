@@ -12,7 +12,7 @@ from djmoney.money import Money
 from discounts.models import DiscountCode, DiscountKind, DiscountRedemption
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders.services import order_link
 from orders.state import OrderStatus, PaymentStatus
 from salestax.models import TaxRate

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from notifications.services import email_queue, email_requeue_stale, email_send
+from notifications.services import email_requeue_stale, email_send
+from orders.emails import order_email, order_email_context
 from notifications.tasks import EmailDeliveryFailed, send_email_task
 from tests.factories import UserFactory
 from tests.notifications.conftest import make_order
@@ -40,7 +41,7 @@ def flaky_mail(settings, tmp_path, monkeypatch):
 
 def test_nothing_is_sent_before_the_transaction_commits(order, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        row = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        row = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     assert row.status == EmailStatus.QUEUED
     assert mailoutbox == []
     assert len(callbacks) == 1
@@ -57,7 +58,7 @@ def test_a_rolled_back_transaction_leaves_no_row_and_sends_nothing(baclofen, mai
 
     with pytest.raises(RuntimeError):
         with transaction.atomic():
-            email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+            order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
             raise RuntimeError("payment bookkeeping failed")
 
     assert not OutboundEmail.objects.exists()
@@ -65,7 +66,7 @@ def test_a_rolled_back_transaction_leaves_no_row_and_sends_nothing(baclofen, mai
 
     # The same call in a transaction that commits does send (in-process, as in the demo).
     with transaction.atomic():
-        email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     assert len(mailoutbox) == 1
     assert OutboundEmail.objects.get().status == EmailStatus.SENT
 
@@ -75,19 +76,19 @@ def test_a_rolled_back_transaction_leaves_no_row_and_sends_nothing(baclofen, mai
 
 def test_queuing_twice_sends_once(order, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        first = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
-        second = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        first = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
+        second = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     assert first.pk == second.pk
     assert len(callbacks) == 1
     with django_capture_on_commit_callbacks(execute=True):
-        email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)  # e.g. a webhook redelivered later
+        order_email(order=order, kind=EmailKind.ORDER_RECEIVED)  # e.g. a webhook redelivered later
     assert len(mailoutbox) == 1
     assert OutboundEmail.objects.count() == 1
 
 
 def test_running_the_task_again_on_a_sent_email_sends_nothing(order, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        row = email_queue(order=order, kind=EmailKind.SHIPPED, context_extra={"carrier": "UPS"})
+        row = order_email(order=order, kind=EmailKind.SHIPPED, details={"carrier": "UPS"})
     assert send_email_task.apply(args=[row.pk]).get() is False
     assert email_send(log_id=row.pk) is False
     assert len(mailoutbox) == 1
@@ -97,12 +98,12 @@ def test_running_the_task_again_on_a_sent_email_sends_nothing(order, mailoutbox,
 
 def test_repeatable_kinds_send_once_per_event(order, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": "A?"}, event_id=1)
-        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": "A?"}, event_id=1)
-        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED, context_extra={"message": "B?"}, event_id=2)
+        order_email(order=order, kind=EmailKind.INFORMATION_REQUESTED, details={"message": "A?"}, event=1)
+        order_email(order=order, kind=EmailKind.INFORMATION_REQUESTED, details={"message": "A?"}, event=1)
+        order_email(order=order, kind=EmailKind.INFORMATION_REQUESTED, details={"message": "B?"}, event=2)
     assert sorted("A?" in m.body for m in mailoutbox) == [False, True]
-    with pytest.raises(ValueError, match="event_id"):
-        email_queue(order=order, kind=EmailKind.INFORMATION_REQUESTED)
+    with pytest.raises(ValueError, match="pass the event"):
+        order_email(order=order, kind=EmailKind.INFORMATION_REQUESTED)
 
 
 def test_an_email_being_sent_by_another_worker_is_not_sent_twice(order, mailoutbox):
@@ -162,7 +163,10 @@ def test_in_process_mode_tries_once_then_parks_the_email_as_failed(order, flaky_
 
 def test_stale_queued_emails_are_handed_to_celery_again(order, mailoutbox, django_capture_on_commit_callbacks):
     """The broker was down when the order committed: the periodic sweep sends the email later."""
-    row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k")
+    row = OutboundEmail.objects.create(
+        order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k",
+        context=order_email_context(order=order, kind=EmailKind.ORDER_RECEIVED),
+    )
     fresh = OutboundEmail.objects.create(order=order, kind=EmailKind.PAYMENT_CAPTURED, recipient=order.email, dedupe_key="k2")
     OutboundEmail.objects.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(minutes=30))
 
@@ -180,10 +184,10 @@ def test_stale_queued_emails_are_handed_to_celery_again(order, mailoutbox, djang
 def sent_and_failed(order, django_capture_on_commit_callbacks, flaky_mail):
     """One email delivered, one that failed for good (the mail server went down in between)."""
     with django_capture_on_commit_callbacks(execute=True):
-        sent = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        sent = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     flaky_mail(99)
     with django_capture_on_commit_callbacks(execute=True):
-        failed = email_queue(order=order, kind=EmailKind.PAYMENT_CAPTURED)
+        failed = order_email(order=order, kind=EmailKind.PAYMENT_CAPTURED)
     sent.refresh_from_db()
     failed.refresh_from_db()
     assert (sent.status, failed.status) == (EmailStatus.SENT, EmailStatus.FAILED)
@@ -216,7 +220,7 @@ def test_staff_can_resend_sent_and_failed_emails(admin_client, settings, mailout
 
 def test_resend_skips_an_email_that_is_already_on_its_way(admin_client, order, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        queued = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        queued = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             reverse("admin:notifications_outboundemail_changelist"),
@@ -231,7 +235,7 @@ def test_the_outbox_is_read_only_and_resend_needs_the_resend_permission(client, 
     from django.contrib.auth.models import Permission
 
     with django_capture_on_commit_callbacks(execute=True):
-        row = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+        row = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     viewer = UserFactory(is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_outboundemail"))
     client.force_login(viewer)
@@ -285,6 +289,6 @@ def test_no_order_confirmation_before_the_card_is_authorised(kind, payment_statu
     order = make_order(product=baclofen, payment_status=payment_status, status="pending_payment")
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(ValueError, match="once the card is authorised"):
-            email_queue(order=order, kind=kind)
+            order_email(order=order, kind=kind)
     assert mailoutbox == []
     assert not OutboundEmail.objects.exists()

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from notifications.models import DigestEntry, EmailKind, OutboundEmail
-from notifications.services import email_queue_authorisations_expiring, email_queue_expiring_holds_digest
+from orders.emails import expiring_holds_digest, holds_digest_queue
 from orders.models import Order, OrderEvent
 from orders.state import PaymentStatus
 from tests.notifications.conftest import make_order
@@ -33,7 +33,7 @@ def test_digest_lists_only_holds_expiring_within_a_day_once_per_day(
     Order.objects.filter(pk=no_event.pk).update(created_at=now - timedelta(days=6, hours=2))
 
     with django_capture_on_commit_callbacks(execute=True):
-        email = email_queue_expiring_holds_digest(now=now)
+        email = expiring_holds_digest(now=now)
 
     [message] = mailoutbox
     assert message.to == [settings.PHARMACY_STAFF_EMAIL]
@@ -50,7 +50,7 @@ def test_digest_lists_only_holds_expiring_within_a_day_once_per_day(
 
     # The hourly run again the same day: nothing new to say.
     with django_capture_on_commit_callbacks(execute=True):
-        assert email_queue_expiring_holds_digest(now=now) is None
+        assert expiring_holds_digest(now=now) is None
     assert len(mailoutbox) == 1
 
 
@@ -62,9 +62,9 @@ def test_an_order_already_listed_today_is_left_out_and_listed_again_tomorrow(
     today = timezone.localdate()
 
     with django_capture_on_commit_callbacks(execute=True):
-        email_queue_authorisations_expiring(holds=[(first, expires)], day=today)
-        email_queue_authorisations_expiring(holds=[(first, expires), (second, expires)], day=today)
-        email_queue_authorisations_expiring(holds=[(first, expires)], day=today + timedelta(days=1))
+        holds_digest_queue(holds=[(first, expires)], day=today)
+        holds_digest_queue(holds=[(first, expires), (second, expires)], day=today)
+        holds_digest_queue(holds=[(first, expires)], day=today + timedelta(days=1))
 
     assert [m.subject for m in mailoutbox] == ["1 card hold expires soon: capture or cancel"] * 3
     assert str(first.number) in mailoutbox[0].body

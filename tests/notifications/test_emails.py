@@ -6,7 +6,7 @@ from django.conf import settings
 from djmoney.money import Money
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from notifications.services import email_queue
+from orders.emails import order_email, order_email_context
 from orders.services import order_token_is_valid
 from tests.factories import ProductFactory
 from tests.notifications.conftest import make_order
@@ -22,9 +22,9 @@ CUSTOMER_KINDS = {
 }
 
 
-def _queue_and_send(order, kind, context, capture, event_id=None):
+def _queue_and_send(order, kind, context, capture, event=None):
     with capture(execute=True):
-        email_queue(order=order, kind=kind, context_extra=context, event_id=event_id)
+        order_email(order=order, kind=kind, details=context, event=event)
 
 
 def _html(message) -> str:
@@ -46,7 +46,7 @@ def _private_words(order) -> list[str]:
 def test_customer_email_lists_the_order_and_its_subject_names_no_medicine(
     kind, order, mailoutbox, django_capture_on_commit_callbacks
 ):
-    _queue_and_send(order, kind, CUSTOMER_KINDS[kind], django_capture_on_commit_callbacks, event_id="evt-1")
+    _queue_and_send(order, kind, CUSTOMER_KINDS[kind], django_capture_on_commit_callbacks, event="evt-1")
 
     [message] = mailoutbox
     assert message.to == [order.email]
@@ -92,7 +92,7 @@ def test_shipped_email_gives_carrier_and_tracking(order, mailoutbox, django_capt
 
 def test_information_request_quotes_the_pharmacist(order, mailoutbox, django_capture_on_commit_callbacks):
     extra = CUSTOMER_KINDS[EmailKind.INFORMATION_REQUESTED]
-    _queue_and_send(order, EmailKind.INFORMATION_REQUESTED, extra, django_capture_on_commit_callbacks, event_id=7)
+    _queue_and_send(order, EmailKind.INFORMATION_REQUESTED, extra, django_capture_on_commit_callbacks, event=7)
 
     [message] = mailoutbox
     assert extra["message"] in message.body
@@ -100,7 +100,7 @@ def test_information_request_quotes_the_pharmacist(order, mailoutbox, django_cap
 
 
 def test_refund_email_states_the_amount(order, mailoutbox, django_capture_on_commit_callbacks):
-    _queue_and_send(order, EmailKind.REFUND_ISSUED, CUSTOMER_KINDS[EmailKind.REFUND_ISSUED], django_capture_on_commit_callbacks, event_id="re_1")
+    _queue_and_send(order, EmailKind.REFUND_ISSUED, CUSTOMER_KINDS[EmailKind.REFUND_ISSUED], django_capture_on_commit_callbacks, event="re_1")
 
     [message] = mailoutbox
     assert "We have refunded $12.50" in message.body
@@ -163,7 +163,10 @@ def test_rendering_an_email_costs_the_same_queries_for_two_or_twelve_lines(
     counts = []
     for lines in (2, 12):
         order = make_order(product=baclofen, lines=lines)
-        row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key=f"{order.pk}:x")
+        row = OutboundEmail.objects.create(
+            order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key=f"{order.pk}:x",
+            context=order_email_context(order=order, kind=EmailKind.ORDER_RECEIVED),
+        )
         with django_assert_max_num_queries(6) as captured:
             assert email_send(log_id=row.pk) is True
         counts.append(len(captured.captured_queries))
@@ -178,6 +181,7 @@ def test_approval_with_changes_explains_the_new_total_and_what_is_charged(
     from orders.models import Order
 
     Order.objects.filter(pk=order.pk).update(amount_captured=Money("60.00", "USD"))
+    order.refresh_from_db()  # the review queues the email with the order it has just captured
     extra = {"note": "Your prescription covers 60 tablets.", "ordered_total": Money("130.36", "USD"), "approved_total": Money("60.00", "USD")}
     _queue_and_send(order, EmailKind.PRESCRIPTION_APPROVED, extra, django_capture_on_commit_callbacks)
 
@@ -225,3 +229,25 @@ def test_order_received_for_an_order_captured_at_once_says_it_is_paid(db, mailou
         assert "We have taken the payment of" in body and "$21.95" in body
         assert "hold" not in body
         assert "pharmacist" not in body.split("Questions about")[0]
+
+
+def test_a_resend_sends_the_email_as_it_was_queued_not_as_the_order_is_now(order, mailoutbox, django_capture_on_commit_callbacks):
+    """The row keeps its context: an email that failed and is resent later says what it said."""
+    from notifications.services import email_resend
+
+    row = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)  # not sent: the commit never ran
+    OutboundEmail.objects.filter(pk=row.pk).update(status=EmailStatus.FAILED, last_error="SMTP down")
+    type(order).objects.filter(pk=order.pk).update(ship_name="Someone Else")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert email_resend(email=row) is True
+    [message] = mailoutbox
+    assert f"Hello {order.ship_name}," in message.body and "Someone Else" not in message.body
+
+
+def test_the_outbox_takes_only_plain_data(order):
+    """An unformatted amount is a bug in the sender, caught when it queues, not at send time."""
+    from notifications.services import email_queue
+
+    with pytest.raises(TypeError, match="plain JSON"):
+        email_queue(kind=EmailKind.ORDER_RECEIVED, to=order.email, context={"total": order.total}, dedupe_key="x")

@@ -20,7 +20,7 @@ import redis
 from django.db import connection, transaction
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from notifications.services import email_queue
+from orders.emails import order_email
 from notifications.tasks import send_email_task
 from pharmacy.celery import app as celery_app
 from catalog.models import PackageTier
@@ -155,7 +155,7 @@ def test_confirmation_email_arrives_exactly_once_despite_a_duplicate_webhook_and
     for _ in range(2):
         with transaction.atomic():
             order = order_sync_payment(order_id=placed.order.pk)
-            email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+            order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     assert order.payment_status == PaymentStatus.AUTHORIZED
     row = OutboundEmail.objects.get(order=order, kind=EmailKind.ORDER_RECEIVED)
 

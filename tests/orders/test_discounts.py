@@ -17,7 +17,7 @@ from catalog.models import LegalClass
 from discounts.models import DiscountCode, DiscountKind, DiscountRedemption
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders import services
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus

@@ -9,7 +9,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from notifications.models import EmailKind, OutboundEmail
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders.models import OrderLine, PrescriptionReview, ReviewAction, Shipment
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
@@ -214,7 +214,8 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
     assert order.status == OrderStatus.SHIPPED
     assert Shipment.objects.get(order=order).tracking_number == "9400 1000 0000"
     [email] = emails(order, EmailKind.SHIPPED)
-    assert email.context == {"carrier": "USPS", "tracking_number": "9400 1000 0000"}
+    assert (email.context["carrier"], email.context["tracking_number"]) == ("USPS", "9400 1000 0000")
+    assert email.context["tracking_url"] == "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400%201000%200000"
 
 
 def test_reject_from_the_page_needs_a_reason(localstripe, baclofen_90, pharmacist, client):

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.db import connection, connections
 
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders.models import OrderEvent, PrescriptionReview
 from orders.state import OrderStatus, PaymentStatus
 from tests.orders.conftest import make_cart

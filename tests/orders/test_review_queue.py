@@ -11,8 +11,8 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from notifications.models import DigestEntry, EmailKind, OutboundEmail
-from notifications.tasks import expiring_holds_digest_task
-from orders import prescriptions as rx
+from orders.tasks import expiring_holds_digest_task
+from orders import prescription_decisions as rx
 from orders import tasks
 from orders.models import (
     Order,
@@ -159,7 +159,7 @@ def test_pharmacists_are_warned_about_holds_expiring_within_a_day(db):
     later = review_order(authorised_days_ago=2)
     expiring_holds_digest_task()
     [email] = OutboundEmail.objects.filter(kind=EmailKind.STAFF_AUTHORISATIONS_EXPIRING)
-    numbers = [hold["number"] for hold in email.context["holds"]]
+    numbers = [hold["number"] for hold in email.context["entries"]]
     assert numbers == [str(soon.number)] and str(later.number) not in numbers
     # Run again the same day: no second email for the same order.
     expiring_holds_digest_task()

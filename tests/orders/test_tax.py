@@ -11,7 +11,7 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
-from orders import prescriptions as rx
+from orders import prescription_decisions as rx
 from orders import services
 from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory

@@ -12,8 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from notifications.services import email_queue, email_resend
-from orders import prescriptions as rx
+from notifications.services import email_resend
+from orders.emails import order_email
+from orders import prescription_decisions as rx
+from orders.fulfilment import order_mark_shipped
 from orders import services
 from orders.models import OrderRefund, PrescriptionReview, Shipment
 from orders.state import OrderStatus, PaymentStatus
@@ -139,7 +141,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     assert order.payment_status == PaymentStatus.CAPTURED
     for user in (staff.viewer, staff.pricing, technician):
         with pytest.raises(PermissionDenied):
-            rx.order_mark_shipped(order=order, by=user, carrier="UPS", tracking_number="1Z999")
+            order_mark_shipped(order=order, by=user, carrier="UPS", tracking_number="1Z999")
     assert not Shipment.objects.exists()
     response = client.post(
         reverse("orders:review_ship", args=[order.number]), {"carrier": "UPS", "tracking_number": "1Z999"}
@@ -152,7 +154,7 @@ def test_resending_an_email_needs_the_resend_permission(baclofen, client, staff,
     from tests.notifications.conftest import make_order
 
     order = make_order(product=baclofen)
-    email = email_queue(order=order, kind=EmailKind.ORDER_RECEIVED)
+    email = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
     OutboundEmail.objects.filter(pk=email.pk).update(status=EmailStatus.FAILED, last_error="SMTP down")
     changelist = reverse("admin:notifications_outboundemail_changelist")
     bulk = {"action": "resend", "_selected_action": [str(email.pk)], "index": "0"}
