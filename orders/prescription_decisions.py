@@ -64,9 +64,28 @@ def _gateway_message(exc: gateway.PaymentGatewayError) -> str:
     return f"Stripe refused the request ({exc.code or 'error'}); nothing was changed. {exc.user_message}"
 
 
-def prescription_approve(*, order: Order, by, note: str = "", submission_key=None) -> PrescriptionReview:
-    """Approve as ordered: capture the whole hold and send the order to the dispensary."""
+REFILL_NEEDS_ITS_CHECKS = (
+    "This order refills a prescription on file: use “Approve refill”, which checks the refills left, "
+    "the expiry and the days since the last fill."
+)
+
+
+def _refuse_unchecked_refill(order: Order) -> None:
+    """A refill is approved only through ``prescription_records.refill_approve``, which runs its
+    checks first: the plain approval buttons beside the refill panel must not skip them."""
+    if order.refills.exists():
+        raise ReviewError(REFILL_NEEDS_ITS_CHECKS)
+
+
+def prescription_approve(
+    *, order: Order, by, note: str = "", submission_key=None, refill_checked: bool = False
+) -> PrescriptionReview:
+    """Approve as ordered: capture the whole hold and send the order to the dispensary.
+
+    ``refill_checked`` is passed only by ``refill_approve``, after the refill checks passed."""
     _require(by, "approve_prescription", "approve a prescription order")
+    if not refill_checked:
+        _refuse_unchecked_refill(order)
     with transaction.atomic():
         order, existing = _lock_for_review(order, submission_key)
         if existing is not None:
@@ -98,6 +117,7 @@ def prescription_approve_with_changes(
     Shipping stays as the customer agreed it.
     """
     _require(by, "approve_prescription", "approve a prescription order")
+    _refuse_unchecked_refill(order)
     if not note.strip():
         raise ReviewError("Please tell the customer why the order was changed.")
     with transaction.atomic():

@@ -514,7 +514,9 @@ def refill_approve(*, order: Order, by, note: str = "", submission_key=None):
     for link, checks in _order_refill_checks(order, timezone.localdate()):
         if checks.refusal:
             raise RefillError(f"{link.prescription}: cannot be approved as a refill. Use “Refuse refill”. {checks.refusal}")
-    return prescription_approve(order=order, by=by, note=note or "Refill approved.", submission_key=submission_key)
+    return prescription_approve(
+        order=order, by=by, note=note or "Refill approved.", submission_key=submission_key, refill_checked=True
+    )
 
 
 def refill_refuse(*, order: Order, by, submission_key=None):

@@ -185,3 +185,23 @@ def test_order_again_adds_general_sale_items_and_skips_prescription_ones(client,
     other = UserFactory()
     client.force_login(other)
     assert client.post(reverse("refills:order_again", args=[order.number])).status_code == 404
+
+
+def test_the_plain_approval_cannot_skip_the_refill_checks(localstripe, baclofen_90):
+    from orders.prescription_decisions import ReviewError, prescription_approve, prescription_approve_with_changes
+
+    _, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
+    age_last_fill(record, days=10)  # too soon: the refill checks would refuse it
+    refill = place_refill(localstripe, record, baclofen_90)
+    pharmacist = make_pharmacist()
+    with pytest.raises(ReviewError, match="Approve refill"):
+        prescription_approve(order=refill, by=pharmacist, submission_key=uuid.uuid4())
+    line = refill.lines.get()
+    with pytest.raises(ReviewError, match="Approve refill"):
+        prescription_approve_with_changes(
+            order=refill, by=pharmacist, approved_packages={line.pk: 1}, note="Cut.", submission_key=uuid.uuid4()
+        )
+    refill.refresh_from_db()
+    record.refresh_from_db()
+    assert (refill.status, refill.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert record.refills_left == 3
