@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402  (the benchmark's settings and helpers)
 
-PAGES = {"cart": "cart:detail", "checkout": "orders:checkout", "home": "catalog:home", "ceiling": "bench_ceiling"}
+PAGES = {"cart": "cart:detail", "checkout": "orders:checkout", "home": "catalog:home", "ceiling": "bench_ceiling",
+         "listing": "catalog:product_list", "search": "catalog:product_list", "product": "catalog:product_detail"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +38,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lines", type=int, default=1, help="lines in the customer's cart")
     parser.add_argument("--requests", type=int, default=200, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--anonymous", action="store_true",
+                        help="as a new visitor: no session, no cookies kept between requests (like wrk)")
+    parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip, as browsers do")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile each page (cProfile) and print its N costliest functions")
     return parser.parse_args()
@@ -77,16 +81,28 @@ def main() -> None:
 
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
           f"{len(tiers)} cart line(s); min of {args.rounds} rounds x {args.requests} requests")
+    if args.anonymous:
+        client = Client()
+    baclofen = Product.objects.filter(slug="baclofen").first() or Product.objects.filter(is_published=True).first()
+
+    def get(path):
+        if args.anonymous:
+            client.cookies.clear()  # wrk sends no cookie: every request is a first visit
+        return client.get(path, **({"HTTP_ACCEPT_ENCODING": "gzip, deflate, br"} if args.gzip else {}))
+
     for name in args.pages.split(","):
-        path = reverse(PAGES[name])
+        if name == "product":
+            path = baclofen.get_absolute_url()
+        else:
+            path = reverse(PAGES[name]) + ("?q=pain" if name == "search" else "")
         for _ in range(20):
-            response = client.get(path)
+            response = get(path)
         assert response.status_code == 200, (path, response.status_code)
         rounds = []
         for _ in range(args.rounds):
             started = time.process_time()
             for _ in range(args.requests):
-                client.get(path)
+                get(path)
             rounds.append((time.process_time() - started) / args.requests * 1000)
         print(f"{name:10} {path:12} CPU per request: min {min(rounds):.2f} ms "
               f"(rounds: {', '.join(f'{r:.2f}' for r in rounds)}); {len(response.content):,} bytes")
@@ -94,7 +110,7 @@ def main() -> None:
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(args.requests):
-                client.get(path)
+                get(path)
             profiler.disable()
             stats = pstats.Stats(profiler)
             stats.sort_stats("cumulative").print_stats(args.profile)
