@@ -39,8 +39,11 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import secrets
+import struct
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,35 +284,27 @@ def _visitor_node(template_name: str, index: int):
     return found
 
 
-def _render_visitor_parts(request, html: str) -> tuple[str, list[str]]:
-    """Replace each ``{% visitor %}`` marker with that part rendered for this request."""
-    marker = f"<!--{MARKERS.visitor}:"
-    if marker not in html:
-        return html, []
-    pieces = html.split(marker)
-    out, rendered = [pieces[0]], []
-    parts = []
-    for piece in pieces[1:]:
-        ref, _, rest = piece.partition("-->")
-        template_name, _, index = ref.rpartition(":")
-        parts.append((*_visitor_node(template_name, int(index)), rest))
+def _render_visitor_parts(request, refs: list[tuple[str, int]]) -> list[str]:
+    """Each ``{% visitor %}`` part a page refers to, rendered for this request (markers for token and nonce)."""
+    if not refs:
+        return []
+    parts = [_visitor_node(template_name, index) for template_name, index in refs]
     # One context for all parts: the context processors (cart count, user) run once. The token and
     # the nonce stay placeholders here too, filled with the rest of the page.
     context = make_context({"csrf_token": MARKERS.csrf}, request)
     saved_nonce = request.__dict__.get("csp_nonce")
     if saved_nonce is not None:
         request.csp_nonce = MARKERS.nonce
+    rendered = []
     try:
         with context.bind_template(parts[0][0]):
-            for template, node, rest in parts:
+            for template, node in parts:
                 with context.render_context.push_state(template):
-                    part = node.nodelist.render(context)
-                rendered.append(part)
-                out += [part, rest]
+                    rendered.append(node.nodelist.render(context))
     finally:
         if saved_nonce is not None:
             request.csp_nonce = saved_nonce
-    return "".join(out), rendered
+    return rendered
 
 
 # --- Serving ----------------------------------------------------------------------------------
@@ -341,12 +336,127 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+_INDENT_RE = re.compile(r"\n\s+")
+
+
+def compact(html: str) -> str:
+    """Drop the templates' indentation and blank lines from a page before it is stored (~12% fewer bytes).
+
+    Browsers render a run of whitespace between or inside elements as one space whatever it holds,
+    so a newline in place of a newline plus indentation renders the same. Pages with ``<pre>`` or
+    ``<textarea>`` (where whitespace is content) are stored as they are; the catalog has none.
+    """
+    if "<pre" in html or "<textarea" in html:
+        return html
+    return _INDENT_RE.sub("\n", html)
+
+
+@functools.cache
+def _hole_re(csrf: str, nonce: str, visitor: str) -> re.Pattern:
+    return re.compile(f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->")
+
+
+# Kinds of hole in a stored page.
+CSRF, NONCE, VISITOR = "csrf", "nonce", "visitor"
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
+_DEFLATE_END = b"\x03\x00"  # an empty final block
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+#: A masked CSRF token and a CSP nonce are of fixed length; the compressed pieces below rely on it.
+CSRF_TOKEN_LENGTH = 64
+
+
+class Layout:
+    """A stored page cut at its holes: static text, and what goes between (token, nonce, visitor part).
+
+    It also holds the static text gzip-compressed, once per process and page: then a gzip answer
+    costs a CRC and a join instead of compressing ~40 KB (~0.45 ms of CPU) for every response.
+    The pieces are raw deflate blocks, each ended with a sync flush (so byte-aligned and
+    concatenable); each hole is sent as a *stored* (uncompressed) block. Nothing secret is ever
+    compressed together with anything else, so the page's reflected text (a search query) cannot
+    be used to guess a token by the compressed size (BREACH), unlike compressing the whole page.
+    To keep the ratio of whole-page gzip (~8.7 vs 7.5 KB on the product page, where independently
+    compressed pieces would give 13.6 KB), each piece is compressed with the page text before it as
+    its dictionary, which a decompressor also has in its window. That is exact only if what
+    precedes has the length the dictionary assumed: the token and nonce (fixed length) stand in
+    as NUL bytes, which never occur in HTML so never match; after a visitor part (of any length)
+    the dictionary starts afresh. A response whose token or nonce has another length is not
+    compressed here (``gzip_page`` compresses it whole).
+    """
+
+    def __init__(self, html: str):
+        pattern = _hole_re(MARKERS.csrf, MARKERS.nonce, MARKERS.visitor)
+        self.static: list[bytes] = []
+        self.holes: list[tuple[str, tuple[str, int] | None]] = []
+        position = 0
+        for match in pattern.finditer(html):
+            self.static.append(html[position:match.start()].encode())
+            if match.group(1):
+                self.holes.append((CSRF, None))
+            elif match.group(2):
+                self.holes.append((NONCE, None))
+            else:
+                template_name, _, index = match.group(3).rpartition(":")
+                self.holes.append((VISITOR, (template_name, int(index))))
+            position = match.end()
+        self.static.append(html[position:].encode())
+        self.visitor_refs = [ref for kind, ref in self.holes if kind == VISITOR]
+        self.has_csrf = any(kind == CSRF for kind, _ in self.holes)
+        self.has_nonce = any(kind == NONCE for kind, _ in self.holes)
+        # The dictionaries stand NUL bytes in for the token and nonce: only sound if the page has none.
+        self.compressible = not any(b"\x00" in text for text in self.static)
+        self._gzip: tuple[list[bytes], int] | None = None
+        self._lock = threading.Lock()
+
+    def gzip_pieces(self, nonce_length: int) -> list[bytes]:
+        """The static pieces compressed (see the class docstring), for nonces of ``nonce_length``."""
+        found = self._gzip
+        if found is not None and found[1] == nonce_length:
+            return found[0]
+        with self._lock:
+            pieces, window = [], b""
+            for index, text in enumerate(self.static):
+                options = {"zdict": window[-32768:]} if window else {}
+                compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, **options)
+                pieces.append(compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH) if text else b"")
+                if index < len(self.holes):
+                    kind = self.holes[index][0]
+                    if kind == VISITOR:
+                        window = b""
+                    else:
+                        window += text + b"\x00" * (CSRF_TOKEN_LENGTH if kind == CSRF else nonce_length)
+                        window = window[-32768:]
+            self._gzip = (pieces, nonce_length)
+            return pieces
+
+
+def _stored_block(data: bytes) -> bytes:
+    """``data`` as uncompressed deflate blocks (the stream is byte-aligned after a sync flush)."""
+    out = []
+    for start in range(0, len(data), 65535):
+        chunk = data[start:start + 65535]
+        out += [b"\x00", struct.pack("<HH", len(chunk), len(chunk) ^ 0xFFFF), chunk]
+    return b"".join(out)
+
+
+def _visitor_part_block(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
 @dataclass
 class LocalPage:
     """This process's copy of a stored page (saves fetching ~40 KB from Redis per request)."""
 
     stored: StoredPage
-    fresh: tuple[str, str] | None = None  # the page filled for a fresh visitor, and its parts
+    fresh: tuple[list[str], str] | None = None  # the visitor parts for a fresh visitor, and their digest text
+    _layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            self._layout = Layout(self.stored.html)
+        return self._layout
 
 
 LOCAL_PAGES_MAX = 512
@@ -435,27 +545,78 @@ def _is_fresh_visitor(request) -> bool:
     return storage is None or len(storage) == 0
 
 
-def _personalise(request, html: str, local: LocalPage | None = None) -> tuple[str, str]:
-    """Fill the holes for this visitor; also return a digest of what was filled, for the ETag.
+@dataclass
+class Personalised:
+    """A page filled for one visitor: static pieces and fills alternate, as ``Layout`` cut them."""
+
+    layout: Layout
+    fills: list[bytes]
+    visitor_digest: str
+    nonce_length: int
+
+    def body(self) -> bytes:
+        static, fills = self.layout.static, self.fills
+        out = [static[0]]
+        for fill, text in zip(fills, static[1:]):
+            out += [fill, text]
+        return b"".join(out)
+
+    def gzip_body(self) -> bytes | None:
+        """The same body gzip-compressed from the layout's pieces; None if a fill breaks its assumptions."""
+        holes = self.layout.holes
+        if not self.layout.compressible:
+            return None
+        for (kind, _), fill in zip(holes, self.fills):
+            if (kind == CSRF and len(fill) != CSRF_TOKEN_LENGTH) or (kind == NONCE and len(fill) != self.nonce_length):
+                return None
+        pieces = self.layout.gzip_pieces(self.nonce_length)
+        static = self.layout.static
+        out, crc, size = [_GZIP_HEADER, pieces[0]], zlib.crc32(static[0]), len(static[0])
+        for (kind, _), fill, piece, text in zip(holes, self.fills, pieces[1:], static[1:]):
+            out += [_visitor_part_block(fill) if kind == VISITOR else _stored_block(fill), piece]
+            crc = zlib.crc32(text, zlib.crc32(fill, crc))
+            size += len(fill) + len(text)
+        out += [_DEFLATE_END, struct.pack("<II", crc, size & 0xFFFFFFFF)]
+        return b"".join(out)
+
+
+def _personalise(request, html: str, local: LocalPage | None = None) -> Personalised:
+    """Fill the holes for this visitor, with a digest of what was filled (for the ETag).
 
     For a fresh visitor (``_is_fresh_visitor``) the visitor parts are rendered once per process
     and page, and kept with the process-local copy; only the token and the nonce differ.
     """
-    if local is not None and _is_fresh_visitor(request):
-        if local.fresh is None:
-            filled, parts = _render_visitor_parts(request, html)
-            local.fresh = (filled, "\x00".join(parts))
-        html, parts_text = local.fresh
+    layout = local.layout if local is not None else Layout(html)
+    fresh = local is not None and _is_fresh_visitor(request)
+    if fresh and local.fresh is not None:
+        parts, parts_text = local.fresh
     else:
-        html, parts = _render_visitor_parts(request, html)
+        parts = _render_visitor_parts(request, layout.visitor_refs)
         parts_text = "\x00".join(parts)
-    if MARKERS.csrf in html:
-        html = html.replace(MARKERS.csrf, get_token(request))
-    if MARKERS.nonce in html:
-        html = html.replace(MARKERS.nonce, str(getattr(request, "csp_nonce", "")))
+        if fresh:
+            local.fresh = (parts, parts_text)
+    token = nonce = ""
+    if layout.has_csrf or MARKERS.csrf in parts_text:
+        token = get_token(request)
+    if layout.has_nonce or MARKERS.nonce in parts_text:
+        nonce = str(getattr(request, "csp_nonce", ""))
+    fills, next_part = [], iter(parts)
+    for kind, _ in layout.holes:
+        if kind == CSRF:
+            fills.append(token.encode())
+        elif kind == NONCE:
+            fills.append(nonce.encode())
+        else:
+            part = next(next_part)
+            if token:
+                part = part.replace(MARKERS.csrf, token)
+            if nonce:
+                part = part.replace(MARKERS.nonce, nonce)
+            fills.append(part.encode())
     # The CSRF secret (not the masked token, which changes every time) and the visitor parts.
     csrf_secret = request.META.get("CSRF_COOKIE") or ""
-    return html, hashlib.sha256(f"{csrf_secret}\x00{parts_text}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{csrf_secret}\x00{parts_text}".encode()).hexdigest()
+    return Personalised(layout=layout, fills=fills, visitor_digest=digest, nonce_length=len(nonce))
 
 
 def _etag(stored_digest: str, visitor_digest: str) -> str:
@@ -466,7 +627,7 @@ def _finish(request, response: HttpResponse, etag: str | None) -> HttpResponse:
     # The body holds this visitor's token and cart: browsers may keep it, shared caches must not,
     # and the browser asks again every time (a 304 when nothing changed).
     response["Cache-Control"] = "private, no-cache"
-    patch_vary_headers(response, ("Cookie",))
+    patch_vary_headers(response, ("Cookie", "Accept-Encoding"))
     if etag:
         response["ETag"] = etag
     return response
@@ -489,9 +650,9 @@ def cached_catalog_page(view):
             html = response.content.decode(response.charset or "utf-8")
             if response.status_code != 200 or generation is None:
                 # Not stored (a redirect, an error page): still filled for this visitor.
-                body, _ = _personalise(request, html)
-                response.content = body
+                response.content = _personalise(request, html).body()
                 return response
+            html = compact(html)
             stored = StoredPage(
                 generation=generation,
                 html=html,
@@ -506,14 +667,23 @@ def cached_catalog_page(view):
             request.catalog_page_cache = "miss"
         else:
             request.catalog_page_cache = "hit"
-        body, visitor_digest = _personalise(request, local.stored.html, local)
-        etag = _etag(local.stored.digest, visitor_digest)
+        page = _personalise(request, local.stored.html, local)
+        etag = _etag(local.stored.digest, page.visitor_digest)
         if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
         if if_none_match and _weak_match(etag, if_none_match):
             not_modified = HttpResponseNotModified()
             not_modified._csp_exempt = True  # keep the CSP header (nonce) of the copy the browser has
             return _finish(request, not_modified, etag)
-        response = HttpResponse(body, content_type=local.stored.content_type)
+        compressed = None
+        if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
+            compressed = page.gzip_body()
+        if compressed is not None:
+            # gzip_page leaves an answer that has a Content-Encoding alone.
+            response = HttpResponse(compressed, content_type=local.stored.content_type)
+            response["Content-Encoding"] = "gzip"
+            response["Content-Length"] = str(len(compressed))
+        else:
+            response = HttpResponse(page.body(), content_type=local.stored.content_type)
         response["X-Catalog-Cache"] = request.catalog_page_cache
         return _finish(request, response, etag)
 

@@ -360,6 +360,47 @@ def test_html_is_gzipped_for_clients_that_ask_and_still_personal(client, baclofe
     assert TOKEN_RE.search(body) and "$68.23" in body
 
 
+PER_RESPONSE = re.compile(r'("inlineStyleNonce": "|"X-CSRFToken": "|nonce="|name="csrfmiddlewaretoken" value=")[^"]+"')
+
+
+def _same_but_tokens(a: str, b: str) -> bool:
+    """Two answers of one page to one visitor differ only in the per-response masked token and nonce."""
+    return PER_RESPONSE.sub(r"\1", a) == PER_RESPONSE.sub(r"\1", b)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/", "/products/", "/products/?q=baclofen", PRODUCT])
+def test_a_gzipped_hit_is_the_same_page_for_new_and_signed_in_visitors(baclofen, customer, url):
+    """Hits are compressed from pieces kept per page; each visitor must still get exactly their page."""
+    signed_in = Client(enforce_csrf_checks=True)
+    signed_in.force_login(customer)
+    for visitor in (Client(enforce_csrf_checks=True), signed_in):
+        get(visitor, url)  # stored, and the CSRF cookie set
+        plain = get(visitor, url)
+        zipped = get(visitor, url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+        assert cache_state(zipped) == "hit" and zipped["Content-Encoding"] == "gzip"
+        assert int(zipped["Content-Length"]) == len(zipped.content) < len(plain.content) * 0.6
+        body = gzip.decompress(zipped.content).decode()
+        assert _same_but_tokens(body, html(plain)) and "pcph" not in body
+        nonce = re.search(r"'nonce-([^']+)'", zipped["Content-Security-Policy"]).group(1)
+        assert f'"inlineStyleNonce": "{nonce}"' in body
+    # The no-JS add-to-cart form of the decompressed page works for its visitor.
+    token = TOKEN_RE.search(gzip.decompress(get(signed_in, PRODUCT, HTTP_ACCEPT_ENCODING="gzip").content).decode())
+    added = signed_in.post(reverse("cart:add"), {"csrfmiddlewaretoken": token.group(1),
+                                                 "tier_id": tier("BAC-10MG-90").pk, "packages": 1},
+                           HTTP_REFERER="http://testserver" + PRODUCT)
+    assert added.status_code == 302
+
+
+@pytest.mark.django_db
+def test_stored_pages_carry_no_indentation(client, baclofen):
+    get(client)
+    stored = next(local.stored for local in page_cache._local_pages.values())
+    assert "\n " not in stored.html and "\n\n" not in stored.html
+    assert page_cache.compact("<textarea>\n  keep</textarea>") == "<textarea>\n  keep</textarea>"
+    assert page_cache.compact("<p>\n    a\n\n  <b>b</b></p>") == "<p>\na\n<b>b</b></p>"
+
+
 def test_a_change_saved_while_the_cache_is_unreachable_shows_once_it_is_back(client, baclofen, monkeypatch):
     # Redis away during the save: the generation cannot be replaced then. The first request that
     # reaches the cache again replaces it, so the page stored before the change is not shown.
