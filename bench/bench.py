@@ -81,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-large", action="store_true", help="do not generate the large catalog")
     parser.add_argument("--no-page-cache", action="store_true",
                         help="CATALOG_PAGE_CACHE=0: every catalog page rendered afresh (the cache-miss path)")
+    parser.add_argument("--gzip", action="store_true",
+                        help="send Accept-Encoding: gzip as browsers do (catalog pages then answer compressed)")
     parser.add_argument("--large-only", action="store_true",
                         help="measure only the large catalog, reusing it if the database already holds it")
     parser.add_argument("--pages", default="",
@@ -244,11 +246,12 @@ def count_queries(page: Page, cookies: dict[str, str]) -> tuple[int, float, list
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def run_wrk(base: str, page: Page, *, seconds: int, connections: int, cookie: str, csrf: str) -> dict:
+def run_wrk(base: str, page: Page, *, seconds: int, connections: int, cookie: str, csrf: str,
+            accept_encoding: str = "", timeout_s: int = 5) -> dict:
     env = {**os.environ, "BENCH_METHOD": page.method, "BENCH_BODY": page.body, "BENCH_COOKIE": cookie,
-           "BENCH_CSRF": csrf}
+           "BENCH_CSRF": csrf, "BENCH_ACCEPT_ENCODING": accept_encoding}
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(BENCH_DIR / "report.lua"),
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout_s}s", "-s", str(BENCH_DIR / "report.lua"),
          base + page.path],
         env=env, capture_output=True, text=True, timeout=seconds + 60,
     )
@@ -291,7 +294,8 @@ def measure(base: str, pages: list[Page], sessions: dict, args: argparse.Namespa
             log(f"skip {page.name} ({page.path}): {page.skipped}")
             continue
         log(f"measure {page.name} {page.method} {page.path} (status {page.status})")
-        kwargs = dict(connections=connections, cookie=cookie_header(cookies), csrf=cookies.get("csrftoken", ""))
+        kwargs = dict(connections=connections, cookie=cookie_header(cookies), csrf=cookies.get("csrftoken", ""),
+                      accept_encoding="gzip, deflate, br" if getattr(args, "gzip", False) else "")
         if args.warmup:
             run_wrk(base, page, seconds=args.warmup, **kwargs)
         page.result = run_wrk(base, page, seconds=args.duration, **kwargs)
@@ -392,6 +396,10 @@ def main() -> None:
             Page("listing", url("catalog:product_list") or "/products/"),
             Page("search", (url("catalog:product_list") or "/products/") + "?q=pain"),
             Page("product", product.get_absolute_url() if product else "/products/baclofen/"),
+            Page("home (signed in, cart)", url("catalog:home") or "/", session="customer"),
+            Page("listing (signed in, cart)", url("catalog:product_list") or "/products/", session="customer"),
+            Page("product (signed in, cart)", product.get_absolute_url() if product else "/products/baclofen/",
+                 session="customer"),
             Page("add to cart (new visitor)", add_path, method="POST", body=add_body, session="new"),
             Page("cart (1 line)", url("cart:detail") or "/cart/", session="customer"),
             Page("checkout (signed in)", url("orders:checkout") or "/checkout/", session="customer"),

@@ -9,6 +9,8 @@ if body and body ~= "" then
 end
 local cookie = os.getenv("BENCH_COOKIE")
 if cookie and cookie ~= "" then wrk.headers["Cookie"] = cookie end
+local encoding = os.getenv("BENCH_ACCEPT_ENCODING")
+if encoding and encoding ~= "" then wrk.headers["Accept-Encoding"] = encoding end
 local csrf = os.getenv("BENCH_CSRF")
 if csrf and csrf ~= "" then wrk.headers["X-CSRFToken"] = csrf end
 
