@@ -1,5 +1,5 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
+from pharmacy.admin_history import HistoryAdmin
 
 from .models import DiscountCode, DiscountRedemption
 
@@ -16,7 +16,7 @@ class DiscountRedemptionInline(admin.TabularInline):
 
 
 @admin.register(DiscountCode)
-class DiscountCodeAdmin(SimpleHistoryAdmin):
+class DiscountCodeAdmin(HistoryAdmin):
     """Codes and their rules; uses are counted when a card is authorised, given back on cancel."""
 
     list_display = ("code", "kind", "value", "min_subtotal", "starts_at", "ends_at", "uses", "max_uses", "is_active")

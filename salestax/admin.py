@@ -1,11 +1,11 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
+from pharmacy.admin_history import HistoryAdmin
 
 from .models import TaxRate
 
 
 @admin.register(TaxRate)
-class TaxRateAdmin(SimpleHistoryAdmin):
+class TaxRateAdmin(HistoryAdmin):
     """Staff edit rates here; a change of rate is best entered as a new row with its effective date."""
 
     list_display = ("state", "rate", "otc_exempt", "shipping_taxable", "effective_from", "note")

@@ -192,3 +192,12 @@ def world(db, settings):
     _fuzz.world = World()
     yield _fuzz.world
     del _fuzz.world
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/admin/discounts/discountcode/%C2%B2/history/", "/admin/salestax/taxrate/abc/history/"])
+def test_history_of_a_malformed_id_redirects_like_the_change_page(client, path):
+    client.force_login(UserFactory(email="history@pharmacy.example", is_staff=True, is_superuser=True))
+    response = client.get(path)
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert "doesn’t exist" in " ".join(str(m) for m in client.get("/admin/").context["messages"])
