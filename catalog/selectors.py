@@ -2,7 +2,7 @@
 
 Every function here returns data ready for a template, with the price figures already computed
 by ``catalog.pricing``. The query count of each page must not grow with the number of products,
-dosages or tiers: a list is cut to its page first and then priced in one grouped query, a product
+dosages or tiers: a list is cut to its page first and its rows priced in the same query, a product
 page is one query per relation.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, DecimalField, F, Func, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, DecimalField, F, Func, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from djmoney.money import Money
 
 from . import page_cache, pricing
@@ -52,24 +52,23 @@ class PerPill(Func):
 # --- Listings ---------------------------------------------------------------------------------
 
 
-def lowest_per_pill_by_product(product_ids: Iterable[int]) -> dict[int, Decimal]:
-    """The cheapest pill among each product's active tiers, for the given products only.
+def lowest_per_pill_subquery() -> Subquery:
+    """The cheapest pill among the outer product's active tiers (NULL without one), as a subquery.
 
-    One grouped query over the tiers of those products (a page of cards, at most a few dozen),
-    so the cost depends on the page, not on the catalogue: computing the minimum for every
-    published product before paginating was what made the listing slow on a large catalogue.
-    Products without an active tier are absent from the result.
+    Annotated on a page's rows only (a page of cards, at most a few dozen), so the cost depends on
+    the page, not on the catalogue: computing the minimum for every published product before
+    paginating was what made the listing slow on a large catalogue. Part of the page's own query
+    (two index scans per card: dosages by product, tiers by dosage) rather than a second grouped
+    query, which saves a round trip and Django building and reading another query on every page.
     """
-    ids = list(product_ids)
-    if not ids:
-        return {}
-    rows = (
-        PackageTier.objects.filter(is_active=True, dosage__product_id__in=ids)
-        .values("dosage__product_id")
-        .annotate(lowest=Min(PerPill(F("price"), F("quantity")), output_field=PER_PILL_FIELD))
+    tiers = (
+        PackageTier.objects.filter(is_active=True, dosage__product=OuterRef("pk"))
         .order_by()
+        .values("dosage__product")
+        .annotate(lowest=Min(PerPill(F("price"), F("quantity")), output_field=PER_PILL_FIELD))
+        .values("lowest")
     )
-    return {row["dosage__product_id"]: row["lowest"] for row in rows}
+    return Subquery(tiers, output_field=PER_PILL_FIELD)
 
 
 def per_pill_money(amount: Decimal | None) -> Money | None:
@@ -80,22 +79,33 @@ def per_pill_money(amount: Decimal | None) -> Money | None:
 
 
 def attach_from_prices(products: Iterable[Product]) -> list[Product]:
-    """Set ``from_per_pill`` (Money or None) on each product: one query for all of them."""
+    """Set ``from_per_pill`` (Money or None) on each product of a ``priced_cards`` queryset: no query.
+
+    The minimum itself (``lowest_per_pill``) came with the rows, from ``lowest_per_pill_subquery``.
+    """
     products = list(products)
-    lowest = lowest_per_pill_by_product(product.pk for product in products)
     for product in products:
-        product.lowest_per_pill = lowest.get(product.pk)
         product.from_per_pill = per_pill_money(product.lowest_per_pill)
     return products
+
+
+#: The columns a product card shows (and the listing orders by): rows are read without the rest
+#: (timestamps, long texts, the category), which Django would otherwise fetch and convert per card.
+CARD_FIELDS = ("id", "name", "slug", "active_ingredient", "kind", "dosage_form", "legal_class", "summary")
 
 
 def card_queryset() -> QuerySet[Product]:
     """Published products with what a product card shows, apart from the price.
 
-    The "from $X per pill" figure is added by ``attach_from_prices`` once the page is cut, so
-    counting and paginating never join the tiers.
+    Only the card's columns (``CARD_FIELDS``). The "from $X per pill" figure is added by
+    ``priced_cards`` once the page is cut, so counting and paginating never join the tiers.
     """
-    return Product.objects.published().select_related("category")
+    return Product.objects.published().only(*CARD_FIELDS)
+
+
+def priced_cards(queryset: QuerySet[Product]) -> list[Product]:
+    """The (already cut) cards of ``queryset`` with ``lowest_per_pill`` and ``from_per_pill``: one query."""
+    return attach_from_prices(queryset.annotate(lowest_per_pill=lowest_per_pill_subquery()))
 
 
 def categories_with_counts() -> list[Category]:
@@ -111,7 +121,7 @@ def categories_with_counts() -> list[Category]:
 
 
 def featured_products(*, limit: int = FEATURED_LIMIT) -> list[Product]:
-    return attach_from_prices(card_queryset().filter(is_featured=True).order_by("name")[:limit])
+    return priced_cards(card_queryset().filter(is_featured=True).order_by("name")[:limit])
 
 
 def search_terms(query: str) -> list[str]:
@@ -120,7 +130,7 @@ def search_terms(query: str) -> list[str]:
 
 
 def product_listing(*, q: str = "", category: Category | None = None, rx: str = "") -> QuerySet[Product]:
-    """Published products, filtered and ordered; paginate it, then ``attach_from_prices`` the page.
+    """Published products, filtered and ordered; paginate it with ``listing_page`` (which prices the page).
 
     Search is a plain case-insensitive substring match on name, brand names, active ingredient
     and indications (LIKE/UPPER on SQLite and PostgreSQL alike); each word must match somewhere.
@@ -167,7 +177,7 @@ def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_ke
     The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
     index alone. With a ``count_key`` (the filters, as a string), the total and the page marks
     come from ``listing_index``, computed once per change of the products, so neither the count
-    nor a late page reads the rows before it. Still one query for the rows.
+    nor a late page reads the rows before it. One query for the rows and their prices.
     """
     paginator = Paginator(queryset, per_page)
     marks: list[tuple[str, int]] = []
@@ -188,7 +198,7 @@ def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_ke
         if mark + 1 < len(marks):  # and no further than the next mark: a bounded range of the index
             ids = ids.filter(name__lte=marks[mark + 1][0])
         start -= mark * MARK_EVERY_PAGES * per_page
-    page.object_list = attach_from_prices(card_queryset().filter(pk__in=ids[start : start + per_page]).order_by("name", "pk"))
+    page.object_list = priced_cards(card_queryset().filter(pk__in=ids[start : start + per_page]).order_by("name", "pk"))
     return page
 
 
