@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
-from . import selectors
+from . import cards, selectors
 from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
@@ -33,12 +33,14 @@ def absolute_url(path: str) -> str:
 @gzip_page
 @cached_catalog_page
 def home(request):
+    featured = selectors.featured_products()
     return render(
         request,
         "catalog/home.html",
         {
             "categories": [c for c in selectors.categories_with_counts() if c.published_count],
-            "featured": selectors.featured_products(),
+            "featured": featured,
+            "featured_cards": cards.product_cards(featured),
             "canonical_url": absolute_url(reverse("catalog:home")),
         },
     )
@@ -104,6 +106,7 @@ def product_list(request):
         {
             "page": page,
             "products": products,
+            "cards": cards.product_cards(products),
             "categories": [c for c in categories if c.published_count],
             "category": category,
             "q": q,
