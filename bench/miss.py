@@ -48,10 +48,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def pages() -> list[tuple[str, str]]:
-    """The six pages ``bench.py`` measures on the large catalog, with the same URLs."""
+    """The six pages ``bench.py`` measures on the large catalog (same URLs), a small category and home."""
+    from django.db.models import Count
     from django.urls import reverse
 
-    from catalog.models import Product
+    from catalog.models import Category, Product
 
     listing = reverse("catalog:product_list")
     products = Product.objects.filter(slug__startswith="bench-").count()
@@ -64,7 +65,10 @@ def pages() -> list[tuple[str, str]]:
         ("search (common word)", listing + "?q=migraine"),
         ("search (one product)", listing + "?q=" + urllib.parse.quote(last_name)),
         (f"category ({products:,} products)", listing + "?category=benchmark"),
-    ]
+    ] + [  # not in bench.py: the smallest category (a seek, not a scan, in a large catalog) and home
+        (f"category ({c.n:,} products)", listing + "?category=" + urllib.parse.quote(c.slug))
+        for c in Category.objects.annotate(n=Count("products")).order_by("n", "pk")[:1] if c.n < products
+    ] + [("home", reverse("catalog:home"))]
 
 
 def explain(sql: str, params, *, lines: int) -> tuple[float, float, list[str]]:

@@ -113,3 +113,12 @@ def test_listing_and_search_indexes_exist():
         assert trigram <= set(indexes)
     else:
         assert not trigram & set(indexes)
+
+
+@pytest.mark.django_db
+def test_category_and_featured_indexes_exist():
+    """A category's pages and the home page's featured products are read from indexes, not by a scan."""
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "catalog_product")
+    assert indexes["catalog_product_cat_idx"]["columns"] == ["category_id", "name", "id"]
+    assert indexes["catalog_product_featured_idx"]["columns"] == ["name"]
