@@ -58,9 +58,13 @@ def lowest_per_pill_sql(*, vendor: str) -> str:
     """SQL of the cheapest pill among the outer product's active tiers (NULL without one).
 
     The same figure as ``PerPill`` over the product's active tiers (``price / quantity``, the
-    price made REAL on SQLite), written out once: built as an ORM ``Subquery`` with ``OuterRef``,
-    Django spent ~0.6 ms of CPU compiling it on every listing page (bench/miss.py), more than
-    PostgreSQL spends running the whole page query. Table and column names come from the models.
+    price made REAL on SQLite), for the rows of one page only (``priced_cards``: a few dozen
+    cards, two index scans each, dosages by product and tiers by dosage), so the cost depends on
+    the page, not on the catalogue: computing the minimum for every published product before
+    paginating was what made the listing slow on a large catalogue. Part of the page's own query
+    rather than a second grouped query (a round trip, and another query for Django to build and
+    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django spent ~0.6 ms
+    of CPU compiling it on every page (bench/miss.py). Names come from the models.
     """
     tier, dosage = PackageTier._meta, Dosage._meta
     price = f't."{tier.get_field("price").column}"'
@@ -75,18 +79,6 @@ def lowest_per_pill_sql(*, vendor: str) -> str:
     )
 
 
-def lowest_per_pill(*, using: str) -> RawSQL:
-    """``lowest_per_pill_sql`` as an annotation of a query on products (a page's rows only).
-
-    Annotated on a page's rows only (a page of cards, at most a few dozen), so the cost depends on
-    the page, not on the catalogue: computing the minimum for every published product before
-    paginating was what made the listing slow on a large catalogue. Part of the page's own query
-    (two index scans per card: dosages by product, tiers by dosage) rather than a second grouped
-    query, which saves a round trip and Django building and reading another query on every page.
-    """
-    return RawSQL(lowest_per_pill_sql(vendor=connections[using].vendor), (), output_field=PER_PILL_FIELD)
-
-
 def per_pill_money(amount: Decimal | None) -> Money | None:
     """The lowest per-pill amount as shown on a card: rounded half-up to the cent."""
     if amount is None:
@@ -95,9 +87,9 @@ def per_pill_money(amount: Decimal | None) -> Money | None:
 
 
 def attach_from_prices(products: Iterable[Product]) -> list[Product]:
-    """Set ``from_per_pill`` (Money or None) on each product of a ``priced_cards`` queryset: no query.
+    """Set ``from_per_pill`` (Money or None) on each product read by ``priced_cards``: no query.
 
-    The minimum itself (``lowest_per_pill``) came with the rows, from ``lowest_per_pill``.
+    The minimum itself (``lowest_per_pill``) came with the rows, from ``lowest_per_pill_sql``.
     """
     products = list(products)
     for product in products:
@@ -111,17 +103,45 @@ CARD_FIELDS = ("id", "name", "slug", "active_ingredient", "kind", "dosage_form",
 
 
 def card_queryset() -> QuerySet[Product]:
-    """Published products with what a product card shows, apart from the price.
+    """Published products, to be filtered, ordered and cut, then read as cards by ``priced_cards``.
 
-    Only the card's columns (``CARD_FIELDS``). The "from $X per pill" figure is added by
-    ``priced_cards`` once the page is cut, so counting and paginating never join the tiers.
+    Counting and paginating never join the tiers: the "from $X per pill" figure is read by
+    ``priced_cards`` for the page's rows only.
     """
     return Product.objects.published().only(*CARD_FIELDS)
 
 
-def priced_cards(queryset: QuerySet[Product]) -> list[Product]:
-    """The (already cut) cards of ``queryset`` with ``lowest_per_pill`` and ``from_per_pill``: one query."""
-    return attach_from_prices(queryset.annotate(lowest_per_pill=lowest_per_pill(using=queryset.db)))
+def priced_cards(products: QuerySet[Product]) -> list[Product]:
+    """The cards of the products a filtered and cut queryset selects, by (name, id), priced: one query.
+
+    Each product comes with ``CARD_FIELDS``, ``lowest_per_pill`` (the cheapest active pill, by
+    ``lowest_per_pill_sql``, evaluated for these rows only) and ``from_per_pill``. The filters,
+    order and cut stay the ORM's (``products``); only the fixed statement around them is written out:
+    built with the ORM (``filter(pk__in=ids).only(...).annotate(...)``), Django spent ~0.3 ms of
+    CPU compiling it on every page, more than PostgreSQL takes to run it (bench/miss.py). The
+    minimum goes through the converters the ORM would apply to a ``PER_PILL_FIELD`` annotation (on
+    SQLite, the float of the division rounded to 12 places, as the ORM path did).
+    """
+    ids = products.values("pk")
+    connection = connections[ids.db]
+    ids_sql, params = ids.query.get_compiler(using=ids.db).as_sql()
+    table = connection.ops.quote_name(Product._meta.db_table)
+
+    def column(name: str) -> str:
+        return f"{table}.{connection.ops.quote_name(Product._meta.get_field(name).column)}"
+
+    sql = (
+        f"SELECT {', '.join(column(name) for name in CARD_FIELDS)}, "
+        f"({lowest_per_pill_sql(vendor=connection.vendor)}) AS lowest_per_pill "
+        f"FROM {table} WHERE {column('id')} IN ({ids_sql}) ORDER BY {column('name')}, {column('id')}"
+    )
+    lowest = RawSQL("", (), output_field=PER_PILL_FIELD)
+    converters = connection.ops.get_db_converters(lowest) + lowest.get_db_converters(connection)
+    products = list(Product.objects.db_manager(ids.db).raw(sql, params))
+    for product in products:
+        for convert in converters:
+            product.lowest_per_pill = convert(product.lowest_per_pill, lowest, connection)
+    return attach_from_prices(products)
 
 
 def categories_with_counts() -> list[Category]:
@@ -221,7 +241,7 @@ def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_ke
         if mark + 1 < len(marks):  # and no further than the next mark: a bounded range of the index
             ids = ids.filter(name__lte=marks[mark + 1][0])
         start -= mark * MARK_EVERY_PAGES * per_page
-    page.object_list = priced_cards(card_queryset().filter(pk__in=ids[start : start + per_page]).order_by("name", "pk"))
+    page.object_list = priced_cards(ids[start : start + per_page])
     return page
 
 
