@@ -118,7 +118,8 @@ def priced_cards(products: QuerySet[Product]) -> list[Product]:
     ``lowest_per_pill_sql``, evaluated for these rows only) and ``from_per_pill``. The filters,
     order and cut stay the ORM's (``products``); only the fixed statement around them is written out:
     built with the ORM (``filter(pk__in=ids).only(...).annotate(...)``), Django spent ~0.3 ms of
-    CPU compiling it on every page, more than PostgreSQL takes to run it (bench/miss.py). The
+    CPU compiling it on every page, more than PostgreSQL takes to run it, and ``raw()`` another
+    ~0.1 ms mapping its columns (bench/miss.py); rows become products by ``Model.from_db``. The
     minimum goes through the converters the ORM would apply to a ``PER_PILL_FIELD`` annotation (on
     SQLite, the float of the division rounded to 12 places, as the ORM path did).
     """
@@ -137,10 +138,18 @@ def priced_cards(products: QuerySet[Product]) -> list[Product]:
     )
     lowest = RawSQL("", (), output_field=PER_PILL_FIELD)
     converters = connection.ops.get_db_converters(lowest) + lowest.get_db_converters(connection)
-    products = list(Product.objects.db_manager(ids.db).raw(sql, params))
-    for product in products:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # The card columns (integers and text) need no converter on PostgreSQL or SQLite.
+    attnames = [Product._meta.get_field(name).attname for name in CARD_FIELDS]
+    products = []
+    for *values, lowest_per_pill in rows:
+        product = Product.from_db(ids.db, attnames, values)
         for convert in converters:
-            product.lowest_per_pill = convert(product.lowest_per_pill, lowest, connection)
+            lowest_per_pill = convert(lowest_per_pill, lowest, connection)
+        product.lowest_per_pill = lowest_per_pill
+        products.append(product)
     return attach_from_prices(products)
 
 
