@@ -223,26 +223,32 @@ def listing_index(queryset: QuerySet[Product], *, per_page: int) -> tuple[int, l
     return count, marks
 
 
-def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "") -> Page:
+def listing_page(
+    queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "",
+    by_name: QuerySet[Product] | None = None,
+) -> Page:
     """The requested page of a ``product_listing``, its products priced (nonsense numbers give a page).
 
     The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
     index alone. With a ``count_key`` (the filters, as a string), the total and the page marks
     come from ``listing_index``, computed once per change of the products, so neither the count
     nor a late page reads the rows before it. One query for the rows and their prices.
+    ``by_name``: when ``queryset`` is in another order (lowest price), the same filters in the
+    listing's (name, id) order: the total comes from their listing index (the same products match),
+    whose page marks are then not used.
     """
     paginator = Paginator(queryset, per_page)
     marks: list[tuple[str, int]] = []
     if count_key:
         paginator.count, marks = page_cache.memoize(
             f"listing_index:{per_page}:{count_key}",
-            lambda: listing_index(queryset, per_page=per_page),
+            lambda: listing_index(queryset if by_name is None else by_name, per_page=per_page),
             products_only=True,
         )
     page = paginator.get_page(number)
     start = (page.number - 1) * per_page
     ids = queryset.values("pk")
-    mark = min(start // (MARK_EVERY_PAGES * per_page), len(marks) - 1)
+    mark = min(start // (MARK_EVERY_PAGES * per_page), len(marks) - 1) if by_name is None else 0
     if mark > 0:
         name, pk = marks[mark]
         # Rows from the mark on, in (name, id) order: "name >= mark" is what the index can seek to.

@@ -115,3 +115,21 @@ def test_category_counts_are_kept_across_price_and_stock_changes_and_redone_when
     Product.objects.filter(slug="p-00").update(is_published=False)
     counted, options = category_counts(client)
     assert counted == 1 and "other" not in options
+
+
+def test_price_order_takes_its_total_from_the_listing_index(client, shelf):
+    """Sorted by price, the total is the listing index's (no count of the grouped query per request),
+    and an index first computed by a price-sorted request serves the name order's late pages right."""
+    for i, tier in enumerate(PackageTier.objects.order_by("-dosage__product__slug")):
+        tier.price = Money(10 + i, "USD")
+        tier.save()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/products/", {"sort": "price", "page": 3})
+    assert not [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(")]  # the paginator's
+    assert "15 medicines" in parse(response.content).find(cls="result-count").text
+    by_price = list(Product.objects.published().order_by("-slug").values_list("slug", flat=True))
+    assert list(dict.fromkeys(slugs_on(client, {"sort": "price", "page": 3}))) == by_price[4:6]
+    assert index_reads(client, {"sort": "price", "page": 5}) == 0
+    order = expected()
+    for number in range(1, 9):
+        assert list(dict.fromkeys(slugs_on(client, {"page": number}))) == order[(number - 1) * 2 : number * 2]
