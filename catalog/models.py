@@ -109,6 +109,15 @@ class Product(CatalogModel):
             models.Index(
                 fields=["name", "id"], condition=Q(is_published=True), name="catalog_product_listing_idx"
             ),
+            # A category's listing, in the same order: a page of a large category without sorting it.
+            models.Index(
+                fields=["category", "name", "id"], condition=Q(is_published=True),
+                name="catalog_product_cat_idx",
+            ),
+            # The home page's few featured products, by name, without reading every product.
+            models.Index(
+                fields=["name"], condition=Q(is_published=True, is_featured=True), name="catalog_product_featured_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,7 +2,7 @@
 
 Every function here returns data ready for a template, with the price figures already computed
 by ``catalog.pricing``. The query count of each page must not grow with the number of products,
-dosages or tiers: a list is cut to its page first and then priced in one grouped query, a product
+dosages or tiers: a list is cut to its page first and its rows priced in the same query, a product
 page is one query per relation.
 """
 from __future__ import annotations
@@ -13,7 +13,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
+from django.db import connections
 from django.db.models import Count, DecimalField, F, Func, Min, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from djmoney.money import Money
 
 from . import page_cache, pricing
@@ -52,24 +54,29 @@ class PerPill(Func):
 # --- Listings ---------------------------------------------------------------------------------
 
 
-def lowest_per_pill_by_product(product_ids: Iterable[int]) -> dict[int, Decimal]:
-    """The cheapest pill among each product's active tiers, for the given products only.
+def lowest_per_pill_sql(*, vendor: str) -> str:
+    """SQL of the cheapest pill among the outer product's active tiers (NULL without one).
 
-    One grouped query over the tiers of those products (a page of cards, at most a few dozen),
-    so the cost depends on the page, not on the catalogue: computing the minimum for every
-    published product before paginating was what made the listing slow on a large catalogue.
-    Products without an active tier are absent from the result.
+    The same figure as ``PerPill`` over the product's active tiers (``price / quantity``, the
+    price made REAL on SQLite), for the rows of one page only (``priced_cards``: a few dozen
+    cards, two index scans each, dosages by product and tiers by dosage), so the cost depends on
+    the page, not on the catalogue: computing the minimum for every published product before
+    paginating was what made the listing slow on a large catalogue. Part of the page's own query
+    rather than a second grouped query (a round trip, and another query for Django to build and
+    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django spent ~0.6 ms
+    of CPU compiling it on every page (bench/miss.py). Names come from the models.
     """
-    ids = list(product_ids)
-    if not ids:
-        return {}
-    rows = (
-        PackageTier.objects.filter(is_active=True, dosage__product_id__in=ids)
-        .values("dosage__product_id")
-        .annotate(lowest=Min(PerPill(F("price"), F("quantity")), output_field=PER_PILL_FIELD))
-        .order_by()
+    tier, dosage = PackageTier._meta, Dosage._meta
+    price = f't."{tier.get_field("price").column}"'
+    if vendor == "sqlite":
+        price = f"CAST({price} AS REAL)"
+    return (
+        f'SELECT MIN({price} / t."{tier.get_field("quantity").column}") '
+        f'FROM "{tier.db_table}" t INNER JOIN "{dosage.db_table}" d '
+        f'ON t."{tier.get_field("dosage").column}" = d."{dosage.pk.column}" '
+        f'WHERE d."{dosage.get_field("product").column}" = "{Product._meta.db_table}"."{Product._meta.pk.column}" '
+        f'AND t."{tier.get_field("is_active").column}"'
     )
-    return {row["dosage__product_id"]: row["lowest"] for row in rows}
 
 
 def per_pill_money(amount: Decimal | None) -> Money | None:
@@ -80,26 +87,80 @@ def per_pill_money(amount: Decimal | None) -> Money | None:
 
 
 def attach_from_prices(products: Iterable[Product]) -> list[Product]:
-    """Set ``from_per_pill`` (Money or None) on each product: one query for all of them."""
+    """Set ``from_per_pill`` (Money or None) on each product read by ``priced_cards``: no query.
+
+    The minimum itself (``lowest_per_pill``) came with the rows, from ``lowest_per_pill_sql``.
+    """
     products = list(products)
-    lowest = lowest_per_pill_by_product(product.pk for product in products)
     for product in products:
-        product.lowest_per_pill = lowest.get(product.pk)
         product.from_per_pill = per_pill_money(product.lowest_per_pill)
     return products
 
 
-def card_queryset() -> QuerySet[Product]:
-    """Published products with what a product card shows, apart from the price.
+#: The columns a product card shows (and the listing orders by): rows are read without the rest
+#: (timestamps, long texts, the category), which Django would otherwise fetch and convert per card.
+CARD_FIELDS = ("id", "name", "slug", "active_ingredient", "kind", "dosage_form", "legal_class", "summary")
 
-    The "from $X per pill" figure is added by ``attach_from_prices`` once the page is cut, so
-    counting and paginating never join the tiers.
+
+def card_queryset() -> QuerySet[Product]:
+    """Published products, to be filtered, ordered and cut, then read as cards by ``priced_cards``.
+
+    Counting and paginating never join the tiers: the "from $X per pill" figure is read by
+    ``priced_cards`` for the page's rows only.
     """
-    return Product.objects.published().select_related("category")
+    return Product.objects.published().only(*CARD_FIELDS)
+
+
+def priced_cards(products: QuerySet[Product]) -> list[Product]:
+    """The cards of the products a filtered and cut queryset selects, by (name, id), priced: one query.
+
+    Each product comes with ``CARD_FIELDS``, ``lowest_per_pill`` (the cheapest active pill, by
+    ``lowest_per_pill_sql``, evaluated for these rows only) and ``from_per_pill``. The filters,
+    order and cut stay the ORM's (``products``); only the fixed statement around them is written out:
+    built with the ORM (``filter(pk__in=ids).only(...).annotate(...)``), Django spent ~0.3 ms of
+    CPU compiling it on every page, more than PostgreSQL takes to run it, and ``raw()`` another
+    ~0.1 ms mapping its columns (bench/miss.py); rows become products by ``Model.from_db``. The
+    minimum goes through the converters the ORM would apply to a ``PER_PILL_FIELD`` annotation (on
+    SQLite, the float of the division rounded to 12 places, as the ORM path did).
+    """
+    ids = products.values("pk")
+    connection = connections[ids.db]
+    ids_sql, params = ids.query.get_compiler(using=ids.db).as_sql()
+    table = connection.ops.quote_name(Product._meta.db_table)
+
+    def column(name: str) -> str:
+        return f"{table}.{connection.ops.quote_name(Product._meta.get_field(name).column)}"
+
+    sql = (
+        f"SELECT {', '.join(column(name) for name in CARD_FIELDS)}, "
+        f"({lowest_per_pill_sql(vendor=connection.vendor)}) AS lowest_per_pill "
+        f"FROM {table} WHERE {column('id')} IN ({ids_sql}) ORDER BY {column('name')}, {column('id')}"
+    )
+    lowest = RawSQL("", (), output_field=PER_PILL_FIELD)
+    converters = connection.ops.get_db_converters(lowest) + lowest.get_db_converters(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # The card columns (integers and text) need no converter on PostgreSQL or SQLite.
+    attnames = [Product._meta.get_field(name).attname for name in CARD_FIELDS]
+    products = []
+    for *values, lowest_per_pill in rows:
+        product = Product.from_db(ids.db, attnames, values)
+        for convert in converters:
+            lowest_per_pill = convert(lowest_per_pill, lowest, connection)
+        product.lowest_per_pill = lowest_per_pill
+        products.append(product)
+    return attach_from_prices(products)
 
 
 def categories_with_counts() -> list[Category]:
-    """Categories with their published product counts: counted once per catalog change, not per request."""
+    """Categories with their published product counts: counted once per change of the products.
+
+    ``products_only``: the list depends on the categories and on the products' category and
+    published flag only, and both models replace the products generation when they change; a price
+    or stock change (every checkout moves stock) keeps it. Counting at 100,000 products takes
+    ~20 ms, which the first listing or home page after each such change used to pay.
+    """
     return page_cache.memoize(
         "categories_with_counts",
         lambda: list(
@@ -107,11 +168,12 @@ def categories_with_counts() -> list[Category]:
                 published_count=Count("products", filter=Q(products__is_published=True))
             ).order_by("position", "name")
         ),
+        products_only=True,
     )
 
 
 def featured_products(*, limit: int = FEATURED_LIMIT) -> list[Product]:
-    return attach_from_prices(card_queryset().filter(is_featured=True).order_by("name")[:limit])
+    return priced_cards(card_queryset().filter(is_featured=True).order_by("name")[:limit])
 
 
 def search_terms(query: str) -> list[str]:
@@ -120,7 +182,7 @@ def search_terms(query: str) -> list[str]:
 
 
 def product_listing(*, q: str = "", category: Category | None = None, rx: str = "") -> QuerySet[Product]:
-    """Published products, filtered and ordered; paginate it, then ``attach_from_prices`` the page.
+    """Published products, filtered and ordered; paginate it with ``listing_page`` (which prices the page).
 
     Search is a plain case-insensitive substring match on name, brand names, active ingredient
     and indications (LIKE/UPPER on SQLite and PostgreSQL alike); each word must match somewhere.
@@ -161,26 +223,32 @@ def listing_index(queryset: QuerySet[Product], *, per_page: int) -> tuple[int, l
     return count, marks
 
 
-def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "") -> Page:
+def listing_page(
+    queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "",
+    by_name: QuerySet[Product] | None = None,
+) -> Page:
     """The requested page of a ``product_listing``, its products priced (nonsense numbers give a page).
 
     The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
     index alone. With a ``count_key`` (the filters, as a string), the total and the page marks
     come from ``listing_index``, computed once per change of the products, so neither the count
-    nor a late page reads the rows before it. Still one query for the rows.
+    nor a late page reads the rows before it. One query for the rows and their prices.
+    ``by_name``: when ``queryset`` is in another order (lowest price), the same filters in the
+    listing's (name, id) order: the total comes from their listing index (the same products match),
+    whose page marks are then not used.
     """
     paginator = Paginator(queryset, per_page)
     marks: list[tuple[str, int]] = []
     if count_key:
         paginator.count, marks = page_cache.memoize(
             f"listing_index:{per_page}:{count_key}",
-            lambda: listing_index(queryset, per_page=per_page),
+            lambda: listing_index(queryset if by_name is None else by_name, per_page=per_page),
             products_only=True,
         )
     page = paginator.get_page(number)
     start = (page.number - 1) * per_page
     ids = queryset.values("pk")
-    mark = min(start // (MARK_EVERY_PAGES * per_page), len(marks) - 1)
+    mark = min(start // (MARK_EVERY_PAGES * per_page), len(marks) - 1) if by_name is None else 0
     if mark > 0:
         name, pk = marks[mark]
         # Rows from the mark on, in (name, id) order: "name >= mark" is what the index can seek to.
@@ -188,7 +256,7 @@ def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_ke
         if mark + 1 < len(marks):  # and no further than the next mark: a bounded range of the index
             ids = ids.filter(name__lte=marks[mark + 1][0])
         start -= mark * MARK_EVERY_PAGES * per_page
-    page.object_list = attach_from_prices(card_queryset().filter(pk__in=ids[start : start + per_page]).order_by("name", "pk"))
+    page.object_list = priced_cards(ids[start : start + per_page])
     return page
 
 

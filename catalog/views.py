@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
-from . import selectors
+from . import cards, selectors
 from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
@@ -33,12 +33,14 @@ def absolute_url(path: str) -> str:
 @gzip_page
 @cached_catalog_page
 def home(request):
+    featured = selectors.featured_products()
     return render(
         request,
         "catalog/home.html",
         {
             "categories": [c for c in selectors.categories_with_counts() if c.published_count],
-            "featured": selectors.featured_products(),
+            "featured": featured,
+            "featured_cards": cards.product_cards(featured),
             "canonical_url": absolute_url(reverse("catalog:home")),
         },
     )
@@ -73,27 +75,31 @@ def product_list(request):
     if sort not in SORTS:
         sort = "name"
     queryset = selectors.product_listing(q=q, category=category, rx=rx)
+    # The total (and, by name, the page marks) of these filters, kept until the products change.
+    count_key = urlencode({"q": q, "category": category.slug if category else "", "rx": rx})
     if sort == "price":
         # Cheapest pill first (a product's lowest active pack); products with no price last.
         tiers = "dosages__tiers__"
-        queryset = queryset.annotate(
+        by_name, queryset = queryset, queryset.annotate(
             lowest=Min(
                 selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
                 filter=Q(**{f"{tiers}is_active": True}),
                 output_field=selectors.PER_PILL_FIELD,
             )
         ).order_by(F("lowest").asc(nulls_last=True), "name", "pk")
-        # No listing index here: its page marks follow the (name, id) order.
-        page = selectors.listing_page(queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE)
+        # The listing index gives the total only: its page marks follow the (name, id) order.
+        page = selectors.listing_page(
+            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE, count_key=count_key, by_name=by_name,
+        )
         # The page's rows come back by name: put them in the page's price order.
         page.object_list = sorted(
             page.object_list, key=lambda p: (p.lowest_per_pill is None, p.lowest_per_pill or 0, p.name, p.pk)
         )
     else:
         page = selectors.listing_page(
-            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE,
-            count_key=urlencode({"q": q, "category": category.slug if category else "", "rx": rx}),
+            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE, count_key=count_key
         )
+
     products = page.object_list
 
     # Searches and filtered views point search engines at the plain listing (or the category).
@@ -104,6 +110,7 @@ def product_list(request):
         {
             "page": page,
             "products": products,
+            "cards": cards.product_cards(products),
             "categories": [c for c in categories if c.published_count],
             "category": category,
             "q": q,

@@ -76,3 +76,60 @@ def test_the_index_is_kept_across_price_and_stock_changes_and_redone_when_produc
     renamed.name = "Aardvark"
     renamed.save()
     assert list(dict.fromkeys(slugs_on(client, {"page": 1})))[0] == "p-14"
+
+
+def category_counts(client, url="/products/") -> tuple[int, dict[str, str]]:
+    """(queries counting the categories' products, the category options of the filter form)."""
+    from django.core.cache import cache
+
+    cache.delete_many([k for k in getattr(cache, "_cache", {}) if ":catalog:page:" in k])  # pages only
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    counted = sum(1 for q in captured.captured_queries if 'FROM "catalog_category"' in q["sql"] and "COUNT(" in q["sql"])
+    select = parse(response.content).find(id="filter-category")  # the listing's filter form (not on home)
+    return counted, {o.attrs["value"]: o.text for o in select.find_all("option")} if select else {}
+
+
+def test_category_counts_are_kept_across_price_and_stock_changes_and_redone_when_products_change(client, shelf):
+    """Counting the categories reads every product: not again for each stock move of a checkout."""
+    assert category_counts(client)[0] == 1
+    assert category_counts(client)[0] == 0
+    PackageTier.objects.update(price=Money("8.00", "USD"), stock=5)
+    tier = PackageTier.objects.first()
+    tier.stock = 4
+    tier.save()
+    assert category_counts(client)[0] == 0
+    assert category_counts(client, "/")[0] == 0
+    other = CategoryFactory(slug="other", name="Other remedies")
+    counted, options = category_counts(client)
+    assert counted == 1 and "other" not in options  # no published product in it yet: not offered
+    moved = Product.objects.get(slug="p-00")
+    moved.category = other
+    moved.save()
+    counted, options = category_counts(client)
+    assert counted == 1 and options["other"] == "Other remedies"
+    other.name = "Other medicines"
+    other.save()
+    counted, options = category_counts(client)
+    assert counted == 1 and options["other"] == "Other medicines"
+    Product.objects.filter(slug="p-00").update(is_published=False)
+    counted, options = category_counts(client)
+    assert counted == 1 and "other" not in options
+
+
+def test_price_order_takes_its_total_from_the_listing_index(client, shelf):
+    """Sorted by price, the total is the listing index's (no count of the grouped query per request),
+    and an index first computed by a price-sorted request serves the name order's late pages right."""
+    for i, tier in enumerate(PackageTier.objects.order_by("-dosage__product__slug")):
+        tier.price = Money(10 + i, "USD")
+        tier.save()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/products/", {"sort": "price", "page": 3})
+    assert not [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(")]  # the paginator's
+    assert "15 medicines" in parse(response.content).find(cls="result-count").text
+    by_price = list(Product.objects.published().order_by("-slug").values_list("slug", flat=True))
+    assert list(dict.fromkeys(slugs_on(client, {"sort": "price", "page": 3}))) == by_price[4:6]
+    assert index_reads(client, {"sort": "price", "page": 5}) == 0
+    order = expected()
+    for number in range(1, 9):
+        assert list(dict.fromkeys(slugs_on(client, {"page": number}))) == order[(number - 1) * 2 : number * 2]

@@ -98,7 +98,7 @@ def test_listing_costs_the_same_on_a_larger_catalogue(client, shelf, django_asse
         product = ProductFactory(name=f"Extra {i:03d}", slug=f"extra-{i:03d}", category=shelf, indications="cold")
         PackageTierFactory(dosage=DosageFactory(product=product), quantity=30, price=Money("9.00", "USD"))
     assert [count(p) for p in ({}, {"page": 2}, {"q": "cold"})] == small
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         client.get(LISTING, {"page": 3})
 
 
@@ -113,3 +113,12 @@ def test_listing_and_search_indexes_exist():
         assert trigram <= set(indexes)
     else:
         assert not trigram & set(indexes)
+
+
+@pytest.mark.django_db
+def test_category_and_featured_indexes_exist():
+    """A category's pages and the home page's featured products are read from indexes, not by a scan."""
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "catalog_product")
+    assert indexes["catalog_product_cat_idx"]["columns"] == ["category_id", "name", "id"]
+    assert indexes["catalog_product_featured_idx"]["columns"] == ["name"]
