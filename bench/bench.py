@@ -424,7 +424,7 @@ def main() -> None:
                 out = manage(env, "generate_catalog", "--products", str(args.products),
                              "--tiers-per-product", str(args.tiers_per_product))
                 log(out.strip() + f" (command total {time.perf_counter() - started:.1f}s)")
-            manage(env, "shell", "-c", "from django.db import connection; connection.cursor().execute('ANALYZE')")
+            manage(env, "shell", "-c", "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')")
             listing = url("catalog:product_list") or "/products/"
             last_page = -(-args.products // 24)
             large = [
