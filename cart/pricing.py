@@ -20,6 +20,7 @@ from djmoney.money import Money
 
 from catalog import pricing as catalog_pricing
 from discounts.services import DiscountRefused, discount_terms_for
+from pharmacy.prepared import PreparedQuery
 
 from . import calculations, rules
 from .calculations import format_money  # noqa: F401  (re-exported: the one money formatter)
@@ -236,13 +237,23 @@ def summarize_lines(
     )
 
 
-def cart_lines_for_pricing(cart):
-    """A cart's lines with everything pricing reads, in one query."""
+#: What pricing reads of a line besides the line itself (``cart.services`` loads the same).
+PRICING_RELATED = "tier__dosage__product"
+
+
+def _lines_of_cart(cart_id: int):
     from .models import CartLine
 
-    return CartLine.objects.filter(cart_id=cart.pk).select_related("tier__dosage__product").order_by(
-        "added_at", "id"
-    )
+    return CartLine.objects.filter(cart_id=cart_id).select_related(PRICING_RELATED).order_by("added_at", "id")
+
+
+_LINES_OF_CART = PreparedQuery(_lines_of_cart, "cart_id")
+
+
+def cart_lines_for_pricing(cart) -> list:
+    """A cart's lines with everything pricing reads, in cart order, in one query (its SQL built
+    once per process: ``pharmacy.prepared``)."""
+    return _LINES_OF_CART(cart_id=cart.pk)
 
 
 def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.DiscountRule | None, str]:
@@ -259,6 +270,7 @@ def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.Disco
 def cart_summary(
     cart,
     *,
+    lines: list | None = None,
     method: str = calculations.STANDARD,
     tax: calculations.TaxCalculator | None = None,
     state: str = "",
@@ -267,9 +279,14 @@ def cart_summary(
     """Price a cart (or no cart) from the current catalog prices and its discount code.
 
     ``method``, ``tax``, ``state`` and ``email`` (for per-customer code limits) are what the
-    checkout knows beyond the cart.
+    checkout knows beyond the cart. ``lines``: the cart's lines as ``cart_lines_for_pricing``
+    loads them, when the caller already has them (``cart.services.cart_and_lines_for_request``
+    reads them with the cart in one query); otherwise they are read here.
     """
-    lines = [] if cart is None or cart.pk is None else list(cart_lines_for_pricing(cart))
+    if cart is None or cart.pk is None:
+        lines = []
+    elif lines is None:
+        lines = cart_lines_for_pricing(cart)
     discount, discount_refusal = cart_discount(cart, email=email)
     summary = summarize_lines(
         lines,

@@ -30,6 +30,7 @@ from .services import (
     CartError,
     CartLineNotFound,
     cart_add_tier_for_request,
+    cart_and_lines_for_request,
     cart_apply_discount_code,
     cart_for_request,
     cart_remove_discount_code,
@@ -93,8 +94,8 @@ def _error_without_js(request, exc: CartError, *, back: str):
 @never_cache  # the visitor's own medicines
 @require_safe
 def cart_detail(request):
-    cart = cart_for_request(request, create=False)
-    summary = cart_summary(cart)
+    cart, lines = cart_and_lines_for_request(request)
+    summary = cart_summary(cart, lines=lines)
     # The header count comes from the summary already loaded: no extra query on this page.
     return render(request, "cart/cart_detail.html", _detail_context(summary))
 
