@@ -96,6 +96,8 @@ TEMPLATES = [
                 # Last: placeholders instead of per-visitor values while a page is cached.
                 "catalog.page_cache.context_processor",
             ],
+            # {% url %} remembering its answers (reverse() was ~15 µs, 14 times on the cart page).
+            "builtins": ["pharmacy.template_url"],
         },
     },
 ]
