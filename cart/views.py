@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from pharmacy.redirects import safe_next
 
+from .presentation import shown_lines, shown_totals
 from .pricing import cart_summary
 from .services import (
     CartError,
@@ -52,6 +53,8 @@ def _back_url(request) -> str:
 def _detail_context(summary, **extra) -> dict:
     return {
         "summary": summary,
+        "shown_lines": shown_lines(summary.lines),
+        "shown_totals": shown_totals(summary),
         "cart_count": summary.item_count,
         "max_packages": settings.CART_MAX_PACKAGES_PER_LINE,
         **extra,
@@ -66,7 +69,12 @@ def _fragment(request, *, message: str, error: bool, status: int | None = None, 
     if with_cart:
         cart = cart_for_request(request, create=False)
         summary = cart_summary(cart)
-        context.update(summary=summary, cart_count=summary.item_count)
+        context.update(
+            summary=summary,
+            shown_lines=shown_lines(summary.lines),
+            shown_totals=shown_totals(summary),
+            cart_count=summary.item_count,
+        )
         template = "cart/_cart_body_response.html"
     response = render(request, template, context, status=status)
     if error:

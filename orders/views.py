@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from cart.presentation import shown_lines, shown_totals
 from cart.pricing import cart_summary, format_money
 from cart.services import cart_and_lines_for_request
 from .carriers import tracking_url
@@ -126,6 +127,8 @@ def checkout(request):
         "rx_form": rx_form,
         "refills_in_cart": refills_in_cart,
         "summary": summary,
+        "shown_available_lines": shown_lines(summary.available_lines),
+        "shown_totals": shown_totals(summary),
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,
         "figures": services.checkout_figures(summary),
