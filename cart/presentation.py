@@ -12,6 +12,7 @@ so the templates read ``line.unit_price`` as before.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
@@ -23,16 +24,16 @@ MAX_REMEMBERED = 4096
 _html: dict[tuple, SafeString] = {}
 
 
-def money_html(value: Money) -> SafeString:
+def money_html(value: Money, *, locale: str | None = None) -> SafeString:
     """What ``{{ value }}`` writes for a djmoney ``Money`` (``str()``, escaped), remembered.
 
     The text depends on the amount as written (``Decimal`` keeps its places), the currency,
     djmoney's locale (from the active language) and per-amount format options (then not
-    remembered).
+    remembered). ``locale``: ``djmoney.money.get_current_locale()``, when the caller has it.
     """
     if type(value) is not Money or value.format_options:
         return conditional_escape(str(value))
-    key = (str(value.amount), value.currency.code, get_current_locale())
+    key = (str(value.amount), value.currency.code, locale or get_current_locale())
     text = _html.get(key)
     if text is None:
         text = conditional_escape(str(value))
@@ -42,8 +43,9 @@ def money_html(value: Money) -> SafeString:
     return text
 
 
-def shown_line(line: CartLineSummary) -> dict:
+def shown_line(line: CartLineSummary, *, locale: str | None = None) -> dict:
     """One line for the templates: ``CartLineSummary``'s fields, amounts as ``money_html``."""
+    money = partial(money_html, locale=locale or get_current_locale())
     return {
         "line_id": line.line_id,
         "tier_id": line.tier_id,
@@ -52,19 +54,19 @@ def shown_line(line: CartLineSummary) -> dict:
         "strength": line.strength,
         "pack_size": line.pack_size,
         "packages": line.packages,
-        "unit_price": money_html(line.unit_price),
-        "per_pill": money_html(line.per_pill),
-        "list_price": money_html(line.list_price),
-        "savings_per_package": money_html(line.savings_per_package),
+        "unit_price": money(line.unit_price),
+        "per_pill": money(line.per_pill),
+        "list_price": money(line.list_price),
+        "savings_per_package": money(line.savings_per_package),
         "savings_percent": line.savings_percent,
-        "line_total": money_html(line.line_total),
-        "line_savings": money_html(line.line_savings),
-        "discount": money_html(line.discount),
-        "tax": money_html(line.tax),
+        "line_total": money(line.line_total),
+        "line_savings": money(line.line_savings),
+        "discount": money(line.discount),
+        "tax": money(line.tax),
         "legal_class": line.legal_class,
         "product_id": line.product_id,
         "requires_prescription": line.requires_prescription,
-        "price_when_added": money_html(line.price_when_added) if line.price_when_added is not None else None,
+        "price_when_added": money(line.price_when_added) if line.price_when_added is not None else None,
         "price_changed": line.price_changed,
         "available": line.available,
         "notice": line.notice,
@@ -75,16 +77,18 @@ def shown_line(line: CartLineSummary) -> dict:
 
 
 def shown_lines(lines: Iterable[CartLineSummary]) -> list[dict]:
-    return [shown_line(line) for line in lines]
+    locale = get_current_locale()
+    return [shown_line(line, locale=locale) for line in lines]
 
 
 def shown_totals(summary) -> dict:
     """A ``CartSummary``'s amounts as ``money_html``, under the summary's own names."""
+    money = partial(money_html, locale=get_current_locale())
     return {
-        "subtotal": money_html(summary.subtotal),
-        "savings": money_html(summary.savings),
-        "shipping": money_html(summary.shipping),
-        "total": money_html(summary.total),
-        "free_shipping_threshold": money_html(summary.free_shipping_threshold),
-        "free_shipping_remaining": money_html(summary.free_shipping_remaining),
+        "subtotal": money(summary.subtotal),
+        "savings": money(summary.savings),
+        "shipping": money(summary.shipping),
+        "total": money(summary.total),
+        "free_shipping_threshold": money(summary.free_shipping_threshold),
+        "free_shipping_remaining": money(summary.free_shipping_remaining),
     }

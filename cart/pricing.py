@@ -114,10 +114,11 @@ def unavailable_reason(tier) -> str:
 def _line_input(line) -> calculations.LineInput:
     tier = line.tier
     dosage = tier.dosage
-    currency = str(tier.price.currency)
+    price = tier.price  # djmoney builds a new Money on every read of the field
+    currency = str(price.currency)
     return calculations.LineInput(
         key=line.id,
-        unit_price=tier.price,
+        unit_price=price,
         list_price=calculations.money(
             catalog_pricing.tier_list_price(list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity),
             currency,
@@ -128,19 +129,18 @@ def _line_input(line) -> calculations.LineInput:
     )
 
 
-def _summarize_line(line, figures: calculations.LineFigures | None) -> CartLineSummary:
+def _summarize_line(line, figures: calculations.LineFigures | None, reason: str) -> CartLineSummary:
+    """``reason``: ``unavailable_reason(line.tier)``, which the caller has already worked out."""
     tier = line.tier
     dosage = tier.dosage
     product = dosage.product
-    row = catalog_pricing.tier_price(
-        quantity=tier.quantity, price=tier.price, list_price_per_pill=dosage.list_price_per_pill
-    )
+    price = tier.price  # djmoney builds a new Money on every read of the field
+    row = catalog_pricing.tier_price(quantity=tier.quantity, price=price, list_price_per_pill=dosage.list_price_per_pill)
     packages = int(line.packages)
-    currency = str(tier.price.currency)
+    currency = str(price.currency)
     zero = calculations.zero(currency)
     price_when_added = line.price_when_added
-    price_changed = price_when_added is not None and price_when_added.amount != tier.price.amount
-    reason = unavailable_reason(tier)
+    price_changed = price_when_added is not None and price_when_added.amount != price.amount
     if reason:
         notice = reason
     elif price_changed:
@@ -204,7 +204,8 @@ def summarize_lines(
         if isinstance(free_shipping_threshold, Money)
         else Decimal(free_shipping_threshold)
     )
-    orderable = [line for line in lines if not unavailable_reason(line.tier)]
+    reasons = [unavailable_reason(line.tier) for line in lines]
+    orderable = [line for line, reason in zip(lines, reasons) if not reason]
     totals = calculations.calculate(
         lines=[_line_input(line) for line in orderable],
         currency=currency,
@@ -219,7 +220,7 @@ def summarize_lines(
         state=state,
     )
     by_key = {figures.key: figures for figures in totals.lines}
-    summaries = tuple(_summarize_line(line, by_key.get(line.id)) for line in lines)
+    summaries = tuple(_summarize_line(line, by_key.get(line.id), reason) for line, reason in zip(lines, reasons))
     breaches = rules.check(((line.tier, int(line.packages)) for line in orderable), max_packages=max_packages_per_line)
     return CartSummary(
         lines=summaries,
