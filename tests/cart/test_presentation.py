@@ -40,19 +40,22 @@ def test_format_options_are_respected():
 
 
 @pytest.mark.django_db
-def test_a_summary_line_and_totals_print_as_before(baclofen, customer):
+@pytest.mark.parametrize("grouping", [False, True])
+def test_a_summary_line_and_totals_print_as_before(baclofen, customer, settings, grouping):
+    settings.USE_THOUSAND_SEPARATOR = grouping
     from cart.models import Cart, CartLine
     from catalog.models import PackageTier
 
     cart = Cart.objects.create(user=customer)
     tier = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
-    CartLine.objects.create(cart=cart, tier=tier, packages=2, price_when_added=Money("1.00", "USD"))
+    CartLine.objects.create(cart=cart, tier=tier, packages=12, price_when_added=Money("1.00", "USD"))
     summary = cart_summary(cart)
     (line,) = summary.lines
     shown = shown_line(line)
     for name in CartLineSummary.__dataclass_fields__:
         assert printed(shown[name]) == printed(getattr(line, name)), name
     assert shown["shows_saving"] == line.shows_saving and shown["description"] == line.description
+    assert printed(shown["pills"]) == ("1,080" if grouping else "1080")
     totals = shown_totals(summary)
     for name, text in totals.items():
         assert text == printed(getattr(summary, name)), name
