@@ -73,7 +73,7 @@ MIDDLEWARE = [
     # Staff pages (/admin/, /staff/, prescription files) only after the second factor.
     "accounts.middleware.StaffSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "pharmacy.middleware.CSPMiddleware",  # django-csp's, the policy text built once (issue #17)
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
