@@ -55,6 +55,11 @@ def _number_text() -> Callable[[int], SafeString]:
     return lambda n: conditional_escape(str(localize(n)))
 
 
+def number_html(n: int) -> SafeString:
+    """What ``{{ n }}`` writes for one whole number (see ``_number_text``)."""
+    return _number_text()(n)
+
+
 def shown_line(line: CartLineSummary, *, locale: str | None = None, number=None) -> dict:
     """One line for the templates: ``CartLineSummary``'s fields, amounts as ``money_html`` and
     whole numbers as the text ``{{ n }}`` writes (``line_id`` alone is printed five times)."""
@@ -96,9 +101,11 @@ def shown_lines(lines: Iterable[CartLineSummary]) -> list[dict]:
 
 
 def shown_totals(summary) -> dict:
-    """A ``CartSummary``'s amounts as ``money_html``, under the summary's own names."""
+    """A ``CartSummary``'s amounts as ``money_html`` (and its ``item_count`` as printed), under
+    the summary's own names."""
     money = partial(money_html, locale=get_current_locale())
     return {
+        "item_count": number_html(summary.item_count),
         "subtotal": money(summary.subtotal),
         "savings": money(summary.savings),
         "shipping": money(summary.shipping),

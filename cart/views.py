@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from pharmacy.redirects import safe_next
 
-from .presentation import shown_lines, shown_totals
+from .presentation import number_html, shown_lines, shown_totals
 from .pricing import cart_summary
 from .services import (
     CartError,
@@ -56,7 +56,7 @@ def _detail_context(summary, **extra) -> dict:
         "shown_lines": shown_lines(summary.lines),
         "shown_totals": shown_totals(summary),
         "cart_count": summary.item_count,
-        "max_packages": settings.CART_MAX_PACKAGES_PER_LINE,
+        "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE),  # printed once per line
         **extra,
     }
 
@@ -64,7 +64,7 @@ def _detail_context(summary, **extra) -> dict:
 def _fragment(request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False):
     if status is None:
         status = 400 if error else 200
-    context = {"message": message, "error": error, "max_packages": settings.CART_MAX_PACKAGES_PER_LINE}
+    context = {"message": message, "error": error, "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE)}
     template = "cart/_feedback.html"
     if with_cart:
         cart = cart_for_request(request, create=False)

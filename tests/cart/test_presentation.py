@@ -59,3 +59,11 @@ def test_a_summary_line_and_totals_print_as_before(baclofen, customer, settings,
     totals = shown_totals(summary)
     for name, text in totals.items():
         assert text == printed(getattr(summary, name)), name
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 1000])
+def test_numbers_print_and_pluralize_as_the_int_did(count):
+    from cart.presentation import number_html
+
+    plural = Template("{{ n }} pack{{ n|pluralize }}, {{ n|pluralize:'item,items' }}")
+    assert plural.render(Context({"n": number_html(count)})) == plural.render(Context({"n": count}))
