@@ -212,7 +212,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            # WhiteNoise's CompressedManifestStaticFilesStorage, each URL worked out once (issue #17).
+            "pharmacy.static_storage.RememberingManifestStaticFilesStorage"
             # Hashed, compressed names need `collectstatic` first, so only where it is run.
             if env.bool("STATIC_MANIFEST", default=PRODUCTION)
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
