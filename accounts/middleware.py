@@ -28,10 +28,12 @@ def session_passed_second_factor(request: HttpRequest) -> bool:
 
 
 def _needs_second_factor(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not user.is_staff:
+    # The path first: ``request.user`` is lazy and costs a query, which pages outside the staff
+    # paths (the shop, for customers) may not need at all.
+    if not request.path.startswith(tuple(settings.STAFF_SECOND_FACTOR_PATHS)):
         return False
-    return request.path.startswith(tuple(settings.STAFF_SECOND_FACTOR_PATHS))
+    user = getattr(request, "user", None)
+    return user is not None and user.is_authenticated and user.is_staff
 
 
 class StaffSecondFactorMiddleware:

@@ -20,6 +20,7 @@ from djmoney.money import Money
 
 from catalog import pricing as catalog_pricing
 from discounts.services import DiscountRefused, discount_terms_for
+from pharmacy.prepared import PreparedQuery
 
 from . import calculations, rules
 from .calculations import format_money  # noqa: F401  (re-exported: the one money formatter)
@@ -113,10 +114,11 @@ def unavailable_reason(tier) -> str:
 def _line_input(line) -> calculations.LineInput:
     tier = line.tier
     dosage = tier.dosage
-    currency = str(tier.price.currency)
+    price = tier.price  # djmoney builds a new Money on every read of the field
+    currency = str(price.currency)
     return calculations.LineInput(
         key=line.id,
-        unit_price=tier.price,
+        unit_price=price,
         list_price=calculations.money(
             catalog_pricing.tier_list_price(list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity),
             currency,
@@ -127,19 +129,18 @@ def _line_input(line) -> calculations.LineInput:
     )
 
 
-def _summarize_line(line, figures: calculations.LineFigures | None) -> CartLineSummary:
+def _summarize_line(line, figures: calculations.LineFigures | None, reason: str) -> CartLineSummary:
+    """``reason``: ``unavailable_reason(line.tier)``, which the caller has already worked out."""
     tier = line.tier
     dosage = tier.dosage
     product = dosage.product
-    row = catalog_pricing.tier_price(
-        quantity=tier.quantity, price=tier.price, list_price_per_pill=dosage.list_price_per_pill
-    )
+    price = tier.price  # djmoney builds a new Money on every read of the field
+    row = catalog_pricing.tier_price(quantity=tier.quantity, price=price, list_price_per_pill=dosage.list_price_per_pill)
     packages = int(line.packages)
-    currency = str(tier.price.currency)
+    currency = str(price.currency)
     zero = calculations.zero(currency)
     price_when_added = line.price_when_added
-    price_changed = price_when_added is not None and price_when_added.amount != tier.price.amount
-    reason = unavailable_reason(tier)
+    price_changed = price_when_added is not None and price_when_added.amount != price.amount
     if reason:
         notice = reason
     elif price_changed:
@@ -203,7 +204,8 @@ def summarize_lines(
         if isinstance(free_shipping_threshold, Money)
         else Decimal(free_shipping_threshold)
     )
-    orderable = [line for line in lines if not unavailable_reason(line.tier)]
+    reasons = [unavailable_reason(line.tier) for line in lines]
+    orderable = [line for line, reason in zip(lines, reasons) if not reason]
     totals = calculations.calculate(
         lines=[_line_input(line) for line in orderable],
         currency=currency,
@@ -218,7 +220,7 @@ def summarize_lines(
         state=state,
     )
     by_key = {figures.key: figures for figures in totals.lines}
-    summaries = tuple(_summarize_line(line, by_key.get(line.id)) for line in lines)
+    summaries = tuple(_summarize_line(line, by_key.get(line.id), reason) for line, reason in zip(lines, reasons))
     breaches = rules.check(((line.tier, int(line.packages)) for line in orderable), max_packages=max_packages_per_line)
     return CartSummary(
         lines=summaries,
@@ -236,13 +238,23 @@ def summarize_lines(
     )
 
 
-def cart_lines_for_pricing(cart):
-    """A cart's lines with everything pricing reads, in one query."""
+#: What pricing reads of a line besides the line itself (``cart.services`` loads the same).
+PRICING_RELATED = "tier__dosage__product"
+
+
+def _lines_of_cart(cart_id: int):
     from .models import CartLine
 
-    return CartLine.objects.filter(cart_id=cart.pk).select_related("tier__dosage__product").order_by(
-        "added_at", "id"
-    )
+    return CartLine.objects.filter(cart_id=cart_id).select_related(PRICING_RELATED).order_by("added_at", "id")
+
+
+_LINES_OF_CART = PreparedQuery(_lines_of_cart, "cart_id")
+
+
+def cart_lines_for_pricing(cart) -> list:
+    """A cart's lines with everything pricing reads, in cart order, in one query (its SQL built
+    once per process: ``pharmacy.prepared``)."""
+    return _LINES_OF_CART(cart_id=cart.pk)
 
 
 def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.DiscountRule | None, str]:
@@ -259,6 +271,7 @@ def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.Disco
 def cart_summary(
     cart,
     *,
+    lines: list | None = None,
     method: str = calculations.STANDARD,
     tax: calculations.TaxCalculator | None = None,
     state: str = "",
@@ -267,9 +280,14 @@ def cart_summary(
     """Price a cart (or no cart) from the current catalog prices and its discount code.
 
     ``method``, ``tax``, ``state`` and ``email`` (for per-customer code limits) are what the
-    checkout knows beyond the cart.
+    checkout knows beyond the cart. ``lines``: the cart's lines as ``cart_lines_for_pricing``
+    loads them, when the caller already has them (``cart.services.cart_and_lines_for_request``
+    reads them with the cart in one query); otherwise they are read here.
     """
-    lines = [] if cart is None or cart.pk is None else list(cart_lines_for_pricing(cart))
+    if cart is None or cart.pk is None:
+        lines = []
+    elif lines is None:
+        lines = cart_lines_for_pricing(cart)
     discount, discount_refusal = cart_discount(cart, email=email)
     summary = summarize_lines(
         lines,

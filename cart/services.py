@@ -20,8 +20,11 @@ from django.utils import timezone
 from catalog.models import PackageTier
 from discounts.services import DiscountRefused, discount_terms_for
 
+from pharmacy.prepared import PreparedQuery
+
 from . import rules
 from .models import Cart, CartLine
+from .pricing import PRICING_RELATED
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +78,67 @@ def cart_for_request(request, *, create: bool) -> Cart | None:
     return _find_or_create_cart(request, create=create)[0]
 
 
-def _find_or_create_cart(request, *, create: bool) -> tuple[Cart | None, bool]:
+def cart_and_lines_for_request(request, *, select_related: tuple[str, ...] = ()) -> tuple[Cart | None, list[CartLine]]:
+    """``cart_for_request(request, create=False)`` and its lines for ``cart_summary(cart, lines=…)``.
+
+    One query when the cart has lines: the lines with their cart, pack, dosage and product (and
+    ``select_related``'s relations, e.g. the checkout's refill links), in cart order, the SQL
+    built once per process (``pharmacy.prepared``). An empty or missing cart costs a second
+    query, for the cart itself. For pages that only read the cart (the cart and checkout pages):
+    the lines are as they were when read.
+    """
+    user = getattr(request, "user", None)
+    lines: list[CartLine] = []
+    if user is not None and user.is_authenticated:
+        lines = _lines_with_cart(signed_in=True, select_related=select_related)(user_id=user.pk)
+    else:
+        cart_id = request.session.get(SESSION_CART_ID)
+        if type(cart_id) is int:  # noqa: E721 (what the session stores; anything else takes the long way)
+            lines = _lines_with_cart(signed_in=False, select_related=select_related)(cart_id=cart_id)
+    if not lines:
+        return cart_for_request(request, create=False), []
+    cart = lines[0].cart
+    for line in lines[1:]:
+        line.cart = cart  # one cart object, as the ORM's lines of a cart would share
+    return _find_or_create_cart(request, create=False, found=cart)[0], lines
+
+
+_LINES_WITH_CART: dict[tuple[bool, tuple[str, ...]], PreparedQuery] = {}
+
+
+def _lines_with_cart(*, signed_in: bool, select_related: tuple[str, ...]) -> PreparedQuery:
+    """The request's cart lines with the cart: the customer's, or the anonymous session's cart."""
+    key = (signed_in, select_related)
+    query = _LINES_WITH_CART.get(key)
+    if query is None:
+        related = ("cart", PRICING_RELATED, *select_related)
+        if signed_in:
+            query = PreparedQuery(
+                lambda user_id: CartLine.objects.filter(cart__user_id=user_id)
+                .select_related(*related)
+                .order_by("added_at", "id"),
+                "user_id",
+            )
+        else:
+            query = PreparedQuery(
+                lambda cart_id: CartLine.objects.filter(cart_id=cart_id, cart__user__isnull=True)
+                .select_related(*related)
+                .order_by("added_at", "id"),
+                "cart_id",
+            )
+        _LINES_WITH_CART[key] = query
+    return query
+
+
+def _find_or_create_cart(request, *, create: bool, found: Cart | None = None) -> tuple[Cart | None, bool]:
     """``cart_for_request`` that also tells whether the cart was created by this call.
 
     A cart created here has no lines yet, which spares the add-to-cart its line lookup.
+    ``found``: the request's cart, already read (with its lines); only the session is updated.
     """
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        cart = Cart.objects.filter(user=user).first()
+        cart = found or Cart.objects.filter(user=user).first()
         created = False
         if cart is None and create:
             try:
@@ -96,8 +152,8 @@ def _find_or_create_cart(request, *, create: bool) -> tuple[Cart | None, bool]:
         return cart, created
 
     cart_id = request.session.get(SESSION_CART_ID)
-    cart = None
-    if cart_id is not None:
+    cart = found
+    if cart is None and cart_id is not None:
         cart = Cart.objects.filter(pk=cart_id, user__isnull=True).first()
         if cart is None:
             request.session.pop(SESSION_CART_ID, None)

@@ -25,11 +25,13 @@ from django.views.decorators.http import require_POST, require_safe
 
 from pharmacy.redirects import safe_next
 
+from .presentation import number_html, shown_lines, shown_totals
 from .pricing import cart_summary
 from .services import (
     CartError,
     CartLineNotFound,
     cart_add_tier_for_request,
+    cart_and_lines_for_request,
     cart_apply_discount_code,
     cart_for_request,
     cart_remove_discount_code,
@@ -51,8 +53,10 @@ def _back_url(request) -> str:
 def _detail_context(summary, **extra) -> dict:
     return {
         "summary": summary,
+        "shown_lines": shown_lines(summary.lines),
+        "shown_totals": shown_totals(summary),
         "cart_count": summary.item_count,
-        "max_packages": settings.CART_MAX_PACKAGES_PER_LINE,
+        "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE),  # printed once per line
         **extra,
     }
 
@@ -60,12 +64,17 @@ def _detail_context(summary, **extra) -> dict:
 def _fragment(request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False):
     if status is None:
         status = 400 if error else 200
-    context = {"message": message, "error": error, "max_packages": settings.CART_MAX_PACKAGES_PER_LINE}
+    context = {"message": message, "error": error, "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE)}
     template = "cart/_feedback.html"
     if with_cart:
         cart = cart_for_request(request, create=False)
         summary = cart_summary(cart)
-        context.update(summary=summary, cart_count=summary.item_count)
+        context.update(
+            summary=summary,
+            shown_lines=shown_lines(summary.lines),
+            shown_totals=shown_totals(summary),
+            cart_count=summary.item_count,
+        )
         template = "cart/_cart_body_response.html"
     response = render(request, template, context, status=status)
     if error:
@@ -93,8 +102,8 @@ def _error_without_js(request, exc: CartError, *, back: str):
 @never_cache  # the visitor's own medicines
 @require_safe
 def cart_detail(request):
-    cart = cart_for_request(request, create=False)
-    summary = cart_summary(cart)
+    cart, lines = cart_and_lines_for_request(request)
+    summary = cart_summary(cart, lines=lines)
     # The header count comes from the summary already loaded: no extra query on this page.
     return render(request, "cart/cart_detail.html", _detail_context(summary))
 

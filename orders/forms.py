@@ -1,5 +1,9 @@
+import copy
+
 from django import forms
 from django.conf import settings
+from django.forms.renderers import get_default_renderer
+from django.utils.translation import get_language
 
 from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField
 
@@ -7,13 +11,56 @@ from .models import ShippingMethod
 
 
 
+class FixedSelect(forms.Select):
+    """The select of a ``FixedChoiceField``: its choices are shared by every form's copy (Django's
+    ``ChoiceWidget`` copies and re-normalises them per form), and its HTML is kept per value,
+    attributes, renderer and language, since nothing else changes it (the checkout's ~60 states
+    were escaped into ``<option>``s on every request). Only values among the choices are kept,
+    and at most ``MAX_KEPT`` answers, so posted junk cannot grow it."""
+
+    MAX_KEPT = 512
+
+    def __init__(self, attrs=None, choices=()):
+        super().__init__(attrs, choices)
+        self._kept: dict[tuple, str] = {}  # shared with every copy
+
+    def __deepcopy__(self, memo):
+        # ``Widget.__deepcopy__`` without ``ChoiceWidget``'s copy of the choices.
+        obj = copy.copy(self)
+        obj.attrs = self.attrs.copy()
+        memo[id(self)] = obj
+        return obj
+
+    def render(self, name, value, attrs=None, renderer=None):
+        values = tuple(self.format_value(value))
+        try:
+            key = (
+                name, values, tuple(self.attrs.items()), tuple((attrs or {}).items()),
+                type(renderer or get_default_renderer()), get_language(),
+            )
+            hash(key)
+        except TypeError:  # an attribute that cannot be a key: rendered each time
+            return super().render(name, value, attrs, renderer)
+        html = self._kept.get(key)
+        if html is None:
+            html = super().render(name, value, attrs, renderer)
+            known = {str(choice) for choice, _label in self.choices}
+            if set(values) <= known:
+                if len(self._kept) >= self.MAX_KEPT:
+                    del self._kept[next(iter(self._kept))]
+                self._kept[key] = html
+        return html
+
+
 class FixedChoiceField(forms.ChoiceField):
     """A choice field whose choices never change: each form shares them instead of deep-copying
     them (Django copies a field's choices for every form instance: ~60 states on every checkout)."""
 
+    widget = FixedSelect
+
     def __deepcopy__(self, memo):
         # ``Field.__deepcopy__`` (skipping ``ChoiceField``'s): a shallow copy sharing ``_choices``;
-        # the widget still gets its own shallow copy of the list.
+        # the widget (a ``FixedSelect``) shares them too.
         return forms.Field.__deepcopy__(self, memo)
 
 

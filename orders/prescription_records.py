@@ -337,6 +337,17 @@ def cart_refills(cart) -> dict[int, PrescriptionOnFile]:
     return {row.cart_line.tier_id: row.prescription for row in rows}
 
 
+def cart_refills_of_lines(lines) -> dict[int, PrescriptionOnFile]:
+    """``cart_refills`` from cart lines read with ``select_related("refill__prescription")``
+    (the checkout page's lines), without another query."""
+    refills = {}
+    for line in lines:
+        refill = getattr(line, "refill", None)  # no refill link: the reverse accessor raises DoesNotExist
+        if refill is not None:
+            refills[line.tier_id] = refill.prescription
+    return refills
+
+
 def checkout_lines_needing_prescription(*, cart, lines) -> list:
     """The cart lines the checkout's prescription step asks about: refill lines are excluded."""
     refills = cart_refills(cart)

@@ -17,8 +17,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from cart.presentation import shown_lines, shown_totals
 from cart.pricing import cart_summary, format_money
-from cart.services import cart_for_request
+from cart.services import cart_and_lines_for_request
 from .carriers import tracking_url
 
 from . import services, webhooks
@@ -49,8 +50,9 @@ def _stripe_context() -> dict:
 @never_cache  # allergies, current medicines, the address
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request):
-    cart = cart_for_request(request, create=False)
-    summary = _checkout_summary(request, cart)
+    # The cart, its lines and their refill links (issue #16) in one query.
+    cart, lines = cart_and_lines_for_request(request, select_related=("refill__prescription",))
+    summary = _checkout_summary(request, cart, lines)
     if summary.is_empty and not summary.unavailable_lines:
         if _wants_json(request):
             return JsonResponse({"message": "Your cart is empty."}, status=400)
@@ -61,9 +63,9 @@ def checkout(request):
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
     form = CheckoutForm(request.POST or None, initial=initial)
     # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
-    from .prescription_records import cart_refills, reminder_consent_from_checkout
+    from .prescription_records import cart_refills_of_lines, reminder_consent_from_checkout
 
-    refills_in_cart = cart_refills(cart)
+    refills_in_cart = cart_refills_of_lines(lines)
     # As ``checkout_lines_needing_prescription``, from the refills already read (one query, not two).
     rx_lines = [line for line in summary.available_lines if line.tier_id not in refills_in_cart]
     rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
@@ -125,6 +127,8 @@ def checkout(request):
         "rx_form": rx_form,
         "refills_in_cart": refills_in_cart,
         "summary": summary,
+        "shown_available_lines": shown_lines(summary.available_lines),
+        "shown_totals": shown_totals(summary),
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,
         "figures": services.checkout_figures(summary),
@@ -137,7 +141,7 @@ def checkout(request):
     return render(request, "orders/checkout.html", context, status=400 if error else 200)
 
 
-def _checkout_summary(request, cart):
+def _checkout_summary(request, cart, lines):
     """The cart priced as the page shows it (standard shipping; the express surcharge is stated
     beside it) for the shipping state chosen so far, posted or in the query string (``?state=NY``),
     through the same inputs ``order_place`` uses: the tax shown is the tax charged."""
@@ -145,7 +149,7 @@ def _checkout_summary(request, cart):
     state = data.get("state", "")
     if state not in settings.PHARMACY_LICENSED_STATES:
         state = ""
-    return cart_summary(cart, **order_pricing_inputs(cart=cart, state=state))
+    return cart_summary(cart, lines=lines, **order_pricing_inputs(cart=cart, state=state))
 
 
 def _order_for_viewer(request, number: int) -> tuple[Order, bool, str]:

@@ -17,6 +17,7 @@ from cart.services import (
     CartError,
     CartLineNotFound,
     cart_add_tier,
+    cart_and_lines_for_request,
     cart_clear,
     cart_for_request,
     cart_merge_into_user,
@@ -74,6 +75,55 @@ class TestCartForRequest:
         request = make_request()
         request.session[SESSION_CART_ID] = other.pk
         assert cart_for_request(request, create=False) is None
+
+
+class TestCartAndLinesForRequest:
+    """The cart and checkout pages' read: the cart and its priced lines in one query."""
+
+    def test_signed_in_cart_and_lines_in_one_query(self, make_request, customer, tier_of, django_assert_num_queries):
+        cart = Cart.objects.create(user=customer)
+        cart_add_tier(cart=cart, tier_id=tier_of("25mg", 270).pk, packages=2)
+        cart_add_tier(cart=cart, tier_id=tier_of("10mg", 90).pk)
+        request = make_request(user=customer)
+        with django_assert_num_queries(1):
+            found, lines = cart_and_lines_for_request(request)
+            names = [(line.tier.dosage.strength, line.tier.dosage.product.name, line.cart.pk) for line in lines]
+        assert found == cart
+        assert names == [("25mg", "Baclofen", cart.pk), ("10mg", "Baclofen", cart.pk)]
+        assert request.session[SESSION_CART_ID] == cart.pk
+        with django_assert_num_queries(0):
+            summary = cart_summary(found, lines=lines)
+        assert summary == cart_summary(cart)
+
+    def test_anonymous_cart_follows_its_session(self, make_request, tier_of, django_assert_num_queries):
+        request = make_request()
+        cart = cart_for_request(request, create=True)
+        cart_add_tier(cart=cart, tier_id=tier_of("10mg", 90).pk)
+        with django_assert_num_queries(1):
+            found, lines = cart_and_lines_for_request(request)
+        assert found == cart and [line.tier_id for line in lines] == [tier_of("10mg", 90).pk]
+        # The session key was cycled (Django does so on some security events): followed, as
+        # cart_for_request does.
+        request.session.cycle_key()
+        found, _ = cart_and_lines_for_request(request)
+        found.refresh_from_db()
+        assert found.session_key == request.session.session_key
+
+    def test_empty_or_missing_cart_as_cart_for_request(self, make_request, customer, django_assert_num_queries):
+        request = make_request(user=customer)
+        with django_assert_num_queries(2):
+            assert cart_and_lines_for_request(request) == (None, [])
+        cart = Cart.objects.create(user=customer)
+        assert cart_and_lines_for_request(make_request(user=customer)) == (cart, [])
+        assert cart_and_lines_for_request(make_request()) == (None, [])
+
+    def test_another_customers_cart_is_not_read_through_the_session(self, make_request, tier_of):
+        other = Cart.objects.create(user=UserFactory())
+        cart_add_tier(cart=other, tier_id=tier_of("10mg", 90).pk)
+        request = make_request()
+        request.session[SESSION_CART_ID] = other.pk
+        assert cart_and_lines_for_request(request) == (None, [])
+        assert SESSION_CART_ID not in request.session
 
 
 class TestAdd:
