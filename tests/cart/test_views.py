@@ -14,7 +14,7 @@ from djmoney.money import Money
 from cart.context_processors import cart as cart_context
 from cart.models import Cart, CartLine
 from cart.services import SESSION_CART_ID, cart_merge_into_user
-from catalog.models import LegalClass
+from catalog.models import LegalClass, PackageTier
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -290,6 +290,29 @@ class TestHeaderCount:
         with django_assert_num_queries(1):
             assert str(context["cart_count"]) == "3"
             assert int(str(context["cart_count"])) == 3
+
+    def test_counts_only_packs_that_can_be_ordered_and_only_the_visitors_own_cart(self, tier_of, django_assert_num_queries):
+        cart = Cart.objects.create(session_key="s")
+        tier = tier_of("10mg", 90)
+        tiers = list(PackageTier.objects.filter(dosage=tier.dosage).order_by("quantity")[:4])
+        for tier, packages in zip(tiers, (1, 2, 4, 8)):
+            CartLine.objects.create(cart=cart, tier=tier, packages=packages, price_when_added=Money("10.00", "USD"))
+        request = self.request({SESSION_CART_ID: cart.pk})
+        assert str(cart_context(request)["cart_count"]) == "15"
+        PackageTier.objects.filter(pk=tiers[1].pk).update(stock=0)
+        PackageTier.objects.filter(pk=tiers[2].pk).update(is_active=False)
+        with django_assert_num_queries(1):
+            assert str(cart_context(request)["cart_count"]) == "9"
+        # A customer's cart id in a guest session, or in another customer's session, counts nothing.
+        cart.user = UserFactory(email="owner@example.com")
+        cart.save()
+        assert str(cart_context(request)["cart_count"]) == "0"
+        request.user = UserFactory(email="someone-else@example.com")
+        assert str(cart_context(request)["cart_count"]) == "0"
+        request.user = cart.user
+        assert str(cart_context(request)["cart_count"]) == "9"
+        request.session[SESSION_CART_ID] = True  # not a cart id, whatever Python thinks of True == 1
+        assert str(cart_context(request)["cart_count"]) == "0"
 
     def test_other_pages_show_the_count(self, client, tier_of):
         client.post(ADD, {"tier_id": tier_of("10mg", 90).pk, "packages": "2"})
