@@ -112,27 +112,17 @@ class CSPMiddleware(csp.middleware.CSPMiddleware):
         if response.status_code in exempted_debug_codes and settings.DEBUG:
             return response
 
-        policy_parts = self.get_policy_parts(request=request, response=response)
-        policy = self._policy(policy_parts, report_only=False)
-        if policy:
-            is_not_exempt = getattr(response, "_csp_exempt", False) is False
-            no_header = HEADER not in response
-            config = getattr(settings, "CONTENT_SECURITY_POLICY", None) or {}
-            prefixes = config.get("EXCLUDE_URL_PREFIXES", None) or ()
-            is_not_excluded = not request.path_info.startswith(tuple(prefixes))
-            if no_header and is_not_exempt and is_not_excluded:
-                response[HEADER] = policy
-
-        policy_parts_ro = self.get_policy_parts(request=request, response=response, report_only=True)
-        policy_ro = self._policy(policy_parts_ro, report_only=True)
-        if policy_ro:
-            is_not_exempt = getattr(response, "_csp_exempt_ro", False) is False
-            no_header = HEADER_REPORT_ONLY not in response
-            config = getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None) or {}
-            prefixes = config.get("EXCLUDE_URL_PREFIXES", None) or ()
-            is_not_excluded = not request.path_info.startswith(tuple(prefixes))
-            if no_header and is_not_exempt and is_not_excluded:
-                response[HEADER_REPORT_ONLY] = policy_ro
+        for report_only, header, exempt, setting in (
+            (False, HEADER, "_csp_exempt", "CONTENT_SECURITY_POLICY"),
+            (True, HEADER_REPORT_ONLY, "_csp_exempt_ro", "CONTENT_SECURITY_POLICY_REPORT_ONLY"),
+        ):
+            parts = self.get_policy_parts(request=request, response=response, report_only=report_only)
+            policy = self._policy(parts, report_only=report_only)
+            if not policy or getattr(response, exempt, False) is not False or header in response:
+                continue
+            prefixes = (getattr(settings, setting, None) or {}).get("EXCLUDE_URL_PREFIXES", None) or ()
+            if not request.path_info.startswith(tuple(prefixes)):
+                response[header] = policy
 
         # As django-csp: a nonce asked for after the header is written is an error, not a
         # nonce missing from the policy.
