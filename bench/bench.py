@@ -243,6 +243,21 @@ def count_queries(page: Page, cookies: dict[str, str]) -> tuple[int, float, list
     return len(timed), sum(t for t, _ in timed), timed
 
 
+def profile_requests(request, count: int, top: int) -> None:
+    """cProfile ``count`` calls of ``request()`` and print the ``top`` costliest functions, cumulative and own time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        request()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 

@@ -16,9 +16,7 @@ The customer is the one ``bench.py`` uses, signed in, with ``--lines`` lines in 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import os
-import pstats
 import sys
 import time
 from pathlib import Path
@@ -107,14 +105,7 @@ def main() -> None:
         print(f"{name:10} {path:12} CPU per request: min {min(rounds):.2f} ms "
               f"(rounds: {', '.join(f'{r:.2f}' for r in rounds)}); {len(response.content):,} bytes")
         if args.profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for _ in range(args.requests):
-                get(path)
-            profiler.disable()
-            stats = pstats.Stats(profiler)
-            stats.sort_stats("cumulative").print_stats(args.profile)
-            stats.sort_stats("tottime").print_stats(args.profile)
+            bench.profile_requests(lambda: get(path), args.requests, args.profile)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ The database must already hold the generated catalog (``bench/run.sh --large-onl
 from __future__ import annotations
 
 import argparse
-import cProfile
 import os
-import pstats
 import statistics
 import sys
 import time
@@ -148,14 +146,7 @@ def main() -> None:
                 for line in plan:
                     print(f"        {line}")
         if args.profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for _ in range(args.requests):
-                client.get(path)
-            profiler.disable()
-            stats = pstats.Stats(profiler)
-            stats.sort_stats("cumulative").print_stats(args.profile)
-            stats.sort_stats("tottime").print_stats(args.profile)
+            bench.profile_requests(lambda: client.get(path), args.requests, args.profile)
 
 
 if __name__ == "__main__":
