@@ -44,6 +44,10 @@ def test_gzip_pieces_decompress_to_the_filled_page(texts, holes, visitor_fills, 
             fills.append(visitor_fills[index % len(visitor_fills)].encode() if visitor_fills else b"")
     page = Personalised(layout=layout, fills=fills, visitor_digest="", nonce_length=nonce_length)
     assert gzip.decompress(page.gzip_body()) == page.body()
+    # Visitor parts' compressed blocks kept and used again give the same page.
+    reused = Personalised(layout=layout, fills=fills, visitor_digest="", nonce_length=nonce_length,
+                          reusable=tuple(kind == "visitor" for kind, _ in layout.holes))
+    assert gzip.decompress(reused.gzip_body()) == gzip.decompress(reused.gzip_body()) == page.body()
 
 
 def test_a_fill_of_another_length_is_not_compressed_from_pieces():
