@@ -453,10 +453,10 @@ def _visitor_part_block(data: bytes, *, reuse: bool = False) -> bytes:
         compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
         block = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
         if reuse:
-            if len(_visitor_blocks) >= VISITOR_BLOCKS_MAX:
-                with _visitor_blocks_lock:
+            with _visitor_blocks_lock:  # threaded workers: no insert while the oldest is looked up
+                if len(_visitor_blocks) >= VISITOR_BLOCKS_MAX:
                     _visitor_blocks.pop(next(iter(_visitor_blocks), b""), None)
-            _visitor_blocks[data] = block
+                _visitor_blocks[data] = block
     return block
 
 
