@@ -42,6 +42,8 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSEr
 #: A row left in "sending" longer than the task's hard time limit belongs to a worker that died
 #: mid-send; it may be claimed again (at-least-once delivery for that rare case).
 SENDING_STALE_AFTER = timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 120) + 30)
+# A queued row no worker has tried this long after it was written was never handed over (or lost).
+NEVER_TRIED_AFTER = timedelta(minutes=1)
 
 
 class UnsafeSubjectError(ValueError):
@@ -67,8 +69,8 @@ def _hand_to_celery(email_id: int) -> bool:
     """Give the row's id to Celery; False (logged) if the broker cannot take it right now.
 
     Bounded (``CELERY_PUBLISH_TIMEOUT``, one try) so an unreachable or silent Redis costs the
-    request well under a second; the row stays queued and ``email_requeue_stale`` (every 5
-    minutes) hands it over again. Never raises: the caller's work is already committed.
+    request well under a second; the row stays queued and ``email_requeue_stale`` (every minute)
+    hands it over again. Never raises: the caller's work is already committed.
     """
     from pharmacy.celery import publish_bounded
 
@@ -216,17 +218,24 @@ def email_resend(*, email: OutboundEmail, by=None) -> bool:
     return bool(reset)
 
 
-def email_requeue_stale(*, older_than: timedelta = timedelta(minutes=15)) -> int:
+def email_requeue_stale(
+    *, older_than: timedelta = timedelta(minutes=15), never_tried_after: timedelta = NEVER_TRIED_AFTER
+) -> int:
     """Hand Celery again the rows it never got (broker down at commit) or lost (worker died).
 
-    Rows waiting for a retry are recent (the longest backoff is 10 minutes), so they are not
-    picked; a duplicate hand-off would be harmless anyway, the claim in ``email_send`` sends once.
+    A row never tried (``attempts == 0``) a minute after it was queued was not handed over (a
+    broker blip at commit) or its message was lost: it goes again at once, so a customer's email
+    is late by a minute or two, not a quarter of an hour. Rows that failed and wait for Celery's
+    retry (attempts > 0, backoff up to 10 minutes) are only picked after ``older_than``; a
+    duplicate hand-off would be harmless anyway, the claim in ``email_send`` sends once.
     """
-    cutoff = timezone.now() - older_than
-    stale_sending = timezone.now() - SENDING_STALE_AFTER
+    now = timezone.now()
+    cutoff = now - older_than
+    stale_sending = now - SENDING_STALE_AFTER
     ids = list(
         OutboundEmail.objects.filter(
             Q(status=EmailStatus.QUEUED, updated_at__lt=cutoff)
+            | Q(status=EmailStatus.QUEUED, attempts=0, updated_at__lt=now - never_tried_after)
             | Q(status=EmailStatus.SENDING, updated_at__lt=min(cutoff, stale_sending))
         ).values_list("pk", flat=True)[:500]
     )

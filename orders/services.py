@@ -452,10 +452,12 @@ def _order_abandon(*, order_id, reason: str) -> None:
 
 
 def _queue_release(order_id) -> None:
+    from pharmacy.celery import publish_bounded
+
     from .tasks import release_payment_hold
 
-    try:
-        release_payment_hold.apply_async(args=[str(order_id)], retry=False)
+    try:  # bounded like every hand-off from a request (CELERY_PUBLISH_TIMEOUT, one try)
+        publish_bounded(release_payment_hold, str(order_id))
     except Exception:  # noqa: BLE001 - the reconciliation job finds the open hold later
         logger.warning("Could not queue releasing the card hold of order %s", order_id, exc_info=True)
 

@@ -210,10 +210,12 @@ CONFIRMING_REFRESH_FOR = timedelta(minutes=15)
 
 
 def _queue_payment_sync(order: Order) -> None:
+    from pharmacy.celery import publish_bounded
+
     from .tasks import sync_payment
 
-    try:
-        sync_payment.apply_async(args=[str(order.pk)], retry=False)
+    try:  # bounded like every hand-off from a request (CELERY_PUBLISH_TIMEOUT, one try)
+        publish_bounded(sync_payment, str(order.pk))
     except Exception:  # noqa: BLE001 - the reconciliation job catches up; the page still answers
         logger.warning("Could not queue the payment check of order %s", order.number, exc_info=True)
 

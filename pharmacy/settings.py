@@ -311,7 +311,7 @@ PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.
 # about card holds that are about to lapse (Stripe keeps a manual-capture hold for 7 days).
 CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"] = {
     "task": "notifications.requeue_stale_emails",
-    "schedule": 300.0,
+    "schedule": 60.0,  # one indexed query; an email whose hand-off failed goes within ~2 minutes
 }
 CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
     "task": "orders.expiring_holds_digest",

@@ -3,6 +3,7 @@ import smtplib
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.db import transaction
 from django.urls import reverse
@@ -174,7 +175,28 @@ def test_stale_queued_emails_are_handed_to_celery_again(order, mailoutbox, djang
         assert email_requeue_stale() == 1
     assert [m.subject for m in mailoutbox] == [f"We've received your order {order.number}"]
     fresh.refresh_from_db()
-    assert fresh.status == EmailStatus.QUEUED  # recent: may still be waiting for its retry
+    assert fresh.status == EmailStatus.QUEUED  # recent: may still be on its way to a worker
+
+
+def test_an_email_never_handed_over_goes_within_minutes_not_a_quarter_hour(order, mailoutbox, django_capture_on_commit_callbacks):
+    """A broker blip at commit: the row was never tried. Two minutes later the sweep (every minute)
+    hands it over; a row that failed once and waits for Celery's backoff is left to that retry."""
+    never_tried = OutboundEmail.objects.create(
+        order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k",
+        context=order_email_context(order=order, kind=EmailKind.ORDER_RECEIVED),
+    )
+    waiting_retry = OutboundEmail.objects.create(
+        order=order, kind=EmailKind.PAYMENT_CAPTURED, recipient=order.email, dedupe_key="k2", attempts=1
+    )
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
+    OutboundEmail.objects.filter(pk__in=[never_tried.pk, waiting_retry.pk]).update(updated_at=two_minutes_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert email_requeue_stale() == 1
+    assert [m.subject for m in mailoutbox] == [f"We've received your order {order.number}"]
+    waiting_retry.refresh_from_db()
+    assert (waiting_retry.status, waiting_retry.attempts) == (EmailStatus.QUEUED, 1)
+    assert settings.CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"]["schedule"] <= 60
 
 
 # --- Admin --------------------------------------------------------------------------------------

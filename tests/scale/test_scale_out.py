@@ -111,15 +111,35 @@ class Deployment:
     def logs(self, tail: int = 3000) -> str:
         return "\n".join(f"----- {name} -----\n{self.log(name).read_text()[-tail:]}" for name in self.processes)
 
-    def wait_for(self, what: str, predicate, timeout: float) -> None:
+    def wait_for(self, what: str, predicate, timeout: float, explain=None) -> None:
+        """Poll ``predicate``; on failure the message starts with ``explain()`` (what is still
+        missing), then every process's warnings and errors, then the logs' tails: CI shows only
+        the first part of a long failure."""
         deadline = time.monotonic() + timeout
         while not predicate():
             dead = [name for name, process in self.processes.items() if process.poll() is not None]
             if dead:
-                pytest.fail(f"{', '.join(dead)} exited while waiting for {what}.\n{self.logs()}")
+                pytest.fail(f"{', '.join(dead)} exited while waiting for {what}.\n{self._diagnosis(explain)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{self.logs()}")
+                pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{self._diagnosis(explain)}")
             time.sleep(0.2)
+
+    def _diagnosis(self, explain) -> str:
+        problems = [
+            f"{name}: {line[:300]}"
+            for name in self.processes
+            for line in self.log(name).read_text(errors="replace").splitlines()
+            if re.search(r"WARNING|ERROR|CRITICAL|Traceback|[Ff]ailed|[Rr]etry in", line)
+            and "successfully delivered" not in line
+        ]
+        return "\n".join(
+            [
+                *([f"still missing: {explain()}"] if explain else []),
+                "warnings and errors:",
+                *problems[-40:],
+                self.logs(),
+            ]
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -385,11 +405,13 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     def settled() -> bool:
         return all(settlement().values())
 
-    try:
-        dep.wait_for("webhooks, captures and emails to settle", settled, timeout=60)
-    except BaseException:
-        print("not settled:", [name for name, ok in settlement().items() if not ok])
-        raise
+    def unsettled() -> str:
+        missing = [name for name, ok in settlement().items() if not ok]
+        events = list(StripeEvent.objects.filter(processed=False).values_list("event_id", "type", "error")[:10])
+        emails = list(OutboundEmail.objects.exclude(status=EmailStatus.SENT).values_list("pk", "kind", "status", "attempts", "last_error")[:10])
+        return f"{missing}; unprocessed events {events}; unsent emails {emails}"
+
+    dep.wait_for("webhooks, captures and emails to settle", settled, timeout=60, explain=unsettled)
     time.sleep(1.5)  # localstripe waits 1 s before each delivery: nothing late may change the figures
     assert settled()
 
