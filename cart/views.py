@@ -18,13 +18,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from catalog.page_cache import render_in_shell
 from pharmacy.redirects import safe_next
 
+from .body_html import cart_body
 from .presentation import number_html, shown_lines, shown_totals
 from .pricing import cart_summary
 from .services import (
@@ -50,31 +53,33 @@ def _back_url(request) -> str:
     return safe_next(request, request.POST.get("next"), request.META.get("HTTP_REFERER"), default=reverse("cart:detail"))
 
 
-def _detail_context(summary, **extra) -> dict:
-    return {
-        "summary": summary,
-        "shown_lines": shown_lines(summary.lines),
-        "shown_totals": shown_totals(summary),
-        "cart_count": summary.item_count,
-        "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE),  # printed once per line
-        **extra,
-    }
+def _detail_context(request, summary, *, flash="", flash_error: bool = False, alert="") -> dict:
+    """The cart body (``cart.body_html``, written in Python) and the header's count, from one summary.
+
+    The page's other forms (``base.html``) get the body's CSRF token, not a second one masked anew.
+    """
+    token = get_token(request)
+    body = cart_body(
+        csrf_token=token,
+        summary=summary,
+        shown_lines=shown_lines(summary.lines),
+        shown_totals=shown_totals(summary),
+        max_packages=number_html(settings.CART_MAX_PACKAGES_PER_LINE),
+        flash=flash,
+        flash_error=flash_error,
+        alert=alert,
+    )
+    return {"cart_body": body, "cart_count": summary.item_count, "csrf_token": token}
 
 
 def _fragment(request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False):
     if status is None:
         status = 400 if error else 200
-    context = {"message": message, "error": error, "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE)}
+    context = {"message": message, "error": error}
     template = "cart/_feedback.html"
     if with_cart:
         cart = cart_for_request(request, create=False)
-        summary = cart_summary(cart)
-        context.update(
-            summary=summary,
-            shown_lines=shown_lines(summary.lines),
-            shown_totals=shown_totals(summary),
-            cart_count=summary.item_count,
-        )
+        context.update(_detail_context(request, cart_summary(cart), flash=message, flash_error=error))
         template = "cart/_cart_body_response.html"
     response = render(request, template, context, status=status)
     if error:
@@ -89,12 +94,7 @@ def _error_without_js(request, exc: CartError, *, back: str):
     if isinstance(exc, CartLineNotFound):
         cart = cart_for_request(request, create=False)
         summary = cart_summary(cart)
-        return render(
-            request,
-            "cart/cart_detail.html",
-            _detail_context(summary, alert=exc.message),
-            status=404,
-        )
+        return _cart_page(request, summary, alert=exc.message, status=404)
     messages.error(request, exc.message)
     return HttpResponseRedirect(back)
 
@@ -105,7 +105,17 @@ def cart_detail(request):
     cart, lines = cart_and_lines_for_request(request)
     summary = cart_summary(cart, lines=lines)
     # The header count comes from the summary already loaded: no extra query on this page.
-    return render(request, "cart/cart_detail.html", _detail_context(summary))
+    return _cart_page(request, summary)
+
+
+def _cart_page(request, summary, *, alert="", status: int = 200):
+    """The cart page: its layout (``base.html``) rendered once per process, the body per request
+    (``catalog.page_cache.render_in_shell``); the header's count comes from the same summary."""
+    context = _detail_context(request, summary, alert=alert)
+    body = context.pop("cart_body")
+    return render_in_shell(
+        request, "cart/cart_detail.html", content_name="cart_body", content=body, context=context, status=status
+    )
 
 
 def _answer(request, action, *, back: str, with_cart: bool = False):

@@ -43,6 +43,7 @@ import re
 import secrets
 import struct
 import threading
+import weakref
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,11 +53,16 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
-from django.http import HttpResponse, HttpResponseNotModified
+from django.http import HttpResponse, HttpResponseNotModified, QueryDict
 from django.middleware.csrf import get_token
 from django.template import engines
 from django.template.context import make_context
+from django.template.loader import render_to_string
+from django.urls import get_script_prefix
+from django.utils import translation
+from django.utils.safestring import mark_safe
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
@@ -94,6 +100,10 @@ class _Markers:
     @property
     def visitor(self) -> str:
         return _secret_marker("visitor")
+
+    @property
+    def content(self) -> str:
+        return _secret_marker("content")
 
 
 MARKERS = _Markers()
@@ -284,14 +294,15 @@ def _visitor_node(template_name: str, index: int):
     return found
 
 
-def _render_visitor_parts(request, refs: list[tuple[str, int]]) -> list[str]:
-    """Each ``{% visitor %}`` part a page refers to, rendered for this request (markers for token and nonce)."""
+def _render_visitor_parts(request, refs: list[tuple[str, int]], extra: dict | None = None) -> list[str]:
+    """Each ``{% visitor %}`` part a page refers to, rendered for this request (markers for token and
+    nonce). ``extra``: context the view already has (e.g. the cart page's count), over the processors'."""
     if not refs:
         return []
     parts = [_visitor_node(template_name, index) for template_name, index in refs]
     # One context for all parts: the context processors (cart count, user) run once. The token and
     # the nonce stay placeholders here too, filled with the rest of the page.
-    context = make_context({"csrf_token": MARKERS.csrf}, request)
+    context = make_context({**(extra or {}), "csrf_token": MARKERS.csrf}, request)
     saved_nonce = request.__dict__.get("csp_nonce")
     if saved_nonce is not None:
         request.csp_nonce = MARKERS.nonce
@@ -352,12 +363,14 @@ def compact(html: str) -> str:
 
 
 @functools.cache
-def _hole_re(csrf: str, nonce: str, visitor: str) -> re.Pattern:
-    return re.compile(f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->")
+def _hole_re(csrf: str, nonce: str, visitor: str, content: str) -> re.Pattern:
+    return re.compile(
+        f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->|({re.escape(content)})"
+    )
 
 
-# Kinds of hole in a stored page.
-CSRF, NONCE, VISITOR = "csrf", "nonce", "visitor"
+# Kinds of hole in a stored page (CONTENT: only in a private page's shell, ``render_in_shell``).
+CSRF, NONCE, VISITOR, CONTENT = "csrf", "nonce", "visitor", "content"
 
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
 _DEFLATE_END = b"\x03\x00"  # an empty final block
@@ -385,7 +398,7 @@ class Layout:
     """
 
     def __init__(self, html: str):
-        pattern = _hole_re(MARKERS.csrf, MARKERS.nonce, MARKERS.visitor)
+        pattern = _hole_re(MARKERS.csrf, MARKERS.nonce, MARKERS.visitor, MARKERS.content)
         self.static: list[bytes] = []
         self.holes: list[tuple[str, tuple[str, int] | None]] = []
         position = 0
@@ -395,6 +408,8 @@ class Layout:
                 self.holes.append((CSRF, None))
             elif match.group(2):
                 self.holes.append((NONCE, None))
+            elif match.group(4):
+                self.holes.append((CONTENT, None))
             else:
                 template_name, _, index = match.group(3).rpartition(":")
                 self.holes.append((VISITOR, (template_name, int(index))))
@@ -421,7 +436,7 @@ class Layout:
                 pieces.append(compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH) if text else b"")
                 if index < len(self.holes):
                     kind = self.holes[index][0]
-                    if kind == VISITOR:
+                    if kind in (VISITOR, CONTENT):
                         window = b""
                     else:
                         window += text + b"\x00" * (CSRF_TOKEN_LENGTH if kind == CSRF else nonce_length)
@@ -592,31 +607,42 @@ class Personalised:
         out, crc, size = [_GZIP_HEADER, pieces[0]], zlib.crc32(static[0]), len(static[0])
         reusable = self.reusable or (False,) * len(holes)
         for (kind, _), fill, reuse, piece, text in zip(holes, self.fills, reusable, pieces[1:], static[1:]):
-            out += [_visitor_part_block(fill, reuse=reuse) if kind == VISITOR else _stored_block(fill), piece]
+            block = _stored_block(fill) if kind in (CSRF, NONCE) else _visitor_part_block(fill, reuse=reuse)
+            out += [block, piece]
             crc = zlib.crc32(text, zlib.crc32(fill, crc))
             size += len(fill) + len(text)
         out += [_DEFLATE_END, struct.pack("<II", crc, size & 0xFFFFFFFF)]
         return b"".join(out)
 
 
-def _personalise(request, html: str, local: LocalPage | None = None) -> Personalised:
+def _personalise(
+    request,
+    html: str,
+    local: LocalPage | None = None,
+    *,
+    layout: Layout | None = None,
+    content: str = "",
+    extra: dict | None = None,
+) -> Personalised:
     """Fill the holes for this visitor, with a digest of what was filled (for the ETag).
 
     For a fresh visitor (``_is_fresh_visitor``) the visitor parts are rendered once per process
     and page, and kept with the process-local copy; only the token and the nonce differ.
+    ``layout``, ``content``, ``extra``: a private page's shell, its content, and context the view
+    already has (its ``csrf_token`` is then the one filled in).
     """
-    layout = local.layout if local is not None else Layout(html)
+    layout = layout or (local.layout if local is not None else Layout(html))
     fresh = local is not None and _is_fresh_visitor(request)
     if fresh and local.fresh is not None:
         parts, parts_text = local.fresh
     else:
-        parts = _render_visitor_parts(request, layout.visitor_refs)
+        parts = _render_visitor_parts(request, layout.visitor_refs, extra)
         parts_text = "\x00".join(parts)
         if fresh:
             local.fresh = (parts, parts_text)
     token = nonce = ""
     if layout.has_csrf or MARKERS.csrf in parts_text:
-        token = get_token(request)
+        token = (extra or {}).get("csrf_token") or get_token(request)
     if layout.has_nonce or MARKERS.nonce in parts_text:
         nonce = str(getattr(request, "csp_nonce", ""))
     fills, reusable, next_part = [], [], iter(parts)
@@ -625,6 +651,8 @@ def _personalise(request, html: str, local: LocalPage | None = None) -> Personal
             fills.append(token.encode())
         elif kind == NONCE:
             fills.append(nonce.encode())
+        elif kind == CONTENT:
+            fills.append(content.encode())
         else:
             part = next(next_part)
             secret_free = MARKERS.csrf not in part and MARKERS.nonce not in part
@@ -719,3 +747,69 @@ def _weak_match(etag: str, header: str) -> bool:
         return True
     strip = lambda tag: tag[2:] if tag.startswith("W/") else tag  # noqa: E731
     return any(strip(tag) == strip(etag) for tag in parse_etags(header))
+
+
+# --- Private pages: the layout rendered once per process --------------------------------------
+
+#: compiled template -> {(language, script prefix, content name): Layout}
+_shells: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_shells_lock = threading.Lock()
+
+
+def _forget_shells(**kwargs) -> None:
+    """Settings changed (tests override them): shells show settings (the footer's licence, static URLs)."""
+    with _shells_lock:
+        _shells.clear()
+
+
+setting_changed.connect(_forget_shells)
+
+
+def render_in_shell(request, template_name: str, *, content_name: str, content: str, context: dict | None = None,
+                    status: int = 200) -> HttpResponse:
+    """What ``render(request, template_name, {**context, content_name: content})`` answers, for a
+    private page whose layout is rendered once per process.
+
+    Why: on the cart page, ``base.html`` (head, header, footer: ~1,800 Python calls through the
+    template engine) cost about as much as the cart itself, and only its ``{% visitor %}`` parts,
+    the CSRF token and the CSP nonce differ between requests. So the template is rendered once,
+    as the shared catalog copies are (anonymous, no messages, no query string; markers for the
+    token, the nonce and the visitor parts) with a marker in place of ``content_name``, and each
+    request fills the markers in: ``content`` (already HTML), this visitor's parts (rendered with
+    ``context`` over the context processors', e.g. the cart count the view already has, and its
+    ``csrf_token``), the token and the nonce. The template must show nothing else that depends on
+    the request: here only ``content_name`` and the visitor parts do. Nothing is shared between
+    processes or stored: shells are kept per compiled template (a template edited in development
+    is a new one), language and script prefix, and forgotten when settings change.
+    """
+    layout = _shell(request, template_name, content_name)
+    page = _personalise(request, "", layout=layout, content=content, extra=context)
+    return HttpResponse(page.body(), status=status)
+
+
+def _shell(request, template_name: str, content_name: str) -> Layout:
+    compiled = engines["django"].get_template(template_name).template
+    key = (translation.get_language(), get_script_prefix(), content_name)
+    layouts = _shells.get(compiled)
+    layout = layouts.get(key) if layouts is not None else None
+    if layout is None:
+        layout = Layout(_render_shell(request, template_name, content_name))
+        with _shells_lock:
+            _shells.setdefault(compiled, {})[key] = layout
+    return layout
+
+
+def _render_shell(request, template_name: str, content_name: str) -> str:
+    """The template rendered with markers for everything per request (see ``render_in_shell``)."""
+    saved_get, saved_nonce = request.GET, request.__dict__.get("csp_nonce")
+    setattr(request, _RENDER_FLAG, True)
+    request.GET = QueryDict()  # the header's search box shows the query string's ``q``
+    if saved_nonce is not None:
+        request.csp_nonce = MARKERS.nonce
+    try:
+        return render_to_string(template_name, {content_name: mark_safe(MARKERS.content)}, request=request)
+    finally:
+        delattr(request, _RENDER_FLAG)
+        request.GET = saved_get
+        if saved_nonce is not None:
+            request.csp_nonce = saved_nonce

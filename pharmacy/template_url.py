@@ -69,6 +69,22 @@ class RememberingURLNode(defaulttags.URLNode):
         return answer[1] if context.autoescape else answer[0]
 
 
+def remembered_reverse(view_name: str, **kwargs) -> str:
+    """``reverse(view_name, kwargs=kwargs)`` for Python that writes HTML (``cart.body_html``),
+    remembered with the tag's answers (no current app: for URLs outside the admin)."""
+    if any(type(value) not in _PLAIN for value in kwargs.values()):
+        return reverse(view_name, kwargs=kwargs)
+    answers = _remembered(get_resolver(get_urlconf()))
+    key = (get_script_prefix(), None, view_name, (), tuple(kwargs.items()))
+    answer = answers.get(key)
+    if answer is None:
+        url = reverse(view_name, kwargs=kwargs)  # NoReverseMatch is raised, never remembered
+        if len(answers) >= MAX_ANSWERS:
+            del answers[next(iter(answers))]
+        answer = answers[key] = (url, conditional_escape(url))
+    return answer[0]
+
+
 @register.tag
 def url(parser, token):
     """Django's ``{% url %}``, answers remembered (see the module's docstring)."""
