@@ -7,8 +7,8 @@ per request; written here it is a few dozen string joins. The markup is exactly 
 ``cart/_cart_body.html`` wrote (with ``cart/_adjustments.html`` and ``cart/_discount_form.html``);
 ``tests/cart/test_body_html.py`` keeps that template and compares the two for carts of every
 shape (empty, unavailable lines, prescription items, savings, codes, problems, messages), with
-the escaping the template engine applies. URLs are ``{% url %}``'s remembered answers. The checkout page still includes
-``cart/_discount_form.html``; the same test pins ``discount_form`` to it.
+the escaping the template engine applies. URLs are ``{% url %}``'s remembered answers. The
+checkout page still includes ``cart/_discount_form.html``; the same test pins ``discount_form`` to it.
 
 Input is what the template had: the ``CartSummary`` and its lines and totals already printed by
 ``cart.presentation`` (``shown_lines``, ``shown_totals``: money and numbers as ``SafeString``).

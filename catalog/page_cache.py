@@ -30,8 +30,10 @@ baked into the shared copy even by a template that forgets to use ``{% visitor %
 visitor (header, messages, CSRF secret), so a 304 is only sent when the visitor would get the very
 same page. A 304 carries no CSP header, so the browser keeps the one that matches its copy's nonce.
 
-Private pages (cart, checkout, orders, accounts, staff) never pass through here: only the views
-decorated with ``cached_catalog_page`` are stored, and only their GET/HEAD answers with status 200.
+Private pages (cart, checkout, orders, accounts, staff) are never stored: only the views
+decorated with ``cached_catalog_page`` are, and only their GET/HEAD answers with status 200. The
+cart page uses the same holes for its *layout* only (``render_in_shell``: ``base.html`` rendered
+once per process with nothing personal in it, the cart filled in per request; nothing shared).
 """
 from __future__ import annotations
 
