@@ -450,6 +450,8 @@ def main() -> None:
                 Page("search (one product)", listing + "?q=" + urllib.parse.quote(
                     Product.objects.filter(slug__startswith="bench-").order_by("slug").last().name)),
                 Page(f"category ({args.products:,} products)", listing + "?category=benchmark"),
+                Page("price sort", listing + "?sort=price"),
+                Page(f"price sort, page {last_page} (last)", listing + f"?sort=price&page={last_page}"),
             ]
             for page in large:
                 page.catalog = f"{args.products:,} products"

@@ -3,7 +3,7 @@
 
 Every request renders its page afresh (``CATALOG_PAGE_CACHE=0``), as a new search term or the
 first request after a catalog change does; the per-generation memos (category counts, listing
-index) stay on, as in production. Same settings as ``bench/bench.py``. For each of the six large-
+index) stay on, as in production. Same settings as ``bench/bench.py``. For each of the large-
 catalog pages of ``bench.py`` it prints the wall-clock p50/p90 of ``--requests`` requests, the CPU
 per request (``time.process_time``: this process only, so other load on the machine barely moves
 it; Django's Python, not PostgreSQL's; the mean of the least disturbed of ``--rounds`` rounds), the number of queries and their total SQL time, and with
@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def pages() -> list[tuple[str, str]]:
-    """The six pages ``bench.py`` measures on the large catalog (same URLs), a small category and home."""
+    """The pages ``bench.py`` measures on the large catalog (same URLs), a small category and home."""
     from django.db.models import Count
     from django.urls import reverse
 
@@ -63,6 +63,8 @@ def pages() -> list[tuple[str, str]]:
         ("search (common word)", listing + "?q=migraine"),
         ("search (one product)", listing + "?q=" + urllib.parse.quote(last_name)),
         (f"category ({products:,} products)", listing + "?category=benchmark"),
+        ("price sort", listing + "?sort=price"),
+        (f"price sort, page {last_page} (last)", listing + f"?sort=price&page={last_page}"),
     ] + [  # not in bench.py: the smallest category (a seek, not a scan, in a large catalog) and home
         (f"category ({c.n:,} products)", listing + "?category=" + urllib.parse.quote(c.slug))
         for c in Category.objects.annotate(n=Count("products")).order_by("n", "pk")[:1] if c.n < products

@@ -8,14 +8,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q
 from django.urls import reverse
 from djmoney.models.fields import MoneyField
 from djmoney.models.validators import MinMoneyValidator
 from simple_history.models import HistoricalRecords
 
-from . import pricing
+from . import lowest_prices, pricing
 from .page_cache import CatalogModel, CatalogQuerySet
 
 
@@ -93,6 +93,9 @@ class Product(CatalogModel):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: MIN(price / quantity) over the active tiers, NULL without one: the listing's price order.
+    #: Kept by the tier and dosage writes (``catalog.lowest_prices``); never edited by hand.
+    lowest_pill_price = models.DecimalField(max_digits=24, decimal_places=12, null=True, blank=True, editable=False)
 
     objects = ProductQuerySet.as_manager()
 
@@ -113,6 +116,11 @@ class Product(CatalogModel):
             models.Index(
                 fields=["category", "name", "id"], condition=Q(is_published=True),
                 name="catalog_product_cat_idx",
+            ),
+            # The listing by lowest price per pill (NULLS LAST: PostgreSQL's default for ASC), a page at a time.
+            models.Index(
+                fields=["lowest_pill_price", "name", "id"], condition=Q(is_published=True),
+                name="catalog_product_price_idx",
             ),
             # The home page's few featured products, by name, without reading every product.
             models.Index(
@@ -140,7 +148,69 @@ class Product(CatalogModel):
         return self.is_published and not self.is_controlled
 
 
-class Dosage(CatalogModel):
+def _atomic(using: str):
+    """The write and its recompute in one transaction (no savepoint: no extra statements inside one)."""
+    return transaction.atomic(using=using, savepoint=False)
+
+
+class _LoadedValues:
+    """Remembers the fields a lowest price depends on as read, so a save can tell what it changed."""
+
+    _price_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        loaded = instance.__dict__
+        if all(name in loaded for name in cls._price_fields):
+            instance._loaded_price_values = tuple(_plain(loaded[name]) for name in cls._price_fields)
+        return instance
+
+    def _price_values(self) -> tuple:
+        return tuple(_plain(self.__dict__.get(name)) for name in self._price_fields)
+
+
+def _plain(value):
+    return getattr(value, "amount", value)  # Money -> its amount (the currency is a field of its own)
+
+
+class DosageQuerySet(CatalogQuerySet):
+    """Moving or deleting dosages recomputes their products' lowest price (``catalog.lowest_prices``)."""
+
+    def update(self, **kwargs):
+        if not lowest_prices.touches(kwargs, lowest_prices.DOSAGE_FIELDS):
+            return super().update(**kwargs)
+        new = kwargs.get("product", kwargs.get("product_id"))
+        with _atomic(self.db):
+            ids = lowest_prices.lock(using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else [])
+            count = super().update(**kwargs)
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return count
+
+    def delete(self):
+        with _atomic(self.db):
+            ids = lowest_prices.lock(using=self.db, dosages=self)
+            result = super().delete()
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return result
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        if not lowest_prices.touches(fields, lowest_prices.DOSAGE_FIELDS):
+            return super().bulk_update(objs, fields, *args, **kwargs)
+        with _atomic(self.db):
+            ids = lowest_prices.lock(
+                using=self.db, product_ids={o.product_id for o in objs},
+                dosages=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
+            )
+            count = super().bulk_update(objs, fields, *args, **kwargs)
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return count
+
+
+class Dosage(_LoadedValues, CatalogModel):
+    _price_fields = ("product_id",)
+
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosages")
     strength = models.CharField(max_length=40, help_text='As printed on the pack, e.g. "10mg".')
     strength_value = models.DecimalField(max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
@@ -163,6 +233,7 @@ class Dosage(CatalogModel):
     )
 
     history = HistoricalRecords(excluded_fields=["strength_micrograms"])
+    objects = DosageQuerySet.as_manager()
 
     class Meta:
         ordering = ("product", "strength_micrograms")
@@ -175,16 +246,91 @@ class Dosage(CatalogModel):
     def __str__(self) -> str:
         return f"{self.product.name} {self.strength}"
 
+    def save(self, *args, **kwargs):
+        """Moved to another product: both products' lowest price, in the same transaction."""
+        loaded = getattr(self, "_loaded_price_values", None)
+        if (self._state.adding or loaded == self._price_values()
+                or not lowest_prices.touches(kwargs.get("update_fields"), lowest_prices.DOSAGE_FIELDS)):
+            return super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with _atomic(using):
+            old = [loaded[0]] if loaded else []
+            ids = lowest_prices.lock(using=using, product_ids=[self.product_id, *old],
+                                     dosages=None if loaded else Dosage._base_manager.filter(pk=self.pk))
+            result = super().save(*args, **kwargs)
+            lowest_prices.recompute(using=using, product_ids=ids)
+        self._loaded_price_values = self._price_values()
+        return result
+
+    def delete(self, *args, **kwargs):
+        """Its tiers go with it (cascade): the product's lowest price, in the same transaction."""
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with _atomic(using):
+            ids = lowest_prices.lock(using=using, dosages=Dosage._base_manager.filter(pk=self.pk))
+            result = super().delete(*args, **kwargs)
+            lowest_prices.recompute(using=using, product_ids=ids)
+        return result
+
 
 class PackageTierQuerySet(CatalogQuerySet):
+    """Writes of price, quantity, active flag or dosage recompute the products' lowest price
+    (``catalog.lowest_prices``); stock moves do not."""
+
     def active(self) -> PackageTierQuerySet:
         return self.filter(is_active=True)
 
     def with_product(self) -> PackageTierQuerySet:
         return self.select_related("dosage__product__category")
 
+    def update(self, **kwargs):
+        if not lowest_prices.touches(kwargs, lowest_prices.TIER_FIELDS):
+            return super().update(**kwargs)
+        new = kwargs.get("dosage", kwargs.get("dosage_id"))
+        with _atomic(self.db):
+            ids = lowest_prices.lock(
+                using=self.db, tiers=self,
+                dosages=Dosage._base_manager.filter(pk=getattr(new, "pk", new)) if new else None,
+            )
+            count = super().update(**kwargs)
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return count
 
-class PackageTier(CatalogModel):
+    def delete(self):
+        with _atomic(self.db):
+            ids = lowest_prices.lock(using=self.db, tiers=self)
+            result = super().delete()
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return result
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        if not objs:
+            return super().bulk_create(objs, *args, **kwargs)
+        with _atomic(self.db):
+            ids = lowest_prices.lock(
+                using=self.db, dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs})
+            )
+            created = super().bulk_create(objs, *args, **kwargs)
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        if not objs or not lowest_prices.touches(fields, lowest_prices.TIER_FIELDS):
+            return super().bulk_update(objs, fields, *args, **kwargs)
+        with _atomic(self.db):
+            ids = lowest_prices.lock(
+                using=self.db, tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
+                dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs}),
+            )
+            count = super().bulk_update(objs, fields, *args, **kwargs)
+            lowest_prices.recompute(using=self.db, product_ids=ids)
+        return count
+
+
+class PackageTier(_LoadedValues, CatalogModel):
+    _price_fields = ("price", "price_currency", "quantity", "is_active", "dosage_id")
+
     dosage = models.ForeignKey(Dosage, on_delete=models.CASCADE, related_name="tiers")
     quantity = models.PositiveIntegerField("pills in pack")
     price = MoneyField(
@@ -210,6 +356,35 @@ class PackageTier(CatalogModel):
 
     def __str__(self) -> str:
         return f"{self.dosage} × {self.quantity}"
+
+    def save(self, *args, **kwargs):
+        """A new pack, or a changed price, size, active flag or strength: the lowest price of its
+        product (and of the one it left), in the same transaction. A stock-only save pays nothing."""
+        loaded = getattr(self, "_loaded_price_values", None)
+        if not self._state.adding and (
+            loaded == self._price_values()
+            or not lowest_prices.touches(kwargs.get("update_fields"), lowest_prices.TIER_FIELDS)
+        ):
+            return super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with _atomic(using):
+            old_dosage = [loaded[-1]] if loaded else []
+            ids = lowest_prices.lock(
+                using=using, dosages=Dosage._base_manager.filter(pk__in=[self.dosage_id, *old_dosage]),
+                tiers=None if loaded or self._state.adding else PackageTier._base_manager.filter(pk=self.pk),
+            )
+            result = super().save(*args, **kwargs)
+            lowest_prices.recompute(using=using, product_ids=ids)
+        self._loaded_price_values = self._price_values()
+        return result
+
+    def delete(self, *args, **kwargs):
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with _atomic(using):
+            ids = lowest_prices.lock(using=using, tiers=PackageTier._base_manager.filter(pk=self.pk))
+            result = super().delete(*args, **kwargs)
+            lowest_prices.recompute(using=using, product_ids=ids)
+        return result
 
     @property
     def per_pill_price(self):

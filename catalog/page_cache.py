@@ -74,6 +74,8 @@ GENERATION_KEY = "catalog:generation"
 # Replaced only when the set of products, their names, categories or flags may have changed.
 PRODUCTS_GENERATION_KEY = "catalog:generation:products"
 PRODUCT_SET_MODELS = {"catalog.product", "catalog.category"}
+# Replaced when a product's stored lowest per-pill price may have changed (or the products did).
+PRICES_GENERATION_KEY = "catalog:generation:prices"
 PAGE_KEY_PREFIX = "catalog:page:"
 _RENDER_FLAG = "_catalog_page_cache_render"
 _local = threading.local()
@@ -146,16 +148,26 @@ def _new_generation() -> None:
     _replace(GENERATION_KEY)
 
 
+def _new_prices_generation() -> None:
+    _replace(GENERATION_KEY, PRICES_GENERATION_KEY)
+
+
 def _new_products_generation() -> None:
-    _replace(GENERATION_KEY, PRODUCTS_GENERATION_KEY)
+    _replace(GENERATION_KEY, PRICES_GENERATION_KEY, PRODUCTS_GENERATION_KEY)
 
 
-def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True) -> None:
+#: Each replacement also does the ones before it in this list.
+_REPLACEMENTS = (_new_generation, _new_prices_generation, _new_products_generation)
+
+
+def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True, prices: bool = False) -> None:
     """Retire every stored catalog page; called for every write to a catalog table.
 
     ``products=False`` says the set of products, their names, categories and published flags are
     unchanged (a price, stock or leaflet edit): the product counts and listing indexes computed
-    by ``memoize(..., products_only=True)`` stay valid, only the pages are retired.
+    by ``memoize(..., products_only=True)`` stay valid, only the pages are retired. ``prices=True``
+    (with ``products=False``) says stored lowest prices may have changed: the price order's memo
+    (``memoize(..., prices_only=True)``) is retired too (``catalog.lowest_prices``).
 
     The generation is replaced once the transaction commits (at once outside one): that is the
     replacement that matters, since until then other servers still see the old rows. Many writes
@@ -168,13 +180,13 @@ def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True) -> 
     renders, or a test, whose transaction never commits); later writes of the same transaction
     replace it again only if this thread rendered a page since.
     """
-    replace = _new_products_generation if products else _new_generation
+    replace = _new_products_generation if products else _new_prices_generation if prices else _new_generation
     connection = connections[using]
     if not connection.in_atomic_block:
         replace()
         return
     waiting = {func for _sids, func, _robust in connection.run_on_commit}
-    pending = replace in waiting or _new_products_generation in waiting
+    pending = any(func in waiting for func in _REPLACEMENTS[_REPLACEMENTS.index(replace):])
     if not pending:
         transaction.on_commit(replace, using=using, robust=True)
     if not pending or getattr(_local, "rendered", False):
@@ -233,15 +245,17 @@ def current_generation(key: str = GENERATION_KEY) -> str | None:
         return None
 
 
-def memoize(name: str, compute, *, products_only: bool = False):
+def memoize(name: str, compute, *, products_only: bool = False, prices_only: bool = False):
     """``compute()`` once per catalog generation, shared by all servers (category and result counts).
 
     Why: counting the published products of each category, or the matches of a search, reads a
     share of the catalog; at 100,000 products that is ~100 ms. With ``products_only`` the value is
-    kept until the products themselves change (not a price or a stock move). Computed afresh if
-    the cache is down.
+    kept until the products themselves change (not a price or a stock move); with ``prices_only``
+    until they or a stored lowest per-pill price may have changed (not a stock move, nor any
+    write that cannot change a lowest price). Computed afresh if the cache is down.
     """
-    generation_key = PRODUCTS_GENERATION_KEY if products_only else GENERATION_KEY
+    generation_key = (PRODUCTS_GENERATION_KEY if products_only
+                      else PRICES_GENERATION_KEY if prices_only else GENERATION_KEY)
     generation = current_generation(generation_key) or _ensure_generation(generation_key)
     if generation is None:
         return compute()

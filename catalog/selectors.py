@@ -14,7 +14,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db import connections
-from django.db.models import Count, DecimalField, F, Func, Min, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, DecimalField, F, Func, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.db.models.expressions import RawSQL
 from djmoney.money import Money
 
@@ -111,7 +112,7 @@ def card_queryset() -> QuerySet[Product]:
     return Product.objects.published().only(*CARD_FIELDS)
 
 
-def priced_cards(products: QuerySet[Product]) -> list[Product]:
+def priced_cards(products: QuerySet[Product], *, by_price: bool = False) -> list[Product]:
     """The cards of the products a filtered and cut queryset selects, by (name, id), priced: one query.
 
     Each product comes with ``CARD_FIELDS``, ``lowest_per_pill`` (the cheapest active pill, by
@@ -121,7 +122,8 @@ def priced_cards(products: QuerySet[Product]) -> list[Product]:
     CPU compiling it on every page, more than PostgreSQL takes to run it, and ``raw()`` another
     ~0.1 ms mapping its columns (bench/miss.py); rows become products by ``Model.from_db``. The
     minimum goes through the converters the ORM would apply to a ``PER_PILL_FIELD`` annotation (on
-    SQLite, the float of the division rounded to 12 places, as the ORM path did).
+    SQLite, the float of the division rounded to 12 places, as the ORM path did). ``by_price``: in
+    the price order instead (the stored lowest, NULLS LAST, then name and id: ``price_sorted_page``).
     """
     ids = products.values("pk")
     connection = connections[ids.db]
@@ -134,7 +136,9 @@ def priced_cards(products: QuerySet[Product]) -> list[Product]:
     sql = (
         f"SELECT {', '.join(column(name) for name in CARD_FIELDS)}, "
         f"({lowest_per_pill_sql(vendor=connection.vendor)}) AS lowest_per_pill "
-        f"FROM {table} WHERE {column('id')} IN ({ids_sql}) ORDER BY {column('name')}, {column('id')}"
+        f"FROM {table} WHERE {column('id')} IN ({ids_sql}) ORDER BY "
+        + (f"{column('lowest_pill_price')} IS NULL, {column('lowest_pill_price')}, " if by_price else "")
+        + f"{column('name')}, {column('id')}"
     )
     lowest = RawSQL("", (), output_field=PER_PILL_FIELD)
     converters = connection.ops.get_db_converters(lowest) + lowest.get_db_converters(connection)
@@ -223,32 +227,27 @@ def listing_index(queryset: QuerySet[Product], *, per_page: int) -> tuple[int, l
     return count, marks
 
 
-def listing_page(
-    queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "",
-    by_name: QuerySet[Product] | None = None,
-) -> Page:
+def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "") -> Page:
     """The requested page of a ``product_listing``, its products priced (nonsense numbers give a page).
 
     The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
     index alone. With a ``count_key`` (the filters, as a string), the total and the page marks
     come from ``listing_index``, computed once per change of the products, so neither the count
-    nor a late page reads the rows before it. One query for the rows and their prices.
-    ``by_name``: when ``queryset`` is in another order (lowest price), the same filters in the
-    listing's (name, id) order: the total comes from their listing index (the same products match),
-    whose page marks are then not used.
+    nor a late page reads the rows before it. One query for the rows and their prices. (By lowest
+    price: ``price_sorted_page``.)
     """
     paginator = Paginator(queryset, per_page)
     marks: list[tuple[str, int]] = []
     if count_key:
         paginator.count, marks = page_cache.memoize(
             f"listing_index:{per_page}:{count_key}",
-            lambda: listing_index(queryset if by_name is None else by_name, per_page=per_page),
+            lambda: listing_index(queryset, per_page=per_page),
             products_only=True,
         )
     page = paginator.get_page(number)
     start = (page.number - 1) * per_page
     ids = queryset.values("pk")
-    mark = min(start // (MARK_EVERY_PAGES * per_page), len(marks) - 1) if by_name is None else 0
+    mark = min(start // (MARK_EVERY_PAGES * per_page), len(marks) - 1)
     if mark > 0:
         name, pk = marks[mark]
         # Rows from the mark on, in (name, id) order: "name >= mark" is what the index can seek to.
@@ -257,6 +256,114 @@ def listing_page(
             ids = ids.filter(name__lte=marks[mark + 1][0])
         start -= mark * MARK_EVERY_PAGES * per_page
     page.object_list = priced_cards(ids[start : start + per_page])
+    return page
+
+
+def _row_compare(queryset: QuerySet[Product], fields: tuple[str, ...], op: str, values) -> QuerySet[Product]:
+    """``(fields) op (values)`` as one SQL row comparison: what a btree index seeks to (an OR of
+    column comparisons is a filter PostgreSQL applies row by row)."""
+    connection = connections[queryset.db]
+    table = connection.ops.quote_name(Product._meta.db_table)
+    meta = Product._meta
+    columns = ", ".join(
+        f"{table}.{connection.ops.quote_name((meta.pk if f == 'pk' else meta.get_field(f)).column)}" for f in fields
+    )
+    placeholders = ", ".join(["%s"] * len(values))
+    return queryset.filter(RawSQL(f"({columns}) {op} ({placeholders})", tuple(values), output_field=BooleanField()))
+
+
+#: The price order's two parts: products with a lowest price by (price, name, id), then those
+#: without one by (name, id) (NULLS LAST). Each part is paginated with its own marks.
+PRICED_ORDER = ("lowest_pill_price", "name", "pk")
+UNPRICED_ORDER = ("name", "pk")
+
+
+def _part_marks(queryset: QuerySet[Product], order: tuple[str, ...], step: int) -> tuple[int, list[tuple]]:
+    """(rows, the ``order`` values of every ``step``-th row) of one part, numbered by the database:
+    the rows are read in index order and only the marks travel to Python."""
+    numbered = queryset.order_by().annotate(
+        _row=Window(RowNumber(), order_by=[F(f).asc() for f in order]),
+        _rows=Window(Count("pk")),
+    ).annotate(_offset=(F("_row") - 1) % step)
+    rows = list(numbered.filter(_offset=0).order_by("_row").values_list(*order, "_rows"))
+    return (rows[0][-1] if rows else 0), [row[:-1] for row in rows]
+
+
+@dataclass(frozen=True)
+class PriceIndex:
+    """Where each part of the price order starts every ``MARK_EVERY_PAGES`` pages (``price_index``)."""
+
+    priced: int
+    unpriced: int
+    priced_marks: list[tuple]
+    unpriced_marks: list[tuple]
+
+    @property
+    def count(self) -> int:
+        return self.priced + self.unpriced
+
+
+def price_index(queryset: QuerySet[Product], *, per_page: int) -> PriceIndex:
+    """The totals and page marks of a listing sorted by lowest price per pill: two index-only reads.
+
+    Kept until a product or a stored lowest price may have changed (``memoize(prices_only=True)``:
+    a stock move, i.e. every checkout, keeps it; a price edit does not). Recomputing it reads the
+    matches' (lowest, name, id) once, numbered by PostgreSQL so only the marks reach Python (~130 ms
+    for all 100,000 products of the benchmark catalog): paid by the first price-sorted page after a
+    price change, against an OFFSET through the index on every late page otherwise.
+    """
+    step = MARK_EVERY_PAGES * per_page
+    priced, priced_marks = _part_marks(queryset.filter(lowest_pill_price__isnull=False), PRICED_ORDER, step)
+    unpriced, unpriced_marks = _part_marks(queryset.filter(lowest_pill_price__isnull=True), UNPRICED_ORDER, step)
+    return PriceIndex(priced=priced, unpriced=unpriced, priced_marks=priced_marks, unpriced_marks=unpriced_marks)
+
+
+def _part_ids(queryset: QuerySet[Product], order: tuple[str, ...], marks: list[tuple], start: int, stop: int,
+              step: int) -> QuerySet[Product]:
+    """The ids of rows ``start:stop`` of one part: from the nearest mark, no further than the next."""
+    mark = start // step
+    ids = queryset.order_by(*order).values("pk")
+    if mark > 0:
+        ids = _row_compare(ids, order, ">=", marks[mark])
+        start, stop = start - mark * step, stop - mark * step
+    if mark + 1 < len(marks):
+        ids = _row_compare(ids, order, "<", marks[mark + 1])
+    return ids[start:stop]
+
+
+def price_sorted_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str) -> Page:
+    """A page of a ``product_listing`` by lowest price per pill (products without a price last).
+
+    The order is the stored ``Product.lowest_pill_price`` (``catalog.lowest_prices``), read from
+    ``catalog_product_price_idx``: the page's ids are an index range starting at the nearest mark
+    of ``price_index``, so a late page costs what the first does. Products with and without a
+    price are two parts of the index (a row comparison cannot seek across NULLs), each paginated
+    on its own; the one page where the first part ends reads both. Cards from ``priced_cards``,
+    one query per part.
+    """
+    index = page_cache.memoize(
+        f"price_index:{per_page}:{count_key}",
+        lambda: price_index(queryset, per_page=per_page),
+        prices_only=True,
+    )
+    paginator = Paginator(queryset, per_page)
+    paginator.count = index.count
+    page = paginator.get_page(number)
+    start = (page.number - 1) * per_page
+    stop = min(start + per_page, index.count)
+    step = MARK_EVERY_PAGES * per_page
+    cards: list[Product] = []
+    if start < index.priced:
+        cards += priced_cards(_part_ids(
+            queryset.filter(lowest_pill_price__isnull=False), PRICED_ORDER, index.priced_marks,
+            start, min(stop, index.priced), step,
+        ), by_price=True)
+    if stop > index.priced:
+        cards += priced_cards(_part_ids(
+            queryset.filter(lowest_pill_price__isnull=True), UNPRICED_ORDER, index.unpriced_marks,
+            max(start, index.priced) - index.priced, stop - index.priced, step,
+        ))
+    page.object_list = cards
     return page
 
 

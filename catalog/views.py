@@ -10,7 +10,6 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import F, Min, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -75,25 +74,12 @@ def product_list(request):
     if sort not in SORTS:
         sort = "name"
     queryset = selectors.product_listing(q=q, category=category, rx=rx)
-    # The total (and, by name, the page marks) of these filters, kept until the products change.
+    # The total and the page marks of these filters, kept until the products (or, by price, their prices) change.
     count_key = urlencode({"q": q, "category": category.slug if category else "", "rx": rx})
     if sort == "price":
-        # Cheapest pill first (a product's lowest active pack); products with no price last.
-        tiers = "dosages__tiers__"
-        by_name, queryset = queryset, queryset.annotate(
-            lowest=Min(
-                selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
-                filter=Q(**{f"{tiers}is_active": True}),
-                output_field=selectors.PER_PILL_FIELD,
-            )
-        ).order_by(F("lowest").asc(nulls_last=True), "name", "pk")
-        # The listing index gives the total only: its page marks follow the (name, id) order.
-        page = selectors.listing_page(
-            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE, count_key=count_key, by_name=by_name,
-        )
-        # The page's rows come back by name: put them in the page's price order.
-        page.object_list = sorted(
-            page.object_list, key=lambda p: (p.lowest_per_pill is None, p.lowest_per_pill or 0, p.name, p.pk)
+        # Cheapest pill first (the stored lowest of a product's active packs); products with no price last.
+        page = selectors.price_sorted_page(
+            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE, count_key=count_key
         )
     else:
         page = selectors.listing_page(

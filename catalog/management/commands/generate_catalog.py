@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, models, router, transaction
 from djmoney.money import Money
 
+from catalog import lowest_prices
 from catalog.models import Category, Dosage, DosageForm, LegalClass, PackageTier, Product, StrengthUnit
 from catalog.page_cache import catalog_changed
 
@@ -144,7 +145,13 @@ class Command(BaseCommand):
                     }
 
         tiers = self.write(PackageTier, tier_rows(), key=None, batch_size=batch_size)
-        catalog_changed()  # COPY bypasses the models: retire the cached pages ourselves
+        # COPY bypasses the models: the stored lowest prices in one grouped statement, and retire
+        # the cached pages ourselves.
+        using = router.db_for_write(Product)
+        table, slug = (connections[using].ops.quote_name(name)
+                       for name in (Product._meta.db_table, Product._meta.get_field("slug").column))
+        lowest_prices.fill(using=using, where=f"{table}.{slug} LIKE %s", params=[f"{SLUG_PREFIX}%"])
+        catalog_changed()
         return {"products": len(product_ids), "dosages": len(dosage_rows), "tiers": tiers}
 
     def write(self, model, rows, *, key: tuple[str, ...] | None, batch_size: int):
