@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import router, transaction
 from djmoney.money import Money
 
-from . import pricing
+from . import lowest_prices, pricing
 from .pricing import format_money
 from .models import Dosage, PackageTier
 
@@ -88,10 +88,14 @@ def tiers_bulk_change_prices(*, tier_ids: Iterable[int], mode: str, value: Decim
     prices in force at confirmation, not to whatever the preview page showed earlier.
     Raises ``PriceChangeRefused`` (and changes nothing) if any new price would be ≤ 0.
     """
+    tier_ids = list(tier_ids)
     with transaction.atomic():
+        # Products before tiers, the order every tier write takes its locks in (``lowest_prices``):
+        # a concurrent queryset update of the same packs cannot deadlock with this change.
+        lowest_prices.lock(using=router.db_for_write(PackageTier), tiers=PackageTier.objects.filter(pk__in=tier_ids))
         tiers = list(
             PackageTier.objects.select_for_update(of=("self",))
-            .filter(pk__in=list(tier_ids))
+            .filter(pk__in=tier_ids)
             .select_related("dosage__product")
             .order_by("pk")
         )

@@ -217,3 +217,21 @@ def test_committed_fixture_matches_its_build_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (FIXTURES_DIR / "demo_catalog.json").read_text(encoding="utf-8") == module.render()
+
+
+def test_the_demo_sorts_by_price_as_if_staff_had_entered_every_pack(demo_catalog, client):
+    """loaddata bypasses the writes that keep ``Product.lowest_pill_price``: the fixture carries it,
+    and it is what recomputing from the packs gives, so "Lowest price per pill" works in the demo."""
+    from catalog import lowest_prices
+
+    stored = dict(Product.objects.values_list("pk", "lowest_pill_price"))
+    unpriced = set(Product.objects.exclude(dosages__tiers__is_active=True).values_list("pk", flat=True))
+    assert {pk for pk, value in stored.items() if value is None} == unpriced != set(stored)
+    lowest_prices.recompute(using="default", product_ids=sorted(stored))
+    assert dict(Product.objects.values_list("pk", "lowest_pill_price")) == stored
+    cheapest = min(
+        (tier.price.amount / tier.quantity, tier.dosage.product.name)
+        for tier in PackageTier.objects.filter(is_active=True, dosage__product__is_published=True).select_related("dosage__product")
+    )
+    page = client.get("/products/?sort=price").content.decode()
+    assert page.index(cheapest[1]) < min(page.index(p.name) for p in Product.objects.published().exclude(name=cheapest[1]) if p.name in page)

@@ -289,3 +289,56 @@ def test_two_transactions_changing_one_product_leave_the_right_minimum(two):
     assert errors == []
     assert lowest(two[0]) == Decimal("0.05")
     assert_stored_is_computed()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_price_change_and_a_pack_update_at_once_do_not_deadlock(two, monkeypatch):
+    """Staff confirm a bulk price change while another write updates one of its packs.
+
+    Every tier write locks the product before the tier; the bulk change locked its tiers first and
+    then the product (one save per pack), so the two could each wait for the other and PostgreSQL
+    aborted one ("deadlock detected"). Both must now finish, one after the other.
+    """
+    import time
+
+    from catalog import services
+    from catalog.services import PriceChangeMode
+
+    tier = PackageTier.objects.filter(dosage__product=two[0], is_active=True).order_by("pk").first()
+    locked = threading.Event()
+    preview = services.tiers_price_change_preview
+    errors: list = []
+
+    def paused_preview(**kwargs):
+        locked.set()  # the bulk change holds its locks: let the other write run into them
+        time.sleep(0.5)
+        return preview(**kwargs)
+
+    monkeypatch.setattr(services, "tiers_price_change_preview", paused_preview)
+
+    def bulk():
+        try:
+            services.tiers_bulk_change_prices(tier_ids=[tier.pk], mode=PriceChangeMode.AMOUNT, value=Decimal("-1.00"), user=None)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            locked.set()
+            connections.close_all()
+
+    def update():
+        try:
+            locked.wait(timeout=10)
+            PackageTier.objects.filter(pk=tier.pk).update(is_active=True, price=F("price") + Decimal("5.00"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=bulk), threading.Thread(target=update)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert PackageTier.objects.get(pk=tier.pk).price == tier.price + usd("4.00")  # both applied
+    assert_stored_is_computed()
