@@ -30,9 +30,10 @@ Writes that bypass the models (``generate_catalog``'s ``COPY``) call ``fill`` th
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Q
 
 from . import page_cache
@@ -63,6 +64,18 @@ def lock(*, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=Non
     return list(
         Product._base_manager.using(using).filter(condition).order_by("pk").select_for_update().values_list("pk", flat=True)
     )
+
+
+@contextmanager
+def kept(*, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None) -> Iterator[None]:
+    """Around a write that can change lowest prices: ``lock`` the products (``lock``'s arguments)
+    before it and ``recompute`` them after it, in one transaction (no savepoint: no extra
+    statements inside an outer one). If the write raises, nothing is recomputed and it rolls back.
+    """
+    with transaction.atomic(using=using, savepoint=False):
+        ids = lock(using=using, product_ids=product_ids, dosages=dosages, tiers=tiers)
+        yield
+        recompute(using=using, product_ids=ids)
 
 
 def recompute(*, using: str, product_ids: list[int]) -> None:

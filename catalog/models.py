@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
-from django.db import models, router, transaction
+from django.db import models, router
 from django.db.models import Q
 from django.urls import reverse
 from djmoney.models.fields import MoneyField
@@ -148,11 +148,6 @@ class Product(CatalogModel):
         return self.is_published and not self.is_controlled
 
 
-def _atomic(using: str):
-    """The write and its recompute in one transaction (no savepoint: no extra statements inside one)."""
-    return transaction.atomic(using=using, savepoint=False)
-
-
 class _LoadedValues:
     """Remembers the fields a lowest price depends on as read, so a save can tell what it changed."""
 
@@ -181,31 +176,22 @@ class DosageQuerySet(CatalogQuerySet):
         if not lowest_prices.touches(kwargs, lowest_prices.DOSAGE_FIELDS):
             return super().update(**kwargs)
         new = kwargs.get("product", kwargs.get("product_id"))
-        with _atomic(self.db):
-            ids = lowest_prices.lock(using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else [])
-            count = super().update(**kwargs)
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return count
+        with lowest_prices.kept(using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else []):
+            return super().update(**kwargs)
 
     def delete(self):
-        with _atomic(self.db):
-            ids = lowest_prices.lock(using=self.db, dosages=self)
-            result = super().delete()
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return result
+        with lowest_prices.kept(using=self.db, dosages=self):
+            return super().delete()
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         if not lowest_prices.touches(fields, lowest_prices.DOSAGE_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
-        with _atomic(self.db):
-            ids = lowest_prices.lock(
-                using=self.db, product_ids={o.product_id for o in objs},
-                dosages=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
-            )
-            count = super().bulk_update(objs, fields, *args, **kwargs)
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return count
+        with lowest_prices.kept(
+            using=self.db, product_ids={o.product_id for o in objs},
+            dosages=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
+        ):
+            return super().bulk_update(objs, fields, *args, **kwargs)
 
 
 class Dosage(_LoadedValues, CatalogModel):
@@ -253,23 +239,18 @@ class Dosage(_LoadedValues, CatalogModel):
                 or not lowest_prices.touches(kwargs.get("update_fields"), lowest_prices.DOSAGE_FIELDS)):
             return super().save(*args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with _atomic(using):
-            old = [loaded[0]] if loaded else []
-            ids = lowest_prices.lock(using=using, product_ids=[self.product_id, *old],
-                                     dosages=None if loaded else Dosage._base_manager.filter(pk=self.pk))
+        old = [loaded[0]] if loaded else []
+        with lowest_prices.kept(using=using, product_ids=[self.product_id, *old],
+                                dosages=None if loaded else Dosage._base_manager.filter(pk=self.pk)):
             result = super().save(*args, **kwargs)
-            lowest_prices.recompute(using=using, product_ids=ids)
         self._loaded_price_values = self._price_values()
         return result
 
     def delete(self, *args, **kwargs):
         """Its tiers go with it (cascade): the product's lowest price, in the same transaction."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with _atomic(using):
-            ids = lowest_prices.lock(using=using, dosages=Dosage._base_manager.filter(pk=self.pk))
-            result = super().delete(*args, **kwargs)
-            lowest_prices.recompute(using=using, product_ids=ids)
-        return result
+        with lowest_prices.kept(using=using, dosages=Dosage._base_manager.filter(pk=self.pk)):
+            return super().delete(*args, **kwargs)
 
 
 class PackageTierQuerySet(CatalogQuerySet):
@@ -286,46 +267,34 @@ class PackageTierQuerySet(CatalogQuerySet):
         if not lowest_prices.touches(kwargs, lowest_prices.TIER_FIELDS):
             return super().update(**kwargs)
         new = kwargs.get("dosage", kwargs.get("dosage_id"))
-        with _atomic(self.db):
-            ids = lowest_prices.lock(
-                using=self.db, tiers=self,
-                dosages=Dosage._base_manager.filter(pk=getattr(new, "pk", new)) if new else None,
-            )
-            count = super().update(**kwargs)
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return count
+        with lowest_prices.kept(
+            using=self.db, tiers=self,
+            dosages=Dosage._base_manager.filter(pk=getattr(new, "pk", new)) if new else None,
+        ):
+            return super().update(**kwargs)
 
     def delete(self):
-        with _atomic(self.db):
-            ids = lowest_prices.lock(using=self.db, tiers=self)
-            result = super().delete()
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return result
+        with lowest_prices.kept(using=self.db, tiers=self):
+            return super().delete()
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
         if not objs:
             return super().bulk_create(objs, *args, **kwargs)
-        with _atomic(self.db):
-            ids = lowest_prices.lock(
-                using=self.db, dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs})
-            )
-            created = super().bulk_create(objs, *args, **kwargs)
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return created
+        with lowest_prices.kept(
+            using=self.db, dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs})
+        ):
+            return super().bulk_create(objs, *args, **kwargs)
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         if not objs or not lowest_prices.touches(fields, lowest_prices.TIER_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
-        with _atomic(self.db):
-            ids = lowest_prices.lock(
-                using=self.db, tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
-                dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs}),
-            )
-            count = super().bulk_update(objs, fields, *args, **kwargs)
-            lowest_prices.recompute(using=self.db, product_ids=ids)
-        return count
+        with lowest_prices.kept(
+            using=self.db, tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
+            dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs}),
+        ):
+            return super().bulk_update(objs, fields, *args, **kwargs)
 
 
 class PackageTier(_LoadedValues, CatalogModel):
@@ -367,24 +336,19 @@ class PackageTier(_LoadedValues, CatalogModel):
         ):
             return super().save(*args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with _atomic(using):
-            old_dosage = [loaded[-1]] if loaded else []
-            ids = lowest_prices.lock(
-                using=using, dosages=Dosage._base_manager.filter(pk__in=[self.dosage_id, *old_dosage]),
-                tiers=None if loaded or self._state.adding else PackageTier._base_manager.filter(pk=self.pk),
-            )
+        old_dosage = [loaded[-1]] if loaded else []
+        with lowest_prices.kept(
+            using=using, dosages=Dosage._base_manager.filter(pk__in=[self.dosage_id, *old_dosage]),
+            tiers=None if loaded or self._state.adding else PackageTier._base_manager.filter(pk=self.pk),
+        ):
             result = super().save(*args, **kwargs)
-            lowest_prices.recompute(using=using, product_ids=ids)
         self._loaded_price_values = self._price_values()
         return result
 
     def delete(self, *args, **kwargs):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with _atomic(using):
-            ids = lowest_prices.lock(using=using, tiers=PackageTier._base_manager.filter(pk=self.pk))
-            result = super().delete(*args, **kwargs)
-            lowest_prices.recompute(using=using, product_ids=ids)
-        return result
+        with lowest_prices.kept(using=using, tiers=PackageTier._base_manager.filter(pk=self.pk)):
+            return super().delete(*args, **kwargs)
 
     @property
     def per_pill_price(self):

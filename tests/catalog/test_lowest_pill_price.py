@@ -60,6 +60,15 @@ def two(db):
     return products
 
 
+def run_at_once(*targets) -> None:
+    """Each target in its own thread (its own database connection), all waited for."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+
 def lowest(product) -> Decimal | None:
     return Product.objects.get(pk=product.pk).lowest_pill_price
 
@@ -281,11 +290,7 @@ def test_two_transactions_changing_one_product_leave_the_right_minimum(two):
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_at_once(first, second)
     assert errors == []
     assert lowest(two[0]) == Decimal("0.05")
     assert_stored_is_computed()
@@ -334,11 +339,7 @@ def test_a_bulk_price_change_and_a_pack_update_at_once_do_not_deadlock(two, monk
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=bulk), threading.Thread(target=update)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_at_once(bulk, update)
     assert errors == []
     assert PackageTier.objects.get(pk=tier.pk).price == tier.price + usd("4.00")  # both applied
     assert_stored_is_computed()
