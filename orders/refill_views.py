@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from cart.services import cart_for_request
 
 from . import prescription_records as records
-from .models import Order, PrescriptionOnFile, RefillReminderSettings
+from .models import Order, PrescriptionOnFile, RefillReminderSettings, ReviewAction
 from .prescription_forms import OneTimeForm
 from .refill_forms import RecordOnFileForm, ReminderSettingsForm
 from .review_views import pharmacist_required
@@ -100,15 +100,19 @@ def order_again(request, number: int):
 # --- The pharmacist ----------------------------------------------------------------------------
 
 
-def _decide(request, number: int, form, action, success: str):
+def _decide(request, number: int, form, action, success: str, refused: str = ""):
     order = get_object_or_404(Order, number=number)
     if form.is_valid():
         try:
-            action(order, form)
+            review = action(order, form)
         except records.ReviewError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, success.format(number=order.number))
+            if refused and review.action == ReviewAction.REJECTED:
+                # The re-check on the locked prescription failed (e.g. another refill took the last one).
+                messages.warning(request, refused.format(number=order.number, reason=review.note))
+            else:
+                messages.success(request, success.format(number=order.number))
             return redirect("orders:review_queue")
     else:
         messages.error(request, "Please correct the prescription details: " + "; ".join(
@@ -143,7 +147,8 @@ def refill_approve(request, number: int):
     return _decide(
         request, number, OneTimeForm(request.POST),
         lambda order, form: records.refill_approve(order=order, by=request.user, submission_key=form.cleaned_data["submission_key"]),
-        "Refill order {number} approved; the payment has been captured and one refill used.",
+        "Refill order {number} approved; the payment has been captured and the refills counted.",
+        refused="Refill order {number} was not approved, nothing was charged and the hold was released: {reason}",
     )
 
 
