@@ -40,6 +40,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import LegalClass, PackageTier
+from catalog.pricing import tier_per_pill_price
 from notifications.models import EmailKind
 
 from .emails import absolute_url, order_email
@@ -159,7 +160,10 @@ def refill_packs(record: PrescriptionOnFile) -> list[dict]:
     packs = []
     for tier in PackageTier.objects.active().filter(dosage_id=record.dosage_id).order_by("quantity"):
         needed = refills_for_pack(record=record, pills=tier.quantity)
-        packs.append({"tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left, "default": False})
+        packs.append({
+            "tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left, "default": False,
+            "per_pill": tier_per_pill_price(price=tier.price, quantity=tier.quantity),
+        })
     # Preselected: the largest pack within the quantity per fill (what was prescribed per fill).
     within = [pack for pack in packs if pack["allowed"] and pack["tier"].quantity <= record.quantity_per_fill]
     if within or packs:
