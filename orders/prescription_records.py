@@ -241,14 +241,17 @@ def _snapshot(record: PrescriptionOnFile) -> dict:
 
 
 def prescription_approve_and_record(
-    *, order: Order, by, records: list[RecordInput], note: str = "", submission_key=None
+    *, order: Order, by, records: list[RecordInput], note: str = "", submission_key=None,
+    approved_packages: dict[int, int] | None = None, shown_capture=None,
 ):
-    """Approve the order as ordered (capturing the hold) and keep its prescriptions on file.
+    """The one approval of a new prescription order: capture (as ordered, or with the packs cut)
+    and keep each prescription on file with the refills the pharmacist confirmed.
 
     One transaction: the capture, the review and the records commit together, so an approved
-    order's prescription is on file, and a refused capture records nothing.
+    order's prescription is on file, and a refused capture records nothing. ``shown_capture`` is
+    the amount the pharmacist's button named; a different amount is refused, nothing captured.
     """
-    from .prescription_decisions import prescription_approve
+    from .prescription_decisions import prescription_approve, prescription_approve_with_changes
 
     for data in records:
         if data.daily_dose <= 0 or data.quantity_per_fill <= 0 or data.refills_authorised < 0:
@@ -256,12 +259,19 @@ def prescription_approve_and_record(
         if data.expires_on and data.expires_on < data.date_written:
             raise RefillError("The expiry date is before the date written.")
     with transaction.atomic():
-        review = prescription_approve(order=order, by=by, note=note, submission_key=submission_key)
+        ordered = dict(OrderLine.objects.filter(order=order).values_list("pk", "packages"))
+        if any((approved_packages or {}).get(pk, packages) != packages for pk, packages in ordered.items()):
+            review = prescription_approve_with_changes(
+                order=order, by=by, approved_packages=approved_packages, note=note,
+                submission_key=submission_key, shown_capture=shown_capture,
+            )
+        else:
+            review = prescription_approve(order=order, by=by, note=note, submission_key=submission_key, shown_capture=shown_capture)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order, requires_prescription=True)}
         for data in records:
             line = lines.get(data.line_id)
             if line is None:
-                raise RefillError("The order's lines have changed. Please reload the page.")
+                continue  # removed when approving with changes: nothing dispensed, nothing kept
             if PrescriptionOnFile.objects.filter(source_order=order, dosage__tiers=line.tier_id).exists():
                 continue  # the same form submitted twice
             _record_create(order=order, line=line, data=data, by=by)
@@ -579,14 +589,17 @@ def refill_approve(*, order: Order, by, note: str = "", submission_key=None):
         )
 
 
-def refill_refuse(*, order: Order, by, submission_key=None):
-    """Refuse a refill that is too soon, expired or out of refills: release the hold, tell the customer why."""
+def refill_refuse(*, order: Order, by, reason: str = "", submission_key=None):
+    """Refuse a refill: release the hold and tell the patient why (the failed checks, and the
+    pharmacist's own reason, which is needed when every check passes)."""
     with transaction.atomic():
         locked, existing, reasons = _locked_refill_reasons(order, submission_key)
         if existing is not None:
             return existing
+        if reason.strip():
+            reasons.append(reason.strip())
         if not reasons:
-            raise RefillError("Every check passes; approve the refill, or use “Do not approve” with your own reason.")
+            raise RefillError("Every check passes: approve the refill, or give the patient your reason for refusing it.")
         return _refuse_locked(order=locked, by=by, reasons=reasons, submission_key=submission_key)
 
 

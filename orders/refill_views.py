@@ -18,7 +18,7 @@ from cart.services import cart_for_request
 from . import prescription_records as records
 from .models import Order, PrescriptionOnFile, RefillReminderSettings, ReviewAction
 from .prescription_forms import OneTimeForm
-from .refill_forms import RecordOnFileForm, ReminderSettingsForm
+from .refill_forms import RefillRefuseForm, ReminderSettingsForm
 from .review_views import pharmacist_required
 from .services import order_token_is_valid
 
@@ -125,24 +125,6 @@ def _decide(request, number: int, form, action, success: str, refused: str = "")
 @never_cache
 @require_POST
 @pharmacist_required
-def approve_and_record(request, number: int):
-    order = get_object_or_404(Order, number=number)
-    form = RecordOnFileForm(
-        request.POST, order=order, lines=list(order.lines.all()), refill_line_ids=records.refill_line_ids(order)
-    )
-    return _decide(
-        request, number, form,
-        lambda order, form: records.prescription_approve_and_record(
-            order=order, by=request.user, records=form.records(), note=form.cleaned_data["note"],
-            submission_key=form.cleaned_data["submission_key"],
-        ),
-        "Order {number} approved and its prescription kept on file; the payment has been captured.",
-    )
-
-
-@never_cache
-@require_POST
-@pharmacist_required
 def refill_approve(request, number: int):
     return _decide(
         request, number, OneTimeForm(request.POST),
@@ -157,7 +139,9 @@ def refill_approve(request, number: int):
 @pharmacist_required
 def refill_refuse(request, number: int):
     return _decide(
-        request, number, OneTimeForm(request.POST),
-        lambda order, form: records.refill_refuse(order=order, by=request.user, submission_key=form.cleaned_data["submission_key"]),
+        request, number, RefillRefuseForm(request.POST),
+        lambda order, form: records.refill_refuse(
+            order=order, by=request.user, reason=form.cleaned_data["reason"], submission_key=form.cleaned_data["submission_key"]
+        ),
         "Refill order {number} refused; the card hold was released and the customer told why.",
     )
