@@ -346,7 +346,7 @@ def refill_add_to_cart(*, cart, user, record_id, tier_id) -> CartRefill:
             f"A pack of {tier.quantity} would use {needed} refills; {record.refills_left} left. Please choose a smaller pack."
         )
     if checks.too_soon:
-        raise RefillError(f"{checks.too_soon_text}: your last fill should last until then. Nothing was added to your cart.")
+        raise RefillError(f"{checks.too_soon_text}, when about 75% of your last fill is used. Nothing was added to your cart.")
     with transaction.atomic():
         if CartRefill.objects.filter(cart_line__cart=cart, prescription=record).exists():
             raise RefillError("A refill of this prescription is already in your cart.")
@@ -419,8 +419,8 @@ def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = Tr
         checks = refill_checks(record, today=today, refills_needed=needed)
         if checks.too_soon:
             raise RefillError(
-                f"{record.medicine}: {checks.too_soon_text[0].lower()}{checks.too_soon_text[1:]}. Your last fill should last "
-                "until then; nothing was charged."
+                f"{record.medicine}: {checks.too_soon_text[0].lower()}{checks.too_soon_text[1:]}, when about 75% of "
+                "your last fill is used; nothing was charged."
             )
         created.append(
             OrderRefill.objects.create(order=order, line=line, prescription=record, pills=line.pack_size, refills_needed=needed)

@@ -27,9 +27,9 @@ pytestmark = pytest.mark.django_db
 
 
 def tier(name, legal_class, price):
-    product = ProductFactory(name=name, slug=name.lower(), legal_class=legal_class)
+    product = ProductFactory(name=name, slug=f"{name.lower()}-{uuid.uuid4().hex[:6]}", legal_class=legal_class)
     dosage = DosageFactory(product=product, strength="10mg", list_price_per_pill=Money("5.00000", "USD"))
-    return PackageTierFactory(dosage=dosage, quantity=30, price=Money(price, "USD"), sku=f"{name[:3].upper()}-30")
+    return PackageTierFactory(dosage=dosage, quantity=30, price=Money(price, "USD"), sku=f"{name[:3].upper()}-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture
