@@ -50,7 +50,8 @@ class ApproveOrderForm(OneTimeForm):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
-    shown_capture = forms.DecimalField(required=False, max_digits=10, decimal_places=2, widget=forms.HiddenInput)
+    # The amount the button named; the page always sends it (a form without it captures nothing).
+    shown_capture = forms.DecimalField(max_digits=10, decimal_places=2, widget=forms.HiddenInput)
 
     def __init__(self, *args, order=None, lines=(), refill_line_ids=frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -90,9 +91,8 @@ class ApproveOrderForm(OneTimeForm):
     def approved_packages(self) -> dict[int, int]:
         return {line.pk: self.cleaned_data[f"line_{line.pk}"] for line in self.all_lines}
 
-    def shown_capture_money(self) -> Money | None:
-        shown = self.cleaned_data.get("shown_capture")
-        return Money(shown, str(self.order.total.currency)) if shown is not None else None
+    def shown_capture_money(self) -> Money:
+        return Money(self.cleaned_data["shown_capture"], str(self.order.total.currency))
 
     def records(self) -> list[RecordInput]:
         data = self.cleaned_data

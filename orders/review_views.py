@@ -210,6 +210,10 @@ def review_approve(request, number: int):
             kept = " and its prescription kept on file" if form.lines else ""
             messages.success(request, f"Order {order.number} approved{kept}; {review.approved_total} has been captured.")
             return redirect("orders:review_queue")
+    if set(form.errors) == {"shown_capture"}:
+        # Only the amount is missing (or not a number): nothing captured; show it and ask again.
+        message = "Nothing was charged: check the amount on the button, then approve again."
+        return _render_review(request, _review_order(number), status=409, top_error=message, approve_data=request.POST)
     order = _review_order(number)
     top_error = "" if order.status == OrderStatus.AWAITING_REVIEW else " ".join(form.non_field_errors())
     return _render_review(request, order, status=400, top_error=top_error, approve_form=form)

@@ -123,6 +123,14 @@ def approve_data(order, *, packs: dict | None = None, refills: int = 0, **extra)
                 f"{p}_quantity_per_fill": str(line.pack_size), f"{p}_refills_authorised": str(refills),
                 f"{p}_date_written": timezone.localdate().isoformat(),
             })
+    if "shown_capture" not in extra:
+        # What the page's button names for these packs (the server's figure, as the page shows it).
+        from orders.prescription_decisions import approval_capture
+
+        lines = list(order.lines.all())
+        approved = {line.pk: int(data[f"line_{line.pk}"]) for line in lines}
+        if any(approved.values()) and all(0 <= n <= line.packages for n, line in zip(approved.values(), lines)):
+            data["shown_capture"] = str(approval_capture(order=order, lines=lines, approved_packages=approved).amount)
     data.update(extra)
     return data
 

@@ -94,6 +94,11 @@ def test_a_stale_amount_is_shown_again_and_nothing_is_captured(client, localstri
     client.force_login(make_pharmacist())
     baclofen = order.lines.get(product_name="Baclofen")
     data = approve_data(order, packs={baclofen.pk: 1}, note="One pack prescribed.")
+    # A form without the amount (not from the page) captures nothing; the page shows the amount.
+    without = {k: v for k, v in data.items() if k != "shown_capture"}
+    response = client.post(reverse("orders:review_approve", args=[order.number]), without)
+    assert response.status_code == 409 and "check the amount on the button" in response.content.decode()
+    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
     # The button named the full amount (packs as ordered), then a pack was cut without a new preview.
     response = client.post(reverse("orders:review_approve", args=[order.number]), {**data, "shown_capture": str(order.total.amount)})
     assert response.status_code == 409
