@@ -63,6 +63,11 @@ def checkout(request):
 
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
+    # Issue #21 hook: a refill's eligibility, per-pill price and the last address shipped to.
+    from .refill_checkout import refill_checkout_for
+
+    refill_step = refill_checkout_for(user=user, cart_lines=lines, summary=summary)
+    initial.update(refill_step.address or {})
     form = CheckoutForm(request.POST or None, initial=initial)
     # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
     from .prescription_records import cart_refills_of_lines, reminder_consent_from_checkout
@@ -128,6 +133,7 @@ def checkout(request):
         "form": form,
         "rx_form": rx_form,
         "refills_in_cart": refills_in_cart,
+        "refill_step": refill_step,
         "summary": summary,
         "shown_available_lines": shown_lines(summary.available_lines),
         "shown_totals": shown_totals(summary),
