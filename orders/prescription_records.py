@@ -267,6 +267,9 @@ def prescription_approve_and_record(
             )
         else:
             review = prescription_approve(order=order, by=by, note=note, submission_key=submission_key, shown_capture=shown_capture)
+        # The approval holds the order's lock: read it again so a claim into an account that
+        # committed after the view loaded the order gives the records that account.
+        order = Order.objects.select_for_update().get(pk=order.pk)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order, requires_prescription=True)}
         for data in records:
             line = lines.get(data.line_id)
