@@ -3,6 +3,19 @@
 from django.db import migrations, models
 
 
+def mark_old_failures_reported(apps, schema_editor):
+    """Emails that failed more than three days before this release are history, not news: the
+    first staff digest lists only the recent ones (which may still be worth resending)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    OutboundEmail = apps.get_model("notifications", "OutboundEmail")
+    OutboundEmail.objects.filter(status="failed", updated_at__lt=timezone.now() - timedelta(days=3)).update(
+        reported_at=timezone.now()
+    )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -49,4 +62,5 @@ class Migration(migrations.Migration):
             model_name='outboundemail',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'retrying'), _negated=True), ('next_attempt_at__isnull', False), _connector='OR'), name='notif_email_retry_has_time'),
         ),
+        migrations.RunPython(mark_old_failures_reported, migrations.RunPython.noop),
     ]
