@@ -209,14 +209,40 @@ def close_account(request):
 # proves the address, then the account exists (verified) and the order is in it.
 
 def _claimable_order(request, number: int):
-    """The order named in the link, if the signed token proves the visitor holds its link."""
-    from orders.services import order_by_number, order_token_is_valid
+    """The order named in the link and its token, if the token is a genuine link to this order
+    (it may be too old, or the order may be in an account by now: ``LinkState``)."""
+    from orders.services import LinkState, order_by_number, order_link_check
 
     token = request.POST.get("t") or request.GET.get("t", "")
     order = order_by_number(number)
-    if order is None or not token or not order_token_is_valid(order=order, token=token):
+    state = order_link_check(order=order, token=token) if order is not None and token else None
+    if state is None or state is LinkState.INVALID:
         raise Http404("This link is not valid. Open the link from your order confirmation again.")
-    return order, token
+    return order, token, state
+
+
+def _claim_refused(request, order, *, reason: str, status: int) -> HttpResponse:
+    """The order cannot be kept in this account (it is in one already): say so, and where to sign in."""
+    return render(
+        request,
+        "accounts/claim_order.html",
+        {"order": order, "refused": reason, "sign_in_url": _sign_in_to(order)},
+        status=status,
+    )
+
+
+def _sign_in_to(order) -> str:
+    return f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}"
+
+
+def _in_an_account(request, order) -> HttpResponse:
+    """A claim link for an order that is in an account already: its owner is sent to it, anyone
+    else told that it is taken (409) and where to sign in."""
+    if request.user.is_authenticated and order.user_id == request.user.pk:
+        return redirect(order.get_absolute_url())
+    return _claim_refused(
+        request, order, reason=f"Order {order.number} is already in an account, so it cannot be added to another one.", status=409
+    )
 
 
 def _attach(request, order, user) -> HttpResponse:
@@ -224,9 +250,8 @@ def _attach(request, order, user) -> HttpResponse:
 
     try:
         order_attach_to_customer(order=order, user=user)
-    except OrderError:
-        messages.error(request, "This order is already in another account.")
-        return redirect("accounts:dashboard")
+    except OrderError as error:
+        return _claim_refused(request, order, reason=str(error), status=409)
     messages.success(request, f"Order {order.number} is now in your account.")
     return redirect(reverse("accounts:dashboard") + "#orders")
 
@@ -241,12 +266,15 @@ def _has_verified_email(user, email: str) -> bool:
 @require_http_methods(["GET", "POST"])
 def claim_order(request, number: int):
     """From a guest's order page: keep the order in an account, through a link sent to its email."""
-    order, token = _claimable_order(request, number)
+    from orders.services import LinkState
+
+    order, token, state = _claimable_order(request, number)
     if order.user_id is not None:
-        if request.user.is_authenticated and order.user_id == request.user.pk:
-            return redirect(order.get_absolute_url())
-        messages.info(request, "This order is already in an account. Sign in to see it.")
-        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
+        return _in_an_account(request, order)
+    if state is LinkState.EXPIRED:
+        return render(
+            request, "accounts/claim_order.html", {"order": order, "link_expired": True, "link_days": settings.ORDER_LINK_MAX_AGE_DAYS}, status=410
+        )
 
     if request.user.is_authenticated:
         if not _has_verified_email(request.user, order.email):
@@ -282,9 +310,8 @@ def claim_order_confirm(request, number: int, token: str):
     if email is None or order is None or order.email.strip().lower() != email:
         return render(request, "accounts/claim_order.html", {"expired": True}, status=404)
     here = request.get_full_path()
-    if order.user_id is not None and not (request.user.is_authenticated and order.user_id == request.user.pk):
-        messages.info(request, "This order is already in an account. Sign in to see it.")
-        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
+    if order.user_id is not None:
+        return _in_an_account(request, order)
     if request.user.is_authenticated:
         if request.user.email.strip().lower() != email:
             return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)

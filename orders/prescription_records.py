@@ -287,6 +287,24 @@ def prescriptions_for_user(user) -> QuerySet:
     )
 
 
+def records_of_order_to_account(*, order: Order, user) -> int:
+    """The prescriptions on file first filled by ``order``, recorded while it was a guest order,
+    now belong to ``user``'s account (it has just been claimed; call inside that transaction).
+
+    Each move is in the record's history. Returns how many moved."""
+    moved = 0
+    for record in PrescriptionOnFile.objects.select_for_update().filter(source_order=order, user__isnull=True):
+        record.user = user
+        record.save(update_fields=["user", "updated_at"])
+        PrescriptionOnFileEvent.objects.create(
+            prescription=record, kind=Event.CHANGED, order=order, by=user,
+            note=f"Order {order.number} was added to the customer's account; the prescription on file with it.",
+            changes={"before": {"account": None}, "after": {"account": user.pk}},
+        )
+        moved += 1
+    return moved
+
+
 def _own_record(*, user, record_id) -> PrescriptionOnFile:
     if user is None or not user.is_authenticated:
         raise RefillError("Please sign in: prescriptions on file belong to an account.")

@@ -389,6 +389,10 @@ CART_ANONYMOUS_TTL_DAYS = env.int("CART_ANONYMOUS_TTL_DAYS", default=30)
 SHIPPING_FLAT_RATE = Decimal(env("SHIPPING_FLAT_RATE", default="9.95"))
 FREE_SHIPPING_THRESHOLD = Decimal(env("FREE_SHIPPING_THRESHOLD", default="150.00"))
 ORDER_UNPAID_EXPIRY_MINUTES = env.int("ORDER_UNPAID_EXPIRY_MINUTES", default=60)
+# How long the signed link in an order email opens the order page without signing in. It stands in
+# for a password on a page with health data, and emails live for years in mailboxes, forwards and
+# backups: short, so an old email opens nothing. Every later email about the order has a fresh link.
+ORDER_LINK_MAX_AGE_DAYS = env.int("ORDER_LINK_MAX_AGE_DAYS", default=7)
 
 # --- Security -------------------------------------------------------------------------------
 # PRODUCTION=1 turns each of these on; the variable of the same name overrides it either way.
