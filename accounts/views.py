@@ -21,11 +21,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services
+from pharmacy.redirects import safe_next
+
 from .adapter import AccountAdapter
 from .forms import AddressForm, ClaimOrderForm, CloseAccountForm, PatientProfileForm
 from .models import Address, PatientProfile, User
@@ -34,10 +36,9 @@ STAFF_NEXT_SESSION_KEY = "accounts_second_factor_next"
 
 
 def _safe_next(request, default: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return default
+    """The ``next`` the client named if it is a page of this site, else ``default`` (a bare word,
+    another host or a path that is no page fall back). Answer with ``HttpResponseRedirect``."""
+    return safe_next(request, request.POST.get("next"), request.GET.get("next"), default=default)
 
 
 def too_many_requests(request) -> HttpResponse:
@@ -113,7 +114,7 @@ def address_add(request):
             user=request.user, address=form.save(commit=False), make_default=form.cleaned_data["is_default"]
         )
         messages.success(request, "Address saved.")
-        return redirect(_safe_next(request, reverse("accounts:dashboard") + "#addresses"))
+        return HttpResponseRedirect(_safe_next(request, reverse("accounts:dashboard") + "#addresses"))
     return render(request, "accounts/address_form.html", {"form": form, "adding": True})
 
 
@@ -162,7 +163,7 @@ def patient_profile(request):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Your health details are saved.")
-        return redirect(_safe_next(request, reverse("accounts:dashboard") + "#profile"))
+        return HttpResponseRedirect(_safe_next(request, reverse("accounts:dashboard") + "#profile"))
     return render(request, "accounts/patient_profile_form.html", {"form": form})
 
 

@@ -390,6 +390,9 @@ def stripe_webhook(request):
     except gateway.WebhookPayloadError as exc:
         webhooks.stripe_malformed_record(body=request.body, reason=str(exc))
         return HttpResponse(f"Not a well-formed event: {exc}", status=400, content_type="text/plain")
+    problem = webhooks.stripe_event_problem(event=event)
+    if problem:
+        return HttpResponse(f"Event not accepted: {problem}", status=400, content_type="text/plain")
     record, needs_processing = webhooks.stripe_event_record(event=event)
     if not needs_processing:
         return HttpResponse("Already processed.", content_type="text/plain")

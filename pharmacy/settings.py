@@ -304,6 +304,12 @@ if EMAIL_URL:
 # An SMTP server that accepts and never answers must not hold a worker past its soft time limit:
 # the send fails after this many seconds and the outbox retries it later.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+# A send that fails for a reason that may pass (server unreachable, timeout, a 4xx answer) is tried
+# again by the sweep below: after a minute, doubling to at most an hour between tries, 30 tries in
+# all (a little over a day). A 5xx refusal or a bad address fails the email at once.
+EMAIL_RETRY_FIRST_SECONDS = env.int("EMAIL_RETRY_FIRST_SECONDS", default=60)
+EMAIL_RETRY_MAX_SECONDS = env.int("EMAIL_RETRY_MAX_SECONDS", default=3600)
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=30)
 ANYMAIL = env.dict("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>")
 PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.example")
@@ -312,6 +318,10 @@ PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.
 CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"] = {
     "task": "notifications.requeue_stale_emails",
     "schedule": 60.0,  # one indexed query; an email whose hand-off failed goes within ~2 minutes
+}
+CELERY_BEAT_SCHEDULE["notifications-failed-emails-digest"] = {
+    "task": "notifications.failed_emails_digest",
+    "schedule": 3600.0,  # staff hear of an email that could not be sent within the hour
 }
 CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
     "task": "orders.expiring_holds_digest",
