@@ -73,7 +73,7 @@ MIDDLEWARE = [
     # Staff pages (/admin/, /staff/, prescription files) only after the second factor.
     "accounts.middleware.StaffSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "pharmacy.middleware.CSPMiddleware",  # django-csp's, the policy text built once (issue #17)
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
@@ -96,15 +96,9 @@ TEMPLATES = [
                 # Last: placeholders instead of per-visitor values while a page is cached.
                 "catalog.page_cache.context_processor",
             ],
-            # {% url %} remembering its answers (reverse() was ~15 µs, 14 times on the cart page).
-            "builtins": ["pharmacy.template_url"],
         },
     },
 ]
-
-# Common widgets (inputs, selects, textareas, radio choices) written in Python, byte for byte what
-# Django's widget templates write; the checkout's ~60-option state list was ~180 template includes.
-FORM_RENDERER = "pharmacy.form_renderer.FastWidgetRenderer"
 
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {
