@@ -1,39 +1,20 @@
-"""``{% visitor %}…{% endvisitor %}``: a part of a page that belongs to the visitor (see catalog.page_cache).
+"""``{% visitor "part.html" %}``: a part of a page that belongs to the visitor (see catalog.page_cache).
 
-Rendered normally everywhere; while a catalog page is rendered for the shared cache it becomes a
-marker, and each response renders the part for its own visitor (header, cart count, messages).
+Rendered in place everywhere; while a catalog page is rendered for the shared cache it becomes a
+marker naming the template, and each response renders that template for its own visitor
+(header links, cart count, messages).
 """
 from django import template
-from django.template.loader import get_template
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from catalog import page_cache
 
 register = template.Library()
 
 
-class VisitorNode(template.Node):
-    def __init__(self, nodelist):
-        self.nodelist = nodelist
-        self._index = None
-
-    def index(self) -> int:
-        """This part's place among the ``{% visitor %}`` parts of its template (the same on every server)."""
-        if self._index is None:
-            nodes = get_template(self.origin.template_name).template.nodelist.get_nodes_by_type(VisitorNode)
-            same = [i for i, node in enumerate(nodes) if node is self]  # the cached loader's own copy
-            self._index = same[0] if same else next(
-                i for i, node in enumerate(nodes) if node.token.lineno == self.token.lineno
-            )
-        return self._index
-
-    def render(self, context):
-        if page_cache.is_cacheable_render(context):
-            return page_cache.visitor_marker(self.origin.template_name, self.index())
-        return self.nodelist.render(context)
-
-
-@register.tag("visitor")
-def do_visitor(parser, token):
-    nodelist = parser.parse(("endvisitor",))
-    parser.delete_first_token()
-    return VisitorNode(nodelist)
+@register.simple_tag(takes_context=True)
+def visitor(context, template_name: str):
+    if page_cache.is_cacheable_render(context):
+        return mark_safe(page_cache.visitor_marker(template_name))  # noqa: S308 - a fixed marker
+    return render_to_string(template_name, context.flatten())
