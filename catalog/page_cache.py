@@ -59,7 +59,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
-from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, models, router, transaction
 from django.http import HttpResponse, HttpResponseNotModified, QueryDict
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
@@ -165,27 +165,32 @@ def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True, pri
 
     The generation is replaced once the transaction commits (at once outside one): that is the
     replacement that matters, since until then other servers still see the old rows. Many writes
-    in one transaction (a bulk price change, a CSV import) schedule a single one: the callback is
-    only added if it is not already waiting (Django drops callbacks of a rolled-back savepoint, so a
-    change after a rollback schedules it again).
+    in one transaction (a bulk price change, a CSV import) replace it once: each write schedules a
+    callback, and the first to run after the commit covers every write counted before it
+    (``_replace_after_commit``); Django drops the callbacks of a rolled-back savepoint.
 
-    Inside a transaction it is also replaced at once, for pages rendered *by this transaction's
-    own connection* before it commits (they can see its uncommitted rows: a view that writes then
-    renders, or a test, whose transaction never commits); later writes of the same transaction
-    replace it again only if this thread rendered a page since.
+    Inside a transaction it is also replaced at once if this thread rendered a page since its last
+    write (or never wrote), for pages rendered *by this transaction's own connection* before it
+    commits (they can see its uncommitted rows: a view that writes then renders, or a test, whose
+    transaction never commits).
     """
-    replace = _new_products_generation if products else _new_prices_generation if prices else _new_generation
-    connection = connections[using]
-    if not connection.in_atomic_block:
-        replace()
-        return
-    waiting = {func for _sids, func, _robust in connection.run_on_commit}
-    pending = any(func in waiting for func in _REPLACEMENTS[_REPLACEMENTS.index(replace):])
-    if not pending:
-        transaction.on_commit(replace, using=using, robust=True)
-    if not pending or getattr(_local, "rendered", False):
+    level = 2 if products else 1 if prices else 0
+    _local.writes = count = getattr(_local, "writes", 0) + 1
+    if getattr(_local, "rendered", True) and not transaction.get_autocommit(using=using):
         _local.rendered = False
-        replace()
+        _REPLACEMENTS[level]()
+    # Outside a transaction Django runs the callback at once.
+    transaction.on_commit(functools.partial(_replace_after_commit, level, count), using=using, robust=True)
+
+
+def _replace_after_commit(level: int, count: int) -> None:
+    """Replace the generation(s) of ``level`` unless a callback of this commit already covered write ``count``."""
+    covered = _local.__dict__.setdefault("covered", [0, 0, 0])
+    if covered[level] >= count:
+        return
+    _REPLACEMENTS[level]()
+    for lower in range(level + 1):
+        covered[lower] = _local.writes
 
 
 def _changes_products(model) -> bool:
