@@ -1,7 +1,8 @@
-"""The header's cart count: lazy, and at most one query."""
+"""The header's cart count: lazy, and at most one query, whose SQL is built once per process."""
 from django.utils.functional import SimpleLazyObject, new_method_proxy
 
 from catalog.models import LegalClass
+from pharmacy.prepared import PreparedQuery
 
 from .models import CartLine
 from .services import SESSION_CART_ID
@@ -11,6 +12,16 @@ def _orderable_lines():
     return CartLine.objects.filter(
         tier__is_active=True, tier__dosage__product__is_published=True
     ).exclude(tier__dosage__product__legal_class=LegalClass.CONTROLLED).exclude(tier__stock=0).only("packages")
+
+
+# Every signed-in page with a cart asked Django to build this query afresh (~0.5 ms of CPU, ten
+# times what PostgreSQL needs to answer it): a quarter of a cached catalog page for a customer.
+_CUSTOMER_CART_LINES = PreparedQuery(
+    lambda cart_id, user_id: _orderable_lines().filter(cart_id=cart_id, cart__user_id=user_id), "cart_id", "user_id"
+)
+_GUEST_CART_LINES = PreparedQuery(
+    lambda cart_id: _orderable_lines().filter(cart_id=cart_id, cart__user__isnull=True), "cart_id"
+)
 
 
 def cart_count_for_request(request) -> int:
@@ -24,9 +35,9 @@ def cart_count_for_request(request) -> int:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         # Signing in points the session at the customer's cart (``cart_merge_into_user``).
-        lines = _orderable_lines().filter(cart_id=cart_id, cart__user_id=user.pk)
+        lines = _CUSTOMER_CART_LINES(cart_id=cart_id, user_id=user.pk)
     else:
-        lines = _orderable_lines().filter(cart_id=cart_id, cart__user__isnull=True)
+        lines = _GUEST_CART_LINES(cart_id=cart_id)
     return sum(line.packages for line in lines)
 
 

@@ -20,6 +20,8 @@ from django.utils import timezone
 from catalog.models import PackageTier
 from discounts.services import DiscountRefused, discount_terms_for
 
+from pharmacy.prepared import PreparedQuery
+
 from . import rules
 from .models import Cart, CartLine
 from .pricing import PRICING_RELATED
@@ -80,18 +82,19 @@ def cart_and_lines_for_request(request, *, select_related: tuple[str, ...] = ())
     """``cart_for_request(request, create=False)`` and its lines for ``cart_summary(cart, lines=…)``.
 
     One query when the cart has lines: the lines with their cart, pack, dosage and product (and
-    ``select_related``'s relations, e.g. the checkout's refill links), in cart order. An empty or missing cart costs a second
+    ``select_related``'s relations, e.g. the checkout's refill links), in cart order, the SQL
+    built once per process (``pharmacy.prepared``). An empty or missing cart costs a second
     query, for the cart itself. For pages that only read the cart (the cart and checkout pages):
     the lines are as they were when read.
     """
     user = getattr(request, "user", None)
     lines: list[CartLine] = []
     if user is not None and user.is_authenticated:
-        lines = list(_lines_with_cart(select_related).filter(cart__user_id=user.pk))
+        lines = _lines_with_cart(signed_in=True, select_related=select_related)(user_id=user.pk)
     else:
         cart_id = request.session.get(SESSION_CART_ID)
         if type(cart_id) is int:  # noqa: E721 (what the session stores; anything else takes the long way)
-            lines = list(_lines_with_cart(select_related).filter(cart_id=cart_id, cart__user__isnull=True))
+            lines = _lines_with_cart(signed_in=False, select_related=select_related)(cart_id=cart_id)
     if not lines:
         return cart_for_request(request, create=False), []
     cart = lines[0].cart
@@ -100,9 +103,31 @@ def cart_and_lines_for_request(request, *, select_related: tuple[str, ...] = ())
     return _find_or_create_cart(request, create=False, found=cart)[0], lines
 
 
-def _lines_with_cart(select_related: tuple[str, ...]):
-    """Cart lines with their cart and everything pricing reads, in cart order."""
-    return CartLine.objects.select_related("cart", PRICING_RELATED, *select_related).order_by("added_at", "id")
+_LINES_WITH_CART: dict[tuple[bool, tuple[str, ...]], PreparedQuery] = {}
+
+
+def _lines_with_cart(*, signed_in: bool, select_related: tuple[str, ...]) -> PreparedQuery:
+    """The request's cart lines with the cart: the customer's, or the anonymous session's cart."""
+    key = (signed_in, select_related)
+    query = _LINES_WITH_CART.get(key)
+    if query is None:
+        related = ("cart", PRICING_RELATED, *select_related)
+        if signed_in:
+            query = PreparedQuery(
+                lambda user_id: CartLine.objects.filter(cart__user_id=user_id)
+                .select_related(*related)
+                .order_by("added_at", "id"),
+                "user_id",
+            )
+        else:
+            query = PreparedQuery(
+                lambda cart_id: CartLine.objects.filter(cart_id=cart_id, cart__user__isnull=True)
+                .select_related(*related)
+                .order_by("added_at", "id"),
+                "cart_id",
+            )
+        _LINES_WITH_CART[key] = query
+    return query
 
 
 def _find_or_create_cart(request, *, create: bool, found: Cart | None = None) -> tuple[Cart | None, bool]:
