@@ -5,7 +5,7 @@ marker naming the template, and each response renders that template for its own 
 (header links, cart count, messages).
 """
 from django import template
-from django.template.loader import render_to_string
+from django.template import Engine
 from django.utils.safestring import mark_safe
 
 from catalog import page_cache
@@ -17,4 +17,5 @@ register = template.Library()
 def visitor(context, template_name: str):
     if page_cache.is_cacheable_render(context):
         return mark_safe(page_cache.visitor_marker(template_name))  # noqa: S308 - a fixed marker
-    return render_to_string(template_name, context.flatten())
+    # In this page's context, as {% include %} renders (no second run of the context processors).
+    return Engine.get_default().get_template(template_name).render(context)
