@@ -25,7 +25,10 @@ def half_up(amount: Decimal) -> Decimal:
 
 def percent(value, minimum="0"):
     return calc.DiscountRule(
-        code="SAVE", kind=calc.DiscountKind.PERCENT, value=Decimal(value), min_subtotal=Decimal(minimum)
+        code="SAVE",
+        kind=calc.DiscountKind.PERCENT,
+        value=Decimal(value),
+        min_subtotal=Decimal(minimum),
     )
 
 
@@ -43,7 +46,9 @@ def test_a_code_applies_from_exactly_its_minimum_and_not_a_cent_below(subtotal, 
 
 
 def test_a_free_shipping_code_below_its_minimum_does_not_waive_shipping():
-    rule = calc.DiscountRule(code="SHIP", kind=calc.DiscountKind.FREE_SHIPPING, min_subtotal=Decimal("50"))
+    rule = calc.DiscountRule(
+        code="SHIP", kind=calc.DiscountKind.FREE_SHIPPING, min_subtotal=Decimal("50")
+    )
     assert compute([line(1, "50.00")], discount=rule).shipping == usd("0.00")
     below = compute([line(1, "49.99")], discount=rule)
     assert below.shipping == usd("9.95") and not below.shipping_waived and below.discount_refusal
@@ -52,7 +57,9 @@ def test_a_free_shipping_code_below_its_minimum_does_not_waive_shipping():
 @pytest.mark.parametrize(
     "price, shipping, remaining", [("150.00", "0.00", "0.00"), ("149.99", "9.95", "0.01")]
 )
-def test_shipping_is_free_from_exactly_the_threshold_and_not_a_cent_below(price, shipping, remaining):
+def test_shipping_is_free_from_exactly_the_threshold_and_not_a_cent_below(
+    price, shipping, remaining
+):
     totals = compute([line(1, price)])
     assert (totals.shipping, totals.free_shipping_remaining) == (usd(shipping), usd(remaining))
     assert totals.total == usd(Decimal(price) + Decimal(shipping))
@@ -98,10 +105,46 @@ codes = st.one_of(
 )
 
 
-def expected_shipping(totals, rule_waives, method):
+def check_lines(totals, lines):
+    """Each line is packages × price, half-up; the subtotal is their sum."""
+    expected = [half_up(line.unit_price.amount * line.packages) for line in lines]
+    assert [f.line_total.amount for f in totals.lines] == expected
+    assert totals.subtotal.amount == sum(expected)
+
+
+def check_discount(totals, lines, rule):
+    """Refused exactly below the minimum (or with no line it applies to); a percent is half-up
+    per eligible line; the lines' shares add up to the discount, never more than the goods."""
+    eligible = [f for f, line in zip(totals.lines, lines) if rule and rule.applies_to(line)]
+    refused = rule is not None and (not eligible or totals.subtotal.amount < rule.min_subtotal)
+    assert bool(totals.discount_refusal) is refused
+    if rule and rule.kind == calc.DiscountKind.PERCENT and not refused:
+        for f in eligible:
+            assert f.discount.amount == half_up(f.line_total.amount * rule.value / 100)
+    shares = sum(f.discount.amount for f in totals.lines)
+    assert totals.discount.amount == shares <= totals.subtotal.amount
+    return refused
+
+
+def check_shipping(totals, waived, method):
+    """Flat below the threshold (on the goods after the code), free from it or with a
+    free-shipping code; express adds its surcharge either way."""
     reached = totals.goods_after_discount.amount >= POLICY.free_threshold
-    standard = Decimal("0.00") if reached or rule_waives else POLICY.flat_rate
-    return standard + (POLICY.express_surcharge if method == calc.EXPRESS else 0)
+    standard = Decimal("0.00") if reached or waived else POLICY.flat_rate
+    surcharge = POLICY.express_surcharge if method == calc.EXPRESS else 0
+    assert totals.shipping.amount == standard + surcharge
+
+
+def check_tax(totals, lines, tax):
+    """OTC goods after the code unless the state exempts them, plus shipping where the state
+    taxes it, each half-up; prescription-only lines never carry tax."""
+    taxable = {calc.GENERAL_SALE, calc.PHARMACY} if not tax.otc_exempt else set()
+    taxed = [f for f, line in zip(totals.lines, lines) if line.legal_class in taxable]
+    goods_tax = half_up(sum((f.net_total.amount for f in taxed), Decimal(0)) * tax.rate / 100)
+    shipping_tax = half_up(totals.shipping.amount * tax.rate / 100) if tax.shipping_taxable else 0
+    assert totals.tax.amount == goods_tax + shipping_tax
+    assert sum(f.tax.amount for f in taxed) == goods_tax
+    assert all(f.tax.amount == 0 for f in totals.lines if f not in taxed)
 
 
 @settings(max_examples=200, deadline=None)
@@ -109,28 +152,12 @@ def expected_shipping(totals, rule_waives, method):
 def test_every_cart_keeps_the_rules_of_the_money(raw, rule, tax, method):
     lines = [line(i + 1, price, n, legal) for i, (price, n, legal) in enumerate(raw)]
     totals = compute(lines, discount=rule, tax=tax, state=tax.state, method=method)
-    figures = totals.lines
-    # Lines: packages × price, half-up; the subtotal is their sum.
-    assert [f.line_total.amount for f in figures] == [half_up(l.unit_price.amount * l.packages) for l in lines]
-    assert totals.subtotal.amount == sum(f.line_total.amount for f in figures)
-    # Discount: refused exactly below the minimum; a percent is half-up per eligible line.
-    eligible = [f for f, l in zip(figures, lines) if rule and rule.applies_to(l)]
-    refused = rule is not None and (not eligible or totals.subtotal.amount < rule.min_subtotal)
-    assert bool(totals.discount_refusal) is refused
-    if rule and rule.kind == calc.DiscountKind.PERCENT and not refused:
-        assert all(f.discount.amount == half_up(f.line_total.amount * rule.value / 100) for f in eligible)
-    assert totals.discount.amount == sum(f.discount.amount for f in figures) <= totals.subtotal.amount
-    # Shipping: flat below the threshold after the code, free from it, express surcharge on top.
-    waived = rule is FREE_SHIP and not refused
-    assert totals.shipping.amount == expected_shipping(totals, waived, method)
-    # Tax: OTC goods after the code (unless the state exempts them), shipping where taxed; never Rx.
-    taxed = [f for f, l in zip(figures, lines) if l.legal_class in calc.OTC_CLASSES and not tax.otc_exempt]
-    goods_tax = half_up(sum((f.net_total.amount for f in taxed), Decimal(0)) * tax.rate / 100)
-    shipping_tax = half_up(totals.shipping.amount * tax.rate / 100) if tax.shipping_taxable else 0
-    assert totals.tax.amount == goods_tax + shipping_tax
-    assert sum(f.tax.amount for f in taxed) == goods_tax
-    assert all(f.tax.amount == 0 for f in figures if f not in taxed)
-    # Total: lines − discount + shipping + tax, to the cent.
-    assert totals.total.amount == (
-        totals.subtotal.amount - totals.discount.amount + totals.shipping.amount + totals.tax.amount
+    check_lines(totals, lines)
+    refused = check_discount(totals, lines, rule)
+    check_shipping(totals, waived=rule is FREE_SHIP and not refused, method=method)
+    check_tax(totals, lines, tax)
+    # The total: lines − discount + shipping + tax, to the cent.
+    lines_, off, shipping, taxes = (
+        m.amount for m in (totals.subtotal, totals.discount, totals.shipping, totals.tax)
     )
+    assert totals.total.amount == lines_ - off + shipping + taxes
