@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +21,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
+HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
 CHECKOUT_FORM = {
     "email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
     "state": "NY", "zip_code": "12207", "shipping_method": "standard",
@@ -70,26 +69,30 @@ class Gunicorn:
 
     def __init__(self, *, env: dict[str, str], log: Path, args: tuple[str, ...] = (), port: int | None = None):
         self.port = port or free_port()
+        self.env = {**env, "PORT": str(self.port)}
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         handle = log.open("w")
         self.process = subprocess.Popen(
             [str(GUNICORN), "pharmacy.wsgi:application", "--bind", f"127.0.0.1:{self.port}", *args],
-            cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
         handle.close()
+
+    def healthy(self) -> subprocess.CompletedProcess:
+        """The deployment's own web health check (deploy/healthcheck.py web), as a container runs it."""
+        return subprocess.run([sys.executable, str(HEALTHCHECK), "web"], env=self.env, capture_output=True,
+                              text=True, timeout=30)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1):
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz:\n{self.log.read_text()[-3000:]}")
+            if self.healthy().returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn failed its health check: {self.healthy().stderr}\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
