@@ -39,7 +39,11 @@ ENV PRODUCTION=1 \
     PRIVATE_MEDIA_ROOT=/data/private \
     MEDIA_ROOT=/data/media \
     CELERY_BEAT_SCHEDULE_FILE=/app/var/celerybeat-schedule \
-    PORT=8000
+    PORT=8000 \
+    BIND=0.0.0.0:8000
+# Inside a container gunicorn listens on every interface of the container; who can reach it is
+# decided by publishing (compose publishes only the proxy). Forwarded headers stay untrusted
+# unless FORWARDED_ALLOW_IPS names the proxy (compose: its fixed address).
 EXPOSE 8000
 # The web check; docker-compose.yml gives worker and beat their own (deploy/healthcheck.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s CMD ["python", "deploy/healthcheck.py", "web"]

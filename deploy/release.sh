@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
-"$PYTHON" manage.py check --deploy --fail-level WARNING
+# Errors stop the release; warnings are printed (the first deployment must have none, docs/deploy.md).
+"$PYTHON" manage.py check --deploy --fail-level ERROR
 "$PYTHON" manage.py migrate --noinput
 "$PYTHON" manage.py collectstatic --noinput --verbosity 0
 "$PYTHON" manage.py setup_staff_groups
