@@ -186,6 +186,12 @@ ALLAUTH_TRUSTED_PROXY_COUNT = (
 )
 # Staff: a second factor (TOTP with recovery codes, or a security key / passkey) before any staff page.
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
+# Each TOTP code is accepted once, remembered in the database (accounts.totp_codes).
+MFA_FORMS = {
+    "authenticate": "accounts.auth_forms.AuthenticateForm",
+    "reauthenticate": "accounts.auth_forms.ReauthenticateForm",
+    "activate_totp": "accounts.auth_forms.ActivateTOTPForm",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 # WebAuthn needs HTTPS; the local demo (http://127.0.0.1) is let through only with DEBUG on.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG

@@ -1,0 +1,55 @@
+"""allauth's forms, changed where the shop needs it (named in ``MFA_FORMS``).
+
+- The second-factor forms accept each TOTP code once, remembered in the database
+  (``accounts.totp_codes``), so a code cannot be used twice while Redis is down.
+"""
+from __future__ import annotations
+
+from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
+from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.forms import ActivateTOTPForm as AllauthActivateTOTPForm
+from django import forms
+
+from .totp_codes import totp_code_use
+
+CODE_ALREADY_USED = "That code has already been used. Wait for your app to show the next code, then enter it."
+
+
+class _TotpCodeOnce:
+    """After allauth found the code right: refuse it if the database says it was used already."""
+
+    def _refuse_if_used(self, code: str) -> None:
+        if not totp_code_use(user=self.user, code=code):
+            raise forms.ValidationError(CODE_ALREADY_USED, code="code_already_used")
+
+
+class _AuthenticateOnce(_TotpCodeOnce):
+    def clean_code(self) -> str:
+        code = super().clean_code()
+        if self.authenticator.type == Authenticator.Type.TOTP:
+            try:
+                self._refuse_if_used(code)
+            except forms.ValidationError:
+                self._emit_authentication_failed(self.authenticator)
+                raise
+        return code
+
+
+class AuthenticateForm(_AuthenticateOnce, AllauthAuthenticateForm):
+    """The code step of signing in."""
+
+
+class ReauthenticateForm(_AuthenticateOnce, AllauthReauthenticateForm):
+    """The code asked again in a signed-in session (e.g. before the staff pages)."""
+
+
+class ActivateTOTPForm(_TotpCodeOnce, AllauthActivateTOTPForm):
+    """Setting up the app: its first code counts as this session's second factor, so it too is
+    used once."""
+
+    def clean_code(self) -> str:
+        code = super().clean_code()
+        self._refuse_if_used(code)
+        return code
+
