@@ -1,15 +1,19 @@
-"""allauth's forms, changed where the shop needs it (named in ``MFA_FORMS``).
+"""allauth's forms, changed where the shop needs it (named in ``MFA_FORMS`` / ``ACCOUNT_FORMS``).
 
 - The second-factor forms accept each TOTP code once, remembered in the database
   (``accounts.totp_codes``), so a code cannot be used twice while Redis is down.
+- The sign-up form does the same work for an address that has an account as for a new one, so
+  the time of the answer does not tell which it was.
 """
 from __future__ import annotations
 
+from allauth.account.forms import SignupForm as AllauthSignupForm
 from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.forms import ActivateTOTPForm as AllauthActivateTOTPForm
 from django import forms
+from django.contrib.auth.hashers import make_password
 
 from .totp_codes import totp_code_use
 
@@ -53,3 +57,13 @@ class ActivateTOTPForm(_TotpCodeOnce, AllauthActivateTOTPForm):
         self._refuse_if_used(code)
         return code
 
+
+class SignupForm(AllauthSignupForm):
+    """allauth's sign-up form; for an address that already has an account (allauth then sends
+    the owner an "account already exists" email instead of creating one) the password is hashed
+    all the same, as creating the account would, and thrown away."""
+
+    def try_save(self, request):
+        if self.account_already_exists:
+            make_password(self.cleaned_data.get("password1"))
+        return super().try_save(request)

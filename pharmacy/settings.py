@@ -138,6 +138,8 @@ LOGOUT_REDIRECT_URL = "catalog:home"
 # django-allauth (README "Accounts"): email as the login, verified before the first sign-in, the
 # same answer whether or not an address has an account, every email through the outbox.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-up does the same work for a taken and a new address (accounts.auth_forms).
+ACCOUNT_FORMS = {"signup": "accounts.auth_forms.SignupForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
