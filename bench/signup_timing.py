@@ -13,7 +13,7 @@ one "account already exists" email per address every 3 minutes); the two kinds a
 that the machine's load falls on both alike. Prints the median of each and their ratio.
 
     .venv/bin/python bench/signup_timing.py --database-url postgres://postgres@127.0.0.1:5432/pharmacy_bench_signup
-    .venv/bin/python bench/signup_timing.py --compare    # also with allauth's own form (before the fix)
+    .venv/bin/python bench/signup_timing.py --runs allauth    # allauth's own form (before the fix)
 """
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_store_args(parser)
     parser.add_argument("--tries", type=int, default=30, help="sign-ups of each kind")
-    parser.add_argument("--compare", action="store_true",
-                        help="also measure with allauth's sign-up form, which skips the hash for a taken address")
-    parser.add_argument("--rest", action="store_true",
-                        help="also measure with a fast hasher: the work besides the hash, on each path")
+    parser.add_argument("--runs", default="shop",
+                        help="comma-separated, of: shop (the shop's form), allauth (allauth's own form, which "
+                        "skips the hash for a taken address: before issue 22), rest (the shop's form with a fast "
+                        "hasher: the work besides the hash)")
     return parser.parse_args()
 
 
@@ -99,13 +99,15 @@ def main() -> None:
 
     print(f"{args.tries} sign-ups of each kind; hasher {get_hasher().algorithm} "
           f"({get_hasher().iterations} iterations); load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    report("shop's form (same work)", *measure(args.tries, "shop"))
-    if args.compare:
-        with override_settings(ACCOUNT_FORMS={}):
-            report("allauth's form (before issue 22)", *measure(args.tries, "allauth"))
-    if args.rest:
-        with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
-            report("shop's form, all but the hash", *measure(args.tries, "rest"))
+    runs = {
+        "shop": ("shop's form (same work)", {}),
+        "allauth": ("allauth's form (before issue 22)", {"ACCOUNT_FORMS": {}}),
+        "rest": ("shop's form, all but the hash", {"PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"]}),
+    }
+    for run in args.runs.split(","):
+        label, changed = runs[run]
+        with override_settings(**changed):
+            report(label, *measure(args.tries, run))
 
 
 if __name__ == "__main__":
