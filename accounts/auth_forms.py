@@ -15,7 +15,7 @@ from allauth.mfa.totp.forms import ActivateTOTPForm as AllauthActivateTOTPForm
 from django import forms
 from django.contrib.auth.hashers import make_password
 
-from .totp_codes import totp_code_use
+from .totp_codes import totp_code_use, totp_code_was_used
 
 CODE_ALREADY_USED = "That code has already been used. Wait for your app to show the next code, then enter it."
 
@@ -30,6 +30,10 @@ class _TotpCodeOnce:
 
 class _AuthenticateOnce(_TotpCodeOnce):
     def clean_code(self) -> str:
+        # Said before allauth looks: its cache refuses a used code too, but as "Incorrect code",
+        # which sends a pharmacist who pressed twice to check their app for nothing.
+        if totp_code_was_used(user=self.user, code=self.cleaned_data["code"]):
+            raise forms.ValidationError(CODE_ALREADY_USED, code="code_already_used")
         code = super().clean_code()
         if self.authenticator.type == Authenticator.Type.TOTP:
             try:

@@ -24,6 +24,16 @@ def totp_code_window() -> timedelta:
     return timedelta(seconds=app_settings.TOTP_PERIOD * (2 * app_settings.TOTP_TOLERANCE + 1))
 
 
+def _digest(user: User, code: str) -> str:
+    return salted_hmac("accounts.totp_codes", f"{user.pk}:{normalize_user_code(code)}", algorithm="sha256").hexdigest()
+
+
+def totp_code_was_used(*, user: User, code: str) -> bool:
+    """True if ``code`` was accepted for ``user`` within its window (to say so, not "incorrect")."""
+    since = timezone.now() - totp_code_window()
+    return UsedTotpCode.objects.filter(user=user, code_digest=_digest(user, code), used_at__gte=since).exists()
+
+
 def totp_code_use(*, user: User, code: str) -> bool:
     """Record ``code`` as used by ``user``; False if it was already used within its window.
 
@@ -32,10 +42,9 @@ def totp_code_use(*, user: User, code: str) -> bool:
     """
     now = timezone.now()
     UsedTotpCode.objects.filter(used_at__lt=now - totp_code_window()).delete()
-    digest = salted_hmac("accounts.totp_codes", f"{user.pk}:{normalize_user_code(code)}", algorithm="sha256").hexdigest()
     try:
         with transaction.atomic():
-            UsedTotpCode.objects.create(user=user, code_digest=digest, used_at=now)
+            UsedTotpCode.objects.create(user=user, code_digest=_digest(user, code), used_at=now)
     except IntegrityError:
         return False
     return True

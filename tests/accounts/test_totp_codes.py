@@ -40,6 +40,10 @@ def test_a_code_signs_in_once_even_while_redis_is_down():
     with override_settings(**redis_settings(CLOSED_PORT_REDIS)):
         first, response = sign_in_with_code(pharmacist, code)
         assert response.status_code == 302 and signed_in(first)
+        # Pressed again at once: refused, saying why (not "Incorrect code").
+        again, response = sign_in_with_code(pharmacist, code)
+        assert response.status_code == 200 and CODE_ALREADY_USED in response.content.decode()
+        assert "Incorrect code" not in response.content.decode() and not signed_in(again)
     # New cache objects, so an empty stand-in memory: what another web process (or this one
     # after a restart) has while Redis is unreachable. allauth's cache alone accepted the code here.
     with override_settings(**redis_settings(CLOSED_PORT_REDIS)):
