@@ -48,7 +48,7 @@ def second_factor_redirect(request: HttpRequest) -> HttpResponse:
         messages.warning(request, "Staff pages need a second factor. Set up an authenticator app to continue.")
         response = redirect(f"{reverse('mfa_activate_totp')}?{back}")
     else:
-        messages.info(request, "Staff pages need your second factor in this session.")
+        messages.info(request, "Staff pages need your second factor each time you sign in.")
         has_totp = is_mfa_enabled(request.user, [Authenticator.Type.TOTP])
         response = redirect(f"{reverse('mfa_reauthenticate' if has_totp else 'mfa_reauthenticate_webauthn')}?{back}")
     add_never_cache_headers(response)
