@@ -226,3 +226,27 @@ def test_staff_who_passed_the_second_factor_use_the_staff_pages_under_a_script_n
     assert ask(client, "GET", urls["admin orders"]).status_code == 200
     assert ask(client, "POST", urls["review decision"]).status_code == 302
     assert PrescriptionReview.objects.filter(order=rx_order, by=user).count() == 1
+
+
+def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(settings, rx_order):
+    """Each staff route (today's and any added later) is guarded by its own view, not only by the
+    middleware's path prefixes."""
+    from orders import refill_urls, urls as order_urls
+
+    without_middleware(settings)
+    client = Client()
+    password_only_login(client, pharmacist(is_staff=True))
+    prescription = rx_order.prescriptions.get()
+    routes = [
+        p.pattern._route
+        for p in [*order_urls.urlpatterns, *refill_urls.urlpatterns]
+        if p.pattern._route.startswith(("staff/", "prescriptions/"))
+    ]
+    assert len(routes) >= 10
+    for route in routes:
+        url = "/" + route.replace("<int:number>", str(rx_order.number)).replace("<uuid:pk>", str(prescription.pk))
+        for method in ("GET", "POST"):
+            response = ask(client, method, url)
+            if response.status_code != 405:
+                assert_sent_to_second_factor(response, f"{method} {url}")
+    assert_no_decision(rx_order)
