@@ -2,15 +2,15 @@
 
 ``totp_code_use`` is called by the shop's second-factor forms (``accounts.auth_forms``) after
 allauth has found the code valid. The code is recognised the way allauth recognises it for its
-own cache marker (``normalize_user_code``: spaces and dashes do not make a new code), and it is
+own cache marker (spaces, dashes and other punctuation do not make a new code), and it is
 kept for the whole time allauth would accept it: ``TOTP_PERIOD`` seconds for each step of the
 tolerance either side of now.
 """
 from __future__ import annotations
 
+import string
 from datetime import timedelta
 
-from allauth.core.internal.cryptokit import normalize_user_code
 from allauth.mfa import app_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,8 +24,12 @@ def totp_code_window() -> timedelta:
     return timedelta(seconds=app_settings.TOTP_PERIOD * (2 * app_settings.TOTP_TOLERANCE + 1))
 
 
+_NOT_PART_OF_A_CODE = str.maketrans("", "", string.punctuation + string.whitespace)
+
+
 def _digest(user: User, code: str) -> str:
-    return salted_hmac("accounts.totp_codes", f"{user.pk}:{normalize_user_code(code)}", algorithm="sha256").hexdigest()
+    typed = code.translate(_NOT_PART_OF_A_CODE).lower()
+    return salted_hmac("accounts.totp_codes", f"{user.pk}:{typed}", algorithm="sha256").hexdigest()
 
 
 def totp_code_was_used(*, user: User, code: str) -> bool:
