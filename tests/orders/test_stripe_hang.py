@@ -6,7 +6,6 @@ the cart and leave nothing holding stock; meanwhile the catalog, the cart and th
 (the order page hands its payment check to the worker instead of asking Stripe itself).
 """
 import contextlib
-import socket
 import threading
 import time
 
@@ -21,41 +20,13 @@ from orders import services
 from orders.models import Order
 from orders.state import OrderStatus
 from pharmacy.celery import app as celery_app
+from tests.live_gunicorn import SilentServer
 from tests.orders.conftest import attach_to_session as attach, make_cart, place, shown_figures
 
 TIMEOUT, RETRIES = 2.0, 1
 #: What checkout may take at most: every attempt times out, plus the library's back-off (≤ 1 s)
 #: and 2 s for the shop's own work on a busy test machine.
 BOUND = TIMEOUT * (1 + RETRIES) + 1.0 + 2.0
-
-
-class SilentServer:
-    """Accepts TCP connections and never sends a byte."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)  # held open, never answered
-
-    def close(self):
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
 
 
 @pytest.fixture
@@ -152,7 +123,7 @@ STUCK_CHECKOUTS = 4
 @pytest.mark.integration
 def test_catalog_pages_answer_under_gunicorn_while_checkouts_hang_on_stripe(transactional_db, general_tier, tmp_path):
     """gunicorn as deployed (gunicorn.conf.py: threads) with every checkout waiting on a hung Stripe."""
-    from tests.live_gunicorn import Gunicorn, SilentServer, checkout_form, customer_with_cart, post_checkout, server_env
+    from tests.live_gunicorn import Gunicorn, checkout_form, customer_with_cart, post_checkout, server_env
 
     general_tier.stock = 100
     general_tier.save()
