@@ -139,6 +139,14 @@ def test_an_allowed_network_is_let_in_directly_but_not_through_the_proxy(client,
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 404
 
 
+def test_a_direct_plain_http_scrape_is_not_redirected_to_https(client, settings):
+    """Prometheus inside the private network scrapes a web process over HTTP, as load balancers probe."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics/", REMOTE_ADDR="10.1.2.3").status_code == 301  # nothing else is exempt
+
+
 # --- The Celery queue ---------------------------------------------------------------------------
 
 QUEUE_REDIS = "redis://127.0.0.1:6379/11"
