@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import connections, transaction
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -129,12 +130,23 @@ METRIC_NAMES = {
 }
 
 
+def _bounded_readings() -> list[Reading]:
+    """The readings with each query bounded by METRICS_STATEMENT_TIMEOUT: a stuck database must not
+    hold a web worker for a scrape (Prometheus gives up after its own scrape timeout anyway)."""
+    connection = connections["default"]
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.METRICS_STATEMENT_TIMEOUT * 1000)])
+        return gauge_readings()
+
+
 class PharmacyCollector:
     """Reads the gauges at each scrape (nothing is kept between scrapes)."""
 
     def collect(self):
         try:
-            readings = gauge_readings()
+            readings = _bounded_readings()
         except Exception:  # noqa: BLE001 - the database is down: the request metrics still answer
             logger.exception("Pharmacy gauges could not be read")
             up = GaugeMetricFamily("pharmacy_gauges_up", "1 if the pharmacy's gauges could be read")

@@ -508,6 +508,8 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 # How long the Celery queue length may wait for Redis before it is reported as unknown (-1).
 METRICS_REDIS_TIMEOUT = env.float("METRICS_REDIS_TIMEOUT", default=0.3)
+# And each gauge query for the database (the four are indexed and take milliseconds).
+METRICS_STATEMENT_TIMEOUT = env.float("METRICS_STATEMENT_TIMEOUT", default=2.0)
 # The admin index's gauges turn to the warning colour past these (and the suggested alerts in
 # docs/operations.md use the same figures).
 GAUGE_THRESHOLDS = {

@@ -96,10 +96,20 @@ def test_the_gauges_move_when_an_order_waits_an_email_fails_and_an_event_is_unpr
     assert scrape()["pharmacy_stripe_events_unprocessed"] == 1
 
 
-def test_the_gauges_cost_four_queries_however_many_rows(django_assert_num_queries, settings):
+def test_the_gauges_cost_four_queries_however_many_rows(django_assert_num_queries, settings, baclofen):
+    from tests.notifications.conftest import make_order
+
     settings.CELERY_TASK_ALWAYS_EAGER = True  # no Redis to ask
     with django_assert_num_queries(4):
         gauge_readings()
+    for n in range(3):
+        make_order(product=baclofen)
+        OutboundEmail.objects.create(kind=EmailKind.STAFF_NEW_ORDER, recipient="s@example.com", dedupe_key=f"q{n}",
+                                     status=EmailStatus.FAILED)
+        StripeEvent.objects.create(event_id=f"evt_q{n}", type="payment_intent.succeeded", payload={})
+    with django_assert_num_queries(4):
+        readings = {reading.key: reading.value for reading in gauge_readings()}
+    assert (readings["review_queue_length"], readings["emails_failed"], readings["stripe_events_unprocessed"]) == (3, 3, 3)
 
 
 # --- Closed to the public ---------------------------------------------------------------------
@@ -206,3 +216,18 @@ def test_the_admin_index_shows_the_gauges_and_highlights_them_from_the_threshold
     settings.GAUGE_THRESHOLDS = {**settings.GAUGE_THRESHOLDS, "review_queue_length": 1}
     assert "gauge-warn" in _gauge(client.get("/admin/").content.decode(), "review_queue_length")
 
+
+
+def test_a_stuck_database_costs_the_scrape_its_statement_timeout_not_a_500(settings, scrape):
+    """Another session holds a lock the gauge query waits for: the scrape answers, gauges_up 0."""
+    import psycopg
+    from django.db import connection
+
+    settings.METRICS_STATEMENT_TIMEOUT = 0.2
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
+        other.execute("LOCK TABLE orders_stripeevent IN ACCESS EXCLUSIVE MODE")
+        readings = scrape()
+        other.rollback()
+    assert readings["pharmacy_gauges_up"] == 0 and "pharmacy_review_queue_length" not in readings
+    assert scrape()["pharmacy_gauges_up"] == 1
