@@ -2,6 +2,7 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from accounts.models import Address
 from accounts.services import default_address_for
@@ -118,3 +119,16 @@ def test_a_state_the_pharmacy_cannot_ship_to_is_flagged(signed_in, customer, set
 def test_default_address_for_anonymous_or_addressless_users_is_none(customer):
     assert default_address_for(AnonymousUser()) is None
     assert default_address_for(customer) is None
+
+
+@pytest.mark.parametrize("target", ["id", "dashboard", "../x", "//evil.com/", "https://evil.com/", "/no-such-page/", "/\\evil.com"])
+def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(signed_in, customer, target):
+    response = signed_in.post(reverse("accounts:address_add") + "?" + urlencode({"next": target}), VALID)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:dashboard") + "#addresses"
+    assert Address.objects.filter(user=customer).count() == 1  # saved, then sent somewhere safe
+
+
+def test_after_saving_a_next_page_of_this_site_is_followed(signed_in, customer):
+    response = signed_in.post(reverse("accounts:address_add"), {**VALID, "next": "/checkout/"})
+    assert response["Location"] == "/checkout/"
