@@ -1,6 +1,6 @@
 """The pharmacy's gauges, for staff (the admin index) and for Prometheus (``/metrics``).
 
-The apps that own the numbers count them (``orders.gauges``, ``notifications.health``); this
+The apps that own the numbers count them (``orders.gauges``, ``notifications.services.outbox_health``); this
 module reads them, adds the Celery queue length, compares each with its threshold
 (``GAUGE_THRESHOLDS``) and serves them. Request rate, latency and errors per view come from
 django-prometheus's middleware and are served by the same endpoint.
@@ -96,12 +96,15 @@ def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
     """Every gauge now, in the order staff read them (five queries and, with Redis, one LLEN)."""
     from django.urls import reverse
 
-    from notifications.health import outbox_health
+    from notifications.models import UNSENT_STATUSES
+    from notifications.services import outbox_health
     from orders.gauges import order_gauges
 
     now = now or timezone.now()
-    orders, outbox, queue = order_gauges(now=now), outbox_health(now=now), celery_queue_length()
+    orders, outbox, queue = order_gauges(now=now), outbox_health(), celery_queue_length()
+    oldest_unsent = outbox.oldest_unsent_age.total_seconds() if outbox.oldest_unsent_age is not None else None
     emails = reverse("admin:notifications_outboundemail_changelist")
+    unsent = ",".join(UNSENT_STATUSES)
     events = reverse("admin:orders_stripeevent_changelist")
     readings = [
         _reading("review_queue_length", "Orders waiting for pharmacist review", orders.review_queue_length,
@@ -110,9 +113,9 @@ def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
                  orders.review_oldest_age, unit="seconds", scale=3600, link=reverse("orders:review_queue")),
         _reading("holds_lapsing", f"Card holds lapsing within {settings.AUTHORISATION_WARNING_HOURS} hours",
                  orders.holds_lapsing, link=reverse("orders:review_queue")),
-        _reading("emails_unsent", "Emails not sent yet", outbox.unsent, link=f"{emails}?status__in=queued,sending"),
-        _reading("emails_oldest_unsent_minutes", "Oldest unsent email", outbox.oldest_unsent_age, unit="seconds",
-                 scale=60, link=f"{emails}?status__in=queued,sending"),
+        _reading("emails_unsent", "Emails not sent yet (queued or waiting to retry)", outbox.unsent, link=f"{emails}?status__in={unsent}"),
+        _reading("emails_oldest_unsent_minutes", "Oldest unsent email", oldest_unsent, unit="seconds",
+                 scale=60, link=f"{emails}?status__in={unsent}"),
         _reading("emails_failed", "Emails that failed for good (resend them)", outbox.failed,
                  link=f"{emails}?status__exact=failed"),
         _reading("stripe_events_unprocessed", "Stripe events not processed", orders.stripe_events_unprocessed,
