@@ -32,7 +32,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "pharmacy.admin_apps.PharmacyAdminConfig",  # django.contrib.admin, its site asks for the second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -143,6 +143,8 @@ LOGOUT_REDIRECT_URL = "catalog:home"
 # django-allauth (README "Accounts"): email as the login, verified before the first sign-in, the
 # same answer whether or not an address has an account, every email through the outbox.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-up does the same work for a taken and a new address (accounts.auth_forms).
+ACCOUNT_FORMS = {"signup": "accounts.auth_forms.SignupForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -191,6 +193,12 @@ ALLAUTH_TRUSTED_PROXY_COUNT = (
 )
 # Staff: a second factor (TOTP with recovery codes, or a security key / passkey) before any staff page.
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
+# Each TOTP code is accepted once, remembered in the database (accounts.totp_codes).
+MFA_FORMS = {
+    "authenticate": "accounts.auth_forms.AuthenticateForm",
+    "reauthenticate": "accounts.auth_forms.ReauthenticateForm",
+    "activate_totp": "accounts.auth_forms.ActivateTOTPForm",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 # WebAuthn needs HTTPS; the local demo (http://127.0.0.1) is let through only with DEBUG on.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
