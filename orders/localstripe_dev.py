@@ -1,5 +1,8 @@
 """Run localstripe (the offline Stripe) for the demo and the tests: ``python -m orders.localstripe_dev --port N --from-scratch``.
 
+It listens on 127.0.0.1 only (``--host`` to change): localstripe's own ``start()`` binds every
+interface, and anyone on the network could then read the demo's payments and fake its webhooks.
+
 Real Stripe.js talks to Stripe's servers from the customer's browser. Our localstripe adapter
 (``static/js/localstripe-adapter.js``) does the same against localstripe, which needs an
 ``Authorization`` header on a cross-origin request; localstripe itself neither answers the CORS
@@ -8,8 +11,12 @@ development tool: production never runs it.
 """
 from __future__ import annotations
 
+import argparse
+import logging
+
 from aiohttp import web
 from localstripe import server
+from localstripe.resources import store
 
 
 @web.middleware
@@ -26,9 +33,19 @@ async def _allow_authorization_header(request, response):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--from-scratch", action="store_true")
+    args = parser.parse_args()
+    if not args.from_scratch:
+        store.try_load_from_disk()
     server.app.middlewares.insert(0, _answer_preflight)
     server.app.on_response_prepare.append(_allow_authorization_header)
-    server.start()
+    access_log = logging.getLogger("aiohttp.access")
+    access_log.setLevel(logging.DEBUG)
+    access_log.addHandler(logging.StreamHandler())
+    web.run_app(server.app, host=args.host, port=args.port, access_log=access_log)
 
 
 if __name__ == "__main__":

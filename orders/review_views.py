@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from pharmacy.second_factor import second_factor_required
+
 from . import fulfilment
 from . import prescription_decisions as decisions
 from . import prescriptions as rx
@@ -29,7 +31,10 @@ from .services import OrderError, order_token_is_valid
 
 
 def pharmacist_required(view):
+    """Signed in, past the second factor (asked of anyone with staff rights), a pharmacist."""
+
     @wraps(view)
+    @second_factor_required
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -284,6 +289,7 @@ def review_mark_shipped(request, number: int):
 
 
 @require_safe  # no-store is set on the response below
+@second_factor_required  # a pharmacist (or anyone with staff rights) has given the second factor
 def prescription_file(request, pk):
     """The uploaded prescription, for pharmacists and the customer who sent it; 404 for anyone else."""
     prescription = Prescription.objects.select_related("order").filter(pk=pk).first()

@@ -872,11 +872,3 @@ def order_attach_to_customer(*, order: Order, user) -> Order:
 
     records_of_order_to_account(order=locked, user=user)
     return locked
-    if locked.user_id is not None:
-        raise OrderError(f"Order {locked.number} is already in another account.")
-    if locked.email.strip().lower() != user.email.strip().lower():
-        raise OrderError(f"Order {locked.number} was placed with another email address.")
-    locked.user = user
-    locked.save(update_fields=["user", "updated_at"])
-    _event(locked, OrderEvent.Kind.NOTE, "The customer added this guest order to their account.", by=user)
-    return locked

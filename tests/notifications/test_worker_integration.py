@@ -30,11 +30,12 @@ from orders.services import order_sync_payment
 from orders.state import PaymentStatus
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
+from tests.resources import redis_url
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("NOTIFICATIONS_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
+BROKER_URL = os.environ.get("NOTIFICATIONS_TEST_BROKER_URL") or redis_url("notifications_broker")
 FLAKY = "tests.notifications.failing_backend.FlakyFileBackend"
 
 
