@@ -3,8 +3,11 @@
 Real Stripe.js talks to Stripe's servers from the customer's browser. Our localstripe adapter
 (``static/js/localstripe-adapter.js``) does the same against localstripe, which needs an
 ``Authorization`` header on a cross-origin request; localstripe itself neither answers the CORS
-preflight nor allows that header. This launcher adds both and changes nothing else. It is a
-development tool: production never runs it.
+preflight nor allows that header. This launcher adds both. It also serves localstripe's mock
+Stripe.js inside a function scope: the script declares a top-level ``class Element``, which hides
+the DOM's ``Element`` from every other script of the page (htmx's ``instanceof Element`` checks
+then fail and it ignores the page: the checkout's live totals). Its one global, ``Stripe``, is an
+undeclared assignment and stays global. It is a development tool: production never runs it.
 """
 from __future__ import annotations
 
@@ -25,7 +28,16 @@ async def _allow_authorization_header(request, response):
         response.headers["Access-Control-Max-Age"] = "600"
 
 
+@web.middleware
+async def _scope_mock_stripe_js(request, handler):
+    response = await handler(request)
+    if request.path == "/js.stripe.com/v3/" and response.status == 200:
+        response.text = "(function () {\n" + response.text + "\n})();\n"
+    return response
+
+
 def main() -> None:
+    server.app.middlewares.insert(0, _scope_mock_stripe_js)
     server.app.middlewares.insert(0, _answer_preflight)
     server.app.on_response_prepare.append(_allow_authorization_header)
     server.start()
