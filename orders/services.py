@@ -231,14 +231,14 @@ def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
     for tier_id, (_, packages, price, description) in after.items():
         if tier_id not in before:
             changes.append(CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}"))
-    # A rate the staff changed after the page was shown (or a state other than the one the page
-    # was priced for) is named, not only its effect on the tax.
-    if shown.get("tax_rate") and shown.get("tax_rate") != now["tax_rate"]:
-        changes.append(CheckoutChange("Sales tax rate", _percent(shown["tax_rate"]), _percent(now["tax_rate"])))
     for key, label in _FIGURE_LABELS:
         old, new = shown.get(key), now[key]
         if old is None or Decimal(old) != Decimal(new):
             changes.append(CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}"))
+    # When the money moved, a rate the staff changed after the page was shown is named too, not
+    # only its effect (a new rate on medicines the state exempts changes nothing to confirm).
+    if changes and shown.get("tax_rate") and shown.get("tax_rate") != now["tax_rate"]:
+        changes.insert(0, CheckoutChange("Sales tax rate", _percent(shown["tax_rate"]), _percent(now["tax_rate"])))
     return changes
 
 
