@@ -197,3 +197,15 @@ def test_the_totals_request_query_budget(client, general_tier, ny_rate, django_a
     # The session, the cart with its lines, and the state's tax rate.
     with django_assert_max_num_queries(3):
         assert totals(client).status_code == 200
+
+
+@pytest.mark.parametrize("zip_code", ["１２２０７", "<b>12207</b>", "12207\x00"])
+def test_hostile_zip_codes_are_refused_with_a_reason(client, general_tier, ny_rate, zip_code):
+    attach_to_session(client, make_cart(tier=general_tier, packages=1))
+    response = totals(client, zip_code=zip_code)
+    assert response.status_code in (200, 400)  # NUL: refused before the view, with a reason
+    html = response.content.decode()
+    assert "<b>12207</b>" not in html
+    figures = figures_of(client.get(checkout_url()).content.decode())
+    paid = pay(client, figures, zip_code=zip_code)
+    assert paid.status_code == 400 and not Order.objects.exists()
