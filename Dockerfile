@@ -1,34 +1,50 @@
 # One image for every process type (web, worker, beat); the command picks the process.
-FROM python:3.11-slim-bookworm
+# Two stages: the build stage installs the dependencies into /opt/venv and collects the static
+# files; the runtime stage copies those and the code, and runs as the unprivileged user "pharmacy",
+# which can write only to /app/var and the media folders. .dockerignore keeps .env, .venv/,
+# db.sqlite3, var/ and .git out of the build context (and so out of the image).
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
-RUN useradd --create-home --uid 1000 pharmacy
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv
 WORKDIR /app
-
 COPY pyproject.toml ./
-# Install the dependencies first so code changes do not reinstall them.
+# The dependencies first, so a code change does not reinstall them.
 RUN python - <<'PY' > /tmp/requirements.txt
 import tomllib
 print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
 PY
 RUN pip install -r /tmp/requirements.txt
-
 COPY . .
-# Hashed static files are baked into the image; whitenoise serves them with far-future caching.
+# Hashed static files are baked into the image (whitenoise serves them; the proxy may too).
 RUN PRODUCTION=1 SECRET_KEY=collectstatic-only-not-used-at-runtime-0123456789abcdefghijklmnop \
     DATABASE_URL=sqlite:////tmp/build.sqlite3 python manage.py collectstatic --noinput \
- && mkdir -p /app/var /data/private /data/media \
- && chown -R pharmacy:pharmacy /app/var /data
+ && find /app -name __pycache__ -prune -exec rm -rf {} +
 
+FROM python:3.11-slim-bookworm AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin pharmacy \
+ && mkdir -p /app/var /data/private /data/media \
+ && chown pharmacy:pharmacy /app/var /data/private /data/media
+WORKDIR /app
+# Code and dependencies belong to root: the shop cannot change its own code.
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
 USER pharmacy
 ENV PRODUCTION=1 \
     PRIVATE_MEDIA_ROOT=/data/private \
     MEDIA_ROOT=/data/media \
-    PORT=8000
+    CELERY_BEAT_SCHEDULE_FILE=/app/var/celerybeat-schedule \
+    PORT=8000 \
+    BIND=0.0.0.0:8000
+# Inside a container gunicorn listens on every interface of the container; who can reach it is
+# decided by publishing (compose publishes only the proxy). Forwarded headers stay untrusted
+# unless FORWARDED_ALLOW_IPS names the proxy (compose: its fixed address).
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"
+# The web check; docker-compose.yml gives worker and beat their own (deploy/healthcheck.py).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s CMD ["python", "deploy/healthcheck.py", "web"]
 CMD ["gunicorn", "pharmacy.wsgi:application"]

@@ -4,7 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pharmacy
+# The test database (pytest-django creates test_<name>) and the block of Redis databases (tests/resources.py):
+# give a second suite on the same servers its own, e.g. TEST_DB_NAME=pharmacy_b TEST_REDIS_DB_OFFSET=8.
+TEST_DB_NAME ?= pharmacy
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/$(TEST_DB_NAME)
 
 .PHONY: run test venv
 

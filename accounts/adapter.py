@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from notifications.models import EmailKind
+from pharmacy.permissions import can_act_as_staff
 from notifications.services import email_queue_message
 
 #: allauth's email templates → the outbox kind the email is filed under.
@@ -140,7 +141,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def post_login(self, request: HttpRequest, user, **kwargs):
         response = super().post_login(request, user, **kwargs)
-        if user.is_staff:
+        if can_act_as_staff(user):
             # Staff can move money and read prescriptions: tell them about every sign-in.
             self.send_notification_mail("accounts/email/staff_new_sign_in", user)
         return response

@@ -172,5 +172,26 @@ class PatientProfile(models.Model):
         }
 
 
+
+class UsedTotpCode(models.Model):
+    """A TOTP code that has been accepted once, kept while it could still be accepted again.
+
+    allauth remembers used codes in the cache only; while Redis is down each web process answers
+    from its own memory, so one code could sign in once per process. The unique constraint makes
+    the database refuse the second use whatever the cache says (``accounts.totp_codes``).
+    Rows older than the code's validity window are pruned on the next use. The code itself is
+    not stored: a keyed digest of it is enough to recognise it.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    code_digest = models.CharField(max_length=64)
+    used_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "code_digest"], name="accounts_totp_code_used_once"),
+        ]
+
+
 # The user by id, for ``UserManager.get`` (the auth's per-request user load).
 _USER_BY_PK = PreparedQuery(lambda pk: User._base_manager.filter(pk=pk), "pk")

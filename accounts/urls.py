@@ -4,6 +4,7 @@ allauth's own URLs (``allauth.urls``, included after these in ``pharmacy.urls``)
 paths under their ``account_*`` names; the two views overridden here come first, so they win.
 """
 from allauth.account import views as allauth_views
+from django.db import transaction
 from django.urls import path
 
 from . import views
@@ -12,7 +13,9 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("signup/", allauth_views.signup, name="signup"),
+    # One transaction, so a new account (user, address, outbox rows) commits once, as the "already
+    # have an account" email does: the same work either way (accounts.auth_forms.SignupForm).
+    path("signup/", transaction.atomic(allauth_views.signup), name="signup"),
     path("login/", allauth_views.login, name="login"),
     path("logout/", allauth_views.logout, name="logout"),
     path("password/change/", allauth_views.password_change, name="password_change"),

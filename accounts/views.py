@@ -21,11 +21,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services
+from pharmacy.redirects import safe_next
+
 from .adapter import AccountAdapter
 from .forms import AddressForm, ClaimOrderForm, CloseAccountForm, PatientProfileForm
 from .models import Address, PatientProfile, User
@@ -34,10 +36,9 @@ STAFF_NEXT_SESSION_KEY = "accounts_second_factor_next"
 
 
 def _safe_next(request, default: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return default
+    """The ``next`` the client named if it is a page of this site, else ``default`` (a bare word,
+    another host or a path that is no page fall back). Answer with ``HttpResponseRedirect``."""
+    return safe_next(request, request.POST.get("next"), request.GET.get("next"), default=default)
 
 
 def too_many_requests(request) -> HttpResponse:
@@ -113,7 +114,7 @@ def address_add(request):
             user=request.user, address=form.save(commit=False), make_default=form.cleaned_data["is_default"]
         )
         messages.success(request, "Address saved.")
-        return redirect(_safe_next(request, reverse("accounts:dashboard") + "#addresses"))
+        return HttpResponseRedirect(_safe_next(request, reverse("accounts:dashboard") + "#addresses"))
     return render(request, "accounts/address_form.html", {"form": form, "adding": True})
 
 
@@ -162,7 +163,7 @@ def patient_profile(request):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Your health details are saved.")
-        return redirect(_safe_next(request, reverse("accounts:dashboard") + "#profile"))
+        return HttpResponseRedirect(_safe_next(request, reverse("accounts:dashboard") + "#profile"))
     return render(request, "accounts/patient_profile_form.html", {"form": form})
 
 
@@ -208,14 +209,40 @@ def close_account(request):
 # proves the address, then the account exists (verified) and the order is in it.
 
 def _claimable_order(request, number: int):
-    """The order named in the link, if the signed token proves the visitor holds its link."""
-    from orders.services import order_by_number, order_token_is_valid
+    """The order named in the link and its token, if the token is a genuine link to this order
+    (it may be too old, or the order may be in an account by now: ``LinkState``)."""
+    from orders.services import LinkState, order_by_number, order_link_check
 
     token = request.POST.get("t") or request.GET.get("t", "")
     order = order_by_number(number)
-    if order is None or not token or not order_token_is_valid(order=order, token=token):
+    state = order_link_check(order=order, token=token) if order is not None and token else None
+    if state is None or state is LinkState.INVALID:
         raise Http404("This link is not valid. Open the link from your order confirmation again.")
-    return order, token
+    return order, token, state
+
+
+def _claim_refused(request, order, *, reason: str, status: int) -> HttpResponse:
+    """The order cannot be kept in this account (it is in one already): say so, and where to sign in."""
+    return render(
+        request,
+        "accounts/claim_order.html",
+        {"order": order, "refused": reason, "sign_in_url": _sign_in_to(order)},
+        status=status,
+    )
+
+
+def _sign_in_to(order) -> str:
+    return f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}"
+
+
+def _in_an_account(request, order) -> HttpResponse:
+    """A claim link for an order that is in an account already: its owner is sent to it, anyone
+    else told that it is taken (409) and where to sign in."""
+    if request.user.is_authenticated and order.user_id == request.user.pk:
+        return redirect(order.get_absolute_url())
+    return _claim_refused(
+        request, order, reason=f"Order {order.number} is already in an account, so it cannot be added to another one.", status=409
+    )
 
 
 def _attach(request, order, user) -> HttpResponse:
@@ -223,9 +250,8 @@ def _attach(request, order, user) -> HttpResponse:
 
     try:
         order_attach_to_customer(order=order, user=user)
-    except OrderError:
-        messages.error(request, "This order is already in another account.")
-        return redirect("accounts:dashboard")
+    except OrderError as error:
+        return _claim_refused(request, order, reason=str(error), status=409)
     messages.success(request, f"Order {order.number} is now in your account.")
     return redirect(reverse("accounts:dashboard") + "#orders")
 
@@ -240,12 +266,15 @@ def _has_verified_email(user, email: str) -> bool:
 @require_http_methods(["GET", "POST"])
 def claim_order(request, number: int):
     """From a guest's order page: keep the order in an account, through a link sent to its email."""
-    order, token = _claimable_order(request, number)
+    from orders.services import LinkState
+
+    order, token, state = _claimable_order(request, number)
     if order.user_id is not None:
-        if request.user.is_authenticated and order.user_id == request.user.pk:
-            return redirect(order.get_absolute_url())
-        messages.info(request, "This order is already in an account. Sign in to see it.")
-        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
+        return _in_an_account(request, order)
+    if state is LinkState.EXPIRED:
+        return render(
+            request, "accounts/claim_order.html", {"order": order, "link_expired": True, "link_days": settings.ORDER_LINK_MAX_AGE_DAYS}, status=410
+        )
 
     if request.user.is_authenticated:
         if not _has_verified_email(request.user, order.email):
@@ -281,9 +310,8 @@ def claim_order_confirm(request, number: int, token: str):
     if email is None or order is None or order.email.strip().lower() != email:
         return render(request, "accounts/claim_order.html", {"expired": True}, status=404)
     here = request.get_full_path()
-    if order.user_id is not None and not (request.user.is_authenticated and order.user_id == request.user.pk):
-        messages.info(request, "This order is already in an account. Sign in to see it.")
-        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': order.get_absolute_url()})}")
+    if order.user_id is not None:
+        return _in_an_account(request, order)
     if request.user.is_authenticated:
         if request.user.email.strip().lower() != email:
             return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)

@@ -205,8 +205,9 @@ def start(cmd: list[str], *, cwd, env, port: int, log_name: str) -> subprocess.P
 
 
 def gunicorn_args(port: int, workers: int) -> list[str]:
-    """The same for both shops (command-line options override this shop's gunicorn.conf.py)."""
-    return ["--bind", f"{bench.HOST}:{port}", "--workers", str(workers), "--worker-class", "sync",
+    """The same for both shops (command-line options override this shop's gunicorn.conf.py; with
+    threads above 1 gunicorn would turn "sync" into gthread)."""
+    return ["--bind", f"{bench.HOST}:{port}", "--workers", str(workers), "--worker-class", "sync", "--threads", "1",
             "--timeout", "30", "--max-requests", "0", "--log-level", "warning"]
 
 

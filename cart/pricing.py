@@ -258,12 +258,14 @@ def cart_lines_for_pricing(cart) -> list:
 
 
 def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.DiscountRule | None, str]:
-    """The rule of the code entered in the cart, or the reason it cannot be used now."""
+    """The rule of the code entered in the cart, or the reason it cannot be used now (the
+    per-customer limit counts the cart's account, if signed in, and ``email``'s mailbox)."""
     code = getattr(cart, "discount_code", "") if cart is not None else ""
     if not code:
         return None, ""
     try:
-        return calculations.DiscountRule.from_json(discount_terms_for(code=code, email=email)), ""
+        terms = discount_terms_for(code=code, email=email, user_id=getattr(cart, "user_id", None))
+        return calculations.DiscountRule.from_json(terms), ""
     except DiscountRefused as refused:
         return None, refused.message
 

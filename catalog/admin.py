@@ -27,6 +27,7 @@ from .forms import (
     PackageTierForm,
     PackageTierInlineFormSet,
     ParentCachingInlineFormSet,
+    PriceImportForm,
     annotate_tier_figures,
 )
 from .models import FAQ, Category, Dosage, DosingGuideline, InfoSection, PackageTier, Product, SafetyNote
@@ -338,6 +339,7 @@ class TierChangeList(ChangeList):
 class PackageTierAdmin(TierFiguresMixin, ImportExportModelAdmin):
     resource_classes = (PackageTierPriceResource,)
     formats = (base_formats.CSV,)
+    import_form_class = PriceImportForm
     form = PackageTierForm
     list_display = (
         "sku", "product_name", "strength", "quantity", "price", "is_active",

@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
+from import_export.forms import ImportForm
 
 from . import pricing
 from djmoney.forms.widgets import MoneyWidget
@@ -154,3 +155,27 @@ class BulkPriceChangeForm(forms.Form):
             if cleaned["value"] <= -100:
                 self.add_error("value", "A cut of 100% or more would make prices zero or less.")
         return cleaned
+
+
+class PriceImportForm(ImportForm):
+    """django-import-export's upload form, refusing a file with a NUL byte before it is read.
+
+    A CSV of prices never holds one (a UTF-16 export or a binary file does), and PostgreSQL cannot
+    compare text holding it: without this check the preview failed with a server error.
+    """
+
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]
+        line = 1
+        for chunk in upload.chunks():
+            position = chunk.find(b"\x00")
+            if position >= 0:
+                line += chunk.count(b"\n", 0, position)
+                raise ValidationError(
+                    f"The file has a NUL character (a zero byte) on line {line}. Save the sheet again "
+                    "as “CSV UTF-8” and upload that file.",
+                    code="nul",
+                )
+            line += chunk.count(b"\n")
+        upload.seek(0)
+        return upload

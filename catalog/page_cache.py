@@ -530,9 +530,20 @@ def _local_put(key: str, stored: StoredPage) -> LocalPage:
     return local
 
 
-def page_key(request) -> str:
-    raw = f"{request.scheme}://{request.get_host()}{request.path}?{request.META.get('QUERY_STRING', '')}"
+def page_key(request, query: str = "") -> str:
+    """The stored copy's key: the page's address with only the query the page reads (normalised)."""
+    raw = f"{request.scheme}://{request.get_host()}{request.path}?{query}"
     return f"{PAGE_KEY_PREFIX}{code_version()}:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def page_query(request, params) -> QueryDict:
+    """The query string as the page understands it: ``params(request.GET)`` (a dict of the
+    parameters the page reads, each value in one spelling), nothing else; empty without ``params``."""
+    query = QueryDict(mutable=True)
+    for name, value in sorted((params(request.GET) if params else {}).items()):
+        query[name] = value
+    query._mutable = False
+    return query
 
 
 def _read(key: str) -> tuple[str | None, LocalPage | None]:
@@ -701,61 +712,80 @@ def _finish(request, response: HttpResponse, etag: str | None) -> HttpResponse:
     return response
 
 
-def cached_catalog_page(view):
-    """Serve ``view``'s GET/HEAD answers from the shared page cache (see the module docstring)."""
+def cached_catalog_page(view=None, *, params=None):
+    """Serve ``view``'s GET/HEAD answers from the shared page cache (see the module docstring).
+
+    ``params(request.GET)`` names the query parameters the page reads, each normalised to one
+    spelling (a value the page treats like the default left out): the key holds only those, so a
+    scanner's junk parameters or spellings cannot fill the cache with copies of one page. The view
+    then runs with that query as ``request.GET``, so the stored copy is exactly what its key says
+    (no junk echoed into a link or the search box shown to the next visitor). Without ``params``
+    the page reads no query string at all.
+    """
+    if view is None:
+        return functools.partial(cached_catalog_page, params=params)
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if request.method not in ("GET", "HEAD") or not enabled():
             return view(request, *args, **kwargs)
-        key = page_key(request)
-        generation, local = _read(key)
-        if local is None:
-            generation = generation or _ensure_generation()
-            response = _render_for_cache(view, request, args, kwargs)
-            if getattr(response, "streaming", False) or not isinstance(response, HttpResponse):
-                return response
-            html = response.content.decode(response.charset or "utf-8")
-            if response.status_code != 200 or generation is None:
-                # Not stored (a redirect, an error page): still filled for this visitor.
-                response.content = _personalise(request, html).body()
-                return response
-            html = compact(html)
-            stored = StoredPage(
-                generation=generation,
-                html=html,
-                content_type=response["Content-Type"],
-                digest=hashlib.sha256(html.encode()).hexdigest(),
-            )
-            try:
-                _cache().set(key, stored, timeout=_timeout())
-            except Exception:  # noqa: BLE001
-                logger.exception("Could not store a catalog page")
-            local = _local_put(key, stored)
-            request.catalog_page_cache = "miss"
-        else:
-            request.catalog_page_cache = "hit"
-        page = _personalise(request, local.stored.html, local)
-        etag = _etag(local.stored.digest, page.visitor_digest)
-        if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
-        if if_none_match and _weak_match(etag, if_none_match):
-            not_modified = HttpResponseNotModified()
-            not_modified._csp_exempt = True  # keep the CSP header (nonce) of the copy the browser has
-            return _finish(request, not_modified, etag)
-        compressed = None
-        if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
-            compressed = page.gzip_body()
-        if compressed is not None:
-            # gzip_page leaves an answer that has a Content-Encoding alone.
-            response = HttpResponse(compressed, content_type=local.stored.content_type)
-            response["Content-Encoding"] = "gzip"
-            response["Content-Length"] = str(len(compressed))
-        else:
-            response = HttpResponse(page.body(), content_type=local.stored.content_type)
-        response["X-Catalog-Cache"] = request.catalog_page_cache
-        return _finish(request, response, etag)
+        original_get, request.GET = request.GET, page_query(request, params)
+        try:
+            return _serve(view, request, args, kwargs)
+        finally:
+            request.GET = original_get
 
     return wrapper
+
+
+def _serve(view, request, args, kwargs) -> HttpResponse:
+    """One GET/HEAD of a cached page, ``request.GET`` already the page's own query."""
+    key = page_key(request, request.GET.urlencode())
+    generation, local = _read(key)
+    if local is None:
+        generation = generation or _ensure_generation()
+        response = _render_for_cache(view, request, args, kwargs)
+        if getattr(response, "streaming", False) or not isinstance(response, HttpResponse):
+            return response
+        html = response.content.decode(response.charset or "utf-8")
+        if response.status_code != 200 or generation is None:
+            # Not stored (a redirect, an error page): still filled for this visitor.
+            response.content = _personalise(request, html).body()
+            return response
+        html = compact(html)
+        stored = StoredPage(
+            generation=generation,
+            html=html,
+            content_type=response["Content-Type"],
+            digest=hashlib.sha256(html.encode()).hexdigest(),
+        )
+        try:
+            _cache().set(key, stored, timeout=_timeout())
+        except Exception:  # noqa: BLE001
+            logger.exception("Could not store a catalog page")
+        local = _local_put(key, stored)
+        request.catalog_page_cache = "miss"
+    else:
+        request.catalog_page_cache = "hit"
+    page = _personalise(request, local.stored.html, local)
+    etag = _etag(local.stored.digest, page.visitor_digest)
+    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+    if if_none_match and _weak_match(etag, if_none_match):
+        not_modified = HttpResponseNotModified()
+        not_modified._csp_exempt = True  # keep the CSP header (nonce) of the copy the browser has
+        return _finish(request, not_modified, etag)
+    compressed = None
+    if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
+        compressed = page.gzip_body()
+    if compressed is not None:
+        # gzip_page leaves an answer that has a Content-Encoding alone.
+        response = HttpResponse(compressed, content_type=local.stored.content_type)
+        response["Content-Encoding"] = "gzip"
+        response["Content-Length"] = str(len(compressed))
+    else:
+        response = HttpResponse(page.body(), content_type=local.stored.content_type)
+    response["X-Catalog-Cache"] = request.catalog_page_cache
+    return _finish(request, response, etag)
 
 
 def _weak_match(etag: str, header: str) -> bool:

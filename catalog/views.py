@@ -45,9 +45,57 @@ def home(request):
     )
 
 
+#: Stands for any value the listing does not know (a category or filter that does not exist): the
+#: page shows the same "could not find" note for all of them. Not a slug, so never a real one.
+UNKNOWN = "?"
+
+
+def _listing_page_number(value: str | None) -> str | None:
+    """The page number as Django's paginator reads it (``int()``), in one spelling: None for page
+    1 (also what a word gives), "0" for any number past the last page (or below 1): those all show
+    the last page, and the last page of any filter is at most that of all published products."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    if number == 1:
+        return None
+    published = sum(c.published_count for c in selectors.categories_with_counts())  # every product has one
+    ceiling = max(1, -(-published // PRODUCTS_PER_PAGE))
+    return str(number) if 1 < number <= ceiling else "0"
+
+
+def listing_query(query) -> dict[str, str]:
+    """The query parameters ``product_list`` reads, each normalised (see ``cached_catalog_page``).
+
+    q: stripped, and past the length the listing searches cut to it plus "…" (it says it cut it);
+    category and rx: a known value, or ``UNKNOWN``; sort: "price" or left out (the name order is
+    the default); page: see ``_listing_page_number``. Empty values and all other names are left out.
+    """
+    kept: dict[str, str] = {}
+    q = query.get("q", "").strip()
+    if len(q) > selectors.SEARCH_MAX_LENGTH:
+        q = q[: selectors.SEARCH_MAX_LENGTH] + "…"  # any longer search: the same cut and the same note
+    if q:
+        kept["q"] = q
+    category = query.get("category", "").strip()
+    if category:
+        known = {c.slug for c in selectors.categories_with_counts()}
+        kept["category"] = category if category in known else UNKNOWN
+    rx = query.get("rx", "").strip()
+    if rx:
+        kept["rx"] = rx if rx in selectors.RX_FILTERS else UNKNOWN
+    if query.get("sort", "").strip() == "price":
+        kept["sort"] = "price"
+    page = _listing_page_number(query.get("page"))
+    if page is not None:
+        kept["page"] = page
+    return kept
+
+
 @require_safe
 @gzip_page
-@cached_catalog_page
+@cached_catalog_page(params=listing_query)
 def product_list(request):
     """The listing with its filters. Unknown filter values are explained, never an error page."""
     categories = selectors.categories_with_counts()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -38,7 +39,9 @@ class DiscountCode(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True)
     max_uses = models.PositiveIntegerField("total uses", null=True, blank=True, help_text="Empty: unlimited.")
     max_uses_per_email = models.PositiveIntegerField(
-        "uses per customer", null=True, blank=True, default=1, help_text="Per email address. Empty: unlimited."
+        "uses per customer", null=True, blank=True, default=1,
+        help_text="Per customer: their account and their mailbox (case and +tags ignored; for Gmail, dots too). "
+        "Empty: unlimited.",
     )
     applies_to_general_sale = models.BooleanField(default=True)
     applies_to_pharmacy = models.BooleanField("applies to pharmacy-only", default=True)
@@ -82,13 +85,17 @@ class DiscountRedemption(models.Model):
     order_id = models.UUIDField(unique=True)
     order_number = models.PositiveBigIntegerField()
     email = models.EmailField()
+    # The address as discounts.services.mailbox_normalise reduces it: what "uses per customer" counts.
+    mailbox = models.CharField(max_length=254, default="")
+    # The account the order was placed in, if any (also counted per customer).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     amount = models.DecimalField(max_digits=10, decimal_places=2, help_text="Discount given, in dollars.")
     created_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=("code", "email"))]
+        indexes = [models.Index(fields=("code", "email")), models.Index(fields=("code", "mailbox"))]
 
     def __str__(self) -> str:
         return f"{self.code} on order {self.order_number}"

@@ -19,7 +19,7 @@ class DigestEntryInline(admin.TabularInline):
 class OutboundEmailAdmin(admin.ModelAdmin):
     """The outbox, read-only: what was sent to whom and when; staff can only ask for a resend."""
 
-    list_display = ("created_at", "kind", "order", "recipient", "status", "attempts", "sent_at")
+    list_display = ("created_at", "kind", "order", "recipient", "status", "attempts", "next_attempt_at", "sent_at")
     list_filter = ("status", "kind")
     search_fields = ("recipient", "order__number", "dedupe_key")
     list_select_related = ("order",)
@@ -33,7 +33,9 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         "subject",
         "status",
         "attempts",
+        "next_attempt_at",
         "last_error",
+        "reported_at",
         "dedupe_key",
         "context",
         "created_at",
@@ -73,7 +75,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(
                 request,
-                f"{skipped} email(s) skipped: only sent or failed emails can be resent "
+                f"{skipped} email(s) skipped: only sent, failed or waiting emails can be resent "
                 f"({EmailStatus.QUEUED.label.lower()} ones are already on their way).",
                 messages.WARNING,
             )

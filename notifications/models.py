@@ -27,6 +27,7 @@ class EmailKind(models.TextChoices):
     ACCOUNT_NEW_SIGN_IN = "account_new_sign_in", "Account: new sign-in (staff)"
     ACCOUNT_NOTICE = "account_notice", "Account: other security notice"
     REFILL_REMINDER = "refill_reminder", "Refill reminder"
+    STAFF_EMAILS_FAILED = "staff_emails_failed", "Staff: emails that could not be sent"
 
 
 #: Kinds queued already rendered (subject, text, html in ``context``): the outbox only delivers them.
@@ -45,8 +46,13 @@ PRERENDERED_KINDS = frozenset(
 class EmailStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Waiting to retry"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+
+
+#: Not sent yet, and something will still try: what "unsent" means in ``outbox_health``.
+UNSENT_STATUSES = (EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.RETRYING)
 
 
 class OutboundEmail(models.Model):
@@ -72,8 +78,16 @@ class OutboundEmail(models.Model):
         help_text="Words the subject must never contain (the order's medicines), given by the sender.",
     )
     status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Tries since the email was queued (or last resent by staff)."
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an email waiting to retry is tried again."
+    )
     last_error = models.TextField(blank=True)
+    reported_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the staff digest of emails that could not be sent listed it."
+    )
     dedupe_key = models.CharField(
         max_length=200,
         unique=True,
@@ -87,8 +101,15 @@ class OutboundEmail(models.Model):
         ordering = ["-created_at"]
         verbose_name = "outbound email"
         permissions = [("resend_email", "Can resend an email")]
-        indexes = [models.Index(fields=["status", "updated_at"], name="notif_email_status_upd")]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="notif_email_status_upd"),
+            models.Index(fields=["status", "next_attempt_at"], name="notif_email_status_next"),
+        ]
         constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status=EmailStatus.RETRYING) | models.Q(next_attempt_at__isnull=False),
+                name="notif_email_retry_has_time",
+            ),
             models.CheckConstraint(
                 condition=models.Q(status=EmailStatus.SENT, sent_at__isnull=False) | ~models.Q(status=EmailStatus.SENT),
                 name="notif_email_sent_has_timestamp",

@@ -10,33 +10,40 @@ emails). The row keeps that context, so a retry or a resend renders the very sam
 commits, so a rolled-back payment or review never emails anyone. ``email_send`` is what the
 Celery task runs: it claims the row with a compare-and-set on ``status`` so that two deliveries
 of the same task (a redelivered message, the stale-row sweeper, a resend) can never both send.
+A failure that may pass leaves the row waiting to retry at ``next_attempt_at`` (a minute, doubling
+to an hour, for a little over a day); ``email_requeue_stale`` (beat, every minute) hands it over
+when that time comes, so an outage of hours delays email and loses none.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import random
 import smtplib
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from anymail.exceptions import AnymailAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Min, Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import formats, timezone
 
 from pharmacy.permissions import require_permission
 
-from .models import PRERENDERED_KINDS, DigestEntry, EmailKind, EmailStatus, OutboundEmail
+from .models import PRERENDERED_KINDS, UNSENT_STATUSES, DigestEntry, EmailKind, EmailStatus, OutboundEmail
 
 logger = logging.getLogger(__name__)
 
-#: Failures worth trying again later: the mail server or the email service was unreachable or
-#: said "not now". Anything else (a template bug, an unsafe subject) fails the email at once.
+#: Failures that may be worth trying again later: the mail server or the email service was
+#: unreachable or answered (``failure_is_temporary`` then tells "not now" from "never"). Anything
+#: else (a template bug, an unsafe subject, a malformed address) fails the email at once.
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSError, AnymailAPIError)
 
 #: A row left in "sending" longer than the task's hard time limit belongs to a worker that died
@@ -205,39 +212,54 @@ def email_queue_digest(
 def email_resend(*, email: OutboundEmail, by=None) -> bool:
     """Staff asked for this email again: send it once more, whatever its dedupe key says.
 
-    Only sent or failed rows are reset; a queued or sending row is already on its way. ``by``
-    (the member of staff) needs ``notifications.resend_email``; None is the shop itself.
+    Sent, failed and waiting-to-retry rows are queued again with a fresh set of tries (the admin's
+    log keeps the resend); a queued or sending row is already on its way. ``by`` (the member of
+    staff) needs ``notifications.resend_email``; None is the shop itself.
     """
     require_permission(by, "notifications.resend_email", action="resend an email")
     with transaction.atomic():
         reset = OutboundEmail.objects.filter(
-            pk=email.pk, status__in=[EmailStatus.SENT, EmailStatus.FAILED]
-        ).update(status=EmailStatus.QUEUED, last_error="", updated_at=timezone.now())
+            pk=email.pk, status__in=[EmailStatus.SENT, EmailStatus.FAILED, EmailStatus.RETRYING]
+        ).update(
+            status=EmailStatus.QUEUED,
+            attempts=0,
+            next_attempt_at=None,
+            reported_at=None,
+            last_error="",
+            updated_at=timezone.now(),
+        )
         if reset:
             _enqueue_on_commit(email.pk)
     return bool(reset)
 
 
-def email_requeue_stale(
-    *, older_than: timedelta = timedelta(minutes=15), never_tried_after: timedelta = NEVER_TRIED_AFTER
-) -> int:
-    """Hand Celery again the rows it never got (broker down at commit) or lost (worker died).
+def _due(now) -> Q:
+    """Rows a delivery may claim now: queued, due for a retry, or held by a worker that died."""
+    return (
+        Q(status=EmailStatus.QUEUED)
+        | Q(status=EmailStatus.RETRYING, next_attempt_at__lte=now)
+        | Q(status=EmailStatus.SENDING, updated_at__lt=now - SENDING_STALE_AFTER)
+    )
 
-    A row never tried (``attempts == 0``) a minute after it was queued was not handed over (a
-    broker blip at commit) or its message was lost: it goes again at once, so a customer's email
-    is late by a minute or two, not a quarter of an hour. Rows that failed and wait for Celery's
-    retry (attempts > 0, backoff up to 10 minutes) are only picked after ``older_than``; a
-    duplicate hand-off would be harmless anyway, the claim in ``email_send`` sends once.
+
+def email_requeue_stale(*, never_tried_after: timedelta = NEVER_TRIED_AFTER) -> int:
+    """The outbox's clock (beat, every minute): hand Celery every row whose turn has come.
+
+    That is a row whose retry is due, one queued a minute ago that no worker has claimed (the
+    broker was down at commit, or the message was lost) and one a dead worker held. Retries are
+    scheduled here, on the row, not as Celery countdowns: a message held for hours by a worker
+    would be redelivered by Redis after its visibility timeout or lost with the worker, and the
+    row survives both. Handing a row over twice is harmless: ``email_send`` claims it once.
     """
     now = timezone.now()
-    cutoff = now - older_than
-    stale_sending = now - SENDING_STALE_AFTER
     ids = list(
         OutboundEmail.objects.filter(
-            Q(status=EmailStatus.QUEUED, updated_at__lt=cutoff)
-            | Q(status=EmailStatus.QUEUED, attempts=0, updated_at__lt=now - never_tried_after)
-            | Q(status=EmailStatus.SENDING, updated_at__lt=min(cutoff, stale_sending))
-        ).values_list("pk", flat=True)[:500]
+            Q(status=EmailStatus.QUEUED, updated_at__lt=now - never_tried_after)
+            | Q(status=EmailStatus.RETRYING, next_attempt_at__lte=now)
+            | Q(status=EmailStatus.SENDING, updated_at__lt=now - SENDING_STALE_AFTER)
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:500]
     )
 
     def hand_over() -> None:
@@ -252,20 +274,63 @@ def email_requeue_stale(
 # --- Delivery ---------------------------------------------------------------------------------
 
 
+def retry_delay(*, attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed try: a minute, doubling, at most an hour.
+
+    Up to a quarter more at random, so the backlog of a long outage does not all come back in
+    the same minute.
+    """
+    first, most = settings.EMAIL_RETRY_FIRST_SECONDS, settings.EMAIL_RETRY_MAX_SECONDS
+    seconds = min(first * 2 ** min(max(attempts - 1, 0), 20), most)
+    return timedelta(seconds=seconds * random.uniform(1.0, 1.25))
+
+
+def failure_is_temporary(exc: BaseException) -> bool:
+    """Whether trying again later may succeed.
+
+    Yes for an unreachable or silent server, a 4xx answer ("not now") or a refused login (the
+    operator fixes it); no for a 5xx refusal of this message or of all its recipients, a bad
+    address, a template bug or an unsafe subject, which no retry changes.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(not 500 <= code < 600 for code, _ in exc.recipients.values())
+    if isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
+        return not 500 <= exc.smtp_code < 600
+    if isinstance(exc, AnymailAPIError):
+        return exc.status_code not in (400, 422)  # the service judged the message itself bad
+    return isinstance(exc, RETRYABLE_ERRORS)
+
+
+def _record_failure(*, log_id: int, attempts: int, exc: BaseException, subject: str, final_attempt: bool) -> str:
+    """Park the claimed row: waiting to retry while a retry may help and tries are left, else failed."""
+    now = timezone.now()
+    retry = failure_is_temporary(exc) and not final_attempt and attempts < settings.EMAIL_MAX_ATTEMPTS
+    status = EmailStatus.RETRYING if retry else EmailStatus.FAILED
+    OutboundEmail.objects.filter(pk=log_id, status=EmailStatus.SENDING).update(
+        status=status,
+        next_attempt_at=now + retry_delay(attempts=attempts) if retry else None,
+        subject=subject[:200],
+        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        updated_at=now,
+    )
+    return status
+
+
 def email_send(*, log_id: int, final_attempt: bool = False) -> bool:
     """Deliver one outbox row; True if this call sent it, False if there was nothing to do.
 
-    On failure the row records the attempt and the error and the exception is re-raised so the
-    task can retry; the row is marked failed if the error is not retryable or this was the last try.
+    The claim is one guarded UPDATE (queued, or due for a retry, to sending): of two deliveries
+    racing for a row (a redelivered message, two sweeps) one wins and the other finds nothing
+    to do. On failure the row records the error and waits to retry or is failed for good (see
+    ``failure_is_temporary``, ``EMAIL_MAX_ATTEMPTS``, ``final_attempt``), and the error is raised.
     """
     now = timezone.now()
     claimed = (
-        OutboundEmail.objects.filter(pk=log_id)
-        .filter(Q(status=EmailStatus.QUEUED) | Q(status=EmailStatus.SENDING, updated_at__lt=now - SENDING_STALE_AFTER))
-        .update(status=EmailStatus.SENDING, attempts=F("attempts") + 1, updated_at=now)
+        OutboundEmail.objects.filter(_due(now), pk=log_id)
+        .update(status=EmailStatus.SENDING, attempts=F("attempts") + 1, next_attempt_at=None, updated_at=now)
     )
     if not claimed:
-        logger.info("Email %s is not waiting to be sent; nothing to do.", log_id)
+        logger.info("Email %s is not due to be sent; nothing to do.", log_id)
         return False
 
     email = OutboundEmail.objects.get(pk=log_id)
@@ -275,21 +340,81 @@ def email_send(*, log_id: int, final_attempt: bool = False) -> bool:
         subject = message.subject
         message.send()
     except Exception as exc:
-        retryable = isinstance(exc, RETRYABLE_ERRORS)
-        status = EmailStatus.QUEUED if retryable and not final_attempt else EmailStatus.FAILED
-        OutboundEmail.objects.filter(pk=log_id, status=EmailStatus.SENDING).update(
-            status=status,
-            subject=subject[:200],
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            updated_at=timezone.now(),
+        status = _record_failure(
+            log_id=log_id, attempts=email.attempts, exc=exc, subject=subject, final_attempt=final_attempt
         )
-        logger.warning("Email %s (%s) attempt %s failed: %s", log_id, email.kind, email.attempts, exc)
+        logger.warning("Email %s (%s) attempt %s failed (%s): %s", log_id, email.kind, email.attempts, status, exc)
         raise
     sent_at = timezone.now()
     OutboundEmail.objects.filter(pk=log_id).update(
         status=EmailStatus.SENT, subject=subject[:200], sent_at=sent_at, last_error="", updated_at=sent_at
     )
     return True
+
+
+# --- Watching the outbox ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxHealth:
+    """What an operator watches: emails still to go, emails given up on, and the oldest waiting."""
+
+    unsent: int
+    failed: int
+    oldest_unsent_age: timedelta | None
+
+
+def outbox_health() -> OutboxHealth:
+    """The outbox in one query, for the admin index, metrics and probes."""
+    figures = OutboundEmail.objects.aggregate(
+        unsent=Count("pk", filter=Q(status__in=UNSENT_STATUSES)),
+        failed=Count("pk", filter=Q(status=EmailStatus.FAILED)),
+        oldest=Min("created_at", filter=Q(status__in=UNSENT_STATUSES)),
+    )
+    oldest = figures["oldest"]
+    return OutboxHealth(
+        unsent=figures["unsent"],
+        failed=figures["failed"],
+        oldest_unsent_age=max(timezone.now() - oldest, timedelta(0)) if oldest else None,
+    )
+
+
+def failed_emails_digest() -> OutboundEmail | None:
+    """Tell staff, once, about each email the outbox gave up on, so someone resends it.
+
+    Rows are locked (``skip_locked``) and marked reported in the same transaction as the digest
+    is queued: two runs at once never list an email twice. The digest's own failures are left to
+    the admin index and the metrics, not to another digest.
+    """
+    with transaction.atomic():
+        failed = list(
+            OutboundEmail.objects.select_for_update(skip_locked=True)
+            .filter(status=EmailStatus.FAILED, reported_at__isnull=True)
+            .exclude(kind=EmailKind.STAFF_EMAILS_FAILED)
+            .order_by("created_at")[:200]
+        )
+        if not failed:
+            return None
+        site = settings.SITE_URL.rstrip("/")
+        entries = [
+            {
+                "kind": email.get_kind_display(),
+                "recipient": email.recipient,
+                "queued_display": formats.date_format(timezone.localtime(email.created_at), "DATETIME_FORMAT"),
+                "error": email.last_error.split(":", 1)[0][:100],
+                "admin_url": site + reverse("admin:notifications_outboundemail_change", args=[email.pk]),
+            }
+            for email in failed
+        ]
+        ids = ",".join(str(email.pk) for email in failed)
+        digest = email_queue(
+            kind=EmailKind.STAFF_EMAILS_FAILED,
+            to=settings.PHARMACY_STAFF_EMAIL,
+            context={"entries": entries},
+            dedupe_key=f"{EmailKind.STAFF_EMAILS_FAILED}:{hashlib.sha256(ids.encode()).hexdigest()[:32]}",
+        )
+        OutboundEmail.objects.filter(pk__in=[email.pk for email in failed]).update(reported_at=timezone.now())
+    return digest
 
 
 # --- Rendering --------------------------------------------------------------------------------

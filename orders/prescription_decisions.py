@@ -19,7 +19,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cart.calculations import capped
+from djmoney.money import Money
+
+from cart.calculations import capped, format_money
 from catalog.models import PackageTier
 from notifications.models import EmailKind
 from pharmacy.permissions import require_permission
@@ -77,12 +79,41 @@ def _refuse_unchecked_refill(order: Order) -> None:
         raise ReviewError(REFILL_NEEDS_ITS_CHECKS)
 
 
+class CaptureChanged(ReviewError):
+    """The amount the page showed is not what would be captured now; nothing was captured."""
+
+    def __init__(self, *, shown: Money, now: Money):
+        super().__init__(
+            f"The amount to capture is now {format_money(now)}, not the {format_money(shown)} shown. "
+            "Nothing was charged; check the new amount and confirm it."
+        )
+        self.now = now
+
+
+def _check_shown(*, shown: Money | None, now: Money) -> None:
+    """What is captured equals what the pharmacist last saw on the button (when the form said)."""
+    if shown is not None and shown != now:
+        raise CaptureChanged(shown=shown, now=now)
+
+
+def approval_capture(*, order: Order, lines: list[OrderLine], approved_packages: dict[int, int]) -> Money:
+    """The amount approving with these packs captures, from ``cart.calculations`` (through
+    ``order_recalculate``): the preview the pharmacist confirms and the capture use this one function.
+    Packs outside 0..ordered are the caller's to refuse; here they only count as given."""
+    changed = {line.pk: approved_packages[line.pk] for line in lines if approved_packages.get(line.pk, line.packages) != line.packages}
+    if not changed:
+        return order.total
+    recalculated = order_recalculate(order=order, lines=lines, packages=changed)
+    return capped(amount=recalculated.total, authorised=order.total)
+
+
 def prescription_approve(
-    *, order: Order, by, note: str = "", submission_key=None, refill_checked: bool = False
+    *, order: Order, by, note: str = "", submission_key=None, refill_checked: bool = False, shown_capture: Money | None = None
 ) -> PrescriptionReview:
     """Approve as ordered: capture the whole hold and send the order to the dispensary.
 
-    ``refill_checked`` is passed only by ``refill_approve``, after the refill checks passed."""
+    ``refill_checked`` is passed only by ``refill_approve``, after the refill checks passed;
+    ``shown_capture`` is the amount the pharmacist's button named (refused if it differs)."""
     _require(by, "approve_prescription", "approve a prescription order")
     if not refill_checked:
         _refuse_unchecked_refill(order)
@@ -90,6 +121,7 @@ def prescription_approve(
         order, existing = _lock_for_review(order, submission_key)
         if existing is not None:
             return existing
+        _check_shown(shown=shown_capture, now=order.total)
         try:
             order = order_capture_payment(order=order, amount=None, by=by)
         except gateway.PaymentGatewayError as exc:
@@ -108,7 +140,7 @@ def prescription_approve(
 
 
 def prescription_approve_with_changes(
-    *, order: Order, by, approved_packages: dict[int, int], note: str, submission_key=None
+    *, order: Order, by, approved_packages: dict[int, int], note: str, submission_key=None, shown_capture: Money | None = None
 ) -> PrescriptionReview:
     """Approve less than was ordered: lines cut to what is prescribed (0 removes a line).
 
@@ -143,6 +175,8 @@ def prescription_approve_with_changes(
             raise ReviewError("Every line was removed. Use “Do not approve” to reject the order instead.")
 
         ordered_total = order.total
+        capture = approval_capture(order=order, lines=lines, approved_packages=approved_packages)
+        _check_shown(shown=shown_capture, now=capture)
         # Every figure of the changed order (lines, discount, shipping, tax, total) from the
         # calculation module, with the code and tax rate the order was placed with.
         recalculated = order_recalculate(order=order, lines=lines, packages={line.pk: approved for line, approved in changes})
@@ -189,7 +223,7 @@ def prescription_approve_with_changes(
         if returned:
             OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STOCK, note="Stock of removed packages returned.", by=by)
         try:
-            order = order_capture_payment(order=order, amount=capped(amount=order.total, authorised=ordered_total), by=by)
+            order = order_capture_payment(order=order, amount=capture, by=by)
         except gateway.PaymentGatewayError as exc:
             raise ReviewError(_gateway_message(exc)) from exc
         review = PrescriptionReview.objects.create(

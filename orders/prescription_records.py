@@ -8,15 +8,20 @@ The rules, in one place:
 * **Pack rule.** A refill is one pack of the prescribed strength. A pack of up to the quantity
   per fill uses one refill; a larger pack uses ``ceil(pack / quantity per fill)`` refills and is
   offered only when that many refills are left.
-* **Checks before a refill is approved** (``refill_checks``): refills left, not expired, and not
-  too soon: at least ``REFILL_TOO_SOON_FRACTION`` (75 %) of the last fill's supply
-  (``pills / daily dose`` days) has elapsed. Too soon, expired or no refill left → the
-  pharmacist refuses: the hold is released and the customer is told what to do, with the date
-  from which a refill is possible when it was only too soon.
+* **Checks** (``refill_checks``): refills left, not expired, and not too soon: at least
+  ``REFILL_TOO_SOON_FRACTION`` (75 %) of the last fill's supply (``pills / daily dose`` days) has
+  elapsed. They run before any payment (the Refill button, adding to the cart, placing the
+  order: too soon is refused "from <date>"), and again when the pharmacist approves.
+* **Approving** (``refill_approve``): one transaction locks the order, then the prescriptions on
+  file, re-checks them, captures and counts. A refill that fails the re-check (another refill
+  took the last one, it expired) is refused there: nothing captured, the hold released, the
+  patient told why. Nothing is ever clamped.
 * **Counting.** ``refills_used`` and the last fill move only when the payment is captured,
   inside the capture's transaction (``refills_count_on_capture``, called by
   ``orders.services.order_transition``). The fill row is unique per (prescription, order), so
-  the pharmacist's click, a webhook and the reconciliation task count one fill, once.
+  the pharmacist's click, a webhook and the reconciliation task count one fill, once; a pack of
+  two fills' worth uses two refills. Fills are numbered by the refills used after them, and the
+  database refuses a number past the refills authorised.
 * **Reminders** (``refill_reminders_send``): one per fill, when the last fill's supply runs out
   within ``REFILL_REMINDER_DAYS``, only to customers who opted in.
 """
@@ -35,6 +40,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import LegalClass, PackageTier
+from catalog.pricing import tier_per_pill_price
 from notifications.models import EmailKind
 
 from .emails import absolute_url, order_email
@@ -97,6 +103,15 @@ class RefillChecks:
     too_soon: bool
 
     @property
+    def needs_new_prescription(self) -> bool:
+        """Only expiry or used-up refills need a new prescription; too soon just means later."""
+        return self.expired or self.refills_left <= 0
+
+    @property
+    def too_soon_text(self) -> str:
+        return f"Too soon, from {self.next_refill_from:%B %-d, %Y}" if self.too_soon else ""
+
+    @property
     def refusal(self) -> str:
         """The customer-facing reason a refill cannot be approved now ('' when it can)."""
         if self.expired:
@@ -145,7 +160,10 @@ def refill_packs(record: PrescriptionOnFile) -> list[dict]:
     packs = []
     for tier in PackageTier.objects.active().filter(dosage_id=record.dosage_id).order_by("quantity"):
         needed = refills_for_pack(record=record, pills=tier.quantity)
-        packs.append({"tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left, "default": False})
+        packs.append({
+            "tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left, "default": False,
+            "per_pill": tier_per_pill_price(price=tier.price, quantity=tier.quantity),
+        })
     # Preselected: the largest pack within the quantity per fill (what was prescribed per fill).
     within = [pack for pack in packs if pack["allowed"] and pack["tier"].quantity <= record.quantity_per_fill]
     if within or packs:
@@ -212,7 +230,7 @@ def _record_create(*, order: Order, line: OrderLine, data: RecordInput, by) -> P
     )
     PrescriptionOnFileEvent.objects.create(
         prescription=record, kind=Event.FILL, order=order, by=by, pills=record.last_fill_pills,
-        refills_counted=0, filled_on=record.last_filled_on, note="First fill.",
+        refills_counted=0, fill_number=0, filled_on=record.last_filled_on, note="First fill.",
     )
     return record
 
@@ -223,14 +241,17 @@ def _snapshot(record: PrescriptionOnFile) -> dict:
 
 
 def prescription_approve_and_record(
-    *, order: Order, by, records: list[RecordInput], note: str = "", submission_key=None
+    *, order: Order, by, records: list[RecordInput], note: str = "", submission_key=None,
+    approved_packages: dict[int, int] | None = None, shown_capture=None,
 ):
-    """Approve the order as ordered (capturing the hold) and keep its prescriptions on file.
+    """The one approval of a new prescription order: capture (as ordered, or with the packs cut)
+    and keep each prescription on file with the refills the pharmacist confirmed.
 
     One transaction: the capture, the review and the records commit together, so an approved
-    order's prescription is on file, and a refused capture records nothing.
+    order's prescription is on file, and a refused capture records nothing. ``shown_capture`` is
+    the amount the pharmacist's button named; a different amount is refused, nothing captured.
     """
-    from .prescription_decisions import prescription_approve
+    from .prescription_decisions import prescription_approve, prescription_approve_with_changes
 
     for data in records:
         if data.daily_dose <= 0 or data.quantity_per_fill <= 0 or data.refills_authorised < 0:
@@ -238,12 +259,22 @@ def prescription_approve_and_record(
         if data.expires_on and data.expires_on < data.date_written:
             raise RefillError("The expiry date is before the date written.")
     with transaction.atomic():
-        review = prescription_approve(order=order, by=by, note=note, submission_key=submission_key)
+        ordered = dict(OrderLine.objects.filter(order=order).values_list("pk", "packages"))
+        if any((approved_packages or {}).get(pk, packages) != packages for pk, packages in ordered.items()):
+            review = prescription_approve_with_changes(
+                order=order, by=by, approved_packages=approved_packages, note=note,
+                submission_key=submission_key, shown_capture=shown_capture,
+            )
+        else:
+            review = prescription_approve(order=order, by=by, note=note, submission_key=submission_key, shown_capture=shown_capture)
+        # The approval holds the order's lock: read it again so a claim into an account that
+        # committed after the view loaded the order gives the records that account.
+        order = Order.objects.select_for_update().get(pk=order.pk)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order, requires_prescription=True)}
         for data in records:
             line = lines.get(data.line_id)
             if line is None:
-                raise RefillError("The order's lines have changed. Please reload the page.")
+                continue  # removed when approving with changes: nothing dispensed, nothing kept
             if PrescriptionOnFile.objects.filter(source_order=order, dosage__tiers=line.tier_id).exists():
                 continue  # the same form submitted twice
             _record_create(order=order, line=line, data=data, by=by)
@@ -287,6 +318,24 @@ def prescriptions_for_user(user) -> QuerySet:
     )
 
 
+def records_of_order_to_account(*, order: Order, user) -> int:
+    """The prescriptions on file first filled by ``order``, recorded while it was a guest order,
+    now belong to ``user``'s account (it has just been claimed; call inside that transaction).
+
+    Each move is in the record's history. Returns how many moved."""
+    moved = 0
+    for record in PrescriptionOnFile.objects.select_for_update().filter(source_order=order, user__isnull=True):
+        record.user = user
+        record.save(update_fields=["user", "updated_at"])
+        PrescriptionOnFileEvent.objects.create(
+            prescription=record, kind=Event.CHANGED, order=order, by=user,
+            note=f"Order {order.number} was added to the customer's account; the prescription on file with it.",
+            changes={"before": {"account": None}, "after": {"account": user.pk}},
+        )
+        moved += 1
+    return moved
+
+
 def _own_record(*, user, record_id) -> PrescriptionOnFile:
     if user is None or not user.is_authenticated:
         raise RefillError("Please sign in: prescriptions on file belong to an account.")
@@ -317,6 +366,8 @@ def refill_add_to_cart(*, cart, user, record_id, tier_id) -> CartRefill:
         raise RefillError(
             f"A pack of {tier.quantity} would use {needed} refills; {record.refills_left} left. Please choose a smaller pack."
         )
+    if checks.too_soon:
+        raise RefillError(f"{checks.too_soon_text}, when about 75% of your last fill is used. Nothing was added to your cart.")
     with transaction.atomic():
         if CartRefill.objects.filter(cart_line__cart=cart, prescription=record).exists():
             raise RefillError("A refill of this prescription is already in your cart.")
@@ -386,6 +437,12 @@ def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = Tr
             raise RefillError(f"Your prescription for {record.medicine} expired on {record.expires_on:%B %-d, %Y}; please send a new one.")
         if needed > record.refills_left:
             raise RefillError(f"{record.medicine}: not enough refills left for this pack ({record.refills_left} left).")
+        checks = refill_checks(record, today=today, refills_needed=needed)
+        if checks.too_soon:
+            raise RefillError(
+                f"{record.medicine}: {checks.too_soon_text[0].lower()}{checks.too_soon_text[1:]}, when about 75% of "
+                "your last fill is used; nothing was charged."
+            )
         created.append(
             OrderRefill.objects.create(order=order, line=line, prescription=record, pills=line.pack_size, refills_needed=needed)
         )
@@ -431,16 +488,20 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
         record = PrescriptionOnFile.objects.select_for_update().get(pk=link.prescription_id)
         if PrescriptionOnFileEvent.objects.filter(prescription=record, order=order, kind=Event.FILL).exists():
             continue
-        use = min(link.refills_needed, record.refills_left)
-        note = "Refill." if use == link.refills_needed else (
-            f"Payment captured with {record.refills_left} refill(s) left for a pack needing {link.refills_needed}."
-        )
+        use = link.refills_needed
+        if use > record.refills_left:
+            # Never clamped: ``refill_approve`` re-checks on these locked rows before it captures,
+            # so reaching this is a bug; the capture's transaction rolls back.
+            raise RefillError(
+                f"{record}: this fill needs {use} refill{'s' if use != 1 else ''}, {record.refills_left} left. Nothing was counted."
+            )
         today = timezone.localdate()
         try:
             with transaction.atomic():
                 PrescriptionOnFileEvent.objects.create(
-                    prescription=record, kind=Event.FILL, order=order, pills=link.pills,
-                    refills_counted=use, filled_on=today, note=note, by=by if getattr(by, "is_authenticated", False) else None,
+                    prescription=record, kind=Event.FILL, order=order, pills=link.pills, refills_counted=use,
+                    fill_number=record.refills_used + use, filled_on=today, note="Refill." if use == 1 else f"Refill ({use} refills).",
+                    by=by if getattr(by, "is_authenticated", False) else None,
                 )
         except IntegrityError:
             continue  # counted by a concurrent capture report
@@ -511,38 +572,66 @@ def runs_out_on(record: PrescriptionOnFile) -> date | None:
     return record.last_filled_on + timedelta(days=days_supply(pills=record.last_fill_pills, daily_dose=record.daily_dose))
 
 
-def _order_refill_checks(order: Order, today: date) -> list[tuple[OrderRefill, RefillChecks]]:
-    links = list(OrderRefill.objects.filter(order=order).select_related("prescription"))
+def _locked_refill_reasons(order: Order, submission_key):
+    """Lock the order, then its prescriptions on file (the capture's order: no deadlock with a
+    webhook), and re-check them. Returns (the review already made with this form or None, reasons)."""
+    from .prescription_decisions import _lock_for_review
+
+    locked, existing = _lock_for_review(order, submission_key)
+    if existing is not None:
+        return locked, existing, []
+    links = list(OrderRefill.objects.filter(order=locked))
     if not links:
-        raise RefillError(f"Order {order.number} is not a refill.")
-    return [(link, refill_checks(link.prescription, today=today, refills_needed=link.refills_needed)) for link in links]
+        raise RefillError(f"Order {locked.number} is not a refill.")
+    held = {r.pk: r for r in PrescriptionOnFile.objects.select_for_update().filter(pk__in=[l.prescription_id for l in links]).order_by("pk")}
+    today = timezone.localdate()
+    reasons = [refill_checks(held[l.prescription_id], today=today, refills_needed=l.refills_needed).refusal for l in links]
+    return locked, None, [reason for reason in reasons if reason]
 
 
 def refill_approve(*, order: Order, by, note: str = "", submission_key=None):
-    """Approve a refill: the checks must pass; capturing the hold counts the fill (one refill)."""
-    from .prescription_decisions import prescription_approve
+    """Approve a refill: lock, re-check, capture and count in one transaction.
 
-    for link, checks in _order_refill_checks(order, timezone.localdate()):
-        if checks.refusal:
-            raise RefillError(f"{link.prescription}: cannot be approved as a refill. Use “Refuse refill”. {checks.refusal}")
-    return prescription_approve(
-        order=order, by=by, note=note or "Refill approved.", submission_key=submission_key, refill_checked=True
-    )
+    Two pharmacists approving two refills of one prescription at once with one refill left: the
+    second waits for the first's lock, sees no refill left and refuses its order (hold released,
+    patient told why). Returns the review: approved, or rejected when the re-check failed.
+    """
+    from .prescription_decisions import _require, prescription_approve
+
+    _require(by, "approve_prescription", "approve a prescription order")
+    with transaction.atomic():
+        locked, existing, reasons = _locked_refill_reasons(order, submission_key)
+        if existing is not None:
+            return existing
+        if reasons:
+            return _refuse_locked(order=locked, by=by, reasons=reasons, submission_key=submission_key)
+        return prescription_approve(
+            order=locked, by=by, note=note or "Refill approved.", submission_key=submission_key, refill_checked=True
+        )
 
 
-def refill_refuse(*, order: Order, by, submission_key=None):
-    """Refuse a refill that is too soon, expired or out of refills: release the hold, tell the customer why."""
+def refill_refuse(*, order: Order, by, reason: str = "", submission_key=None):
+    """Refuse a refill: release the hold and tell the patient why (the failed checks, and the
+    pharmacist's own reason, which is needed when every check passes)."""
+    with transaction.atomic():
+        locked, existing, reasons = _locked_refill_reasons(order, submission_key)
+        if existing is not None:
+            return existing
+        if reason.strip():
+            reasons.append(reason.strip())
+        if not reasons:
+            raise RefillError("Every check passes: approve the refill, or give the patient your reason for refusing it.")
+        return _refuse_locked(order=locked, by=by, reasons=reasons, submission_key=submission_key)
+
+
+def _refuse_locked(*, order: Order, by, reasons: list[str], submission_key):
     from .prescription_decisions import prescription_reject
 
-    reasons = [checks.refusal for _, checks in _order_refill_checks(order, timezone.localdate()) if checks.refusal]
-    if not reasons:
-        raise RefillError("Every check passes; approve the refill, or use “Do not approve” with your own reason.")
-    with transaction.atomic():
-        review = prescription_reject(order=order, by=by, reason=" ".join(reasons), submission_key=submission_key)
-        for link in OrderRefill.objects.filter(order=order):
-            PrescriptionOnFileEvent.objects.create(
-                prescription_id=link.prescription_id, kind=Event.REFUSED, order=order, by=by, note=" ".join(reasons)
-            )
+    review = prescription_reject(order=order, by=by, reason=" ".join(reasons), submission_key=submission_key)
+    for link in OrderRefill.objects.filter(order=order):
+        PrescriptionOnFileEvent.objects.create(
+            prescription_id=link.prescription_id, kind=Event.REFUSED, order=order, by=by, note=" ".join(reasons)
+        )
     return review
 
 

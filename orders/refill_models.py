@@ -77,7 +77,9 @@ class PrescriptionOnFileEvent(models.Model):
     """Append-only history: recorded, each fill (with its order), each change, each refusal.
 
     A fill is unique per (prescription, order): the capture of one order can be reported by the
-    pharmacist's click, a webhook and the reconciliation task, and still counts once.
+    pharmacist's click, a webhook and the reconciliation task, and still counts once. Fills are
+    numbered by the refills used after them, unique per prescription and bounded by the refills
+    authorised, so no code path can store a fill past them or a refill that used none.
     """
 
     class Kind(models.TextChoices):
@@ -92,6 +94,10 @@ class PrescriptionOnFileEvent(models.Model):
     order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     pills = models.PositiveIntegerField(null=True, blank=True)
     refills_counted = models.PositiveSmallIntegerField(default=0, help_text="Refills this fill used (0 for the first fill).")
+    # A fill's number is the count of refills used once it is counted: 0 for the first fill, then
+    # rising by the refills each fill uses. Unique per prescription and never above the refills
+    # authorised (a trigger, migration 0008), so the database itself refuses a fill past them.
+    fill_number = models.PositiveSmallIntegerField(null=True, blank=True)
     filled_on = models.DateField(null=True, blank=True)
     note = models.TextField(blank=True)
     changes = models.JSONField(default=dict, blank=True)
@@ -106,6 +112,18 @@ class PrescriptionOnFileEvent(models.Model):
             ),
             models.UniqueConstraint(
                 fields=("prescription", "order"), condition=Q(kind="reminded"), name="orders_rxfile_one_reminder_per_fill"
+            ),
+            models.UniqueConstraint(
+                fields=("prescription", "fill_number"), condition=Q(kind="fill"), name="orders_rxfile_fill_number_unique"
+            ),
+            # A fill is numbered; only the first fill (number 0) uses no refill.
+            models.CheckConstraint(
+                condition=~Q(kind="fill")
+                | (
+                    Q(fill_number__isnull=False)
+                    & (Q(fill_number=0, refills_counted=0) | Q(refills_counted__gte=1, fill_number__gte=F("refills_counted")))
+                ),
+                name="orders_rxfile_fill_numbered",
             ),
         ]
 

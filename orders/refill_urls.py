@@ -11,7 +11,6 @@ urlpatterns = [
     path("accounts/prescriptions/<int:pk>/", refill_views.prescription_detail, name="detail"),
     path("accounts/prescriptions/<int:pk>/refill/", refill_views.refill, name="refill"),
     path("orders/<int:number>/order-again/", refill_views.order_again, name="order_again"),
-    path("staff/review/<int:number>/approve-and-record/", refill_views.approve_and_record, name="approve_and_record"),
     path("staff/review/<int:number>/refill/approve/", refill_views.refill_approve, name="refill_approve"),
     path("staff/review/<int:number>/refill/refuse/", refill_views.refill_refuse, name="refill_refuse"),
 ]

@@ -16,9 +16,9 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from cart.services import cart_for_request
 
 from . import prescription_records as records
-from .models import Order, PrescriptionOnFile, RefillReminderSettings
+from .models import Order, PrescriptionOnFile, RefillReminderSettings, ReviewAction
 from .prescription_forms import OneTimeForm
-from .refill_forms import RecordOnFileForm, ReminderSettingsForm
+from .refill_forms import RefillRefuseForm, ReminderSettingsForm
 from .review_views import pharmacist_required
 from .services import order_token_is_valid
 
@@ -100,15 +100,19 @@ def order_again(request, number: int):
 # --- The pharmacist ----------------------------------------------------------------------------
 
 
-def _decide(request, number: int, form, action, success: str):
+def _decide(request, number: int, form, action, success: str, refused: str = ""):
     order = get_object_or_404(Order, number=number)
     if form.is_valid():
         try:
-            action(order, form)
+            review = action(order, form)
         except records.ReviewError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, success.format(number=order.number))
+            if refused and review.action == ReviewAction.REJECTED:
+                # The re-check on the locked prescription failed (e.g. another refill took the last one).
+                messages.warning(request, refused.format(number=order.number, reason=review.note))
+            else:
+                messages.success(request, success.format(number=order.number))
             return redirect("orders:review_queue")
     else:
         messages.error(request, "Please correct the prescription details: " + "; ".join(
@@ -121,29 +125,12 @@ def _decide(request, number: int, form, action, success: str):
 @never_cache
 @require_POST
 @pharmacist_required
-def approve_and_record(request, number: int):
-    order = get_object_or_404(Order, number=number)
-    form = RecordOnFileForm(
-        request.POST, order=order, lines=list(order.lines.all()), refill_line_ids=records.refill_line_ids(order)
-    )
-    return _decide(
-        request, number, form,
-        lambda order, form: records.prescription_approve_and_record(
-            order=order, by=request.user, records=form.records(), note=form.cleaned_data["note"],
-            submission_key=form.cleaned_data["submission_key"],
-        ),
-        "Order {number} approved and its prescription kept on file; the payment has been captured.",
-    )
-
-
-@never_cache
-@require_POST
-@pharmacist_required
 def refill_approve(request, number: int):
     return _decide(
         request, number, OneTimeForm(request.POST),
         lambda order, form: records.refill_approve(order=order, by=request.user, submission_key=form.cleaned_data["submission_key"]),
-        "Refill order {number} approved; the payment has been captured and one refill used.",
+        "Refill order {number} approved; the payment has been captured and the refills counted.",
+        refused="Refill order {number} was not approved, nothing was charged and the hold was released: {reason}",
     )
 
 
@@ -152,7 +139,9 @@ def refill_approve(request, number: int):
 @pharmacist_required
 def refill_refuse(request, number: int):
     return _decide(
-        request, number, OneTimeForm(request.POST),
-        lambda order, form: records.refill_refuse(order=order, by=request.user, submission_key=form.cleaned_data["submission_key"]),
+        request, number, RefillRefuseForm(request.POST),
+        lambda order, form: records.refill_refuse(
+            order=order, by=request.user, reason=form.cleaned_data["reason"], submission_key=form.cleaned_data["submission_key"]
+        ),
         "Refill order {number} refused; the card hold was released and the customer told why.",
     )

@@ -16,18 +16,25 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from pharmacy.second_factor import second_factor_required
+
 from . import fulfilment
 from . import prescription_decisions as decisions
 from . import prescriptions as rx
 from .files import INLINE_TYPES
 from .models import Order, OrderEvent, Prescription
 from .state import OrderStatus, PaymentStatus
-from .prescription_forms import ApproveForm, ApproveWithChangesForm, RejectForm, RequestInformationForm, ShipForm
-from .services import OrderError, order_token_is_valid, to_minor
+from . import prescription_records as records
+from .prescription_forms import RejectForm, RequestInformationForm, ShipForm
+from .refill_forms import ApproveOrderForm, PacksForm
+from .services import OrderError, order_token_is_valid
 
 
 def pharmacist_required(view):
+    """Signed in, past the second factor (asked of anyone with staff rights), a pharmacist."""
+
     @wraps(view)
+    @second_factor_required
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -105,13 +112,35 @@ def _event_text(event: OrderEvent) -> str:
     return event.get_kind_display()
 
 
-def _render_review(request, order, *, status=200, top_error="", **forms):
+def _approve_form(order, lines, refill_line_ids, *, data=None, initial=None) -> ApproveOrderForm:
+    return ApproveOrderForm(data, order=order, lines=lines, refill_line_ids=refill_line_ids, initial=initial or {})
+
+
+def _capture_preview(order, lines, data) -> dict:
+    """What approving with the packs in ``data`` (None: as ordered) captures, from the server's
+    calculation; ``None`` while a pack count is not valid (the button then names no amount)."""
+    packs = PacksForm(data, lines=lines) if data is not None else None
+    if packs is not None and not packs.is_valid():
+        return {"capture": None}
+    approved = packs.approved_packages() if packs is not None else {}
+    if approved and not any(approved.values()):
+        return {"capture": None, "capture_refusal": "Every item is set to 0: use “Do not approve” to refuse the order instead."}
+    capture = decisions.approval_capture(order=order, lines=lines, approved_packages=approved)
+    return {"capture": capture, "capture_changed": capture != order.total}
+
+
+def _render_review(request, order, *, status=200, top_error="", approve_data=None, **forms):
     now = timezone.now()
     order.hold = _time_left(order, now)
     lines = list(order.lines.all())
     events = list(order.events.all())
     for event in events:
         event.text = _event_text(event)
+    refill_line_ids = records.refill_line_ids(order)
+    approve_form = forms.get("approve_form")
+    if approve_form is None:
+        # A preview keeps what was typed (as initial values: no "required" errors before Approve).
+        approve_form = _approve_form(order, lines, refill_line_ids, initial=approve_data.dict() if approve_data else None)
     context = {
         "order": order,
         "top_error": top_error,
@@ -119,19 +148,16 @@ def _render_review(request, order, *, status=200, top_error="", **forms):
         "reviews": list(order.reviews.all()),
         "events": events,
         "in_review": order.status == OrderStatus.AWAITING_REVIEW,
-        "approve_form": forms.get("approve_form") or ApproveForm(),
-        "changes_form": forms.get("changes_form") or ApproveWithChangesForm(lines=lines),
+        # A refill order shows only the refill decision (orders/refills/_review_panel.html).
+        "is_refill": bool(refill_line_ids),
+        "approve_form": approve_form,
         "reject_form": forms.get("reject_form") or RejectForm(),
         "info_form": forms.get("info_form") or RequestInformationForm(),
         "ship_form": forms.get("ship_form") or ShipForm(),
+        **_capture_preview(order, lines, approve_data if approve_data is not None else (approve_form.data if approve_form.is_bound else None)),
     }
-    # "Approve with changes" shows what it will capture as the packs are cut (static/js/review.js).
-    context["changes_prices"] = {
-        "lines": {f"changes-line_{line.pk}": to_minor(line.unit_price) for line in lines},
-        "shipping": to_minor(order.shipping),
-    }
-    # Four forms on one page: ids per form, so a label never focuses another form's box.
-    for name in ("approve_form", "changes_form", "reject_form", "info_form", "ship_form"):
+    # Several forms on one page: ids per form, so a label never focuses another form's box.
+    for name in ("approve_form", "reject_form", "info_form", "ship_form"):
         context[name].auto_id = f"{name.removesuffix('_form')}-%s"
     return render(request, "orders/review/order.html", context, status=status)
 
@@ -165,36 +191,52 @@ def _act(request, number, form_class, form_name, action, *, success, form_kwargs
 @require_POST
 @pharmacist_required
 def review_approve(request, number: int):
-    return _act(
-        request,
-        number,
-        ApproveForm,
-        "approve_form",
-        lambda order, form: decisions.prescription_approve(
-            order=order, by=request.user, note=form.cleaned_data["note"], submission_key=form.cleaned_data["submission_key"]
-        ),
-        success="Order {number} approved; the payment has been captured.",
-    )
+    """The one approval of a new prescription order: as ordered or with fewer packs, and the
+    prescription kept on file. "Update the amount" (no JavaScript) shows the page again with the
+    server's amount for the packs entered; "Approve and charge <amount>" captures that amount."""
+    order = get_object_or_404(Order, number=number)
+    if "preview" in request.POST:
+        return _render_review(request, _review_order(number), approve_data=request.POST)
+    lines = list(order.lines.all())
+    form = _approve_form(order, lines, records.refill_line_ids(order), data=request.POST)
+    if form.is_valid():
+        try:
+            review = records.prescription_approve_and_record(
+                order=order, by=request.user, records=form.records(), note=form.cleaned_data["note"],
+                submission_key=form.cleaned_data["submission_key"], approved_packages=form.approved_packages(),
+                shown_capture=form.shown_capture_money(),
+            )
+        except decisions.CaptureChanged as exc:
+            # Nothing captured: show the page again with the new amount on the button.
+            return _render_review(request, _review_order(number), status=409, top_error=exc.message, approve_data=request.POST)
+        except OrderError as exc:
+            form.add_error(None, exc.message)
+        else:
+            kept = " and its prescription kept on file" if form.lines else ""
+            messages.success(request, f"Order {order.number} approved{kept}; {review.approved_total} has been captured.")
+            return redirect("orders:review_queue")
+    if set(form.errors) == {"shown_capture"}:
+        # Only the amount is missing (or not a number): nothing captured; show it and ask again.
+        message = "Nothing was charged: check the amount on the button, then approve again."
+        return _render_review(request, _review_order(number), status=409, top_error=message, approve_data=request.POST)
+    order = _review_order(number)
+    top_error = "" if order.status == OrderStatus.AWAITING_REVIEW else " ".join(form.non_field_errors())
+    return _render_review(request, order, status=400, top_error=top_error, approve_form=form)
+
+
+# The former "Approve with changes" address: the same single approval.
+review_approve_with_changes = review_approve
 
 
 @never_cache
 @require_POST
 @pharmacist_required
-def review_approve_with_changes(request, number: int):
-    return _act(
-        request,
-        number,
-        ApproveWithChangesForm,
-        "changes_form",
-        lambda order, form: decisions.prescription_approve_with_changes(
-            order=order,
-            by=request.user,
-            approved_packages=form.approved_packages(),
-            note=form.cleaned_data["note"],
-            submission_key=form.cleaned_data["submission_key"],
-        ),
-        success="Order {number} approved with changes; the reduced amount has been captured.",
-        form_kwargs=lambda order: {"lines": list(order.lines.all())},
+def review_approve_preview(request, number: int):
+    """htmx: the amount the approval would capture for the packs entered, and the button naming it."""
+    order = get_object_or_404(Order, number=number)
+    lines = list(order.lines.all())
+    return render(
+        request, "orders/review/_approve_preview.html", {"order": order, **_capture_preview(order, lines, request.POST)}
     )
 
 
@@ -247,6 +289,7 @@ def review_mark_shipped(request, number: int):
 
 
 @require_safe  # no-store is set on the response below
+@second_factor_required  # a pharmacist (or anyone with staff rights) has given the second factor
 def prescription_file(request, pk):
     """The uploaded prescription, for pharmacists and the customer who sent it; 404 for anyone else."""
     prescription = Prescription.objects.select_related("order").filter(pk=pk).first()

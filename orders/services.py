@@ -43,7 +43,7 @@ from pharmacy.permissions import require_permission
 from . import stripe_gateway as gateway
 from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .emails import order_email, order_emails_on_transition
-from .links import order_access_token, order_link, order_token_is_valid  # noqa: F401  (the public names)
+from .links import LinkState, order_access_token, order_link, order_link_check, order_token_is_valid  # noqa: F401  (the public names)
 from .pricing_inputs import order_pricing_inputs
 from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
@@ -876,11 +876,14 @@ def orders_of_customer(*, user):
     return Order.objects.filter(user=user).select_related("shipment").order_by("-created_at", "-number")
 
 
+@transaction.atomic
 def order_attach_to_customer(*, order: Order, user) -> Order:
     """Put a guest order in ``user``'s account; the caller has proved the user owns its email.
 
-    Locks the order so two claims cannot both succeed. An order already in this account is left
-    as it is; one in another account is never moved (``OrderError``).
+    One transaction under the order's row lock, so two claims at once attach it once. An order
+    already in this account is left as it is; one in another account is never moved
+    (``OrderError``). The prescriptions on file recorded when a pharmacist approved it (kept
+    without an account while it was a guest order) move with it, so the customer can refill them.
     """
     locked = _locked(order.pk)
     if locked.user_id == user.pk:
@@ -892,4 +895,7 @@ def order_attach_to_customer(*, order: Order, user) -> Order:
     locked.user = user
     locked.save(update_fields=["user", "updated_at"])
     _event(locked, OrderEvent.Kind.NOTE, "The customer added this guest order to their account.", by=user)
+    from .prescription_records import records_of_order_to_account
+
+    records_of_order_to_account(order=locked, user=user)
     return locked

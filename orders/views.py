@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -29,6 +30,7 @@ from . import services, webhooks
 from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
+from .links import LinkState
 from .models import Order, OrderEvent, ReviewAction, Shipment, ShippingMethod
 from .prescriptions import ReviewState, review_state
 from .pricing_inputs import order_pricing_inputs
@@ -75,6 +77,15 @@ def checkout(request):
 
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
+    # Issue #21 hook: a refill's eligibility, per-pill price and the last address shipped to.
+    from .refill_checkout import refill_checkout_for
+
+    refill_step = refill_checkout_for(user=user, cart_lines=lines, summary=summary)
+    initial.update(refill_step.address or {})
+    if request.method != "POST" and refill_step.address:
+        # The page opens with the last address shipped to: its totals are those of that address.
+        pricing = _pricing_address({**refill_step.address, "shipping_method": ShippingMethod.STANDARD})
+        summary = _checkout_summary(cart, lines, pricing)
     form = CheckoutForm(request.POST or None, initial=initial)
     # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
     from .prescription_records import cart_refills_of_lines, reminder_consent_from_checkout
@@ -146,6 +157,7 @@ def checkout(request):
         "form": form,
         "rx_form": rx_form,
         "refills_in_cart": refills_in_cart,
+        "refill_step": refill_step,
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,
         "error": error,
@@ -224,22 +236,52 @@ def _only_address_errors(form) -> None:
             form.fields[name].widget.attrs.pop("aria-invalid", None)
 
 
+class LinkRefused(Exception):
+    """A genuine order link that no longer opens the order (too old, or the order is in an account)."""
+
+    def __init__(self, order: Order, state: LinkState):
+        super().__init__(state.value)
+        self.order = order
+        self.state = state
+
+
 def _order_for_viewer(request, number: int) -> tuple[Order, bool, str]:
-    """The order, if this visitor may see it: its signed-in owner, or a holder of the signed link."""
+    """The order, if this visitor may see it: its signed-in owner, or a holder of a fresh signed
+    link to a guest order. Returns the order, whether the visitor owns it, and the link's token
+    ("" for the owner, who needs none)."""
     order = Order.objects.filter(number=number).first()
     if order is None:
         raise Http404("No such order.")
-    owns = request.user.is_authenticated and order.user_id == request.user.pk
+    if request.user.is_authenticated and order.user_id == request.user.pk:
+        return order, True, ""
     token = request.GET.get("t", "")
-    if not owns and not (token and services.order_token_is_valid(order=order, token=token)):
+    state = services.order_link_check(order=order, token=token) if token else LinkState.INVALID
+    if state is LinkState.INVALID:
         raise Http404("No such order.")
-    return order, owns, token
+    if state is not LinkState.VALID:
+        raise LinkRefused(order, state)
+    return order, False, token
+
+
+def _link_refused(request, refused: LinkRefused) -> HttpResponse:
+    """Not "no such order": say why the link no longer opens it and what to do instead."""
+    in_account = refused.state is LinkState.IN_ACCOUNT
+    sign_in = f"{reverse('accounts:login')}?{urlencode({'next': refused.order.get_absolute_url()})}"
+    return render(
+        request,
+        "orders/link_refused.html",
+        {"order": refused.order, "in_account": in_account, "sign_in_url": sign_in, "link_days": settings.ORDER_LINK_MAX_AGE_DAYS},
+        status=403 if in_account else 410,
+    )
 
 
 @never_cache
 @require_safe
 def order_detail(request, number: int):
-    order, owns, token = _order_for_viewer(request, number)
+    try:
+        order, owns, token = _order_for_viewer(request, number)
+    except LinkRefused as refused:
+        return _link_refused(request, refused)
     if order.status == OrderStatus.PENDING_PAYMENT and order.stripe_payment_intent_id:
         # The browser may just have come back from Stripe: ask Stripe, never the browser, but in
         # the worker, so a slow Stripe cannot hold this page. It shows "confirming" and reloads.
@@ -260,7 +302,8 @@ def order_detail(request, number: int):
             "headline": order_headline(order, review=review_state(order=order, reviews=reviews)),
             "receipt_url": _receipt_url(order, token),
             # A guest holding the signed link may keep the order in an account (accounts.claim_order).
-            "claim_token": token if order.user_id is None and not owns else "",
+            "claim_token": token,
+            "owns": owns,
             "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
             "OrderStatus": OrderStatus,
             "PaymentStatus": PaymentStatus,
@@ -301,7 +344,10 @@ def _receipt_url(order: Order, token: str) -> str:
 @require_safe
 def order_receipt(request, number: int):
     """A printable receipt (print CSS; the browser's Print or Save as PDF makes the copy)."""
-    order, _owns, _token = _order_for_viewer(request, number)
+    try:
+        order, _owns, _token = _order_for_viewer(request, number)
+    except LinkRefused as refused:
+        return _link_refused(request, refused)
     return render(
         request,
         "orders/receipt.html",
@@ -420,6 +466,9 @@ def stripe_webhook(request):
     except gateway.WebhookPayloadError as exc:
         webhooks.stripe_malformed_record(body=request.body, reason=str(exc))
         return HttpResponse(f"Not a well-formed event: {exc}", status=400, content_type="text/plain")
+    problem = webhooks.stripe_event_problem(event=event)
+    if problem:
+        return HttpResponse(f"Event not accepted: {problem}", status=400, content_type="text/plain")
     record, needs_processing = webhooks.stripe_event_record(event=event)
     if not needs_processing:
         return HttpResponse("Already processed.", content_type="text/plain")

@@ -15,6 +15,7 @@ A validly signed body that is not an event is kept in the log (marked with its e
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from datetime import timedelta
@@ -41,6 +42,19 @@ MALFORMED_BODY_LIMIT = 64 * 1024
 # Events left unprocessed are retried for this long (Stripe itself retries for 3 days).
 RETRY_WINDOW = timedelta(days=3)
 RETRY_AFTER = timedelta(minutes=2)
+
+
+def stripe_event_problem(*, event: dict) -> str:
+    """Why a signed event cannot be kept as it is ("" if it can): the log's columns have limits and
+    PostgreSQL stores no NUL character. Stripe's own ids and types are far shorter; such an event
+    is refused with the reason, not stored."""
+    for field, value in (("id", event["id"]), ("type", event["type"])):
+        limit = StripeEvent._meta.get_field("event_id" if field == "id" else field).max_length
+        if len(value) > limit:
+            return f"The event's {field} is {len(value)} characters long; at most {limit} are accepted."
+    if "\\u0000" in json.dumps(event):
+        return "The event contains a NUL character."
+    return ""
 
 
 def stripe_event_record(*, event: dict) -> tuple[StripeEvent, bool]:

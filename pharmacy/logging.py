@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime
 
 from celery import signals
+from gunicorn import glogging
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Celery message header carrying the id (headers travel with the message, not in the task's args).
@@ -117,3 +118,52 @@ def _clear_request_id_after_task(sender=None, task_id=None, **kwargs) -> None:
             _request_id.reset(token)
         except ValueError:  # set in another context (should not happen); just clear it
             _request_id.set(None)
+
+
+# --- gunicorn's access log: no secrets from URLs -----------------------------------------------
+
+#: Query parameters that carry a secret: ``t`` is the signed order link's token (orders/links.py).
+SECRET_QUERY_PARAMETERS = frozenset({"t", "token", "key", "code"})
+#: Path segments that are secrets: allauth's password-reset and email-confirmation keys, and the
+#: order-claim confirmation token (accounts/urls.py).
+SECRET_PATH_SEGMENT = re.compile(r"(/password/reset/key/|/confirm-email/|/claim/\d+/confirm/)[^/?#\s\"]+")
+REDACTED = "[redacted]"
+
+
+def redact_query(query: str) -> str:
+    """``query`` with the value of every secret parameter replaced, whatever its spelling (``%74=``)."""
+    from urllib.parse import unquote_plus
+
+    def one(part: str) -> str:
+        name, equals, _ = part.partition("=")
+        return f"{name}={REDACTED}" if equals and unquote_plus(name) in SECRET_QUERY_PARAMETERS else part
+
+    return "&".join(one(part) for part in query.split("&"))
+
+
+def redact_url(url: str) -> str:
+    """A path or URL (with its query) fit for a log line: secret path segments and parameters hidden."""
+    path, question, query = url.partition("?")
+    path = SECRET_PATH_SEGMENT.sub(lambda m: m.group(1) + REDACTED, path)
+    return path + question + redact_query(query) if question else path
+
+
+class RedactingGunicornLogger(glogging.Logger):
+    """gunicorn's logger, except that the access log never holds a signed link's token.
+
+    Whoever can read the log (the host's operators, a log shipper, a backup of it) could otherwise
+    open a patient's order page, with its prescription status, from a guest's link. The request
+    line, path, query and referrer are all redacted; the rest of the access log is unchanged.
+    """
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        method, _, rest = atoms["r"].partition(" ")
+        uri, space, protocol = rest.rpartition(" ")
+        atoms["r"] = f"{method} {redact_url(uri)} {protocol}" if space else f"{method} {redact_url(rest)}"
+        atoms["U"] = redact_url(atoms["U"] or "")
+        atoms["q"] = redact_query(atoms["q"] or "")
+        for referrer in ("f", "{referer}i"):
+            if atoms.get(referrer) and atoms[referrer] != "-":
+                atoms[referrer] = redact_url(atoms[referrer])
+        return atoms

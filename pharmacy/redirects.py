@@ -2,14 +2,16 @@
 
 One helper for every view that redirects to a place the client named. A bare word (``next=id``)
 is not a URL on this site (Django's ``redirect()`` would try it as a view name and fail with a
-500), and ``//evil.com``, ``https://evil.com`` or ``javascript:`` are not ours: all fall back to
-the default. Answer with ``HttpResponseRedirect`` on the result, never ``redirect()``.
+500), ``//evil.com``, ``https://evil.com`` or ``javascript:`` are not ours, and a path no view
+answers is no place to send anyone: all fall back to the default. Answer with
+``HttpResponseRedirect`` on the result, never ``redirect()``.
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.http import HttpRequest
+from django.urls import Resolver404, get_script_prefix, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 
 MAX_LENGTH = 2048
@@ -24,7 +26,21 @@ def is_safe_next(request: HttpRequest, url: object) -> bool:
     parts = urlsplit(url)
     if not (parts.scheme or parts.netloc) and not url.startswith("/"):
         return False  # a relative word like "id" or "../x": not a place we send people
-    return url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return False
+    return _resolves(parts.path)
+
+
+def _resolves(path: str) -> bool:
+    """Whether a view of this site answers the path (under the script prefix it is served at)."""
+    prefix = get_script_prefix()
+    if not path.startswith(prefix):
+        return False
+    try:
+        resolve("/" + unquote(path[len(prefix):]))
+    except Resolver404:
+        return False
+    return True
 
 
 def safe_next(request: HttpRequest, *candidates: object, default: str) -> str:

@@ -32,7 +32,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "pharmacy.admin_apps.PharmacyAdminConfig",  # django.contrib.admin, its site asks for the second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -138,6 +138,8 @@ LOGOUT_REDIRECT_URL = "catalog:home"
 # django-allauth (README "Accounts"): email as the login, verified before the first sign-in, the
 # same answer whether or not an address has an account, every email through the outbox.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-up does the same work for a taken and a new address (accounts.auth_forms).
+ACCOUNT_FORMS = {"signup": "accounts.auth_forms.SignupForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -186,6 +188,12 @@ ALLAUTH_TRUSTED_PROXY_COUNT = (
 )
 # Staff: a second factor (TOTP with recovery codes, or a security key / passkey) before any staff page.
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
+# Each TOTP code is accepted once, remembered in the database (accounts.totp_codes).
+MFA_FORMS = {
+    "authenticate": "accounts.auth_forms.AuthenticateForm",
+    "reauthenticate": "accounts.auth_forms.ReauthenticateForm",
+    "activate_totp": "accounts.auth_forms.ActivateTOTPForm",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 # WebAuthn needs HTTPS; the local demo (http://127.0.0.1) is let through only with DEBUG on.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
@@ -304,6 +312,12 @@ if EMAIL_URL:
 # An SMTP server that accepts and never answers must not hold a worker past its soft time limit:
 # the send fails after this many seconds and the outbox retries it later.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+# A send that fails for a reason that may pass (server unreachable, timeout, a 4xx answer) is tried
+# again by the sweep below: after a minute, doubling to at most an hour between tries, 30 tries in
+# all (a little over a day). A 5xx refusal or a bad address fails the email at once.
+EMAIL_RETRY_FIRST_SECONDS = env.int("EMAIL_RETRY_FIRST_SECONDS", default=60)
+EMAIL_RETRY_MAX_SECONDS = env.int("EMAIL_RETRY_MAX_SECONDS", default=3600)
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=30)
 ANYMAIL = env.dict("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>")
 PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.example")
@@ -312,6 +326,10 @@ PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.
 CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"] = {
     "task": "notifications.requeue_stale_emails",
     "schedule": 60.0,  # one indexed query; an email whose hand-off failed goes within ~2 minutes
+}
+CELERY_BEAT_SCHEDULE["notifications-failed-emails-digest"] = {
+    "task": "notifications.failed_emails_digest",
+    "schedule": 3600.0,  # staff hear of an email that could not be sent within the hour
 }
 CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
     "task": "orders.expiring_holds_digest",
@@ -379,6 +397,10 @@ CART_ANONYMOUS_TTL_DAYS = env.int("CART_ANONYMOUS_TTL_DAYS", default=30)
 SHIPPING_FLAT_RATE = Decimal(env("SHIPPING_FLAT_RATE", default="9.95"))
 FREE_SHIPPING_THRESHOLD = Decimal(env("FREE_SHIPPING_THRESHOLD", default="150.00"))
 ORDER_UNPAID_EXPIRY_MINUTES = env.int("ORDER_UNPAID_EXPIRY_MINUTES", default=60)
+# How long the signed link in an order email opens the order page without signing in. It stands in
+# for a password on a page with health data, and emails live for years in mailboxes, forwards and
+# backups: short, so an old email opens nothing. Every later email about the order has a fresh link.
+ORDER_LINK_MAX_AGE_DAYS = env.int("ORDER_LINK_MAX_AGE_DAYS", default=7)
 
 # --- Security -------------------------------------------------------------------------------
 # PRODUCTION=1 turns each of these on; the variable of the same name overrides it either way.

@@ -9,9 +9,6 @@ from catalog.views import robots_txt
 
 from pharmacy import health
 
-admin.site.site_header = "Pharmacy administration"
-admin.site.site_title = "Pharmacy admin"
-
 # Rate-limited requests (allauth's limits) get the shop's own page.
 handler429 = "accounts.views.too_many_requests"
 

@@ -13,11 +13,9 @@ LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:${LOCALSTRIPE_PORT}}"
 export STRIPE_JS_URL="${STRIPE_JS_URL:-http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/}"
 mkdir -p var/emails var/private var/media
-# Celery: with a Redis server answering, emails go through a real worker (beat runs the periodic
-# jobs); without one, tasks run in-process (CELERY_TASK_ALWAYS_EAGER) and nothing else is needed.
-if [ -z "${REDIS_URL:-}" ] && command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  export REDIS_URL="redis://127.0.0.1:6379/0"
-fi
+# Celery: only when asked (REDIS_URL=redis://127.0.0.1:6379/<n>), emails go through a real worker
+# and beat runs the periodic jobs; otherwise tasks run in-process and nothing else is needed. A Redis
+# that happens to answer is not used: its database 0 may belong to someone else.
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
@@ -43,7 +41,7 @@ $BIN/python manage.py setup_demo_prescriptions
 
 # localstripe: the offline Stripe, with its webhooks pointed at this shop. Started through
 # orders.localstripe_dev, which lets the browser's Stripe.js stand-in send its API key (CORS).
-$BIN/python -m orders.localstripe_dev --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
+$BIN/python -m orders.localstripe_dev --host 127.0.0.1 --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/" && break; sleep 0.2; done
 curl -fs -X POST "http://127.0.0.1:${LOCALSTRIPE_PORT}/_config/webhooks/shop" \
@@ -57,7 +55,7 @@ if [ -n "${REDIS_URL:-}" ]; then
   pids+=($!)
   celery_note="Celery worker and beat on ${REDIS_URL} (logs: var/celery-worker.log, var/celery-beat.log)"
 else
-  celery_note="no Redis found: tasks run in-process"
+  celery_note="in-process (set REDIS_URL to use a Celery worker)"
 fi
 
 echo

@@ -22,13 +22,16 @@ def _fresh_rate_limits():
 
 @pytest.fixture(autouse=True)
 def _staff_force_login_passes_second_factor(monkeypatch):
-    """Staff need a second factor for staff pages; ``force_login`` of a staff user gives the
+    """Anyone who can act as staff needs a second factor (``pharmacy.permissions.can_act_as_staff``:
+    staff status, superuser, any group or permission); ``force_login`` of such a user gives the
     session one, as ``tests.accounts.mfa.staff_login`` does (``password_only_login`` does not)."""
+    from pharmacy.permissions import can_act_as_staff
     from tests.accounts.mfa import _force_login, mark_second_factor
 
     def force_login(self, user, backend=None):
         _force_login(self, user, backend)
-        if user.is_staff:
+        # A fresh copy: the test may have given the user a group since it was loaded.
+        if can_act_as_staff(type(user).objects.get(pk=user.pk)):
             mark_second_factor(self, user)
 
     monkeypatch.setattr(Client, "force_login", force_login)

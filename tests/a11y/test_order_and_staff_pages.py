@@ -124,6 +124,6 @@ def test_review_page_ids_are_unique_and_words_are_formatted(client, localstripe,
     assert "$ " not in history and "$78.18" in history
     assert re.search(r'<a class="nowrap" href="tel:\+15185550101">\(518\) 555-0101</a>', html)
     assert doc.find(id="header-cart") is None
-    # Approve with changes names what it captures before the pharmacist confirms.
-    assert doc.find(id="changes-preview").text.startswith("Will capture $78.18 of the $78.18 held")
-    assert doc.find("script", id="changes-prices") is not None
+    # The approval names what it captures (the server's figure) before the pharmacist confirms.
+    assert doc.find(id="capture-text").text == "Will capture $78.18 of the $78.18 held."
+    assert doc.find(id="approve-submit").text == "Approve and charge $78.18"

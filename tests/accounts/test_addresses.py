@@ -2,6 +2,7 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from accounts.models import Address
 from accounts.services import default_address_for
@@ -132,3 +133,16 @@ def test_a_zip_outside_the_state_is_refused(signed_in, customer, state, postal_c
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not Address.objects.filter(user=customer).exists()
+
+
+@pytest.mark.parametrize("target", ["id", "dashboard", "../x", "//evil.com/", "https://evil.com/", "/no-such-page/", "/\\evil.com"])
+def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(signed_in, customer, target):
+    response = signed_in.post(reverse("accounts:address_add") + "?" + urlencode({"next": target}), VALID)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:dashboard") + "#addresses"
+    assert Address.objects.filter(user=customer).count() == 1  # saved, then sent somewhere safe
+
+
+def test_after_saving_a_next_page_of_this_site_is_followed(signed_in, customer):
+    response = signed_in.post(reverse("accounts:address_add"), {**VALID, "next": "/checkout/"})
+    assert response["Location"] == "/checkout/"

@@ -28,9 +28,10 @@ from notifications.tasks import send_email_task
 from pharmacy.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.notifications.test_worker_integration import ROOT, _database_url, _delivered, _wait_for
+from tests.resources import redis_url
 
 pytestmark = pytest.mark.integration
-BROKER_URL = os.environ.get("ACCOUNTS_TEST_BROKER_URL", "redis://127.0.0.1:6379/12")
+BROKER_URL = os.environ.get("ACCOUNTS_TEST_BROKER_URL") or redis_url("accounts_broker")
 STRONG = "Plum-orchard-1987-lantern"
 
 

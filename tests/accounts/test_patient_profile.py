@@ -59,3 +59,17 @@ def test_a_bad_date_of_birth_is_a_form_error(signed_in, customer, dob, message):
 def test_patient_profile_for_without_a_profile(customer):
     assert patient_profile_for(customer) is None
     assert patient_profile_for(AnonymousUser()) is None
+
+
+@pytest.mark.parametrize("target", ["id", "profile", "//evil.com/", "javascript:alert(1)", "/no-such-page/"])
+def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(signed_in, customer, target):
+    response = signed_in.post(reverse("accounts:patient_profile"), {**DATA, "next": target})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:dashboard") + "#profile"
+    assert PatientProfile.objects.filter(user=customer).exists()
+
+
+def test_after_saving_a_next_page_of_this_site_is_followed(signed_in, customer):
+    target = reverse("accounts:dashboard")
+    response = signed_in.post(reverse("accounts:patient_profile") + "?" + f"next={target}", DATA)
+    assert response["Location"] == target

@@ -24,6 +24,7 @@ from djmoney.money import Money
 
 from catalog import page_cache
 from pharmacy.settings import redis_caches
+from tests.resources import redis_url
 from catalog.models import FAQ, InfoSection, PackageTier, Product
 from catalog.services import PriceChangeMode, tiers_bulk_change_prices
 from tests.catalog.test_admin import dosage_10mg, inline_post_data, tier_index
@@ -196,7 +197,7 @@ def test_a_change_rolled_back_keeps_nothing_stale(client, baclofen):
 
 # --- Another server, same Redis -----------------------------------------------------------------
 
-REDIS_URL = os.environ.get("CACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+REDIS_URL = os.environ.get("CACHE_TEST_REDIS_URL") or redis_url("cache")
 SERVER_B = """
 import sys, django
 django.setup()

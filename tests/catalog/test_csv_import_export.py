@@ -139,6 +139,28 @@ def test_bad_rows_are_reported_by_row_number_and_nothing_is_applied(client, supe
     assert all_prices() == before
 
 
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        (to_csv([{"sku": "BAC-10MG-90\x00", "price": "70.00", "is_active": "1"}]), 2),
+        ("s\x00ku,price\r\nBAC-10MG-90,70.00\r\n".encode(), 1),
+        (to_csv([{"sku": "BAC-10MG-90", "price": "70.00", "is_active": "1"}]).decode().encode("utf-16-le"), 1),
+    ],
+    ids=["in-a-cell", "in-the-header", "utf-16-file"],
+)
+def test_a_file_with_a_nul_byte_gets_a_form_error_not_a_server_error(client, superuser, baclofen, content, line):
+    client.force_login(superuser)
+    before = all_prices()
+    response = upload(client, content)
+    assert response.status_code == 200
+    assert response.context["form"].errors["import_file"] == [
+        f"The file has a NUL character (a zero byte) on line {line}. Save the sheet again as “CSV UTF-8” "
+        "and upload that file."
+    ]
+    assert 'name="import_file_name"' not in response.content.decode()
+    assert all_prices() == before
+
+
 def test_confirm_step_is_all_or_nothing_even_if_the_file_goes_bad_after_the_preview(client, superuser, baclofen):
     client.force_login(superuser)
     before = all_prices()

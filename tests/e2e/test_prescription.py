@@ -76,7 +76,19 @@ def test_prescription_upload_review_and_capture_in_the_browser(shop, page, baclo
     assert "Penicillin" in pharmacist_page.locator("main").inner_text()
     file_url = pharmacist_page.get_by_role("link", name="Open the uploaded copy").get_attribute("href")
     assert pharmacist_page.request.get(shop.url + file_url).body() == MINIMAL_PDF
-    pharmacist_page.get_by_role("button", name=re.compile("Approve and charge")).click()
+    # The one approval keeps the prescription on file; its amount comes from the server (htmx).
+    pharmacist_page.get_by_label("Directions").fill("1 tablet 3 times a day")
+    pharmacist_page.get_by_label("Daily dose (pills a day)").fill("3")
+    pharmacist_page.get_by_label("Refills written").fill("2")
+    approve = pharmacist_page.locator("#approve-submit")
+    assert approve.inner_text() == f"Approve and charge ${order.total.amount}"
+    packs = pharmacist_page.get_by_label(re.compile(r"Baclofen 10mg, 90 pills \(ordered 1\)"))
+    packs.fill("0")
+    pharmacist_page.locator("#capture-text", has_text="Every item is set to 0").wait_for()
+    assert approve.is_disabled()
+    packs.fill("1")
+    pharmacist_page.locator("#capture-text", has_text=f"Will capture ${order.total.amount}").wait_for()
+    approve.click()
     pharmacist_page.wait_for_url(re.compile(r"/staff/review/$"))
     assert f"Order {order.number} approved" in pharmacist_page.locator(".messages").inner_text()
     pharmacist_page.close()

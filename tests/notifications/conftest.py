@@ -1,4 +1,6 @@
 """Orders to email about, and Celery forced in-process for the unit tests."""
+from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -66,3 +68,36 @@ def celery_in_process():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def flaky_mail(settings, tmp_path, monkeypatch):
+    """The file backend behind a mail server that is down for the first N sends (or until a time)."""
+    settings.EMAIL_BACKEND = "tests.notifications.failing_backend.FlakyFileBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    monkeypatch.setenv("FLAKY_EMAIL_COUNTER", str(tmp_path / "attempts"))
+
+    def fail_first(n: int, *, error: str = "disconnected"):
+        monkeypatch.setenv("FLAKY_EMAIL_FAILURES", str(n))
+        monkeypatch.setenv("FLAKY_EMAIL_ERROR", error)
+
+    def down_until(moment: datetime, *, error: str = "disconnected"):
+        monkeypatch.setenv("FLAKY_EMAIL_DOWN_UNTIL", str(moment.timestamp()))
+        monkeypatch.setenv("FLAKY_EMAIL_ERROR", error)
+
+    def delivered_ids() -> Counter:
+        """How many times each outbox row (by id) reached the mail server."""
+        return Counter(
+            line.split(":", 1)[1].strip()
+            for path in (tmp_path / "mail").glob("*.log")
+            for line in path.read_text().splitlines()
+            if line.startswith("X-Pharmacy-Email-Id:")
+        )
+
+    fail_first(0)
+    fail_first.down_until = down_until
+    fail_first.attempts = lambda: int((tmp_path / "attempts").read_text() or 0)
+    fail_first.delivered_ids = delivered_ids
+    fail_first.messages = lambda: "".join(path.read_text() for path in sorted((tmp_path / "mail").glob("*.log")))
+    fail_first.delivered = lambda: sum(delivered_ids().values())
+    return fail_first

@@ -16,27 +16,6 @@ from notifications.tasks import EmailDeliveryFailed, send_email_task
 from tests.factories import UserFactory
 from tests.notifications.conftest import make_order
 
-FLAKY = "tests.notifications.failing_backend.FlakyFileBackend"
-
-
-@pytest.fixture
-def flaky_mail(settings, tmp_path, monkeypatch):
-    """The file backend behind a mail server that is down for the first N sends."""
-    settings.EMAIL_BACKEND = FLAKY
-    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
-    monkeypatch.setenv("FLAKY_EMAIL_COUNTER", str(tmp_path / "attempts"))
-
-    def fail_first(n: int):
-        monkeypatch.setenv("FLAKY_EMAIL_FAILURES", str(n))
-
-    fail_first(0)
-    fail_first.attempts = lambda: int((tmp_path / "attempts").read_text() or 0)
-    fail_first.delivered = lambda: sum(
-        path.read_text().count("X-Pharmacy-Email-Id:") for path in (tmp_path / "mail").glob("*.log")
-    )
-    return fail_first
-
-
 # --- After commit, and only then --------------------------------------------------------------
 
 
@@ -122,20 +101,23 @@ def test_an_email_being_sent_by_another_worker_is_not_sent_twice(order, mailoutb
 # --- Failures ---------------------------------------------------------------------------------
 
 
-def test_a_retryable_failure_keeps_the_email_queued_with_the_error(order, flaky_mail):
+def test_a_retryable_failure_waits_a_minute_with_the_error(order, flaky_mail):
     flaky_mail(1)
     row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k")
 
     with pytest.raises(smtplib.SMTPServerDisconnected):
         email_send(log_id=row.pk)
     row.refresh_from_db()
-    assert (row.status, row.attempts) == (EmailStatus.QUEUED, 1)
+    assert (row.status, row.attempts) == (EmailStatus.RETRYING, 1)
     assert "Simulated outage" in row.last_error
+    assert timedelta(seconds=60) <= row.next_attempt_at - row.updated_at <= timedelta(seconds=75)
+    assert email_send(log_id=row.pk) is False  # not due yet: a duplicate message does not jump the wait
     assert flaky_mail.delivered() == 0
 
-    assert email_send(log_id=row.pk) is True  # the retry
+    OutboundEmail.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    assert email_send(log_id=row.pk) is True  # the retry, once due
     row.refresh_from_db()
-    assert (row.status, row.attempts, row.last_error) == (EmailStatus.SENT, 2, "")
+    assert (row.status, row.attempts, row.last_error, row.next_attempt_at) == (EmailStatus.SENT, 2, "", None)
     assert flaky_mail.delivered() == 1
 
 
@@ -145,12 +127,13 @@ def test_the_last_attempt_marks_the_email_failed(order, flaky_mail):
     with pytest.raises(smtplib.SMTPServerDisconnected):
         email_send(log_id=row.pk, final_attempt=True)
     row.refresh_from_db()
-    assert row.status == EmailStatus.FAILED
+    assert (row.status, row.next_attempt_at) == (EmailStatus.FAILED, None)
     assert email_send(log_id=row.pk) is False  # a failed email waits for staff; nothing retries it
 
 
-def test_in_process_mode_tries_once_then_parks_the_email_as_failed(order, flaky_mail, django_capture_on_commit_callbacks):
-    """The zero-setup demo has no worker: a failure must not spin inside the web request."""
+def test_in_process_mode_tries_once_then_parks_the_email_as_failed(order, flaky_mail, settings):
+    """The zero-setup demo has no worker and no beat: nothing would try again later."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     flaky_mail(99)
     result = send_email_task.apply(
         args=[OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k").pk]
@@ -160,6 +143,16 @@ def test_in_process_mode_tries_once_then_parks_the_email_as_failed(order, flaky_
     row = OutboundEmail.objects.get()
     assert (row.status, row.attempts) == (EmailStatus.FAILED, 1)
     assert flaky_mail.attempts() == 1
+
+
+def test_with_a_worker_the_task_leaves_a_failed_send_to_the_sweep(order, flaky_mail, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker and beat run
+    flaky_mail(99)
+    row = OutboundEmail.objects.create(order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k")
+    result = send_email_task.apply(args=[row.pk])
+    assert result.successful() and result.result is False
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == (EmailStatus.RETRYING, 1)
 
 
 def test_stale_queued_emails_are_handed_to_celery_again(order, mailoutbox, django_capture_on_commit_callbacks):
@@ -178,25 +171,32 @@ def test_stale_queued_emails_are_handed_to_celery_again(order, mailoutbox, djang
     assert fresh.status == EmailStatus.QUEUED  # recent: may still be on its way to a worker
 
 
-def test_an_email_never_handed_over_goes_within_minutes_not_a_quarter_hour(order, mailoutbox, django_capture_on_commit_callbacks):
+def test_an_email_never_handed_over_goes_within_minutes_and_a_retry_when_due(order, mailoutbox, django_capture_on_commit_callbacks):
     """A broker blip at commit: the row was never tried. Two minutes later the sweep (every minute)
-    hands it over; a row that failed once and waits for Celery's backoff is left to that retry."""
+    hands it over; a row waiting to retry goes when its time comes, not before."""
     never_tried = OutboundEmail.objects.create(
         order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key="k",
         context=order_email_context(order=order, kind=EmailKind.ORDER_RECEIVED),
     )
+    now = timezone.now()
     waiting_retry = OutboundEmail.objects.create(
-        order=order, kind=EmailKind.PAYMENT_CAPTURED, recipient=order.email, dedupe_key="k2", attempts=1
+        order=order, kind=EmailKind.PAYMENT_CAPTURED, recipient=order.email, dedupe_key="k2", attempts=1,
+        status=EmailStatus.RETRYING, next_attempt_at=now + timedelta(seconds=30),
+        context=order_email_context(order=order, kind=EmailKind.PAYMENT_CAPTURED),
     )
-    two_minutes_ago = timezone.now() - timedelta(minutes=2)
-    OutboundEmail.objects.filter(pk__in=[never_tried.pk, waiting_retry.pk]).update(updated_at=two_minutes_ago)
+    OutboundEmail.objects.filter(pk__in=[never_tried.pk, waiting_retry.pk]).update(updated_at=now - timedelta(minutes=2))
 
     with django_capture_on_commit_callbacks(execute=True):
         assert email_requeue_stale() == 1
     assert [m.subject for m in mailoutbox] == [f"We've received your order {order.number}"]
     waiting_retry.refresh_from_db()
-    assert (waiting_retry.status, waiting_retry.attempts) == (EmailStatus.QUEUED, 1)
+    assert (waiting_retry.status, waiting_retry.attempts) == (EmailStatus.RETRYING, 1)
     assert settings.CELERY_BEAT_SCHEDULE["notifications-requeue-stale-emails"]["schedule"] <= 60
+
+    OutboundEmail.objects.filter(pk=waiting_retry.pk).update(next_attempt_at=now)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert email_requeue_stale() == 1
+    assert [m.subject for m in mailoutbox][1] == f"Receipt for your order {order.number}"
 
 
 # --- Admin --------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_staff_can_resend_sent_and_failed_emails(admin_client, settings, mailout
     for row in (sent, failed):
         row.refresh_from_db()
         assert row.status == EmailStatus.SENT
-    assert (sent.attempts, failed.attempts) == (2, 2)
+    assert (sent.attempts, failed.attempts) == (1, 1)  # a resend starts a fresh set of tries
     assert LogEntry.objects.filter(change_message="Resend requested.").count() == 2
 
 

@@ -2,7 +2,8 @@
 
 The worker runs as a subprocess (`celery -A pharmacy worker -P solo`) on a queue of its own in
 Redis DB 5, with the test-only flaky backend as its mail server: the first send fails with an
-SMTP error, the retry (exponential backoff) goes through and writes the message to a tmp dir.
+SMTP error; the row waits to retry (after 1 s here, ``EMAIL_RETRY_FIRST_SECONDS``), this process
+plays beat by running the sweep, and the retry goes through and writes the message to a tmp dir.
 The order is placed and its card authorised through localstripe (the offline Stripe); the
 confirmation is queued through ``email_queue`` as the payment webhook's handler does.
 """
@@ -21,6 +22,7 @@ from django.db import connection, transaction
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from orders.emails import order_email
+from notifications.services import email_requeue_stale
 from notifications.tasks import send_email_task
 from pharmacy.celery import app as celery_app
 from catalog.models import PackageTier
@@ -28,11 +30,12 @@ from orders.services import order_sync_payment
 from orders.state import PaymentStatus
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
+from tests.resources import redis_url
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("NOTIFICATIONS_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
+BROKER_URL = os.environ.get("NOTIFICATIONS_TEST_BROKER_URL") or redis_url("notifications_broker")
 FLAKY = "tests.notifications.failing_backend.FlakyFileBackend"
 
 
@@ -85,6 +88,7 @@ def worker(transactional_db, broker, tmp_path):
         EMAIL_BACKEND=FLAKY,
         EMAIL_FILE_PATH=str(mail_dir),
         FLAKY_EMAIL_FAILURES="1",
+        EMAIL_RETRY_FIRST_SECONDS="1",
         FLAKY_EMAIL_COUNTER=str(counter),
         AXES_ENABLED="0",
     )
@@ -160,6 +164,7 @@ def test_confirmation_email_arrives_exactly_once_despite_a_duplicate_webhook_and
     row = OutboundEmail.objects.get(order=order, kind=EmailKind.ORDER_RECEIVED)
 
     def all_sent():
+        email_requeue_stale()  # beat's minute sweep, run here as often as the test polls
         return not OutboundEmail.objects.exclude(status=EmailStatus.SENT).exists()
 
     _wait_for(all_sent, timeout=60, what="the emails to be sent", log=worker.log)
@@ -167,7 +172,7 @@ def test_confirmation_email_arrives_exactly_once_despite_a_duplicate_webhook_and
     assert row.last_error == ""
     assert row.subject == f"We've received your order {order.number}"
     log = worker.log.read_text()
-    assert "Retry in" in log and "Simulated outage (attempt 1)" in log
+    assert "failed (retrying): Simulated outage (attempt 1)" in log
     # One failed attempt (the simulated SMTP outage), then exactly one attempt per email.
     rows = list(OutboundEmail.objects.values_list("pk", "attempts"))
     assert sum(attempts for _, attempts in rows) == len(rows) + 1

@@ -3,6 +3,7 @@ import pytest
 from django.test import Client, override_settings
 
 from tests.ops.conftest import celery_broker
+from tests.resources import redis_url
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def test_readyz_reports_the_database_check(client):
     assert "redis" not in body["checks"]
 
 
-@override_settings(REDIS_URL="redis://127.0.0.1:6379/0", CELERY_TASK_ALWAYS_EAGER=True)
+@override_settings(REDIS_URL=redis_url("readiness"), CELERY_TASK_ALWAYS_EAGER=True)
 def test_readyz_pings_redis_when_configured(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
@@ -47,8 +48,8 @@ def test_readyz_is_503_when_redis_is_unreachable(client):
 
 
 @override_settings(
-    REDIS_URL="redis://127.0.0.1:6379/0",
-    CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
+    REDIS_URL=redis_url("readiness"),
+    CELERY_BROKER_URL=redis_url("silent_broker"),
     CELERY_TASK_ALWAYS_EAGER=False,
 )
 def test_readyz_is_503_when_no_celery_worker_answers(client, settings):

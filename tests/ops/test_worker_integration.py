@@ -12,11 +12,12 @@ from django.test import override_settings
 
 from pharmacy.celery import app
 from tests.ops.conftest import celery_broker
+from tests.resources import redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.urls("tests.ops.urls")]
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-BROKER = "redis://127.0.0.1:6379/14"
+BROKER = redis_url("ops_broker")
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def worker(tmp_path):
     try:
         redis.Redis.from_url(BROKER, socket_connect_timeout=1).flushdb()
     except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        pytest.skip(f"Redis is not running at {BROKER}")
     log_path = tmp_path / "worker.log"
     env = {
         "PATH": os.environ.get("PATH", ""),

@@ -104,3 +104,38 @@ def captured_minor(localstripe, intent_id: str) -> int:
     charge_id = charge if isinstance(charge, str) else charge["id"]
     charge = stripe.Charge.retrieve(charge_id).to_dict()
     return int(charge["amount"]) - int(charge.get("amount_refunded") or 0)
+
+
+def approve_data(order, *, packs: dict | None = None, refills: int = 0, **extra) -> dict:
+    """What the review page's one approval form posts: each prescription as written (kept on file),
+    the packs to dispense (as ordered unless ``packs`` says otherwise), and a fresh form key."""
+    import uuid
+
+    from django.utils import timezone
+
+    data = {"submission_key": str(uuid.uuid4())}
+    for line in order.lines.all():
+        data[f"line_{line.pk}"] = str((packs or {}).get(line.pk, line.packages))
+        if line.requires_prescription and not hasattr_refill(line):
+            p = f"rec_{line.pk}"
+            data.update({
+                f"{p}_directions": "1 tablet 3 times a day", f"{p}_daily_dose": "3",
+                f"{p}_quantity_per_fill": str(line.pack_size), f"{p}_refills_authorised": str(refills),
+                f"{p}_date_written": timezone.localdate().isoformat(),
+            })
+    if "shown_capture" not in extra:
+        # What the page's button names for these packs (the server's figure, as the page shows it).
+        from orders.prescription_decisions import approval_capture
+
+        lines = list(order.lines.all())
+        approved = {line.pk: int(data[f"line_{line.pk}"]) for line in lines}
+        if any(approved.values()) and all(0 <= n <= line.packages for n, line in zip(approved.values(), lines)):
+            data["shown_capture"] = str(approval_capture(order=order, lines=lines, approved_packages=approved).amount)
+    data.update(extra)
+    return data
+
+
+def hasattr_refill(line) -> bool:
+    from orders.models import OrderRefill
+
+    return OrderRefill.objects.filter(line=line).exists()

@@ -153,6 +153,28 @@ def test_free_shipping_code(localstripe, otc):
     assert (order.shipping, order.total) == (usd("0.00"), usd("40.00"))
 
 
+def sync_at_once(order_ids) -> list:
+    """Each order's payment synced in its own thread (own connection), released together; the errors."""
+    barrier = threading.Barrier(len(order_ids))
+    errors: list = []
+
+    def sync(order_id):
+        try:
+            barrier.wait(timeout=10)
+            services.order_sync_payment(order_id=order_id)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sync, args=(order_id,)) for order_id in order_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return errors
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 def test_two_customers_paying_for_the_last_use_one_wins(transactional_db, localstripe, otc):
     code(max_uses=1, max_uses_per_email=None)
@@ -160,24 +182,7 @@ def test_two_customers_paying_for_the_last_use_one_wins(transactional_db, locals
     assert all(p.order.discount == usd("4.00") for p in placed)  # both priced while the use was free
     for p in placed:  # both cards authorised at Stripe, neither synced yet
         browser_confirm(base=localstripe.base, intent_id=p.order.stripe_payment_intent_id, card_number=CARD_OK)
-    barrier = threading.Barrier(2)
-    errors: list = []
-
-    def sync(order_id):
-        try:
-            barrier.wait(timeout=10)
-            services.order_sync_payment(order_id=order_id)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=sync, args=(p.order.pk,)) for p in placed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    assert sync_at_once([p.order.pk for p in placed]) == []
     orders = [Order.objects.get(pk=p.order.pk) for p in placed]
     assert DiscountRedemption.objects.filter(released_at__isnull=True).count() == 1
     winner = next(o for o in orders if o.status != OrderStatus.CANCELED)
@@ -210,3 +215,65 @@ def test_code_changes_are_audited(otc):
     spring.value = Decimal("15")
     spring.save()
     assert [h.value for h in spring.history.order_by("history_date")] == [Decimal("10"), Decimal("15")]
+
+
+# --- "Uses per customer": the account and the mailbox, whatever the spelling -------------------
+
+
+@pytest.mark.parametrize(
+    "address, mailbox",
+    [
+        ("Jane.Doe+spring@Gmail.com", "janedoe@gmail.com"),
+        ("j.a.n.e.doe@googlemail.com", "janedoe@gmail.com"),
+        ("Jane.Doe+a+b@Example.COM", "jane.doe@example.com"),  # dots stay outside Gmail
+        ("  jdoe@example.com ", "jdoe@example.com"),
+        ("+only@example.com", "+only@example.com"),  # no local part left: kept as typed
+    ],
+)
+def test_mailbox_rule(address, mailbox):
+    from discounts.services import mailbox_normalise
+
+    assert mailbox_normalise(address) == mailbox
+
+
+def test_variants_of_one_mailbox_share_the_per_customer_limit(localstripe, otc):
+    code(max_uses_per_email=1)
+    first = place(cart_of((otc, 1), code="SPRING10"), email="jane.doe@gmail.com").order
+    browser_confirm(base=localstripe.base, intent_id=first.stripe_payment_intent_id, card_number=CARD_OK)
+    services.order_sync_payment(order_id=first.pk)
+    assert DiscountRedemption.objects.get().mailbox == "janedoe@gmail.com"
+    for variant in ("Jane.Doe+spring@Gmail.com", "janedoe@googlemail.com", "JANE.DOE@GMAIL.COM"):
+        with pytest.raises(services.OrderError, match="You have already used the code SPRING10."):
+            place(cart_of((otc, 1), code="SPRING10"), email=variant)
+    # Another mailbox (dots count outside Gmail) still has its use.
+    assert place(cart_of((otc, 1), code="SPRING10"), email="jane.doe@example.com").order.discount == usd("4.00")
+
+
+def test_an_account_shares_the_limit_whatever_address_it_orders_with(localstripe, otc, customer):
+    from tests.orders.conftest import make_cart
+
+    code(max_uses_per_email=1)
+    cart = make_cart(tier=otc, user=customer)
+    cart.discount_code = "SPRING10"
+    cart.save()
+    first = services.order_place(cart=cart, email="first@example.com", address=ADDRESS, shipping_method="standard", user=customer)
+    browser_confirm(base=localstripe.base, intent_id=first.order.stripe_payment_intent_id, card_number=CARD_OK)
+    services.order_sync_payment(order_id=first.order.pk)
+    assert DiscountRedemption.objects.get().user == customer
+    CartLine.objects.create(cart=cart, tier=otc, packages=1, price_when_added=otc.price)
+    with pytest.raises(services.OrderError, match="You have already used the code SPRING10."):
+        services.order_place(cart=cart, email="second@example.org", address=ADDRESS, shipping_method="standard", user=customer)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_two_spellings_of_one_mailbox_paying_for_its_last_use_one_wins(transactional_db, localstripe, otc):
+    code(max_uses=None, max_uses_per_email=1)
+    emails = ["sam.lee+one@gmail.com", "SamLee+two@googlemail.com"]
+    placed = [place(cart_of((otc, 1), code="SPRING10"), email=email) for email in emails]
+    assert all(p.order.discount == usd("4.00") for p in placed)  # both priced while the use was free
+    for p in placed:
+        browser_confirm(base=localstripe.base, intent_id=p.order.stripe_payment_intent_id, card_number=CARD_OK)
+    assert sync_at_once([p.order.pk for p in placed]) == []
+    assert DiscountRedemption.objects.filter(released_at__isnull=True).count() == 1
+    statuses = sorted(Order.objects.get(pk=p.order.pk).status for p in placed)
+    assert statuses == sorted([OrderStatus.CANCELED, OrderStatus.READY_TO_SHIP])

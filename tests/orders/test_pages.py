@@ -85,17 +85,20 @@ def test_order_page_through_the_signed_link_and_for_the_owner_only(localstripe, 
     other = place(make_cart(tier=baclofen_90)).order
     assert client.get(url + "?t=" + services.order_access_token(other)).status_code == 404  # another order's token
 
-    response = client.get(services.order_link(order))  # the page asks Stripe: authorised now
+    # The order is in an account: its emailed link opens nothing, the page says to sign in.
+    refused = client.get(services.order_link(order))
+    assert refused.status_code == 403 and "now kept in an account" in refused.content.decode()
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    assert client.get(services.order_link(order)).status_code == 403
+
+    client.force_login(owner)
+    response = client.get(url)  # the page asks Stripe: authorised now
     html = response.content.decode()
     assert response.status_code == 200
     assert f"Order <span id=\"order-number\">{order.number}</span>" in html
     assert "Awaiting pharmacist review" in html and "Authorised" in html
     assert "$78.18" in html
-
-    client.force_login(UserFactory())
-    assert client.get(url).status_code == 404
-    client.force_login(owner)
-    assert client.get(url).status_code == 200
 
 
 def test_order_page_after_a_declined_card_says_so(localstripe, client, general_tier):
@@ -138,3 +141,38 @@ def test_order_page_offers_no_claim_link_to_the_signed_in_owner(localstripe, cli
     client.force_login(customer)
     html = client.get(reverse("orders:detail", kwargs={"number": order.number})).content.decode()
     assert 'id="claim-order"' not in html
+
+
+# --- The signed link's lifetime: a controlled clock (signing reads time.time) ----------------
+
+
+def test_the_signed_link_opens_a_guest_order_until_its_lifetime_ends_to_the_second(client, settings):
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from tests.accounts.conftest import make_order
+
+    settings.ORDER_LINK_MAX_AGE_DAYS = 3
+    order = make_order(email="guest.clock@example.com")
+    signed_at = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    with time_machine.travel(signed_at, tick=False):
+        link = services.order_link(order)
+    claim = reverse("accounts:claim_order", kwargs={"number": order.number}) + "?" + link.split("?")[1]
+    end = signed_at + timedelta(days=3)
+
+    with time_machine.travel(end - timedelta(seconds=1), tick=False):
+        page = client.get(link)
+        assert page.status_code == 200 and 'id="claim-order"' in page.content.decode()
+        assert client.get(claim).status_code == 200
+    with time_machine.travel(end + timedelta(seconds=1), tick=False):
+        expired = client.get(link)
+        assert expired.status_code == 410
+        text = expired.content.decode()
+        assert "This link has expired." in text and "for 3 days" in text
+        assert f"{reverse('accounts:login')}?next=%2Forders%2F{order.number}%2F" in text
+        assert "no-store" in expired["Cache-Control"]
+        expired_claim = client.get(claim)
+        assert expired_claim.status_code == 410 and "The link to this order has expired." in expired_claim.content.decode()
+        receipt = reverse("orders:receipt", kwargs={"number": order.number}) + "?" + link.split("?")[1]
+        assert client.get(receipt).status_code == 410

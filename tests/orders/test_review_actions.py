@@ -14,7 +14,7 @@ from orders.models import OrderLine, PrescriptionReview, ReviewAction, Shipment
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
-from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist, place_rx
+from tests.orders.prescription_support import approve_data, authorise, captured_minor, make_pharmacist, place_rx
 
 pytestmark = pytest.mark.django_db
 
@@ -164,14 +164,14 @@ def test_request_information_keeps_the_order_in_review_and_emails_once_per_form(
 def test_double_submitted_approval_captures_once(localstripe, baclofen_90, pharmacist, client):
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     client.force_login(pharmacist)
-    key = str(uuid.uuid4())
+    data = approve_data(order)
     url = reverse("orders:review_approve", args=[order.number])
-    assert client.post(url, {"submission_key": key}).status_code == 302
-    assert client.post(url, {"submission_key": key}).status_code == 302  # the same form again: no-op
+    assert client.post(url, data).status_code == 302
+    assert client.post(url, data).status_code == 302  # the same form again: no-op
     assert order.reviews.count() == 1
     assert order.events.filter(to_status=PaymentStatus.CAPTURED).count() == 1
     # Another approval form for an order already approved is refused with a message, not a 500.
-    response = client.post(url, {"submission_key": str(uuid.uuid4())})
+    response = client.post(url, {**data, "submission_key": str(uuid.uuid4())})
     assert response.status_code == 400
     assert "no longer awaiting review" in response.content.decode()
     assert order.reviews.count() == 1
@@ -187,10 +187,7 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
     line = order.lines.get()
 
     # Invalid: more packages than ordered -> form error, nothing captured.
-    response = client.post(
-        reverse("orders:review_approve_changes", args=[order.number]),
-        {"submission_key": str(uuid.uuid4()), f"line_{line.pk}": 3, "note": "x"},
-    )
+    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order, packs={line.pk: 3}, note="x"))
     assert response.status_code == 400
     assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
 
@@ -198,9 +195,12 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
         reverse("orders:review_request_info", args=[order.number]), {"submission_key": str(uuid.uuid4()), "message": "Which clinic?"}
     )
     assert response.status_code == 302
+    # Fewer packs without a note for the customer: refused, nothing captured.
+    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order, packs={line.pk: 1}))
+    assert response.status_code == 400 and "tell the customer why" in response.content.decode()
+    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
     response = client.post(
-        reverse("orders:review_approve_changes", args=[order.number]),
-        {"submission_key": str(uuid.uuid4()), f"line_{line.pk}": 1, "note": "One pack prescribed."},
+        reverse("orders:review_approve", args=[order.number]), approve_data(order, packs={line.pk: 1}, note="One pack prescribed.")
     )
     assert response.status_code == 302
     order.refresh_from_db()
@@ -284,7 +284,7 @@ def test_superuser_can_act(localstripe, baclofen_90, client):
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     admin = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin)
-    response = client.post(reverse("orders:review_approve", args=[order.number]), {"submission_key": str(uuid.uuid4())})
+    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order))
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.CAPTURED

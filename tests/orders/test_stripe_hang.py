@@ -6,11 +6,11 @@ the cart and leave nothing holding stock; meanwhile the catalog, the cart and th
 (the order page hands its payment check to the worker instead of asking Stripe itself).
 """
 import contextlib
-import socket
 import threading
 import time
 
 import pytest
+import requests
 from django.db import connections
 from django.test import Client
 from django.urls import reverse
@@ -20,41 +20,13 @@ from orders import services
 from orders.models import Order
 from orders.state import OrderStatus
 from pharmacy.celery import app as celery_app
+from tests.live_gunicorn import SilentServer
 from tests.orders.conftest import attach_to_session as attach, make_cart, place, shown_figures
 
 TIMEOUT, RETRIES = 2.0, 1
 #: What checkout may take at most: every attempt times out, plus the library's back-off (≤ 1 s)
 #: and 2 s for the shop's own work on a busy test machine.
 BOUND = TIMEOUT * (1 + RETRIES) + 1.0 + 2.0
-
-
-class SilentServer:
-    """Accepts TCP connections and never sends a byte."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)  # held open, never answered
-
-    def close(self):
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
 
 
 @pytest.fixture
@@ -141,3 +113,50 @@ def test_a_hanging_stripe_delays_only_checkout_and_checkout_answers_in_time(
     general_tier.refresh_from_db()
     assert general_tier.stock == 3 and not Order.objects.filter(stock_reserved=True).exists()
     assert len(silent_stripe.accepted) == 1 + RETRIES  # bounded retries, then give up
+
+
+#: Checkouts stuck on Stripe at once under gunicorn: more than the two sync workers that used to
+#: stall the whole shop, as many as half the threads of two workers (gunicorn.conf.py).
+STUCK_CHECKOUTS = 4
+
+
+@pytest.mark.integration
+def test_catalog_pages_answer_under_gunicorn_while_checkouts_hang_on_stripe(transactional_db, general_tier, tmp_path):
+    """gunicorn as deployed (gunicorn.conf.py: threads) with every checkout waiting on a hung Stripe."""
+    from tests.live_gunicorn import Gunicorn, checkout_form, customer_with_cart, post_checkout, server_env
+
+    general_tier.stock = 100
+    general_tier.save()
+    stripe_api = SilentServer()
+    env = server_env(STRIPE_API_BASE=stripe_api.base, STRIPE_TIMEOUT_SECONDS="25", STRIPE_MAX_NETWORK_RETRIES="0",
+                     WEB_CONCURRENCY="2", WEB_THREADS="4")
+    customers = [customer_with_cart(general_tier) for _ in range(STUCK_CHECKOUTS)]
+    try:
+        with Gunicorn(env=env, log=tmp_path / "gunicorn.log") as server:
+            forms = [checkout_form(customer, server.base) for customer in customers]
+            outcomes: list[dict] = [{} for _ in customers]
+            threads = [
+                threading.Thread(target=post_checkout, args=(customer, server.base, form, outcome))
+                for customer, form, outcome in zip(customers, forms, outcomes)
+            ]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 30
+            while len(stripe_api.accepted) < STUCK_CHECKOUTS and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(stripe_api.accepted) == STUCK_CHECKOUTS, "every checkout should be waiting on Stripe"
+
+            visitor = requests.Session()
+            for path in ("/", "/products/", f"/products/{general_tier.dosage.product.slug}/"):
+                response = visitor.get(server.base + path, timeout=20)
+                assert response.status_code == 200, path
+            assert not any(outcomes), "catalog pages answered while every checkout still waited on Stripe"
+
+            stripe_api.close()  # Stripe drops the connections: each checkout gets its defined outcome
+            for thread in threads:
+                thread.join(timeout=60)
+        for outcome in outcomes:
+            assert outcome.get("status") == 400, outcome
+            assert "payment provider could not be reached" in outcome["body"]
+    finally:
+        stripe_api.close()

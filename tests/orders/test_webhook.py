@@ -241,3 +241,32 @@ def test_an_unsigned_body_that_is_not_an_event_is_refused_and_not_kept(client, s
     settings.STRIPE_WEBHOOK_SECRET = "whsec_pharmacy_tests"
     assert deliver(client, b"not json", signature="t=1,v1=deadbeef").status_code == 400
     assert not StripeEvent.objects.exists()
+
+
+def _signed_event(*, event_id: str, event_type: str, obj: dict | None = None) -> bytes:
+    return json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj or {}}}).encode()
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (_signed_event(event_id="evt_" + "x" * 252, event_type="charge.updated"), b"id is 256 characters long; at most 255"),
+        (_signed_event(event_id="evt_long_type", event_type="t" * 101), b"type is 101 characters long; at most 100"),
+        (_signed_event(event_id="evt_nul", event_type="charge.updated", obj={"description": "a\x00b"}), b"NUL"),
+    ],
+    ids=["id-256", "type-101", "nul-in-data"],
+)
+def test_a_signed_event_the_log_cannot_hold_is_refused_with_the_reason_and_not_kept(client, settings, body, reason):
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_pharmacy_tests"
+    response = deliver(client, body)
+    assert response.status_code == 400
+    assert b"Event not accepted" in response.content and reason in response.content
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_signed_event_at_the_limits_is_kept_and_acknowledged(client, settings):
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_pharmacy_tests"
+    longest = "evt_" + "x" * 251
+    response = deliver(client, _signed_event(event_id=longest, event_type="t" * 100))
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().event_id == longest

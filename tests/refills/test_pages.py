@@ -2,6 +2,7 @@
 button, the checkout that skips the prescription step, the pharmacist's queue with refills."""
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -12,7 +13,7 @@ from orders import prescription_records as records
 from orders.models import PrescriptionOnFile
 from orders.state import OrderStatus
 from tests.factories import UserFactory
-from tests.orders.prescription_support import make_pharmacist
+from tests.orders.prescription_support import approve_data, make_pharmacist
 from tests.refills.support import age_last_fill, approve_first_order, place_refill
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,7 @@ def test_my_prescriptions_query_budget_does_not_grow_with_records(client, locals
 
 def test_refill_button_fills_the_cart_and_checkout_names_the_prescription(client, localstripe, baclofen_90):
     user, _, record = approve_first_order(localstripe, baclofen_90)
+    age_last_fill(record, days=28)
     client.force_login(user)
     detail = client.get(reverse("refills:detail", args=[record.pk])).content.decode()
     assert "uses one refill" in detail and "refill-button" in detail
@@ -67,8 +69,9 @@ def test_queue_lists_refills_apart_with_checks_in_a_fixed_budget(client, localst
     pharmacist = make_pharmacist()
     user, _, record = approve_first_order(localstripe, baclofen_90, pharmacist=pharmacist)
     approve_first_order(localstripe, baclofen_90, user=user, pharmacist=pharmacist)  # another medicine on file
-    age_last_fill(record, days=10)
+    age_last_fill(record, days=28)
     refill = place_refill(localstripe, record, baclofen_90)
+    age_last_fill(record, days=10)  # too soon by the time the pharmacist looks
     client.force_login(pharmacist)
     client.get(reverse("orders:review_queue"))
     with django_assert_max_num_queries(14) as first:
@@ -94,20 +97,25 @@ def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(cl
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, user=user), tier=baclofen_90, user=user))
     client.force_login(pharmacist)
     page = client.get(reverse("orders:review_order", args=[order.number])).content.decode()
-    assert "approve-and-record" in page
+    # One approval, which keeps the prescription on file; the refills written have no default.
+    assert page.count('id="approve-submit"') == 1 and "Approve as ordered" not in page and "keep on file" not in page
+    assert re.search(r'<input type="number" name="rec_\d+_refills_authorised"[^>]*required[^>]*>', page)
+    assert 'value="0"' not in re.search(r'<input type="number" name="rec_\d+_refills_authorised"[^>]*>', page).group(0)
     line = order.lines.get()
-    p = f"rec_{line.pk}"
-    response = client.post(reverse("refills:approve_and_record", args=[order.number]), {
-        "submission_key": str(uuid.uuid4()), f"{p}_directions": "1 tablet 3 times a day", f"{p}_daily_dose": "3",
-        f"{p}_quantity_per_fill": "90", f"{p}_refills_authorised": "3", f"{p}_date_written": "2026-01-05",
-    })
+    data = approve_data(order, refills=3)
+    data[f"rec_{line.pk}_date_written"] = "2026-01-05"
+    response = client.post(reverse("orders:review_approve", args=[order.number]), data)
     assert response.status_code == 302
     record = PrescriptionOnFile.objects.get(source_order=order)
     assert (record.refills_authorised, str(record.expires_on)) == (3, "2027-01-05")
-    age_last_fill(record, days=5)
+    age_last_fill(record, days=28)
     refill = place_refill(localstripe, record, baclofen_90)
+    age_last_fill(record, days=5)
     page = client.get(reverse("orders:review_order", args=[refill.number])).content.decode()
     assert "refill too soon" in page
+    # Only the refill decision: no generic approval or rejection forms, no "No prescription was given."
+    assert 'id="approve-form"' not in page and "Do not approve" not in page and "No prescription was given" not in page
+    assert re.search(r'<button type="submit" id="refill-approve" disabled>', page)
     client.post(reverse("refills:refill_refuse", args=[refill.number]), {"submission_key": str(uuid.uuid4())})
     refill.refresh_from_db()
     assert refill.status == OrderStatus.CANCELED

@@ -46,12 +46,13 @@ from orders.models import Order, OrderEvent, OrderLine, StripeEvent
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
 from tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, free_port, sign_webhook
+from tests.resources import redis_url
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-REDIS_URL = os.environ.get("SCALE_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+REDIS_URL = os.environ.get("SCALE_TEST_REDIS_URL") or redis_url("scale")
 
 STOCK = 30  # packs of the tracked tier
 STOCK_ATTEMPTS = 40  # customers wanting one pack each

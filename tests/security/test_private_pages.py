@@ -33,7 +33,7 @@ def assert_not_stored(response, what: str) -> None:
     assert "no-store" in response.get("Cache-Control", ""), f"{what} may be cached: {response.get('Cache-Control')!r}"
 
 
-def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, client):
+def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, client, baclofen_90):
     prescription = Prescription.objects.get(order=rx_order)
     client.force_login(customer)
     customer_pages = {
@@ -53,7 +53,8 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
     assert_not_stored(client.post(reverse("orders:checkout"), {"email": "x"}), "refused checkout")
     assert_not_stored(client.post(reverse("cart:add"), {"tier_id": "x"}, headers={"HX-Request": "true"}), "cart fragment")
     # A guest's signed link to the order page.
-    assert_not_stored(Client().get(order_link(rx_order)), "order page by signed link")
+    guest_order = place_rx(make_cart(tier=baclofen_90), tier=baclofen_90).order
+    assert_not_stored(Client().get(order_link(guest_order)), "order page by signed link")
 
     client.force_login(make_pharmacist())
     staff_pages = {

@@ -22,7 +22,7 @@ from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
-from tests.orders.prescription_support import authorise, place_rx
+from tests.orders.prescription_support import approve_data, authorise, place_rx
 from tests.security.conftest import fresh
 
 pytestmark = pytest.mark.django_db
@@ -135,7 +135,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
 
     # The pharmacist approves (capture comes with the role) and ships; others cannot ship.
     client.force_login(staff.pharmacist)
-    response = client.post(reverse("orders:review_approve", args=[order.number]), {"submission_key": key()})
+    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order))
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.CAPTURED

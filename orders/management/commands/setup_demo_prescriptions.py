@@ -95,5 +95,6 @@ class Command(BaseCommand):
         )
         PrescriptionOnFileEvent.objects.create(prescription=record, kind="recorded", order=order, note="Demo data.")
         PrescriptionOnFileEvent.objects.create(
-            prescription=record, kind="fill", order=order, pills=90, refills_counted=0, filled_on=filled, note="First fill (demo)."
+            prescription=record, kind="fill", order=order, pills=90, refills_counted=0, fill_number=0, filled_on=filled,
+            note="First fill (demo).",
         )
