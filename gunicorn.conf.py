@@ -61,3 +61,12 @@ if os.environ.get("LOG_FORMAT", "json" if os.environ.get("PRODUCTION") in ("1", 
     })
 else:
     access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms [%({x-request-id}o)s]'
+
+
+def child_exit(server, worker):
+    """With PROMETHEUS_MULTIPROC_DIR set (several workers, docs/operations.md), /metrics sums every
+    worker's request metrics from files in that folder; a worker that exits is forgotten here."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

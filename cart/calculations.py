@@ -6,6 +6,11 @@ From lines carrying a price per package (the catalog's *current* price for a car
 tax and the total. It returns one frozen ``Totals``; the total is built from the other figures in
 one place, so no page, email or PaymentIntent can show a total that disagrees with its own lines.
 
+``calculate`` is a pipeline of named steps, each a short function with its own rule and its own
+boundary tests: ``price_lines`` (line totals, subtotal, savings), ``apply_discount`` (the code,
+its minimum inclusive), ``shipping_for`` (the free-shipping threshold inclusive, measured after
+the code), ``tax_for`` (the tax seam) and ``totals_of`` (the total, built in one place).
+
 Who calls it: the cart page (``cart.pricing.cart_summary``), the checkout page and order
 placement (``orders.services``), approval with changes (``orders.prescription_decisions``), refunds
 (``refund_split``) and the emails, which read the figures snapshotted on the order from it.
@@ -316,6 +321,218 @@ class RefundSplit:
     tax: Money
 
 
+# --- The pipeline: lines → discount → shipping → tax → total ----------------------------------
+#
+# Each step is a small function with one job, so a rule (the code's minimum, the free-shipping
+# threshold, which lines are taxed) has one place to read and one place to test at its boundary.
+# The steps pass frozen records forward; ``calculate`` only wires them together.
+
+
+@dataclass(frozen=True)
+class PricedLines:
+    """Step 1: the lines kept (packages > 0) and what each costs before any code."""
+
+    lines: tuple[LineInput, ...]
+    totals: tuple[Money, ...]  # packages × unit price, per line
+    savings: tuple[Money, ...]  # against the list price, per line
+    subtotal: Money
+    savings_total: Money
+    item_count: int
+
+
+@dataclass(frozen=True)
+class DiscountResult:
+    """Step 2: what the code takes off each line, or why it takes nothing."""
+
+    per_line: tuple[Decimal, ...]
+    total: Money
+    free_shipping: bool  # a free-shipping code applies (never together with a refusal)
+    refusal: str = ""
+
+
+@dataclass(frozen=True)
+class ShippingResult:
+    """Step 3: the shipping charged and how far the goods are from free shipping."""
+
+    charged: Money
+    threshold: Money
+    remaining: Money
+
+
+@dataclass(frozen=True)
+class TaxResult:
+    """Step 4: the quote (None until a state is known), each line's share and the tax total."""
+
+    quote: TaxQuote | None
+    per_line: tuple[Decimal, ...]
+    total: Money
+
+
+def price_lines(lines: Iterable[LineInput], currency: str) -> PricedLines:
+    """Line totals and savings through ``catalog.pricing``, so a cart line and a card agree."""
+    kept = tuple(line for line in lines if line.packages > 0)
+    totals, savings = [], []
+    for line in kept:
+        saved = catalog_pricing.tier_savings_amount(
+            price=line.unit_price, list_price=line.list_price
+        )
+        totals.append(money(line.unit_price.amount * line.packages, currency))
+        savings.append(money(saved.amount * line.packages, currency))
+    return PricedLines(
+        lines=kept,
+        totals=tuple(totals),
+        savings=tuple(savings),
+        subtotal=add(totals, currency),
+        savings_total=add(savings, currency),
+        item_count=sum(line.packages for line in kept),
+    )
+
+
+def discount_refusal(
+    *, rule: DiscountRule, priced: PricedLines, eligible: list[int], enforce_minimum: bool
+) -> str:
+    """Why the code takes nothing off these lines, or ''. The minimum is inclusive: a subtotal
+    exactly at it qualifies, so the cart's "spend $X more" promise holds to the cent."""
+    if not eligible:
+        return f"The code {rule.code} does not apply to the items in your cart."
+    if enforce_minimum and priced.subtotal.amount < rule.min_subtotal:
+        minimum = format_money(Money(rule.min_subtotal, str(priced.subtotal.currency)))
+        yours = format_money(priced.subtotal)
+        return f"The code {rule.code} needs a subtotal of {minimum} or more; yours is {yours}."
+    return ""
+
+
+def percent_off(
+    *, rule: DiscountRule, priced: PricedLines, eligible: list[int], currency: str
+) -> list[Decimal]:
+    """A percent is rounded per line, so each line shown with its discount adds up on its own."""
+    pct = min(max(rule.value, ZERO), Decimal(100))
+    off = [ZERO for _ in priced.lines]
+    for i in eligible:
+        off[i] = money(priced.totals[i].amount * pct / 100, currency).amount
+    return off
+
+
+def fixed_off(
+    *, rule: DiscountRule, priced: PricedLines, eligible: list[int], currency: str
+) -> list[Decimal]:
+    """A fixed amount never exceeds the eligible lines (no negative line) and is spread over them
+    by largest remainder, so the shares add up exactly and refunds can be split by line."""
+    base = [priced.totals[i].amount for i in eligible]
+    amount = min(money(rule.value, currency).amount, sum(base))
+    off = [ZERO for _ in priced.lines]
+    for i, share in zip(eligible, _spread(amount, base)):
+        off[i] = share
+    return off
+
+
+def apply_discount(
+    *, priced: PricedLines, rule: DiscountRule | None, currency: str, enforce_minimum: bool
+) -> DiscountResult:
+    """Step 2: the code's effect on these lines. A refused code still travels on (as the refusal)
+    so the page can say why it gave nothing."""
+    none = tuple(ZERO for _ in priced.lines)
+    if rule is None:
+        return DiscountResult(per_line=none, total=zero(currency), free_shipping=False)
+    eligible = [i for i, line in enumerate(priced.lines) if rule.applies_to(line)]
+    refusal = discount_refusal(
+        rule=rule, priced=priced, eligible=eligible, enforce_minimum=enforce_minimum
+    )
+    if refusal or rule.kind not in (DiscountKind.PERCENT, DiscountKind.FIXED):
+        free = not refusal and rule.kind == DiscountKind.FREE_SHIPPING
+        return DiscountResult(
+            per_line=none, total=zero(currency), free_shipping=free, refusal=refusal
+        )
+    take = percent_off if rule.kind == DiscountKind.PERCENT else fixed_off
+    off = tuple(take(rule=rule, priced=priced, eligible=eligible, currency=currency))
+    total = add((Money(d, currency) for d in off), currency)
+    return DiscountResult(per_line=off, total=total, free_shipping=False)
+
+
+def shipping_for(
+    *,
+    policy: ShippingPolicy,
+    method: str,
+    goods: Money,
+    item_count: int,
+    free_shipping: bool,
+    override: Money | None,
+) -> ShippingResult:
+    """Step 3. The threshold is measured on what is paid for the goods (after the code) and is
+    inclusive: goods exactly at it ship free. A free-shipping code waives the standard rate only;
+    express keeps its surcharge. ``override`` keeps the shipping charged at placement."""
+    currency = str(goods.currency)
+    threshold = money(policy.free_threshold, currency)
+    reached = goods.amount >= threshold.amount
+    if override is not None:
+        charged = money(override, currency)
+    elif item_count == 0:
+        charged = zero(currency)
+    else:
+        standard = ZERO if (reached or free_shipping) else policy.flat_rate
+        surcharge = policy.express_surcharge if method == EXPRESS else ZERO
+        charged = money(standard + surcharge, currency)
+    remaining = zero(currency) if reached else subtract(threshold, goods)
+    return ShippingResult(charged=charged, threshold=threshold, remaining=remaining)
+
+
+def tax_for(
+    *,
+    priced: PricedLines,
+    nets: Sequence[Money],
+    shipping: Money,
+    tax: TaxCalculator | None,
+    state: str,
+) -> TaxResult:
+    """Step 4: tax through the seam, on what is paid per line after the code. Without a state
+    there is no tax yet (the cart before an address). The goods tax is computed once on the taxed
+    lines and then spread over them, so the per-line shares add up to it exactly."""
+    currency = str(shipping.currency)
+    if tax is None or not state:
+        return TaxResult(quote=None, per_line=tuple(ZERO for _ in nets), total=zero(currency))
+    taxable = [
+        TaxableLine(key=line.key, amount=net, legal_class=line.legal_class)
+        for line, net in zip(priced.lines, nets)
+    ]
+    quote = tax.quote(lines=taxable, shipping=shipping, state=state)
+    weights = [
+        net.amount if line.key in quote.taxed_keys else ZERO
+        for line, net in zip(priced.lines, nets)
+    ]
+    return TaxResult(
+        quote=quote,
+        per_line=tuple(_spread(quote.goods_tax.amount, weights)),
+        total=add((quote.goods_tax, quote.shipping_tax), currency),
+    )
+
+
+def line_figures(
+    *,
+    priced: PricedLines,
+    off: DiscountResult,
+    nets: Sequence[Money],
+    taxes: TaxResult,
+    rule: DiscountRule | None,
+) -> tuple[LineFigures, ...]:
+    """Each line's own figures, for the rows of the cart, checkout, order page and emails."""
+    currency = str(priced.subtotal.currency)
+    return tuple(
+        LineFigures(
+            key=line.key,
+            packages=line.packages,
+            unit_price=money(line.unit_price, currency),
+            list_price=money(line.list_price, currency),
+            line_total=priced.totals[i],
+            line_savings=priced.savings[i],
+            discount=Money(off.per_line[i], currency),
+            net_total=nets[i],
+            tax=Money(taxes.per_line[i], currency),
+            discounted=off.per_line[i] > 0 or (off.free_shipping and rule.applies_to(line)),
+        )
+        for i, line in enumerate(priced.lines)
+    )
+
+
 def calculate(
     *,
     lines: Iterable[LineInput],
@@ -328,7 +545,7 @@ def calculate(
     shipping_override: Money | None = None,
     enforce_minimum: bool = True,
 ) -> Totals:
-    """Every figure of an order from its lines. Pure.
+    """Every figure of an order from its lines, in one call so no figure comes from another moment.
 
     ``shipping_override`` keeps the shipping charged at placement (approval with changes: a cut
     made by the pharmacy never costs the customer free shipping) and ``enforce_minimum=False``
@@ -336,105 +553,55 @@ def calculate(
     more than the one the customer authorised. Without ``tax`` (or ``state``) tax is zero and
     ``tax_known`` False: the cart page, before an address.
     """
-    lines = [line for line in lines if line.packages > 0]
-    figures_total = []
-    for line in lines:
-        row = catalog_pricing.tier_savings_amount(price=line.unit_price, list_price=line.list_price)
-        figures_total.append(
-            (money(line.unit_price.amount * line.packages, currency), money(row.amount * line.packages, currency))
-        )
-    subtotal = add((t for t, _ in figures_total), currency)
-    savings = add((s for _, s in figures_total), currency)
-    item_count = sum(line.packages for line in lines)
-
-    # Discount.
-    refusal = ""
-    line_discounts = [ZERO for _ in lines]
-    free_shipping = False
-    if discount is not None:
-        eligible = [i for i, line in enumerate(lines) if discount.applies_to(line)]
-        if not eligible:
-            refusal = f"The code {discount.code} does not apply to the items in your cart."
-        elif enforce_minimum and subtotal.amount < discount.min_subtotal:
-            refusal = (
-                f"The code {discount.code} needs a subtotal of {format_money(Money(discount.min_subtotal, currency))} "
-                f"or more; yours is {format_money(subtotal)}."
-            )
-        elif discount.kind == DiscountKind.PERCENT:
-            pct = min(max(discount.value, ZERO), Decimal(100))
-            for i in eligible:
-                line_discounts[i] = money(figures_total[i][0].amount * pct / 100, currency).amount
-        elif discount.kind == DiscountKind.FIXED:
-            base = [figures_total[i][0].amount for i in eligible]
-            off = min(money(discount.value, currency).amount, sum(base))
-            for i, share in zip(eligible, _spread(off, base)):
-                line_discounts[i] = share
-        elif discount.kind == DiscountKind.FREE_SHIPPING:
-            free_shipping = True
-    discount_total = add((Money(d, currency) for d in line_discounts), currency)
-    goods = subtract(subtotal, discount_total)
-
-    # Shipping: flat below the threshold (measured on what is paid for goods), express surcharge on top.
-    threshold = money(policy.free_threshold, currency)
-    if shipping_override is not None:
-        shipping = money(shipping_override, currency)
-    elif item_count == 0:
-        shipping = zero(currency)
-    else:
-        standard = ZERO if (goods.amount >= threshold.amount or free_shipping) else policy.flat_rate
-        surcharge = policy.express_surcharge if method == EXPRESS else ZERO
-        shipping = money(standard + surcharge, currency)
-    remaining = zero(currency) if goods.amount >= threshold.amount else subtract(threshold, goods)
-
-    # Tax, through the seam.
-    nets = [money(figures_total[i][0].amount - line_discounts[i], currency) for i in range(len(lines))]
-    quote = None
-    if tax is not None and state:
-        quote = tax.quote(
-            lines=[TaxableLine(key=l.key, amount=n, legal_class=l.legal_class) for l, n in zip(lines, nets)],
-            shipping=shipping,
-            state=state,
-        )
-    goods_tax = quote.goods_tax if quote else zero(currency)
-    shipping_tax = quote.shipping_tax if quote else zero(currency)
-    taxed = quote.taxed_keys if quote else frozenset()
-    taxable_weights = [n.amount if l.key in taxed else ZERO for l, n in zip(lines, nets)]
-    line_taxes = _spread(goods_tax.amount, taxable_weights)
-    tax_total = add((goods_tax, shipping_tax), currency)
-
-    total = add((goods, shipping, tax_total), currency)
-    result_lines = tuple(
-        LineFigures(
-            key=line.key,
-            packages=line.packages,
-            unit_price=money(line.unit_price, currency),
-            list_price=money(line.list_price, currency),
-            line_total=figures_total[i][0],
-            line_savings=figures_total[i][1],
-            discount=Money(line_discounts[i], currency),
-            net_total=nets[i],
-            tax=Money(line_taxes[i], currency),
-            discounted=line_discounts[i] > 0 or (free_shipping and discount.applies_to(line)),
-        )
-        for i, line in enumerate(lines)
+    priced = price_lines(lines, currency)
+    off = apply_discount(
+        priced=priced, rule=discount, currency=currency, enforce_minimum=enforce_minimum
     )
+    goods = subtract(priced.subtotal, off.total)
+    shipping = shipping_for(
+        policy=policy,
+        method=method,
+        goods=goods,
+        item_count=priced.item_count,
+        free_shipping=off.free_shipping,
+        override=shipping_override,
+    )
+    nets = tuple(money(t.amount - d, currency) for t, d in zip(priced.totals, off.per_line))
+    taxes = tax_for(priced=priced, nets=nets, shipping=shipping.charged, tax=tax, state=state)
+    return totals_of(
+        priced=priced, off=off, nets=nets, shipping=shipping, taxes=taxes, rule=discount
+    )
+
+
+def totals_of(
+    *,
+    priced: PricedLines,
+    off: DiscountResult,
+    nets: Sequence[Money],
+    shipping: ShippingResult,
+    taxes: TaxResult,
+    rule: DiscountRule | None,
+) -> Totals:
+    """Step 5: the total, built here and nowhere else from the figures shown beside it."""
+    currency = str(priced.subtotal.currency)
+    goods = subtract(priced.subtotal, off.total)
     return Totals(
-        lines=result_lines,
-        subtotal=subtotal,
-        savings=savings,
-        discount=discount_total,
-        shipping=shipping,
-        shipping_waived=free_shipping and not refusal,
-        tax=tax_total,
-        total=total,
-        item_count=item_count,
-        free_shipping_threshold=threshold,
-        free_shipping_remaining=remaining,
-        discount_rule=discount,
-        discount_refusal=refusal,
-        tax_rate=quote.rate if quote else ZERO,
-        tax_snapshot=quote.snapshot if quote else {},
-        tax_known=quote is not None,
+        lines=line_figures(priced=priced, off=off, nets=nets, taxes=taxes, rule=rule),
+        subtotal=priced.subtotal,
+        savings=priced.savings_total,
+        discount=off.total,
+        shipping=shipping.charged,
+        shipping_waived=off.free_shipping,
+        tax=taxes.total,
+        total=add((goods, shipping.charged, taxes.total), currency),
+        item_count=priced.item_count,
+        free_shipping_threshold=shipping.threshold,
+        free_shipping_remaining=shipping.remaining,
+        discount_rule=rule,
+        discount_refusal=off.refusal,
+        tax_rate=taxes.quote.rate if taxes.quote else ZERO,
+        tax_snapshot=taxes.quote.snapshot if taxes.quote else {},
+        tax_known=taxes.quote is not None,
     )
 
 

@@ -5,17 +5,19 @@ pill that savings are measured against). All derived figures come from ``catalog
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
-from django.db import models, router
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.urls import reverse
 from djmoney.models.fields import MoneyField
 from djmoney.models.validators import MinMoneyValidator
 from simple_history.models import HistoricalRecords
 
-from . import lowest_prices, pricing
+from . import page_cache, pricing
 from .page_cache import CatalogModel, CatalogQuerySet
 
 
@@ -173,21 +175,21 @@ class DosageQuerySet(CatalogQuerySet):
     """Moving or deleting dosages recomputes their products' lowest price (``catalog.lowest_prices``)."""
 
     def update(self, **kwargs):
-        if not lowest_prices.touches(kwargs, lowest_prices.DOSAGE_FIELDS):
+        if not lowest_price_touched(kwargs, LOWEST_PRICE_DOSAGE_FIELDS):
             return super().update(**kwargs)
         new = kwargs.get("product", kwargs.get("product_id"))
-        with lowest_prices.kept(using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else []):
+        with lowest_price_kept(using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else []):
             return super().update(**kwargs)
 
     def delete(self):
-        with lowest_prices.kept(using=self.db, dosages=self):
+        with lowest_price_kept(using=self.db, dosages=self):
             return super().delete()
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
-        if not lowest_prices.touches(fields, lowest_prices.DOSAGE_FIELDS):
+        if not lowest_price_touched(fields, LOWEST_PRICE_DOSAGE_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
-        with lowest_prices.kept(
+        with lowest_price_kept(
             using=self.db, product_ids={o.product_id for o in objs},
             dosages=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
         ):
@@ -236,11 +238,11 @@ class Dosage(_LoadedValues, CatalogModel):
         """Moved to another product: both products' lowest price, in the same transaction."""
         loaded = getattr(self, "_loaded_price_values", None)
         if (self._state.adding or loaded == self._price_values()
-                or not lowest_prices.touches(kwargs.get("update_fields"), lowest_prices.DOSAGE_FIELDS)):
+                or not lowest_price_touched(kwargs.get("update_fields"), LOWEST_PRICE_DOSAGE_FIELDS)):
             return super().save(*args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         old = [loaded[0]] if loaded else []
-        with lowest_prices.kept(using=using, product_ids=[self.product_id, *old],
+        with lowest_price_kept(using=using, product_ids=[self.product_id, *old],
                                 dosages=None if loaded else Dosage._base_manager.filter(pk=self.pk)):
             result = super().save(*args, **kwargs)
         self._loaded_price_values = self._price_values()
@@ -249,7 +251,7 @@ class Dosage(_LoadedValues, CatalogModel):
     def delete(self, *args, **kwargs):
         """Its tiers go with it (cascade): the product's lowest price, in the same transaction."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with lowest_prices.kept(using=using, dosages=Dosage._base_manager.filter(pk=self.pk)):
+        with lowest_price_kept(using=using, dosages=Dosage._base_manager.filter(pk=self.pk)):
             return super().delete(*args, **kwargs)
 
 
@@ -264,33 +266,33 @@ class PackageTierQuerySet(CatalogQuerySet):
         return self.select_related("dosage__product__category")
 
     def update(self, **kwargs):
-        if not lowest_prices.touches(kwargs, lowest_prices.TIER_FIELDS):
+        if not lowest_price_touched(kwargs, LOWEST_PRICE_TIER_FIELDS):
             return super().update(**kwargs)
         new = kwargs.get("dosage", kwargs.get("dosage_id"))
-        with lowest_prices.kept(
+        with lowest_price_kept(
             using=self.db, tiers=self,
             dosages=Dosage._base_manager.filter(pk=getattr(new, "pk", new)) if new else None,
         ):
             return super().update(**kwargs)
 
     def delete(self):
-        with lowest_prices.kept(using=self.db, tiers=self):
+        with lowest_price_kept(using=self.db, tiers=self):
             return super().delete()
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
         if not objs:
             return super().bulk_create(objs, *args, **kwargs)
-        with lowest_prices.kept(
+        with lowest_price_kept(
             using=self.db, dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs})
         ):
             return super().bulk_create(objs, *args, **kwargs)
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
-        if not objs or not lowest_prices.touches(fields, lowest_prices.TIER_FIELDS):
+        if not objs or not lowest_price_touched(fields, LOWEST_PRICE_TIER_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
-        with lowest_prices.kept(
+        with lowest_price_kept(
             using=self.db, tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
             dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs}),
         ):
@@ -332,12 +334,12 @@ class PackageTier(_LoadedValues, CatalogModel):
         loaded = getattr(self, "_loaded_price_values", None)
         if not self._state.adding and (
             loaded == self._price_values()
-            or not lowest_prices.touches(kwargs.get("update_fields"), lowest_prices.TIER_FIELDS)
+            or not lowest_price_touched(kwargs.get("update_fields"), LOWEST_PRICE_TIER_FIELDS)
         ):
             return super().save(*args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         old_dosage = [loaded[-1]] if loaded else []
-        with lowest_prices.kept(
+        with lowest_price_kept(
             using=using, dosages=Dosage._base_manager.filter(pk__in=[self.dosage_id, *old_dosage]),
             tiers=None if loaded or self._state.adding else PackageTier._base_manager.filter(pk=self.pk),
         ):
@@ -347,7 +349,7 @@ class PackageTier(_LoadedValues, CatalogModel):
 
     def delete(self, *args, **kwargs):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with lowest_prices.kept(using=using, tiers=PackageTier._base_manager.filter(pk=self.pk)):
+        with lowest_price_kept(using=using, tiers=PackageTier._base_manager.filter(pk=self.pk)):
             return super().delete(*args, **kwargs)
 
     @property
@@ -433,3 +435,100 @@ class FAQ(CatalogModel):
 
     def __str__(self) -> str:
         return self.question
+
+
+# --- The stored lowest per-pill price (``Product.lowest_pill_price``), kept by the writes above ---
+#
+# Why and how: see ``catalog.lowest_prices``. These pieces live here, beside the tier and dosage
+# writes that call them, because they read these models' tables: kept in their own module they
+# made ``models`` and that module import each other.
+
+#: The tier fields the minimum depends on (with the money field's currency column).
+LOWEST_PRICE_TIER_FIELDS = frozenset({"price", "price_currency", "quantity", "is_active", "dosage", "dosage_id"})
+#: The dosage fields it depends on (a dosage moved to another product).
+LOWEST_PRICE_DOSAGE_FIELDS = frozenset({"product", "product_id"})
+
+
+def lowest_price_touched(fields: Iterable[str] | None, relevant: frozenset[str]) -> bool:
+    """Whether a write of ``fields`` (None: all of them) can change a lowest price."""
+    return fields is None or bool(relevant.intersection(fields))
+
+
+def lowest_price_lock(*, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None) -> list[int]:
+    """Lock the products named, those of the ``dosages`` and of the ``tiers`` (querysets); their ids.
+
+    One statement; the querysets become subqueries (no rows travel to Python).
+    """
+    condition = Q(pk__in=list(product_ids))
+    if dosages is not None:
+        condition |= Q(pk__in=dosages.order_by().values("product_id"))
+    if tiers is not None:
+        condition |= Q(pk__in=Dosage.objects.filter(pk__in=tiers.order_by().values("dosage_id")).values("product_id"))
+    return list(
+        Product._base_manager.using(using).filter(condition).order_by("pk").select_for_update().values_list("pk", flat=True)
+    )
+
+
+@contextmanager
+def lowest_price_kept(*, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None) -> Iterator[None]:
+    """Around a write that can change lowest prices: lock the products (``lowest_price_lock``'s
+    arguments) before it and recompute them after it, in one transaction (no savepoint: no extra
+    statements inside an outer one). If the write raises, nothing is recomputed and it rolls back.
+    """
+    with transaction.atomic(using=using, savepoint=False):
+        ids = lowest_price_lock(using=using, product_ids=product_ids, dosages=dosages, tiers=tiers)
+        yield
+        lowest_price_recompute(using=using, product_ids=ids)
+
+
+def lowest_price_recompute(*, using: str, product_ids: list[int]) -> None:
+    """Set the stored minimum of these (locked) products from their tiers: one UPDATE.
+
+    Raw SQL, not ``Product.objects.update``: that would retire the product counts and listing
+    indexes (the set of products is unchanged); only the price order's memo (``memoize(...,
+    prices_only=True)``) and the pages are retired.
+    """
+    if not product_ids:
+        return
+    connection = connections[using]
+    table, column, pk = lowest_price_names(connection)
+    placeholders = ", ".join(["%s"] * len(product_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {column} = ({lowest_per_pill_sql(vendor=connection.vendor)}) "
+            f"WHERE {pk} IN ({placeholders})",
+            list(product_ids),
+        )
+    page_cache.catalog_changed(using=using, products=False, prices=True)
+
+
+def lowest_per_pill_sql(*, vendor: str) -> str:
+    """SQL of the cheapest pill among the outer product's active tiers (NULL without one).
+
+    The same figure as ``PerPill`` over the product's active tiers (``price / quantity``, the
+    price made REAL on SQLite), for the rows of one page only (``priced_cards``: a few dozen
+    cards, two index scans each, dosages by product and tiers by dosage), so the cost depends on
+    the page, not on the catalogue: computing the minimum for every published product before
+    paginating was what made the listing slow on a large catalogue. Part of the page's own query
+    rather than a second grouped query (a round trip, and another query for Django to build and
+    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django spent ~0.6 ms
+    of CPU compiling it on every page (bench/miss.py). Names come from the models.
+    """
+    tier, dosage = PackageTier._meta, Dosage._meta
+    price = f't."{tier.get_field("price").column}"'
+    if vendor == "sqlite":
+        price = f"CAST({price} AS REAL)"
+    return (
+        f'SELECT MIN({price} / t."{tier.get_field("quantity").column}") '
+        f'FROM "{tier.db_table}" t INNER JOIN "{dosage.db_table}" d '
+        f'ON t."{tier.get_field("dosage").column}" = d."{dosage.pk.column}" '
+        f'WHERE d."{dosage.get_field("product").column}" = "{Product._meta.db_table}"."{Product._meta.pk.column}" '
+        f'AND t."{tier.get_field("is_active").column}"'
+    )
+
+
+def lowest_price_names(connection) -> tuple[str, str, str]:
+    """The product table, its stored-minimum column and its key, quoted for raw SQL."""
+    quote = connection.ops.quote_name
+    return (quote(Product._meta.db_table), quote(Product._meta.get_field("lowest_pill_price").column),
+            quote(Product._meta.pk.column))

@@ -59,9 +59,9 @@ from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from django.http import HttpResponse, HttpResponseNotModified, QueryDict
 from django.middleware.csrf import get_token
-from django.template import engines
+from django.template import Node, engines
 from django.template.context import make_context
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 from django.urls import get_script_prefix
 from django.utils import translation
 from django.utils.safestring import mark_safe
@@ -287,6 +287,32 @@ def visitor_marker(template_name: str, index: int) -> str:
     return f"<!--{MARKERS.visitor}:{template_name}:{index}-->"
 
 
+class VisitorNode(Node):
+    """``{% visitor %}…{% endvisitor %}`` (registered by ``catalog.templatetags.page_cache``).
+
+    It lives here, beside the cache that finds it again by type, so the template tag library
+    depends on the cache and not both ways round."""
+
+    def __init__(self, nodelist):
+        self.nodelist = nodelist
+        self._index = None
+
+    def index(self) -> int:
+        """This part's place among the ``{% visitor %}`` parts of its template (the same on every server)."""
+        if self._index is None:
+            nodes = get_template(self.origin.template_name).template.nodelist.get_nodes_by_type(VisitorNode)
+            same = [i for i, node in enumerate(nodes) if node is self]  # the cached loader's own copy
+            self._index = same[0] if same else next(
+                i for i, node in enumerate(nodes) if node.token.lineno == self.token.lineno
+            )
+        return self._index
+
+    def render(self, context):
+        if is_cacheable_render(context):
+            return visitor_marker(self.origin.template_name, self.index())
+        return self.nodelist.render(context)
+
+
 def context_processor(request) -> dict:
     """While a page is rendered for the shared cache: placeholders and nothing personal."""
     if not getattr(request, _RENDER_FLAG, False):
@@ -302,8 +328,6 @@ def _visitor_node(template_name: str, index: int):
     key = (template_name, index)
     found = _visitor_nodes.get(key)
     if found is None:
-        from .templatetags.page_cache import VisitorNode
-
         template = engines["django"].get_template(template_name).template
         found = (template, template.nodelist.get_nodes_by_type(VisitorNode)[index])
         _visitor_nodes[key] = found

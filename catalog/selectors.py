@@ -20,7 +20,7 @@ from django.db.models.expressions import RawSQL
 from djmoney.money import Money
 
 from . import page_cache, pricing
-from .models import Category, Dosage, LegalClass, PackageTier, Product, SafetyNote
+from .models import Category, Dosage, LegalClass, PackageTier, Product, SafetyNote, lowest_per_pill_sql
 
 # Legal-class filter of the listing: ``?rx=prescription`` or ``?rx=otc`` (no prescription needed).
 RX_FILTERS: dict[str, tuple[str, list[str]]] = {
@@ -53,31 +53,6 @@ class PerPill(Func):
 
 
 # --- Listings ---------------------------------------------------------------------------------
-
-
-def lowest_per_pill_sql(*, vendor: str) -> str:
-    """SQL of the cheapest pill among the outer product's active tiers (NULL without one).
-
-    The same figure as ``PerPill`` over the product's active tiers (``price / quantity``, the
-    price made REAL on SQLite), for the rows of one page only (``priced_cards``: a few dozen
-    cards, two index scans each, dosages by product and tiers by dosage), so the cost depends on
-    the page, not on the catalogue: computing the minimum for every published product before
-    paginating was what made the listing slow on a large catalogue. Part of the page's own query
-    rather than a second grouped query (a round trip, and another query for Django to build and
-    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django spent ~0.6 ms
-    of CPU compiling it on every page (bench/miss.py). Names come from the models.
-    """
-    tier, dosage = PackageTier._meta, Dosage._meta
-    price = f't."{tier.get_field("price").column}"'
-    if vendor == "sqlite":
-        price = f"CAST({price} AS REAL)"
-    return (
-        f'SELECT MIN({price} / t."{tier.get_field("quantity").column}") '
-        f'FROM "{tier.db_table}" t INNER JOIN "{dosage.db_table}" d '
-        f'ON t."{tier.get_field("dosage").column}" = d."{dosage.pk.column}" '
-        f'WHERE d."{dosage.get_field("product").column}" = "{Product._meta.db_table}"."{Product._meta.pk.column}" '
-        f'AND t."{tier.get_field("is_active").column}"'
-    )
 
 
 def per_pill_money(amount: Decimal | None) -> Money | None:

@@ -12,9 +12,9 @@ from decimal import Decimal
 from django.db import router, transaction
 from djmoney.money import Money
 
-from . import lowest_prices, pricing
+from . import pricing
 from .pricing import format_money
-from .models import Dosage, PackageTier
+from .models import Dosage, PackageTier, lowest_price_lock
 
 
 class PriceChangeMode:
@@ -90,9 +90,9 @@ def tiers_bulk_change_prices(*, tier_ids: Iterable[int], mode: str, value: Decim
     """
     tier_ids = list(tier_ids)
     with transaction.atomic():
-        # Products before tiers, the order every tier write takes its locks in (``lowest_prices``):
+        # Products before tiers, the order every tier write takes its locks in (``lowest_price_kept``):
         # a concurrent queryset update of the same packs cannot deadlock with this change.
-        lowest_prices.lock(using=router.db_for_write(PackageTier), tiers=PackageTier.objects.filter(pk__in=tier_ids))
+        lowest_price_lock(using=router.db_for_write(PackageTier), tiers=PackageTier.objects.filter(pk__in=tier_ids))
         tiers = list(
             PackageTier.objects.select_for_update(of=("self",))
             .filter(pk__in=tier_ids)

@@ -176,18 +176,25 @@ def order_emails_on_transition(*, order: Order, field: str, to: str) -> None:
 # --- The staff digest of card holds about to lapse --------------------------------------------
 
 
-def expiring_authorisations(*, now: datetime | None = None, within: timedelta | None = None) -> list[tuple[Order, datetime]]:
-    """(order, expires_at) for card holds that lapse within ``within``; the soonest first."""
+def lapsing_holds(*, now: datetime | None = None, within: timedelta | None = None):
+    """Orders whose card hold lapses within ``within`` (AUTHORISATION_WARNING_HOURS), annotated
+    ``authorised_at``: the digest lists them, the staff gauge counts them (``orders.gauges``)."""
     from .prescriptions import hold_validity, with_authorised_at
 
     now = now or timezone.now()
     within = within or timedelta(hours=getattr(settings, "AUTHORISATION_WARNING_HOURS", 24))
     validity = hold_validity()
-    orders = (
-        with_authorised_at(Order.objects.filter(payment_status=PaymentStatus.AUTHORIZED))
-        .filter(authorised_at__gt=now - validity, authorised_at__lte=now - validity + within)
-        .order_by("authorised_at")
+    return with_authorised_at(Order.objects.filter(payment_status=PaymentStatus.AUTHORIZED)).filter(
+        authorised_at__gt=now - validity, authorised_at__lte=now - validity + within
     )
+
+
+def expiring_authorisations(*, now: datetime | None = None, within: timedelta | None = None) -> list[tuple[Order, datetime]]:
+    """(order, expires_at) for card holds that lapse within ``within``; the soonest first."""
+    from .prescriptions import hold_validity
+
+    validity = hold_validity()
+    orders = lapsing_holds(now=now, within=within).order_by("authorised_at")
     return [(order, order.authorised_at + validity) for order in orders]
 
 

@@ -233,6 +233,8 @@ class StripeEvent(models.Model):
     class Meta:
         ordering = ("-received_at",)
         verbose_name = "Stripe event"
+        # The few unprocessed events among many: the retry sweep and the staff gauge read only them.
+        indexes = [models.Index(fields=["received_at"], condition=Q(processed=False), name="orders_stripeevent_unprocessed")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"

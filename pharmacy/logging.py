@@ -49,6 +49,11 @@ def reset_request_id(token: contextvars.Token) -> None:
     _request_id.reset(token)
 
 
+def current_request_id() -> str | None:
+    """The id of the request (or task) being handled, for error reports to quote."""
+    return _request_id.get()
+
+
 class RequestIDFilter(logging.Filter):
     """Puts the current request id (or "-") on every record, so formatters can always use it."""
 

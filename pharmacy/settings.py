@@ -56,9 +56,13 @@ INSTALLED_APPS = [
     "discounts",
     "notifications",
     "pharmacy.apps.PharmacyConfig",  # deployment checks, log plumbing
+    "dbbackup",  # encrypted database backups (pharmacy/backups.py, docs/operations.md)
+    "django_prometheus",  # request rate, latency and errors per view (pharmacy/metrics.py)
 ]
 
 MIDDLEWARE = [
+    # First and last: times every request, counts responses and exceptions per view (Prometheus).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pharmacy.middleware.RequestIDMiddleware",
     # Bad input is a 400 with a reason, before any view or query sees it.
     "pharmacy.middleware.RejectNulBytesMiddleware",
@@ -76,6 +80,7 @@ MIDDLEWARE = [
     "pharmacy.middleware.CSPMiddleware",  # django-csp's, the policy text built once (issue #17)
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "pharmacy.urls"
@@ -406,7 +411,8 @@ ORDER_LINK_MAX_AGE_DAYS = env.int("ORDER_LINK_MAX_AGE_DAYS", default=7)
 # PRODUCTION=1 turns each of these on; the variable of the same name overrides it either way.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
 # Load balancers probe over plain HTTP; the health endpoints answer them instead of redirecting.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# So may Prometheus, scraping a web process directly inside the private network (docs/operations.md).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
@@ -491,3 +497,60 @@ CELERY_BEAT_SCHEDULE["orders-refill-reminders"] = {
     "task": "orders.send_refill_reminders",
     "schedule": 6 * 3600.0,
 }
+
+# --- Operations: backups, metrics, error reports (docs/operations.md) ------------------------
+# Backups (pharmacy/backups.py): the database through django-dbbackup (pg_dump's custom format,
+# restored with pg_restore), the private and public media folders as one tar archive, each
+# encrypted for BACKUP_GPG_RECIPIENT (a public key in the server's keyring; the private key lives
+# elsewhere) and written to BACKUP_DIR. Backups older than BACKUP_KEEP_DAYS are deleted after each
+# run, the newest pair always kept. deploy/systemd/pharmacy-backup.timer runs it every night.
+BACKUP_DIR = env.path("BACKUP_DIR", default=VAR_DIR / "backups")
+BACKUP_KEEP_DAYS = env.int("BACKUP_KEEP_DAYS", default=30)
+BACKUP_GPG_RECIPIENT = env("BACKUP_GPG_RECIPIENT", default="")
+STORAGES["dbbackup"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(BACKUP_DIR), "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+}
+# The restored objects belong to whoever restores (the shop's database user on the new server).
+DBBACKUP_CONNECTORS = {
+    "default": {
+        "CONNECTOR": "dbbackup.db.postgresql.PgDumpBinaryConnector",
+        "PG_OPTIONS": "--no-owner --no-privileges",
+    }
+}
+DBBACKUP_GPG_RECIPIENT = BACKUP_GPG_RECIPIENT or None
+# The key is named by the operator on this server; no web of trust to consult for it.
+DBBACKUP_GPG_ALWAYS_TRUST = True
+DBBACKUP_SEND_EMAIL = False  # a failed backup fails its systemd unit (and shows in the journal)
+DBBACKUP_HOSTNAME = env("BACKUP_SERVER_NAME", default="pharmacy")
+
+# Metrics (pharmacy/metrics.py): /metrics answers only a bearer token (METRICS_TOKEN) or a client
+# address in METRICS_ALLOWED_NETWORKS; anyone else gets 404. Empty both: closed to everyone.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# How long the Celery queue length may wait for Redis before it is reported as unknown (-1).
+METRICS_REDIS_TIMEOUT = env.float("METRICS_REDIS_TIMEOUT", default=0.3)
+# And each gauge query for the database (the four are indexed and take milliseconds).
+METRICS_STATEMENT_TIMEOUT = env.float("METRICS_STATEMENT_TIMEOUT", default=2.0)
+# The admin index's gauges turn to the warning colour past these (and the suggested alerts in
+# docs/operations.md use the same figures).
+GAUGE_THRESHOLDS = {
+    "review_queue_length": env.int("ALERT_REVIEW_QUEUE_LENGTH", default=20),
+    "review_oldest_hours": env.float("ALERT_REVIEW_OLDEST_HOURS", default=24),
+    "holds_lapsing": env.int("ALERT_HOLDS_LAPSING", default=1),
+    "emails_unsent": env.int("ALERT_EMAILS_UNSENT", default=20),
+    "emails_oldest_unsent_minutes": env.float("ALERT_EMAILS_OLDEST_UNSENT_MINUTES", default=30),
+    "emails_failed": env.int("ALERT_EMAILS_FAILED", default=1),
+    "stripe_events_unprocessed": env.int("ALERT_STRIPE_EVENTS_UNPROCESSED", default=5),
+    "celery_queue_length": env.int("ALERT_CELERY_QUEUE_LENGTH", default=100),
+}
+
+# Error reports (pharmacy/error_reports.py): sent to Sentry only when SENTRY_DSN is set, scrubbed
+# of bodies, cookies, headers, query strings and local variables (no health data leaves).
+SENTRY_DSN = env("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="production" if PRODUCTION else "development")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from pharmacy.error_reports import sentry_init  # noqa: E402
+
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

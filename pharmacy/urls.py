@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from catalog.sitemaps import SITEMAPS
 from catalog.views import robots_txt
 
-from pharmacy import health
+from pharmacy import health, metrics
 
 # Rate-limited requests (allauth's limits) get the shop's own page.
 handler429 = "accounts.views.too_many_requests"
@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("catalog.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),  # token or allowed networks only
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", robots_txt, name="robots_txt"),
     # Staff sign in like everyone else (allauth: verified email, rate limits, second factor).

@@ -5,8 +5,14 @@ nothing is executed) and each import of another shop app is checked against ``AL
 arrow that goes up (``notifications`` reading orders, ``orders`` reading ``accounts``) fails the
 test with the file and line; so does any cycle in the graph the imports draw. ``pharmacy`` is the
 project package (settings, permissions, Celery), not a shop app, and may be imported by any app.
+
+Inside an app the same holds between modules: no module takes part in an import cycle with other
+modules of its app, except a ``services`` ⇄ ``tasks`` pair (services queue Celery tasks, tasks
+call services). And ``pharmacy`` stays the project package (settings, wiring, small helpers):
+see ``test_pharmacy_holds_only_wiring_and_small_helpers``.
 """
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,3 +126,201 @@ def test_accounts_use_the_orders_app_through_its_services_only():
             )
             used += [f"{path.relative_to(ROOT)}:{node.lineno} {m}" for m in modules if m.split(".")[0] == "orders" and m != "orders.services"]
     assert not used, f"accounts reach into orders beyond its services: {used}"
+
+
+# --- Circles inside an app ---------------------------------------------------------------------
+
+#: The one circle an app may hold: services hand work to Celery, the tasks call the services back.
+ALLOWED_CIRCLE = {"services", "tasks"}
+
+
+def module_name(path: Path) -> str:
+    """``orders/services.py`` → ``orders.services``; a package's ``__init__`` is the package."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, known: set[str]) -> Iterator[tuple[int, str]]:
+    """(line, module) for every import of one of the ``known`` modules, at any depth, relative or
+    absolute; ``from package import name`` counts as importing ``package.name`` when it is a module."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            source = ".".join(base + ([node.module] if node.module else []))
+            targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in known else source for a in node.names]
+        else:
+            continue
+        yield from ((node.lineno, target) for target in targets if target in known)
+
+
+def module_graph(app: str) -> dict[str, dict[str, int]]:
+    """module → module of the same app it imports → the line of the (first) import."""
+    paths = {module_name(path): path for path in _modules(app)}
+    graph: dict[str, dict[str, int]] = {name: {} for name in paths}
+    for name, path in paths.items():
+        for line, target in imported_modules(path, set(paths)):
+            if target != name:
+                graph[name].setdefault(target, line)
+    return graph
+
+
+def circles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _allowed(circle: list[str], app: str) -> bool:
+    return {name.removeprefix(f"{app}.") for name in circle} == ALLOWED_CIRCLE
+
+
+#: Circles known today, each to be removed by moving code (not by hiding an import). Their apps'
+#: test is ``xfail(strict=True)``: it fails loudly once the circle is gone, and the entry and the
+#: mark must go. ``test_known_circles_do_not_grow`` keeps any other module out of them meanwhile.
+KNOWN_CIRCLES: dict[str, tuple[frozenset[str], str]] = {
+    "orders": (
+        frozenset({"services", "prescriptions", "prescription_decisions", "prescription_records",
+                   "emails", "tasks", "webhooks"}),
+        "orders holds a circle of seven modules (services, prescriptions, prescription_decisions, "
+        "prescription_records, emails, tasks, webhooks) until prescriptions move into their own "
+        "app (issue 23); when this passes, remove the entry",
+    ),
+}
+
+
+def _circle_marks(app: str):
+    if app not in KNOWN_CIRCLES:
+        return app
+    return pytest.param(app, marks=pytest.mark.xfail(strict=True, reason=KNOWN_CIRCLES[app][1]))
+
+
+def _forbidden_circles(app: str) -> list[str]:
+    graph = module_graph(app)
+    return [
+        " ⇄ ".join(circle) + " (" + ", ".join(
+            f"{a.removeprefix(app + '.')}→{b.removeprefix(app + '.')} line {graph[a][b]}"
+            for a in circle for b in graph[a] if b in circle
+        ) + ")"
+        for circle in circles(graph) if not _allowed(circle, app)
+    ]
+
+
+@pytest.mark.parametrize("app", [_circle_marks(app) for app in sorted(APPS | {"pharmacy"})])
+def test_no_circle_of_modules_inside_an_app(app):
+    wrong = _forbidden_circles(app)
+    assert not wrong, f"modules of {app} import each other in a circle: {wrong}"
+
+
+@pytest.mark.parametrize("app", sorted(KNOWN_CIRCLES))
+def test_known_circles_do_not_grow(app):
+    known = {f"{app}.{name}" for name in KNOWN_CIRCLES[app][0]}
+    grown = [c for c in circles(module_graph(app)) if not _allowed(c, app) and not set(c) <= known]
+    assert not grown, f"a circle in {app} beyond the known one ({sorted(known)}): {grown}"
+
+
+def test_the_circle_check_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
+    """The checker itself: a circle closed by an import inside a function, written relative, is
+    found; a services ⇄ tasks pair is the one circle allowed."""
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "a.py").write_text("from shop import b\n")
+    (app / "b.py").write_text("def f():\n    from .a import x\n    return x\n")
+    (app / "services.py").write_text("from . import tasks\n")
+    (app / "tasks.py").write_text("from .services import run\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    found = circles(module_graph("shop"))
+    assert found == [["shop.a", "shop.b"], ["shop.services", "shop.tasks"]]
+    assert [_allowed(circle, "shop") for circle in found] == [False, True]
+
+
+# --- The project package ------------------------------------------------------------------------
+
+#: Modules of a shop app that ``pharmacy/urls.py`` may import to wire the site: URL confs, views
+#: and sitemaps (what a root URLconf mounts), never models, services or forms.
+WIRING = ("urls", "views", "sitemaps")
+#: A shared helper in ``pharmacy/`` stays small (a few screens; the largest today, ``logging.py``,
+#: has ~170 lines); ``settings.py`` is the one long file.
+HELPER_MAX_LINES = 200
+
+
+def _wiring(module: str) -> bool:
+    last = module.rsplit(".", 1)[-1]
+    return last in WIRING or last.endswith("_urls")
+
+
+def _absolute_imports(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return [node.module]
+    return []
+
+
+def _is_model(node: ast.AST) -> bool:
+    bases = getattr(node, "bases", []) if isinstance(node, ast.ClassDef) else []
+    names = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in bases]
+    return any(name.endswith("Model") for name in names)
+
+
+def _pharmacy_findings(path: Path) -> list[str]:
+    """What in one module of ``pharmacy/`` breaks the rule below, as 'file:line what'."""
+    where = path.relative_to(ROOT).as_posix()
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if _is_model(node):
+            found.append(f"{where}:{node.lineno} defines a model ({node.name})")
+        for module in _absolute_imports(node):
+            wiring = where == "pharmacy/urls.py" and _wiring(module)
+            if module.split(".")[0] in APPS and not wiring:
+                found.append(f"{where}:{node.lineno} imports {module}")
+    lines = len(path.read_text().splitlines())
+    if path.name != "settings.py" and lines > HELPER_MAX_LINES:
+        found.append(f"{where} has {lines} lines (more than {HELPER_MAX_LINES})")
+    return found
+
+
+def test_pharmacy_holds_only_wiring_and_small_helpers():
+    """``pharmacy/`` is the project package: settings, URL wiring, the Celery app and small shared
+    helpers (cache, logging, middleware, permissions), which every app may import. The rule,
+    checked on every module of ``pharmacy/`` (``ast``, imports at any depth):
+
+    * no model: no ``models.py``, no ``migrations/``, no class whose base is named ``...Model``;
+    * only ``pharmacy/urls.py`` imports a shop app, and only its wiring (``urls``, ``*_urls``,
+      ``views``, ``sitemaps``); every other module imports no shop app at all, so a helper here
+      can never pull an app's models, services or forms below the apps that import it;
+    * every module but ``settings.py`` is at most ``HELPER_MAX_LINES`` lines: a bigger one is a
+      feature and belongs to the app whose feature it is.
+    """
+    package = ROOT / "pharmacy"
+    data = [package / "models.py", package / "migrations"]
+    wrong = [path.relative_to(ROOT).as_posix() for path in data if path.exists()]
+    for path in sorted(package.rglob("*.py")):
+        wrong += _pharmacy_findings(path)
+    assert not wrong, "pharmacy/ holds more than wiring and small helpers: " + "; ".join(wrong)

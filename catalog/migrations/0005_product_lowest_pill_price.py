@@ -1,6 +1,6 @@
 """The stored lowest per-pill price of each product (the listing's price order), filled for existing rows.
 
-The SQL is the one ``catalog.selectors.lowest_per_pill_sql`` writes, spelled out here so this
+The SQL is the one ``catalog.models.lowest_per_pill_sql`` writes, spelled out here so this
 migration does not change when the app's code does.
 """
 from django.db import migrations, models

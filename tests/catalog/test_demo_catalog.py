@@ -222,12 +222,12 @@ def test_committed_fixture_matches_its_build_script():
 def test_the_demo_sorts_by_price_as_if_staff_had_entered_every_pack(demo_catalog, client):
     """loaddata bypasses the writes that keep ``Product.lowest_pill_price``: the fixture carries it,
     and it is what recomputing from the packs gives, so "Lowest price per pill" works in the demo."""
-    from catalog import lowest_prices
+    from catalog.models import lowest_price_recompute
 
     stored = dict(Product.objects.values_list("pk", "lowest_pill_price"))
     unpriced = set(Product.objects.exclude(dosages__tiers__is_active=True).values_list("pk", flat=True))
     assert {pk for pk, value in stored.items() if value is None} == unpriced != set(stored)
-    lowest_prices.recompute(using="default", product_ids=sorted(stored))
+    lowest_price_recompute(using="default", product_ids=sorted(stored))
     assert dict(Product.objects.values_list("pk", "lowest_pill_price")) == stored
     cheapest = min(
         (tier.price.amount / tier.quantity, tier.dosage.product.name)

@@ -113,13 +113,17 @@ UNITS = ROOT / "deploy" / "systemd"
 def test_systemd_units_restart_and_web_waits_for_the_migrations(tmp_path):
     units = {path.name: path.read_text() for path in UNITS.glob("*.service")}
     assert set(units) == {"pharmacy-web.service", "pharmacy-worker.service", "pharmacy-beat.service",
-                          "pharmacy-migrate.service"}
+                          "pharmacy-migrate.service", "pharmacy-backup.service"}
     for name in ("pharmacy-web.service", "pharmacy-worker.service", "pharmacy-beat.service"):
         assert re.search(r"^Restart=(always|on-failure)$", units[name], re.M), name
     assert re.search(r"^Requires=pharmacy-migrate.service$", units["pharmacy-web.service"], re.M)
     assert re.search(r"^After=.*pharmacy-migrate.service", units["pharmacy-web.service"], re.M)
     assert "Type=oneshot" in units["pharmacy-migrate.service"]
     assert "--enable-remote-control" in units["pharmacy-beat.service"]
+    # The nightly backup (docs/operations.md): a one-shot run of manage.py backup, started by its timer.
+    assert "Type=oneshot" in units["pharmacy-backup.service"] and "manage.py backup" in units["pharmacy-backup.service"]
+    units["pharmacy-backup.timer"] = (UNITS / "pharmacy-backup.timer").read_text()
+    assert re.search(r"^OnCalendar=\*-\*-\* \d\d:\d\d:00$", units["pharmacy-backup.timer"], re.M)
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed")
     # systemd's own parser, with the install paths pointing at this checkout.
