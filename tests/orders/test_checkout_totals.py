@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
 
-from cart.models import CartLine
+from cart.models import Cart, CartLine
 from orders import services
 from orders.models import Order
 from salestax.models import TaxRate
@@ -209,3 +209,24 @@ def test_hostile_zip_codes_are_refused_with_a_reason(client, general_tier, ny_ra
     figures = figures_of(client.get(checkout_url()).content.decode())
     paid = pay(client, figures, zip_code=zip_code)
     assert paid.status_code == 400 and not Order.objects.exists()
+
+
+def test_a_refill_checkout_opens_priced_for_the_last_address_shipped_to(client, localstripe, baclofen_90, ny_rate):
+    from orders.models import CartRefill
+    from tests.refills.support import age_last_fill, approve_first_order
+
+    user, first, record = approve_first_order(localstripe, baclofen_90, refills=3)
+    age_last_fill(record, days=23)  # due
+    cart = Cart.objects.get_or_create(user=user)[0]
+    line = cart.lines.create(tier=baclofen_90, packages=1, price_when_added=baclofen_90.price)
+    CartRefill.objects.create(cart_line=line, prescription=record)
+    client.force_login(user)
+
+    page = client.get(checkout_url()).content.decode()
+    typed = f"{first.ship_state}|{first.ship_zip}|standard"
+    assert f'data-for="{typed}"' in page  # the totals are those of the prefilled address
+    assert f"sales tax for {'New York' if first.ship_state == 'NY' else first.ship_state}" in page
+    form = {**FORM, "email": user.email, "name": first.ship_name, "line1": first.ship_line1, "line2": first.ship_line2,
+            "city": first.ship_city, "state": first.ship_state, "zip_code": first.ship_zip}
+    response = client.post(checkout_url(), {**form, "figures": figures_of(page)}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200, response.content  # no "changed" round trip
