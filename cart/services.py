@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -394,6 +395,28 @@ def cart_clear(*, cart: Cart | None) -> None:
     with transaction.atomic():
         _lock(cart)
         CartLine.objects.filter(cart=cart).delete()
+        _touch(cart)
+
+
+def cart_remove_ordered(*, cart: Cart | None, ordered: Iterable[tuple[int, int]]) -> None:
+    """Take out of the cart what an order was made of: ``(tier id, packages)`` pairs.
+
+    Only those packs go: a line added (or packs added to a line) in another tab after the
+    checkout page was opened stays in the cart for the next order.
+    """
+    if cart is None:
+        return
+    wanted: dict[int, int] = {}
+    for tier_id, packages in ordered:
+        wanted[tier_id] = wanted.get(tier_id, 0) + packages
+    with transaction.atomic():
+        _lock(cart)
+        lines = list(CartLine.objects.filter(cart=cart, tier_id__in=wanted).only("pk", "tier_id", "packages"))
+        gone = [line.pk for line in lines if line.packages <= wanted[line.tier_id]]
+        left = [line for line in lines if line.packages > wanted[line.tier_id]]
+        CartLine.objects.filter(pk__in=gone).delete()
+        for line in left:
+            CartLine.objects.filter(pk=line.pk).update(packages=line.packages - wanted[line.tier_id])
         _touch(cart)
 
 

@@ -352,34 +352,6 @@ def email_send(*, log_id: int, final_attempt: bool = False) -> bool:
     return True
 
 
-# --- Watching the outbox ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxHealth:
-    """What an operator watches: emails still to go, emails given up on, and the oldest waiting."""
-
-    unsent: int
-    failed: int
-    oldest_unsent_age: timedelta | None
-
-
-def outbox_health() -> OutboxHealth:
-    """The outbox in one query, for the admin index, metrics and probes."""
-    # Only the rows counted, through the (status, updated_at) index: the sent ones are nearly all.
-    figures = OutboundEmail.objects.filter(status__in=(*UNSENT_STATUSES, EmailStatus.FAILED)).aggregate(
-        unsent=Count("pk", filter=Q(status__in=UNSENT_STATUSES)),
-        failed=Count("pk", filter=Q(status=EmailStatus.FAILED)),
-        oldest=Min("created_at", filter=Q(status__in=UNSENT_STATUSES)),
-    )
-    oldest = figures["oldest"]
-    return OutboxHealth(
-        unsent=figures["unsent"],
-        failed=figures["failed"],
-        oldest_unsent_age=max(timezone.now() - oldest, timedelta(0)) if oldest else None,
-    )
-
-
 def failed_emails_digest() -> OutboundEmail | None:
     """Tell staff, once, about each email the outbox gave up on, so someone resends it.
 

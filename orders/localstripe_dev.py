@@ -6,8 +6,11 @@ interface, and anyone on the network could then read the demo's payments and fak
 Real Stripe.js talks to Stripe's servers from the customer's browser. Our localstripe adapter
 (``static/js/localstripe-adapter.js``) does the same against localstripe, which needs an
 ``Authorization`` header on a cross-origin request; localstripe itself neither answers the CORS
-preflight nor allows that header. This launcher adds both and changes nothing else. It is a
-development tool: production never runs it.
+preflight nor allows that header. This launcher adds both. It also serves localstripe's mock
+Stripe.js inside a function scope: the script declares a top-level ``class Element``, which hides
+the DOM's ``Element`` from every other script of the page (htmx's ``instanceof Element`` checks
+then fail and it ignores the page: the checkout's live totals). Its one global, ``Stripe``, is an
+undeclared assignment and stays global. It is a development tool: production never runs it.
 """
 from __future__ import annotations
 
@@ -32,6 +35,14 @@ async def _allow_authorization_header(request, response):
         response.headers["Access-Control-Max-Age"] = "600"
 
 
+@web.middleware
+async def _scope_mock_stripe_js(request, handler):
+    response = await handler(request)
+    if request.path == "/js.stripe.com/v3/" and response.status == 200:
+        response.text = "(function () {\n" + response.text + "\n})();\n"
+    return response
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
@@ -40,6 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.from_scratch:
         store.try_load_from_disk()
+    server.app.middlewares.insert(0, _scope_mock_stripe_js)
     server.app.middlewares.insert(0, _answer_preflight)
     server.app.on_response_prepare.append(_allow_authorization_header)
     access_log = logging.getLogger("aiohttp.access")

@@ -33,7 +33,7 @@ from djmoney.money import Money
 from cart import calculations
 from cart.models import Cart
 from cart.pricing import cart_summary
-from cart.services import cart_clear
+from cart.services import cart_remove_ordered
 from catalog.models import PackageTier
 from discounts.services import discount_redeem, discount_release
 from notifications.models import EmailKind
@@ -175,13 +175,25 @@ class CheckoutChanged(OrderError):
 
 def checkout_figures(summary) -> str:
     """A signed snapshot of what the checkout page shows: each line (pack, packages, price per pack)
-    and the money. The checkout form carries it back, so ``order_place`` can tell whether the order
-    it is about to place is the one the customer saw. It is only ever compared with figures
-    recomputed from the catalog, never charged."""
+    and every amount of the summary for the address and shipping method as entered: subtotal,
+    discount, shipping, sales tax (and its rate) and the total. The checkout form carries it back,
+    so ``order_place`` can tell whether the order it is about to charge is the one the customer
+    saw. It is only ever compared with figures recomputed from the catalog, never charged."""
     return signing.dumps(_figures(summary), salt=FIGURES_SALT, compress=True)
 
 
+#: The amounts of a snapshot, in the order a change is reported, with their names on the page.
+_FIGURE_LABELS = (
+    ("subtotal", "Subtotal"),
+    ("discount", "Discount"),
+    ("shipping", "Shipping"),
+    ("tax", "Sales tax"),
+    ("total", "Total"),
+)
+
+
 def _figures(summary) -> dict:
+    totals = summary.totals
     return {
         "lines": [
             [line.tier_id, line.packages, str(line.unit_price.amount), line.description]
@@ -189,7 +201,15 @@ def _figures(summary) -> dict:
         ],
         "subtotal": str(summary.subtotal.amount),
         "discount": str(summary.discount.amount),
+        "shipping": str(summary.shipping.amount),
+        "tax": str(summary.tax.amount),
+        "tax_rate": str(totals.tax_rate) if totals.tax_known else "",
+        "total": str(summary.total.amount),
     }
+
+
+def _percent(rate: str) -> str:
+    return f"{Decimal(rate).normalize():f}%" if rate else "not yet known"
 
 
 def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
@@ -211,12 +231,14 @@ def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
     for tier_id, (_, packages, price, description) in after.items():
         if tier_id not in before:
             changes.append(CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}"))
-    # Shipping and tax follow the method and address chosen in the same form, so they are not
-    # part of the snapshot; the lines, the subtotal and the discount are what the page showed.
-    for key, label in (("subtotal", "Subtotal"), ("discount", "Discount")):
+    for key, label in _FIGURE_LABELS:
         old, new = shown.get(key), now[key]
         if old is None or Decimal(old) != Decimal(new):
             changes.append(CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}"))
+    # When the money moved, a rate the staff changed after the page was shown is named too, not
+    # only its effect (a new rate on medicines the state exempts changes nothing to confirm).
+    if changes and shown.get("tax_rate") and shown.get("tax_rate") != now["tax_rate"]:
+        changes.insert(0, CheckoutChange("Sales tax rate", _percent(shown["tax_rate"]), _percent(now["tax_rate"])))
     return changes
 
 
@@ -535,7 +557,7 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 return
             order.payment_error = ""
             order_transition(order=order, to=P.AUTHORIZED, field="payment_status", note=f"Card hold of {from_minor(intent.amount_capturable or intent.amount)}.")
-            cart_clear(cart=order.cart)
+            _cart_remove_ordered(order)
         if order.payment_status == P.AUTHORIZED and order.status == S.PENDING_PAYMENT:
             if order.has_prescription_items:
                 order_transition(order=order, to=S.AWAITING_REVIEW, note="Waiting for a pharmacist to check the prescription.")
@@ -552,7 +574,7 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 # Captured before we saw the hold: the stock is taken now, or the money goes back.
                 sold_out = order.status == S.PENDING_PAYMENT and not _take_stock(order)
                 if not sold_out:
-                    cart_clear(cart=order.cart)
+                    _cart_remove_ordered(order)
             order.amount_captured = from_minor(intent.captured_minor, str(order.total.currency))
             order.save(update_fields=["amount_captured", "updated_at"])
             order_transition(order=order, to=P.CAPTURED, field="payment_status", note=f"Captured {order.amount_captured}.")
@@ -582,6 +604,11 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             order.payment_error = intent.last_error_message[:500]
             order.save(update_fields=["payment_error", "updated_at"])
             order_transition(order=order, to=P.FAILED, field="payment_status", note=intent.last_error_message)
+
+
+def _cart_remove_ordered(order: Order) -> None:
+    """The paid lines leave the cart; packs added since the checkout page stay for the next order."""
+    cart_remove_ordered(cart=order.cart, ordered=order.lines.filter(tier__isnull=False).values_list("tier_id", "packages"))
 
 
 #: The customer-facing reason an authorised order could not be kept (shown on the order page).

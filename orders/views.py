@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -21,6 +22,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from cart.presentation import shown_lines, shown_totals
 from cart.pricing import cart_summary, format_money
 from cart.services import cart_and_lines_for_request
+from pharmacy.us_address import ZipCodeField, zip_state_problem
+
 from .carriers import tracking_url
 
 from . import services, webhooks
@@ -28,7 +31,7 @@ from . import stripe_gateway as gateway
 from .forms import STATE_NAMES, CheckoutForm
 from .prescription_forms import prescription_form_for
 from .links import LinkState
-from .models import Order, OrderEvent, ReviewAction, Shipment
+from .models import Order, OrderEvent, ReviewAction, Shipment, ShippingMethod
 from .prescriptions import ReviewState, review_state
 from .pricing_inputs import order_pricing_inputs
 from .state import OrderStatus, PaymentStatus
@@ -52,14 +55,25 @@ def _stripe_context() -> dict:
 @never_cache  # allergies, current medicines, the address
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request):
+    """The checkout page, its totals for the address as typed, and "Pay".
+
+    A POST is one of three things: htmx asking for the totals of the address and shipping method
+    typed so far (a fragment); "Update total" without JavaScript (the whole page again, every
+    typed field kept); or "Pay" from ``checkout.js`` (JSON), which carries the signed figures the
+    page showed and places the order only if the server's figures are the same.
+    """
     # The cart, its lines and their refill links (issue #16) in one query.
     cart, lines = cart_and_lines_for_request(request, select_related=("refill__prescription",))
-    summary = _checkout_summary(request, cart, lines)
+    data = request.POST if request.method == "POST" else request.GET
+    pricing = _pricing_address(data)
+    summary = _checkout_summary(cart, lines, pricing)
     if summary.is_empty and not summary.unavailable_lines:
-        if _wants_json(request):
+        if _wants_json(request) or _is_htmx(request):
             return JsonResponse({"message": "Your cart is empty."}, status=400)
         messages.info(request, "Your cart is empty. Add a medicine before checking out.")
         return redirect("cart:detail")
+    if request.method == "POST" and _is_htmx(request):
+        return render(request, "orders/_checkout_totals.html", _totals_context(summary, pricing, oob=True))
 
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
@@ -68,6 +82,10 @@ def checkout(request):
 
     refill_step = refill_checkout_for(user=user, cart_lines=lines, summary=summary)
     initial.update(refill_step.address or {})
+    if request.method != "POST" and refill_step.address:
+        # The page opens with the last address shipped to: its totals are those of that address.
+        pricing = _pricing_address({**refill_step.address, "shipping_method": ShippingMethod.STANDARD})
+        summary = _checkout_summary(cart, lines, pricing)
     form = CheckoutForm(request.POST or None, initial=initial)
     # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
     from .prescription_records import cart_refills_of_lines, reminder_consent_from_checkout
@@ -77,7 +95,13 @@ def checkout(request):
     rx_lines = [line for line in summary.available_lines if line.tier_id not in refills_in_cart]
     rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
     error = ""
-    if request.method == "POST":
+    if request.method == "POST" and "update" in request.POST and not _wants_json(request):
+        # "Update total" without JavaScript: the page again with what was typed, and only the
+        # address's own problems (a ZIP outside the state), not "required" on fields not reached yet.
+        _only_address_errors(form)
+        if rx_form is not None:
+            rx_form.errors.clear()
+    elif request.method == "POST":
         if all([form.is_valid(), rx_form is None or rx_form.is_valid()]):
             data = form.cleaned_data
             if not _wants_json(request):
@@ -134,30 +158,82 @@ def checkout(request):
         "rx_form": rx_form,
         "refills_in_cart": refills_in_cart,
         "refill_step": refill_step,
-        "summary": summary,
-        "shown_available_lines": shown_lines(summary.available_lines),
-        "shown_totals": shown_totals(summary),
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,
-        "figures": services.checkout_figures(summary),
         "error": error,
         "express_surcharge": services.EXPRESS_SURCHARGE,
         "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
-        "tax_states": [(s, STATE_NAMES.get(s, s)) for s in settings.PHARMACY_LICENSED_STATES],
+        **_totals_context(summary, pricing),
         **_stripe_context(),
     }
     return render(request, "orders/checkout.html", context, status=400 if error else 200)
 
 
-def _checkout_summary(request, cart, lines):
-    """The cart priced as the page shows it (standard shipping; the express surcharge is stated
-    beside it) for the shipping state chosen so far, posted or in the query string (``?state=NY``),
-    through the same inputs ``order_place`` uses: the tax shown is the tax charged."""
-    data = request.POST if request.method == "POST" else request.GET
+def _is_htmx(request) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted
+
+
+@dataclass(frozen=True)
+class PricingAddress:
+    """What the checkout's totals are computed for: the state (only once its ZIP agrees), the
+    shipping method, the ZIP's problem if any, and the raw fields as typed (``typed``: the page
+    says which input its totals belong to, so ``checkout.js`` can tell whether they are current)."""
+
+    state: str
+    method: str
+    zip_problem: str
+    typed: str
+
+
+def _pricing_address(data) -> PricingAddress:
     state = data.get("state", "")
+    zip_code = data.get("zip_code", "")
+    method = data.get("shipping_method", "")
+    typed = f"{state}|{zip_code}|{method or ShippingMethod.STANDARD}"
+    if method not in ShippingMethod.values:
+        method = ShippingMethod.STANDARD
     if state not in settings.PHARMACY_LICENSED_STATES:
-        state = ""
-    return cart_summary(cart, lines=lines, **order_pricing_inputs(cart=cart, state=state))
+        return PricingAddress(state="", method=method, zip_problem="", typed=typed)
+    problem = ""
+    try:
+        zip_code = ZipCodeField(required=False).clean(zip_code)
+    except ValidationError:
+        zip_code = ""  # not a whole ZIP yet: the state alone prices the order until Pay checks both
+    if zip_code:
+        problem = zip_state_problem(zip_code=zip_code, state=state)
+    return PricingAddress(state="" if problem else state, method=method, zip_problem=problem, typed=typed)
+
+
+def _checkout_summary(cart, lines, pricing: PricingAddress):
+    """The cart priced for the state and shipping method entered so far (posted, or ``?state=``),
+    through the same inputs ``order_place`` uses: the tax shown is the tax charged."""
+    return cart_summary(cart, lines=lines, method=pricing.method, **order_pricing_inputs(cart=cart, state=pricing.state))
+
+
+def _totals_context(summary, pricing: PricingAddress, *, oob: bool = False) -> dict:
+    """What ``orders/_checkout_totals.html`` prints: the summary's figures, the signed snapshot
+    of them that "Pay" carries back, and what they were computed for."""
+    return {
+        "summary": summary,
+        "shown_totals": shown_totals(summary),
+        "figures": services.checkout_figures(summary),
+        "pricing": pricing,
+        "pricing_state_name": STATE_NAMES.get(pricing.state, ""),
+        "express": pricing.method == ShippingMethod.EXPRESS,
+        "oob": oob,
+        "shown_available_lines": shown_lines(summary.available_lines),
+    }
+
+
+def _only_address_errors(form) -> None:
+    """Keep the errors of the state and ZIP fields other than "required"; drop the rest."""
+    for name, errors in list(form.errors.as_data().items()):
+        if name in ("state", "zip_code") and any(error.code != "required" for error in errors):
+            continue
+        del form.errors[name]
+        if name in form.fields:
+            form.fields[name].widget.attrs.pop("aria-invalid", None)
 
 
 class LinkRefused(Exception):

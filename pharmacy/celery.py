@@ -43,3 +43,27 @@ def publish_bounded(task, *args, **kwargs) -> None:
         return
     with bounded_connection() as connection:
         task.apply_async(args=args, kwargs=kwargs, connection=connection, retry=False)
+
+
+def celery_queue_length(*, unknown: int = -1) -> int | None:
+    """Tasks waiting in the default queue (Redis LLEN): ``unknown`` if Redis does not answer in
+    ``METRICS_REDIS_TIMEOUT``, None when there is no Redis broker (the demo runs tasks in-process).
+    """
+    import logging
+
+    import redis
+    from django.conf import settings
+
+    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    eager = getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)
+    if not broker.startswith(("redis://", "rediss://", "unix://")) or eager:
+        return None
+    timeout = settings.METRICS_REDIS_TIMEOUT
+    client = redis.Redis.from_url(broker, socket_connect_timeout=timeout, socket_timeout=timeout, retry=None)
+    try:
+        return int(client.llen(app.conf.task_default_queue))
+    except (redis.RedisError, OSError) as exc:
+        logging.getLogger(__name__).warning("Celery queue length unknown: %s: %s", type(exc).__name__, exc)
+        return unknown
+    finally:
+        client.close()

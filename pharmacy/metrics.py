@@ -1,6 +1,6 @@
 """The pharmacy's gauges, for staff (the admin index) and for Prometheus (``/metrics``).
 
-The apps that own the numbers count them (``orders.gauges``, ``notifications.services.outbox_health``); this
+The apps that own the numbers count them (``orders.gauges``, ``notifications.gauges``); this
 module reads them, adds the Celery queue length, compares each with its threshold
 (``GAUGE_THRESHOLDS``) and serves them. Request rate, latency and errors per view come from
 django-prometheus's middleware and are served by the same endpoint.
@@ -27,6 +27,8 @@ from django.views.decorators.http import require_safe
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from pharmacy.celery import celery_queue_length
 
 logger = logging.getLogger(__name__)
 
@@ -65,26 +67,6 @@ def _duration(seconds: float) -> str:
     return f"{hours // 24} days {hours % 24} h"
 
 
-def celery_queue_length() -> int | None:
-    """Tasks waiting in the default queue (Redis LLEN); -1 if Redis does not answer, None without Redis."""
-    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
-    if not broker.startswith(("redis://", "rediss://", "unix://")) or getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
-        return None
-    import redis
-
-    from pharmacy.celery import app
-
-    timeout = settings.METRICS_REDIS_TIMEOUT
-    client = redis.Redis.from_url(broker, socket_connect_timeout=timeout, socket_timeout=timeout, retry=None)
-    try:
-        return int(client.llen(app.conf.task_default_queue))
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("Celery queue length unknown: %s: %s", type(exc).__name__, exc)
-        return UNKNOWN
-    finally:
-        client.close()
-
-
 def _reading(key: str, label: str, value, *, unit: str = "count", scale: float = 1, link: str = "") -> Reading:
     """``scale``: seconds per threshold unit (3600 for a threshold in hours)."""
     threshold = settings.GAUGE_THRESHOLDS.get(key)
@@ -96,12 +78,11 @@ def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
     """Every gauge now, in the order staff read them (five queries and, with Redis, one LLEN)."""
     from django.urls import reverse
 
-    from notifications.models import UNSENT_STATUSES
-    from notifications.services import outbox_health
+    from notifications.gauges import UNSENT_STATUSES, outbox_health
     from orders.gauges import order_gauges
 
     now = now or timezone.now()
-    orders, outbox, queue = order_gauges(now=now), outbox_health(), celery_queue_length()
+    orders, outbox, queue = order_gauges(now=now), outbox_health(), celery_queue_length(unknown=UNKNOWN)
     oldest_unsent = outbox.oldest_unsent_age.total_seconds() if outbox.oldest_unsent_age is not None else None
     emails = reverse("admin:notifications_outboundemail_changelist")
     unsent = ",".join(UNSENT_STATUSES)

@@ -33,6 +33,9 @@ fi
 if $BIN/python manage.py help setup_demo_staff >/dev/null 2>&1; then
   $BIN/python manage.py setup_demo_staff
 fi
+# The state sales-tax table (README "Sales tax table") and a discount code: every figure at checkout.
+$BIN/python manage.py load_sales_tax_table
+$BIN/python manage.py setup_demo_discount
 # A demo customer with a prescription on file (refills, reminders: README "Prescriptions on file").
 $BIN/python manage.py setup_demo_prescriptions
 

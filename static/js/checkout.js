@@ -16,6 +16,46 @@
   var errorList = document.getElementById("error-list");
   var buttonLabel = button ? button.textContent : "";
 
+  // The order's figures are the server's: htmx re-prices the summary when the state, ZIP or
+  // shipping method change (hx-* on #checkout-summary). Nothing here adds money; it only makes
+  // sure that what Pay carries (the signed figures beside the total) is what the page shows.
+  var summaryBox = document.getElementById("checkout-summary");
+  var updateButton = document.getElementById("update-total");
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx && updateButton) updateButton.hidden = true;  // the totals follow the fields by themselves
+  });
+
+  function typedFor() {
+    var method = form.querySelector("input[name=shipping_method]:checked");
+    return form.elements.state.value + "|" + form.elements.zip_code.value + "|" + (method ? method.value : "standard");
+  }
+
+  function shownTotal() {
+    var total = document.querySelector("#pay-total strong");
+    return total ? total.textContent : "";
+  }
+
+  function refreshTotals() {
+    if (!window.htmx || !summaryBox) return Promise.resolve();
+    return window.htmx.ajax("POST", form.action, { source: summaryBox, target: "#checkout-totals", swap: "outerHTML" });
+  }
+
+  // Before paying: if the totals on screen are not those of the fields as they are now (a change
+  // still on its way), fetch them; if the total moved, stop so the customer sees it first.
+  async function totalsAreCurrent() {
+    var totals = document.getElementById("checkout-totals");
+    if (!window.htmx || !totals || totals.dataset.for === typedFor()) return true;
+    var before = shownTotal();
+    await refreshTotals();
+    if (shownTotal() === before) return true;
+    var note = document.getElementById("total-updated");
+    note.querySelector("strong").textContent = shownTotal();
+    note.hidden = false;
+    note.focus({ preventScroll: true });
+    note.scrollIntoView({ block: "center" });
+    return false;
+  }
+
   if (typeof window.Stripe !== "function" || !form.dataset.stripeKey) {
     formError.textContent = "Card payments are unavailable right now. Please try again later or call us.";
     if (summary) summary.hidden = false;
@@ -109,6 +149,7 @@
     box.hidden = false;
     buttonLabel = "Confirm new total and pay";
     box.scrollIntoView({ block: "center" });
+    refreshTotals();  // the summary and the total by the button show the new figures too
   }
 
   function busy(on) {
@@ -118,10 +159,21 @@
   }
 
   form.addEventListener("submit", async function (event) {
+    if (event.submitter && event.submitter.name === "update") {  // Enter in a field, or "Update total"
+      if (!window.htmx) return;  // the page itself comes back priced, as without JavaScript
+      event.preventDefault();
+      refreshTotals();
+      return;
+    }
     event.preventDefault();
     clearErrors();
+    document.getElementById("total-updated").hidden = true;
     busy(true);
     try {
+      if (!(await totalsAreCurrent())) {
+        busy(false);
+        return;
+      }
       var response = await fetch(form.action, {
         method: "POST",
         body: new FormData(form),

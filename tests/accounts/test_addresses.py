@@ -121,6 +121,20 @@ def test_default_address_for_anonymous_or_addressless_users_is_none(customer):
     assert default_address_for(customer) is None
 
 
+@pytest.mark.parametrize(
+    "state, postal_code, message",
+    [
+        ("NY", "99501", "The ZIP code 99501 is in Alaska, not New York."),
+        ("NJ", "10001", "The ZIP code 10001 is in New York, not New Jersey."),
+    ],
+)
+def test_a_zip_outside_the_state_is_refused(signed_in, customer, state, postal_code, message):
+    response = signed_in.post(reverse("accounts:address_add"), {**VALID, "state": state, "postal_code": postal_code})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Address.objects.filter(user=customer).exists()
+
+
 @pytest.mark.parametrize("target", ["id", "dashboard", "../x", "//evil.com/", "https://evil.com/", "/no-such-page/", "/\\evil.com"])
 def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(signed_in, customer, target):
     response = signed_in.post(reverse("accounts:address_add") + "?" + urlencode({"next": target}), VALID)

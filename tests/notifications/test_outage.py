@@ -15,13 +15,13 @@ from django.db import connection
 
 from notifications import services
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
+from notifications.gauges import OutboxHealth, outbox_health
 from notifications.services import (
     email_queue_message,
     email_requeue_stale,
     email_resend,
     email_send,
     failed_emails_digest,
-    outbox_health,
     retry_delay,
 )
 from orders.emails import order_email, order_email_context
@@ -126,7 +126,7 @@ def test_an_smtp_outage_delays_every_email_and_loses_none(
     for row in rows:
         assert back <= row.sent_at <= back + latest_wait + timedelta(minutes=1), (row.kind, row.sent_at - back)
     assert flaky_mail.attempts() == sum(row.attempts for row in rows)
-    assert outbox_health() == services.OutboxHealth(unsent=0, failed=0, oldest_unsent_age=None)
+    assert outbox_health() == OutboxHealth(unsent=0, failed=0, oldest_unsent_age=None)
 
 
 def test_a_server_down_for_good_fails_the_email_after_a_day_and_staff_hear_of_it(
@@ -145,7 +145,7 @@ def test_a_server_down_for_good_fails_the_email_after_a_day_and_staff_hear_of_it
     assert (row.status, row.attempts, row.next_attempt_at) == (EmailStatus.FAILED, settings.EMAIL_MAX_ATTEMPTS, None)
     assert row.updated_at - START >= timedelta(days=1)
     assert flaky_mail.delivered() == 0
-    assert outbox_health() == services.OutboxHealth(unsent=0, failed=1, oldest_unsent_age=None)
+    assert outbox_health() == OutboxHealth(unsent=0, failed=1, oldest_unsent_age=None)
 
     # The server is back: the hourly staff digest lists the email once, and staff resend it.
     flaky_mail.down_until(START)

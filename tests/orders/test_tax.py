@@ -144,9 +144,10 @@ def test_a_partial_refund_says_how_much_of_it_is_sales_tax(localstripe, rates):
     assert "Of this, $8.88 is sales tax given back." in message.body
 
 
-def test_the_checkout_page_offers_to_show_the_tax_for_a_state_before_paying(client, mixed_cart, rates):
+def test_the_checkout_page_says_the_tax_is_still_to_come_until_a_state_is_entered(client, mixed_cart, rates):
     use_client_cart(client, mixed_cart)
     page = client.get("/checkout/").content.decode()
-    assert "Added for your shipping state" in page and 'name="state"' in page and "Sales tax for" in page
+    assert "Added for your shipping state" in page and "before sales tax" in page
+    assert "Sales tax for" not in page  # no separate control: the address's own state prices it
     shown = client.get("/checkout/?state=PA").content.decode()
-    assert "Sales tax (6%)" in shown and "$153.68" in shown and "Sales tax for" not in shown
+    assert "Sales tax (6%)" in shown and "$153.68" in shown and "sales tax for Pennsylvania" in shown
