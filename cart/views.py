@@ -18,16 +18,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect
-from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from catalog.page_cache import render_in_shell
 from pharmacy.redirects import safe_next
 
-from .body_html import cart_body
 from .presentation import number_html, shown_lines, shown_totals
 from .pricing import cart_summary
 from .services import (
@@ -54,22 +51,17 @@ def _back_url(request) -> str:
 
 
 def _detail_context(request, summary, *, flash="", flash_error: bool = False, alert="") -> dict:
-    """The cart body (``cart.body_html``, written in Python) and the header's count, from one summary.
-
-    The page's other forms (``base.html``) get the body's CSRF token, not a second one masked anew.
-    """
-    token = get_token(request)
-    body = cart_body(
-        csrf_token=token,
-        summary=summary,
-        shown_lines=shown_lines(summary.lines),
-        shown_totals=shown_totals(summary),
-        max_packages=number_html(settings.CART_MAX_PACKAGES_PER_LINE),
-        flash=flash,
-        flash_error=flash_error,
-        alert=alert,
-    )
-    return {"cart_body": body, "cart_count": summary.item_count, "csrf_token": token}
+    """What ``cart/_cart_body.html`` shows, and the header's count, from one summary."""
+    return {
+        "summary": summary,
+        "shown_lines": shown_lines(summary.lines),
+        "shown_totals": shown_totals(summary),
+        "max_packages": number_html(settings.CART_MAX_PACKAGES_PER_LINE),
+        "flash": flash,
+        "flash_error": flash_error,
+        "alert": alert,
+        "cart_count": summary.item_count,
+    }
 
 
 def _fragment(request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False):
@@ -109,13 +101,8 @@ def cart_detail(request):
 
 
 def _cart_page(request, summary, *, alert="", status: int = 200):
-    """The cart page: its layout (``base.html``) rendered once per process, the body per request
-    (``catalog.page_cache.render_in_shell``); the header's count comes from the same summary."""
-    context = _detail_context(request, summary, alert=alert)
-    body = context.pop("cart_body")
-    return render_in_shell(
-        request, "cart/cart_detail.html", content_name="cart_body", content=body, context=context, status=status
-    )
+    """The cart page; the header's count comes from the same summary (no second query)."""
+    return render(request, "cart/cart_detail.html", _detail_context(request, summary, alert=alert), status=status)
 
 
 def _answer(request, action, *, back: str, with_cart: bool = False):

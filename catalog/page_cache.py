@@ -19,7 +19,7 @@ at once. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a safety n
 page keys carry a fingerprint of the templates (``code_version``), so a deploy starts afresh.
 
 **Holes for what belongs to the visitor.** A stored page holds placeholders instead of the CSRF
-token, the CSP nonce and the ``{% visitor %}…{% endvisitor %}`` parts of ``base.html`` (the
+token, the CSP nonce and the ``{% visitor "part.html" %}`` parts of ``base.html`` (the
 signed-in header, the cart count, flash messages). Each response fills them for its own visitor:
 a freshly masked CSRF token (so no-JS add-to-cart forms work, and the token differs in every
 response: Django's BREACH mitigation), this response's nonce, this visitor's header. During the
@@ -30,10 +30,13 @@ baked into the shared copy even by a template that forgets to use ``{% visitor %
 visitor (header, messages, CSRF secret), so a 304 is only sent when the visitor would get the very
 same page. A 304 carries no CSP header, so the browser keeps the one that matches its copy's nonce.
 
+**Compression** is Django's: the catalog views are wrapped in ``gzip_page`` (``GZipMiddleware``,
+whose random gzip filename field since Django 4.2 mitigates BREACH for the CSRF token compressed
+with a reflected search query), applied to the filled page. Behind a reverse proxy that
+compresses, the decorator can go (``docs/performance.md``).
+
 Private pages (cart, checkout, orders, accounts, staff) are never stored: only the views
-decorated with ``cached_catalog_page`` are, and only their GET/HEAD answers with status 200. The
-cart page uses the same holes for its *layout* only (``render_in_shell``: ``base.html`` rendered
-once per process with nothing personal in it, the cart filled in per request; nothing shared).
+decorated with ``cached_catalog_page`` are, and only their GET/HEAD answers with status 200.
 """
 from __future__ import annotations
 
@@ -43,28 +46,23 @@ import hmac
 import logging
 import re
 import secrets
-import struct
 import threading
-import weakref
-import zlib
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from functools import wraps
+from pathlib import Path
+from urllib.parse import urlencode
 
+from csp.decorators import csp_exempt
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
-from django.core.signals import setting_changed
-from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, models, router, transaction
 from django.http import HttpResponse, HttpResponseNotModified, QueryDict
 from django.middleware.csrf import get_token
-from django.template import Node, engines
-from django.template.context import make_context
-from django.template.loader import get_template, render_to_string
-from django.urls import get_script_prefix
-from django.utils import translation
-from django.utils.safestring import mark_safe
+from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
@@ -104,10 +102,6 @@ class _Markers:
     @property
     def visitor(self) -> str:
         return _secret_marker("visitor")
-
-    @property
-    def content(self) -> str:
-        return _secret_marker("content")
 
 
 MARKERS = _Markers()
@@ -171,27 +165,32 @@ def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True, pri
 
     The generation is replaced once the transaction commits (at once outside one): that is the
     replacement that matters, since until then other servers still see the old rows. Many writes
-    in one transaction (a bulk price change, a CSV import) schedule a single one: the callback is
-    only added if it is not already waiting (Django drops callbacks of a rolled-back savepoint, so a
-    change after a rollback schedules it again).
+    in one transaction (a bulk price change, a CSV import) replace it once: each write schedules a
+    callback, and the first to run after the commit covers every write counted before it
+    (``_replace_after_commit``); Django drops the callbacks of a rolled-back savepoint.
 
-    Inside a transaction it is also replaced at once, for pages rendered *by this transaction's
-    own connection* before it commits (they can see its uncommitted rows: a view that writes then
-    renders, or a test, whose transaction never commits); later writes of the same transaction
-    replace it again only if this thread rendered a page since.
+    Inside a transaction it is also replaced at once if this thread rendered a page since its last
+    write (or never wrote), for pages rendered *by this transaction's own connection* before it
+    commits (they can see its uncommitted rows: a view that writes then renders, or a test, whose
+    transaction never commits).
     """
-    replace = _new_products_generation if products else _new_prices_generation if prices else _new_generation
-    connection = connections[using]
-    if not connection.in_atomic_block:
-        replace()
-        return
-    waiting = {func for _sids, func, _robust in connection.run_on_commit}
-    pending = any(func in waiting for func in _REPLACEMENTS[_REPLACEMENTS.index(replace):])
-    if not pending:
-        transaction.on_commit(replace, using=using, robust=True)
-    if not pending or getattr(_local, "rendered", False):
+    level = 2 if products else 1 if prices else 0
+    _local.writes = count = getattr(_local, "writes", 0) + 1
+    if getattr(_local, "rendered", True) and not transaction.get_autocommit(using=using):
         _local.rendered = False
-        replace()
+        _REPLACEMENTS[level]()
+    # Outside a transaction Django runs the callback at once.
+    transaction.on_commit(functools.partial(_replace_after_commit, level, count), using=using, robust=True)
+
+
+def _replace_after_commit(level: int, count: int) -> None:
+    """Replace the generation(s) of ``level`` unless a callback of this commit already covered write ``count``."""
+    covered = _local.__dict__.setdefault("covered", [0, 0, 0])
+    if covered[level] >= count:
+        return
+    _REPLACEMENTS[level]()
+    for lower in range(level + 1):
+        covered[lower] = _local.writes
 
 
 def _changes_products(model) -> bool:
@@ -283,34 +282,8 @@ def is_cacheable_render(context) -> bool:
     return bool(request is not None and getattr(request, _RENDER_FLAG, False))
 
 
-def visitor_marker(template_name: str, index: int) -> str:
-    return f"<!--{MARKERS.visitor}:{template_name}:{index}-->"
-
-
-class VisitorNode(Node):
-    """``{% visitor %}…{% endvisitor %}`` (registered by ``catalog.templatetags.page_cache``).
-
-    It lives here, beside the cache that finds it again by type, so the template tag library
-    depends on the cache and not both ways round."""
-
-    def __init__(self, nodelist):
-        self.nodelist = nodelist
-        self._index = None
-
-    def index(self) -> int:
-        """This part's place among the ``{% visitor %}`` parts of its template (the same on every server)."""
-        if self._index is None:
-            nodes = get_template(self.origin.template_name).template.nodelist.get_nodes_by_type(VisitorNode)
-            same = [i for i, node in enumerate(nodes) if node is self]  # the cached loader's own copy
-            self._index = same[0] if same else next(
-                i for i, node in enumerate(nodes) if node.token.lineno == self.token.lineno
-            )
-        return self._index
-
-    def render(self, context):
-        if is_cacheable_render(context):
-            return visitor_marker(self.origin.template_name, self.index())
-        return self.nodelist.render(context)
+def visitor_marker(template_name: str) -> str:
+    return f"<!--{MARKERS.visitor}:{template_name}-->"
 
 
 def context_processor(request) -> dict:
@@ -320,42 +293,24 @@ def context_processor(request) -> dict:
     return {"csrf_token": MARKERS.csrf, "user": AnonymousUser(), "perms": {}, "messages": ()}
 
 
-_visitor_nodes: dict[tuple[str, int], tuple] = {}
-
-
-def _visitor_node(template_name: str, index: int):
-    """The compiled ``{% visitor %}`` part a marker points at (its template may not be loaded here yet)."""
-    key = (template_name, index)
-    found = _visitor_nodes.get(key)
-    if found is None:
-        template = engines["django"].get_template(template_name).template
-        found = (template, template.nodelist.get_nodes_by_type(VisitorNode)[index])
-        _visitor_nodes[key] = found
-    return found
-
-
-def _render_visitor_parts(request, refs: list[tuple[str, int]], extra: dict | None = None) -> list[str]:
-    """Each ``{% visitor %}`` part a page refers to, rendered for this request (markers for token and
-    nonce). ``extra``: context the view already has (e.g. the cart page's count), over the processors'."""
-    if not refs:
-        return []
-    parts = [_visitor_node(template_name, index) for template_name, index in refs]
-    # One context for all parts: the context processors (cart count, user) run once. The token and
-    # the nonce stay placeholders here too, filled with the rest of the page.
-    context = make_context({**(extra or {}), "csrf_token": MARKERS.csrf}, request)
-    saved_nonce = request.__dict__.get("csp_nonce")
-    if saved_nonce is not None:
+@contextmanager
+def _nonce_marker(request):
+    """``request.csp_nonce`` reads as the nonce marker meanwhile (if django-csp gave the request one)."""
+    saved = request.__dict__.get("csp_nonce")
+    if saved is not None:
         request.csp_nonce = MARKERS.nonce
-    rendered = []
     try:
-        with context.bind_template(parts[0][0]):
-            for template, node in parts:
-                with context.render_context.push_state(template):
-                    rendered.append(node.nodelist.render(context))
+        yield
     finally:
-        if saved_nonce is not None:
-            request.csp_nonce = saved_nonce
-    return rendered
+        if saved is not None:
+            request.csp_nonce = saved
+
+
+def _render_visitor_parts(request, template_names: list[str]) -> list[str]:
+    """Each ``{% visitor %}`` part a page names, rendered for this request (markers for the token and
+    the nonce, filled in with the rest of the page)."""
+    with _nonce_marker(request):
+        return [render_to_string(name, {"csrf_token": MARKERS.csrf}, request=request) for name in template_names]
 
 
 # --- Serving ----------------------------------------------------------------------------------
@@ -403,116 +358,35 @@ def compact(html: str) -> str:
 
 
 @functools.cache
-def _hole_re(csrf: str, nonce: str, visitor: str, content: str) -> re.Pattern:
-    return re.compile(
-        f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->|({re.escape(content)})"
-    )
+def _hole_re(csrf: str, nonce: str, visitor: str) -> re.Pattern:
+    return re.compile(f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->")
 
 
-# Kinds of hole in a stored page (CONTENT: only in a private page's shell, ``render_in_shell``).
-CSRF, NONCE, VISITOR, CONTENT = "csrf", "nonce", "visitor", "content"
-
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
-_DEFLATE_END = b"\x03\x00"  # an empty final block
-_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
-#: A masked CSRF token and a CSP nonce are of fixed length; the compressed pieces below rely on it.
-CSRF_TOKEN_LENGTH = 64
+# Kinds of hole in a stored page.
+CSRF, NONCE, VISITOR = "csrf", "nonce", "visitor"
 
 
 class Layout:
-    """A stored page cut at its holes: static text, and what goes between (token, nonce, visitor part).
-
-    It also holds the static text gzip-compressed, once per process and page: then a gzip answer
-    costs a CRC and a join instead of compressing ~40 KB (~0.45 ms of CPU) for every response.
-    The pieces are raw deflate blocks, each ended with a sync flush (so byte-aligned and
-    concatenable); each hole is sent as a *stored* (uncompressed) block. Nothing secret is ever
-    compressed together with anything else, so the page's reflected text (a search query) cannot
-    be used to guess a token by the compressed size (BREACH), unlike compressing the whole page.
-    To keep the ratio of whole-page gzip (~8.7 vs 7.5 KB on the product page, where independently
-    compressed pieces would give 13.6 KB), each piece is compressed with the page text before it as
-    its dictionary, which a decompressor also has in its window. That is exact only if what
-    precedes has the length the dictionary assumed: the token and nonce (fixed length) stand in
-    as NUL bytes, which never occur in HTML so never match; after a visitor part (of any length)
-    the dictionary starts afresh. A response whose token or nonce has another length is not
-    compressed here (``gzip_page`` compresses it whole).
-    """
+    """A stored page cut at its holes: static text, and what goes between (token, nonce, visitor part)."""
 
     def __init__(self, html: str):
-        pattern = _hole_re(MARKERS.csrf, MARKERS.nonce, MARKERS.visitor, MARKERS.content)
-        self.static: list[bytes] = []
-        self.holes: list[tuple[str, tuple[str, int] | None]] = []
+        pattern = _hole_re(MARKERS.csrf, MARKERS.nonce, MARKERS.visitor)
+        self.static: list[str] = []
+        self.holes: list[tuple[str, str | None]] = []
         position = 0
         for match in pattern.finditer(html):
-            self.static.append(html[position:match.start()].encode())
+            self.static.append(html[position:match.start()])
             if match.group(1):
                 self.holes.append((CSRF, None))
             elif match.group(2):
                 self.holes.append((NONCE, None))
-            elif match.group(4):
-                self.holes.append((CONTENT, None))
             else:
-                template_name, _, index = match.group(3).rpartition(":")
-                self.holes.append((VISITOR, (template_name, int(index))))
+                self.holes.append((VISITOR, match.group(3)))
             position = match.end()
-        self.static.append(html[position:].encode())
-        self.visitor_refs = [ref for kind, ref in self.holes if kind == VISITOR]
+        self.static.append(html[position:])
+        self.visitor_parts = [name for kind, name in self.holes if kind == VISITOR]
         self.has_csrf = any(kind == CSRF for kind, _ in self.holes)
         self.has_nonce = any(kind == NONCE for kind, _ in self.holes)
-        # The dictionaries stand NUL bytes in for the token and nonce: only sound if the page has none.
-        self.compressible = not any(b"\x00" in text for text in self.static)
-        self._gzip: tuple[list[bytes], int] | None = None
-        self._lock = threading.Lock()
-
-    def gzip_pieces(self, nonce_length: int) -> list[bytes]:
-        """The static pieces compressed (see the class docstring), for nonces of ``nonce_length``."""
-        found = self._gzip
-        if found is not None and found[1] == nonce_length:
-            return found[0]
-        with self._lock:
-            pieces, window = [], b""
-            for index, text in enumerate(self.static):
-                options = {"zdict": window[-32768:]} if window else {}
-                compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, **options)
-                pieces.append(compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH) if text else b"")
-                if index < len(self.holes):
-                    kind = self.holes[index][0]
-                    if kind in (VISITOR, CONTENT):
-                        window = b""
-                    else:
-                        window += text + b"\x00" * (CSRF_TOKEN_LENGTH if kind == CSRF else nonce_length)
-                        window = window[-32768:]
-            self._gzip = (pieces, nonce_length)
-            return pieces
-
-
-def _stored_block(data: bytes) -> bytes:
-    """``data`` as uncompressed deflate blocks (the stream is byte-aligned after a sync flush)."""
-    out = []
-    for start in range(0, len(data), 65535):
-        chunk = data[start:start + 65535]
-        out += [b"\x00", struct.pack("<HH", len(chunk), len(chunk) ^ 0xFFFF), chunk]
-    return b"".join(out)
-
-
-#: Visitor parts compressed, by their text: the header of every new visitor is the same, a signed-in
-#: customer's repeats from page to page, and a compressor costs ~45 µs to set up. Only parts without
-#: a token or nonce are kept (``Personalised.reusable``); at most this many, the oldest dropped first.
-VISITOR_BLOCKS_MAX = 1024
-_visitor_blocks: dict[bytes, bytes] = {}
-_visitor_blocks_lock = threading.Lock()
-
-
-def _visitor_part_block(data: bytes, *, reuse: bool = False) -> bytes:
-    block = _visitor_blocks.get(data) if reuse else None
-    if block is None:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-        block = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        if reuse:
-            with _visitor_blocks_lock:  # threaded workers: no insert while the oldest is looked up
-                if len(_visitor_blocks) >= VISITOR_BLOCKS_MAX:
-                    _visitor_blocks.pop(next(iter(_visitor_blocks), b""), None)
-                _visitor_blocks[data] = block
-    return block
 
 
 @dataclass
@@ -563,11 +437,7 @@ def page_key(request, query: str = "") -> str:
 def page_query(request, params) -> QueryDict:
     """The query string as the page understands it: ``params(request.GET)`` (a dict of the
     parameters the page reads, each value in one spelling), nothing else; empty without ``params``."""
-    query = QueryDict(mutable=True)
-    for name, value in sorted((params(request.GET) if params else {}).items()):
-        query[name] = value
-    query._mutable = False
-    return query
+    return QueryDict(urlencode(sorted((params(request.GET) if params else {}).items())))
 
 
 def _read(key: str) -> tuple[str | None, LocalPage | None]:
@@ -604,16 +474,12 @@ def _ensure_generation(key: str = GENERATION_KEY) -> str | None:
 def _render_for_cache(view, request, args, kwargs):
     """Run the view with placeholders in place of everything per-visitor."""
     _local.rendered = True
-    saved_nonce = request.__dict__.get("csp_nonce")
     setattr(request, _RENDER_FLAG, True)
-    if saved_nonce is not None:
-        request.csp_nonce = MARKERS.nonce
     try:
-        return view(request, *args, **kwargs)
+        with _nonce_marker(request):
+            return view(request, *args, **kwargs)
     finally:
         delattr(request, _RENDER_FLAG)
-        if saved_nonce is not None:
-            request.csp_nonce = saved_nonce
 
 
 def _is_fresh_visitor(request) -> bool:
@@ -623,103 +489,39 @@ def _is_fresh_visitor(request) -> bool:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return False
-    storage = getattr(request, "_messages", None)
-    return storage is None or len(storage) == 0
+    return len(messages.get_messages(request)) == 0
 
 
-@dataclass
-class Personalised:
-    """A page filled for one visitor: static pieces and fills alternate, as ``Layout`` cut them."""
-
-    layout: Layout
-    fills: list[bytes]
-    visitor_digest: str
-    nonce_length: int
-    #: Per hole: a visitor part holding no token or nonce, whose compressed block may be reused.
-    reusable: tuple[bool, ...] = ()
-
-    def body(self) -> bytes:
-        static, fills = self.layout.static, self.fills
-        out = [static[0]]
-        for fill, text in zip(fills, static[1:]):
-            out += [fill, text]
-        return b"".join(out)
-
-    def gzip_body(self) -> bytes | None:
-        """The same body gzip-compressed from the layout's pieces; None if a fill breaks its assumptions."""
-        holes = self.layout.holes
-        if not self.layout.compressible:
-            return None
-        for (kind, _), fill in zip(holes, self.fills):
-            if (kind == CSRF and len(fill) != CSRF_TOKEN_LENGTH) or (kind == NONCE and len(fill) != self.nonce_length):
-                return None
-        pieces = self.layout.gzip_pieces(self.nonce_length)
-        static = self.layout.static
-        out, crc, size = [_GZIP_HEADER, pieces[0]], zlib.crc32(static[0]), len(static[0])
-        reusable = self.reusable or (False,) * len(holes)
-        for (kind, _), fill, reuse, piece, text in zip(holes, self.fills, reusable, pieces[1:], static[1:]):
-            block = _stored_block(fill) if kind in (CSRF, NONCE) else _visitor_part_block(fill, reuse=reuse)
-            out += [block, piece]
-            crc = zlib.crc32(text, zlib.crc32(fill, crc))
-            size += len(fill) + len(text)
-        out += [_DEFLATE_END, struct.pack("<II", crc, size & 0xFFFFFFFF)]
-        return b"".join(out)
-
-
-def _personalise(
-    request,
-    html: str,
-    local: LocalPage | None = None,
-    *,
-    layout: Layout | None = None,
-    content: str = "",
-    extra: dict | None = None,
-) -> Personalised:
-    """Fill the holes for this visitor, with a digest of what was filled (for the ETag).
+def _personalise(request, html: str, local: LocalPage | None = None) -> tuple[str, str]:
+    """The page filled for this visitor, and a digest of what was filled (for the ETag).
 
     For a fresh visitor (``_is_fresh_visitor``) the visitor parts are rendered once per process
     and page, and kept with the process-local copy; only the token and the nonce differ.
-    ``layout``, ``content``, ``extra``: a private page's shell, its content, and context the view
-    already has (its ``csrf_token`` is then the one filled in).
     """
-    layout = layout or (local.layout if local is not None else Layout(html))
+    layout = local.layout if local is not None else Layout(html)
     fresh = local is not None and _is_fresh_visitor(request)
     if fresh and local.fresh is not None:
         parts, parts_text = local.fresh
     else:
-        parts = _render_visitor_parts(request, layout.visitor_refs, extra)
+        parts = _render_visitor_parts(request, layout.visitor_parts)
         parts_text = "\x00".join(parts)
         if fresh:
             local.fresh = (parts, parts_text)
-    token = nonce = ""
-    if layout.has_csrf or MARKERS.csrf in parts_text:
-        token = (extra or {}).get("csrf_token") or get_token(request)
-    if layout.has_nonce or MARKERS.nonce in parts_text:
-        nonce = str(getattr(request, "csp_nonce", ""))
-    fills, reusable, next_part = [], [], iter(parts)
-    for kind, _ in layout.holes:
+    token = get_token(request) if layout.has_csrf or MARKERS.csrf in parts_text else ""
+    nonce = str(getattr(request, "csp_nonce", "")) if layout.has_nonce or MARKERS.nonce in parts_text else ""
+    out, next_part = [layout.static[0]], iter(parts)
+    for (kind, _), text in zip(layout.holes, layout.static[1:]):
         if kind == CSRF:
-            fills.append(token.encode())
+            out.append(token)
         elif kind == NONCE:
-            fills.append(nonce.encode())
-        elif kind == CONTENT:
-            fills.append(content.encode())
+            out.append(nonce)
         else:
-            part = next(next_part)
-            secret_free = MARKERS.csrf not in part and MARKERS.nonce not in part
-            if token:
-                part = part.replace(MARKERS.csrf, token)
-            if nonce:
-                part = part.replace(MARKERS.nonce, nonce)
-            fills.append(part.encode())
-            reusable.append(secret_free)
-            continue
-        reusable.append(False)
+            out.append(next(next_part).replace(MARKERS.csrf, token).replace(MARKERS.nonce, nonce))
+        out.append(text)
     # The CSRF secret (not the masked token, which changes every time) and the visitor parts.
     csrf_secret = request.META.get("CSRF_COOKIE") or ""
     digest = hashlib.sha256(f"{csrf_secret}\x00{parts_text}".encode()).hexdigest()
-    return Personalised(layout=layout, fills=fills, visitor_digest=digest, nonce_length=len(nonce),
-                        reusable=tuple(reusable))
+    return "".join(out), digest
 
 
 def _etag(stored_digest: str, visitor_digest: str) -> str:
@@ -730,10 +532,16 @@ def _finish(request, response: HttpResponse, etag: str | None) -> HttpResponse:
     # The body holds this visitor's token and cart: browsers may keep it, shared caches must not,
     # and the browser asks again every time (a 304 when nothing changed).
     response["Cache-Control"] = "private, no-cache"
-    patch_vary_headers(response, ("Cookie", "Accept-Encoding"))
+    patch_vary_headers(response, ("Cookie",))
     if etag:
         response["ETag"] = etag
     return response
+
+
+@csp_exempt()
+def _not_modified(request, etag: str) -> HttpResponse:
+    """A 304 carries no CSP header, so the browser keeps the one that matches its copy's nonce."""
+    return _finish(request, HttpResponseNotModified(), etag)
 
 
 def cached_catalog_page(view=None, *, params=None):
@@ -774,7 +582,7 @@ def _serve(view, request, args, kwargs) -> HttpResponse:
         html = response.content.decode(response.charset or "utf-8")
         if response.status_code != 200 or generation is None:
             # Not stored (a redirect, an error page): still filled for this visitor.
-            response.content = _personalise(request, html).body()
+            response.content = _personalise(request, html)[0]
             return response
         html = compact(html)
         stored = StoredPage(
@@ -791,23 +599,12 @@ def _serve(view, request, args, kwargs) -> HttpResponse:
         request.catalog_page_cache = "miss"
     else:
         request.catalog_page_cache = "hit"
-    page = _personalise(request, local.stored.html, local)
-    etag = _etag(local.stored.digest, page.visitor_digest)
+    body, visitor_digest = _personalise(request, local.stored.html, local)
+    etag = _etag(local.stored.digest, visitor_digest)
     if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
     if if_none_match and _weak_match(etag, if_none_match):
-        not_modified = HttpResponseNotModified()
-        not_modified._csp_exempt = True  # keep the CSP header (nonce) of the copy the browser has
-        return _finish(request, not_modified, etag)
-    compressed = None
-    if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
-        compressed = page.gzip_body()
-    if compressed is not None:
-        # gzip_page leaves an answer that has a Content-Encoding alone.
-        response = HttpResponse(compressed, content_type=local.stored.content_type)
-        response["Content-Encoding"] = "gzip"
-        response["Content-Length"] = str(len(compressed))
-    else:
-        response = HttpResponse(page.body(), content_type=local.stored.content_type)
+        return _not_modified(request, etag)
+    response = HttpResponse(body, content_type=local.stored.content_type)
     response["X-Catalog-Cache"] = request.catalog_page_cache
     return _finish(request, response, etag)
 
@@ -817,69 +614,3 @@ def _weak_match(etag: str, header: str) -> bool:
         return True
     strip = lambda tag: tag[2:] if tag.startswith("W/") else tag  # noqa: E731
     return any(strip(tag) == strip(etag) for tag in parse_etags(header))
-
-
-# --- Private pages: the layout rendered once per process --------------------------------------
-
-#: compiled template -> {(language, script prefix, content name): Layout}
-_shells: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_shells_lock = threading.Lock()
-
-
-def _forget_shells(**kwargs) -> None:
-    """Settings changed (tests override them): shells show settings (the footer's licence, static URLs)."""
-    with _shells_lock:
-        _shells.clear()
-
-
-setting_changed.connect(_forget_shells)
-
-
-def render_in_shell(request, template_name: str, *, content_name: str, content: str, context: dict | None = None,
-                    status: int = 200) -> HttpResponse:
-    """What ``render(request, template_name, {**context, content_name: content})`` answers, for a
-    private page whose layout is rendered once per process.
-
-    Why: on the cart page, ``base.html`` (head, header, footer: ~1,800 Python calls through the
-    template engine) cost about as much as the cart itself, and only its ``{% visitor %}`` parts,
-    the CSRF token and the CSP nonce differ between requests. So the template is rendered once,
-    as the shared catalog copies are (anonymous, no messages, no query string; markers for the
-    token, the nonce and the visitor parts) with a marker in place of ``content_name``, and each
-    request fills the markers in: ``content`` (already HTML), this visitor's parts (rendered with
-    ``context`` over the context processors', e.g. the cart count the view already has, and its
-    ``csrf_token``), the token and the nonce. The template must show nothing else that depends on
-    the request: here only ``content_name`` and the visitor parts do. Nothing is shared between
-    processes or stored: shells are kept per compiled template (a template edited in development
-    is a new one), language and script prefix, and forgotten when settings change.
-    """
-    layout = _shell(request, template_name, content_name)
-    page = _personalise(request, "", layout=layout, content=content, extra=context)
-    return HttpResponse(page.body(), status=status)
-
-
-def _shell(request, template_name: str, content_name: str) -> Layout:
-    compiled = engines["django"].get_template(template_name).template
-    key = (translation.get_language(), get_script_prefix(), content_name)
-    layouts = _shells.get(compiled)
-    layout = layouts.get(key) if layouts is not None else None
-    if layout is None:
-        layout = Layout(_render_shell(request, template_name, content_name))
-        with _shells_lock:
-            _shells.setdefault(compiled, {})[key] = layout
-    return layout
-
-
-def _render_shell(request, template_name: str, content_name: str) -> str:
-    """The template rendered with markers for everything per request (see ``render_in_shell``)."""
-    saved_get, saved_nonce = request.GET, request.__dict__.get("csp_nonce")
-    setattr(request, _RENDER_FLAG, True)
-    request.GET = QueryDict()  # the header's search box shows the query string's ``q``
-    if saved_nonce is not None:
-        request.csp_nonce = MARKERS.nonce
-    try:
-        return render_to_string(template_name, {content_name: mark_safe(MARKERS.content)}, request=request)
-    finally:
-        delattr(request, _RENDER_FLAG)
-        request.GET = saved_get
-        if saved_nonce is not None:
-            request.csp_nonce = saved_nonce

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
-from . import cards, selectors
+from . import selectors
 from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
@@ -39,7 +39,6 @@ def home(request):
         {
             "categories": [c for c in selectors.categories_with_counts() if c.published_count],
             "featured": featured,
-            "featured_cards": cards.product_cards(featured),
             "canonical_url": absolute_url(reverse("catalog:home")),
         },
     )
@@ -144,7 +143,6 @@ def product_list(request):
         {
             "page": page,
             "products": products,
-            "cards": cards.product_cards(products),
             "categories": [c for c in categories if c.published_count],
             "category": category,
             "q": q,

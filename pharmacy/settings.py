@@ -6,6 +6,7 @@ Stripe keys left empty. Production sets the variables listed in README.md ("Prod
 """
 from decimal import Decimal
 from pathlib import Path
+import django.forms
 
 import environ
 
@@ -32,6 +33,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
+    "django.forms",
     "pharmacy.admin_apps.PharmacyAdminConfig",  # django.contrib.admin, its site asks for the second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -77,7 +79,7 @@ MIDDLEWARE = [
     # Staff pages (/admin/, /staff/, prescription files) only after the second factor.
     "accounts.middleware.StaffSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "pharmacy.middleware.CSPMiddleware",  # django-csp's, the policy text built once (issue #17)
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -101,15 +103,22 @@ TEMPLATES = [
                 # Last: placeholders instead of per-visitor values while a page is cached.
                 "catalog.page_cache.context_processor",
             ],
-            # {% url %} remembering its answers (reverse() was ~15 µs, 14 times on the cart page).
-            "builtins": ["pharmacy.template_url"],
         },
     },
 ]
 
-# Common widgets (inputs, selects, textareas, radio choices) written in Python, byte for byte what
-# Django's widget templates write; the checkout's ~60-option state list was ~180 template includes.
-FORM_RENDERER = "pharmacy.form_renderer.FastWidgetRenderer"
+# Form widgets through Django's own Jinja2 widget templates (django/forms/jinja2): the checkout's
+# ~60-option state list is ~180 widget-template includes, ~2 ms with the template language
+# (docs/performance.md). This engine comes first but holds only Django's form templates; pages
+# and the admin's widget templates (which include the form templates, hence "django.forms" in
+# INSTALLED_APPS) stay Django templates.
+TEMPLATES.insert(0, {
+    "BACKEND": "django.template.backends.jinja2.Jinja2",
+    "DIRS": [Path(django.forms.__file__).resolve().parent / "jinja2"],
+    "APP_DIRS": False,
+    "OPTIONS": {"autoescape": True},
+})
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {

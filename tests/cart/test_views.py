@@ -202,6 +202,17 @@ class TestCartPage:
         assert header_count(html) == 2
         assert 'href="/products/baclofen/"' in html
 
+    def test_a_line_shows_the_choice_and_every_form_carries_the_pages_token(self, client, tier_of, settings):
+        """What a customer reads on a line, and the no-JS forms (update, remove, discount code) post."""
+        client.post(ADD, {"tier_id": tier_of("10mg", 90).pk, "packages": 2})
+        html = client.get("/cart/").content.decode()
+        assert "2 packs, 180 pills" in html
+        assert f'value="2" min="1" max="{settings.CART_MAX_PACKAGES_PER_LINE}"' in html
+        tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert len(tokens) >= 3 and len(set(tokens)) == 1
+        assert html.count('hx-target="#cart-body"') == 2
+        assert '<a class="button cart-checkout" href="/checkout/">Checkout</a>' in html
+
     def test_price_change_notice(self, client, tier_of):
         tier = tier_of("10mg", 90)
         client.post(ADD, {"tier_id": tier.pk})
