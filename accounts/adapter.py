@@ -26,8 +26,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from notifications.models import EmailKind
-from pharmacy.permissions import can_act_as_staff
 from notifications.services import email_queue_message
+from pharmacy.permissions import can_act_as_staff
 
 #: allauth's email templates → the outbox kind the email is filed under.
 EMAIL_KINDS = {

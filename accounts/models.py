@@ -15,7 +15,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from pharmacy.prepared import PreparedQuery
-from pharmacy.us_address import US_STATES  # noqa: E402,F401  (django-localflavor's list)
+from pharmacy.us_address import US_STATES  # django-localflavor's list
 
 zip_code_validator = RegexValidator(
     r"^\d{5}(-\d{4})?$", "Enter a 5-digit ZIP code, or ZIP+4 such as 12207-1234."
@@ -58,7 +58,7 @@ class UserManager(BaseUserManager):
                 pk = self.model._meta.pk.to_python(next(iter(kwargs.values())))
             except ValidationError:
                 pk = None
-            if type(pk) is int and -(2**63) <= pk < 2**63:  # noqa: E721 (a bool is not an id)
+            if type(pk) is int and -(2**63) <= pk < 2**63:  # a bool is not an id
                 found = _USER_BY_PK(pk=pk)
                 if not found:
                     raise self.model.DoesNotExist(f"{self.model._meta.object_name} matching query does not exist.")

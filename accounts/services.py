@@ -161,6 +161,7 @@ def account_close(*, user: User) -> None:
     """
     from allauth.account.models import EmailAddress
     from allauth.mfa.models import Authenticator
+
     from cart.models import Cart
 
     EmailAddress.objects.filter(user=user).delete()

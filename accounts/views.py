@@ -25,9 +25,9 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import services
 from pharmacy.redirects import safe_next
 
+from . import services
 from .adapter import AccountAdapter
 from .forms import AddressForm, ClaimOrderForm, CloseAccountForm, PatientProfileForm
 from .models import Address, PatientProfile, User

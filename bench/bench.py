@@ -270,7 +270,7 @@ def run_wrk(base: str, page: Page, *, seconds: int, connections: int, cookie: st
          base + page.path],
         env=env, capture_output=True, text=True, timeout=seconds + 60,
     )
-    match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.M)
+    match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.MULTILINE)
     if not match:
         raise SystemExit(f"wrk failed for {page.path}:\n{result.stdout}\n{result.stderr}")
     data = json.loads(match.group(1))

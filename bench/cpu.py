@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the benchmark's settings and helpers)
+import bench  # the benchmark's settings and helpers
 
 PAGES = {"cart": "cart:detail", "checkout": "orders:checkout", "home": "catalog:home", "ceiling": "bench_ceiling",
          "listing": "catalog:product_list", "search": "catalog:product_list", "product": "catalog:product_detail"}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the benchmark's settings and helpers)
+import bench  # the benchmark's settings and helpers
 
 
 def parse_args() -> argparse.Namespace:

@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (bench/bench.py: same server settings, wrk runner and table)
+import bench  # bench/bench.py: same server settings, wrk runner and table
 
 OSCAR_REQUIREMENTS = ["django-oscar>=4,<5", "sorl-thumbnail>=12", "whoosh>=2.7", "gunicorn>=22", "psycopg[binary]>=3.1"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the benchmark's settings and helpers)
+import bench  # the benchmark's settings and helpers
 
 PASSWORD = "Plum-orchard-1987-lantern"
 

@@ -29,8 +29,9 @@ os.environ.pop("REDIS_URL", None)  # database sessions: the carts made here are 
 
 
 def ensure_database(url: str) -> None:
-    import psycopg
     from urllib.parse import urlsplit
+
+    import psycopg
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
@@ -49,7 +50,14 @@ def timed_get(session, url: str) -> float:
 def run(label: str, gunicorn_args: tuple[str, ...], tier, args, tmp: Path) -> None:
     import requests
 
-    from tests.live_gunicorn import Gunicorn, SilentServer, checkout_form, customer_with_cart, post_checkout, server_env
+    from tests.live_gunicorn import (
+        Gunicorn,
+        SilentServer,
+        checkout_form,
+        customer_with_cart,
+        post_checkout,
+        server_env,
+    )
 
     stripe_api = SilentServer()
     env = server_env(STRIPE_API_BASE=stripe_api.base, WEB_CONCURRENCY=str(args.workers))

@@ -48,7 +48,7 @@ from typing import Protocol
 from djmoney.money import Money
 
 from catalog import pricing as catalog_pricing
-from catalog.pricing import format_money  # noqa: F401  (the one money formatter, re-exported)
+from catalog.pricing import format_money  # the one money formatter, re-exported
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")

@@ -30,7 +30,7 @@ def cart_count_for_request(request) -> int:
     No query when the session holds no cart id; otherwise one.
     """
     cart_id = request.session.get(SESSION_CART_ID) if hasattr(request, "session") else None
-    if type(cart_id) is not int:  # noqa: E721 (what the session stores; a bool is not a cart id)
+    if type(cart_id) is not int:  # what the session stores; a bool is not a cart id
         return 0
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:

@@ -23,7 +23,7 @@ from discounts.services import DiscountRefused, discount_terms_for
 from pharmacy.prepared import PreparedQuery
 
 from . import calculations, rules
-from .calculations import format_money  # noqa: F401  (re-exported: the one money formatter)
+from .calculations import format_money  # re-exported: the one money formatter
 
 
 @dataclass(frozen=True)

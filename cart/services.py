@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from catalog.models import PackageTier
 from discounts.services import DiscountRefused, discount_terms_for
-
 from pharmacy.prepared import PreparedQuery
 
 from . import rules
@@ -94,7 +93,7 @@ def cart_and_lines_for_request(request, *, select_related: tuple[str, ...] = ())
         lines = _lines_with_cart(signed_in=True, select_related=select_related)(user_id=user.pk)
     else:
         cart_id = request.session.get(SESSION_CART_ID)
-        if type(cart_id) is int:  # noqa: E721 (what the session stores; anything else takes the long way)
+        if type(cart_id) is int:  # what the session stores; anything else takes the long way
             lines = _lines_with_cart(signed_in=False, select_related=select_related)(cart_id=cart_id)
     if not lines:
         return cart_for_request(request, create=False), []

@@ -30,7 +30,16 @@ from .forms import (
     PriceImportForm,
     annotate_tier_figures,
 )
-from .models import FAQ, Category, Dosage, DosingGuideline, InfoSection, PackageTier, Product, SafetyNote
+from .models import (
+    FAQ,
+    Category,
+    Dosage,
+    DosingGuideline,
+    InfoSection,
+    PackageTier,
+    Product,
+    SafetyNote,
+)
 from .price_history import product_price_changes
 from .resources import PackageTierPriceResource
 from .services import (

@@ -7,11 +7,10 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
+from djmoney.forms.widgets import MoneyWidget
 from import_export.forms import ImportForm
 
 from . import pricing
-from djmoney.forms.widgets import MoneyWidget
-
 from .models import Dosage, PackageTier
 from .price_history import tiers_lowest_prices
 from .services import PriceChangeMode

@@ -131,7 +131,7 @@ _unreplaced: set[str] = set()
 def _replace(*keys: str) -> None:
     try:
         _cache().set_many({key: secrets.token_hex(8) for key in {*keys, *_unreplaced}}, timeout=None)
-    except Exception:  # noqa: BLE001 - a cache outage must not fail the write
+    except Exception:  # a cache outage must not fail the write
         _unreplaced.update(keys)
         logger.exception("Could not replace the catalog generation; replaced when the cache answers again")
     else:
@@ -239,7 +239,7 @@ class CatalogModel(models.Model):
 def current_generation(key: str = GENERATION_KEY) -> str | None:
     try:
         return _cache().get(key)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Catalog page cache unreachable")
         return None
 
@@ -269,7 +269,7 @@ def memoize(name: str, compute, *, products_only: bool = False, prices_only: boo
     value = compute()
     try:
         _cache().set(key, value, timeout=_timeout())
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Could not store %s", name)
     return value
 
@@ -453,7 +453,7 @@ def _read(key: str) -> tuple[str | None, LocalPage | None]:
         if local is not None:
             return generation, local
         stored = _cache().get(key) if generation is not None else None
-    except Exception:  # noqa: BLE001 - serve uncached while the cache is down
+    except Exception:  # serve uncached while the cache is down
         logger.exception("Catalog page cache unreachable")
         return None, None
     if stored is None or stored.generation != generation:
@@ -466,7 +466,7 @@ def _ensure_generation(key: str = GENERATION_KEY) -> str | None:
         cache = _cache()
         cache.add(key, secrets.token_hex(8), timeout=None)
         return cache.get(key)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Catalog page cache unreachable")
         return None
 
@@ -593,7 +593,7 @@ def _serve(view, request, args, kwargs) -> HttpResponse:
         )
         try:
             _cache().set(key, stored, timeout=_timeout())
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("Could not store a catalog page")
         local = _local_put(key, stored)
         request.catalog_page_cache = "miss"
@@ -612,5 +612,5 @@ def _serve(view, request, args, kwargs) -> HttpResponse:
 def _weak_match(etag: str, header: str) -> bool:
     if header.strip() == "*":
         return True
-    strip = lambda tag: tag[2:] if tag.startswith("W/") else tag  # noqa: E731
+    strip = lambda tag: tag.removeprefix("W/")
     return any(strip(tag) == strip(etag) for tag in parse_etags(header))

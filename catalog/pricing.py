@@ -84,9 +84,7 @@ def best_per_pill_index(packs: Sequence[tuple[int, Money]]) -> int | None:
             best = index
             continue
         current = packs[best]
-        if cheaper_per_pill(pack, current):
-            best = index
-        elif not cheaper_per_pill(current, pack) and pack[0] > current[0]:
+        if cheaper_per_pill(pack, current) or not cheaper_per_pill(current, pack) and pack[0] > current[0]:
             best = index
     return best
 

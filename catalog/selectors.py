@@ -14,13 +14,31 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db import connections
-from django.db.models import BooleanField, Count, DecimalField, F, Func, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import (
+    BooleanField,
+    Count,
+    DecimalField,
+    F,
+    Func,
+    Prefetch,
+    Q,
+    QuerySet,
+    Window,
+)
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import RowNumber
 from djmoney.money import Money
 
 from . import page_cache, pricing
-from .models import Category, Dosage, LegalClass, PackageTier, Product, SafetyNote, lowest_per_pill_sql
+from .models import (
+    Category,
+    Dosage,
+    LegalClass,
+    PackageTier,
+    Product,
+    SafetyNote,
+    lowest_per_pill_sql,
+)
 
 # Legal-class filter of the listing: ``?rx=prescription`` or ``?rx=otc`` (no prescription needed).
 RX_FILTERS: dict[str, tuple[str, list[str]]] = {

@@ -13,8 +13,8 @@ from django.db import router, transaction
 from djmoney.money import Money
 
 from . import pricing
-from .pricing import format_money
 from .models import Dosage, PackageTier, lowest_price_lock
+from .pricing import format_money
 
 
 class PriceChangeMode:

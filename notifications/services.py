@@ -23,21 +23,26 @@ import random
 import smtplib
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from anymail.exceptions import AnymailAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone
 
 from pharmacy.permissions import require_permission
 
-from .models import PRERENDERED_KINDS, UNSENT_STATUSES, DigestEntry, EmailKind, EmailStatus, OutboundEmail
+from .models import (
+    PRERENDERED_KINDS,
+    DigestEntry,
+    EmailKind,
+    EmailStatus,
+    OutboundEmail,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -159,7 +159,7 @@ class StripeEventAdmin(admin.ModelAdmin):
 
 # --- Prescriptions (read-only: decisions are made on /staff/review/, the record is append-only) ---
 
-from .models import PatientDetails, Prescription, PrescriptionReview, Shipment  # noqa: E402
+from .models import PatientDetails, Prescription, PrescriptionReview, Shipment
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -263,4 +263,4 @@ class ShipmentAdmin(ReadOnlyAdmin):
         obj.shipped_at, obj.by = shipment.shipped_at, shipment.by
 
 
-from . import refill_admin  # noqa: E402,F401  (prescriptions on file, issue #16)
+from . import refill_admin  # noqa: F401  (prescriptions on file, issue #16)

@@ -10,7 +10,6 @@ from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField, zip_state_
 from .models import ShippingMethod
 
 
-
 class FixedSelect(forms.Select):
     """The select of a ``FixedChoiceField``: its choices are shared by every form's copy (Django's
     ``ChoiceWidget`` copies and re-normalises them per form), and its HTML is kept per value,

@@ -388,4 +388,10 @@ class Shipment(models.Model):
 
 
 # Prescriptions on file and refills (issue #16): models live in their own module.
-from .refill_models import CartRefill, OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent, RefillReminderSettings  # noqa: E402,F401
+from .refill_models import (  # noqa: F401
+    CartRefill,
+    OrderRefill,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
+    RefillReminderSettings,
+)

@@ -18,7 +18,6 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-
 from djmoney.money import Money
 
 from cart.calculations import capped, format_money

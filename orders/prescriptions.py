@@ -19,10 +19,17 @@ from django.db.models import DateTimeField, OuterRef, Prefetch, QuerySet, Subque
 from django.db.models.functions import Coalesce
 
 from .files import CheckedUpload, private_storage
-from .models import Order, OrderEvent, OrderLine, PatientDetails, Prescription, PrescriptionReview, ReviewAction
+from .models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    PatientDetails,
+    Prescription,
+    PrescriptionReview,
+    ReviewAction,
+)
 from .services import OrderError
 from .state import OrderStatus, PaymentStatus
-
 
 PHARMACIST_GROUP = "pharmacist"
 LAPSE_CUSTOMER_REASON = (

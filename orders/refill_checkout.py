@@ -12,7 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .models import Order, PrescriptionOnFile
-from .prescription_records import RefillChecks, cart_refills_of_lines, refill_checks, refills_for_pack
+from .prescription_records import (
+    RefillChecks,
+    cart_refills_of_lines,
+    refill_checks,
+    refills_for_pack,
+)
 from .state import OrderStatus
 
 SHIPPED_STATUSES = (OrderStatus.READY_TO_SHIP, OrderStatus.SHIPPED, OrderStatus.DELIVERED)

@@ -20,14 +20,14 @@ from pharmacy.second_factor import second_factor_required
 
 from . import fulfilment
 from . import prescription_decisions as decisions
+from . import prescription_records as records
 from . import prescriptions as rx
 from .files import INLINE_TYPES
 from .models import Order, OrderEvent, Prescription
-from .state import OrderStatus, PaymentStatus
-from . import prescription_records as records
 from .prescription_forms import RejectForm, RequestInformationForm, ShipForm
 from .refill_forms import ApproveOrderForm, PacksForm
 from .services import OrderError, order_token_is_valid
+from .state import OrderStatus, PaymentStatus
 
 
 def pharmacist_required(view):

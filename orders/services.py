@@ -37,16 +37,15 @@ from cart.services import cart_remove_ordered
 from catalog.models import PackageTier
 from discounts.services import discount_redeem, discount_release
 from notifications.models import EmailKind
-
 from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
-from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .emails import order_email, order_emails_on_transition
 from .links import LinkState, order_access_token, order_link, order_link_check, order_token_is_valid  # noqa: F401  (the public names)
+from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .pricing_inputs import order_pricing_inputs
-from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
+from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 
 logger = logging.getLogger(__name__)
 
@@ -409,7 +408,9 @@ def _order_create(*, cart, summary, lines, email, address, shipping_method, tota
         for line in lines
     )
     if order.has_prescription_items:
-        from .prescription_records import refills_verify_for_order  # refills: checked against the prescription on file
+        from .prescription_records import (
+            refills_verify_for_order,  # refills: checked against the prescription on file
+        )
 
         refills_verify_for_order(order=order, cart=cart, user=user, add_patient=prescription is None)
     if order.has_prescription_items and prescription is not None:
@@ -480,7 +481,7 @@ def _queue_release(order_id) -> None:
 
     try:  # bounded like every hand-off from a request (CELERY_PUBLISH_TIMEOUT, one try)
         publish_bounded(release_payment_hold, str(order_id))
-    except Exception:  # noqa: BLE001 - the reconciliation job finds the open hold later
+    except Exception:  # the reconciliation job finds the open hold later
         logger.warning("Could not queue releasing the card hold of order %s", order_id, exc_info=True)
 
 

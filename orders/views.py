@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.conf import settings
@@ -15,8 +15,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cart.presentation import shown_lines, shown_totals
@@ -24,14 +24,13 @@ from cart.pricing import cart_summary, format_money
 from cart.services import cart_and_lines_for_request
 from pharmacy.us_address import ZipCodeField, zip_state_problem
 
-from .carriers import tracking_url
-
 from . import services, webhooks
 from . import stripe_gateway as gateway
+from .carriers import tracking_url
 from .forms import STATE_NAMES, CheckoutForm
-from .prescription_forms import prescription_form_for
 from .links import LinkState
 from .models import Order, OrderEvent, ReviewAction, Shipment, ShippingMethod
+from .prescription_forms import prescription_form_for
 from .prescriptions import ReviewState, review_state
 from .pricing_inputs import order_pricing_inputs
 from .state import OrderStatus, PaymentStatus
@@ -331,7 +330,7 @@ def _queue_payment_sync(order: Order) -> None:
 
     try:  # bounded like every hand-off from a request (CELERY_PUBLISH_TIMEOUT, one try)
         publish_bounded(sync_payment, str(order.pk))
-    except Exception:  # noqa: BLE001 - the reconciliation job catches up; the page still answers
+    except Exception:  # the reconciliation job catches up; the page still answers
         logger.warning("Could not queue the payment check of order %s", order.number, exc_info=True)
 
 

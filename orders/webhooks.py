@@ -80,7 +80,7 @@ def _enqueue(task, record_id: int) -> None:
 
     try:  # bounded: Stripe waits on this answer (CELERY_PUBLISH_TIMEOUT, one try)
         publish_bounded(task, record_id)
-    except Exception:  # noqa: BLE001 - the broker is down: the row stays unprocessed for the sweep
+    except Exception:  # the broker is down: the row stays unprocessed for the sweep
         logger.exception("Could not queue Stripe event %s; the periodic retry will pick it up", record_id)
 
 

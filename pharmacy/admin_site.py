@@ -12,7 +12,11 @@ from functools import wraps
 
 from django.contrib import admin
 
-from pharmacy.second_factor import second_factor_missing, second_factor_passed, second_factor_redirect
+from pharmacy.second_factor import (
+    second_factor_missing,
+    second_factor_passed,
+    second_factor_redirect,
+)
 
 
 class PharmacyAdminSite(admin.AdminSite):

@@ -131,7 +131,7 @@ class PharmacyCollector:
     def collect(self):
         try:
             readings = _bounded_readings()
-        except Exception:  # noqa: BLE001 - the database is down: the request metrics still answer
+        except Exception:  # the database is down: the request metrics still answer
             logger.exception("Pharmacy gauges could not be read")
             up = GaugeMetricFamily("pharmacy_gauges_up", "1 if the pharmacy's gauges could be read")
             up.add_metric([], 0)

@@ -62,7 +62,7 @@ class PreparedQuery:
         if set(values) != set(self._names):
             raise TypeError(f"expected the parameters {sorted(self._names)}, got {sorted(values)}")
         for name, value in values.items():
-            if type(value) is not int:  # noqa: E721 (a bool or a str would be sent as such)
+            if type(value) is not int:  # a bool or a str would be sent as such
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         alias = router.db_for_read(self._model())
         compiled = self._compiled.get(alias)

@@ -6,8 +6,8 @@ Stripe keys left empty. Production sets the variables listed in README.md ("Prod
 """
 from decimal import Decimal
 from pathlib import Path
-import django.forms
 
+import django.forms
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -440,8 +440,9 @@ X_FRAME_OPTIONS = "DENY"
 # Inline <script>/<style> need the per-request nonce: <script nonce="{{ request.csp_nonce }}">.
 # When STRIPE_JS_URL / STRIPE_API_BASE point elsewhere (localstripe in the demo), that origin is
 # allowed too, derived from the settings rather than listed by hand.
-from csp.constants import NONCE, NONE, SELF  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+from urllib.parse import urlsplit
+
+from csp.constants import NONCE, NONE, SELF
 
 
 def _origin(url: str) -> str | None:
@@ -560,6 +561,6 @@ SENTRY_DSN = env("SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="production" if PRODUCTION else "development")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
 if SENTRY_DSN:
-    from pharmacy.error_reports import sentry_init  # noqa: E402
+    from pharmacy.error_reports import sentry_init
 
     sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

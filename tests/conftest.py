@@ -8,9 +8,16 @@ from django.test import Client
 from djmoney.money import Money
 
 from catalog.models import LegalClass
-from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
 from tests.browser import browser, browser_viewport, page  # noqa: F401  (shared Chromium fixtures)
+from tests.factories import (
+    CategoryFactory,
+    DosageFactory,
+    PackageTierFactory,
+    ProductFactory,
+    UserFactory,
+)
 from tests.localstripe import localstripe, localstripe_server  # noqa: F401  (shared Stripe fixtures)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():

@@ -31,7 +31,7 @@ def sign_in(context, site: Site, user) -> None:
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site.url}])
 
 
-def fill_cart(page, site: Site, baclofen, general_product) -> None:  # noqa: F811
+def fill_cart(page, site: Site, baclofen, general_product) -> None:
     """A visitor's cart with a prescription and a general-sale item, added through the pages."""
     for product, name in ((baclofen, "Add to cart (Baclofen 10mg, 90 pills)"), (general_product, "Add to cart (Loratadine 10mg, 30 pills)")):
         page.goto(site.url + product.get_absolute_url())
@@ -41,7 +41,7 @@ def fill_cart(page, site: Site, baclofen, general_product) -> None:  # noqa: F81
 
 
 @pytest.fixture
-def site(shop, localstripe, settings, tmp_path, baclofen, general_product):  # noqa: F811
+def site(shop, localstripe, settings, tmp_path, baclofen, general_product):
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
     customer = UserFactory()
     pharmacist = make_pharmacist()

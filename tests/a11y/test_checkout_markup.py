@@ -58,7 +58,7 @@ def test_radio_choices_are_fieldsets_with_a_legend_not_list_items(client, rx_tie
 
 
 @pytest.mark.django_db
-def test_a_general_sale_cart_is_told_its_card_is_charged_now(client, general_product):  # noqa: F811
+def test_a_general_sale_cart_is_told_its_card_is_charged_now(client, general_product):
     add(client, general_product.dosages.get().tiers.get())
     text = re.sub(r"\s+", " ", parse(checkout_page(client)).find("form", id="checkout-form").text)
     assert "Your card is charged when you place the order." in text

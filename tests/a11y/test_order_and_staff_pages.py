@@ -61,7 +61,7 @@ def test_order_page_heading_and_timeline_follow_the_review(client, localstripe, 
     assert headline == "Not approved" and "Prescription not approved" in timeline
 
 
-def test_a_paid_order_links_a_printable_receipt_and_the_email_does_too(client, localstripe, general_product):  # noqa: F811
+def test_a_paid_order_links_a_printable_receipt_and_the_email_does_too(client, localstripe, general_product):
     order = place(make_cart(tier=general_product.dosages.get().tiers.get())).order
     browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
     services.order_sync_payment(order_id=order.pk)

@@ -7,7 +7,6 @@ from django.urls import reverse
 from accounts.adapter import AccountAdapter
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_resend, email_send
-
 from tests.factories import UserFactory
 
 from .conftest import emails_to

@@ -231,7 +231,8 @@ def test_staff_who_passed_the_second_factor_use_the_staff_pages_under_a_script_n
 def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(settings, rx_order):
     """Each staff route (today's and any added later) is guarded by its own view, not only by the
     middleware's path prefixes."""
-    from orders import refill_urls, urls as order_urls
+    from orders import refill_urls
+    from orders import urls as order_urls
 
     without_middleware(settings)
     client = Client()

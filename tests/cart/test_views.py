@@ -358,6 +358,6 @@ def test_the_header_tells_screen_readers_how_many_items(client, packages, words)
     # The visible count is a bare number; the visually hidden word after it says what it counts.
     tier = PackageTierFactory(price=Money("9.00", "USD"))
     client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": packages})
-    header = re.search(r'<a id="header-cart".*?</a>', client.get(reverse("catalog:home")).content.decode(), re.S)
+    header = re.search(r'<a id="header-cart".*?</a>', client.get(reverse("catalog:home")).content.decode(), re.DOTALL)
     text = re.sub(r"<[^>]+>", "", header.group(0))
     assert re.sub(r"\s+", " ", text).strip() == f"Cart {packages} {words.split()[1]}"

@@ -23,13 +23,13 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog import page_cache
-from pharmacy.settings import redis_caches
-from tests.resources import redis_url
 from catalog.models import FAQ, InfoSection, PackageTier, Product
 from catalog.services import PriceChangeMode, tiers_bulk_change_prices
+from pharmacy.settings import redis_caches
 from tests.catalog.test_admin import dosage_10mg, inline_post_data, tier_index
 from tests.catalog.test_csv_import_export import confirm, export_csv, rows_of, to_csv, upload
 from tests.factories import UserFactory
+from tests.resources import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PRODUCT = "/products/baclofen/"

@@ -60,7 +60,7 @@ def junk_query(rng: random.Random) -> str:
     return "?" + urlencode(params)
 
 
-def test_500_junk_query_strings_leave_a_bounded_number_of_copies(shelf):  # noqa: F811
+def test_500_junk_query_strings_leave_a_bounded_number_of_copies(shelf):
     rng = random.Random(22)
     client = Client()
     for _ in range(500):
@@ -74,7 +74,7 @@ def test_500_junk_query_strings_leave_a_bounded_number_of_copies(shelf):  # noqa
     print(f"500 junk requests: {stored_pages()} stored copies")
 
 
-def test_a_known_parameter_still_varies_the_page(shelf):  # noqa: F811
+def test_a_known_parameter_still_varies_the_page(shelf):
     client = Client()
     _, first, _ = listing(client)
     _, second, _ = listing(client, "?page=2")
@@ -101,7 +101,7 @@ def test_a_known_parameter_still_varies_the_page(shelf):  # noqa: F811
     ],
     ids=["default", "page-2", "last-page", "unknown-category"],
 )
-def test_spellings_the_listing_reads_alike_share_one_copy(shelf, same_as, spellings):  # noqa: F811
+def test_spellings_the_listing_reads_alike_share_one_copy(shelf, same_as, spellings):
     client = Client()
     state, products, body = listing(client, same_as)
     assert state == "miss"
@@ -116,7 +116,7 @@ def test_spellings_the_listing_reads_alike_share_one_copy(shelf, same_as, spelli
     assert stored_pages() == 1 + ("?page=8" in spellings)
 
 
-def test_junk_in_the_address_is_never_echoed_into_a_stored_copy(shelf):  # noqa: F811
+def test_junk_in_the_address_is_never_echoed_into_a_stored_copy(shelf):
     """The copy is rendered from the query its key holds: a link or search box never carries junk
     (or the previous visitor's search) to the next visitor."""
     client = Client()

@@ -10,7 +10,6 @@ from tests.catalog.html import parse
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 
 
-
 @pytest.fixture
 def assorted(db):
     """One product per legal class and price state, some with text that needs escaping."""

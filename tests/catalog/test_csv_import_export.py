@@ -143,7 +143,7 @@ def test_bad_rows_are_reported_by_row_number_and_nothing_is_applied(client, supe
     "content, line",
     [
         (to_csv([{"sku": "BAC-10MG-90\x00", "price": "70.00", "is_active": "1"}]), 2),
-        ("s\x00ku,price\r\nBAC-10MG-90,70.00\r\n".encode(), 1),
+        (b"s\x00ku,price\r\nBAC-10MG-90,70.00\r\n", 1),
         (to_csv([{"sku": "BAC-10MG-90", "price": "70.00", "is_active": "1"}]).decode().encode("utf-16-le"), 1),
     ],
     ids=["in-a-cell", "in-the-header", "utf-16-file"],

@@ -22,7 +22,13 @@ from hypothesis import strategies as st
 from catalog import selectors, views
 from catalog.models import Dosage, PackageTier, Product
 from tests.catalog.html import parse
-from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
+from tests.factories import (
+    CategoryFactory,
+    DosageFactory,
+    PackageTierFactory,
+    ProductFactory,
+    UserFactory,
+)
 
 
 def usd(value) -> Money:

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
 
-from catalog.models import DosingGuideline, FAQ, InfoSection, LegalClass, PackageTier, SafetyNote
+from catalog.models import FAQ, DosingGuideline, InfoSection, LegalClass, PackageTier, SafetyNote
 from tests.catalog.html import parse
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
 

@@ -3,9 +3,9 @@ prescription route shown."""
 import re
 
 import pytest
-from playwright.sync_api import expect
-from djmoney.money import Money
 from django.urls import reverse
+from djmoney.money import Money
+from playwright.sync_api import expect
 
 from catalog.models import LegalClass
 from tests.e2e.test_checkout import add_to_cart, shop  # noqa: F401  (live server + localstripe)
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 ACTIVE_ID = "document.activeElement && document.activeElement.id"
 
 
-def test_pay_with_errors_focuses_a_summary_that_links_to_each_field(shop, page, general_product):  # noqa: F811
+def test_pay_with_errors_focuses_a_summary_that_links_to_each_field(shop, page, general_product):
     add_to_cart(page, shop, general_product, "10mg", 30)
     page.goto(shop.url + reverse("orders:checkout"))
     page.locator("#card-element input").first.wait_for()  # Stripe.js (localstripe) mounted the card

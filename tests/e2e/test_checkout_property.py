@@ -24,10 +24,10 @@ from catalog.models import PackageTier
 from discounts.models import DiscountCode, DiscountKind
 from notifications.models import OutboundEmail
 from notifications.services import email_render
+from orders import prescription_decisions as rx_decisions
 from orders.models import Order
 from salestax.models import TaxRate
 from tests.e2e.test_checkout import add_to_cart, order_page_reached, shop  # noqa: F401  (shop is a fixture)
-from orders import prescription_decisions as rx_decisions
 from tests.localstripe import CARD_OK
 from tests.orders.prescription_support import captured_minor, make_pharmacist
 
@@ -76,7 +76,7 @@ def fill_checkout(page, *, email: str, state: str, zip_code: str) -> None:
     page.locator(f'#checkout-totals[data-for="{state}|{zip_code}|standard"]').wait_for()
 
 
-def test_the_total_by_pay_is_what_is_charged_shown_and_sent(shop, browser, localstripe, baclofen, general_product):  # noqa: F811
+def test_the_total_by_pay_is_what_is_charged_shown_and_sent(shop, browser, localstripe, baclofen, general_product):
     general = PackageTier.objects.get(dosage__product=general_product)
     rx = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
     DiscountCode.objects.create(code="WELCOME10", kind=DiscountKind.PERCENT, value=Decimal("10"), max_uses_per_email=None)

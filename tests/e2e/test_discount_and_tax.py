@@ -23,7 +23,7 @@ from tests.orders.prescription_support import captured_minor, make_pharmacist
 pytestmark = pytest.mark.e2e
 
 
-def test_code_tax_authorisation_cut_capture_and_email_agree(shop, page, localstripe, baclofen, general_product):  # noqa: F811
+def test_code_tax_authorisation_cut_capture_and_email_agree(shop, page, localstripe, baclofen, general_product):
     TaxRate.objects.create(
         state="NY", rate=Decimal("8.875"), otc_exempt=False, shipping_taxable=True,
         effective_from=timezone.localdate() - timedelta(days=1),

@@ -2,7 +2,6 @@
 import re
 
 import pytest
-from django.urls import reverse
 
 from orders.models import Order
 from orders.state import PaymentStatus
@@ -50,7 +49,7 @@ class Keyboard:
         self.page.keyboard.type(text)
 
 
-def test_keyboard_only_purchase_with_visible_focus(shop, page, general_product):  # noqa: F811
+def test_keyboard_only_purchase_with_visible_focus(shop, page, general_product):
     keys = Keyboard(page)
     page.goto(shop.url + general_product.get_absolute_url())
     page.wait_for_load_state("load")

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_requeue_stale, email_send
-from orders.emails import order_email, order_email_context
 from notifications.tasks import EmailDeliveryFailed, send_email_task
+from orders.emails import order_email, order_email_context
 from tests.factories import UserFactory
 from tests.notifications.conftest import make_order
 
@@ -36,10 +36,9 @@ def test_nothing_is_sent_before_the_transaction_commits(order, mailoutbox, djang
 def test_a_rolled_back_transaction_leaves_no_row_and_sends_nothing(baclofen, mailoutbox):
     order = make_order(product=baclofen)
 
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
-            raise RuntimeError("payment bookkeeping failed")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
+        raise RuntimeError("payment bookkeeping failed")
 
     assert not OutboundEmail.objects.exists()
     assert mailoutbox == []

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 from notifications import services
-from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.gauges import OutboxHealth, outbox_health
+from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import (
     email_queue_message,
     email_requeue_stale,

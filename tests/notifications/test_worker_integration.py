@@ -20,14 +20,14 @@ import pytest
 import redis
 from django.db import connection, transaction
 
+from catalog.models import PackageTier
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from orders.emails import order_email
 from notifications.services import email_requeue_stale
 from notifications.tasks import send_email_task
-from pharmacy.celery import app as celery_app
-from catalog.models import PackageTier
+from orders.emails import order_email
 from orders.services import order_sync_payment
 from orders.state import PaymentStatus
+from pharmacy.celery import app as celery_app
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
 from tests.resources import redis_url

@@ -21,24 +21,36 @@ import django
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
-from django.utils import timezone  # noqa: E402
-from djmoney.money import Money  # noqa: E402
+from django.conf import settings
+from django.utils import timezone
+from djmoney.money import Money
 
-from cart.models import Cart, CartLine  # noqa: E402
-from catalog.models import LegalClass, PackageTier  # noqa: E402
-from orders import prescription_records as records  # noqa: E402
-from orders import services  # noqa: E402
-from orders.files import check_prescription_upload  # noqa: E402
-from orders.models import (  # noqa: E402
-    Order, OrderEvent, OrderLine, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent, PrescriptionReview,
+from cart.models import Cart, CartLine
+from catalog.models import LegalClass, PackageTier
+from notifications.models import OutboundEmail
+from orders import prescription_records as records
+from orders import services
+from orders.files import check_prescription_upload
+from orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    Prescription,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
+    PrescriptionReview,
 )
-from orders.prescriptions import PrescriptionIntake, PrescriptionItem  # noqa: E402
-from notifications.models import OutboundEmail  # noqa: E402
-from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory  # noqa: E402
-from tests.localstripe import LocalStripe  # noqa: E402
-from tests.orders.conftest import ADDRESS  # noqa: E402
-from tests.orders.prescription_support import MINIMAL_PDF, authorise, make_pharmacist, png_bytes, upload  # noqa: E402
+from orders.prescriptions import PrescriptionIntake, PrescriptionItem
+from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory
+from tests.localstripe import LocalStripe
+from tests.orders.conftest import ADDRESS
+from tests.orders.prescription_support import (
+    MINIMAL_PDF,
+    authorise,
+    make_pharmacist,
+    png_bytes,
+    upload,
+)
 
 
 def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:

@@ -30,7 +30,7 @@ def env_file(path: Path) -> dict[str, str]:
 def readme_export_line() -> str:
     """The export command of README "Deployment", the lines ending in a backslash joined."""
     readme = (ROOT / "README.md").read_text()
-    match = re.search(r"^export PRODUCTION=1.*?(?<!\\)\n", readme, re.S | re.M)
+    match = re.search(r"^export PRODUCTION=1.*?(?<!\\)\n", readme, re.DOTALL | re.MULTILINE)
     assert match, "README.md's first-deployment export line"
     return match.group(0).replace("\\\n", " ")
 
@@ -83,10 +83,10 @@ def test_dockerignore_keeps_secrets_and_local_data_out_of_the_image():
 
 def test_the_image_is_multi_stage_and_runs_as_an_unprivileged_user_with_a_web_check():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM \S+ AS (\w+)", dockerfile, re.M)
+    stages = re.findall(r"^FROM \S+ AS (\w+)", dockerfile, re.MULTILINE)
     assert len(stages) >= 2
     runtime = dockerfile.split(f"AS {stages[-1]}", 1)[1]
-    users = re.findall(r"^USER (\S+)", runtime, re.M)
+    users = re.findall(r"^USER (\S+)", runtime, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     assert 'CMD ["python", "deploy/healthcheck.py", "web"]' in runtime
 
@@ -115,15 +115,15 @@ def test_systemd_units_restart_and_web_waits_for_the_migrations(tmp_path):
     assert set(units) == {"pharmacy-web.service", "pharmacy-worker.service", "pharmacy-beat.service",
                           "pharmacy-migrate.service", "pharmacy-backup.service"}
     for name in ("pharmacy-web.service", "pharmacy-worker.service", "pharmacy-beat.service"):
-        assert re.search(r"^Restart=(always|on-failure)$", units[name], re.M), name
-    assert re.search(r"^Requires=pharmacy-migrate.service$", units["pharmacy-web.service"], re.M)
-    assert re.search(r"^After=.*pharmacy-migrate.service", units["pharmacy-web.service"], re.M)
+        assert re.search(r"^Restart=(always|on-failure)$", units[name], re.MULTILINE), name
+    assert re.search(r"^Requires=pharmacy-migrate.service$", units["pharmacy-web.service"], re.MULTILINE)
+    assert re.search(r"^After=.*pharmacy-migrate.service", units["pharmacy-web.service"], re.MULTILINE)
     assert "Type=oneshot" in units["pharmacy-migrate.service"]
     assert "--enable-remote-control" in units["pharmacy-beat.service"]
     # The nightly backup (docs/operations.md): a one-shot run of manage.py backup, started by its timer.
     assert "Type=oneshot" in units["pharmacy-backup.service"] and "manage.py backup" in units["pharmacy-backup.service"]
     units["pharmacy-backup.timer"] = (UNITS / "pharmacy-backup.timer").read_text()
-    assert re.search(r"^OnCalendar=\*-\*-\* \d\d:\d\d:00$", units["pharmacy-backup.timer"], re.M)
+    assert re.search(r"^OnCalendar=\*-\*-\* \d\d:\d\d:00$", units["pharmacy-backup.timer"], re.MULTILINE)
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed")
     # systemd's own parser, with the install paths pointing at this checkout.

@@ -191,7 +191,7 @@ def test_without_redis_there_is_no_queue_gauge(settings, scrape):
 
 
 def _gauge(html: str, key: str) -> str:
-    match = re.search(rf'<li class="([^"]*)" data-gauge="{key}">(.*?)</li>', html, re.S)
+    match = re.search(rf'<li class="([^"]*)" data-gauge="{key}">(.*?)</li>', html, re.DOTALL)
     assert match, f"no {key} gauge on the page"
     return match.group(1) + " " + re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(2)))
 

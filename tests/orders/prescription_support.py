@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from orders import services
 from orders.files import check_prescription_upload
-from orders.models import Order
 from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
+from orders.models import Order
 from orders.prescriptions import PrescriptionIntake, PrescriptionItem
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory

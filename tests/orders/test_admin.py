@@ -6,8 +6,8 @@ from djmoney.money import Money
 from orders import services
 from orders.models import OrderEvent, OrderRefund
 from orders.state import PaymentStatus
-from tests.localstripe import CARD_OK, browser_confirm
 from tests.factories import UserFactory
+from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
 
 pytestmark = pytest.mark.django_db

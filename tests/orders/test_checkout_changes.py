@@ -10,7 +10,8 @@ from djmoney.money import Money
 from catalog.models import LegalClass
 from orders.models import Order
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
-from tests.orders.conftest import attach_to_session as attach, make_cart, shown_figures
+from tests.orders.conftest import attach_to_session as attach
+from tests.orders.conftest import make_cart, shown_figures
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,13 @@ from cart.models import CartLine
 from orders import services, tasks
 from orders.models import Order, OrderEvent, OrderRefund
 from orders.state import OrderStatus, PaymentStatus
-from tests.localstripe import CARD_3DS, CARD_DECLINED, CARD_OK, browser_authenticate, browser_confirm
+from tests.localstripe import (
+    CARD_3DS,
+    CARD_DECLINED,
+    CARD_OK,
+    browser_authenticate,
+    browser_confirm,
+)
 from tests.orders.conftest import make_cart, place
 
 pytestmark = pytest.mark.django_db

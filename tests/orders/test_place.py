@@ -11,7 +11,7 @@ from djmoney.money import Money
 from cart.models import CartLine
 from catalog.models import LegalClass
 from orders import services
-from orders.models import Order, OrderEvent
+from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import ADDRESS, make_cart, place, shown_figures

@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Order, PatientDetails, Prescription
-from tests.orders.conftest import attach_to_session as attach, make_cart, shown_figures
+from tests.orders.conftest import attach_to_session as attach
+from tests.orders.conftest import make_cart, shown_figures
 from tests.orders.prescription_support import ELF_HEADER, MINIMAL_PDF, png_bytes, upload
 
 pytestmark = pytest.mark.django_db

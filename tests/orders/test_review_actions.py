@@ -14,7 +14,13 @@ from orders.models import OrderLine, PrescriptionReview, ReviewAction, Shipment
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
-from tests.orders.prescription_support import approve_data, authorise, captured_minor, make_pharmacist, place_rx
+from tests.orders.prescription_support import (
+    approve_data,
+    authorise,
+    captured_minor,
+    make_pharmacist,
+    place_rx,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -110,8 +116,8 @@ def test_approval_with_a_reduced_quantity_captures_the_lower_amount(localstripe,
 
 
 def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclofen, pharmacist):
-    from catalog.models import PackageTier
     from cart.models import CartLine
+    from catalog.models import PackageTier
 
     t60 = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=60)
     t90 = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
@@ -228,9 +234,9 @@ def test_reject_from_the_page_needs_a_reason(localstripe, baclofen_90, pharmacis
 
 
 def test_orders_without_prescription_items_are_never_held_for_review(localstripe, general_tier, pharmacist, client):
-    from tests.orders.conftest import place
-    from tests.localstripe import CARD_OK, browser_confirm
     from orders import services
+    from tests.localstripe import CARD_OK, browser_confirm
+    from tests.orders.conftest import place
 
     placed = place(make_cart(tier=general_tier))
     browser_confirm(base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK)

@@ -21,7 +21,12 @@ from orders.state import PaymentStatus
 from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import ADDRESS, prescriber_intake
-from tests.orders.prescription_support import approve_data, authorise, captured_minor, make_pharmacist
+from tests.orders.prescription_support import (
+    approve_data,
+    authorise,
+    captured_minor,
+    make_pharmacist,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from notifications.models import DigestEntry, EmailKind, OutboundEmail
-from orders.tasks import expiring_holds_digest_task
 from orders import prescription_decisions as rx
 from orders import tasks
 from orders.models import (
@@ -25,6 +24,7 @@ from orders.models import (
     ReviewAction,
 )
 from orders.state import OrderStatus, PaymentStatus
+from orders.tasks import expiring_holds_digest_task
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
 from tests.orders.prescription_support import authorise, make_pharmacist, place_rx

@@ -21,7 +21,8 @@ from orders.models import Order
 from orders.state import OrderStatus
 from pharmacy.celery import app as celery_app
 from tests.live_gunicorn import SilentServer
-from tests.orders.conftest import attach_to_session as attach, make_cart, place, shown_figures
+from tests.orders.conftest import attach_to_session as attach
+from tests.orders.conftest import make_cart, place, shown_figures
 
 TIMEOUT, RETRIES = 2.0, 1
 #: What checkout may take at most: every attempt times out, plus the library's back-off (≤ 1 s)
@@ -123,7 +124,13 @@ STUCK_CHECKOUTS = 4
 @pytest.mark.integration
 def test_catalog_pages_answer_under_gunicorn_while_checkouts_hang_on_stripe(transactional_db, general_tier, tmp_path):
     """gunicorn as deployed (gunicorn.conf.py: threads) with every checkout waiting on a hung Stripe."""
-    from tests.live_gunicorn import Gunicorn, checkout_form, customer_with_cart, post_checkout, server_env
+    from tests.live_gunicorn import (
+        Gunicorn,
+        checkout_form,
+        customer_with_cart,
+        post_checkout,
+        server_env,
+    )
 
     general_tier.stock = 100
     general_tier.save()

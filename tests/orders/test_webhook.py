@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from notifications.models import OutboundEmail
 from orders import tasks
-
 from orders.models import Order, OrderEvent, StripeEvent
 from orders.state import OrderStatus, PaymentStatus
 from tests.localstripe import CARD_DECLINED, CARD_OK, browser_confirm, sign_webhook

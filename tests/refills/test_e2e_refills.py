@@ -13,10 +13,10 @@ from notifications.services import email_render
 from orders import prescription_records as records
 from orders.models import Order, PrescriptionOnFile, RefillReminderSettings
 from orders.state import OrderStatus, PaymentStatus
+from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK
 from tests.orders.prescription_support import captured_minor, make_pharmacist
-from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.refills.support import age_last_fill, approve_first_order
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,6 @@ import pytest
 from django.urls import reverse
 
 from cart.models import Cart
-from orders import prescription_records as records
 from orders.models import PrescriptionOnFile
 from orders.state import OrderStatus
 from tests.factories import UserFactory

@@ -9,10 +9,10 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
+from notifications.models import EmailKind, OutboundEmail
 from orders import prescription_records as records
 from orders.models import PrescriptionOnFile, PrescriptionOnFileEvent, ReviewAction
 from orders.state import OrderStatus, PaymentStatus
-from notifications.models import EmailKind, OutboundEmail
 from tests.catalog.test_lowest_pill_price import run_at_once
 from tests.orders.prescription_support import captured_minor, make_pharmacist
 from tests.refills.support import age_last_fill, approve_first_order, place_refill

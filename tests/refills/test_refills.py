@@ -190,7 +190,11 @@ def test_order_again_adds_general_sale_items_and_skips_prescription_ones(client,
 
 
 def test_the_plain_approval_cannot_skip_the_refill_checks(localstripe, baclofen_90):
-    from orders.prescription_decisions import ReviewError, prescription_approve, prescription_approve_with_changes
+    from orders.prescription_decisions import (
+        ReviewError,
+        prescription_approve,
+        prescription_approve_with_changes,
+    )
 
     _, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=28)

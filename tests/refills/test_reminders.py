@@ -6,12 +6,11 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
 from orders import prescription_records as records
-from orders.models import PrescriptionOnFile, RefillReminderSettings
+from orders.models import RefillReminderSettings
 from tests.refills.support import approve_first_order
 
 pytestmark = pytest.mark.django_db

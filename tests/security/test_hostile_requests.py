@@ -25,8 +25,10 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 from djmoney.money import Money
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accounts.models import User
 from tests.factories import PackageTierFactory, UserFactory

@@ -13,10 +13,10 @@ from django.urls import reverse
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_resend
-from orders.emails import order_email
 from orders import prescription_decisions as rx
-from orders.fulfilment import order_mark_shipped
 from orders import services
+from orders.emails import order_email
+from orders.fulfilment import order_mark_shipped
 from orders.models import OrderRefund, PrescriptionReview, Shipment
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
@@ -119,7 +119,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     group = Group.objects.get(name="pharmacist")
     group.permissions.remove(Permission.objects.get(codename="reject_prescription"))
     client.force_login(staff.pharmacist)
-    key = lambda: str(uuid.uuid4())  # noqa: E731
+    key = lambda: str(uuid.uuid4())
     assert client.post(
         reverse("orders:review_reject", args=[order.number]), {"submission_key": key(), "reason": "no"}
     ).status_code == 403

@@ -19,7 +19,15 @@ from django.db import connections, models, router, transaction
 from djmoney.money import Money
 
 from catalog import lowest_prices
-from catalog.models import Category, Dosage, DosageForm, LegalClass, PackageTier, Product, StrengthUnit
+from catalog.models import (
+    Category,
+    Dosage,
+    DosageForm,
+    LegalClass,
+    PackageTier,
+    Product,
+    StrengthUnit,
+)
 from catalog.page_cache import catalog_changed
 
 SLUG_PREFIX = "bench-"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib.auth.management import create_permissions
 from django.contrib.auth import get_user_model
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError

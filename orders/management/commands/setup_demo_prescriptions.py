@@ -19,10 +19,15 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from cart import calculations
-
 from catalog.models import PackageTier
 from orders.models import (
-    Order, OrderLine, OrderNumber, PatientDetails, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent,
+    Order,
+    OrderLine,
+    OrderNumber,
+    PatientDetails,
+    Prescription,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
     RefillReminderSettings,
 )
 from orders.prescription_records import default_expiry
