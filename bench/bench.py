@@ -71,7 +71,7 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_args(parser)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8107)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8107")))
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers (2 x cores)")
     parser.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per page")
@@ -128,7 +128,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=False, capture_output=True,
                             text=True, timeout=600)
     if result.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -156,12 +156,12 @@ def flush_redis(url: str) -> None:
 def start_gunicorn(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     VAR.mkdir(parents=True, exist_ok=True)
-    log_file = open(VAR / "gunicorn.log", "w")
-    proc = subprocess.Popen(
-        [str(gunicorn), "pharmacy.wsgi:application", "--bind", f"{HOST}:{args.port}", "--workers", str(args.workers),
-         "--timeout", "30", "--log-level", "warning"],
-        cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(VAR / "gunicorn.log", "w") as log_file:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [str(gunicorn), "pharmacy.wsgi:application", "--bind", f"{HOST}:{args.port}", "--workers", str(args.workers),
+             "--timeout", "30", "--log-level", "warning"],
+            cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     base = f"http://{HOST}:{args.port}"
     for _ in range(150):
         if proc.poll() is not None:
@@ -268,7 +268,7 @@ def run_wrk(base: str, page: Page, *, seconds: int, connections: int, cookie: st
     result = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout_s}s", "-s", str(BENCH_DIR / "report.lua"),
          base + page.path],
-        env=env, capture_output=True, text=True, timeout=seconds + 60,
+        env=env, check=False, capture_output=True, text=True, timeout=seconds + 60,
     )
     match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.MULTILINE)
     if not match:
@@ -309,8 +309,8 @@ def measure(base: str, pages: list[Page], sessions: dict, args: argparse.Namespa
             log(f"skip {page.name} ({page.path}): {page.skipped}")
             continue
         log(f"measure {page.name} {page.method} {page.path} (status {page.status})")
-        kwargs = dict(connections=connections, cookie=cookie_header(cookies), csrf=cookies.get("csrftoken", ""),
-                      accept_encoding="gzip, deflate, br" if getattr(args, "gzip", False) else "")
+        kwargs = {"connections": connections, "cookie": cookie_header(cookies), "csrf": cookies.get("csrftoken", ""),
+                      "accept_encoding": "gzip, deflate, br" if getattr(args, "gzip", False) else ""}
         if args.warmup:
             run_wrk(base, page, seconds=args.warmup, **kwargs)
         page.result = run_wrk(base, page, seconds=args.duration, **kwargs)

@@ -105,7 +105,7 @@ def main() -> None:
         print(f"{name:10} {path:12} CPU per request: min {min(rounds):.2f} ms "
               f"(rounds: {', '.join(f'{r:.2f}' for r in rounds)}); {len(response.content):,} bytes")
         if args.profile:
-            bench.profile_requests(lambda: get(path), args.requests, args.profile)
+            bench.profile_requests(lambda path=path: get(path), args.requests, args.profile)
 
 
 if __name__ == "__main__":

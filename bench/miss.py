@@ -148,7 +148,7 @@ def main() -> None:
                 for line in plan:
                     print(f"        {line}")
         if args.profile:
-            bench.profile_requests(lambda: client.get(path), args.requests, args.profile)
+            bench.profile_requests(lambda path=path: client.get(path), args.requests, args.profile)
 
 
 if __name__ == "__main__":

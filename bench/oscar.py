@@ -158,7 +158,7 @@ print("PRODUCT_URL", Product.objects.filter(structure="parent").order_by("title"
 
 
 def run(cmd: list[str], **kwargs) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, **kwargs)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800, **kwargs)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} … failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
@@ -190,8 +190,8 @@ def build_oscar(root: Path, database: str) -> tuple[Path, dict[str, str]]:
 
 
 def start(cmd: list[str], *, cwd, env, port: int, log_name: str) -> subprocess.Popen:
-    log_file = open(bench.VAR / log_name, "w")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(bench.VAR / log_name, "w") as log_file:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(300):
         if proc.poll() is not None:
             raise SystemExit(f"server exited; see {bench.VAR / log_name}")
@@ -266,7 +266,7 @@ def main() -> None:
                     if status != 200:
                         raise SystemExit(f"{who} {page.path} answered {status}")
                     # wrk's timeout well above Oscar's slowest answers, so its req/s is a firm figure.
-                    kwargs = dict(connections=connections, cookie="", csrf="", timeout_s=30)
+                    kwargs = {"connections": connections, "cookie": "", "csrf": "", "timeout_s": 30}
                     if args.warmup:
                         bench.run_wrk(base, page, seconds=args.warmup, **kwargs)
                     result = bench.run_wrk(base, page, seconds=args.duration, **kwargs)
@@ -287,7 +287,7 @@ def main() -> None:
     print("| page | this shop req/s | Oscar req/s | ratio | this shop p50 / p99 ms | Oscar p50 / p99 ms | Oscar errors+timeouts |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, by in results.items():
-        def mean(who, key):
+        def mean(who, key, by=by):
             return sum(r[key] for r in by[who]) / len(by[who])
         failed = sum(r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"] for r in by["oscar"])
         ratio = f"{mean('ours', 'rps') / mean('oscar', 'rps'):.1f}x" if mean("oscar", "rps") else "n/a"

@@ -150,9 +150,9 @@ class BulkPriceChangeForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("mode") == PriceChangeMode.PERCENT and cleaned.get("value") is not None:
-            if cleaned["value"] <= -100:
-                self.add_error("value", "A cut of 100% or more would make prices zero or less.")
+        value = cleaned.get("value")
+        if cleaned.get("mode") == PriceChangeMode.PERCENT and value is not None and value <= -100:
+            self.add_error("value", "A cut of 100% or more would make prices zero or less.")
         return cleaned
 
 

@@ -525,7 +525,8 @@ def _personalise(request, html: str, local: LocalPage | None = None) -> tuple[st
 
 
 def _etag(stored_digest: str, visitor_digest: str) -> str:
-    return 'W/"%s"' % hashlib.sha256(f"{stored_digest}:{visitor_digest}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{stored_digest}:{visitor_digest}".encode()).hexdigest()[:32]
+    return f'W/"{digest}"'
 
 
 def _finish(request, response: HttpResponse, etag: str | None) -> HttpResponse:

@@ -285,10 +285,10 @@ def order_place(
         raise OrderError("Your cart is empty.")
     if shipping_method not in ShippingMethod.values:
         raise OrderError("Please choose a shipping method.")
-    attempt = dict(
-        cart=cart, email=email, address=address, shipping_method=shipping_method, user=user,
-        prescription=prescription, shown_figures=shown_figures,
-    )
+    attempt = {
+        "cart": cart, "email": email, "address": address, "shipping_method": shipping_method, "user": user,
+        "prescription": prescription, "shown_figures": shown_figures,
+    }
     try:
         return _order_place_once(**attempt)
     except _DeclinedAttempt:
@@ -600,11 +600,11 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             order_transition(order=order, to=S.CANCELED, note="The payment was canceled.")
         discount_release(order=order)
         _release_stock(order)
-    elif intent.status == "requires_payment_method" and intent.last_error_message:
-        if order.payment_status == P.PENDING:
-            order.payment_error = intent.last_error_message[:500]
-            order.save(update_fields=["payment_error", "updated_at"])
-            order_transition(order=order, to=P.FAILED, field="payment_status", note=intent.last_error_message)
+    elif (intent.status == "requires_payment_method" and intent.last_error_message
+          and order.payment_status == P.PENDING):
+        order.payment_error = intent.last_error_message[:500]
+        order.save(update_fields=["payment_error", "updated_at"])
+        order_transition(order=order, to=P.FAILED, field="payment_status", note=intent.last_error_message)
 
 
 def _cart_remove_ordered(order: Order) -> None:

@@ -95,6 +95,6 @@ def _empty_cache():
     """Each test starts with an empty cache: cached catalog pages must not outlive the test's data."""
     from django.core.cache import caches
 
-    for cache in caches.all():
-        cache.clear()
+    for backend in caches.all():
+        backend.clear()
     yield

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 import requests
@@ -81,7 +82,7 @@ class Gunicorn:
 
     def healthy(self) -> subprocess.CompletedProcess:
         """The deployment's own web health check (deploy/healthcheck.py web), as a container runs it."""
-        return subprocess.run([sys.executable, str(HEALTHCHECK), "web"], env=self.env, capture_output=True,
+        return subprocess.run([sys.executable, str(HEALTHCHECK), "web"], env=self.env, check=False, capture_output=True,
                               text=True, timeout=30)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -103,7 +104,7 @@ class Gunicorn:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def __enter__(self) -> Gunicorn:
+    def __enter__(self) -> Self:
         try:
             self.wait_ready()
         except BaseException:

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import hmac
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -67,13 +68,14 @@ def _use(base: str) -> None:
 @pytest.fixture(scope="session")
 def localstripe_server():
     port = free_port()
-    log = open(ROOT / "var" / f"localstripe-tests-{port}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orders.localstripe_dev", "--port", str(port), "--from-scratch"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = ROOT / "var" / f"localstripe-tests-{port}.log" if (ROOT / "var").is_dir() else os.devnull
+    with open(log_path, "w") as log:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orders.localstripe_dev", "--port", str(port), "--from-scratch"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     server = LocalStripe(base=f"http://127.0.0.1:{port}", process=process)
     deadline = time.monotonic() + 20
     while True:

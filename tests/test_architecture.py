@@ -207,9 +207,9 @@ KNOWN_CIRCLES: dict[str, tuple[frozenset[str], str]] = {
     "orders": (
         frozenset({"services", "prescriptions", "prescription_decisions", "prescription_records",
                    "emails", "tasks", "webhooks"}),
-        "orders holds a circle of seven modules (services, prescriptions, prescription_decisions, "
+        ("orders holds a circle of seven modules (services, prescriptions, prescription_decisions, "
         "prescription_records, emails, tasks, webhooks) until prescriptions move into their own "
-        "app (issue 23); when this passes, remove the entry",
+        "app (issue 23); when this passes, remove the entry"),
     ),
 }
 

@@ -38,9 +38,9 @@ def money_sums(source: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
             if _moneyish(node.left) or _moneyish(node.right):
                 found.append((node.lineno, ast.unparse(node)))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum":
-            if any(_moneyish(arg) for arg in node.args):
-                found.append((node.lineno, ast.unparse(node)))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum"
+              and any(_moneyish(arg) for arg in node.args)):
+            found.append((node.lineno, ast.unparse(node)))
     return found
 
 

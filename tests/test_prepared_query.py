@@ -83,5 +83,5 @@ def test_reverse_one_to_one_without_a_row_reads_as_missing(django_assert_num_que
     cart = cart_with_lines(1)
     (line,) = query(cart_id=cart.pk)
     with django_assert_num_queries(0), pytest.raises(CartRefill.DoesNotExist):
-        line.refill
+        _ = line.refill
     assert Decimal(line.price_when_added.amount) == line.tier.price.amount

@@ -42,13 +42,12 @@ def test_reset_and_verification_emails_are_sent_after_commit_exactly_once(
 
 def test_a_rolled_back_request_leaves_no_email(customer):
     request = RequestFactory().post("/")
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            AccountAdapter(request).send_mail(
-                "account/email/password_changed", customer.email, {"ip": "", "user_agent": "", "timestamp": ""}
-            )
-            assert OutboundEmail.objects.filter(recipient=customer.email).exists()
-            raise RuntimeError("the change that caused the email failed")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        AccountAdapter(request).send_mail(
+            "account/email/password_changed", customer.email, {"ip": "", "user_agent": "", "timestamp": ""}
+        )
+        assert OutboundEmail.objects.filter(recipient=customer.email).exists()
+        raise RuntimeError("the change that caused the email failed")
     assert not OutboundEmail.objects.filter(recipient=customer.email).exists()
 
 

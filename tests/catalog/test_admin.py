@@ -1,4 +1,5 @@
 """Staff editing prices in the Django admin: inlines, the tier changelist, permissions."""
+import io
 from decimal import Decimal
 
 import pytest
@@ -22,7 +23,7 @@ def superuser(db):
 
 @pytest.fixture
 def staff_groups(db):
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     from accounts.models import User
 
     return {
@@ -488,12 +489,12 @@ def test_setup_demo_staff_refuses_demo_users_when_debug_is_off(db, settings):
 
     settings.DEBUG = False
     with pytest.raises(CommandError, match="--force"):
-        call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+        call_command("setup_demo_staff", stdout=io.StringIO())
     assert not User.objects.filter(email__endswith="@pharmacy.example").exists()
     from django.contrib.auth.models import Group
 
     assert Group.objects.filter(name__in=["pricing", "pharmacist"]).count() == 2  # groups are still set up
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     assert User.objects.filter(email__endswith="@pharmacy.example").count() == 3
 
 
@@ -501,8 +502,8 @@ def test_setup_demo_staff_keeps_permissions_other_apps_added_to_pharmacist(db, s
     from django.contrib.auth.models import Group
 
     settings.DEBUG = True
-    call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", stdout=io.StringIO())
     extra = Permission.objects.get(codename="view_user")
     Group.objects.get(name="pharmacist").permissions.add(extra)
-    call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", stdout=io.StringIO())
     assert Group.objects.get(name="pharmacist").permissions.filter(pk=extra.pk).exists()

@@ -1,4 +1,5 @@
 """Bulk price changes from the tier and product changelists: preview, confirm, refusal."""
+import io
 from decimal import Decimal
 
 import pytest
@@ -153,7 +154,7 @@ def test_pharmacist_cannot_run_the_bulk_action(client, baclofen):
 
     from accounts.models import User
 
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     client.force_login(User.objects.get(email="pharmacist@pharmacy.example"))
     changelist = client.get(reverse(TIERS_URL)).content.decode()
     assert 'value="change_prices"' not in changelist

@@ -75,7 +75,7 @@ def test_the_index_is_kept_across_price_and_stock_changes_and_redone_when_produc
     renamed = Product.objects.get(slug="p-14")
     renamed.name = "Aardvark"
     renamed.save()
-    assert list(dict.fromkeys(slugs_on(client, {"page": 1})))[0] == "p-14"
+    assert slugs_on(client, {"page": 1})[0] == "p-14"
 
 
 def category_counts(client, url="/products/") -> tuple[int, dict[str, str]]:

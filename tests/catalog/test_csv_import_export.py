@@ -154,8 +154,8 @@ def test_a_file_with_a_nul_byte_gets_a_form_error_not_a_server_error(client, sup
     response = upload(client, content)
     assert response.status_code == 200
     assert response.context["form"].errors["import_file"] == [
-        f"The file has a NUL character (a zero byte) on line {line}. Save the sheet again as “CSV UTF-8” "
-        "and upload that file."
+        (f"The file has a NUL character (a zero byte) on line {line}. Save the sheet again as “CSV UTF-8” "
+        "and upload that file.")
     ]
     assert 'name="import_file_name"' not in response.content.decode()
     assert all_prices() == before
@@ -203,7 +203,7 @@ def test_pricing_user_may_import_and_export_but_pharmacist_may_not_import(client
 
     from accounts.models import User
 
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     client.force_login(User.objects.get(email="pricing@pharmacy.example"))
     assert client.get(reverse(IMPORT_URL)).status_code == 200
     assert len(rows_of(export_csv(client))) == 12

@@ -5,6 +5,7 @@ believable, conservative catalog: every class of medicine, sensible pack pricing
 patient information and no promotional wording.
 """
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def price_rows(dosage: Dosage) -> list[pricing.TierPrice]:
 def product_texts(product: Product) -> list[str]:
     texts = [product.name, product.summary, product.indications, product.drug_class, product.brand_names]
     texts += [f"{s.heading} {s.body}" for s in product.info_sections.all()]
-    texts += [" ".join([g.indication, g.starting_dose, g.titration, g.maximum_dose, g.administration])
+    texts += [f"{g.indication} {g.starting_dose} {g.titration} {g.maximum_dose} {g.administration}"
               for g in product.dosing_guidelines.all()]
     texts += [f"{n.title} {n.detail}" for n in product.safety_notes.all()]
     texts += [f"{f.question} {f.answer}" for f in product.faqs.all()]
@@ -130,7 +131,7 @@ def test_pack_prices_fall_per_pill_as_packs_grow(demo_catalog):
         assert [t.position for t in tiers] == list(range(len(tiers))), dosage
         assert 3 <= len(tiers) <= 6, dosage
         packs = [(t.quantity, t.price) for t in tiers]
-        for smaller, larger in zip(packs, packs[1:]):
+        for smaller, larger in itertools.pairwise(packs):
             assert pricing.cheaper_per_pill(larger, smaller), (dosage, smaller, larger)
         rows = price_rows(dosage)
         assert sum(row.best_per_pill for row in rows) == 1, dosage

@@ -423,7 +423,7 @@ def test_home_query_budget_does_not_grow(client, django_assert_max_num_queries):
 def test_budgets_hold_for_a_signed_in_customer_with_a_cart(client, customer, django_assert_max_num_queries):
     """The header's cart count and the session cost the same on every page, whatever the catalogue size."""
     small = build_product(slug="small", dosages=2, tiers=3)
-    large = build_product(slug="large", dosages=8, tiers=10)
+    build_product(slug="large", dosages=8, tiers=10)
     client.force_login(customer)
     tier = small.dosages.first().tiers.first()
     client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": 1})

@@ -308,8 +308,7 @@ def test_outbox_admin_list_query_count_does_not_grow_with_emails(
 @pytest.mark.parametrize("payment_status", ["pending", "failed", "canceled"])
 def test_no_order_confirmation_before_the_card_is_authorised(kind, payment_status, baclofen, mailoutbox, django_capture_on_commit_callbacks):
     order = make_order(product=baclofen, payment_status=payment_status, status="pending_payment")
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(ValueError, match="once the card is authorised"):
-            order_email(order=order, kind=kind)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValueError, match="once the card is authorised"):
+        order_email(order=order, kind=kind)
     assert mailoutbox == []
     assert not OutboundEmail.objects.exists()

@@ -46,14 +46,14 @@ def _url(pg: dict, name: str) -> str:
 
 
 def _run(args: list[str], env: dict, timeout: float = 300) -> str:
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(args, cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
     home.mkdir(mode=0o700, exist_ok=True)
-    done = subprocess.run(["gpg", "--homedir", str(home), "--batch", *args], input=stdin, capture_output=True, timeout=60)
+    done = subprocess.run(["gpg", "--homedir", str(home), "--batch", *args], input=stdin, check=False, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 
@@ -66,7 +66,7 @@ def keyrings(tmp_path):
     _gpg(server, "--import", stdin=_gpg(restorer, "--export", "--armor", KEY_ID))
     yield server, restorer
     for home in (server, restorer):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, timeout=10)
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True, timeout=10)
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def databases():
 
     yield pg, env, create
     for name in names:
-        subprocess.run(["dropdb", "--if-exists", "--force", name], env=env, capture_output=True, timeout=60)
+        subprocess.run(["dropdb", "--if-exists", "--force", name], env=env, check=False, capture_output=True, timeout=60)
 
 
 def _shop_env(base: dict, *, pg: dict, database: str, folder: Path, gnupghome: Path, localstripe=None) -> dict:
@@ -139,7 +139,7 @@ def test_a_backup_restores_every_order_prescription_file_and_audit_row(databases
     # private key) a stolen server or backup reveals nothing, and nothing is restored.
     stolen = _shop_env(base_env, pg=pg, database=fresh, folder=tmp_path / "new-server", gnupghome=server_keys)
     stolen["BACKUP_GPG_PASSPHRASE"] = PASSPHRASE
-    refused = subprocess.run([python, "manage.py", "restore"], cwd=ROOT, env=stolen, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run([python, "manage.py", "restore"], cwd=ROOT, env=stolen, check=False, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "Decryption failed" in refused.stderr
     assert not (tmp_path / "new-server" / "private").exists()
 

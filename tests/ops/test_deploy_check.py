@@ -21,7 +21,7 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
         env={**base, **env},
-        capture_output=True,
+        check=False, capture_output=True,
         text=True,
         timeout=120,
     )

@@ -1,4 +1,5 @@
 """The benchmark catalog generator: published, separate, deterministic, removable."""
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -37,7 +38,7 @@ def test_prices_are_positive_and_bigger_packs_are_not_dearer_per_pill():
         per_pill = [t.price.amount / t.quantity for t in tiers]
         assert all(p > 0 for p in per_pill)
         # Non-increasing, up to the half-cent rounding of a pack price spread over its pills.
-        assert all(later <= earlier + Decimal("0.001") for earlier, later in zip(per_pill, per_pill[1:]))
+        assert all(later <= earlier + Decimal("0.001") for earlier, later in itertools.pairwise(per_pill))
         assert per_pill[-1] < per_pill[0]
 
 

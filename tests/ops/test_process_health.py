@@ -31,7 +31,7 @@ PRODUCTION = {
 
 
 def healthcheck(kind: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(HEALTHCHECK), kind], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, str(HEALTHCHECK), kind], cwd=ROOT, env=env, check=False, capture_output=True,
                           text=True, timeout=60)
 
 

@@ -112,9 +112,8 @@ def test_an_email_that_cannot_be_queued_stays_queued_and_the_sweep_sends_it(
         assert email.status == EmailStatus.QUEUED and mailoutbox == []
 
     # Redis is back (tasks run in-process here, standing in for the worker): the sweep sends it once.
-    with celery_broker("memory://", eager=True):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert email_requeue_stale() == 1
+    with celery_broker("memory://", eager=True), django_capture_on_commit_callbacks(execute=True):
+        assert email_requeue_stale() == 1
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
     assert [message.to for message in mailoutbox] == [[order.email]]

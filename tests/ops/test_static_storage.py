@@ -64,5 +64,6 @@ def test_production_uses_it():
     env = {"PATH": os.environ.get("PATH", ""), "PRODUCTION": "1", "SECRET_KEY": "x" * 60,
            "DATABASE_URL": "sqlite:///:memory:", "DJANGO_SETTINGS_MODULE": "pharmacy.settings", "LOG_LEVEL": "WARNING"}
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
-                            capture_output=True, text=True, timeout=60)
+                            check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "pharmacy.static_storage.RememberingManifestStaticFilesStorage"

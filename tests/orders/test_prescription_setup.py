@@ -1,4 +1,6 @@
 """The pharmacist group gets the review permissions from the demo staff command."""
+import io
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -9,8 +11,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_demo_staff_pharmacist_can_review_and_pricing_cannot(settings, client):
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))  # idempotent
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())  # idempotent
     users = get_user_model().objects
     pharmacist = users.get(email="pharmacist@pharmacy.example")
     pricing = users.get(email="pricing@pharmacy.example")

@@ -7,20 +7,20 @@ from orders.state import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, Pa
 
 
 def _order(**kwargs) -> Order:
-    defaults = dict(
-        number=OrderNumber.objects.create().number,
-        email="a@example.com",
-        ship_name="A",
-        ship_line1="1 St",
-        ship_city="Albany",
-        ship_state="NY",
-        ship_zip="12207",
-        shipping_method="standard",
-        subtotal=Money(10, "USD"),
-        savings=Money(0, "USD"),
-        shipping=Money(0, "USD"),
-        total=Money(10, "USD"),
-    )
+    defaults = {
+        "number": OrderNumber.objects.create().number,
+        "email": "a@example.com",
+        "ship_name": "A",
+        "ship_line1": "1 St",
+        "ship_city": "Albany",
+        "ship_state": "NY",
+        "ship_zip": "12207",
+        "shipping_method": "standard",
+        "subtotal": Money(10, "USD"),
+        "savings": Money(0, "USD"),
+        "shipping": Money(0, "USD"),
+        "total": Money(10, "USD"),
+    }
     defaults.update(kwargs)
     return Order.objects.create(**defaults)
 

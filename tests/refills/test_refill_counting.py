@@ -91,7 +91,7 @@ def test_a_pack_needing_more_refills_than_left_is_refused_not_clamped(localstrip
 
 @pytest.mark.django_db
 def test_the_database_refuses_a_direct_over_fill(localstripe, baclofen_90):
-    user, order, record = approve_first_order(localstripe, baclofen_90, refills=1)
+    _, _, record = approve_first_order(localstripe, baclofen_90, refills=1)
     age_last_fill(record, days=28)
     refill = place_refill(localstripe, record, baclofen_90)
     records.refill_approve(order=refill, by=make_pharmacist(), submission_key=uuid.uuid4())

@@ -49,7 +49,7 @@ def test_database_refuses_more_refills_than_authorised_and_a_zero_dose(localstri
 
 
 def test_refill_checks_out_without_prescription_and_counts_only_at_capture(localstripe, baclofen_90):
-    user, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
+    _, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=25)  # 90 pills at 3 a day = 30 days; 75 % elapsed after 23
     refill = place_refill(localstripe, record, baclofen_90)
     assert refill.status == OrderStatus.AWAITING_REVIEW

@@ -193,21 +193,20 @@ class Command(BaseCommand):
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         table = connection.ops.quote_name(model._meta.db_table)
         count = 0
-        with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    values = []
-                    for f in fields:
-                        value = row.get(f.name, row.get(f.attname, defaults[f.attname]))
-                        if isinstance(value, Money):  # djmoney: amount column; the currency is its own field
-                            value = value.amount
-                        elif f.attname.endswith("_currency") and f.name.removesuffix("_currency") in row:
-                            value = str(row[f.name.removesuffix("_currency")].currency)
-                        elif isinstance(value, models.Model):
-                            value = value.pk
-                        values.append(value)
-                    copy.write_row(values)
-                    count += 1
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                values = []
+                for f in fields:
+                    value = row.get(f.name, row.get(f.attname, defaults[f.attname]))
+                    if isinstance(value, Money):  # djmoney: amount column; the currency is its own field
+                        value = value.amount
+                    elif f.attname.endswith("_currency") and f.name.removesuffix("_currency") in row:
+                        value = str(row[f.name.removesuffix("_currency")].currency)
+                    elif isinstance(value, models.Model):
+                        value = value.pk
+                    values.append(value)
+                copy.write_row(values)
+                count += 1
         return count
 
     @transaction.atomic
