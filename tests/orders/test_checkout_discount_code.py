@@ -70,3 +70,13 @@ def test_enter_in_an_address_field_with_the_code_box_empty_updates_the_total(cli
     html = client.post(checkout_url(), {**FORM, "code": "", "apply_code": "1"}).content.decode()
     assert "Please enter a discount code" not in html and "Total: <strong>$23.90</strong>" in html
     assert_fields_kept(html)
+
+
+# (A NUL is refused with its reason by the middleware, for every form.)
+@pytest.mark.parametrize("code", ["ＳＰＲＩＮＧ１０", "x" * 500])
+def test_a_hostile_code_is_refused_with_a_reason_and_the_fields_kept(client, general_tier, spring10, code):
+    attach_to_session(client, make_cart(tier=general_tier, packages=1))
+    response = client.post(checkout_url(), {**FORM, "code": code, "apply_code": "1"})
+    html = response.content.decode()
+    assert response.status_code == 400 and "Please check it and try again." in html
+    assert_fields_kept(html)
