@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from cart.presentation import shown_lines, shown_totals
 from cart.pricing import cart_summary, format_money
-from cart.services import cart_and_lines_for_request
+from cart.services import CartError, cart_and_lines_for_request, cart_apply_discount_code, cart_remove_discount_code
 from pharmacy.us_address import ZipCodeField, zip_state_problem
 
 from . import services, webhooks
@@ -56,13 +56,20 @@ def _stripe_context() -> dict:
 def checkout(request):
     """The checkout page, its totals for the address as typed, and "Pay".
 
-    A POST is one of three things: htmx asking for the totals of the address and shipping method
+    A POST is one of four things: htmx asking for the totals of the address and shipping method
     typed so far (a fragment); "Update total" without JavaScript (the whole page again, every
-    typed field kept); or "Pay" from ``checkout.js`` (JSON), which carries the signed figures the
-    page showed and places the order only if the server's figures are the same.
+    typed field kept); "Apply"/"Remove code" (the same page again, priced with or without the
+    code, so nothing typed is lost); or "Pay" from ``checkout.js`` (JSON), which carries the
+    signed figures the page showed and places the order only if the server's figures are the same.
     """
     # The cart, its lines and their refill links (issue #16) in one query.
     cart, lines = cart_and_lines_for_request(request, select_related=("refill__prescription",))
+    code_step = _code_step(request)
+    code_message, code_refused = "", False
+    if code_step in ("apply", "remove"):
+        code_message, code_refused = _code_change(request, cart=cart, step=code_step)
+        # Priced again with the code as it is now stored, so Pay carries the figures shown.
+        cart, lines = cart_and_lines_for_request(request, select_related=("refill__prescription",))
     data = request.POST if request.method == "POST" else request.GET
     pricing = _pricing_address(data)
     summary = _checkout_summary(cart, lines, pricing)
@@ -94,7 +101,7 @@ def checkout(request):
     rx_lines = [line for line in summary.available_lines if line.tier_id not in refills_in_cart]
     rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
     error = ""
-    if request.method == "POST" and "update" in request.POST and not _wants_json(request):
+    if request.method == "POST" and ("update" in request.POST or code_step) and not _wants_json(request):
         # "Update total" without JavaScript: the page again with what was typed, and only the
         # address's own problems (a ZIP outside the state), not "required" on fields not reached yet.
         _only_address_errors(form)
@@ -160,12 +167,39 @@ def checkout(request):
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,
         "error": error,
+        "code_message": code_message,
+        "code_refused": code_refused,
         "express_surcharge": services.EXPRESS_SURCHARGE,
         "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
         **_totals_context(summary, pricing),
         **_stripe_context(),
     }
-    return render(request, "orders/checkout.html", context, status=400 if error else 200)
+    return render(request, "orders/checkout.html", context, status=400 if error or code_refused else 200)
+
+
+def _code_step(request) -> str:
+    """"apply", "remove", "update" (the code buttons of a whole-page POST) or "".
+
+    Pressing Enter in an address field presses the form's first submit button, which is "Apply"
+    (the summary comes before the form): with the code box empty that is "Update total".
+    """
+    if request.method != "POST" or _wants_json(request) or _is_htmx(request):
+        return ""
+    if "remove_code" in request.POST:
+        return "remove"
+    if "apply_code" in request.POST:
+        return "apply" if request.POST.get("code", "").strip() else "update"
+    return ""
+
+
+def _code_change(request, *, cart, step: str) -> tuple[str, bool]:
+    """Apply or remove the discount code; the message to show beside the code box, and whether it was refused."""
+    try:
+        if step == "remove":
+            return cart_remove_discount_code(cart=cart).message, False
+        return cart_apply_discount_code(cart=cart, code=request.POST.get("code", "")).message, False
+    except CartError as refused:
+        return refused.message, True
 
 
 def _is_htmx(request) -> bool:

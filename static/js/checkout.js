@@ -159,7 +159,13 @@
   }
 
   form.addEventListener("submit", async function (event) {
-    if (event.submitter && event.submitter.name === "update") {  // Enter in a field, or "Update total"
+    var by = event.submitter ? event.submitter.name : "";
+    // Enter in an address field presses the form's first button, "Apply" (the summary comes first):
+    // with the code box empty that is "Update total".
+    if (by === "apply_code" && !(form.elements.code && form.elements.code.value.trim())) by = "update";
+    // Apply or remove a code: the server prices the page again with every typed field kept.
+    if (by === "apply_code" || by === "remove_code") return;
+    if (by === "update") {  // Enter in a field, or "Update total"
       if (!window.htmx) return;  // the page itself comes back priced, as without JavaScript
       event.preventDefault();
       refreshTotals();
