@@ -21,7 +21,12 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from cart.presentation import shown_lines, shown_totals
 from cart.pricing import cart_summary, format_money
-from cart.services import CartError, cart_and_lines_for_request, cart_apply_discount_code, cart_remove_discount_code
+from cart.services import (
+    CartError,
+    cart_and_lines_for_request,
+    cart_apply_discount_code,
+    cart_remove_discount_code,
+)
 from pharmacy.us_address import ZipCodeField, zip_state_problem
 
 from . import services, webhooks

@@ -16,7 +16,7 @@ from tests.localstripe import CARD_OK
 pytestmark = pytest.mark.e2e
 
 
-def test_a_code_applied_at_checkout_keeps_the_address_and_is_charged(shop, page, localstripe, general_product):  # noqa: F811
+def test_a_code_applied_at_checkout_keeps_the_address_and_is_charged(shop, page, localstripe, general_product):
     TaxRate.objects.create(
         state="NY", rate=Decimal("8.875"), otc_exempt=False, shipping_taxable=True,
         effective_from=timezone.localdate() - timedelta(days=1),

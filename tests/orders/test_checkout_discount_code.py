@@ -28,7 +28,7 @@ def spring10(db):
     return DiscountCode.objects.create(code="SPRING10", kind=DiscountKind.PERCENT, value=Decimal("10"))
 
 
-def test_applying_a_code_keeps_the_fields_and_pay_charges_the_discounted_total(client, localstripe, general_tier, ny_rate, spring10):  # noqa: F811
+def test_applying_a_code_keeps_the_fields_and_pay_charges_the_discounted_total(client, localstripe, general_tier, ny_rate, spring10):
     cart = make_cart(tier=general_tier, packages=1)
     attach_to_session(client, cart)
     response = client.post(checkout_url(), {**FORM, "code": "spring10", "apply_code": "1"})
@@ -42,7 +42,7 @@ def test_applying_a_code_keeps_the_fields_and_pay_charges_the_discounted_total(c
     assert Order.objects.get().total == Money("22.59", "USD")
 
 
-def test_an_unknown_code_says_why_and_keeps_the_fields(client, general_tier, ny_rate):  # noqa: F811
+def test_an_unknown_code_says_why_and_keeps_the_fields(client, general_tier, ny_rate):
     attach_to_session(client, make_cart(tier=general_tier, packages=1))
     response = client.post(checkout_url(), {**FORM, "code": "NOSUCH", "apply_code": "1"})
     html = response.content.decode()
@@ -51,7 +51,7 @@ def test_an_unknown_code_says_why_and_keeps_the_fields(client, general_tier, ny_
     assert "Total: <strong>$23.90</strong>" in html and not Order.objects.exists()
 
 
-def test_removing_the_code_keeps_the_fields_and_the_full_total(client, general_tier, ny_rate, spring10):  # noqa: F811
+def test_removing_the_code_keeps_the_fields_and_the_full_total(client, general_tier, ny_rate, spring10):
     cart = make_cart(tier=general_tier, packages=1)
     cart.discount_code = "SPRING10"
     cart.save()
@@ -64,7 +64,7 @@ def test_removing_the_code_keeps_the_fields_and_the_full_total(client, general_t
     assert Cart.objects.get(pk=cart.pk).discount_code == ""
 
 
-def test_enter_in_an_address_field_with_the_code_box_empty_updates_the_total(client, general_tier, ny_rate):  # noqa: F811
+def test_enter_in_an_address_field_with_the_code_box_empty_updates_the_total(client, general_tier, ny_rate):
     # Enter presses the form's first button, "Apply": with no code typed it is "Update total".
     attach_to_session(client, make_cart(tier=general_tier, packages=1))
     html = client.post(checkout_url(), {**FORM, "code": "", "apply_code": "1"}).content.decode()
