@@ -1,4 +1,5 @@
 """Admin forms for prices: clear messages instead of database errors."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -103,7 +104,9 @@ class PackageTierInlineFormSet(ParentCachingInlineFormSet):
         super().clean()
 
 
-def annotate_tier_figures(tiers: list[PackageTier], *, dosage=None, all_tiers: dict | None = None) -> None:
+def annotate_tier_figures(
+    tiers: list[PackageTier], *, dosage=None, all_tiers: dict | None = None
+) -> None:
     """Attach ``admin_figures`` (a ``pricing.TierPrice``) and ``admin_lowest_30`` to tiers.
 
     ``all_tiers`` maps dosage id -> that dosage's tiers, so "best per pill" is judged among all
@@ -134,7 +137,9 @@ def annotate_tier_figures(tiers: list[PackageTier], *, dosage=None, all_tiers: d
 
 
 class BulkPriceChangeForm(forms.Form):
-    mode = forms.ChoiceField(label="Change prices", choices=PriceChangeMode.CHOICES, widget=forms.RadioSelect)
+    mode = forms.ChoiceField(
+        label="Change prices", choices=PriceChangeMode.CHOICES, widget=forms.RadioSelect
+    )
     value = forms.DecimalField(
         label="By",
         max_digits=10,

@@ -34,8 +34,12 @@ class FixedSelect(forms.Select):
         values = tuple(self.format_value(value))
         try:
             key = (
-                name, values, tuple(self.attrs.items()), tuple((attrs or {}).items()),
-                type(renderer or get_default_renderer()), get_language(),
+                name,
+                values,
+                tuple(self.attrs.items()),
+                tuple((attrs or {}).items()),
+                type(renderer or get_default_renderer()),
+                get_language(),
             )
             hash(key)
         except TypeError:  # an attribute that cannot be a key: rendered each time
@@ -79,7 +83,10 @@ class CheckoutForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
     )
     shipping_method = forms.ChoiceField(
-        label="Shipping", choices=ShippingMethod.choices, initial=ShippingMethod.STANDARD, widget=forms.RadioSelect
+        label="Shipping",
+        choices=ShippingMethod.choices,
+        initial=ShippingMethod.STANDARD,
+        widget=forms.RadioSelect,
     )
 
     autocomplete = {

@@ -7,6 +7,7 @@ refill again when the order is placed (``prescription_records.refills_verify_for
 form posted directly cannot pay for it either. The address the patient's last order shipped to
 is offered, prefilled.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,7 +56,9 @@ def refill_checkout_for(*, user, cart_lines, summary) -> RefillCheckout:
     for tier_id, record in refills.items():
         line = priced.get(tier_id)
         needed = refills_for_pack(record=record, pills=line.pack_size) if line else 1
-        rows.append(RefillRow(record=record, checks=refill_checks(record, refills_needed=needed), line=line))
+        rows.append(
+            RefillRow(record=record, checks=refill_checks(record, refills_needed=needed), line=line)
+        )
     return RefillCheckout(rows=tuple(rows), address=last_shipping_address(user))
 
 

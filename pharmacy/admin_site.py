@@ -6,6 +6,7 @@ and every ``ModelAdmin`` URL, including the shop's refund and import pages), so 
 whatever the request's path, script prefix or method. ``pharmacy.admin_apps.PharmacyAdminConfig``
 makes this the default site, the one ``admin.site`` and ``@admin.register`` use.
 """
+
 from __future__ import annotations
 
 from functools import wraps

@@ -1,4 +1,5 @@
 """Fixtures shared by every test module."""
+
 import json
 from pathlib import Path
 

@@ -9,51 +9,189 @@ import accounts.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='closed_at',
+            model_name="user",
+            name="closed_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.CreateModel(
-            name='PatientProfile',
+            name="PatientProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date_of_birth', models.DateField(blank=True, null=True, validators=[accounts.models.validate_date_of_birth])),
-                ('phone', models.CharField(blank=True, max_length=30, verbose_name='phone number')),
-                ('allergies', models.TextField(blank=True, help_text='Medicine and other allergies, with the reaction if you know it.')),
-                ('current_medicines', models.TextField(blank=True, help_text='Include over-the-counter medicines, vitamins and herbal remedies.', verbose_name='medicines you take now')),
-                ('prescriber_name', models.CharField(blank=True, max_length=150, verbose_name='prescriber name')),
-                ('prescriber_phone', models.CharField(blank=True, max_length=30, verbose_name='prescriber phone')),
-                ('prescriber_licence', models.CharField(blank=True, max_length=40, verbose_name='prescriber licence or NPI number')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='patient_profile', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "date_of_birth",
+                    models.DateField(
+                        blank=True, null=True, validators=[accounts.models.validate_date_of_birth]
+                    ),
+                ),
+                ("phone", models.CharField(blank=True, max_length=30, verbose_name="phone number")),
+                (
+                    "allergies",
+                    models.TextField(
+                        blank=True,
+                        help_text="Medicine and other allergies, with the reaction if you know it.",
+                    ),
+                ),
+                (
+                    "current_medicines",
+                    models.TextField(
+                        blank=True,
+                        help_text="Include over-the-counter medicines, vitamins and herbal remedies.",
+                        verbose_name="medicines you take now",
+                    ),
+                ),
+                (
+                    "prescriber_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="prescriber name"),
+                ),
+                (
+                    "prescriber_phone",
+                    models.CharField(blank=True, max_length=30, verbose_name="prescriber phone"),
+                ),
+                (
+                    "prescriber_licence",
+                    models.CharField(
+                        blank=True, max_length=40, verbose_name="prescriber licence or NPI number"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="patient_profile",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Address',
+            name="Address",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('full_name', models.CharField(max_length=150, verbose_name='full name')),
-                ('line1', models.CharField(max_length=200, verbose_name='address line 1')),
-                ('line2', models.CharField(blank=True, max_length=200, verbose_name='address line 2')),
-                ('city', models.CharField(max_length=100)),
-                ('state', models.CharField(choices=[('AL', 'Alabama'), ('AK', 'Alaska'), ('AZ', 'Arizona'), ('AR', 'Arkansas'), ('CA', 'California'), ('CO', 'Colorado'), ('CT', 'Connecticut'), ('DE', 'Delaware'), ('DC', 'District of Columbia'), ('FL', 'Florida'), ('GA', 'Georgia'), ('HI', 'Hawaii'), ('ID', 'Idaho'), ('IL', 'Illinois'), ('IN', 'Indiana'), ('IA', 'Iowa'), ('KS', 'Kansas'), ('KY', 'Kentucky'), ('LA', 'Louisiana'), ('ME', 'Maine'), ('MD', 'Maryland'), ('MA', 'Massachusetts'), ('MI', 'Michigan'), ('MN', 'Minnesota'), ('MS', 'Mississippi'), ('MO', 'Missouri'), ('MT', 'Montana'), ('NE', 'Nebraska'), ('NV', 'Nevada'), ('NH', 'New Hampshire'), ('NJ', 'New Jersey'), ('NM', 'New Mexico'), ('NY', 'New York'), ('NC', 'North Carolina'), ('ND', 'North Dakota'), ('OH', 'Ohio'), ('OK', 'Oklahoma'), ('OR', 'Oregon'), ('PA', 'Pennsylvania'), ('RI', 'Rhode Island'), ('SC', 'South Carolina'), ('SD', 'South Dakota'), ('TN', 'Tennessee'), ('TX', 'Texas'), ('UT', 'Utah'), ('VT', 'Vermont'), ('VA', 'Virginia'), ('WA', 'Washington'), ('WV', 'West Virginia'), ('WI', 'Wisconsin'), ('WY', 'Wyoming')], max_length=2)),
-                ('postal_code', models.CharField(max_length=10, validators=[django.core.validators.RegexValidator('^\\d{5}(-\\d{4})?$', 'Enter a 5-digit ZIP code, or ZIP+4 such as 12207-1234.')], verbose_name='ZIP code')),
-                ('is_default', models.BooleanField(default=False, verbose_name='default shipping address')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='addresses', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("full_name", models.CharField(max_length=150, verbose_name="full name")),
+                ("line1", models.CharField(max_length=200, verbose_name="address line 1")),
+                (
+                    "line2",
+                    models.CharField(blank=True, max_length=200, verbose_name="address line 2"),
+                ),
+                ("city", models.CharField(max_length=100)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("AL", "Alabama"),
+                            ("AK", "Alaska"),
+                            ("AZ", "Arizona"),
+                            ("AR", "Arkansas"),
+                            ("CA", "California"),
+                            ("CO", "Colorado"),
+                            ("CT", "Connecticut"),
+                            ("DE", "Delaware"),
+                            ("DC", "District of Columbia"),
+                            ("FL", "Florida"),
+                            ("GA", "Georgia"),
+                            ("HI", "Hawaii"),
+                            ("ID", "Idaho"),
+                            ("IL", "Illinois"),
+                            ("IN", "Indiana"),
+                            ("IA", "Iowa"),
+                            ("KS", "Kansas"),
+                            ("KY", "Kentucky"),
+                            ("LA", "Louisiana"),
+                            ("ME", "Maine"),
+                            ("MD", "Maryland"),
+                            ("MA", "Massachusetts"),
+                            ("MI", "Michigan"),
+                            ("MN", "Minnesota"),
+                            ("MS", "Mississippi"),
+                            ("MO", "Missouri"),
+                            ("MT", "Montana"),
+                            ("NE", "Nebraska"),
+                            ("NV", "Nevada"),
+                            ("NH", "New Hampshire"),
+                            ("NJ", "New Jersey"),
+                            ("NM", "New Mexico"),
+                            ("NY", "New York"),
+                            ("NC", "North Carolina"),
+                            ("ND", "North Dakota"),
+                            ("OH", "Ohio"),
+                            ("OK", "Oklahoma"),
+                            ("OR", "Oregon"),
+                            ("PA", "Pennsylvania"),
+                            ("RI", "Rhode Island"),
+                            ("SC", "South Carolina"),
+                            ("SD", "South Dakota"),
+                            ("TN", "Tennessee"),
+                            ("TX", "Texas"),
+                            ("UT", "Utah"),
+                            ("VT", "Vermont"),
+                            ("VA", "Virginia"),
+                            ("WA", "Washington"),
+                            ("WV", "West Virginia"),
+                            ("WI", "Wisconsin"),
+                            ("WY", "Wyoming"),
+                        ],
+                        max_length=2,
+                    ),
+                ),
+                (
+                    "postal_code",
+                    models.CharField(
+                        max_length=10,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^\\d{5}(-\\d{4})?$",
+                                "Enter a 5-digit ZIP code, or ZIP+4 such as 12207-1234.",
+                            )
+                        ],
+                        verbose_name="ZIP code",
+                    ),
+                ),
+                (
+                    "is_default",
+                    models.BooleanField(default=False, verbose_name="default shipping address"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="addresses",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'addresses',
-                'ordering': ('-is_default', 'created_at', 'id'),
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('user',), name='accounts_address_one_default_per_user'), models.CheckConstraint(condition=models.Q(('postal_code__regex', '^[0-9]{5}(-[0-9]{4})?$')), name='accounts_address_zip_format')],
+                "verbose_name_plural": "addresses",
+                "ordering": ("-is_default", "created_at", "id"),
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_default", True)),
+                        fields=("user",),
+                        name="accounts_address_one_default_per_user",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("postal_code__regex", "^[0-9]{5}(-[0-9]{4})?$")),
+                        name="accounts_address_zip_format",
+                    ),
+                ],
             },
         ),
     ]

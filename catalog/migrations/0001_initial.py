@@ -13,7 +13,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -22,204 +21,572 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'verbose_name_plural': 'categories',
-                'ordering': ('position', 'name'),
+                "verbose_name_plural": "categories",
+                "ordering": ("position", "name"),
             },
         ),
         migrations.CreateModel(
-            name='Dosage',
+            name="Dosage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('strength', models.CharField(help_text='As printed on the pack, e.g. "10mg".', max_length=40)),
-                ('strength_value', models.DecimalField(decimal_places=3, max_digits=10, validators=[django.core.validators.MinValueValidator(Decimal('0.001'))])),
-                ('strength_unit', models.CharField(choices=[('mcg', 'mcg'), ('mg', 'mg'), ('g', 'g')], default='mg', max_length=4)),
-                ('strength_micrograms', models.GeneratedField(db_persist=True, expression=models.Case(models.When(strength_unit='g', then=django.db.models.expressions.CombinedExpression(models.F('strength_value'), '*', models.Value(1000000))), models.When(strength_unit='mg', then=django.db.models.expressions.CombinedExpression(models.F('strength_value'), '*', models.Value(1000))), default=models.F('strength_value')), output_field=models.DecimalField(decimal_places=3, max_digits=20))),
-                ('list_price_per_pill_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('list_price_per_pill', djmoney.models.fields.MoneyField(decimal_places=5, help_text='Unrounded list price of one pill; savings are measured against it.', max_digits=12, validators=[djmoney.models.validators.MinMoneyValidator(Decimal('0.00001'))])),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "strength",
+                    models.CharField(
+                        help_text='As printed on the pack, e.g. "10mg".', max_length=40
+                    ),
+                ),
+                (
+                    "strength_value",
+                    models.DecimalField(
+                        decimal_places=3,
+                        max_digits=10,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0.001"))],
+                    ),
+                ),
+                (
+                    "strength_unit",
+                    models.CharField(
+                        choices=[("mcg", "mcg"), ("mg", "mg"), ("g", "g")],
+                        default="mg",
+                        max_length=4,
+                    ),
+                ),
+                (
+                    "strength_micrograms",
+                    models.GeneratedField(
+                        db_persist=True,
+                        expression=models.Case(
+                            models.When(
+                                strength_unit="g",
+                                then=django.db.models.expressions.CombinedExpression(
+                                    models.F("strength_value"), "*", models.Value(1000000)
+                                ),
+                            ),
+                            models.When(
+                                strength_unit="mg",
+                                then=django.db.models.expressions.CombinedExpression(
+                                    models.F("strength_value"), "*", models.Value(1000)
+                                ),
+                            ),
+                            default=models.F("strength_value"),
+                        ),
+                        output_field=models.DecimalField(decimal_places=3, max_digits=20),
+                    ),
+                ),
+                (
+                    "list_price_per_pill_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "list_price_per_pill",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=5,
+                        help_text="Unrounded list price of one pill; savings are measured against it.",
+                        max_digits=12,
+                        validators=[
+                            djmoney.models.validators.MinMoneyValidator(Decimal("0.00001"))
+                        ],
+                    ),
+                ),
             ],
             options={
-                'ordering': ('product', 'strength_micrograms'),
+                "ordering": ("product", "strength_micrograms"),
             },
         ),
         migrations.CreateModel(
-            name='HistoricalPackageTier',
+            name="HistoricalPackageTier",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('quantity', models.PositiveIntegerField(verbose_name='pills in pack')),
-                ('price_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('price', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10, validators=[djmoney.models.validators.MinMoneyValidator(Decimal('0.01'))])),
-                ('sku', models.CharField(db_index=True, max_length=40, verbose_name='SKU')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('stock', models.PositiveIntegerField(blank=True, help_text='Packs in stock. Leave empty when stock is not tracked.', null=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('dosage', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.dosage')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("quantity", models.PositiveIntegerField(verbose_name="pills in pack")),
+                (
+                    "price_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "price",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2,
+                        max_digits=10,
+                        validators=[djmoney.models.validators.MinMoneyValidator(Decimal("0.01"))],
+                    ),
+                ),
+                ("sku", models.CharField(db_index=True, max_length=40, verbose_name="SKU")),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "stock",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Packs in stock. Leave empty when stock is not tracked.",
+                        null=True,
+                    ),
+                ),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "dosage",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="catalog.dosage",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical package tier',
-                'verbose_name_plural': 'historical package tiers',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical package tier",
+                "verbose_name_plural": "historical package tiers",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('slug', models.SlugField(max_length=120, unique=True)),
-                ('active_ingredient', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('generic', 'Generic'), ('brand', 'Brand')], default='generic', max_length=10, verbose_name='brand or generic')),
-                ('brand_names', models.CharField(blank=True, help_text='Other names the medicine is sold under.', max_length=200)),
-                ('drug_class', models.CharField(blank=True, max_length=200)),
-                ('dosage_form', models.CharField(choices=[('tablet', 'Tablet'), ('capsule', 'Capsule'), ('softgel', 'Soft gel capsule'), ('chewable', 'Chewable tablet'), ('oral_solution', 'Oral solution'), ('lozenge', 'Lozenge')], default='tablet', max_length=20)),
-                ('legal_class', models.CharField(choices=[('general_sale', 'General sale'), ('pharmacy', 'Pharmacy only'), ('prescription', 'Prescription only'), ('controlled', 'Controlled substance')], max_length=20)),
-                ('summary', models.CharField(help_text="One or two plain sentences; also the page's meta description.", max_length=300)),
-                ('indications', models.CharField(blank=True, help_text='What it treats, comma-separated; searched by customers.', max_length=300)),
-                ('is_published', models.BooleanField(default=False)),
-                ('is_featured', models.BooleanField(default=False)),
-                ('max_pills_per_order', models.PositiveIntegerField(blank=True, help_text='Optional limit on the pills of this product in one order.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='products', to='catalog.category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120)),
+                ("slug", models.SlugField(max_length=120, unique=True)),
+                ("active_ingredient", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("generic", "Generic"), ("brand", "Brand")],
+                        default="generic",
+                        max_length=10,
+                        verbose_name="brand or generic",
+                    ),
+                ),
+                (
+                    "brand_names",
+                    models.CharField(
+                        blank=True,
+                        help_text="Other names the medicine is sold under.",
+                        max_length=200,
+                    ),
+                ),
+                ("drug_class", models.CharField(blank=True, max_length=200)),
+                (
+                    "dosage_form",
+                    models.CharField(
+                        choices=[
+                            ("tablet", "Tablet"),
+                            ("capsule", "Capsule"),
+                            ("softgel", "Soft gel capsule"),
+                            ("chewable", "Chewable tablet"),
+                            ("oral_solution", "Oral solution"),
+                            ("lozenge", "Lozenge"),
+                        ],
+                        default="tablet",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "legal_class",
+                    models.CharField(
+                        choices=[
+                            ("general_sale", "General sale"),
+                            ("pharmacy", "Pharmacy only"),
+                            ("prescription", "Prescription only"),
+                            ("controlled", "Controlled substance"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "summary",
+                    models.CharField(
+                        help_text="One or two plain sentences; also the page's meta description.",
+                        max_length=300,
+                    ),
+                ),
+                (
+                    "indications",
+                    models.CharField(
+                        blank=True,
+                        help_text="What it treats, comma-separated; searched by customers.",
+                        max_length=300,
+                    ),
+                ),
+                ("is_published", models.BooleanField(default=False)),
+                ("is_featured", models.BooleanField(default=False)),
+                (
+                    "max_pills_per_order",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Optional limit on the pills of this product in one order.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="products",
+                        to="catalog.category",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('name',),
+                "ordering": ("name",),
             },
         ),
         migrations.CreateModel(
-            name='InfoSection',
+            name="InfoSection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('heading', models.CharField(max_length=120)),
-                ('body', models.TextField(help_text='Plain text; blank lines separate paragraphs.')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='info_sections', to='catalog.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("heading", models.CharField(max_length=120)),
+                (
+                    "body",
+                    models.TextField(help_text="Plain text; blank lines separate paragraphs."),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="info_sections",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('product', 'position', 'id'),
+                "ordering": ("product", "position", "id"),
             },
         ),
         migrations.CreateModel(
-            name='HistoricalDosage',
+            name="HistoricalDosage",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('strength', models.CharField(help_text='As printed on the pack, e.g. "10mg".', max_length=40)),
-                ('strength_value', models.DecimalField(decimal_places=3, max_digits=10, validators=[django.core.validators.MinValueValidator(Decimal('0.001'))])),
-                ('strength_unit', models.CharField(choices=[('mcg', 'mcg'), ('mg', 'mg'), ('g', 'g')], default='mg', max_length=4)),
-                ('list_price_per_pill_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('list_price_per_pill', djmoney.models.fields.MoneyField(decimal_places=5, help_text='Unrounded list price of one pill; savings are measured against it.', max_digits=12, validators=[djmoney.models.validators.MinMoneyValidator(Decimal('0.00001'))])),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('product', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.product')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "strength",
+                    models.CharField(
+                        help_text='As printed on the pack, e.g. "10mg".', max_length=40
+                    ),
+                ),
+                (
+                    "strength_value",
+                    models.DecimalField(
+                        decimal_places=3,
+                        max_digits=10,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0.001"))],
+                    ),
+                ),
+                (
+                    "strength_unit",
+                    models.CharField(
+                        choices=[("mcg", "mcg"), ("mg", "mg"), ("g", "g")],
+                        default="mg",
+                        max_length=4,
+                    ),
+                ),
+                (
+                    "list_price_per_pill_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "list_price_per_pill",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=5,
+                        help_text="Unrounded list price of one pill; savings are measured against it.",
+                        max_digits=12,
+                        validators=[
+                            djmoney.models.validators.MinMoneyValidator(Decimal("0.00001"))
+                        ],
+                    ),
+                ),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical dosage',
-                'verbose_name_plural': 'historical dosages',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical dosage",
+                "verbose_name_plural": "historical dosages",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='FAQ',
+            name="FAQ",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('question', models.CharField(max_length=300)),
-                ('answer', models.TextField()),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='faqs', to='catalog.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("question", models.CharField(max_length=300)),
+                ("answer", models.TextField()),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="faqs",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'FAQ',
-                'verbose_name_plural': 'FAQs',
-                'ordering': ('product', 'position', 'id'),
+                "verbose_name": "FAQ",
+                "verbose_name_plural": "FAQs",
+                "ordering": ("product", "position", "id"),
             },
         ),
         migrations.CreateModel(
-            name='DosingGuideline',
+            name="DosingGuideline",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('indication', models.CharField(max_length=200)),
-                ('starting_dose', models.CharField(max_length=200)),
-                ('titration', models.CharField(blank=True, max_length=200)),
-                ('maximum_dose', models.CharField(blank=True, max_length=200)),
-                ('administration', models.CharField(blank=True, max_length=200)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dosing_guidelines', to='catalog.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("indication", models.CharField(max_length=200)),
+                ("starting_dose", models.CharField(max_length=200)),
+                ("titration", models.CharField(blank=True, max_length=200)),
+                ("maximum_dose", models.CharField(blank=True, max_length=200)),
+                ("administration", models.CharField(blank=True, max_length=200)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dosing_guidelines",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('product', 'position', 'id'),
+                "ordering": ("product", "position", "id"),
             },
         ),
         migrations.AddField(
-            model_name='dosage',
-            name='product',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dosages', to='catalog.product'),
+            model_name="dosage",
+            name="product",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="dosages",
+                to="catalog.product",
+            ),
         ),
         migrations.CreateModel(
-            name='SafetyNote',
+            name="SafetyNote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('contraindication', 'Contraindication'), ('interaction', 'Interaction'), ('side_effect', 'Side effect')], max_length=20)),
-                ('title', models.CharField(max_length=200)),
-                ('detail', models.TextField(blank=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='safety_notes', to='catalog.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("contraindication", "Contraindication"),
+                            ("interaction", "Interaction"),
+                            ("side_effect", "Side effect"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("detail", models.TextField(blank=True)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="safety_notes",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('product', 'kind', 'position', 'id'),
+                "ordering": ("product", "kind", "position", "id"),
             },
         ),
         migrations.CreateModel(
-            name='PackageTier',
+            name="PackageTier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('quantity', models.PositiveIntegerField(verbose_name='pills in pack')),
-                ('price_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('price', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10, validators=[djmoney.models.validators.MinMoneyValidator(Decimal('0.01'))])),
-                ('sku', models.CharField(max_length=40, unique=True, verbose_name='SKU')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('stock', models.PositiveIntegerField(blank=True, help_text='Packs in stock. Leave empty when stock is not tracked.', null=True)),
-                ('dosage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='catalog.dosage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("quantity", models.PositiveIntegerField(verbose_name="pills in pack")),
+                (
+                    "price_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "price",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2,
+                        max_digits=10,
+                        validators=[djmoney.models.validators.MinMoneyValidator(Decimal("0.01"))],
+                    ),
+                ),
+                ("sku", models.CharField(max_length=40, unique=True, verbose_name="SKU")),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "stock",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Packs in stock. Leave empty when stock is not tracked.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "dosage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tiers",
+                        to="catalog.dosage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('dosage', 'position', 'quantity'),
-                'constraints': [models.UniqueConstraint(fields=('dosage', 'quantity'), name='catalog_tier_unique_quantity'), models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='catalog_tier_quantity_positive'), models.CheckConstraint(condition=models.Q(('price__gt', 0)), name='catalog_tier_price_positive')],
+                "ordering": ("dosage", "position", "quantity"),
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("dosage", "quantity"), name="catalog_tier_unique_quantity"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("quantity__gt", 0)),
+                        name="catalog_tier_quantity_positive",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("price__gt", 0)), name="catalog_tier_price_positive"
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='product',
-            constraint=models.CheckConstraint(condition=models.Q(('max_pills_per_order__isnull', True), ('max_pills_per_order__gt', 0), _connector='OR'), name='catalog_product_max_pills_positive'),
+            model_name="product",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("max_pills_per_order__isnull", True),
+                    ("max_pills_per_order__gt", 0),
+                    _connector="OR",
+                ),
+                name="catalog_product_max_pills_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dosage',
-            constraint=models.UniqueConstraint(fields=('product', 'strength'), name='catalog_dosage_unique_strength'),
+            model_name="dosage",
+            constraint=models.UniqueConstraint(
+                fields=("product", "strength"), name="catalog_dosage_unique_strength"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dosage',
-            constraint=models.CheckConstraint(condition=models.Q(('strength_value__gt', 0)), name='catalog_dosage_strength_positive'),
+            model_name="dosage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("strength_value__gt", 0)),
+                name="catalog_dosage_strength_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dosage',
-            constraint=models.CheckConstraint(condition=models.Q(('list_price_per_pill__gt', 0)), name='catalog_dosage_list_price_positive'),
+            model_name="dosage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("list_price_per_pill__gt", 0)),
+                name="catalog_dosage_list_price_positive",
+            ),
         ),
     ]

@@ -4,6 +4,7 @@ Rendered in place everywhere; while a catalog page is rendered for the shared ca
 marker naming the template, and each response renders that template for its own visitor
 (header links, cart count, messages).
 """
+
 from django import template
 from django.template import Engine
 from django.utils.safestring import mark_safe

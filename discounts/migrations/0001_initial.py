@@ -10,111 +10,343 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0003_trigram_indexes_without_pending_list'),
+        ("catalog", "0003_trigram_indexes_without_pending_list"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DiscountCode',
+            name="DiscountCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(help_text='What customers type; not case-sensitive.', max_length=40, unique=True)),
-                ('description', models.CharField(blank=True, help_text='For staff: the campaign.', max_length=200)),
-                ('kind', models.CharField(choices=[('percent', 'Percent off the items'), ('fixed', 'Fixed amount off the order'), ('free_shipping', 'Free standard shipping')], default='percent', max_length=20)),
-                ('value', models.DecimalField(decimal_places=2, default=Decimal('0'), help_text='Percent (e.g. 10) or dollars (e.g. 5.00); ignored for free shipping.', max_digits=8, validators=[django.core.validators.MinValueValidator(Decimal('0'))])),
-                ('min_subtotal', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=10, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='minimum subtotal ($)')),
-                ('starts_at', models.DateTimeField(blank=True, null=True)),
-                ('ends_at', models.DateTimeField(blank=True, null=True)),
-                ('max_uses', models.PositiveIntegerField(blank=True, help_text='Empty: unlimited.', null=True, verbose_name='total uses')),
-                ('max_uses_per_email', models.PositiveIntegerField(blank=True, default=1, help_text='Per email address. Empty: unlimited.', null=True, verbose_name='uses per customer')),
-                ('applies_to_general_sale', models.BooleanField(default=True)),
-                ('applies_to_pharmacy', models.BooleanField(default=True, verbose_name='applies to pharmacy-only')),
-                ('applies_to_prescription', models.BooleanField(default=False, help_text='Controlled medicines are never sold online, so never discounted.', verbose_name='applies to prescription-only')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('products', models.ManyToManyField(blank=True, help_text='Only these products (empty: any of the classes above).', related_name='+', to='catalog.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="What customers type; not case-sensitive.",
+                        max_length=40,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "description",
+                    models.CharField(
+                        blank=True, help_text="For staff: the campaign.", max_length=200
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("percent", "Percent off the items"),
+                            ("fixed", "Fixed amount off the order"),
+                            ("free_shipping", "Free standard shipping"),
+                        ],
+                        default="percent",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "value",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        help_text="Percent (e.g. 10) or dollars (e.g. 5.00); ignored for free shipping.",
+                        max_digits=8,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                    ),
+                ),
+                (
+                    "min_subtotal",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        max_digits=10,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="minimum subtotal ($)",
+                    ),
+                ),
+                ("starts_at", models.DateTimeField(blank=True, null=True)),
+                ("ends_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "max_uses",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Empty: unlimited.",
+                        null=True,
+                        verbose_name="total uses",
+                    ),
+                ),
+                (
+                    "max_uses_per_email",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        default=1,
+                        help_text="Per email address. Empty: unlimited.",
+                        null=True,
+                        verbose_name="uses per customer",
+                    ),
+                ),
+                ("applies_to_general_sale", models.BooleanField(default=True)),
+                (
+                    "applies_to_pharmacy",
+                    models.BooleanField(default=True, verbose_name="applies to pharmacy-only"),
+                ),
+                (
+                    "applies_to_prescription",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Controlled medicines are never sold online, so never discounted.",
+                        verbose_name="applies to prescription-only",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "products",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Only these products (empty: any of the classes above).",
+                        related_name="+",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('code',),
+                "ordering": ("code",),
             },
         ),
         migrations.CreateModel(
-            name='DiscountRedemption',
+            name="DiscountRedemption",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order_id', models.UUIDField(unique=True)),
-                ('order_number', models.PositiveBigIntegerField()),
-                ('email', models.EmailField(max_length=254)),
-                ('amount', models.DecimalField(decimal_places=2, help_text='Discount given, in dollars.', max_digits=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
-                ('code', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='redemptions', to='discounts.discountcode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order_id", models.UUIDField(unique=True)),
+                ("order_number", models.PositiveBigIntegerField()),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "amount",
+                    models.DecimalField(
+                        decimal_places=2, help_text="Discount given, in dollars.", max_digits=10
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "code",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="redemptions",
+                        to="discounts.discountcode",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-created_at',),
+                "ordering": ("-created_at",),
             },
         ),
         migrations.CreateModel(
-            name='HistoricalDiscountCode',
+            name="HistoricalDiscountCode",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('code', models.CharField(db_index=True, help_text='What customers type; not case-sensitive.', max_length=40)),
-                ('description', models.CharField(blank=True, help_text='For staff: the campaign.', max_length=200)),
-                ('kind', models.CharField(choices=[('percent', 'Percent off the items'), ('fixed', 'Fixed amount off the order'), ('free_shipping', 'Free standard shipping')], default='percent', max_length=20)),
-                ('value', models.DecimalField(decimal_places=2, default=Decimal('0'), help_text='Percent (e.g. 10) or dollars (e.g. 5.00); ignored for free shipping.', max_digits=8, validators=[django.core.validators.MinValueValidator(Decimal('0'))])),
-                ('min_subtotal', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=10, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='minimum subtotal ($)')),
-                ('starts_at', models.DateTimeField(blank=True, null=True)),
-                ('ends_at', models.DateTimeField(blank=True, null=True)),
-                ('max_uses', models.PositiveIntegerField(blank=True, help_text='Empty: unlimited.', null=True, verbose_name='total uses')),
-                ('max_uses_per_email', models.PositiveIntegerField(blank=True, default=1, help_text='Per email address. Empty: unlimited.', null=True, verbose_name='uses per customer')),
-                ('applies_to_general_sale', models.BooleanField(default=True)),
-                ('applies_to_pharmacy', models.BooleanField(default=True, verbose_name='applies to pharmacy-only')),
-                ('applies_to_prescription', models.BooleanField(default=False, help_text='Controlled medicines are never sold online, so never discounted.', verbose_name='applies to prescription-only')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        db_index=True,
+                        help_text="What customers type; not case-sensitive.",
+                        max_length=40,
+                    ),
+                ),
+                (
+                    "description",
+                    models.CharField(
+                        blank=True, help_text="For staff: the campaign.", max_length=200
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("percent", "Percent off the items"),
+                            ("fixed", "Fixed amount off the order"),
+                            ("free_shipping", "Free standard shipping"),
+                        ],
+                        default="percent",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "value",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        help_text="Percent (e.g. 10) or dollars (e.g. 5.00); ignored for free shipping.",
+                        max_digits=8,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                    ),
+                ),
+                (
+                    "min_subtotal",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0"),
+                        max_digits=10,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="minimum subtotal ($)",
+                    ),
+                ),
+                ("starts_at", models.DateTimeField(blank=True, null=True)),
+                ("ends_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "max_uses",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Empty: unlimited.",
+                        null=True,
+                        verbose_name="total uses",
+                    ),
+                ),
+                (
+                    "max_uses_per_email",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        default=1,
+                        help_text="Per email address. Empty: unlimited.",
+                        null=True,
+                        verbose_name="uses per customer",
+                    ),
+                ),
+                ("applies_to_general_sale", models.BooleanField(default=True)),
+                (
+                    "applies_to_pharmacy",
+                    models.BooleanField(default=True, verbose_name="applies to pharmacy-only"),
+                ),
+                (
+                    "applies_to_prescription",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Controlled medicines are never sold online, so never discounted.",
+                        verbose_name="applies to prescription-only",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical discount code',
-                'verbose_name_plural': 'historical discount codes',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical discount code",
+                "verbose_name_plural": "historical discount codes",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalDiscountCode_products',
+            name="HistoricalDiscountCode_products",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('m2m_history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('discountcode', models.ForeignKey(blank=True, db_constraint=False, db_tablespace='', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='discounts.discountcode')),
-                ('history', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, to='discounts.historicaldiscountcode')),
-                ('product', models.ForeignKey(blank=True, db_constraint=False, db_tablespace='', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.product')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("m2m_history_id", models.AutoField(primary_key=True, serialize=False)),
+                (
+                    "discountcode",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_tablespace="",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="discounts.discountcode",
+                    ),
+                ),
+                (
+                    "history",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        to="discounts.historicaldiscountcode",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_tablespace="",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="catalog.product",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'HistoricalDiscountCode_products',
+                "verbose_name": "HistoricalDiscountCode_products",
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.AddConstraint(
-            model_name='discountcode',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'percent'), _negated=True), ('value__lte', 100), _connector='OR'), name='discounts_percent_at_most_100'),
+            model_name="discountcode",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "percent"), _negated=True),
+                    ("value__lte", 100),
+                    _connector="OR",
+                ),
+                name="discounts_percent_at_most_100",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='discountcode',
-            constraint=models.CheckConstraint(condition=models.Q(('ends_at__isnull', True), ('starts_at__isnull', True), ('ends_at__gt', models.F('starts_at')), _connector='OR'), name='discounts_ends_after_start'),
+            model_name="discountcode",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("ends_at__isnull", True),
+                    ("starts_at__isnull", True),
+                    ("ends_at__gt", models.F("starts_at")),
+                    _connector="OR",
+                ),
+                name="discounts_ends_after_start",
+            ),
         ),
         migrations.AddIndex(
-            model_name='discountredemption',
-            index=models.Index(fields=['code', 'email'], name='discounts_d_code_id_4df825_idx'),
+            model_name="discountredemption",
+            index=models.Index(fields=["code", "email"], name="discounts_d_code_id_4df825_idx"),
         ),
     ]

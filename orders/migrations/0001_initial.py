@@ -10,150 +10,392 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cart', '0001_initial'),
-        ('catalog', '0001_initial'),
+        ("cart", "0001_initial"),
+        ("catalog", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='OrderNumber',
+            name="OrderNumber",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='StripeEvent',
+            name="StripeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=255, unique=True)),
-                ('type', models.CharField(max_length=100)),
-                ('payload', models.JSONField()),
-                ('processed', models.BooleanField(default=False)),
-                ('error', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=255, unique=True)),
+                ("type", models.CharField(max_length=100)),
+                ("payload", models.JSONField()),
+                ("processed", models.BooleanField(default=False)),
+                ("error", models.TextField(blank=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'Stripe event',
-                'ordering': ('-received_at',),
+                "verbose_name": "Stripe event",
+                "ordering": ("-received_at",),
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('number', models.PositiveBigIntegerField(editable=False, unique=True)),
-                ('email', models.EmailField(max_length=254)),
-                ('status', models.CharField(choices=[('pending_payment', 'Awaiting payment'), ('awaiting_review', 'Awaiting pharmacist review'), ('ready_to_ship', 'Being prepared for shipping'), ('shipped', 'Shipped'), ('delivered', 'Delivered'), ('canceled', 'Canceled')], default='pending_payment', max_length=20)),
-                ('payment_status', models.CharField(choices=[('pending', 'Pending'), ('authorized', 'Authorised (card hold, not charged yet)'), ('captured', 'Paid'), ('failed', 'Failed'), ('canceled', 'Canceled (hold released)'), ('refunded', 'Refunded'), ('partially_refunded', 'Partially refunded')], default='pending', max_length=20)),
-                ('ship_name', models.CharField(max_length=150, verbose_name='name')),
-                ('ship_line1', models.CharField(max_length=200, verbose_name='address line 1')),
-                ('ship_line2', models.CharField(blank=True, max_length=200, verbose_name='address line 2')),
-                ('ship_city', models.CharField(max_length=100, verbose_name='city')),
-                ('ship_state', models.CharField(max_length=2, verbose_name='state')),
-                ('ship_zip', models.CharField(max_length=10, verbose_name='ZIP code')),
-                ('shipping_method', models.CharField(choices=[('standard', 'Standard (3–5 business days)'), ('express', 'Express (1–2 business days)')], max_length=10)),
-                ('subtotal_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('subtotal', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
-                ('savings_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('savings', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
-                ('shipping_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('shipping', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
-                ('total_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('total', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
-                ('amount_captured_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('amount_captured', djmoney.models.fields.MoneyField(decimal_places=2, default=djmoney.money.Money(0, 'USD'), max_digits=10)),
-                ('amount_refunded_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('amount_refunded', djmoney.models.fields.MoneyField(decimal_places=2, default=djmoney.money.Money(0, 'USD'), max_digits=10)),
-                ('has_prescription_items', models.BooleanField(default=False)),
-                ('stock_reserved', models.BooleanField(default=False, help_text='Tracked stock was taken for this order and not yet given back.')),
-                ('stripe_payment_intent_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('payment_error', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('cart', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cart.cart')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='orders', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("number", models.PositiveBigIntegerField(editable=False, unique=True)),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending_payment", "Awaiting payment"),
+                            ("awaiting_review", "Awaiting pharmacist review"),
+                            ("ready_to_ship", "Being prepared for shipping"),
+                            ("shipped", "Shipped"),
+                            ("delivered", "Delivered"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="pending_payment",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "payment_status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("authorized", "Authorised (card hold, not charged yet)"),
+                            ("captured", "Paid"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled (hold released)"),
+                            ("refunded", "Refunded"),
+                            ("partially_refunded", "Partially refunded"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("ship_name", models.CharField(max_length=150, verbose_name="name")),
+                ("ship_line1", models.CharField(max_length=200, verbose_name="address line 1")),
+                (
+                    "ship_line2",
+                    models.CharField(blank=True, max_length=200, verbose_name="address line 2"),
+                ),
+                ("ship_city", models.CharField(max_length=100, verbose_name="city")),
+                ("ship_state", models.CharField(max_length=2, verbose_name="state")),
+                ("ship_zip", models.CharField(max_length=10, verbose_name="ZIP code")),
+                (
+                    "shipping_method",
+                    models.CharField(
+                        choices=[
+                            ("standard", "Standard (3–5 business days)"),
+                            ("express", "Express (1–2 business days)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "subtotal_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                ("subtotal", djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
+                (
+                    "savings_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                ("savings", djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
+                (
+                    "shipping_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                ("shipping", djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
+                (
+                    "total_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                ("total", djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
+                (
+                    "amount_captured_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "amount_captured",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2, default=djmoney.money.Money(0, "USD"), max_digits=10
+                    ),
+                ),
+                (
+                    "amount_refunded_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "amount_refunded",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2, default=djmoney.money.Money(0, "USD"), max_digits=10
+                    ),
+                ),
+                ("has_prescription_items", models.BooleanField(default=False)),
+                (
+                    "stock_reserved",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Tracked stock was taken for this order and not yet given back.",
+                    ),
+                ),
+                (
+                    "stripe_payment_intent_id",
+                    models.CharField(blank=True, max_length=255, null=True, unique=True),
+                ),
+                ("payment_error", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "cart",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cart.cart",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="orders",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-created_at',),
+                "ordering": ("-created_at",),
             },
         ),
         migrations.CreateModel(
-            name='OrderEvent',
+            name="OrderEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('kind', models.CharField(choices=[('placed', 'Order placed'), ('status', 'Order status changed'), ('payment', 'Payment status changed'), ('refund', 'Refund'), ('stock', 'Stock'), ('note', 'Note')], max_length=10)),
-                ('from_status', models.CharField(blank=True, max_length=20)),
-                ('to_status', models.CharField(blank=True, max_length=20)),
-                ('note', models.TextField(blank=True)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("placed", "Order placed"),
+                            ("status", "Order status changed"),
+                            ("payment", "Payment status changed"),
+                            ("refund", "Refund"),
+                            ("stock", "Stock"),
+                            ("note", "Note"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("from_status", models.CharField(blank=True, max_length=20)),
+                ("to_status", models.CharField(blank=True, max_length=20)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('created_at', 'id'),
+                "ordering": ("created_at", "id"),
             },
         ),
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('product_name', models.CharField(max_length=120)),
-                ('strength', models.CharField(max_length=40)),
-                ('pack_size', models.PositiveIntegerField(verbose_name='pills per pack')),
-                ('packages', models.PositiveSmallIntegerField()),
-                ('unit_price_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('unit_price', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10, verbose_name='price per pack')),
-                ('per_pill_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('per_pill', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10, verbose_name='price per pill')),
-                ('list_price_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('list_price', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10, verbose_name='list price per pack')),
-                ('line_total_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('line_total', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
-                ('requires_prescription', models.BooleanField(default=False)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='orders.order')),
-                ('tier', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.packagetier')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("product_name", models.CharField(max_length=120)),
+                ("strength", models.CharField(max_length=40)),
+                ("pack_size", models.PositiveIntegerField(verbose_name="pills per pack")),
+                ("packages", models.PositiveSmallIntegerField()),
+                (
+                    "unit_price_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "unit_price",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2, max_digits=10, verbose_name="price per pack"
+                    ),
+                ),
+                (
+                    "per_pill_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "per_pill",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2, max_digits=10, verbose_name="price per pill"
+                    ),
+                ),
+                (
+                    "list_price_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                (
+                    "list_price",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=2, max_digits=10, verbose_name="list price per pack"
+                    ),
+                ),
+                (
+                    "line_total_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                ("line_total", djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
+                ("requires_prescription", models.BooleanField(default=False)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="orders.order",
+                    ),
+                ),
+                (
+                    "tier",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.packagetier",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('order', 'id'),
+                "ordering": ("order", "id"),
             },
         ),
         migrations.CreateModel(
-            name='OrderRefund',
+            name="OrderRefund",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_refund_id', models.CharField(max_length=255, unique=True)),
-                ('amount_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3)),
-                ('amount', djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
-                ('reason', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='refunds', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_refund_id", models.CharField(max_length=255, unique=True)),
+                (
+                    "amount_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+                    ),
+                ),
+                ("amount", djmoney.models.fields.MoneyField(decimal_places=2, max_digits=10)),
+                ("reason", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="refunds",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('created_at', 'id'),
+                "ordering": ("created_at", "id"),
             },
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['status', 'created_at'], name='orders_orde_status_25e057_idx'),
+            model_name="order",
+            index=models.Index(
+                fields=["status", "created_at"], name="orders_orde_status_25e057_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('total__gte', 0)), name='orders_order_total_not_negative'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("total__gte", 0)), name="orders_order_total_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_refunded__lte', models.F('amount_captured'))), name='orders_order_refund_within_capture'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_refunded__lte", models.F("amount_captured"))),
+                name="orders_order_refund_within_capture",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='orderline',
-            constraint=models.CheckConstraint(condition=models.Q(('packages__gte', 1)), name='orders_line_packages_positive'),
+            model_name="orderline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("packages__gte", 1)), name="orders_line_packages_positive"
+            ),
         ),
     ]

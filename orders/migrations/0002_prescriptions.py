@@ -11,78 +11,224 @@ import orders.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0001_initial'),
+        ("orders", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PatientDetails',
+            name="PatientDetails",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=150, verbose_name="patient's full name")),
-                ('date_of_birth', models.DateField()),
-                ('allergies', models.TextField(blank=True)),
-                ('current_medicines', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('order', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='patient', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=150, verbose_name="patient's full name")),
+                ("date_of_birth", models.DateField()),
+                ("allergies", models.TextField(blank=True)),
+                ("current_medicines", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "order",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="patient",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'patient details',
+                "verbose_name_plural": "patient details",
             },
         ),
         migrations.CreateModel(
-            name='PrescriptionReview',
+            name="PrescriptionReview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('approved', 'Approved'), ('approved_with_changes', 'Approved with changes'), ('rejected', 'Not approved'), ('information_requested', 'More information requested'), ('authorisation_expired', 'Card authorisation expired before review'), ('shipped', 'Shipped')], max_length=30)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('note', models.TextField(blank=True, verbose_name='reason or message')),
-                ('ordered_total_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3, null=True)),
-                ('ordered_total', djmoney.models.fields.MoneyField(blank=True, decimal_places=2, max_digits=10, null=True)),
-                ('approved_total_currency', djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3, null=True)),
-                ('approved_total', djmoney.models.fields.MoneyField(blank=True, decimal_places=2, max_digits=10, null=True)),
-                ('changes', models.JSONField(blank=True, default=list)),
-                ('submission_key', models.UUIDField(blank=True, editable=False, null=True, unique=True)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reviews', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("approved", "Approved"),
+                            ("approved_with_changes", "Approved with changes"),
+                            ("rejected", "Not approved"),
+                            ("information_requested", "More information requested"),
+                            ("authorisation_expired", "Card authorisation expired before review"),
+                            ("shipped", "Shipped"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("note", models.TextField(blank=True, verbose_name="reason or message")),
+                (
+                    "ordered_total_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")],
+                        default="USD",
+                        editable=False,
+                        max_length=3,
+                        null=True,
+                    ),
+                ),
+                (
+                    "ordered_total",
+                    djmoney.models.fields.MoneyField(
+                        blank=True, decimal_places=2, max_digits=10, null=True
+                    ),
+                ),
+                (
+                    "approved_total_currency",
+                    djmoney.models.fields.CurrencyField(
+                        choices=[("USD", "US Dollar")],
+                        default="USD",
+                        editable=False,
+                        max_length=3,
+                        null=True,
+                    ),
+                ),
+                (
+                    "approved_total",
+                    djmoney.models.fields.MoneyField(
+                        blank=True, decimal_places=2, max_digits=10, null=True
+                    ),
+                ),
+                ("changes", models.JSONField(blank=True, default=list)),
+                (
+                    "submission_key",
+                    models.UUIDField(blank=True, editable=False, null=True, unique=True),
+                ),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reviews",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('created_at', 'id'),
-                'permissions': [('review_prescription', 'Can approve or reject prescription orders')],
+                "ordering": ("created_at", "id"),
+                "permissions": [
+                    ("review_prescription", "Can approve or reject prescription orders")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Shipment',
+            name="Shipment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('carrier', models.CharField(max_length=60)),
-                ('tracking_number', models.CharField(max_length=60)),
-                ('shipped_at', models.DateTimeField(auto_now_add=True)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='shipment', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("carrier", models.CharField(max_length=60)),
+                ("tracking_number", models.CharField(max_length=60)),
+                ("shipped_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shipment",
+                        to="orders.order",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Prescription',
+            name="Prescription",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('description', models.CharField(max_length=200)),
-                ('file', models.FileField(blank=True, max_length=200, storage=orders.models._prescription_storage, upload_to=orders.models._prescription_upload_to)),
-                ('content_type', models.CharField(blank=True, max_length=40)),
-                ('size', models.PositiveIntegerField(blank=True, null=True)),
-                ('prescriber_name', models.CharField(blank=True, max_length=150)),
-                ('prescriber_phone', models.CharField(blank=True, max_length=30)),
-                ('prescriber_licence', models.CharField(blank=True, max_length=40, verbose_name='prescriber licence or NPI number')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('line', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='prescription', to='orders.orderline')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prescriptions', to='orders.order')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("description", models.CharField(max_length=200)),
+                (
+                    "file",
+                    models.FileField(
+                        blank=True,
+                        max_length=200,
+                        storage=orders.models._prescription_storage,
+                        upload_to=orders.models._prescription_upload_to,
+                    ),
+                ),
+                ("content_type", models.CharField(blank=True, max_length=40)),
+                ("size", models.PositiveIntegerField(blank=True, null=True)),
+                ("prescriber_name", models.CharField(blank=True, max_length=150)),
+                ("prescriber_phone", models.CharField(blank=True, max_length=30)),
+                (
+                    "prescriber_licence",
+                    models.CharField(
+                        blank=True, max_length=40, verbose_name="prescriber licence or NPI number"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "line",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="prescription",
+                        to="orders.orderline",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="prescriptions",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('order', 'created_at', 'description'),
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('file', ''), _negated=True), models.Q(models.Q(('prescriber_name', ''), _negated=True), models.Q(('prescriber_phone', ''), _negated=True), models.Q(('prescriber_licence', ''), _negated=True)), _connector='OR'), name='orders_prescription_file_or_prescriber')],
+                "ordering": ("order", "created_at", "description"),
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("file", ""), _negated=True),
+                            models.Q(
+                                models.Q(("prescriber_name", ""), _negated=True),
+                                models.Q(("prescriber_phone", ""), _negated=True),
+                                models.Q(("prescriber_licence", ""), _negated=True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="orders_prescription_file_or_prescriber",
+                    )
+                ],
             },
         ),
     ]

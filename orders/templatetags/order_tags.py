@@ -1,4 +1,5 @@
 """Order helpers for templates: the staff review link's count, and the receipt address for emails."""
+
 import re
 
 from django import template

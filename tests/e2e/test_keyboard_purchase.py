@@ -1,4 +1,5 @@
 """A purchase with the keyboard only (Tab, Enter, Space, arrows and typing), focus visible at every stop."""
+
 import re
 
 import pytest
@@ -39,7 +40,9 @@ class Keyboard:
             self.page.keyboard.press("Tab")
             focus = self.page.evaluate(FOCUS)
             self.stops.append(focus["where"])
-            assert focus["visible"], f"focus is not visible on {focus['where']} (stops so far: {self.stops})"
+            assert focus["visible"], (
+                f"focus is not visible on {focus['where']} (stops so far: {self.stops})"
+            )
             if self.page.evaluate(f"(el => {test})(document.activeElement)"):
                 return
         raise AssertionError(f"{test} not reached with Tab; stops: {self.stops}")
@@ -77,7 +80,13 @@ def test_keyboard_only_purchase_with_visible_focus(shop, page, general_product):
         page.keyboard.press("ArrowDown")
     assert page.evaluate("document.activeElement.value") == "NY"
     keys.type_into("el.id === 'id_zip_code'", "12207")
-    for placeholder, text in (("number", CARD_OK), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"), ("postal_code", "12207")):
+    for placeholder, text in (
+        ("number", CARD_OK),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", "12207"),
+    ):
         keys.type_into(f"el.placeholder === '{placeholder}'", text)
     keys.tab_to("el.id === 'pay-button'")
     page.keyboard.press("Space")

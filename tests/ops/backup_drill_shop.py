@@ -7,6 +7,7 @@ It prints the SHA-256 of every file it uploaded. ``inventory`` prints, as JSON, 
 drill must find again after a restore: orders, prescriptions, records on file, audit rows and the
 bytes of every file on disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,10 +61,20 @@ def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:
         patient_name=user.get_full_name() or "Jane Doe",
         date_of_birth=date(1980, 5, 17),
         allergies="Penicillin (rash)",
-        items=(PrescriptionItem(tier_id=tier.pk, upload=check_prescription_upload(upload(content, name, content_type))),),
+        items=(
+            PrescriptionItem(
+                tier_id=tier.pk,
+                upload=check_prescription_upload(upload(content, name, content_type)),
+            ),
+        ),
     )
     placed = services.order_place(
-        cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user, prescription=intake
+        cart=cart,
+        email=user.email,
+        address=ADDRESS,
+        shipping_method="standard",
+        user=user,
+        prescription=intake,
     )
     return authorise(LocalStripe(base=settings.STRIPE_API_BASE, process=None), placed)
 
@@ -71,7 +82,9 @@ def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:
 def populate() -> dict:
     product = ProductFactory(name="Baclofen", slug="baclofen", legal_class=LegalClass.PRESCRIPTION)
     dosage = DosageFactory(product=product, strength="10mg", strength_value="10")
-    tier = PackageTierFactory(dosage=dosage, quantity=90, price=Money("54.00", "USD"), sku="BAC-10-90")
+    tier = PackageTierFactory(
+        dosage=dosage, quantity=90, price=Money("54.00", "USD"), sku="BAC-10-90"
+    )
     tier.price = Money("52.50", "USD")  # a price change: a history row
     tier.save()
     pharmacist = make_pharmacist()
@@ -85,8 +98,12 @@ def populate() -> dict:
         by=pharmacist,
         records=[
             records.RecordInput(
-                line_id=line.pk, directions="1 tablet 3 times a day", daily_dose=Decimal("3"),
-                quantity_per_fill=line.pack_size, refills_authorised=3, date_written=timezone.localdate(),
+                line_id=line.pk,
+                directions="1 tablet 3 times a day",
+                daily_dose=Decimal("3"),
+                quantity_per_fill=line.pack_size,
+                refills_authorised=3,
+                date_written=timezone.localdate(),
             )
         ],
         submission_key=uuid.uuid4(),
@@ -104,21 +121,44 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def _rows(queryset, *fields) -> list:
-    return [[str(value) for value in row] for row in queryset.order_by("pk").values_list("pk", *fields)]
+    return [
+        [str(value) for value in row] for row in queryset.order_by("pk").values_list("pk", *fields)
+    ]
 
 
 def inventory() -> dict:
     history = PackageTier.history.model
     return {
-        "orders": _rows(Order.objects, "number", "status", "payment_status", "total", "amount_captured", "email"),
-        "prescriptions": _rows(Prescription.objects, "order__number", "description", "file", "size"),
-        "prescription_files": sorted(
-            [p.file.name, hashlib.sha256(p.file.open("rb").read()).hexdigest()] for p in Prescription.objects.exclude(file="")
+        "orders": _rows(
+            Order.objects, "number", "status", "payment_status", "total", "amount_captured", "email"
         ),
-        "records_on_file": _rows(PrescriptionOnFile.objects, "medicine", "refills_authorised", "refills_used", "source_order__number"),
-        "order_events": _rows(OrderEvent.objects, "order__number", "kind", "from_status", "to_status", "created_at"),
-        "reviews": _rows(PrescriptionReview.objects, "order__number", "action", "by__email", "created_at"),
-        "record_events": _rows(PrescriptionOnFileEvent.objects, "prescription_id", "kind", "order__number", "created_at"),
+        "prescriptions": _rows(
+            Prescription.objects, "order__number", "description", "file", "size"
+        ),
+        "prescription_files": sorted(
+            [p.file.name, hashlib.sha256(p.file.open("rb").read()).hexdigest()]
+            for p in Prescription.objects.exclude(file="")
+        ),
+        "records_on_file": _rows(
+            PrescriptionOnFile.objects,
+            "medicine",
+            "refills_authorised",
+            "refills_used",
+            "source_order__number",
+        ),
+        "order_events": _rows(
+            OrderEvent.objects, "order__number", "kind", "from_status", "to_status", "created_at"
+        ),
+        "reviews": _rows(
+            PrescriptionReview.objects, "order__number", "action", "by__email", "created_at"
+        ),
+        "record_events": _rows(
+            PrescriptionOnFileEvent.objects,
+            "prescription_id",
+            "kind",
+            "order__number",
+            "created_at",
+        ),
         "price_history": _rows(history.objects, "id", "price", "history_type", "history_date"),
         "emails": _rows(OutboundEmail.objects, "kind", "recipient", "status"),
         "private_files": _files(Path(settings.PRIVATE_MEDIA_ROOT)),

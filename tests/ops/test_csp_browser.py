@@ -1,4 +1,5 @@
 """The Content-Security-Policy blocks nothing the shop's own pages use (headless Chromium)."""
+
 import pytest
 
 pytestmark = [pytest.mark.e2e]

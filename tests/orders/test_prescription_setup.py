@@ -1,4 +1,5 @@
 """The pharmacist group gets the review permissions from the demo staff command."""
+
 import io
 
 import pytest
@@ -17,7 +18,9 @@ def test_demo_staff_pharmacist_can_review_and_pricing_cannot(settings, client):
     pharmacist = users.get(email="pharmacist@pharmacy.example")
     pricing = users.get(email="pricing@pharmacy.example")
     assert is_pharmacist(pharmacist) and pharmacist.has_perm("orders.review_prescription")
-    assert pharmacist.has_perm("orders.view_prescription") and pharmacist.has_perm("orders.change_order")
+    assert pharmacist.has_perm("orders.view_prescription") and pharmacist.has_perm(
+        "orders.change_order"
+    )
     assert not is_pharmacist(pricing) and not pricing.has_perm("orders.review_prescription")
     client.force_login(pharmacist)
     assert client.get("/staff/review/").status_code == 200

@@ -38,7 +38,10 @@ def test_every_allowed_move_is_recorded_as_an_event():
     order_transition(order=order, to=OrderStatus.AWAITING_REVIEW, note="rx")
     order_transition(order=order, to=PaymentStatus.AUTHORIZED, field="payment_status")
     order.refresh_from_db()
-    assert (order.status, order.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     events = list(order.events.values_list("kind", "from_status", "to_status"))
     assert events == [
         (OrderEvent.Kind.STATUS, "pending_payment", "awaiting_review"),
