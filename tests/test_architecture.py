@@ -307,9 +307,10 @@ WIRING = ("urls", "views", "sitemaps", "gauges")
 #: that reads the numbers each app exposes in its ``gauges`` module (house.md: "the app that owns
 #: the numbers exposes them; pharmacy/ wires the endpoint").
 WIRING_MODULES = ("pharmacy/urls.py", "pharmacy/metrics.py")
-#: A shared helper in ``pharmacy/`` stays small (a few screens; the largest today, ``logging.py``,
-#: has ~170 lines); ``settings.py`` is the one long file.
-HELPER_MAX_LINES = 200
+#: A shared helper in ``pharmacy/`` stays small (a few screens); ``settings.py`` is the one long file.
+#: Counted as ``ruff format`` lays the code out: it was 200 in the hand-compact style, and formatting
+#: made the same code about 30 % longer (``metrics.py``, the largest helper, went from 194 to 254 lines).
+HELPER_MAX_LINES = 260
 
 
 def _wiring(module: str) -> bool:
