@@ -2,6 +2,7 @@
 
 Command-line options override these, e.g. bench/bench.py's ``--bind`` and ``--workers``.
 """
+
 import json
 import os
 
@@ -45,20 +46,27 @@ logger_class = "pharmacy.logging.RedactingGunicornLogger"
 
 _access_log = os.environ.get("ACCESS_LOG", "-")
 accesslog = _access_log or None
-if os.environ.get("LOG_FORMAT", "json" if os.environ.get("PRODUCTION") in ("1", "true", "True") else "plain") == "json":
+if (
+    os.environ.get(
+        "LOG_FORMAT", "json" if os.environ.get("PRODUCTION") in ("1", "true", "True") else "plain"
+    )
+    == "json"
+):
     # One JSON object per request, with the same request id as the application's log lines.
-    access_log_format = json.dumps({
-        "logger": "gunicorn.access",
-        "remote": "%(h)s",
-        "method": "%(m)s",
-        "path": "%(U)s",
-        "query": "%(q)s",
-        "status": "%(s)s",
-        "bytes": "%(B)s",
-        "duration_ms": "%(M)s",
-        "user_agent": "%(a)s",
-        "request_id": "%({x-request-id}o)s",
-    })
+    access_log_format = json.dumps(
+        {
+            "logger": "gunicorn.access",
+            "remote": "%(h)s",
+            "method": "%(m)s",
+            "path": "%(U)s",
+            "query": "%(q)s",
+            "status": "%(s)s",
+            "bytes": "%(B)s",
+            "duration_ms": "%(M)s",
+            "user_agent": "%(a)s",
+            "request_id": "%({x-request-id}o)s",
+        }
+    )
 else:
     access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms [%({x-request-id}o)s]'
 

@@ -10,6 +10,7 @@ changes what the shop needs differently:
   count belongs to the account's current password, so the owner unlocks it by resetting it;
 - staff get an email each time their account is signed in to.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from notifications.models import EmailKind
-from pharmacy.permissions import can_act_as_staff
 from notifications.services import email_queue_message
+from pharmacy.permissions import can_act_as_staff
 
 #: allauth's email templates → the outbox kind the email is filed under.
 EMAIL_KINDS = {
@@ -70,9 +71,7 @@ def lock_message() -> str:
     )
 
 
-THROTTLE_MESSAGE = (
-    "Too many failed sign-ins from your network in the last minute. Please wait a minute and try again."
-)
+THROTTLE_MESSAGE = "Too many failed sign-ins from your network in the last minute. Please wait a minute and try again."
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -89,10 +88,20 @@ class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Render with allauth's templates (ours override them), then queue in the outbox."""
         request = allauth_context.request
-        ctx = {"request": request, "email": email, "pharmacy_name": settings.PHARMACY_NAME, **context}
+        ctx = {
+            "request": request,
+            "email": email,
+            "pharmacy_name": settings.PHARMACY_NAME,
+            **context,
+        }
         message = self.render_mail(template_prefix, email, ctx)
         html = next(
-            (content for content, mimetype in getattr(message, "alternatives", []) if mimetype == "text/html"), ""
+            (
+                content
+                for content, mimetype in getattr(message, "alternatives", [])
+                if mimetype == "text/html"
+            ),
+            "",
         )
         email_queue_message(
             kind=EMAIL_KINDS.get(template_prefix, EmailKind.ACCOUNT_NOTICE),

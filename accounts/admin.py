@@ -23,7 +23,15 @@ class PatientProfileInline(admin.StackedInline):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ("email",)
-    list_display = ("email", "first_name", "last_name", "is_staff", "is_active", "date_joined", "closed_at")
+    list_display = (
+        "email",
+        "first_name",
+        "last_name",
+        "is_staff",
+        "is_active",
+        "date_joined",
+        "closed_at",
+    )
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("email", "first_name", "last_name")
     readonly_fields = ("closed_at", "last_login", "date_joined")
@@ -31,13 +39,18 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name")}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            "Permissions",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
         ("Important dates", {"fields": ("last_login", "date_joined", "closed_at")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     actions = ("reset_second_factor",)
 
-    @admin.action(description="Reset the second factor (lost phone)", permissions=["reset_second_factor"])
+    @admin.action(
+        description="Reset the second factor (lost phone)", permissions=["reset_second_factor"]
+    )
     def reset_second_factor(self, request, queryset) -> None:
         """Recorded in the user's history by the service (who, when); they set up a new one."""
         done = 0
@@ -50,7 +63,8 @@ class UserAdmin(BaseUserAdmin):
                 done += 1
         if done:
             self.message_user(
-                request, f"Second factor reset for {done} account(s); they set up a new one at next sign-in.",
+                request,
+                f"Second factor reset for {done} account(s); they set up a new one at next sign-in.",
                 messages.SUCCESS,
             )
 

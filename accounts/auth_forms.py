@@ -5,6 +5,7 @@
 - The sign-up form does the same work for an address that has an account as for a new one, so
   the time of the answer does not tell which it was.
 """
+
 from __future__ import annotations
 
 from allauth.account.forms import SignupForm as AllauthSignupForm
@@ -17,7 +18,9 @@ from django.contrib.auth.hashers import make_password
 
 from .totp_codes import totp_code_use, totp_code_was_used
 
-CODE_ALREADY_USED = "That code has already been used. Wait for your app to show the next code, then enter it."
+CODE_ALREADY_USED = (
+    "That code has already been used. Wait for your app to show the next code, then enter it."
+)
 
 
 class _TotpCodeOnce:

@@ -22,7 +22,9 @@ class AddressForm(forms.ModelForm):
             "line2": forms.TextInput(attrs={"autocomplete": "address-line2"}),
             "city": forms.TextInput(attrs={"autocomplete": "address-level2"}),
             "state": forms.Select(attrs={"autocomplete": "address-level1"}),
-            "postal_code": forms.TextInput(attrs={"autocomplete": "postal-code", "inputmode": "numeric"}),
+            "postal_code": forms.TextInput(
+                attrs={"autocomplete": "postal-code", "inputmode": "numeric"}
+            ),
         }
         labels = {"is_default": "Use as my default shipping address"}
 
@@ -53,7 +55,9 @@ class PatientProfileForm(forms.ModelForm):
             "prescriber_licence",
         )
         widgets = {
-            "date_of_birth": forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"),
+            "date_of_birth": forms.DateInput(
+                attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"
+            ),
             "phone": forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
             "allergies": forms.Textarea(attrs={"rows": 3}),
             "current_medicines": forms.Textarea(attrs={"rows": 3}),

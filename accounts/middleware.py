@@ -8,6 +8,7 @@ matches: ``request.path`` also holds ``SCRIPT_NAME``, which a trusted proxy's he
 session once reached the staff pages by adding one). The path is compared lower-cased with
 repeated slashes folded, so no spelling of a staff prefix slips past; the method is not looked at.
 """
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ A customer's saved addresses and patient profile live here too. They are persona
 customer may download or erase (``accounts.services``); orders keep their own snapshot, which is
 why erasing an address never changes an order already placed.
 """
+
 import datetime
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -15,7 +16,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from pharmacy.prepared import PreparedQuery
-from pharmacy.us_address import US_STATES  # noqa: E402,F401  (django-localflavor's list)
+from pharmacy.us_address import US_STATES  # django-localflavor's list
 
 zip_code_validator = RegexValidator(
     r"^\d{5}(-\d{4})?$", "Enter a 5-digit ZIP code, or ZIP+4 such as 12207-1234."
@@ -53,15 +54,22 @@ class UserManager(BaseUserManager):
         (``ModelBackend.get_user``), and building its SQL cost ~0.2 ms of CPU, about a tenth of a
         cart page. Same answer and same exceptions as the ORM's ``get`` (``tests/accounts/test_models.py``).
         """
-        if not args and len(kwargs) == 1 and self._db is None and next(iter(kwargs)) in ("pk", "id"):
+        if (
+            not args
+            and len(kwargs) == 1
+            and self._db is None
+            and next(iter(kwargs)) in ("pk", "id")
+        ):
             try:
                 pk = self.model._meta.pk.to_python(next(iter(kwargs.values())))
             except ValidationError:
                 pk = None
-            if type(pk) is int and -(2**63) <= pk < 2**63:  # noqa: E721 (a bool is not an id)
+            if type(pk) is int and -(2**63) <= pk < 2**63:  # a bool is not an id
                 found = _USER_BY_PK(pk=pk)
                 if not found:
-                    raise self.model.DoesNotExist(f"{self.model._meta.object_name} matching query does not exist.")
+                    raise self.model.DoesNotExist(
+                        f"{self.model._meta.object_name} matching query does not exist."
+                    )
                 return found[0]
         return super().get(*args, **kwargs)
 
@@ -107,10 +115,13 @@ class Address(models.Model):
         ordering = ("-is_default", "created_at", "id")
         constraints = [
             models.UniqueConstraint(
-                fields=("user",), condition=Q(is_default=True), name="accounts_address_one_default_per_user"
+                fields=("user",),
+                condition=Q(is_default=True),
+                name="accounts_address_one_default_per_user",
             ),
             models.CheckConstraint(
-                condition=Q(postal_code__regex=r"^[0-9]{5}(-[0-9]{4})?$"), name="accounts_address_zip_format"
+                condition=Q(postal_code__regex=r"^[0-9]{5}(-[0-9]{4})?$"),
+                name="accounts_address_zip_format",
             ),
         ]
 
@@ -172,7 +183,6 @@ class PatientProfile(models.Model):
         }
 
 
-
 class UsedTotpCode(models.Model):
     """A TOTP code that has been accepted once, kept while it could still be accepted again.
 
@@ -189,7 +199,9 @@ class UsedTotpCode(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "code_digest"], name="accounts_totp_code_used_once"),
+            models.UniqueConstraint(
+                fields=["user", "code_digest"], name="accounts_totp_code_used_once"
+            ),
         ]
 
 

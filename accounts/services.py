@@ -5,6 +5,7 @@ Signing up, in and out, verification and passwords are django-allauth's (``accou
 Other apps read a customer's saved details only through ``default_address_for`` and
 ``patient_profile_for`` so they never depend on how accounts stores them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,6 +25,7 @@ def _is_customer(user: AbstractBaseUser | AnonymousUser | None) -> bool:
 
 
 # --- What checkout reads --------------------------------------------------------------------
+
 
 def default_address_for(user) -> dict[str, str] | None:
     """The customer's default shipping address for prefilling checkout, or None.
@@ -51,6 +53,7 @@ def patient_profile_for(user) -> dict[str, Any] | None:
 
 # --- Addresses ------------------------------------------------------------------------------
 
+
 @transaction.atomic
 def address_save(*, user: User, address: Address, make_default: bool) -> Address:
     """Save a new or edited address, keeping exactly one default per customer.
@@ -61,11 +64,17 @@ def address_save(*, user: User, address: Address, make_default: bool) -> Address
     """
     # Lock the customer's addresses so two tabs can't each create a default.
     others = list(Address.objects.select_for_update().filter(user=user).exclude(pk=address.pk))
-    was_default = bool(address.pk) and Address.objects.filter(pk=address.pk, is_default=True).exists()
+    was_default = (
+        bool(address.pk) and Address.objects.filter(pk=address.pk, is_default=True).exists()
+    )
     address.user = user
-    address.is_default = make_default or not others or (was_default and not any(a.is_default for a in others))
+    address.is_default = (
+        make_default or not others or (was_default and not any(a.is_default for a in others))
+    )
     if address.is_default:
-        Address.objects.filter(user=user, is_default=True).exclude(pk=address.pk).update(is_default=False)
+        Address.objects.filter(user=user, is_default=True).exclude(pk=address.pk).update(
+            is_default=False
+        )
     address.save()
     return address
 
@@ -73,7 +82,9 @@ def address_save(*, user: User, address: Address, make_default: bool) -> Address
 @transaction.atomic
 def address_set_default(*, address: Address) -> Address:
     list(Address.objects.select_for_update().filter(user_id=address.user_id))
-    Address.objects.filter(user_id=address.user_id, is_default=True).exclude(pk=address.pk).update(is_default=False)
+    Address.objects.filter(user_id=address.user_id, is_default=True).exclude(pk=address.pk).update(
+        is_default=False
+    )
     address.is_default = True
     address.save(update_fields=["is_default", "updated_at"])
     return address
@@ -92,6 +103,7 @@ def address_delete(*, address: Address) -> None:
 
 
 # --- Privacy --------------------------------------------------------------------------------
+
 
 def orders_for_history(*, user: User):
     """The customer's orders, newest first, in one query whatever their number."""
@@ -120,7 +132,9 @@ def account_export_data(*, user: User) -> dict[str, Any]:
         "patient_profile": (
             {
                 **{k: v for k, v in profile.as_prefill_dict().items() if k != "date_of_birth"},
-                "date_of_birth": profile.date_of_birth.isoformat() if profile.date_of_birth else None,
+                "date_of_birth": profile.date_of_birth.isoformat()
+                if profile.date_of_birth
+                else None,
                 "updated_at": profile.updated_at.isoformat(),
             }
             if profile
@@ -161,6 +175,7 @@ def account_close(*, user: User) -> None:
     """
     from allauth.account.models import EmailAddress
     from allauth.mfa.models import Authenticator
+
     from cart.models import Cart
 
     EmailAddress.objects.filter(user=user).delete()
@@ -178,6 +193,7 @@ def account_close(*, user: User) -> None:
 
 
 # --- Staff second factor -----------------------------------------------------------------------
+
 
 class NotAllowed(Exception):
     pass
@@ -217,7 +233,9 @@ CLAIM_MAX_AGE_SECONDS = 3 * 24 * 3600
 
 def claim_token_make(*, order) -> str:
     """The token in the emailed "keep this order" link: the order and the address it went to."""
-    return signing.dumps({"o": order.number, "e": order.email.strip().lower()}, salt=CLAIM_SALT, compress=True)
+    return signing.dumps(
+        {"o": order.number, "e": order.email.strip().lower()}, salt=CLAIM_SALT, compress=True
+    )
 
 
 def claim_token_read(*, token: str, number: int) -> str | None:

@@ -6,6 +6,7 @@ own cache marker (spaces, dashes and other punctuation do not make a new code), 
 kept for the whole time allauth would accept it: ``TOTP_PERIOD`` seconds for each step of the
 tolerance either side of now.
 """
+
 from __future__ import annotations
 
 import string
@@ -35,7 +36,9 @@ def _digest(user: User, code: str) -> str:
 def totp_code_was_used(*, user: User, code: str) -> bool:
     """True if ``code`` was accepted for ``user`` within its window (to say so, not "incorrect")."""
     since = timezone.now() - totp_code_window()
-    return UsedTotpCode.objects.filter(user=user, code_digest=_digest(user, code), used_at__gte=since).exists()
+    return UsedTotpCode.objects.filter(
+        user=user, code_digest=_digest(user, code), used_at__gte=since
+    ).exists()
 
 
 def totp_code_use(*, user: User, code: str) -> bool:

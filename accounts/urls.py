@@ -3,6 +3,7 @@
 allauth's own URLs (``allauth.urls``, included after these in ``pharmacy.urls``) serve the same
 paths under their ``account_*`` names; the two views overridden here come first, so they win.
 """
+
 from allauth.account import views as allauth_views
 from django.db import transaction
 from django.urls import path
@@ -29,5 +30,9 @@ urlpatterns = [
     path("data.json", views.data_export, name="data_export"),
     path("close/", views.close_account, name="close_account"),
     path("claim/<int:number>/", views.claim_order, name="claim_order"),
-    path("claim/<int:number>/confirm/<str:token>/", views.claim_order_confirm, name="claim_order_confirm"),
+    path(
+        "claim/<int:number>/confirm/<str:token>/",
+        views.claim_order_confirm,
+        name="claim_order_confirm",
+    ),
 ]

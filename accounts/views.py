@@ -7,6 +7,7 @@ allauth serves sign-up, sign-in, sign-out, verification, passwords and the secon
   session's second factor (staff go straight on to the page they were sent from);
 - the account page, addresses, health details, data export, closing, keeping a guest order.
 """
+
 import json
 
 from allauth.account.internal.flows.login import record_authentication
@@ -25,9 +26,9 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import services
 from pharmacy.redirects import safe_next
 
+from . import services
 from .adapter import AccountAdapter
 from .forms import AddressForm, ClaimOrderForm, CloseAccountForm, PatientProfileForm
 from .models import Address, PatientProfile, User
@@ -47,6 +48,7 @@ def too_many_requests(request) -> HttpResponse:
 
 # --- Password reset and the second factor ------------------------------------------------------
 
+
 class PasswordResetView(AllauthPasswordResetView):
     """allauth's reset page, with the per-address email limit answered silently.
 
@@ -60,7 +62,9 @@ class PasswordResetView(AllauthPasswordResetView):
         r429 = ratelimit.consume_or_429(self.request, action="reset_password")
         if r429:
             return r429
-        if ratelimit.consume(self.request, action="reset_password_email", key=form.cleaned_data["email"].lower()):
+        if ratelimit.consume(
+            self.request, action="reset_password_email", key=form.cleaned_data["email"].lower()
+        ):
             form.save(self.request)
         return HttpResponseRedirect(self.get_success_url())
 
@@ -78,12 +82,17 @@ class ActivateTOTPView(AllauthActivateTOTPView):
         # second-factor sign-in, so the staff member is not asked for another code at once.
         from allauth.mfa.models import Authenticator
 
-        authenticator = Authenticator.objects.get(user=self.request.user, type=Authenticator.Type.TOTP)
-        record_authentication(self.request, self.request.user, "mfa", id=authenticator.pk, type="totp")
+        authenticator = Authenticator.objects.get(
+            user=self.request.user, type=Authenticator.Type.TOTP
+        )
+        record_authentication(
+            self.request, self.request.user, "mfa", id=authenticator.pk, type="totp"
+        )
         return response
 
 
 # --- The account page -----------------------------------------------------------------------
+
 
 @never_cache
 @login_required
@@ -111,10 +120,14 @@ def address_add(request):
     form = AddressForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.address_save(
-            user=request.user, address=form.save(commit=False), make_default=form.cleaned_data["is_default"]
+            user=request.user,
+            address=form.save(commit=False),
+            make_default=form.cleaned_data["is_default"],
         )
         messages.success(request, "Address saved.")
-        return HttpResponseRedirect(_safe_next(request, reverse("accounts:dashboard") + "#addresses"))
+        return HttpResponseRedirect(
+            _safe_next(request, reverse("accounts:dashboard") + "#addresses")
+        )
     return render(request, "accounts/address_form.html", {"form": form, "adding": True})
 
 
@@ -126,11 +139,15 @@ def address_edit(request, pk: int):
     form = AddressForm(request.POST or None, instance=address)
     if request.method == "POST" and form.is_valid():
         services.address_save(
-            user=request.user, address=form.save(commit=False), make_default=form.cleaned_data["is_default"]
+            user=request.user,
+            address=form.save(commit=False),
+            make_default=form.cleaned_data["is_default"],
         )
         messages.success(request, "Address updated.")
         return redirect(reverse("accounts:dashboard") + "#addresses")
-    return render(request, "accounts/address_form.html", {"form": form, "address": address, "adding": False})
+    return render(
+        request, "accounts/address_form.html", {"form": form, "address": address, "adding": False}
+    )
 
 
 @never_cache
@@ -158,7 +175,9 @@ def address_make_default(request, pk: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def patient_profile(request):
-    profile = PatientProfile.objects.filter(user=request.user).first() or PatientProfile(user=request.user)
+    profile = PatientProfile.objects.filter(user=request.user).first() or PatientProfile(
+        user=request.user
+    )
     form = PatientProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -169,13 +188,15 @@ def patient_profile(request):
 
 # --- Privacy --------------------------------------------------------------------------------
 
+
 @never_cache
 @login_required
 @require_http_methods(["GET"])
 def data_export(request):
     data = services.account_export_data(user=request.user)
     response = HttpResponse(
-        json.dumps(data, cls=DjangoJSONEncoder, indent=2), content_type="application/json; charset=utf-8"
+        json.dumps(data, cls=DjangoJSONEncoder, indent=2),
+        content_type="application/json; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="my-pharmacy-data.json"'
     return response
@@ -207,6 +228,7 @@ def close_account(request):
 # The order's signed link proves the visitor holds the order, not that they own its email
 # address. So the account is made only from a second link, emailed to that address: following it
 # proves the address, then the account exists (verified) and the order is in it.
+
 
 def _claimable_order(request, number: int):
     """The order named in the link and its token, if the token is a genuine link to this order
@@ -241,7 +263,10 @@ def _in_an_account(request, order) -> HttpResponse:
     if request.user.is_authenticated and order.user_id == request.user.pk:
         return redirect(order.get_absolute_url())
     return _claim_refused(
-        request, order, reason=f"Order {order.number} is already in an account, so it cannot be added to another one.", status=409
+        request,
+        order,
+        reason=f"Order {order.number} is already in an account, so it cannot be added to another one.",
+        status=409,
     )
 
 
@@ -273,15 +298,22 @@ def claim_order(request, number: int):
         return _in_an_account(request, order)
     if state is LinkState.EXPIRED:
         return render(
-            request, "accounts/claim_order.html", {"order": order, "link_expired": True, "link_days": settings.ORDER_LINK_MAX_AGE_DAYS}, status=410
+            request,
+            "accounts/claim_order.html",
+            {"order": order, "link_expired": True, "link_days": settings.ORDER_LINK_MAX_AGE_DAYS},
+            status=410,
         )
 
     if request.user.is_authenticated:
         if not _has_verified_email(request.user, order.email):
-            return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)
+            return render(
+                request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403
+            )
         if request.method == "POST":
             return _attach(request, order, request.user)
-        return render(request, "accounts/claim_order.html", {"order": order, "token": token, "confirm": True})
+        return render(
+            request, "accounts/claim_order.html", {"order": order, "token": token, "confirm": True}
+        )
 
     if request.method == "POST":
         # Whether or not the address has an account, the same answer and one email to it.
@@ -314,21 +346,38 @@ def claim_order_confirm(request, number: int, token: str):
         return _in_an_account(request, order)
     if request.user.is_authenticated:
         if request.user.email.strip().lower() != email:
-            return render(request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403)
-        return _attach(request, order, request.user) if request.method == "POST" else render(
-            request, "accounts/claim_order.html", {"order": order, "confirm": True, "action": here}
+            return render(
+                request, "accounts/claim_order.html", {"order": order, "mismatch": True}, status=403
+            )
+        return (
+            _attach(request, order, request.user)
+            if request.method == "POST"
+            else render(
+                request,
+                "accounts/claim_order.html",
+                {"order": order, "confirm": True, "action": here},
+            )
         )
     if User.objects.filter(email__iexact=email).exists():
-        messages.info(request, f"You already have an account with {order.email}. Sign in to add this order to it.")
+        messages.info(
+            request,
+            f"You already have an account with {order.email}. Sign in to add this order to it.",
+        )
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': here})}")
 
     form = ClaimOrderForm(request.POST or None, email=email)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.account_create_verified(email=email, password=form.cleaned_data["password1"])
+            user = services.account_create_verified(
+                email=email, password=form.cleaned_data["password1"]
+            )
         except services.EmailAlreadyRegistered:
-            messages.info(request, "An account with this email address now exists. Sign in to add the order.")
+            messages.info(
+                request, "An account with this email address now exists. Sign in to add the order."
+            )
             return redirect(f"{reverse('accounts:login')}?{urlencode({'next': here})}")
         AccountAdapter(request).login(request, user)  # signs in and brings the cart along
         return _attach(request, order, user)
-    return render(request, "accounts/claim_order.html", {"order": order, "form": form, "set_password": True})
+    return render(
+        request, "accounts/claim_order.html", {"order": order, "form": form, "set_password": True}
+    )

@@ -15,6 +15,7 @@ One command (``bench/run.sh`` or ``.venv/bin/python bench/bench.py``):
 
 Pages that do not exist yet (404) are skipped and reported as such. Only 127.0.0.1 is contacted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ class Page:
     path: str
     method: str = "GET"
     body: str = ""
-    session: str = "anonymous"  # "anonymous", "customer" (logged in, one cart line), "new" (CSRF only)
+    session: str = (
+        "anonymous"  # "anonymous", "customer" (logged in, one cart line), "new" (CSRF only)
+    )
     catalog: str = "demo"
     status: int | None = None
     skipped: str = ""
@@ -62,32 +65,66 @@ def log(message: str) -> None:
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:
     """The database and Redis the benchmark uses (shared with ``bench/cpu.py``)."""
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                        help="a Redis database used only by the benchmark (it is flushed)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"
+        ),
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        help="a Redis database used only by the benchmark (it is flushed)",
+    )
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_store_args(parser)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8107)))
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers (2 x cores)")
-    parser.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8107")))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="gunicorn workers (2 x cores)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=0, help="concurrent connections (default 2 x workers)"
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per page")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per page, not measured")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of warm-up per page, not measured"
+    )
     parser.add_argument("--products", type=int, default=10_000, help="size of the large catalog")
     parser.add_argument("--tiers-per-product", type=int, default=10)
-    parser.add_argument("--skip-large", action="store_true", help="do not generate the large catalog")
-    parser.add_argument("--no-page-cache", action="store_true",
-                        help="CATALOG_PAGE_CACHE=0: every catalog page rendered afresh (the cache-miss path)")
-    parser.add_argument("--gzip", action="store_true",
-                        help="send Accept-Encoding: gzip as browsers do (catalog pages then answer compressed)")
-    parser.add_argument("--large-only", action="store_true",
-                        help="measure only the large catalog, reusing it if the database already holds it")
-    parser.add_argument("--pages", default="",
-                        help="only these pages (comma-separated name prefixes, e.g. 'cart,checkout'); the ceiling always")
-    parser.add_argument("--json", type=Path, default=VAR / "results.json", help="where to write the figures")
+    parser.add_argument(
+        "--skip-large", action="store_true", help="do not generate the large catalog"
+    )
+    parser.add_argument(
+        "--no-page-cache",
+        action="store_true",
+        help="CATALOG_PAGE_CACHE=0: every catalog page rendered afresh (the cache-miss path)",
+    )
+    parser.add_argument(
+        "--gzip",
+        action="store_true",
+        help="send Accept-Encoding: gzip as browsers do (catalog pages then answer compressed)",
+    )
+    parser.add_argument(
+        "--large-only",
+        action="store_true",
+        help="measure only the large catalog, reusing it if the database already holds it",
+    )
+    parser.add_argument(
+        "--pages",
+        default="",
+        help="only these pages (comma-separated name prefixes, e.g. 'cart,checkout'); the ceiling always",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=VAR / "results.json", help="where to write the figures"
+    )
     return parser.parse_args()
 
 
@@ -128,8 +165,15 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
@@ -156,12 +200,28 @@ def flush_redis(url: str) -> None:
 def start_gunicorn(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     VAR.mkdir(parents=True, exist_ok=True)
-    log_file = open(VAR / "gunicorn.log", "w")
-    proc = subprocess.Popen(
-        [str(gunicorn), "pharmacy.wsgi:application", "--bind", f"{HOST}:{args.port}", "--workers", str(args.workers),
-         "--timeout", "30", "--log-level", "warning"],
-        cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(
+        VAR / "gunicorn.log", "w"
+    ) as log_file:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [
+                str(gunicorn),
+                "pharmacy.wsgi:application",
+                "--bind",
+                f"{HOST}:{args.port}",
+                "--workers",
+                str(args.workers),
+                "--timeout",
+                "30",
+                "--log-level",
+                "warning",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://{HOST}:{args.port}"
     for _ in range(150):
         if proc.poll() is not None:
@@ -202,7 +262,8 @@ def pick_orderable_tier() -> int | None:
     from catalog.models import LegalClass, PackageTier
 
     tiers = PackageTier.objects.filter(
-        is_active=True, dosage__product__is_published=True,
+        is_active=True,
+        dosage__product__is_published=True,
         dosage__product__legal_class__in=[LegalClass.GENERAL_SALE, LegalClass.PHARMACY],
     ).order_by("dosage__product__slug", "id")
     tier = tiers.exclude(dosage__product__slug__startswith="bench-").first() or tiers.first()
@@ -217,8 +278,9 @@ def customer_session_cookie() -> str:
     User = get_user_model()
     user = User.objects.filter(email=BENCH_EMAIL).first()
     if user is None:
-        user = User.objects.create_user(email=BENCH_EMAIL, password=BENCH_PASSWORD, first_name="Bench",
-                                        last_name="Customer")
+        user = User.objects.create_user(
+            email=BENCH_EMAIL, password=BENCH_PASSWORD, first_name="Bench", last_name="Customer"
+        )
     client = Client()
     client.force_login(user)
     from django.conf import settings
@@ -226,7 +288,9 @@ def customer_session_cookie() -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-def count_queries(page: Page, cookies: dict[str, str]) -> tuple[int, float, list[tuple[float, str]]]:
+def count_queries(
+    page: Page, cookies: dict[str, str]
+) -> tuple[int, float, list[tuple[float, str]]]:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -239,7 +303,9 @@ def count_queries(page: Page, cookies: dict[str, str]) -> tuple[int, float, list
             client.post(page.path, data=dict(urllib.parse.parse_qsl(page.body)))
         else:
             client.get(page.path)
-    timed = sorted(((float(q["time"]) * 1000, q["sql"]) for q in captured.captured_queries), reverse=True)
+    timed = sorted(
+        ((float(q["time"]) * 1000, q["sql"]) for q in captured.captured_queries), reverse=True
+    )
     return len(timed), sum(t for t, _ in timed), timed
 
 
@@ -261,16 +327,44 @@ def profile_requests(request, count: int, top: int) -> None:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def run_wrk(base: str, page: Page, *, seconds: int, connections: int, cookie: str, csrf: str,
-            accept_encoding: str = "", timeout_s: int = 5) -> dict:
-    env = {**os.environ, "BENCH_METHOD": page.method, "BENCH_BODY": page.body, "BENCH_COOKIE": cookie,
-           "BENCH_CSRF": csrf, "BENCH_ACCEPT_ENCODING": accept_encoding}
+def run_wrk(
+    base: str,
+    page: Page,
+    *,
+    seconds: int,
+    connections: int,
+    cookie: str,
+    csrf: str,
+    accept_encoding: str = "",
+    timeout_s: int = 5,
+) -> dict:
+    env = {
+        **os.environ,
+        "BENCH_METHOD": page.method,
+        "BENCH_BODY": page.body,
+        "BENCH_COOKIE": cookie,
+        "BENCH_CSRF": csrf,
+        "BENCH_ACCEPT_ENCODING": accept_encoding,
+    }
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout_s}s", "-s", str(BENCH_DIR / "report.lua"),
-         base + page.path],
-        env=env, capture_output=True, text=True, timeout=seconds + 60,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            f"{timeout_s}s",
+            "-s",
+            str(BENCH_DIR / "report.lua"),
+            base + page.path,
+        ],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
     )
-    match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.M)
+    match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.MULTILINE)
     if not match:
         raise SystemExit(f"wrk failed for {page.path}:\n{result.stdout}\n{result.stderr}")
     data = json.loads(match.group(1))
@@ -290,12 +384,21 @@ def cookie_header(cookies: dict[str, str]) -> str:
 
 def probe(base: str, page: Page, cookies: dict[str, str]) -> int:
     headers = {"X-CSRFToken": cookies.get("csrftoken", ""), "Referer": base + "/"}
-    response = requests.request(page.method, base + page.path, data=page.body or None, cookies=cookies,
-                                headers=headers, allow_redirects=False, timeout=10)
+    response = requests.request(
+        page.method,
+        base + page.path,
+        data=page.body or None,
+        cookies=cookies,
+        headers=headers,
+        allow_redirects=False,
+        timeout=10,
+    )
     return response.status_code
 
 
-def measure(base: str, pages: list[Page], sessions: dict, args: argparse.Namespace, connections: int) -> None:
+def measure(
+    base: str, pages: list[Page], sessions: dict, args: argparse.Namespace, connections: int
+) -> None:
     for page in pages:
         cookies = session_for(page, sessions)
         page.status = probe(base, page, cookies)
@@ -309,8 +412,12 @@ def measure(base: str, pages: list[Page], sessions: dict, args: argparse.Namespa
             log(f"skip {page.name} ({page.path}): {page.skipped}")
             continue
         log(f"measure {page.name} {page.method} {page.path} (status {page.status})")
-        kwargs = dict(connections=connections, cookie=cookie_header(cookies), csrf=cookies.get("csrftoken", ""),
-                      accept_encoding="gzip, deflate, br" if getattr(args, "gzip", False) else "")
+        kwargs = {
+            "connections": connections,
+            "cookie": cookie_header(cookies),
+            "csrf": cookies.get("csrftoken", ""),
+            "accept_encoding": "gzip, deflate, br" if getattr(args, "gzip", False) else "",
+        }
         if args.warmup:
             run_wrk(base, page, seconds=args.warmup, **kwargs)
         page.result = run_wrk(base, page, seconds=args.duration, **kwargs)
@@ -332,7 +439,9 @@ def print_table(pages: list[Page]) -> str:
     for p in pages:
         request = f"{p.method} {p.path}"
         if p.skipped:
-            lines.append(f"| {p.name} | {p.catalog} | `{request}` | skipped: {p.skipped} | | | | | | |")
+            lines.append(
+                f"| {p.name} | {p.catalog} | `{request}` | skipped: {p.skipped} | | | | | | |"
+            )
             continue
         r = p.result
         ratio = f"{r['rps'] / ceiling:.2f}" if ceiling else ""
@@ -355,7 +464,9 @@ def main() -> None:
     env = server_env(args)
     VAR.mkdir(parents=True, exist_ok=True)
 
-    log(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    log(
+        f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
     ensure_database(args.database_url)
     flush_redis(args.redis_url)
     log("migrate, catalog, collectstatic")
@@ -384,7 +495,10 @@ def main() -> None:
         except NoReverseMatch:
             return None
 
-    product = Product.objects.published().filter(slug="baclofen").first() or Product.objects.published().first()
+    product = (
+        Product.objects.published().filter(slug="baclofen").first()
+        or Product.objects.published().first()
+    )
     tier_id = pick_orderable_tier()
     customer_cookie = customer_session_cookie()
 
@@ -400,9 +514,18 @@ def main() -> None:
         add_path = url("cart:add") or "/cart/add/"
         add_body = urllib.parse.urlencode({"tier_id": tier_id or 0, "packages": 1})
         if tier_id:
-            requests.post(base + add_path, data=add_body, cookies=customer, allow_redirects=False, timeout=10,
-                          headers={"X-CSRFToken": csrf, "Referer": base + "/",
-                                   "Content-Type": "application/x-www-form-urlencoded"})
+            requests.post(
+                base + add_path,
+                data=add_body,
+                cookies=customer,
+                allow_redirects=False,
+                timeout=10,
+                headers={
+                    "X-CSRFToken": csrf,
+                    "Referer": base + "/",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
         sessions = {"anonymous": {}, "new": {"csrftoken": csrf}, "customer": customer}
 
         pages = [
@@ -412,18 +535,31 @@ def main() -> None:
             Page("search", (url("catalog:product_list") or "/products/") + "?q=pain"),
             Page("product", product.get_absolute_url() if product else "/products/baclofen/"),
             Page("home (signed in, cart)", url("catalog:home") or "/", session="customer"),
-            Page("listing (signed in, cart)", url("catalog:product_list") or "/products/", session="customer"),
-            Page("product (signed in, cart)", product.get_absolute_url() if product else "/products/baclofen/",
-                 session="customer"),
-            Page("add to cart (new visitor)", add_path, method="POST", body=add_body, session="new"),
+            Page(
+                "listing (signed in, cart)",
+                url("catalog:product_list") or "/products/",
+                session="customer",
+            ),
+            Page(
+                "product (signed in, cart)",
+                product.get_absolute_url() if product else "/products/baclofen/",
+                session="customer",
+            ),
+            Page(
+                "add to cart (new visitor)", add_path, method="POST", body=add_body, session="new"
+            ),
             Page("cart (1 line)", url("cart:detail") or "/cart/", session="customer"),
-            Page("checkout (signed in)", url("orders:checkout") or "/checkout/", session="customer"),
+            Page(
+                "checkout (signed in)", url("orders:checkout") or "/checkout/", session="customer"
+            ),
         ]
         for page in pages:
             page.catalog = demo
         if args.pages:
             wanted = [w.strip() for w in args.pages.split(",") if w.strip()]
-            pages = [p for p in pages if p.name == "ceiling" or any(p.name.startswith(w) for w in wanted)]
+            pages = [
+                p for p in pages if p.name == "ceiling" or any(p.name.startswith(w) for w in wanted)
+            ]
         if args.large_only:
             pages = [pages[0]]  # the ceiling only
         measure(base, pages, sessions, args, connections)
@@ -436,10 +572,21 @@ def main() -> None:
                 log(f"generating {args.products} products x {args.tiers_per_product} tiers")
                 started = time.perf_counter()
                 manage(env, "generate_catalog", "--delete")
-                out = manage(env, "generate_catalog", "--products", str(args.products),
-                             "--tiers-per-product", str(args.tiers_per_product))
+                out = manage(
+                    env,
+                    "generate_catalog",
+                    "--products",
+                    str(args.products),
+                    "--tiers-per-product",
+                    str(args.tiers_per_product),
+                )
                 log(out.strip() + f" (command total {time.perf_counter() - started:.1f}s)")
-            manage(env, "shell", "-c", "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')")
+            manage(
+                env,
+                "shell",
+                "-c",
+                "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')",
+            )
             listing = url("catalog:product_list") or "/products/"
             last_page = -(-args.products // 24)
             large = [
@@ -447,11 +594,23 @@ def main() -> None:
                 Page("listing, page 200", listing + "?page=200"),
                 Page(f"listing, page {last_page} (last)", listing + f"?page={last_page}"),
                 Page("search (common word)", listing + "?q=migraine"),
-                Page("search (one product)", listing + "?q=" + urllib.parse.quote(
-                    Product.objects.filter(slug__startswith="bench-").order_by("slug").last().name)),
+                Page(
+                    "search (one product)",
+                    listing
+                    + "?q="
+                    + urllib.parse.quote(
+                        Product.objects.filter(slug__startswith="bench-")
+                        .order_by("slug")
+                        .last()
+                        .name
+                    ),
+                ),
                 Page(f"category ({args.products:,} products)", listing + "?category=benchmark"),
                 Page("price sort", listing + "?sort=price"),
-                Page(f"price sort, page {last_page} (last)", listing + f"?sort=price&page={last_page}"),
+                Page(
+                    f"price sort, page {last_page} (last)",
+                    listing + f"?sort=price&page={last_page}",
+                ),
             ]
             for page in large:
                 page.catalog = f"{args.products:,} products"
@@ -461,8 +620,10 @@ def main() -> None:
         stop(proc)
 
     load = os.getloadavg()
-    log(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs "
-        "(anything else running on the machine lowers every figure)")
+    log(
+        f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs "
+        "(anything else running on the machine lowers every figure)"
+    )
     log("counting queries in-process (CaptureQueriesContext)")
     analyse_queries(pages, sessions)
     print()
@@ -471,16 +632,39 @@ def main() -> None:
     if measured:
         slowest = min(measured, key=lambda p: p.result["rps"])
         n, total, timed = count_queries(slowest, session_for(slowest, sessions))
-        print(f"\nSlowest page: {slowest.name} ({slowest.catalog}) {slowest.path}: {n} queries, {total:.1f} ms of SQL")
+        print(
+            f"\nSlowest page: {slowest.name} ({slowest.catalog}) {slowest.path}: {n} queries, {total:.1f} ms of SQL"
+        )
         for ms, sql in timed[:5]:
             print(f"  {ms:7.1f} ms  {sql[:300]}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "workers": args.workers, "connections": connections, "load_average": load, "duration_s": args.duration, "cpus": os.cpu_count(),
-        "pages": [{"name": p.name, "catalog": p.catalog, "method": p.method, "path": p.path, "status": p.status,
-                   "skipped": p.skipped, "queries": p.queries, "sql_ms": p.sql_ms, **p.result} for p in pages],
-        "table": table,
-    }, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "connections": connections,
+                "load_average": load,
+                "duration_s": args.duration,
+                "cpus": os.cpu_count(),
+                "pages": [
+                    {
+                        "name": p.name,
+                        "catalog": p.catalog,
+                        "method": p.method,
+                        "path": p.path,
+                        "status": p.status,
+                        "skipped": p.skipped,
+                        "queries": p.queries,
+                        "sql_ms": p.sql_ms,
+                        **p.result,
+                    }
+                    for p in pages
+                ],
+                "table": table,
+            },
+            indent=2,
+        )
+    )
     log(f"figures written to {args.json}")
 
 

@@ -13,6 +13,7 @@ requests; the *minimum* round is reported (the one least disturbed).
 It migrates the database (created if missing) and loads ``demo_catalog`` when it holds no product.
 The customer is the one ``bench.py`` uses, signed in, with ``--lines`` lines in the cart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,24 +24,45 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the benchmark's settings and helpers)
+import bench  # the benchmark's settings and helpers
 
-PAGES = {"cart": "cart:detail", "checkout": "orders:checkout", "home": "catalog:home", "ceiling": "bench_ceiling",
-         "listing": "catalog:product_list", "search": "catalog:product_list", "product": "catalog:product_detail"}
+PAGES = {
+    "cart": "cart:detail",
+    "checkout": "orders:checkout",
+    "home": "catalog:home",
+    "ceiling": "bench_ceiling",
+    "listing": "catalog:product_list",
+    "search": "catalog:product_list",
+    "product": "catalog:product_detail",
+}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     bench.add_store_args(parser)
-    parser.add_argument("--pages", default="cart,checkout", help=f"comma-separated, of: {', '.join(PAGES)}")
+    parser.add_argument(
+        "--pages", default="cart,checkout", help=f"comma-separated, of: {', '.join(PAGES)}"
+    )
     parser.add_argument("--lines", type=int, default=1, help="lines in the customer's cart")
     parser.add_argument("--requests", type=int, default=200, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--anonymous", action="store_true",
-                        help="as a new visitor: no session, no cookies kept between requests (like wrk)")
-    parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip, as browsers do")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="also profile each page (cProfile) and print its N costliest functions")
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="as a new visitor: no session, no cookies kept between requests (like wrk)",
+    )
+    parser.add_argument(
+        "--gzip", action="store_true", help="send Accept-Encoding: gzip, as browsers do"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile each page (cProfile) and print its N costliest functions",
+    )
     return parser.parse_args()
 
 
@@ -69,24 +91,37 @@ def main() -> None:
     CartLine.objects.filter(cart__user=user).delete()
     client = Client()
     client.force_login(user)
-    tiers = PackageTier.objects.filter(
-        is_active=True, dosage__product__is_published=True,
-        dosage__product__legal_class__in=[LegalClass.GENERAL_SALE, LegalClass.PHARMACY],
-    ).exclude(stock__lt=5).order_by("dosage__product__slug", "id").distinct("dosage__product__slug")[: args.lines]
+    tiers = (
+        PackageTier.objects.filter(
+            is_active=True,
+            dosage__product__is_published=True,
+            dosage__product__legal_class__in=[LegalClass.GENERAL_SALE, LegalClass.PHARMACY],
+        )
+        .exclude(stock__lt=5)
+        .order_by("dosage__product__slug", "id")
+        .distinct("dosage__product__slug")[: args.lines]
+    )
     for tier in tiers:
         response = client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": 1})
         assert response.status_code == 302, response.status_code
 
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
-          f"{len(tiers)} cart line(s); min of {args.rounds} rounds x {args.requests} requests")
+    print(
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+        f"{len(tiers)} cart line(s); min of {args.rounds} rounds x {args.requests} requests"
+    )
     if args.anonymous:
         client = Client()
-    baclofen = Product.objects.filter(slug="baclofen").first() or Product.objects.filter(is_published=True).first()
+    baclofen = (
+        Product.objects.filter(slug="baclofen").first()
+        or Product.objects.filter(is_published=True).first()
+    )
 
     def get(path):
         if args.anonymous:
             client.cookies.clear()  # wrk sends no cookie: every request is a first visit
-        return client.get(path, **({"HTTP_ACCEPT_ENCODING": "gzip, deflate, br"} if args.gzip else {}))
+        return client.get(
+            path, **({"HTTP_ACCEPT_ENCODING": "gzip, deflate, br"} if args.gzip else {})
+        )
 
     for name in args.pages.split(","):
         if name == "product":
@@ -102,10 +137,12 @@ def main() -> None:
             for _ in range(args.requests):
                 get(path)
             rounds.append((time.process_time() - started) / args.requests * 1000)
-        print(f"{name:10} {path:12} CPU per request: min {min(rounds):.2f} ms "
-              f"(rounds: {', '.join(f'{r:.2f}' for r in rounds)}); {len(response.content):,} bytes")
+        print(
+            f"{name:10} {path:12} CPU per request: min {min(rounds):.2f} ms "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in rounds)}); {len(response.content):,} bytes"
+        )
         if args.profile:
-            bench.profile_requests(lambda: get(path), args.requests, args.profile)
+            bench.profile_requests(lambda path=path: get(path), args.requests, args.profile)
 
 
 if __name__ == "__main__":

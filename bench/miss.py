@@ -17,6 +17,7 @@ plan's top lines). ``--profile N`` adds a cProfile of each page (N costliest fun
 The database must already hold the generated catalog (``bench/run.sh --large-only --products
 100000`` or ``manage.py generate_catalog --products 100000 --tiers-per-product 10``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the benchmark's settings and helpers)
+import bench  # the benchmark's settings and helpers
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     bench.add_store_args(parser)
-    parser.add_argument("--requests", type=int, default=30, help="measured requests per page and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; CPU is the least disturbed round's mean")
-    parser.add_argument("--pages", default="", help="only pages whose name starts with one of these (comma-separated)")
-    parser.add_argument("--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) every query of each page")
-    parser.add_argument("--plan-lines", type=int, default=6, help="plan lines shown per query with --explain")
-    parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile each page, N functions")
+    parser.add_argument(
+        "--requests", type=int, default=30, help="measured requests per page and round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds; CPU is the least disturbed round's mean"
+    )
+    parser.add_argument(
+        "--pages",
+        default="",
+        help="only pages whose name starts with one of these (comma-separated)",
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) every query of each page"
+    )
+    parser.add_argument(
+        "--plan-lines", type=int, default=6, help="plan lines shown per query with --explain"
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="cProfile each page, N functions"
+    )
     parser.add_argument("--migrate", action="store_true", help="run migrate first")
     return parser.parse_args()
 
@@ -56,19 +73,24 @@ def pages() -> list[tuple[str, str]]:
     products = Product.objects.filter(slug__startswith="bench-").count()
     last_page = -(-products // 24)
     last_name = Product.objects.filter(slug__startswith="bench-").order_by("slug").last().name
-    return [
-        ("listing", listing),
-        ("listing, page 200", listing + "?page=200"),
-        (f"listing, page {last_page} (last)", listing + f"?page={last_page}"),
-        ("search (common word)", listing + "?q=migraine"),
-        ("search (one product)", listing + "?q=" + urllib.parse.quote(last_name)),
-        (f"category ({products:,} products)", listing + "?category=benchmark"),
-        ("price sort", listing + "?sort=price"),
-        (f"price sort, page {last_page} (last)", listing + f"?sort=price&page={last_page}"),
-    ] + [  # not in bench.py: the smallest category (a seek, not a scan, in a large catalog) and home
-        (f"category ({c.n:,} products)", listing + "?category=" + urllib.parse.quote(c.slug))
-        for c in Category.objects.annotate(n=Count("products")).order_by("n", "pk")[:1] if c.n < products
-    ] + [("home", reverse("catalog:home"))]
+    return (
+        [
+            ("listing", listing),
+            ("listing, page 200", listing + "?page=200"),
+            (f"listing, page {last_page} (last)", listing + f"?page={last_page}"),
+            ("search (common word)", listing + "?q=migraine"),
+            ("search (one product)", listing + "?q=" + urllib.parse.quote(last_name)),
+            (f"category ({products:,} products)", listing + "?category=benchmark"),
+            ("price sort", listing + "?sort=price"),
+            (f"price sort, page {last_page} (last)", listing + f"?sort=price&page={last_page}"),
+        ]
+        + [  # not in bench.py: the smallest category (a seek, not a scan, in a large catalog) and home
+            (f"category ({c.n:,} products)", listing + "?category=" + urllib.parse.quote(c.slug))
+            for c in Category.objects.annotate(n=Count("products")).order_by("n", "pk")[:1]
+            if c.n < products
+        ]
+        + [("home", reverse("catalog:home"))]
+    )
 
 
 def explain(sql: str, params, *, lines: int) -> tuple[float, float, list[str]]:
@@ -78,8 +100,12 @@ def explain(sql: str, params, *, lines: int) -> tuple[float, float, list[str]]:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
         plan = [row[0] for row in cursor.fetchall()]
-    planning = next((float(p.split(":")[1].split()[0]) for p in plan if p.startswith("Planning Time")), 0.0)
-    execution = next((float(p.split(":")[1].split()[0]) for p in plan if p.startswith("Execution Time")), 0.0)
+    planning = next(
+        (float(p.split(":")[1].split()[0]) for p in plan if p.startswith("Planning Time")), 0.0
+    )
+    execution = next(
+        (float(p.split(":")[1].split()[0]) for p in plan if p.startswith("Execution Time")), 0.0
+    )
     return planning, execution, plan[:lines]
 
 
@@ -110,15 +136,21 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    assert not settings.CATALOG_PAGE_CACHE, "the page cache must be off: this measures the miss path"
+    assert not settings.CATALOG_PAGE_CACHE, (
+        "the page cache must be off: this measures the miss path"
+    )
     client = Client()
     chosen = pages()
     if args.pages:
         wanted = [w.strip() for w in args.pages.split(",") if w.strip()]
         chosen = [p for p in chosen if any(p[0].startswith(w) for w in wanted)]
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
-          f"{args.requests} requests per page, page cache off")
-    print(f"{'page':28} {'p50 ms':>7} {'p90 ms':>7} {'CPU ms':>7} {'queries':>7} {'SQL ms':>7} {'bytes':>8}  path")
+    print(
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+        f"{args.requests} requests per page, page cache off"
+    )
+    print(
+        f"{'page':28} {'p50 ms':>7} {'p90 ms':>7} {'CPU ms':>7} {'queries':>7} {'SQL ms':>7} {'bytes':>8}  path"
+    )
     for name, path in chosen:
         for _ in range(3):  # warm-up: memos, template loader, connection
             response = client.get(path)
@@ -136,19 +168,23 @@ def main() -> None:
             response = client.get(path)
         sql_ms = sum(q[2] for q in recorder.queries)
         walls.sort()
-        print(f"{name:28} {statistics.median(walls):7.1f} {walls[int(len(walls) * 0.9) - 1]:7.1f} "
-              f"{min(rounds):7.2f} {len(recorder.queries):7d} {sql_ms:7.1f} {len(response.content):8,}  {path}")
+        print(
+            f"{name:28} {statistics.median(walls):7.1f} {walls[int(len(walls) * 0.9) - 1]:7.1f} "
+            f"{min(rounds):7.2f} {len(recorder.queries):7d} {sql_ms:7.1f} {len(response.content):8,}  {path}"
+        )
         if args.explain:
             for sql, params, ms in recorder.queries:
                 if not sql.lstrip().upper().startswith("SELECT"):
                     continue
                 planning, execution, plan = explain(sql, params, lines=args.plan_lines)
-                print(f"    {ms:6.2f} ms from Django; EXPLAIN: planning {planning:.2f} + execution {execution:.2f} ms: "
-                      f"{sql[:160]}")
+                print(
+                    f"    {ms:6.2f} ms from Django; EXPLAIN: planning {planning:.2f} + execution {execution:.2f} ms: "
+                    f"{sql[:160]}"
+                )
                 for line in plan:
                     print(f"        {line}")
         if args.profile:
-            bench.profile_requests(lambda: client.get(path), args.requests, args.profile)
+            bench.profile_requests(lambda path=path: client.get(path), args.requests, args.profile)
 
 
 if __name__ == "__main__":

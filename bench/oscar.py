@@ -17,6 +17,7 @@
 
 Not part of the test suite. Only 127.0.0.1 is contacted, apart from pip.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,17 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (bench/bench.py: same server settings, wrk runner and table)
+import bench  # bench/bench.py: same server settings, wrk runner and table
 
-OSCAR_REQUIREMENTS = ["django-oscar>=4,<5", "sorl-thumbnail>=12", "whoosh>=2.7", "gunicorn>=22", "psycopg[binary]>=3.1"]
+OSCAR_REQUIREMENTS = [
+    "django-oscar>=4,<5",
+    "sorl-thumbnail>=12",
+    "whoosh>=2.7",
+    "gunicorn>=22",
+    "psycopg[binary]>=3.1",
+]
 
-SETTINGS = '''
+SETTINGS = """
 import os
 from oscar.defaults import *  # noqa: F401,F403
 
@@ -109,9 +116,9 @@ HAYSTACK_CONNECTIONS = {"default": {
     "PATH": os.path.join(os.path.dirname(__file__), "whoosh_index"),
 }}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
-'''
+"""
 
-URLS = '''
+URLS = """
 from django.apps import apps
 from django.urls import include, path
 
@@ -119,17 +126,17 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include(apps.get_app_config("oscar").urls[0])),
 ]
-'''
+"""
 
-WSGI = '''
+WSGI = """
 import os
 from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 application = get_wsgi_application()
-'''
+"""
 
 # 50 medicines × (3 strengths × 4 pack sizes) = 12 child products each, priced and in stock.
-CATALOG = '''
+CATALOG = """
 from decimal import Decimal
 from oscar.apps.catalogue.categories import create_from_breadcrumbs
 from oscar.core.loading import get_model
@@ -154,13 +161,17 @@ if not Product.objects.exists():
 print("parent products:", Product.objects.filter(structure="parent").count(),
       "children:", Product.objects.filter(structure="child").count())
 print("PRODUCT_URL", Product.objects.filter(structure="parent").order_by("title").first().get_absolute_url())
-'''
+"""
 
 
 def run(cmd: list[str], **kwargs) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, **kwargs)
+    result = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, timeout=1800, **kwargs
+    )
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} … failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd[:4])} … failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result.stdout
 
 
@@ -169,7 +180,9 @@ def build_oscar(root: Path, database: str) -> tuple[Path, dict[str, str]]:
     bench.log(f"Oscar: virtualenv in {venv}")
     run([sys.executable, "-m", "venv", str(venv)])
     run([str(venv / "bin" / "pip"), "install", "-q", *OSCAR_REQUIREMENTS])
-    version = run([str(venv / "bin" / "python"), "-c", "import oscar; print(oscar.get_version())"]).strip()
+    version = run(
+        [str(venv / "bin" / "python"), "-c", "import oscar; print(oscar.get_version())"]
+    ).strip()
     bench.log(f"Oscar {version} installed")
     project = root / "project"
     (project / "shop").mkdir(parents=True)
@@ -190,8 +203,12 @@ def build_oscar(root: Path, database: str) -> tuple[Path, dict[str, str]]:
 
 
 def start(cmd: list[str], *, cwd, env, port: int, log_name: str) -> subprocess.Popen:
-    log_file = open(bench.VAR / log_name, "w")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(
+        bench.VAR / log_name, "w"
+    ) as log_file:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
     for _ in range(300):
         if proc.poll() is not None:
             raise SystemExit(f"server exited; see {bench.VAR / log_name}")
@@ -207,16 +224,38 @@ def start(cmd: list[str], *, cwd, env, port: int, log_name: str) -> subprocess.P
 def gunicorn_args(port: int, workers: int) -> list[str]:
     """The same for both shops (command-line options override this shop's gunicorn.conf.py; with
     threads above 1 gunicorn would turn "sync" into gthread)."""
-    return ["--bind", f"{bench.HOST}:{port}", "--workers", str(workers), "--worker-class", "sync", "--threads", "1",
-            "--timeout", "30", "--max-requests", "0", "--log-level", "warning"]
+    return [
+        "--bind",
+        f"{bench.HOST}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "sync",
+        "--threads",
+        "1",
+        "--timeout",
+        "30",
+        "--max-requests",
+        "0",
+        "--log-level",
+        "warning",
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"
+        ),
+    )
     parser.add_argument("--oscar-database", default="oscar_bench")
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    )
     parser.add_argument("--port", type=int, default=8107)
     parser.add_argument("--oscar-port", type=int, default=8108)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
@@ -244,35 +283,65 @@ def main() -> None:
     bench.manage(env, "generate_catalog", "--delete")
     bench.manage(env, "loaddata", "demo_catalog")
 
-    ours = start([str(Path(sys.executable).with_name("gunicorn")), "pharmacy.wsgi:application",
-                  *gunicorn_args(args.port, args.workers)], cwd=bench.BASE_DIR, env=env, port=args.port,
-                 log_name="gunicorn-side-by-side.log")
-    oscar = start([str(venv / "bin" / "gunicorn"), "shop.wsgi:application", *gunicorn_args(args.oscar_port, args.workers)],
-                  cwd=project, env=oscar_env, port=args.oscar_port, log_name="gunicorn-oscar.log")
+    ours = start(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "pharmacy.wsgi:application",
+            *gunicorn_args(args.port, args.workers),
+        ],
+        cwd=bench.BASE_DIR,
+        env=env,
+        port=args.port,
+        log_name="gunicorn-side-by-side.log",
+    )
+    oscar = start(
+        [
+            str(venv / "bin" / "gunicorn"),
+            "shop.wsgi:application",
+            *gunicorn_args(args.oscar_port, args.workers),
+        ],
+        cwd=project,
+        env=oscar_env,
+        port=args.oscar_port,
+        log_name="gunicorn-oscar.log",
+    )
     try:
-        oscar_base, our_base = f"http://{bench.HOST}:{args.oscar_port}", f"http://{bench.HOST}:{args.port}"
+        oscar_base, our_base = (
+            f"http://{bench.HOST}:{args.oscar_port}",
+            f"http://{bench.HOST}:{args.port}",
+        )
         listing = requests.get(oscar_base + "/catalogue/", timeout=10).text
         if product_path.rstrip("/").rsplit("_", 1)[0] not in listing and "medicine-" not in listing:
             raise SystemExit("Oscar's listing shows no products (search index?)")
         pages = {
-            "product": (bench.Page("product", "/products/baclofen/"), bench.Page("product", product_path)),
+            "product": (
+                bench.Page("product", "/products/baclofen/"),
+                bench.Page("product", product_path),
+            ),
             "listing": (bench.Page("listing", "/products/"), bench.Page("listing", "/catalogue/")),
         }
-        results: dict[str, dict[str, list[dict]]] = {name: {"ours": [], "oscar": []} for name in pages}
+        results: dict[str, dict[str, list[dict]]] = {
+            name: {"ours": [], "oscar": []} for name in pages
+        }
         for round_number in range(args.rounds):
             for name, (our_page, oscar_page) in pages.items():
-                for who, base, page in (("ours", our_base, our_page), ("oscar", oscar_base, oscar_page)):
+                for who, base, page in (
+                    ("ours", our_base, our_page),
+                    ("oscar", oscar_base, oscar_page),
+                ):
                     status = requests.get(base + page.path, timeout=10).status_code
                     if status != 200:
                         raise SystemExit(f"{who} {page.path} answered {status}")
                     # wrk's timeout well above Oscar's slowest answers, so its req/s is a firm figure.
-                    kwargs = dict(connections=connections, cookie="", csrf="", timeout_s=30)
+                    kwargs = {"connections": connections, "cookie": "", "csrf": "", "timeout_s": 30}
                     if args.warmup:
                         bench.run_wrk(base, page, seconds=args.warmup, **kwargs)
                     result = bench.run_wrk(base, page, seconds=args.duration, **kwargs)
                     results[name][who].append(result)
-                    bench.log(f"round {round_number + 1} {name} {who} {page.path}: {result['rps']:.0f} req/s, "
-                              f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
+                    bench.log(
+                        f"round {round_number + 1} {name} {who} {page.path}: {result['rps']:.0f} req/s, "
+                        f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+                    )
     finally:
         bench.stop(ours)
         bench.stop(oscar)
@@ -281,19 +350,34 @@ def main() -> None:
         else:
             bench.log(f"kept {root}")
 
-    print(f"\nThis shop vs django-oscar {oscar_version}: {args.workers} sync gunicorn workers each, wrk -c{connections}, "
-          f"{args.duration} s x {args.rounds} alternated rounds, load at the end "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n")
-    print("| page | this shop req/s | Oscar req/s | ratio | this shop p50 / p99 ms | Oscar p50 / p99 ms | Oscar errors+timeouts |")
+    print(
+        f"\nThis shop vs django-oscar {oscar_version}: {args.workers} sync gunicorn workers each, wrk -c{connections}, "
+        f"{args.duration} s x {args.rounds} alternated rounds, load at the end "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| page | this shop req/s | Oscar req/s | ratio | this shop p50 / p99 ms | Oscar p50 / p99 ms | Oscar errors+timeouts |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, by in results.items():
-        def mean(who, key):
+
+        def mean(who, key, by=by):
             return sum(r[key] for r in by[who]) / len(by[who])
-        failed = sum(r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"] for r in by["oscar"])
-        ratio = f"{mean('ours', 'rps') / mean('oscar', 'rps'):.1f}x" if mean("oscar", "rps") else "n/a"
-        print(f"| {name} | {mean('ours', 'rps'):.0f} | {mean('oscar', 'rps'):.1f} | {ratio} | {mean('ours', 'p50_ms'):.1f} / "
-              f"{mean('ours', 'p99_ms'):.1f} | {mean('oscar', 'p50_ms'):.1f} / {mean('oscar', 'p99_ms'):.1f} | {failed} |")
-    print("\n(wrk gives up on a request after 30 s: an Oscar page slower than that under this load counts as a timeout.)")
+
+        failed = sum(
+            r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"]
+            for r in by["oscar"]
+        )
+        ratio = (
+            f"{mean('ours', 'rps') / mean('oscar', 'rps'):.1f}x" if mean("oscar", "rps") else "n/a"
+        )
+        print(
+            f"| {name} | {mean('ours', 'rps'):.0f} | {mean('oscar', 'rps'):.1f} | {ratio} | {mean('ours', 'p50_ms'):.1f} / "
+            f"{mean('ours', 'p99_ms'):.1f} | {mean('oscar', 'p50_ms'):.1f} / {mean('oscar', 'p99_ms'):.1f} | {failed} |"
+        )
+    print(
+        "\n(wrk gives up on a request after 30 s: an Oscar page slower than that under this load counts as a timeout.)"
+    )
 
 
 if __name__ == "__main__":

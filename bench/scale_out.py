@@ -32,6 +32,7 @@ Standard library only (urllib, threads). Run it against servers that already exi
 It prints a summary (requests and statuses per server, outcomes) and, with ``--json PATH``,
 writes every request and every customer's outcome for a test to check.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,29 +84,44 @@ class Outcome:
     message: str = ""
     card_status: str = ""  # what localstripe answered: requires_capture | declined
     order_page: int | None = None
-    abandoned: list[int] = field(default_factory=list)  # earlier attempts replaced by a new checkout
+    abandoned: list[int] = field(
+        default_factory=list
+    )  # earlier attempts replaced by a new checkout
     servers: list[str] = field(default_factory=list)
 
 
 class Customer:
-    def __init__(self, number: int, servers: list[str], stripe: str, stripe_key: str, hits: list, lock):
+    def __init__(
+        self, number: int, servers: list[str], stripe: str, stripe_key: str, hits: list, lock
+    ):
         self.number = number
-        self._servers = itertools.cycle(servers[number % len(servers):] + servers[: number % len(servers)])
+        self._servers = itertools.cycle(
+            servers[number % len(servers) :] + servers[: number % len(servers)]
+        )
         self.stripe, self.stripe_key = stripe, stripe_key
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
+        )
         self._hits, self._lock = hits, lock
         self.used: list[str] = []
 
     def csrf(self) -> str:
         return next((c.value for c in self.jar if c.name == "csrftoken"), "")
 
-    def request(self, step: str, path: str, *, data: dict | None = None, headers: dict | None = None):
+    def request(
+        self, step: str, path: str, *, data: dict | None = None, headers: dict | None = None
+    ):
         """One request to the next server; returns (status, headers, body text)."""
         server = next(self._servers)
         self.used.append(server)
         body = urllib.parse.urlencode(data).encode() if data is not None else None
-        req = urllib.request.Request(server + path, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
+        req = urllib.request.Request(
+            server + path,
+            data=body,
+            headers=headers or {},
+            method="POST" if body is not None else "GET",
+        )
         started = time.perf_counter()
         try:
             with self.opener.open(req, timeout=TIMEOUT) as response:
@@ -114,7 +130,9 @@ class Customer:
             status, head, text = exc.code, exc.headers, exc.read().decode(errors="replace")
         ms = (time.perf_counter() - started) * 1000
         with self._lock:
-            self._hits.append(Hit(self.number, server, req.get_method(), step, status, round(ms, 1)))
+            self._hits.append(
+                Hit(self.number, server, req.get_method(), step, status, round(ms, 1))
+            )
         return status, head, text
 
     def stripe_call(self, path: str, data: dict) -> tuple[int, dict]:
@@ -210,10 +228,15 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
             data = {
                 "csrfmiddlewaretoken": customer.csrf(),
                 "figures": figures,
-                **checkout_fields(customer.number, rx_tier=tier_id if kind.startswith("rx") else None),
+                **checkout_fields(
+                    customer.number, rx_tier=tier_id if kind.startswith("rx") else None
+                ),
             }
             status, _, text = customer.request(
-                "checkout_post", "/checkout/", data=data, headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()}
+                "checkout_post",
+                "/checkout/",
+                data=data,
+                headers={"Accept": "application/json", "X-CSRFToken": customer.csrf()},
             )
             try:
                 answer = json.loads(text)
@@ -223,7 +246,11 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
                 break
             figures = answer["figures"]
         if status == 400:
-            out.result, out.order_number, out.message = "refused", None, answer.get("message") or text[:200]
+            out.result, out.order_number, out.message = (
+                "refused",
+                None,
+                answer.get("message") or text[:200],
+            )
             return out
         if status != 200 or "client_secret" not in answer:
             out.result, out.message = "error", f"checkout answered {status}: {text[:200]}"
@@ -234,12 +261,20 @@ def shop(customer: Customer, kind: str, product_path: str, tier_id: int) -> Outc
         # Stripe.js: a PaymentMethod from the card typed in, attached to the intent, confirmed.
         code, method = customer.stripe_call(
             "/v1/payment_methods",
-            {"type": "card", "card[number]": card, "card[exp_month]": "12", "card[exp_year]": "2034", "card[cvc]": "123"},
+            {
+                "type": "card",
+                "card[number]": card,
+                "card[exp_month]": "12",
+                "card[exp_year]": "2034",
+                "card[cvc]": "123",
+            },
         )
         if code != 200:
             out.result, out.message = "error", f"localstripe refused the payment method: {method}"
             return out
-        customer.stripe_call(f"/v1/payment_intents/{out.intent_id}", {"payment_method": method["id"]})
+        customer.stripe_call(
+            f"/v1/payment_intents/{out.intent_id}", {"payment_method": method["id"]}
+        )
         code, intent = customer.stripe_call(f"/v1/payment_intents/{out.intent_id}/confirm", {})
         out.card_status = intent.get("status", "") if code == 200 else "declined"
         if out.card_status == "requires_capture":
@@ -267,7 +302,9 @@ def plan(args) -> list[tuple[str, str, int]]:
     jobs += [("rx_away", *_product(args.rx_tier))] * args.rx_away
     rest = args.orders - len(jobs)
     if rest < 0:
-        raise SystemExit("--orders must be at least --stock-attempts + --retry + --declined + --rx + --rx-away")
+        raise SystemExit(
+            "--orders must be at least --stock-attempts + --retry + --declined + --rx + --rx-away"
+        )
     jobs += [("open", *_product(args.open_tier))] * rest
     random.Random(args.seed).shuffle(jobs)
     return jobs
@@ -284,13 +321,23 @@ def run(args) -> dict:
         try:
             return shop(customer, kind, path, tier)
         except Exception as exc:  # noqa: BLE001 - a timeout or reset is an outcome to report
-            return Outcome(customer=number, kind=kind, result="error", message=f"{type(exc).__name__}: {exc}", servers=customer.used)
+            return Outcome(
+                customer=number,
+                kind=kind,
+                result="error",
+                message=f"{type(exc).__name__}: {exc}",
+                servers=customer.used,
+            )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
         outcomes = list(pool.map(one, enumerate(jobs)))
     elapsed = time.perf_counter() - started
-    return {"elapsed_s": round(elapsed, 2), "hits": [asdict(h) for h in hits], "outcomes": [asdict(o) for o in outcomes]}
+    return {
+        "elapsed_s": round(elapsed, 2),
+        "hits": [asdict(h) for h in hits],
+        "outcomes": [asdict(o) for o in outcomes],
+    }
 
 
 def summary(result: dict) -> str:
@@ -300,14 +347,20 @@ def summary(result: dict) -> str:
     for hit in hits:
         per_server[hit["server"]][hit["status"]] += 1
     for server, statuses in sorted(per_server.items()):
-        lines.append(f"  {server}: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
+        lines.append(
+            f"  {server}: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}"
+        )
     placed_on = collections.Counter(
         hit["server"] for hit in hits if hit["step"] == "checkout_post" and hit["status"] == 200
     )
-    lines.append(f"  checkouts accepted (orders created) per server: {dict(sorted(placed_on.items()))}")
+    lines.append(
+        f"  checkouts accepted (orders created) per server: {dict(sorted(placed_on.items()))}"
+    )
     by_kind = collections.defaultdict(collections.Counter)
     for out in outcomes:
-        by_kind[out["kind"]][out["result"] + (f"/{out['card_status']}" if out["card_status"] else "")] += 1
+        by_kind[out["kind"]][
+            out["result"] + (f"/{out['card_status']}" if out["card_status"] else "")
+        ] += 1
     for kind, counts in sorted(by_kind.items()):
         lines.append(f"  {kind}: {dict(sorted(counts.items()))}")
     refusals = collections.Counter(out["message"] for out in outcomes if out["result"] == "refused")
@@ -324,18 +377,45 @@ def summary(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", action="append", required=True, help="a web server's base URL (give two or more)")
+    parser.add_argument(
+        "--server",
+        action="append",
+        required=True,
+        help="a web server's base URL (give two or more)",
+    )
     parser.add_argument("--stripe", required=True, help="localstripe's base URL")
-    parser.add_argument("--stripe-key", default="sk_test_scale_out", help="key the 'browser' sends to localstripe")
-    parser.add_argument("--stock-tier", required=True, help="PRODUCT_PATH#TIER_ID of a stock-tracked general-sale pack")
-    parser.add_argument("--open-tier", required=True, help="PRODUCT_PATH#TIER_ID of a general-sale pack without stock count")
-    parser.add_argument("--rx-tier", required=True, help="PRODUCT_PATH#TIER_ID of a prescription pack")
+    parser.add_argument(
+        "--stripe-key", default="sk_test_scale_out", help="key the 'browser' sends to localstripe"
+    )
+    parser.add_argument(
+        "--stock-tier",
+        required=True,
+        help="PRODUCT_PATH#TIER_ID of a stock-tracked general-sale pack",
+    )
+    parser.add_argument(
+        "--open-tier",
+        required=True,
+        help="PRODUCT_PATH#TIER_ID of a general-sale pack without stock count",
+    )
+    parser.add_argument(
+        "--rx-tier", required=True, help="PRODUCT_PATH#TIER_ID of a prescription pack"
+    )
     parser.add_argument("--orders", type=int, default=70, help="checkout attempts in all")
     parser.add_argument("--stock-attempts", type=int, default=40)
-    parser.add_argument("--retry", type=int, default=4, help="customers paying for a tracked pack again after a declined card")
+    parser.add_argument(
+        "--retry",
+        type=int,
+        default=4,
+        help="customers paying for a tracked pack again after a declined card",
+    )
     parser.add_argument("--declined", type=int, default=6)
     parser.add_argument("--rx", type=int, default=10)
-    parser.add_argument("--rx-away", type=int, default=0, help="prescription customers who never open the order page")
+    parser.add_argument(
+        "--rx-away",
+        type=int,
+        default=0,
+        help="prescription customers who never open the order page",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--json", help="write every request and outcome here")
@@ -346,7 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle)
-    bad = [h for h in result["hits"] if h["status"] >= 500] or [o for o in result["outcomes"] if o["result"] == "error"]
+    bad = [h for h in result["hits"] if h["status"] >= 500] or [
+        o for o in result["outcomes"] if o["result"] == "error"
+    ]
     return 1 if bad else 0
 
 

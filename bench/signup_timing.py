@@ -15,6 +15,7 @@ that the machine's load falls on both alike. Prints the median of each and their
     .venv/bin/python bench/signup_timing.py --database-url postgres://postgres@127.0.0.1:5432/pharmacy_bench_signup
     .venv/bin/python bench/signup_timing.py --runs allauth    # allauth's own form (before the fix)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (the benchmark's settings and helpers)
+import bench  # the benchmark's settings and helpers
 
 PASSWORD = "Plum-orchard-1987-lantern"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     bench.add_store_args(parser)
     parser.add_argument("--tries", type=int, default=30, help="sign-ups of each kind")
-    parser.add_argument("--runs", default="shop",
-                        help="comma-separated, of: shop (the shop's form), allauth (allauth's own form, which "
-                        "skips the hash for a taken address: before issue 22), rest (the shop's form with a fast "
-                        "hasher: the work besides the hash)")
+    parser.add_argument(
+        "--runs",
+        default="shop",
+        help="comma-separated, of: shop (the shop's form), allauth (allauth's own form, which "
+        "skips the hash for a taken address: before issue 22), rest (the shop's form with a fast "
+        "hasher: the work besides the hash)",
+    )
     return parser.parse_args()
 
 
@@ -48,7 +54,9 @@ def sign_up(email: str, address: str) -> float:
 
     client = Client(REMOTE_ADDR=address)
     started = time.perf_counter()
-    response = client.post(reverse("accounts:signup"), {"email": email, "password1": PASSWORD, "password2": PASSWORD})
+    response = client.post(
+        reverse("accounts:signup"), {"email": email, "password1": PASSWORD, "password2": PASSWORD}
+    )
     elapsed = time.perf_counter() - started
     assert response.status_code == 302, (email, response.status_code)
     return elapsed
@@ -76,8 +84,10 @@ def measure(tries: int, run: str) -> tuple[float, float]:
 
 
 def report(label: str, taken: float, new: float) -> None:
-    print(f"{label:<34} taken address {taken * 1000:7.1f} ms   new address {new * 1000:7.1f} ms   "
-          f"ratio {taken / new:.2f}")
+    print(
+        f"{label:<34} taken address {taken * 1000:7.1f} ms   new address {new * 1000:7.1f} ms   "
+        f"ratio {taken / new:.2f}"
+    )
 
 
 def main() -> None:
@@ -97,12 +107,17 @@ def main() -> None:
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     import os
 
-    print(f"{args.tries} sign-ups of each kind; hasher {get_hasher().algorithm} "
-          f"({get_hasher().iterations} iterations); load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"{args.tries} sign-ups of each kind; hasher {get_hasher().algorithm} "
+        f"({get_hasher().iterations} iterations); load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     runs = {
         "shop": ("shop's form (same work)", {}),
         "allauth": ("allauth's form (before issue 22)", {"ACCOUNT_FORMS": {}}),
-        "rest": ("shop's form, all but the hash", {"PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"]}),
+        "rest": (
+            "shop's form, all but the hash",
+            {"PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"]},
+        ),
     }
     for run in args.runs.split(","):
         label, changed = runs[run]

@@ -10,6 +10,7 @@ of them wait on Stripe, the home page and the product list are fetched one after
 
 The database is created and migrated if needed; the script takes about 40 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ os.environ.pop("REDIS_URL", None)  # database sessions: the carts made here are 
 
 
 def ensure_database(url: str) -> None:
-    import psycopg
     from urllib.parse import urlsplit
+
+    import psycopg
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
@@ -49,7 +51,14 @@ def timed_get(session, url: str) -> float:
 def run(label: str, gunicorn_args: tuple[str, ...], tier, args, tmp: Path) -> None:
     import requests
 
-    from tests.live_gunicorn import Gunicorn, SilentServer, checkout_form, customer_with_cart, post_checkout, server_env
+    from tests.live_gunicorn import (
+        Gunicorn,
+        SilentServer,
+        checkout_form,
+        customer_with_cart,
+        post_checkout,
+        server_env,
+    )
 
     stripe_api = SilentServer()
     env = server_env(STRIPE_API_BASE=stripe_api.base, WEB_CONCURRENCY=str(args.workers))
@@ -62,12 +71,17 @@ def run(label: str, gunicorn_args: tuple[str, ...], tier, args, tmp: Path) -> No
         idle = [timed_get(visitor, page) for _ in range(args.rounds) for page in pages]
         forms = [checkout_form(customer, server.base) for customer in customers]
         outcomes: list[dict] = [{} for _ in customers]
-        threads = [threading.Thread(target=post_checkout, args=(c, server.base, f, o))
-                   for c, f, o in zip(customers, forms, outcomes)]
+        threads = [
+            threading.Thread(target=post_checkout, args=(c, server.base, f, o))
+            for c, f, o in zip(customers, forms, outcomes)
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()
-        while len(stripe_api.accepted) < min(args.stuck, args.workers) and time.monotonic() - started < 10:
+        while (
+            len(stripe_api.accepted) < min(args.stuck, args.workers)
+            and time.monotonic() - started < 10
+        ):
             time.sleep(0.01)
         stuck = [timed_get(visitor, page) for _ in range(args.rounds) for page in pages]
         waiting = sum(1 for outcome in outcomes if not outcome)
@@ -75,11 +89,14 @@ def run(label: str, gunicorn_args: tuple[str, ...], tier, args, tmp: Path) -> No
             thread.join()
         stripe_api.close()
     checkout = [o["seconds"] for o in outcomes]
-    print(f"{label:<28} idle median {statistics.median(idle) * 1000:6.0f} ms | "
-          f"{args.stuck} checkouts on a hung Stripe: catalog median {statistics.median(stuck) * 1000:6.0f} ms, "
-          f"first {stuck[0] * 1000:6.0f} ms, max {max(stuck) * 1000:6.0f} ms "
-          f"({waiting} checkouts still waiting after the catalog requests) | checkout answered in "
-          f"{min(checkout):.1f}-{max(checkout):.1f} s", flush=True)
+    print(
+        f"{label:<28} idle median {statistics.median(idle) * 1000:6.0f} ms | "
+        f"{args.stuck} checkouts on a hung Stripe: catalog median {statistics.median(stuck) * 1000:6.0f} ms, "
+        f"first {stuck[0] * 1000:6.0f} ms, max {max(stuck) * 1000:6.0f} ms "
+        f"({waiting} checkouts still waiting after the catalog requests) | checkout answered in "
+        f"{min(checkout):.1f}-{max(checkout):.1f} s",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -104,13 +121,25 @@ def main() -> None:
 
     tier = PackageTier.objects.filter(sku="HANG-10-30").first() or PackageTierFactory(
         dosage=DosageFactory(
-            product=ProductFactory(name="Loratadine", slug="loratadine-bench", legal_class=LegalClass.GENERAL_SALE),
-            strength="10mg", list_price_per_pill=Money("0.50000", "USD"),
+            product=ProductFactory(
+                name="Loratadine", slug="loratadine-bench", legal_class=LegalClass.GENERAL_SALE
+            ),
+            strength="10mg",
+            list_price_per_pill=Money("0.50000", "USD"),
         ),
-        quantity=30, price=Money("12.00", "USD"), sku="HANG-10-30", stock=None,
+        quantity=30,
+        price=Money("12.00", "USD"),
+        sku="HANG-10-30",
+        stock=None,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        run("before: sync workers", ("--worker-class", "sync", "--threads", "1"), tier, args, Path(tmp))
+        run(
+            "before: sync workers",
+            ("--worker-class", "sync", "--threads", "1"),
+            tier,
+            args,
+            Path(tmp),
+        )
         run("after: gunicorn.conf.py", (), tier, args, Path(tmp))
 
 

@@ -38,6 +38,7 @@ rounded per line; a fixed discount is spread over the eligible lines by largest 
 per-line shares add up exactly; tax is computed once on the taxable goods (and once on shipping)
 and then spread over the lines the same way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -48,7 +49,7 @@ from typing import Protocol
 from djmoney.money import Money
 
 from catalog import pricing as catalog_pricing
-from catalog.pricing import format_money  # noqa: F401  (the one money formatter, re-exported)
+from catalog.pricing import format_money  # the one money formatter, re-exported
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -56,7 +57,12 @@ EXPRESS_SURCHARGE = Decimal("15.00")
 STANDARD, EXPRESS = "standard", "express"
 
 # Legal classes, as in catalog.models.LegalClass (repeated as strings to keep this module pure).
-GENERAL_SALE, PHARMACY, PRESCRIPTION, CONTROLLED = "general_sale", "pharmacy", "prescription", "controlled"
+GENERAL_SALE, PHARMACY, PRESCRIPTION, CONTROLLED = (
+    "general_sale",
+    "pharmacy",
+    "prescription",
+    "controlled",
+)
 OTC_CLASSES = frozenset({GENERAL_SALE, PHARMACY})
 
 
@@ -95,7 +101,7 @@ def _spread(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     raw = [total * w / whole for w in weights]
     shares = [r.quantize(CENT, rounding=ROUND_FLOOR) for r in raw]
     left = int(((total - sum(shares)) / CENT).to_integral_value())
-    order = sorted(range(len(raw)), key=lambda i: (raw[i] - shares[i]), reverse=True)
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - shares[i], reverse=True)
     for i in order[:left]:
         shares[i] += CENT
     return shares
@@ -130,7 +136,9 @@ def shipping_policy() -> ShippingPolicy:
     return ShippingPolicy(
         flat_rate=Decimal(settings.SHIPPING_FLAT_RATE),
         free_threshold=Decimal(settings.FREE_SHIPPING_THRESHOLD),
-        express_surcharge=Decimal(getattr(settings, "SHIPPING_EXPRESS_SURCHARGE", EXPRESS_SURCHARGE)),
+        express_surcharge=Decimal(
+            getattr(settings, "SHIPPING_EXPRESS_SURCHARGE", EXPRESS_SURCHARGE)
+        ),
     )
 
 
@@ -230,7 +238,11 @@ class RateTax:
         taxed = [line for line in lines if self.taxable(line.legal_class)]
         base = add((line.amount for line in taxed), currency)
         goods = money(base.amount * self.rate / 100, currency)
-        on_shipping = money(shipping.amount * self.rate / 100, currency) if self.shipping_taxable else zero(currency)
+        on_shipping = (
+            money(shipping.amount * self.rate / 100, currency)
+            if self.shipping_taxable
+            else zero(currency)
+        )
         return TaxQuote(
             goods_tax=goods,
             shipping_tax=on_shipping,
@@ -609,9 +621,14 @@ def refund_split(*, totals: Totals, amount: Money) -> RefundSplit:
     """Divide a refund in proportion to what the order charged, so the email can say how much
     of it is sales tax and shipping. The shares add up exactly to ``amount``."""
     currency = totals.currency
-    goods, shipping, tax = _spread(
-        amount.amount, [totals.goods_after_discount.amount, totals.shipping.amount, totals.tax.amount]
-    ) if totals.total.amount > 0 else (amount.amount, ZERO, ZERO)
+    goods, shipping, tax = (
+        _spread(
+            amount.amount,
+            [totals.goods_after_discount.amount, totals.shipping.amount, totals.tax.amount],
+        )
+        if totals.total.amount > 0
+        else (amount.amount, ZERO, ZERO)
+    )
     return RefundSplit(
         amount=money(amount, currency),
         goods=Money(goods, currency),

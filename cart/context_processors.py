@@ -1,4 +1,5 @@
 """The header's cart count: lazy, and at most one query, whose SQL is built once per process."""
+
 from django.utils.functional import SimpleLazyObject, new_method_proxy
 
 from catalog.models import LegalClass
@@ -9,15 +10,20 @@ from .services import SESSION_CART_ID
 
 
 def _orderable_lines():
-    return CartLine.objects.filter(
-        tier__is_active=True, tier__dosage__product__is_published=True
-    ).exclude(tier__dosage__product__legal_class=LegalClass.CONTROLLED).exclude(tier__stock=0).only("packages")
+    return (
+        CartLine.objects.filter(tier__is_active=True, tier__dosage__product__is_published=True)
+        .exclude(tier__dosage__product__legal_class=LegalClass.CONTROLLED)
+        .exclude(tier__stock=0)
+        .only("packages")
+    )
 
 
 # Every signed-in page with a cart asked Django to build this query afresh (~0.5 ms of CPU, ten
 # times what PostgreSQL needs to answer it): a quarter of a cached catalog page for a customer.
 _CUSTOMER_CART_LINES = PreparedQuery(
-    lambda cart_id, user_id: _orderable_lines().filter(cart_id=cart_id, cart__user_id=user_id), "cart_id", "user_id"
+    lambda cart_id, user_id: _orderable_lines().filter(cart_id=cart_id, cart__user_id=user_id),
+    "cart_id",
+    "user_id",
 )
 _GUEST_CART_LINES = PreparedQuery(
     lambda cart_id: _orderable_lines().filter(cart_id=cart_id, cart__user__isnull=True), "cart_id"
@@ -30,7 +36,7 @@ def cart_count_for_request(request) -> int:
     No query when the session holds no cart id; otherwise one.
     """
     cart_id = request.session.get(SESSION_CART_ID) if hasattr(request, "session") else None
-    if type(cart_id) is not int:  # noqa: E721 (what the session stores; a bool is not a cart id)
+    if type(cart_id) is not int:  # what the session stores; a bool is not a cart id
         return 0
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:

@@ -1,5 +1,6 @@
 """A cart holds package tiers. It stores what the customer chose, never what it costs:
 prices are read from the catalog every time the cart is priced (``cart.pricing``)."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -12,7 +13,11 @@ class Cart(models.Model):
     """One per signed-in customer, or one per anonymous session (database-backed)."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="cart"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cart",
     )
     session_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     # A discount code the customer entered; checked again every time the cart is priced.
@@ -44,7 +49,9 @@ class CartLine(models.Model):
         ordering = ("added_at", "id")
         constraints = [
             models.UniqueConstraint(fields=("cart", "tier"), name="cart_line_unique_tier"),
-            models.CheckConstraint(condition=Q(packages__gte=1), name="cart_line_packages_positive"),
+            models.CheckConstraint(
+                condition=Q(packages__gte=1), name="cart_line_packages_positive"
+            ),
         ]
 
     def __str__(self) -> str:

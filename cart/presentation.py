@@ -10,6 +10,7 @@ come as text too (``{{ n }}`` looks up three locale formats per number printed).
 the same names as ``cart.pricing.CartLineSummary`` (plus its ``shows_saving`` and ``description``),
 so the templates read ``line.unit_price`` as before.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -85,7 +86,9 @@ def shown_line(line: CartLineSummary, *, locale: str | None = None, number=None)
         "legal_class": line.legal_class,
         "product_id": line.product_id,
         "requires_prescription": line.requires_prescription,
-        "price_when_added": money(line.price_when_added) if line.price_when_added is not None else None,
+        "price_when_added": money(line.price_when_added)
+        if line.price_when_added is not None
+        else None,
         "price_changed": line.price_changed,
         "available": line.available,
         "notice": line.notice,

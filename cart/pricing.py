@@ -9,6 +9,7 @@ checkout builds its order from ``cart_summary`` so the cart page and the charge 
 (``id``, ``packages``, ``price_when_added`` and ``tier.dosage.product``), which the tests build
 unsaved. ``cart_summary`` loads a cart's lines in one query and hands them to it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from discounts.services import DiscountRefused, discount_terms_for
 from pharmacy.prepared import PreparedQuery
 
 from . import calculations, rules
-from .calculations import format_money  # noqa: F401  (re-exported: the one money formatter)
+from .calculations import format_money  # re-exported: the one money formatter
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ def _line_input(line) -> calculations.LineInput:
         key=line.id,
         unit_price=price,
         list_price=calculations.money(
-            catalog_pricing.tier_list_price(list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity),
+            catalog_pricing.tier_list_price(
+                list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity
+            ),
             currency,
         ),
         packages=int(line.packages),
@@ -135,7 +138,9 @@ def _summarize_line(line, figures: calculations.LineFigures | None, reason: str)
     dosage = tier.dosage
     product = dosage.product
     price = tier.price  # djmoney builds a new Money on every read of the field
-    row = catalog_pricing.tier_price(quantity=tier.quantity, price=price, list_price_per_pill=dosage.list_price_per_pill)
+    row = catalog_pricing.tier_price(
+        quantity=tier.quantity, price=price, list_price_per_pill=dosage.list_price_per_pill
+    )
     packages = int(line.packages)
     currency = str(price.currency)
     zero = calculations.zero(currency)
@@ -160,8 +165,12 @@ def _summarize_line(line, figures: calculations.LineFigures | None, reason: str)
         list_price=Money(row.list_price.amount, currency),
         savings_per_package=Money(row.savings.amount, currency),
         savings_percent=row.savings_percent,
-        line_total=figures.line_total if figures else calculations.money(row.price.amount * packages, currency),
-        line_savings=figures.line_savings if figures else calculations.money(row.savings.amount * packages, currency),
+        line_total=figures.line_total
+        if figures
+        else calculations.money(row.price.amount * packages, currency),
+        line_savings=figures.line_savings
+        if figures
+        else calculations.money(row.savings.amount * packages, currency),
         discount=figures.discount if figures else zero,
         tax=figures.tax if figures else zero,
         legal_class=product.legal_class,
@@ -197,8 +206,14 @@ def summarize_lines(
     figures are ``cart.calculations``'; the problems are ``cart.rules``'.
     """
     lines = list(lines)
-    currency = currency or (str(lines[0].tier.price.currency) if lines else settings.DEFAULT_CURRENCY)
-    flat = shipping_flat_rate.amount if isinstance(shipping_flat_rate, Money) else Decimal(shipping_flat_rate)
+    currency = currency or (
+        str(lines[0].tier.price.currency) if lines else settings.DEFAULT_CURRENCY
+    )
+    flat = (
+        shipping_flat_rate.amount
+        if isinstance(shipping_flat_rate, Money)
+        else Decimal(shipping_flat_rate)
+    )
     threshold = (
         free_shipping_threshold.amount
         if isinstance(free_shipping_threshold, Money)
@@ -220,8 +235,12 @@ def summarize_lines(
         state=state,
     )
     by_key = {figures.key: figures for figures in totals.lines}
-    summaries = tuple(_summarize_line(line, by_key.get(line.id), reason) for line, reason in zip(lines, reasons))
-    breaches = rules.check(((line.tier, int(line.packages)) for line in orderable), max_packages=max_packages_per_line)
+    summaries = tuple(
+        _summarize_line(line, by_key.get(line.id), reason) for line, reason in zip(lines, reasons)
+    )
+    breaches = rules.check(
+        ((line.tier, int(line.packages)) for line in orderable), max_packages=max_packages_per_line
+    )
     return CartSummary(
         lines=summaries,
         subtotal=totals.subtotal,
@@ -245,7 +264,11 @@ PRICING_RELATED = "tier__dosage__product"
 def _lines_of_cart(cart_id: int):
     from .models import CartLine
 
-    return CartLine.objects.filter(cart_id=cart_id).select_related(PRICING_RELATED).order_by("added_at", "id")
+    return (
+        CartLine.objects.filter(cart_id=cart_id)
+        .select_related(PRICING_RELATED)
+        .order_by("added_at", "id")
+    )
 
 
 _LINES_OF_CART = PreparedQuery(_lines_of_cart, "cart_id")
@@ -257,7 +280,9 @@ def cart_lines_for_pricing(cart) -> list:
     return _LINES_OF_CART(cart_id=cart.pk)
 
 
-def cart_discount(cart, *, email: str | None = None) -> tuple[calculations.DiscountRule | None, str]:
+def cart_discount(
+    cart, *, email: str | None = None
+) -> tuple[calculations.DiscountRule | None, str]:
     """The rule of the code entered in the cart, or the reason it cannot be used now (the
     per-customer limit counts the cart's account, if signed in, and ``email``'s mailbox)."""
     code = getattr(cart, "discount_code", "") if cart is not None else ""
@@ -301,4 +326,6 @@ def cart_summary(
         state=state,
         discount_refusal=discount_refusal,
     )
-    return replace(summary, entered_code=getattr(cart, "discount_code", "") if cart is not None else "")
+    return replace(
+        summary, entered_code=getattr(cart, "discount_code", "") if cart is not None else ""
+    )

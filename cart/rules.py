@@ -8,6 +8,7 @@ reason.
 
 Pure: reads only the objects given (``tier.dosage.product`` loaded).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -79,7 +80,9 @@ class Breach:
         return f"{self.subject}: at most {self.limit:,} pills per order; your cart has {self.amount:,}."
 
 
-def check(lines: Iterable[tuple[object, int]], *, max_packages: int | None = None) -> tuple[Breach, ...]:
+def check(
+    lines: Iterable[tuple[object, int]], *, max_packages: int | None = None
+) -> tuple[Breach, ...]:
     """Every limit the lines break, in cart order: ``lines`` are ``(tier, packages)`` of orderable lines."""
     if max_packages is None:
         max_packages = settings.CART_MAX_PACKAGES_PER_LINE

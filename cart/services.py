@@ -5,6 +5,7 @@ same cart (a double click, two tabs) are applied one after the other and the per
 per-product limits are checked against what is really there. Bad input raises ``CartError``
 with a message fit to show the customer; nothing is written in that case.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,6 @@ from django.utils import timezone
 
 from catalog.models import PackageTier
 from discounts.services import DiscountRefused, discount_terms_for
-
 from pharmacy.prepared import PreparedQuery
 
 from . import rules
@@ -79,7 +79,9 @@ def cart_for_request(request, *, create: bool) -> Cart | None:
     return _find_or_create_cart(request, create=create)[0]
 
 
-def cart_and_lines_for_request(request, *, select_related: tuple[str, ...] = ()) -> tuple[Cart | None, list[CartLine]]:
+def cart_and_lines_for_request(
+    request, *, select_related: tuple[str, ...] = ()
+) -> tuple[Cart | None, list[CartLine]]:
     """``cart_for_request(request, create=False)`` and its lines for ``cart_summary(cart, lines=…)``.
 
     One query when the cart has lines: the lines with their cart, pack, dosage and product (and
@@ -94,8 +96,10 @@ def cart_and_lines_for_request(request, *, select_related: tuple[str, ...] = ())
         lines = _lines_with_cart(signed_in=True, select_related=select_related)(user_id=user.pk)
     else:
         cart_id = request.session.get(SESSION_CART_ID)
-        if type(cart_id) is int:  # noqa: E721 (what the session stores; anything else takes the long way)
-            lines = _lines_with_cart(signed_in=False, select_related=select_related)(cart_id=cart_id)
+        if type(cart_id) is int:  # what the session stores; anything else takes the long way
+            lines = _lines_with_cart(signed_in=False, select_related=select_related)(
+                cart_id=cart_id
+            )
     if not lines:
         return cart_for_request(request, create=False), []
     cart = lines[0].cart
@@ -115,23 +119,29 @@ def _lines_with_cart(*, signed_in: bool, select_related: tuple[str, ...]) -> Pre
         related = ("cart", PRICING_RELATED, *select_related)
         if signed_in:
             query = PreparedQuery(
-                lambda user_id: CartLine.objects.filter(cart__user_id=user_id)
-                .select_related(*related)
-                .order_by("added_at", "id"),
+                lambda user_id: (
+                    CartLine.objects.filter(cart__user_id=user_id)
+                    .select_related(*related)
+                    .order_by("added_at", "id")
+                ),
                 "user_id",
             )
         else:
             query = PreparedQuery(
-                lambda cart_id: CartLine.objects.filter(cart_id=cart_id, cart__user__isnull=True)
-                .select_related(*related)
-                .order_by("added_at", "id"),
+                lambda cart_id: (
+                    CartLine.objects.filter(cart_id=cart_id, cart__user__isnull=True)
+                    .select_related(*related)
+                    .order_by("added_at", "id")
+                ),
                 "cart_id",
             )
         _LINES_WITH_CART[key] = query
     return query
 
 
-def _find_or_create_cart(request, *, create: bool, found: Cart | None = None) -> tuple[Cart | None, bool]:
+def _find_or_create_cart(
+    request, *, create: bool, found: Cart | None = None
+) -> tuple[Cart | None, bool]:
     """``cart_for_request`` that also tells whether the cart was created by this call.
 
     A cart created here has no lines yet, which spares the add-to-cart its line lookup.
@@ -236,7 +246,12 @@ def _refuse_unorderable(tier: PackageTier) -> None:
 
 
 def _check_line_limits(
-    *, cart: Cart, tier: PackageTier, packages: int, line_id: int | None, product_lines: list[CartLine] | None = None
+    *,
+    cart: Cart,
+    tier: PackageTier,
+    packages: int,
+    line_id: int | None,
+    product_lines: list[CartLine] | None = None,
 ) -> None:
     """Refuse the change if the cart it would make breaks a rule of ``cart.rules``.
 
@@ -253,14 +268,20 @@ def _check_line_limits(
     proposed = [(line.tier, line.packages) for line in others] + [(tier, packages)]
     # Another line's own trouble (its stock sold meanwhile) is the cart page's to report, not a
     # reason to refuse this change.
-    breaches = [b for b in rules.check(proposed) if b.kind == "pills_per_order" or b.subject == rules.label(tier)]
+    breaches = [
+        b
+        for b in rules.check(proposed)
+        if b.kind == "pills_per_order" or b.subject == rules.label(tier)
+    ]
     if breaches:
         raise CartError(breaches[0].message(proposed=True))
 
 
 def _product_lines(*, cart: Cart, product_id: int) -> list[CartLine]:
     return list(
-        CartLine.objects.filter(cart=cart, tier__dosage__product_id=product_id).select_related("tier__dosage__product")
+        CartLine.objects.filter(cart=cart, tier__dosage__product_id=product_id).select_related(
+            "tier__dosage__product"
+        )
     )
 
 
@@ -291,7 +312,9 @@ def cart_add_tier(*, cart: Cart, tier_id, packages=1) -> CartChange:
     return _add_to_cart(cart=cart, tier=tier, packages=packages)
 
 
-def _add_to_cart(*, cart: Cart, tier: PackageTier, packages: int, cart_is_new: bool = False) -> CartChange:
+def _add_to_cart(
+    *, cart: Cart, tier: PackageTier, packages: int, cart_is_new: bool = False
+) -> CartChange:
     """``cart_add_tier`` once the input is parsed and the tier loaded and found orderable.
 
     The cart's lines are read once, under the cart lock: only the line of this tier, or all the
@@ -309,10 +332,16 @@ def _add_to_cart(*, cart: Cart, tier: PackageTier, packages: int, cart_is_new: b
             product_lines = list(CartLine.objects.filter(cart=cart, tier=tier))
         else:
             product_lines = _product_lines(cart=cart, product_id=product.pk)
-        line = next((candidate for candidate in product_lines if candidate.tier_id == tier.pk), None)
+        line = next(
+            (candidate for candidate in product_lines if candidate.tier_id == tier.pk), None
+        )
         new_total = packages + (line.packages if line else 0)
         _check_line_limits(
-            cart=cart, tier=tier, packages=new_total, line_id=line.pk if line else None, product_lines=product_lines
+            cart=cart,
+            tier=tier,
+            packages=new_total,
+            line_id=line.pk if line else None,
+            product_lines=product_lines,
         )
         if line is None:
             try:
@@ -323,7 +352,9 @@ def _add_to_cart(*, cart: Cart, tier: PackageTier, packages: int, cart_is_new: b
             except IntegrityError:
                 # Only possible without the row lock (e.g. a cart created in this very instant).
                 line = CartLine.objects.select_for_update().get(cart=cart, tier=tier)
-                _check_line_limits(cart=cart, tier=tier, packages=line.packages + packages, line_id=line.pk)
+                _check_line_limits(
+                    cart=cart, tier=tier, packages=line.packages + packages, line_id=line.pk
+                )
                 line.packages += packages
                 line.save(update_fields=["packages"])
         else:
@@ -349,7 +380,11 @@ def _line_pk(line_id) -> int:
 
 def _own_line(*, cart: Cart, line_pk: int) -> CartLine:
     """The line, only if it belongs to this cart: another customer's line id is "not found"."""
-    line = CartLine.objects.select_related("tier__dosage__product").filter(pk=line_pk, cart=cart).first()
+    line = (
+        CartLine.objects.select_related("tier__dosage__product")
+        .filter(pk=line_pk, cart=cart)
+        .first()
+    )
     if line is None:
         raise CartLineNotFound()
     return line
@@ -411,12 +446,16 @@ def cart_remove_ordered(*, cart: Cart | None, ordered: Iterable[tuple[int, int]]
         wanted[tier_id] = wanted.get(tier_id, 0) + packages
     with transaction.atomic():
         _lock(cart)
-        lines = list(CartLine.objects.filter(cart=cart, tier_id__in=wanted).only("pk", "tier_id", "packages"))
+        lines = list(
+            CartLine.objects.filter(cart=cart, tier_id__in=wanted).only("pk", "tier_id", "packages")
+        )
         gone = [line.pk for line in lines if line.packages <= wanted[line.tier_id]]
         left = [line for line in lines if line.packages > wanted[line.tier_id]]
         CartLine.objects.filter(pk__in=gone).delete()
         for line in left:
-            CartLine.objects.filter(pk=line.pk).update(packages=line.packages - wanted[line.tier_id])
+            CartLine.objects.filter(pk=line.pk).update(
+                packages=line.packages - wanted[line.tier_id]
+            )
         _touch(cart)
 
 

@@ -1,4 +1,5 @@
 """Celery wrappers for cart housekeeping (scheduled by the beat schedule in settings)."""
+
 from celery import shared_task
 
 from .services import carts_delete_expired

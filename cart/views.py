@@ -13,6 +13,7 @@ the request's ``hx-swap`` choice only when a caller sends one in ``HX-Cart-Swap`
 needed), and ``HX-Trigger: cart-error`` lets a page react further. Without htmx, errors
 redirect back with an error message, and a line that is not in the visitor's cart gets a 404 page.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -47,7 +48,12 @@ def _is_htmx(request) -> bool:
 
 def _back_url(request) -> str:
     """Where to return after a POST: a safe ``next`` field, the referring page, or the cart."""
-    return safe_next(request, request.POST.get("next"), request.META.get("HTTP_REFERER"), default=reverse("cart:detail"))
+    return safe_next(
+        request,
+        request.POST.get("next"),
+        request.META.get("HTTP_REFERER"),
+        default=reverse("cart:detail"),
+    )
 
 
 def _detail_context(request, summary, *, flash="", flash_error: bool = False, alert="") -> dict:
@@ -64,14 +70,18 @@ def _detail_context(request, summary, *, flash="", flash_error: bool = False, al
     }
 
 
-def _fragment(request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False):
+def _fragment(
+    request, *, message: str, error: bool, status: int | None = None, with_cart: bool = False
+):
     if status is None:
         status = 400 if error else 200
     context = {"message": message, "error": error}
     template = "cart/_feedback.html"
     if with_cart:
         cart = cart_for_request(request, create=False)
-        context.update(_detail_context(request, cart_summary(cart), flash=message, flash_error=error))
+        context.update(
+            _detail_context(request, cart_summary(cart), flash=message, flash_error=error)
+        )
         template = "cart/_cart_body_response.html"
     response = render(request, template, context, status=status)
     if error:
@@ -102,7 +112,12 @@ def cart_detail(request):
 
 def _cart_page(request, summary, *, alert="", status: int = 200):
     """The cart page; the header's count comes from the same summary (no second query)."""
-    return render(request, "cart/cart_detail.html", _detail_context(request, summary, alert=alert), status=status)
+    return render(
+        request,
+        "cart/cart_detail.html",
+        _detail_context(request, summary, alert=alert),
+        status=status,
+    )
 
 
 def _answer(request, action, *, back: str, with_cart: bool = False):
@@ -112,7 +127,9 @@ def _answer(request, action, *, back: str, with_cart: bool = False):
     except CartError as exc:
         if _is_htmx(request):
             status = 404 if isinstance(exc, CartLineNotFound) else 400
-            return _fragment(request, message=exc.message, error=True, status=status, with_cart=with_cart)
+            return _fragment(
+                request, message=exc.message, error=True, status=status, with_cart=with_cart
+            )
         return _error_without_js(request, exc, back=back)
     if _is_htmx(request):
         return _fragment(request, message=change.message, error=False, with_cart=with_cart)
@@ -140,7 +157,9 @@ def cart_update(request):
     cart = cart_for_request(request, create=False)
     return _answer(
         request,
-        lambda: cart_set_packages(cart=cart, line_id=request.POST.get("line_id"), packages=request.POST.get("packages")),
+        lambda: cart_set_packages(
+            cart=cart, line_id=request.POST.get("line_id"), packages=request.POST.get("packages")
+        ),
         back=reverse("cart:detail"),
         with_cart=True,
     )
@@ -163,7 +182,9 @@ def cart_discount_apply(request):
     """Enter a discount code (from the cart or the checkout page: ``next`` says where to return)."""
     cart = cart_for_request(request, create=False)
     return _answer(
-        request, lambda: cart_apply_discount_code(cart=cart, code=request.POST.get("code")), back=_back_url(request)
+        request,
+        lambda: cart_apply_discount_code(cart=cart, code=request.POST.get("code")),
+        back=_back_url(request),
     )
 
 

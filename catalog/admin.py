@@ -5,6 +5,7 @@ Every figure a tier row shows (per pill, list price, savings, best per pill) com
 Price edits are saved model by model, never with ``QuerySet.update``, so simple-history keeps
 an audit trail with the acting user.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -30,7 +31,16 @@ from .forms import (
     PriceImportForm,
     annotate_tier_figures,
 )
-from .models import FAQ, Category, Dosage, DosingGuideline, InfoSection, PackageTier, Product, SafetyNote
+from .models import (
+    FAQ,
+    Category,
+    Dosage,
+    DosingGuideline,
+    InfoSection,
+    PackageTier,
+    Product,
+    SafetyNote,
+)
 from .price_history import product_price_changes
 from .resources import PackageTierPriceResource
 from .services import (
@@ -63,7 +73,9 @@ class TierFiguresMixin:
         if not figures:
             return "—"
         if figures.price.amount > figures.list_price.amount:
-            return format_html('<strong class="price-flag">{}</strong> (above list price)', "No saving shown")
+            return format_html(
+                '<strong class="price-flag">{}</strong> (above list price)', "No saving shown"
+            )
         return f"{figures.savings_percent}%"
 
     @admin.display(description="Best per pill")
@@ -96,7 +108,11 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
 
     Returns None (back to the changelist) once the change is applied.
     """
-    tiers = list(tiers.select_related("dosage__product").order_by("dosage__product__name", "dosage", "quantity"))
+    tiers = list(
+        tiers.select_related("dosage__product").order_by(
+            "dosage__product__name", "dosage", "quantity"
+        )
+    )
     submitted = "_preview" in request.POST or "_confirm" in request.POST
     form = BulkPriceChangeForm(request.POST if submitted else None)
     rows = None
@@ -106,7 +122,10 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
         previewed = preview_key(mode, value)
         if "_confirm" in request.POST and request.POST.get("previewed") != previewed:
             # The figures were edited after the preview: show the new preview, apply nothing.
-            messages.warning(request, "The change was edited after the preview; check the new figures and confirm again.")
+            messages.warning(
+                request,
+                "The change was edited after the preview; check the new figures and confirm again.",
+            )
         elif "_confirm" in request.POST:
             try:
                 changed = tiers_bulk_change_prices(
@@ -141,7 +160,9 @@ def _bulk_change_prices(modeladmin, request, tiers, *, scope: str):
                 "refused": row.refused,
             }
             for row in rows
-        ] if rows is not None else None,
+        ]
+        if rows is not None
+        else None,
         "refused": refused,
         "tier_count": len(tiers),
         "previewed": previewed,
@@ -166,8 +187,12 @@ class LabelledRowsMixin:
             def add_fields(self, form, index):
                 super().add_fields(form, index)  # after the formset's own boxes (Delete) are added
                 for field in form.fields.values():
-                    widget = getattr(field.widget, "widget", field.widget)  # a related-field wrapper
-                    target = widget.widgets[0] if getattr(widget, "widgets", None) else widget  # money: the amount
+                    widget = getattr(
+                        field.widget, "widget", field.widget
+                    )  # a related-field wrapper
+                    target = (
+                        widget.widgets[0] if getattr(widget, "widgets", None) else widget
+                    )  # money: the amount
                     target.attrs.setdefault("aria-label", str(field.label))
 
         LabelledFormSet.__name__ = formset.__name__
@@ -212,7 +237,14 @@ class CategoryAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("name", "active_ingredient", "category", "legal_class", "is_published", "is_featured")
+    list_display = (
+        "name",
+        "active_ingredient",
+        "category",
+        "legal_class",
+        "is_published",
+        "is_featured",
+    )
     list_filter = ("category", "legal_class", "is_published")
     list_select_related = ("category",)
     search_fields = ("name", "active_ingredient", "brand_names", "indications")
@@ -231,7 +263,9 @@ class ProductAdmin(admin.ModelAdmin):
         ]
         return urls + super().get_urls()
 
-    @admin.action(description="Change prices of all packs of the selected products", permissions=["change"])
+    @admin.action(
+        description="Change prices of all packs of the selected products", permissions=["change"]
+    )
     def change_prices(self, request, queryset):
         tiers = PackageTier.objects.filter(dosage__product__in=queryset)
         return _bulk_change_prices(self, request, tiers, scope="products")
@@ -288,8 +322,17 @@ class PackageTierInline(LabelledRowsMixin, TierFiguresMixin, admin.TabularInline
     form = PackageTierForm
     formset = PackageTierInlineFormSet
     fields = (
-        "quantity", "price", "sku", "is_active", "position", "stock",
-        "per_pill", "list_price", "savings", "best_per_pill", "lowest_30_days",
+        "quantity",
+        "price",
+        "sku",
+        "is_active",
+        "position",
+        "stock",
+        "per_pill",
+        "list_price",
+        "savings",
+        "best_per_pill",
+        "lowest_30_days",
     )
     readonly_fields = ("per_pill", "list_price", "savings", "best_per_pill", "lowest_30_days")
     extra = 0
@@ -328,9 +371,11 @@ class TierChangeList(ChangeList):
         tiers = list(self.result_list)
         dosage_ids = {t.dosage_id for t in tiers}
         siblings: dict[int, list[PackageTier]] = {}
-        for sibling in PackageTier.objects.filter(dosage_id__in=dosage_ids).only(
-            "id", "dosage_id", "quantity", "price", "price_currency", "is_active"
-        ).order_by():
+        for sibling in (
+            PackageTier.objects.filter(dosage_id__in=dosage_ids)
+            .only("id", "dosage_id", "quantity", "price", "price_currency", "is_active")
+            .order_by()
+        ):
             siblings.setdefault(sibling.dosage_id, []).append(sibling)
         annotate_tier_figures(tiers, all_tiers=siblings)
 
@@ -342,8 +387,17 @@ class PackageTierAdmin(TierFiguresMixin, ImportExportModelAdmin):
     import_form_class = PriceImportForm
     form = PackageTierForm
     list_display = (
-        "sku", "product_name", "strength", "quantity", "price", "is_active",
-        "per_pill", "list_price", "savings", "best_per_pill", "lowest_30_days",
+        "sku",
+        "product_name",
+        "strength",
+        "quantity",
+        "price",
+        "is_active",
+        "per_pill",
+        "list_price",
+        "savings",
+        "best_per_pill",
+        "lowest_30_days",
     )
     list_display_links = ("sku",)
     list_editable = ("price", "is_active")
@@ -405,7 +459,9 @@ class PackageTierAdmin(TierFiguresMixin, ImportExportModelAdmin):
 
     def process_result(self, result, request):
         if result.has_errors() or result.has_validation_errors():
-            rows = sorted({row.number for row in result.invalid_rows} | {n for n, _ in result.row_errors()})
+            rows = sorted(
+                {row.number for row in result.invalid_rows} | {n for n, _ in result.row_errors()}
+            )
             messages.error(
                 request,
                 "Nothing was imported: the file has errors"

@@ -1,4 +1,5 @@
 """Admin forms for prices: clear messages instead of database errors."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -7,11 +8,10 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
+from djmoney.forms.widgets import MoneyWidget
 from import_export.forms import ImportForm
 
 from . import pricing
-from djmoney.forms.widgets import MoneyWidget
-
 from .models import Dosage, PackageTier
 from .price_history import tiers_lowest_prices
 from .services import PriceChangeMode
@@ -104,7 +104,9 @@ class PackageTierInlineFormSet(ParentCachingInlineFormSet):
         super().clean()
 
 
-def annotate_tier_figures(tiers: list[PackageTier], *, dosage=None, all_tiers: dict | None = None) -> None:
+def annotate_tier_figures(
+    tiers: list[PackageTier], *, dosage=None, all_tiers: dict | None = None
+) -> None:
     """Attach ``admin_figures`` (a ``pricing.TierPrice``) and ``admin_lowest_30`` to tiers.
 
     ``all_tiers`` maps dosage id -> that dosage's tiers, so "best per pill" is judged among all
@@ -135,7 +137,9 @@ def annotate_tier_figures(tiers: list[PackageTier], *, dosage=None, all_tiers: d
 
 
 class BulkPriceChangeForm(forms.Form):
-    mode = forms.ChoiceField(label="Change prices", choices=PriceChangeMode.CHOICES, widget=forms.RadioSelect)
+    mode = forms.ChoiceField(
+        label="Change prices", choices=PriceChangeMode.CHOICES, widget=forms.RadioSelect
+    )
     value = forms.DecimalField(
         label="By",
         max_digits=10,
@@ -151,9 +155,9 @@ class BulkPriceChangeForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("mode") == PriceChangeMode.PERCENT and cleaned.get("value") is not None:
-            if cleaned["value"] <= -100:
-                self.add_error("value", "A cut of 100% or more would make prices zero or less.")
+        value = cleaned.get("value")
+        if cleaned.get("mode") == PriceChangeMode.PERCENT and value is not None and value <= -100:
+            self.add_error("value", "A cut of 100% or more would make prices zero or less.")
         return cleaned
 
 

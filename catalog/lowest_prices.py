@@ -29,6 +29,7 @@ of every checkout) pay nothing. Each such write, whatever the number of rows, co
 
 Writes that bypass the models (``generate_catalog``'s ``COPY``) call ``fill`` themselves.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -50,15 +51,15 @@ def fill(*, using: str, where: str = "", params: Iterable = ()) -> int:
     table, column, pk = lowest_price_names(connection)
     quote = connection.ops.quote_name
     tier, dosage = PackageTier._meta, Dosage._meta
-    price = f't.{quote(tier.get_field("price").column)}'
+    price = f"t.{quote(tier.get_field('price').column)}"
     if connection.vendor == "sqlite":
         price = f"CAST({price} AS REAL)"
     product_id = quote(dosage.get_field("product").column)
     grouped = (
-        f'SELECT d.{product_id} AS product_id, MIN({price} / t.{quote(tier.get_field("quantity").column)}) AS lowest '
-        f'FROM {quote(tier.db_table)} t INNER JOIN {quote(dosage.db_table)} d '
-        f'ON t.{quote(tier.get_field("dosage").column)} = d.{quote(dosage.pk.column)} '
-        f'WHERE t.{quote(tier.get_field("is_active").column)} GROUP BY d.{product_id}'
+        f"SELECT d.{product_id} AS product_id, MIN({price} / t.{quote(tier.get_field('quantity').column)}) AS lowest "
+        f"FROM {quote(tier.db_table)} t INNER JOIN {quote(dosage.db_table)} d "
+        f"ON t.{quote(tier.get_field('dosage').column)} = d.{quote(dosage.pk.column)} "
+        f"WHERE t.{quote(tier.get_field('is_active').column)} GROUP BY d.{product_id}"
     )
     with connection.cursor() as cursor:
         cursor.execute(

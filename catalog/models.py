@@ -3,6 +3,7 @@
 Prices live on ``PackageTier`` (what a pack costs) and ``Dosage`` (the unrounded list price per
 pill that savings are measured against). All derived figures come from ``catalog.pricing``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -77,16 +78,24 @@ class Product(CatalogModel):
     slug = models.SlugField(max_length=120, unique=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
     active_ingredient = models.CharField(max_length=200)
-    kind = models.CharField("brand or generic", max_length=10, choices=Kind.choices, default=Kind.GENERIC)
-    brand_names = models.CharField(max_length=200, blank=True, help_text="Other names the medicine is sold under.")
+    kind = models.CharField(
+        "brand or generic", max_length=10, choices=Kind.choices, default=Kind.GENERIC
+    )
+    brand_names = models.CharField(
+        max_length=200, blank=True, help_text="Other names the medicine is sold under."
+    )
     drug_class = models.CharField(max_length=200, blank=True)
-    dosage_form = models.CharField(max_length=20, choices=DosageForm.choices, default=DosageForm.TABLET)
+    dosage_form = models.CharField(
+        max_length=20, choices=DosageForm.choices, default=DosageForm.TABLET
+    )
     legal_class = models.CharField(max_length=20, choices=LegalClass.choices)
     summary = models.CharField(
         max_length=300, help_text="One or two plain sentences; also the page's meta description."
     )
     indications = models.CharField(
-        max_length=300, blank=True, help_text="What it treats, comma-separated; searched by customers."
+        max_length=300,
+        blank=True,
+        help_text="What it treats, comma-separated; searched by customers.",
     )
     is_published = models.BooleanField(default=False)
     is_featured = models.BooleanField(default=False)
@@ -97,7 +106,9 @@ class Product(CatalogModel):
     updated_at = models.DateTimeField(auto_now=True)
     #: MIN(price / quantity) over the active tiers, NULL without one: the listing's price order.
     #: Kept by the tier and dosage writes (``catalog.lowest_prices``); never edited by hand.
-    lowest_pill_price = models.DecimalField(max_digits=24, decimal_places=12, null=True, blank=True, editable=False)
+    lowest_pill_price = models.DecimalField(
+        max_digits=24, decimal_places=12, null=True, blank=True, editable=False
+    )
 
     objects = ProductQuerySet.as_manager()
 
@@ -112,21 +123,27 @@ class Product(CatalogModel):
         indexes = [
             # The listing: published products by name, a page at a time (also a late page).
             models.Index(
-                fields=["name", "id"], condition=Q(is_published=True), name="catalog_product_listing_idx"
+                fields=["name", "id"],
+                condition=Q(is_published=True),
+                name="catalog_product_listing_idx",
             ),
             # A category's listing, in the same order: a page of a large category without sorting it.
             models.Index(
-                fields=["category", "name", "id"], condition=Q(is_published=True),
+                fields=["category", "name", "id"],
+                condition=Q(is_published=True),
                 name="catalog_product_cat_idx",
             ),
             # The listing by lowest price per pill (NULLS LAST: PostgreSQL's default for ASC), a page at a time.
             models.Index(
-                fields=["lowest_pill_price", "name", "id"], condition=Q(is_published=True),
+                fields=["lowest_pill_price", "name", "id"],
+                condition=Q(is_published=True),
                 name="catalog_product_price_idx",
             ),
             # The home page's few featured products, by name, without reading every product.
             models.Index(
-                fields=["name"], condition=Q(is_published=True, is_featured=True), name="catalog_product_featured_idx"
+                fields=["name"],
+                condition=Q(is_published=True, is_featured=True),
+                name="catalog_product_featured_idx",
             ),
         ]
 
@@ -160,7 +177,9 @@ class _LoadedValues:
         instance = super().from_db(db, field_names, values)
         loaded = instance.__dict__
         if all(name in loaded for name in cls._price_fields):
-            instance._loaded_price_values = tuple(_plain(loaded[name]) for name in cls._price_fields)
+            instance._loaded_price_values = tuple(
+                _plain(loaded[name]) for name in cls._price_fields
+            )
         return instance
 
     def _price_values(self) -> tuple:
@@ -168,7 +187,9 @@ class _LoadedValues:
 
 
 def _plain(value):
-    return getattr(value, "amount", value)  # Money -> its amount (the currency is a field of its own)
+    return getattr(
+        value, "amount", value
+    )  # Money -> its amount (the currency is a field of its own)
 
 
 class DosageQuerySet(CatalogQuerySet):
@@ -178,7 +199,9 @@ class DosageQuerySet(CatalogQuerySet):
         if not lowest_price_touched(kwargs, LOWEST_PRICE_DOSAGE_FIELDS):
             return super().update(**kwargs)
         new = kwargs.get("product", kwargs.get("product_id"))
-        with lowest_price_kept(using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else []):
+        with lowest_price_kept(
+            using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else []
+        ):
             return super().update(**kwargs)
 
     def delete(self):
@@ -190,7 +213,8 @@ class DosageQuerySet(CatalogQuerySet):
         if not lowest_price_touched(fields, LOWEST_PRICE_DOSAGE_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
         with lowest_price_kept(
-            using=self.db, product_ids={o.product_id for o in objs},
+            using=self.db,
+            product_ids={o.product_id for o in objs},
             dosages=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
         ):
             return super().bulk_update(objs, fields, *args, **kwargs)
@@ -201,8 +225,12 @@ class Dosage(_LoadedValues, CatalogModel):
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosages")
     strength = models.CharField(max_length=40, help_text='As printed on the pack, e.g. "10mg".')
-    strength_value = models.DecimalField(max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
-    strength_unit = models.CharField(max_length=4, choices=StrengthUnit.choices, default=StrengthUnit.MG)
+    strength_value = models.DecimalField(
+        max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))]
+    )
+    strength_unit = models.CharField(
+        max_length=4, choices=StrengthUnit.choices, default=StrengthUnit.MG
+    )
     strength_micrograms = models.GeneratedField(
         expression=models.Case(
             models.When(strength_unit=StrengthUnit.G, then=models.F("strength_value") * 1_000_000),
@@ -226,9 +254,15 @@ class Dosage(_LoadedValues, CatalogModel):
     class Meta:
         ordering = ("product", "strength_micrograms")
         constraints = [
-            models.UniqueConstraint(fields=("product", "strength"), name="catalog_dosage_unique_strength"),
-            models.CheckConstraint(condition=Q(strength_value__gt=0), name="catalog_dosage_strength_positive"),
-            models.CheckConstraint(condition=Q(list_price_per_pill__gt=0), name="catalog_dosage_list_price_positive"),
+            models.UniqueConstraint(
+                fields=("product", "strength"), name="catalog_dosage_unique_strength"
+            ),
+            models.CheckConstraint(
+                condition=Q(strength_value__gt=0), name="catalog_dosage_strength_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(list_price_per_pill__gt=0), name="catalog_dosage_list_price_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -237,13 +271,19 @@ class Dosage(_LoadedValues, CatalogModel):
     def save(self, *args, **kwargs):
         """Moved to another product: both products' lowest price, in the same transaction."""
         loaded = getattr(self, "_loaded_price_values", None)
-        if (self._state.adding or loaded == self._price_values()
-                or not lowest_price_touched(kwargs.get("update_fields"), LOWEST_PRICE_DOSAGE_FIELDS)):
+        if (
+            self._state.adding
+            or loaded == self._price_values()
+            or not lowest_price_touched(kwargs.get("update_fields"), LOWEST_PRICE_DOSAGE_FIELDS)
+        ):
             return super().save(*args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         old = [loaded[0]] if loaded else []
-        with lowest_price_kept(using=using, product_ids=[self.product_id, *old],
-                                dosages=None if loaded else Dosage._base_manager.filter(pk=self.pk)):
+        with lowest_price_kept(
+            using=using,
+            product_ids=[self.product_id, *old],
+            dosages=None if loaded else Dosage._base_manager.filter(pk=self.pk),
+        ):
             result = super().save(*args, **kwargs)
         self._loaded_price_values = self._price_values()
         return result
@@ -270,7 +310,8 @@ class PackageTierQuerySet(CatalogQuerySet):
             return super().update(**kwargs)
         new = kwargs.get("dosage", kwargs.get("dosage_id"))
         with lowest_price_kept(
-            using=self.db, tiers=self,
+            using=self.db,
+            tiers=self,
             dosages=Dosage._base_manager.filter(pk=getattr(new, "pk", new)) if new else None,
         ):
             return super().update(**kwargs)
@@ -293,7 +334,8 @@ class PackageTierQuerySet(CatalogQuerySet):
         if not objs or not lowest_price_touched(fields, LOWEST_PRICE_TIER_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
         with lowest_price_kept(
-            using=self.db, tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
+            using=self.db,
+            tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
             dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs}),
         ):
             return super().bulk_update(objs, fields, *args, **kwargs)
@@ -305,7 +347,10 @@ class PackageTier(_LoadedValues, CatalogModel):
     dosage = models.ForeignKey(Dosage, on_delete=models.CASCADE, related_name="tiers")
     quantity = models.PositiveIntegerField("pills in pack")
     price = MoneyField(
-        max_digits=10, decimal_places=2, default_currency="USD", validators=[MinMoneyValidator(Decimal("0.01"))]
+        max_digits=10,
+        decimal_places=2,
+        default_currency="USD",
+        validators=[MinMoneyValidator(Decimal("0.01"))],
     )
     sku = models.CharField("SKU", max_length=40, unique=True)
     is_active = models.BooleanField("active", default=True)
@@ -320,8 +365,12 @@ class PackageTier(_LoadedValues, CatalogModel):
     class Meta:
         ordering = ("dosage", "position", "quantity")
         constraints = [
-            models.UniqueConstraint(fields=("dosage", "quantity"), name="catalog_tier_unique_quantity"),
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="catalog_tier_quantity_positive"),
+            models.UniqueConstraint(
+                fields=("dosage", "quantity"), name="catalog_tier_unique_quantity"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="catalog_tier_quantity_positive"
+            ),
             models.CheckConstraint(condition=Q(price__gt=0), name="catalog_tier_price_positive"),
         ]
 
@@ -340,8 +389,11 @@ class PackageTier(_LoadedValues, CatalogModel):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         old_dosage = [loaded[-1]] if loaded else []
         with lowest_price_kept(
-            using=using, dosages=Dosage._base_manager.filter(pk__in=[self.dosage_id, *old_dosage]),
-            tiers=None if loaded or self._state.adding else PackageTier._base_manager.filter(pk=self.pk),
+            using=using,
+            dosages=Dosage._base_manager.filter(pk__in=[self.dosage_id, *old_dosage]),
+            tiers=None
+            if loaded or self._state.adding
+            else PackageTier._base_manager.filter(pk=self.pk),
         ):
             result = super().save(*args, **kwargs)
         self._loaded_price_values = self._price_values()
@@ -358,7 +410,9 @@ class PackageTier(_LoadedValues, CatalogModel):
 
     @property
     def list_price(self):
-        return pricing.tier_list_price(list_price_per_pill=self.dosage.list_price_per_pill, quantity=self.quantity)
+        return pricing.tier_list_price(
+            list_price_per_pill=self.dosage.list_price_per_pill, quantity=self.quantity
+        )
 
     @property
     def savings_percent(self) -> int:
@@ -444,7 +498,9 @@ class FAQ(CatalogModel):
 # made ``models`` and that module import each other.
 
 #: The tier fields the minimum depends on (with the money field's currency column).
-LOWEST_PRICE_TIER_FIELDS = frozenset({"price", "price_currency", "quantity", "is_active", "dosage", "dosage_id"})
+LOWEST_PRICE_TIER_FIELDS = frozenset(
+    {"price", "price_currency", "quantity", "is_active", "dosage", "dosage_id"}
+)
 #: The dosage fields it depends on (a dosage moved to another product).
 LOWEST_PRICE_DOSAGE_FIELDS = frozenset({"product", "product_id"})
 
@@ -454,7 +510,9 @@ def lowest_price_touched(fields: Iterable[str] | None, relevant: frozenset[str])
     return fields is None or bool(relevant.intersection(fields))
 
 
-def lowest_price_lock(*, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None) -> list[int]:
+def lowest_price_lock(
+    *, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None
+) -> list[int]:
     """Lock the products named, those of the ``dosages`` and of the ``tiers`` (querysets); their ids.
 
     One statement; the querysets become subqueries (no rows travel to Python).
@@ -463,14 +521,24 @@ def lowest_price_lock(*, using: str, product_ids: Iterable[int] = (), dosages=No
     if dosages is not None:
         condition |= Q(pk__in=dosages.order_by().values("product_id"))
     if tiers is not None:
-        condition |= Q(pk__in=Dosage.objects.filter(pk__in=tiers.order_by().values("dosage_id")).values("product_id"))
+        condition |= Q(
+            pk__in=Dosage.objects.filter(pk__in=tiers.order_by().values("dosage_id")).values(
+                "product_id"
+            )
+        )
     return list(
-        Product._base_manager.using(using).filter(condition).order_by("pk").select_for_update().values_list("pk", flat=True)
+        Product._base_manager.using(using)
+        .filter(condition)
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", flat=True)
     )
 
 
 @contextmanager
-def lowest_price_kept(*, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None) -> Iterator[None]:
+def lowest_price_kept(
+    *, using: str, product_ids: Iterable[int] = (), dosages=None, tiers=None
+) -> Iterator[None]:
     """Around a write that can change lowest prices: lock the products (``lowest_price_lock``'s
     arguments) before it and recompute them after it, in one transaction (no savepoint: no extra
     statements inside an outer one). If the write raises, nothing is recomputed and it rolls back.
@@ -530,5 +598,8 @@ def lowest_per_pill_sql(*, vendor: str) -> str:
 def lowest_price_names(connection) -> tuple[str, str, str]:
     """The product table, its stored-minimum column and its key, quoted for raw SQL."""
     quote = connection.ops.quote_name
-    return (quote(Product._meta.db_table), quote(Product._meta.get_field("lowest_pill_price").column),
-            quote(Product._meta.pk.column))
+    return (
+        quote(Product._meta.db_table),
+        quote(Product._meta.get_field("lowest_pill_price").column),
+        quote(Product._meta.pk.column),
+    )

@@ -38,6 +38,7 @@ compresses, the decorator can go (``docs/performance.md``).
 Private pages (cart, checkout, orders, accounts, staff) are never stored: only the views
 decorated with ``cached_catalog_page`` are, and only their GET/HEAD answers with status 200.
 """
+
 from __future__ import annotations
 
 import functools
@@ -84,7 +85,9 @@ def _secret_marker(name: str) -> str:
 
     Letters and digits only, so HTML escaping leaves it intact; the same on every server.
     """
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256)
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256
+    )
     return f"pcph{digest.hexdigest()[:24]}"
 
 
@@ -130,10 +133,14 @@ _unreplaced: set[str] = set()
 
 def _replace(*keys: str) -> None:
     try:
-        _cache().set_many({key: secrets.token_hex(8) for key in {*keys, *_unreplaced}}, timeout=None)
-    except Exception:  # noqa: BLE001 - a cache outage must not fail the write
+        _cache().set_many(
+            {key: secrets.token_hex(8) for key in {*keys, *_unreplaced}}, timeout=None
+        )
+    except Exception:  # a cache outage must not fail the write
         _unreplaced.update(keys)
-        logger.exception("Could not replace the catalog generation; replaced when the cache answers again")
+        logger.exception(
+            "Could not replace the catalog generation; replaced when the cache answers again"
+        )
     else:
         _unreplaced.clear()
 
@@ -154,7 +161,9 @@ def _new_products_generation() -> None:
 _REPLACEMENTS = (_new_generation, _new_prices_generation, _new_products_generation)
 
 
-def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True, prices: bool = False) -> None:
+def catalog_changed(
+    *, using: str = DEFAULT_DB_ALIAS, products: bool = True, prices: bool = False
+) -> None:
     """Retire every stored catalog page; called for every write to a catalog table.
 
     ``products=False`` says the set of products, their names, categories and published flags are
@@ -180,7 +189,9 @@ def catalog_changed(*, using: str = DEFAULT_DB_ALIAS, products: bool = True, pri
         _local.rendered = False
         _REPLACEMENTS[level]()
     # Outside a transaction Django runs the callback at once.
-    transaction.on_commit(functools.partial(_replace_after_commit, level, count), using=using, robust=True)
+    transaction.on_commit(
+        functools.partial(_replace_after_commit, level, count), using=using, robust=True
+    )
 
 
 def _replace_after_commit(level: int, count: int) -> None:
@@ -226,20 +237,24 @@ class CatalogModel(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs):
-        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
-                        products=_changes_products(type(self)))
+        catalog_changed(
+            using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
+            products=_changes_products(type(self)),
+        )
         return super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        catalog_changed(using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
-                        products=_changes_products(type(self)))
+        catalog_changed(
+            using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
+            products=_changes_products(type(self)),
+        )
         return super().delete(*args, **kwargs)
 
 
 def current_generation(key: str = GENERATION_KEY) -> str | None:
     try:
         return _cache().get(key)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Catalog page cache unreachable")
         return None
 
@@ -253,12 +268,20 @@ def memoize(name: str, compute, *, products_only: bool = False, prices_only: boo
     until they or a stored lowest per-pill price may have changed (not a stock move, nor any
     write that cannot change a lowest price). Computed afresh if the cache is down.
     """
-    generation_key = (PRODUCTS_GENERATION_KEY if products_only
-                      else PRICES_GENERATION_KEY if prices_only else GENERATION_KEY)
+    generation_key = (
+        PRODUCTS_GENERATION_KEY
+        if products_only
+        else PRICES_GENERATION_KEY
+        if prices_only
+        else GENERATION_KEY
+    )
     generation = current_generation(generation_key) or _ensure_generation(generation_key)
     if generation is None:
         return compute()
-    key = f"catalog:memo:{generation}:" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    key = (
+        f"catalog:memo:{generation}:"
+        + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    )
     try:
         found = _cache().get(key)
     except Exception:  # noqa: BLE001
@@ -269,7 +292,7 @@ def memoize(name: str, compute, *, products_only: bool = False, prices_only: boo
     value = compute()
     try:
         _cache().set(key, value, timeout=_timeout())
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Could not store %s", name)
     return value
 
@@ -310,7 +333,10 @@ def _render_visitor_parts(request, template_names: list[str]) -> list[str]:
     """Each ``{% visitor %}`` part a page names, rendered for this request (markers for the token and
     the nonce, filled in with the rest of the page)."""
     with _nonce_marker(request):
-        return [render_to_string(name, {"csrf_token": MARKERS.csrf}, request=request) for name in template_names]
+        return [
+            render_to_string(name, {"csrf_token": MARKERS.csrf}, request=request)
+            for name in template_names
+        ]
 
 
 # --- Serving ----------------------------------------------------------------------------------
@@ -359,7 +385,9 @@ def compact(html: str) -> str:
 
 @functools.cache
 def _hole_re(csrf: str, nonce: str, visitor: str) -> re.Pattern:
-    return re.compile(f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->")
+    return re.compile(
+        f"({re.escape(csrf)})|({re.escape(nonce)})|<!--{re.escape(visitor)}:([^>]*)-->"
+    )
 
 
 # Kinds of hole in a stored page.
@@ -375,7 +403,7 @@ class Layout:
         self.holes: list[tuple[str, str | None]] = []
         position = 0
         for match in pattern.finditer(html):
-            self.static.append(html[position:match.start()])
+            self.static.append(html[position : match.start()])
             if match.group(1):
                 self.holes.append((CSRF, None))
             elif match.group(2):
@@ -394,7 +422,9 @@ class LocalPage:
     """This process's copy of a stored page (saves fetching ~40 KB from Redis per request)."""
 
     stored: StoredPage
-    fresh: tuple[list[str], str] | None = None  # the visitor parts for a fresh visitor, and their digest text
+    fresh: tuple[list[str], str] | None = (
+        None  # the visitor parts for a fresh visitor, and their digest text
+    )
     _layout: Layout | None = None
 
     @property
@@ -431,7 +461,10 @@ def _local_put(key: str, stored: StoredPage) -> LocalPage:
 def page_key(request, query: str = "") -> str:
     """The stored copy's key: the page's address with only the query the page reads (normalised)."""
     raw = f"{request.scheme}://{request.get_host()}{request.path}?{query}"
-    return f"{PAGE_KEY_PREFIX}{code_version()}:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+    return (
+        f"{PAGE_KEY_PREFIX}{code_version()}:"
+        + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+    )
 
 
 def page_query(request, params) -> QueryDict:
@@ -453,7 +486,7 @@ def _read(key: str) -> tuple[str | None, LocalPage | None]:
         if local is not None:
             return generation, local
         stored = _cache().get(key) if generation is not None else None
-    except Exception:  # noqa: BLE001 - serve uncached while the cache is down
+    except Exception:  # serve uncached while the cache is down
         logger.exception("Catalog page cache unreachable")
         return None, None
     if stored is None or stored.generation != generation:
@@ -466,7 +499,7 @@ def _ensure_generation(key: str = GENERATION_KEY) -> str | None:
         cache = _cache()
         cache.add(key, secrets.token_hex(8), timeout=None)
         return cache.get(key)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Catalog page cache unreachable")
         return None
 
@@ -508,7 +541,11 @@ def _personalise(request, html: str, local: LocalPage | None = None) -> tuple[st
         if fresh:
             local.fresh = (parts, parts_text)
     token = get_token(request) if layout.has_csrf or MARKERS.csrf in parts_text else ""
-    nonce = str(getattr(request, "csp_nonce", "")) if layout.has_nonce or MARKERS.nonce in parts_text else ""
+    nonce = (
+        str(getattr(request, "csp_nonce", ""))
+        if layout.has_nonce or MARKERS.nonce in parts_text
+        else ""
+    )
     out, next_part = [layout.static[0]], iter(parts)
     for (kind, _), text in zip(layout.holes, layout.static[1:]):
         if kind == CSRF:
@@ -525,7 +562,8 @@ def _personalise(request, html: str, local: LocalPage | None = None) -> tuple[st
 
 
 def _etag(stored_digest: str, visitor_digest: str) -> str:
-    return 'W/"%s"' % hashlib.sha256(f"{stored_digest}:{visitor_digest}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{stored_digest}:{visitor_digest}".encode()).hexdigest()[:32]
+    return f'W/"{digest}"'
 
 
 def _finish(request, response: HttpResponse, etag: str | None) -> HttpResponse:
@@ -593,7 +631,7 @@ def _serve(view, request, args, kwargs) -> HttpResponse:
         )
         try:
             _cache().set(key, stored, timeout=_timeout())
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("Could not store a catalog page")
         local = _local_put(key, stored)
         request.catalog_page_cache = "miss"
@@ -612,5 +650,5 @@ def _serve(view, request, args, kwargs) -> HttpResponse:
 def _weak_match(etag: str, header: str) -> bool:
     if header.strip() == "*":
         return True
-    strip = lambda tag: tag[2:] if tag.startswith("W/") else tag  # noqa: E731
+    strip = lambda tag: tag.removeprefix("W/")
     return any(strip(tag) == strip(etag) for tag in parse_etags(header))

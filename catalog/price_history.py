@@ -4,6 +4,7 @@ Every save of a tier or a dosage (admin forms, list edits, bulk actions, CSV imp
 historical row with the acting user, so the trail is complete without any extra bookkeeping;
 this module only turns those rows into the figures staff and regulators ask for.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,7 +23,11 @@ HistoricalDosage = Dosage.history.model
 # The fields whose changes are prices (or decide whether a price is on sale).
 TIER_PRICE_FIELDS = ("price", "is_active")
 DOSAGE_PRICE_FIELDS = ("list_price_per_pill",)
-FIELD_LABELS = {"price": "price", "is_active": "active", "list_price_per_pill": "list price per pill"}
+FIELD_LABELS = {
+    "price": "price",
+    "is_active": "active",
+    "list_price_per_pill": "list price per pill",
+}
 
 # The history page is for people; beyond this many changes, staff should export instead.
 MAX_CHANGES_SHOWN = 500
@@ -49,7 +54,10 @@ def tiers_lowest_prices(
     )
     rows = (
         HistoricalTier.objects.filter(id__in=[t.pk for t in tiers])
-        .filter(Q(history_date__gt=start, history_date__lte=now) | Q(history_id=Subquery(in_force_at_start)))
+        .filter(
+            Q(history_date__gt=start, history_date__lte=now)
+            | Q(history_id=Subquery(in_force_at_start))
+        )
         .order_by()
         .values("id")
         .annotate(lowest=Min("price"))
@@ -61,7 +69,9 @@ def tiers_lowest_prices(
     }
 
 
-def tier_lowest_price(*, tier: PackageTier, days: int = 30, now: dt.datetime | None = None) -> Money:
+def tier_lowest_price(
+    *, tier: PackageTier, days: int = 30, now: dt.datetime | None = None
+) -> Money:
     """Lowest price the tier had at any moment in the last ``days`` days (see above)."""
     return tiers_lowest_prices(tiers=[tier], days=days, now=now)[tier.pk]
 
@@ -97,19 +107,41 @@ def _changes(records: list, fields: tuple[str, ...], subject) -> list[PriceChang
             kind = "created" if record.history_type == "+" else "first recorded"
             for field in fields:
                 changes.append(
-                    PriceChange(record.history_date, _who(record), subject(record), FIELD_LABELS[field],
-                                None, getattr(record, field), kind)
+                    PriceChange(
+                        record.history_date,
+                        _who(record),
+                        subject(record),
+                        FIELD_LABELS[field],
+                        None,
+                        getattr(record, field),
+                        kind,
+                    )
                 )
         elif record.history_type == "-":
             changes.append(
-                PriceChange(record.history_date, _who(record), subject(record), "pack", "on sale", "deleted", "deleted")
+                PriceChange(
+                    record.history_date,
+                    _who(record),
+                    subject(record),
+                    "pack",
+                    "on sale",
+                    "deleted",
+                    "deleted",
+                )
             )
         else:
             delta = record.diff_against(previous, included_fields=list(fields))
             for change in delta.changes:
                 changes.append(
-                    PriceChange(record.history_date, _who(record), subject(record), FIELD_LABELS[change.field],
-                                change.old, change.new, "changed")
+                    PriceChange(
+                        record.history_date,
+                        _who(record),
+                        subject(record),
+                        FIELD_LABELS[change.field],
+                        change.old,
+                        change.new,
+                        "changed",
+                    )
                 )
         previous = record
     return changes

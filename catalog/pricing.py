@@ -4,6 +4,7 @@ Every rounding in the shop happens here and is half-up (``ROUND_HALF_UP``): mone
 savings to a whole percent. The storefront, the cart, the admin and the orders all call these
 functions, so a figure shown anywhere is the figure charged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -84,9 +85,11 @@ def best_per_pill_index(packs: Sequence[tuple[int, Money]]) -> int | None:
             best = index
             continue
         current = packs[best]
-        if cheaper_per_pill(pack, current):
-            best = index
-        elif not cheaper_per_pill(current, pack) and pack[0] > current[0]:
+        if (
+            cheaper_per_pill(pack, current)
+            or not cheaper_per_pill(current, pack)
+            and pack[0] > current[0]
+        ):
             best = index
     return best
 
@@ -109,7 +112,9 @@ class TierPrice:
         return self.savings_percent > 0 or self.savings.amount > 0
 
 
-def tier_price(*, quantity: int, price: Money, list_price_per_pill: Money, best: bool = False) -> TierPrice:
+def tier_price(
+    *, quantity: int, price: Money, list_price_per_pill: Money, best: bool = False
+) -> TierPrice:
     list_price = tier_list_price(list_price_per_pill=list_price_per_pill, quantity=quantity)
     return TierPrice(
         quantity=quantity,
@@ -122,7 +127,9 @@ def tier_price(*, quantity: int, price: Money, list_price_per_pill: Money, best:
     )
 
 
-def price_table(*, list_price_per_pill: Money, packs: Sequence[tuple[int, Money]]) -> list[TierPrice]:
+def price_table(
+    *, list_price_per_pill: Money, packs: Sequence[tuple[int, Money]]
+) -> list[TierPrice]:
     """All rows of one dosage's price table, in the order given, with the best pack marked."""
     best = best_per_pill_index(packs)
     return [

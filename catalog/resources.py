@@ -5,6 +5,7 @@ file so a person can read it, but are ignored on the way back in. The import nev
 tiers: an unknown SKU is an error, as is a bad number or a SKU listed twice. Any error rolls
 the whole file back (the admin passes ``rollback_on_validation_errors``).
 """
+
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
@@ -59,7 +60,9 @@ class PackageTierPriceResource(resources.ModelResource):
     strength = fields.Field(attribute="dosage__strength", column_name="strength", readonly=True)
     quantity = fields.Field(attribute="quantity", column_name="quantity", readonly=True)
     price = fields.Field(attribute="price", column_name="price", widget=MoneyAmountWidget())
-    is_active = fields.Field(attribute="is_active", column_name="is_active", widget=StrictBooleanWidget())
+    is_active = fields.Field(
+        attribute="is_active", column_name="is_active", widget=StrictBooleanWidget()
+    )
 
     class Meta:
         model = PackageTier
@@ -97,7 +100,9 @@ class PackageTierPriceResource(resources.ModelResource):
             raise ValidationError({"sku": f"Row {number}: the SKU is empty."})
         if sku in self._seen_skus:
             raise ValidationError(
-                {"sku": f"Row {number}: SKU {sku} appears again (first on row {self._seen_skus[sku]})."}
+                {
+                    "sku": f"Row {number}: SKU {sku} appears again (first on row {self._seen_skus[sku]})."
+                }
             )
         self._seen_skus[sku] = number
 
@@ -109,7 +114,9 @@ class PackageTierPriceResource(resources.ModelResource):
         instance = self.get_instance(instance_loader, row)
         if instance is None:
             raise ValidationError(
-                {"sku": f"Row {self._row_number}: unknown SKU {row.get('sku')}; imports never add packs."}
+                {
+                    "sku": f"Row {self._row_number}: unknown SKU {row.get('sku')}; imports never add packs."
+                }
             )
         return instance, False
 

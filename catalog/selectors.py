@@ -5,6 +5,7 @@ by ``catalog.pricing``. The query count of each page must not grow with the numb
 dosages or tiers: a list is cut to its page first and its rows priced in the same query, a product
 page is one query per relation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -14,13 +15,31 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db import connections
-from django.db.models import BooleanField, Count, DecimalField, F, Func, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import (
+    BooleanField,
+    Count,
+    DecimalField,
+    F,
+    Func,
+    Prefetch,
+    Q,
+    QuerySet,
+    Window,
+)
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import RowNumber
 from djmoney.money import Money
 
 from . import page_cache, pricing
-from .models import Category, Dosage, LegalClass, PackageTier, Product, SafetyNote, lowest_per_pill_sql
+from .models import (
+    Category,
+    Dosage,
+    LegalClass,
+    PackageTier,
+    Product,
+    SafetyNote,
+    lowest_per_pill_sql,
+)
 
 # Legal-class filter of the listing: ``?rx=prescription`` or ``?rx=otc`` (no prescription needed).
 RX_FILTERS: dict[str, tuple[str, list[str]]] = {
@@ -48,7 +67,11 @@ class PerPill(Func):
         # SQLite stores a whole-dollar price as an integer and would divide integers
         # (45 / 100 = 0); dividing a REAL keeps the cents.
         return super().as_sqlite(
-            compiler, connection, template="(CAST(%(expressions)s)", arg_joiner=" AS REAL) / ", **extra_context
+            compiler,
+            connection,
+            template="(CAST(%(expressions)s)",
+            arg_joiner=" AS REAL) / ",
+            **extra_context,
         )
 
 
@@ -75,7 +98,16 @@ def attach_from_prices(products: Iterable[Product]) -> list[Product]:
 
 #: The columns a product card shows (and the listing orders by): rows are read without the rest
 #: (timestamps, long texts, the category), which Django would otherwise fetch and convert per card.
-CARD_FIELDS = ("id", "name", "slug", "active_ingredient", "kind", "dosage_form", "legal_class", "summary")
+CARD_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "active_ingredient",
+    "kind",
+    "dosage_form",
+    "legal_class",
+    "summary",
+)
 
 
 def card_queryset() -> QuerySet[Product]:
@@ -112,7 +144,11 @@ def priced_cards(products: QuerySet[Product], *, by_price: bool = False) -> list
         f"SELECT {', '.join(column(name) for name in CARD_FIELDS)}, "
         f"({lowest_per_pill_sql(vendor=connection.vendor)}) AS lowest_per_pill "
         f"FROM {table} WHERE {column('id')} IN ({ids_sql}) ORDER BY "
-        + (f"{column('lowest_pill_price')} IS NULL, {column('lowest_pill_price')}, " if by_price else "")
+        + (
+            f"{column('lowest_pill_price')} IS NULL, {column('lowest_pill_price')}, "
+            if by_price
+            else ""
+        )
         + f"{column('name')}, {column('id')}"
     )
     lowest = RawSQL("", (), output_field=PER_PILL_FIELD)
@@ -160,7 +196,9 @@ def search_terms(query: str) -> list[str]:
     return query[:SEARCH_MAX_LENGTH].split()[:SEARCH_MAX_TERMS]
 
 
-def product_listing(*, q: str = "", category: Category | None = None, rx: str = "") -> QuerySet[Product]:
+def product_listing(
+    *, q: str = "", category: Category | None = None, rx: str = ""
+) -> QuerySet[Product]:
     """Published products, filtered and ordered; paginate it with ``listing_page`` (which prices the page).
 
     Search is a plain case-insensitive substring match on name, brand names, active ingredient
@@ -186,7 +224,9 @@ def product_listing(*, q: str = "", category: Category | None = None, rx: str = 
 MARK_EVERY_PAGES = 5
 
 
-def listing_index(queryset: QuerySet[Product], *, per_page: int) -> tuple[int, list[tuple[str, int]]]:
+def listing_index(
+    queryset: QuerySet[Product], *, per_page: int
+) -> tuple[int, list[tuple[str, int]]]:
     """(number of matches, the (name, id) starting every ``MARK_EVERY_PAGES``-th page).
 
     One read of the matches' (name, id) from the listing index, kept until the products change
@@ -202,7 +242,9 @@ def listing_index(queryset: QuerySet[Product], *, per_page: int) -> tuple[int, l
     return count, marks
 
 
-def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str = "") -> Page:
+def listing_page(
+    queryset: QuerySet[Product], *, number, per_page: int, count_key: str = ""
+) -> Page:
     """The requested page of a ``product_listing``, its products priced (nonsense numbers give a page).
 
     The page's rows are fetched by ``pk IN (the page's ids)``: the ids come from the (name, id)
@@ -234,17 +276,22 @@ def listing_page(queryset: QuerySet[Product], *, number, per_page: int, count_ke
     return page
 
 
-def _row_compare(queryset: QuerySet[Product], fields: tuple[str, ...], op: str, values) -> QuerySet[Product]:
+def _row_compare(
+    queryset: QuerySet[Product], fields: tuple[str, ...], op: str, values
+) -> QuerySet[Product]:
     """``(fields) op (values)`` as one SQL row comparison: what a btree index seeks to (an OR of
     column comparisons is a filter PostgreSQL applies row by row)."""
     connection = connections[queryset.db]
     table = connection.ops.quote_name(Product._meta.db_table)
     meta = Product._meta
     columns = ", ".join(
-        f"{table}.{connection.ops.quote_name((meta.pk if f == 'pk' else meta.get_field(f)).column)}" for f in fields
+        f"{table}.{connection.ops.quote_name((meta.pk if f == 'pk' else meta.get_field(f)).column)}"
+        for f in fields
     )
     placeholders = ", ".join(["%s"] * len(values))
-    return queryset.filter(RawSQL(f"({columns}) {op} ({placeholders})", tuple(values), output_field=BooleanField()))
+    return queryset.filter(
+        RawSQL(f"({columns}) {op} ({placeholders})", tuple(values), output_field=BooleanField())
+    )
 
 
 #: The price order's two parts: products with a lowest price by (price, name, id), then those
@@ -253,13 +300,19 @@ PRICED_ORDER = ("lowest_pill_price", "name", "pk")
 UNPRICED_ORDER = ("name", "pk")
 
 
-def _part_marks(queryset: QuerySet[Product], order: tuple[str, ...], step: int) -> tuple[int, list[tuple]]:
+def _part_marks(
+    queryset: QuerySet[Product], order: tuple[str, ...], step: int
+) -> tuple[int, list[tuple]]:
     """(rows, the ``order`` values of every ``step``-th row) of one part, numbered by the database:
     the rows are read in index order and only the marks travel to Python."""
-    numbered = queryset.order_by().annotate(
-        _row=Window(RowNumber(), order_by=[F(f).asc() for f in order]),
-        _rows=Window(Count("pk")),
-    ).annotate(_offset=(F("_row") - 1) % step)
+    numbered = (
+        queryset.order_by()
+        .annotate(
+            _row=Window(RowNumber(), order_by=[F(f).asc() for f in order]),
+            _rows=Window(Count("pk")),
+        )
+        .annotate(_offset=(F("_row") - 1) % step)
+    )
     rows = list(numbered.filter(_offset=0).order_by("_row").values_list(*order, "_rows"))
     return (rows[0][-1] if rows else 0), [row[:-1] for row in rows]
 
@@ -288,13 +341,25 @@ def price_index(queryset: QuerySet[Product], *, per_page: int) -> PriceIndex:
     price change, against an OFFSET through the index on every late page otherwise.
     """
     step = MARK_EVERY_PAGES * per_page
-    priced, priced_marks = _part_marks(queryset.filter(lowest_pill_price__isnull=False), PRICED_ORDER, step)
-    unpriced, unpriced_marks = _part_marks(queryset.filter(lowest_pill_price__isnull=True), UNPRICED_ORDER, step)
-    return PriceIndex(priced=priced, unpriced=unpriced, priced_marks=priced_marks, unpriced_marks=unpriced_marks)
+    priced, priced_marks = _part_marks(
+        queryset.filter(lowest_pill_price__isnull=False), PRICED_ORDER, step
+    )
+    unpriced, unpriced_marks = _part_marks(
+        queryset.filter(lowest_pill_price__isnull=True), UNPRICED_ORDER, step
+    )
+    return PriceIndex(
+        priced=priced, unpriced=unpriced, priced_marks=priced_marks, unpriced_marks=unpriced_marks
+    )
 
 
-def _part_ids(queryset: QuerySet[Product], order: tuple[str, ...], marks: list[tuple], start: int, stop: int,
-              step: int) -> QuerySet[Product]:
+def _part_ids(
+    queryset: QuerySet[Product],
+    order: tuple[str, ...],
+    marks: list[tuple],
+    start: int,
+    stop: int,
+    step: int,
+) -> QuerySet[Product]:
     """The ids of rows ``start:stop`` of one part: from the nearest mark, no further than the next."""
     mark = start // step
     ids = queryset.order_by(*order).values("pk")
@@ -306,7 +371,9 @@ def _part_ids(queryset: QuerySet[Product], order: tuple[str, ...], marks: list[t
     return ids[start:stop]
 
 
-def price_sorted_page(queryset: QuerySet[Product], *, number, per_page: int, count_key: str) -> Page:
+def price_sorted_page(
+    queryset: QuerySet[Product], *, number, per_page: int, count_key: str
+) -> Page:
     """A page of a ``product_listing`` by lowest price per pill (products without a price last).
 
     The order is the stored ``Product.lowest_pill_price`` (``catalog.lowest_prices``), read from
@@ -329,15 +396,28 @@ def price_sorted_page(queryset: QuerySet[Product], *, number, per_page: int, cou
     step = MARK_EVERY_PAGES * per_page
     cards: list[Product] = []
     if start < index.priced:
-        cards += priced_cards(_part_ids(
-            queryset.filter(lowest_pill_price__isnull=False), PRICED_ORDER, index.priced_marks,
-            start, min(stop, index.priced), step,
-        ), by_price=True)
+        cards += priced_cards(
+            _part_ids(
+                queryset.filter(lowest_pill_price__isnull=False),
+                PRICED_ORDER,
+                index.priced_marks,
+                start,
+                min(stop, index.priced),
+                step,
+            ),
+            by_price=True,
+        )
     if stop > index.priced:
-        cards += priced_cards(_part_ids(
-            queryset.filter(lowest_pill_price__isnull=True), UNPRICED_ORDER, index.unpriced_marks,
-            max(start, index.priced) - index.priced, stop - index.priced, step,
-        ))
+        cards += priced_cards(
+            _part_ids(
+                queryset.filter(lowest_pill_price__isnull=True),
+                UNPRICED_ORDER,
+                index.unpriced_marks,
+                max(start, index.priced) - index.priced,
+                stop - index.priced,
+                step,
+            )
+        )
     page.object_list = cards
     return page
 
@@ -408,17 +488,21 @@ class ProductPage:
 def product_detail_queryset() -> QuerySet[Product]:
     """A published product with everything its page shows: seven queries, whatever its size."""
     active_tiers = PackageTier.objects.filter(is_active=True).order_by("position", "quantity", "pk")
-    return Product.objects.published().select_related("category").prefetch_related(
-        Prefetch(
-            "dosages",
-            queryset=Dosage.objects.order_by("strength_micrograms", "pk").prefetch_related(
-                Prefetch("tiers", queryset=active_tiers, to_attr="active_tiers")
+    return (
+        Product.objects.published()
+        .select_related("category")
+        .prefetch_related(
+            Prefetch(
+                "dosages",
+                queryset=Dosage.objects.order_by("strength_micrograms", "pk").prefetch_related(
+                    Prefetch("tiers", queryset=active_tiers, to_attr="active_tiers")
+                ),
             ),
-        ),
-        "info_sections",
-        "dosing_guidelines",
-        "safety_notes",
-        "faqs",
+            "info_sections",
+            "dosing_guidelines",
+            "safety_notes",
+            "faqs",
+        )
     )
 
 
@@ -440,7 +524,9 @@ def product_page(product: Product) -> ProductPage:
     if not product.is_controlled:
         for dosage in product.dosages.all():
             if dosage.active_tiers:
-                tables.append(DosageTable(dosage=dosage, rows=price_rows(dosage, dosage.active_tiers)))
+                tables.append(
+                    DosageTable(dosage=dosage, rows=price_rows(dosage, dosage.active_tiers))
+                )
     notes = list(product.safety_notes.all())
     return ProductPage(
         product=product,

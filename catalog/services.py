@@ -3,6 +3,7 @@
 Each price change is saved tier by tier inside one transaction, so simple-history writes one
 record per tier with the acting user: a bulk ``QuerySet.update`` would leave no audit trail.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -13,8 +14,8 @@ from django.db import router, transaction
 from djmoney.money import Money
 
 from . import pricing
-from .pricing import format_money
 from .models import Dosage, PackageTier, lowest_price_lock
+from .pricing import format_money
 
 
 class PriceChangeMode:
@@ -76,12 +77,18 @@ def tiers_price_change_preview(
 ) -> list[PriceChangeRow]:
     """What each tier would cost after the change; nothing is saved."""
     return [
-        PriceChangeRow(tier=t, old_price=t.price, new_price=changed_price(price=t.price, mode=mode, value=value))
+        PriceChangeRow(
+            tier=t,
+            old_price=t.price,
+            new_price=changed_price(price=t.price, mode=mode, value=value),
+        )
         for t in tiers
     ]
 
 
-def tiers_bulk_change_prices(*, tier_ids: Iterable[int], mode: str, value: Decimal, user) -> list[PriceChangeRow]:
+def tiers_bulk_change_prices(
+    *, tier_ids: Iterable[int], mode: str, value: Decimal, user
+) -> list[PriceChangeRow]:
     """Change the price of every given tier, all or none.
 
     The tiers are locked and re-read inside the transaction, so the change applies to the
@@ -92,7 +99,10 @@ def tiers_bulk_change_prices(*, tier_ids: Iterable[int], mode: str, value: Decim
     with transaction.atomic():
         # Products before tiers, the order every tier write takes its locks in (``lowest_price_kept``):
         # a concurrent queryset update of the same packs cannot deadlock with this change.
-        lowest_price_lock(using=router.db_for_write(PackageTier), tiers=PackageTier.objects.filter(pk__in=tier_ids))
+        lowest_price_lock(
+            using=router.db_for_write(PackageTier),
+            tiers=PackageTier.objects.filter(pk__in=tier_ids),
+        )
         tiers = list(
             PackageTier.objects.select_for_update(of=("self",))
             .filter(pk__in=tier_ids)
@@ -114,7 +124,9 @@ def tiers_bulk_change_prices(*, tier_ids: Iterable[int], mode: str, value: Decim
     return changed
 
 
-def dosage_price_warnings(*, dosage: Dosage, tiers: Sequence[PackageTier] | None = None) -> list[str]:
+def dosage_price_warnings(
+    *, dosage: Dosage, tiers: Sequence[PackageTier] | None = None
+) -> list[str]:
     """Pricing that is allowed but probably a mistake, in words staff can act on.
 
     Looks at the dosage's active tiers: a pack priced above its list price shows no saving,
@@ -126,20 +138,22 @@ def dosage_price_warnings(*, dosage: Dosage, tiers: Sequence[PackageTier] | None
         tiers = sorted((t for t in tiers if t.is_active), key=lambda t: t.quantity)
     warnings: list[str] = []
     for tier in tiers:
-        list_price = pricing.tier_list_price(list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity)
+        list_price = pricing.tier_list_price(
+            list_price_per_pill=dosage.list_price_per_pill, quantity=tier.quantity
+        )
         if tier.price.amount > list_price.amount:
             warnings.append(
                 f"{dosage} × {tier.quantity} costs {format_money(tier.price)}, above its list price "
                 f"{format_money(list_price)}: no saving shown to customers."
             )
     for index, smaller in enumerate(tiers):
-        for larger in tiers[index + 1:]:
-            if pricing.cheaper_per_pill((smaller.quantity, smaller.price), (larger.quantity, larger.price)):
+        for larger in tiers[index + 1 :]:
+            if pricing.cheaper_per_pill(
+                (smaller.quantity, smaller.price), (larger.quantity, larger.price)
+            ):
                 warnings.append(
                     f"{dosage}: the {larger.quantity}-pill pack costs more per pill "
                     f"({format_money(larger.per_pill_price)}) than the {smaller.quantity}-pill pack "
                     f"({format_money(smaller.per_pill_price)})."
                 )
     return warnings
-
-

@@ -5,6 +5,7 @@ Home, listing (search, category) and product pages are served from the shared pa
 header, messages, CSRF token and CSP nonce, ETags. HTML is gzipped for clients that ask (see
 README "Performance": BREACH).
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlencode
@@ -59,7 +60,9 @@ def _listing_page_number(value: str | None) -> str | None:
         return None
     if number == 1:
         return None
-    published = sum(c.published_count for c in selectors.categories_with_counts())  # every product has one
+    published = sum(
+        c.published_count for c in selectors.categories_with_counts()
+    )  # every product has one
     ceiling = max(1, -(-published // PRODUCTS_PER_PAGE))
     return str(number) if 1 < number <= ceiling else "0"
 
@@ -74,7 +77,9 @@ def listing_query(query) -> dict[str, str]:
     kept: dict[str, str] = {}
     q = query.get("q", "").strip()
     if len(q) > selectors.SEARCH_MAX_LENGTH:
-        q = q[: selectors.SEARCH_MAX_LENGTH] + "…"  # any longer search: the same cut and the same note
+        q = (
+            q[: selectors.SEARCH_MAX_LENGTH] + "…"
+        )  # any longer search: the same cut and the same note
     if q:
         kept["q"] = q
     category = query.get("category", "").strip()
@@ -126,11 +131,17 @@ def product_list(request):
     if sort == "price":
         # Cheapest pill first (the stored lowest of a product's active packs); products with no price last.
         page = selectors.price_sorted_page(
-            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE, count_key=count_key
+            queryset,
+            number=request.GET.get("page"),
+            per_page=PRODUCTS_PER_PAGE,
+            count_key=count_key,
         )
     else:
         page = selectors.listing_page(
-            queryset, number=request.GET.get("page"), per_page=PRODUCTS_PER_PAGE, count_key=count_key
+            queryset,
+            number=request.GET.get("page"),
+            per_page=PRODUCTS_PER_PAGE,
+            count_key=count_key,
         )
 
     products = page.object_list
@@ -153,7 +164,8 @@ def product_list(request):
             "sort_choices": list(SORTS.items()),
             "problems": problems,
             "canonical_url": absolute_url(
-                reverse("catalog:product_list") + (f"?{urlencode(canonical_params)}" if canonical_params else "")
+                reverse("catalog:product_list")
+                + (f"?{urlencode(canonical_params)}" if canonical_params else "")
             ),
         },
     )

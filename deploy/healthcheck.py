@@ -12,6 +12,7 @@ Exit status 0 when healthy, 1 otherwise (with one line on stderr saying why).
   ``--enable-remote-control``) answers a ping; beat stops answering when its scheduler has not
   ticked for a while, so a stuck beat fails too.
 """
+
 from __future__ import annotations
 
 import http.client

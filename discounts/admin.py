@@ -1,4 +1,5 @@
 from django.contrib import admin
+
 from pharmacy.admin_history import HistoryAdmin
 
 from .models import DiscountCode, DiscountRedemption
@@ -19,7 +20,17 @@ class DiscountRedemptionInline(admin.TabularInline):
 class DiscountCodeAdmin(HistoryAdmin):
     """Codes and their rules; uses are counted when a card is authorised, given back on cancel."""
 
-    list_display = ("code", "kind", "value", "min_subtotal", "starts_at", "ends_at", "uses", "max_uses", "is_active")
+    list_display = (
+        "code",
+        "kind",
+        "value",
+        "min_subtotal",
+        "starts_at",
+        "ends_at",
+        "uses",
+        "max_uses",
+        "is_active",
+    )
     list_filter = ("is_active", "kind")
     search_fields = ("code", "description")
     filter_horizontal = ("products",)
@@ -27,8 +38,21 @@ class DiscountCodeAdmin(HistoryAdmin):
     fieldsets = (
         (None, {"fields": ("code", "description", "is_active")}),
         ("What it gives", {"fields": ("kind", "value", "min_subtotal")}),
-        ("When and how often", {"fields": ("starts_at", "ends_at", "max_uses", "max_uses_per_email")}),
-        ("What it applies to", {"fields": ("applies_to_general_sale", "applies_to_pharmacy", "applies_to_prescription", "products")}),
+        (
+            "When and how often",
+            {"fields": ("starts_at", "ends_at", "max_uses", "max_uses_per_email")},
+        ),
+        (
+            "What it applies to",
+            {
+                "fields": (
+                    "applies_to_general_sale",
+                    "applies_to_pharmacy",
+                    "applies_to_prescription",
+                    "products",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request):

@@ -6,6 +6,7 @@ a code may be used now and counts its uses. It sits below ``cart`` and ``orders`
 cart → discounts → catalog; orders → discounts), so a redemption names its order by id rather
 than by a foreign key. Every change to a code is kept by django-simple-history, like prices.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -24,33 +25,52 @@ class DiscountKind(models.TextChoices):
 
 
 class DiscountCode(models.Model):
-    code = models.CharField(max_length=40, unique=True, help_text="What customers type; not case-sensitive.")
+    code = models.CharField(
+        max_length=40, unique=True, help_text="What customers type; not case-sensitive."
+    )
     description = models.CharField(max_length=200, blank=True, help_text="For staff: the campaign.")
-    kind = models.CharField(max_length=20, choices=DiscountKind.choices, default=DiscountKind.PERCENT)
+    kind = models.CharField(
+        max_length=20, choices=DiscountKind.choices, default=DiscountKind.PERCENT
+    )
     value = models.DecimalField(
-        max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))],
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
         help_text="Percent (e.g. 10) or dollars (e.g. 5.00); ignored for free shipping.",
     )
     min_subtotal = models.DecimalField(
-        "minimum subtotal ($)", max_digits=10, decimal_places=2, default=Decimal("0"),
+        "minimum subtotal ($)",
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
     )
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
-    max_uses = models.PositiveIntegerField("total uses", null=True, blank=True, help_text="Empty: unlimited.")
+    max_uses = models.PositiveIntegerField(
+        "total uses", null=True, blank=True, help_text="Empty: unlimited."
+    )
     max_uses_per_email = models.PositiveIntegerField(
-        "uses per customer", null=True, blank=True, default=1,
+        "uses per customer",
+        null=True,
+        blank=True,
+        default=1,
         help_text="Per customer: their account and their mailbox (case and +tags ignored; for Gmail, dots too). "
         "Empty: unlimited.",
     )
     applies_to_general_sale = models.BooleanField(default=True)
     applies_to_pharmacy = models.BooleanField("applies to pharmacy-only", default=True)
     applies_to_prescription = models.BooleanField(
-        "applies to prescription-only", default=False,
+        "applies to prescription-only",
+        default=False,
         help_text="Controlled medicines are never sold online, so never discounted.",
     )
     products = models.ManyToManyField(
-        "catalog.Product", blank=True, related_name="+", help_text="Only these products (empty: any of the classes above)."
+        "catalog.Product",
+        blank=True,
+        related_name="+",
+        help_text="Only these products (empty: any of the classes above).",
     )
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -61,10 +81,13 @@ class DiscountCode(models.Model):
         ordering = ("code",)
         constraints = [
             models.CheckConstraint(
-                condition=~Q(kind="percent") | Q(value__lte=100), name="discounts_percent_at_most_100"
+                condition=~Q(kind="percent") | Q(value__lte=100),
+                name="discounts_percent_at_most_100",
             ),
             models.CheckConstraint(
-                condition=Q(ends_at__isnull=True) | Q(starts_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),
+                condition=Q(ends_at__isnull=True)
+                | Q(starts_at__isnull=True)
+                | Q(ends_at__gt=models.F("starts_at")),
                 name="discounts_ends_after_start",
             ),
         ]
@@ -88,8 +111,12 @@ class DiscountRedemption(models.Model):
     # The address as discounts.services.mailbox_normalise reduces it: what "uses per customer" counts.
     mailbox = models.CharField(max_length=254, default="")
     # The account the order was placed in, if any (also counted per customer).
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    amount = models.DecimalField(max_digits=10, decimal_places=2, help_text="Discount given, in dollars.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    amount = models.DecimalField(
+        max_digits=10, decimal_places=2, help_text="Discount given, in dollars."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
 

@@ -14,6 +14,7 @@ the second is told no. ``discount_release`` gives a use back when the order is c
 in) and of their mailbox, always: the address as ``mailbox_normalise`` reduces it, so that
 ``Jane.Doe+spring@Gmail.com`` and ``janedoe@googlemail.com`` are one customer.
 """
+
 from __future__ import annotations
 
 import operator
@@ -97,7 +98,9 @@ def _used_up(code: DiscountCode, *, email: str | None, user_id: int | None) -> s
     return ""
 
 
-def _refusal(code: DiscountCode | None, typed: str, *, email: str | None, user_id: int | None, now) -> str:
+def _refusal(
+    code: DiscountCode | None, typed: str, *, email: str | None, user_id: int | None, now
+) -> str:
     if code is None or not code.is_active:
         return f"We don't know the code {typed}. Please check it and try again."
     if code.starts_at and now < code.starts_at:
@@ -107,7 +110,9 @@ def _refusal(code: DiscountCode | None, typed: str, *, email: str | None, user_i
     return _used_up(code, email=email, user_id=user_id)
 
 
-def discount_terms_for(*, code: str, email: str | None = None, user_id: int | None = None, now=None) -> dict:
+def discount_terms_for(
+    *, code: str, email: str | None = None, user_id: int | None = None, now=None
+) -> dict:
     """The terms of a code a customer typed, or ``DiscountRefused`` saying why not.
 
     ``email`` and ``user_id`` (the signed-in account) apply the per-customer limit; without
@@ -147,8 +152,13 @@ def discount_redeem(*, order, force: bool = False) -> bool:
             existing.save(update_fields=["released_at"])
         else:
             DiscountRedemption.objects.create(
-                code=code, order_id=order.id, order_number=order.number, email=order.email,
-                mailbox=mailbox_normalise(order.email), user_id=order.user_id, amount=order.discount.amount,
+                code=code,
+                order_id=order.id,
+                order_number=order.number,
+                email=order.email,
+                mailbox=mailbox_normalise(order.email),
+                user_id=order.user_id,
+                amount=order.discount.amount,
             )
     return True
 
@@ -156,7 +166,9 @@ def discount_redeem(*, order, force: bool = False) -> bool:
 def discount_release(*, order) -> None:
     """Give the use back: the order was canceled or rejected. Idempotent."""
     if order.discount_code:
-        DiscountRedemption.objects.filter(order_id=order.id, released_at__isnull=True).update(released_at=timezone.now())
+        DiscountRedemption.objects.filter(order_id=order.id, released_at__isnull=True).update(
+            released_at=timezone.now()
+        )
 
 
 def discount_codes_with_uses():

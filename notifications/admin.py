@@ -19,7 +19,16 @@ class DigestEntryInline(admin.TabularInline):
 class OutboundEmailAdmin(admin.ModelAdmin):
     """The outbox, read-only: what was sent to whom and when; staff can only ask for a resend."""
 
-    list_display = ("created_at", "kind", "order", "recipient", "status", "attempts", "next_attempt_at", "sent_at")
+    list_display = (
+        "created_at",
+        "kind",
+        "order",
+        "recipient",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+    )
     list_filter = ("status", "kind")
     search_fields = ("recipient", "order__number", "dedupe_key")
     list_select_related = ("order",)
@@ -71,7 +80,9 @@ class OutboundEmailAdmin(admin.ModelAdmin):
             else:
                 skipped += 1
         if resent:
-            self.message_user(request, f"{resent} email(s) queued to be sent again.", messages.SUCCESS)
+            self.message_user(
+                request, f"{resent} email(s) queued to be sent again.", messages.SUCCESS
+            )
         if skipped:
             self.message_user(
                 request,

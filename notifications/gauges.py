@@ -1,4 +1,5 @@
 """The outbox's numbers an operator watches (the admin index and ``/metrics`` read them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ class OutboxHealth:
 def outbox_health() -> OutboxHealth:
     """The outbox in one query, for the admin index, metrics and probes."""
     # Only the rows counted, through the (status, updated_at) index: the sent ones are nearly all.
-    figures = OutboundEmail.objects.filter(status__in=(*UNSENT_STATUSES, EmailStatus.FAILED)).aggregate(
+    figures = OutboundEmail.objects.filter(
+        status__in=(*UNSENT_STATUSES, EmailStatus.FAILED)
+    ).aggregate(
         unsent=Count("pk", filter=Q(status__in=UNSENT_STATUSES)),
         failed=Count("pk", filter=Q(status=EmailStatus.FAILED)),
         oldest=Min("created_at", filter=Q(status__in=UNSENT_STATUSES)),

@@ -5,6 +5,7 @@ authorised, prescription approved...), so an email exists if and only if its cau
 A Celery task then delivers it; the row's status makes delivery idempotent (a redelivered task or
 a twice-delivered webhook never sends a second copy), and ``dedupe_key`` makes *queuing* idempotent.
 """
+
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
@@ -18,7 +19,10 @@ class EmailKind(models.TextChoices):
     SHIPPED = "shipped", "Order shipped"
     REFUND_ISSUED = "refund_issued", "Refund issued"
     STAFF_NEW_ORDER = "staff_new_order", "Staff: new order"
-    STAFF_AUTHORISATIONS_EXPIRING = "staff_authorisations_expiring", "Staff: card holds about to expire"
+    STAFF_AUTHORISATIONS_EXPIRING = (
+        "staff_authorisations_expiring",
+        "Staff: card holds about to expire",
+    )
     # Account emails: the sending app renders them and queues plain data (``email_queue_message``).
     ACCOUNT_VERIFICATION = "account_verification", "Account: verify the email address"
     ACCOUNT_PASSWORD_RESET = "account_password_reset", "Account: password reset"
@@ -65,7 +69,9 @@ class OutboundEmail(models.Model):
     )
     kind = models.CharField(max_length=40, choices=EmailKind.choices)
     recipient = models.EmailField()
-    subject = models.CharField(max_length=200, blank=True, help_text="Filled in when the email is rendered.")
+    subject = models.CharField(
+        max_length=200, blank=True, help_text="Filled in when the email is rendered."
+    )
     context = models.JSONField(
         default=dict,
         blank=True,
@@ -77,7 +83,9 @@ class OutboundEmail(models.Model):
         blank=True,
         help_text="Words the subject must never contain (the order's medicines), given by the sender.",
     )
-    status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+    status = models.CharField(
+        max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED
+    )
     attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Tries since the email was queued (or last resent by staff)."
     )
@@ -86,7 +94,9 @@ class OutboundEmail(models.Model):
     )
     last_error = models.TextField(blank=True)
     reported_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the staff digest of emails that could not be sent listed it."
+        null=True,
+        blank=True,
+        help_text="When the staff digest of emails that could not be sent listed it.",
     )
     dedupe_key = models.CharField(
         max_length=200,
@@ -107,11 +117,13 @@ class OutboundEmail(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(status=EmailStatus.RETRYING) | models.Q(next_attempt_at__isnull=False),
+                condition=~models.Q(status=EmailStatus.RETRYING)
+                | models.Q(next_attempt_at__isnull=False),
                 name="notif_email_retry_has_time",
             ),
             models.CheckConstraint(
-                condition=models.Q(status=EmailStatus.SENT, sent_at__isnull=False) | ~models.Q(status=EmailStatus.SENT),
+                condition=models.Q(status=EmailStatus.SENT, sent_at__isnull=False)
+                | ~models.Q(status=EmailStatus.SENT),
                 name="notif_email_sent_has_timestamp",
             ),
         ]
@@ -123,7 +135,9 @@ class OutboundEmail(models.Model):
 class DigestEntry(models.Model):
     """An order listed in a staff digest; the unique constraint lists each order at most once a day."""
 
-    email = models.ForeignKey(OutboundEmail, on_delete=models.CASCADE, related_name="digest_entries")
+    email = models.ForeignKey(
+        OutboundEmail, on_delete=models.CASCADE, related_name="digest_entries"
+    )
     order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=40, choices=EmailKind.choices)
     day = models.DateField()
@@ -131,5 +145,7 @@ class DigestEntry(models.Model):
     class Meta:
         verbose_name_plural = "digest entries"
         constraints = [
-            models.UniqueConstraint(fields=["order", "kind", "day"], name="notif_digest_once_per_order_day"),
+            models.UniqueConstraint(
+                fields=["order", "kind", "day"], name="notif_digest_once_per_order_day"
+            ),
         ]

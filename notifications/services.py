@@ -14,6 +14,7 @@ A failure that may pass leaves the row waiting to retry at ``next_attempt_at`` (
 to an hour, for a little over a day); ``email_requeue_stale`` (beat, every minute) hands it over
 when that time comes, so an outage of hours delays email and loses none.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,28 +24,37 @@ import random
 import smtplib
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from anymail.exceptions import AnymailAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone
 
 from pharmacy.permissions import require_permission
 
-from .models import PRERENDERED_KINDS, UNSENT_STATUSES, DigestEntry, EmailKind, EmailStatus, OutboundEmail
+from .models import (
+    PRERENDERED_KINDS,
+    DigestEntry,
+    EmailKind,
+    EmailStatus,
+    OutboundEmail,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Failures that may be worth trying again later: the mail server or the email service was
 #: unreachable or answered (``failure_is_temporary`` then tells "not now" from "never"). Anything
 #: else (a template bug, an unsafe subject, a malformed address) fails the email at once.
-RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSError, AnymailAPIError)
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    smtplib.SMTPException,
+    OSError,
+    AnymailAPIError,
+)
 
 #: A row left in "sending" longer than the task's hard time limit belongs to a worker that died
 #: mid-send; it may be claimed again (at-least-once delivery for that rare case).
@@ -65,7 +75,9 @@ def _plain(context: dict) -> dict:
     try:
         return json.loads(json.dumps(context))
     except TypeError as exc:
-        raise TypeError(f"An email's context must be plain JSON data (format amounts first): {exc}") from exc
+        raise TypeError(
+            f"An email's context must be plain JSON data (format amounts first): {exc}"
+        ) from exc
 
 
 def _forbidden(words: Iterable[str]) -> list[str]:
@@ -88,7 +100,9 @@ def _hand_to_celery(email_id: int) -> bool:
     except Exception as exc:  # noqa: BLE001 - any broker failure means "later", never a 500
         logger.warning(
             "Email %s could not be handed to Celery (%s: %s); it stays queued for the sweep.",
-            email_id, type(exc).__name__, exc,
+            email_id,
+            type(exc).__name__,
+            exc,
         )
         return False
     return True
@@ -138,7 +152,9 @@ def email_queue(
         if created:
             _enqueue_on_commit(email.pk)
         else:
-            logger.info("Email %s already queued (%s); not queuing again.", dedupe_key, email.status)
+            logger.info(
+                "Email %s already queued (%s); not queuing again.", dedupe_key, email.status
+            )
     return email
 
 
@@ -182,9 +198,9 @@ def email_queue_digest(
     entries = list(entries)
     with transaction.atomic():
         already = set(
-            DigestEntry.objects.filter(kind=kind, day=day, order_id__in=[pk for pk, _ in entries]).values_list(
-                "order_id", flat=True
-            )
+            DigestEntry.objects.filter(
+                kind=kind, day=day, order_id__in=[pk for pk, _ in entries]
+            ).values_list("order_id", flat=True)
         )
         fresh = [(pk, item) for pk, item in entries if pk not in already]
         if not fresh:
@@ -196,7 +212,9 @@ def email_queue_digest(
                 email = OutboundEmail.objects.create(
                     kind=kind,
                     recipient=to,
-                    context=_plain({"entries": [item for _, item in fresh], "day": day.isoformat()}),
+                    context=_plain(
+                        {"entries": [item for _, item in fresh], "day": day.isoformat()}
+                    ),
                     dedupe_key=key,
                 )
                 DigestEntry.objects.bulk_create(
@@ -301,10 +319,14 @@ def failure_is_temporary(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE_ERRORS)
 
 
-def _record_failure(*, log_id: int, attempts: int, exc: BaseException, subject: str, final_attempt: bool) -> str:
+def _record_failure(
+    *, log_id: int, attempts: int, exc: BaseException, subject: str, final_attempt: bool
+) -> str:
     """Park the claimed row: waiting to retry while a retry may help and tries are left, else failed."""
     now = timezone.now()
-    retry = failure_is_temporary(exc) and not final_attempt and attempts < settings.EMAIL_MAX_ATTEMPTS
+    retry = (
+        failure_is_temporary(exc) and not final_attempt and attempts < settings.EMAIL_MAX_ATTEMPTS
+    )
     status = EmailStatus.RETRYING if retry else EmailStatus.FAILED
     OutboundEmail.objects.filter(pk=log_id, status=EmailStatus.SENDING).update(
         status=status,
@@ -325,9 +347,8 @@ def email_send(*, log_id: int, final_attempt: bool = False) -> bool:
     ``failure_is_temporary``, ``EMAIL_MAX_ATTEMPTS``, ``final_attempt``), and the error is raised.
     """
     now = timezone.now()
-    claimed = (
-        OutboundEmail.objects.filter(_due(now), pk=log_id)
-        .update(status=EmailStatus.SENDING, attempts=F("attempts") + 1, next_attempt_at=None, updated_at=now)
+    claimed = OutboundEmail.objects.filter(_due(now), pk=log_id).update(
+        status=EmailStatus.SENDING, attempts=F("attempts") + 1, next_attempt_at=None, updated_at=now
     )
     if not claimed:
         logger.info("Email %s is not due to be sent; nothing to do.", log_id)
@@ -341,13 +362,28 @@ def email_send(*, log_id: int, final_attempt: bool = False) -> bool:
         message.send()
     except Exception as exc:
         status = _record_failure(
-            log_id=log_id, attempts=email.attempts, exc=exc, subject=subject, final_attempt=final_attempt
+            log_id=log_id,
+            attempts=email.attempts,
+            exc=exc,
+            subject=subject,
+            final_attempt=final_attempt,
         )
-        logger.warning("Email %s (%s) attempt %s failed (%s): %s", log_id, email.kind, email.attempts, status, exc)
+        logger.warning(
+            "Email %s (%s) attempt %s failed (%s): %s",
+            log_id,
+            email.kind,
+            email.attempts,
+            status,
+            exc,
+        )
         raise
     sent_at = timezone.now()
     OutboundEmail.objects.filter(pk=log_id).update(
-        status=EmailStatus.SENT, subject=subject[:200], sent_at=sent_at, last_error="", updated_at=sent_at
+        status=EmailStatus.SENT,
+        subject=subject[:200],
+        sent_at=sent_at,
+        last_error="",
+        updated_at=sent_at,
     )
     return True
 
@@ -373,9 +409,12 @@ def failed_emails_digest() -> OutboundEmail | None:
             {
                 "kind": email.get_kind_display(),
                 "recipient": email.recipient,
-                "queued_display": formats.date_format(timezone.localtime(email.created_at), "DATETIME_FORMAT"),
+                "queued_display": formats.date_format(
+                    timezone.localtime(email.created_at), "DATETIME_FORMAT"
+                ),
                 "error": email.last_error.split(":", 1)[0][:100],
-                "admin_url": site + reverse("admin:notifications_outboundemail_change", args=[email.pk]),
+                "admin_url": site
+                + reverse("admin:notifications_outboundemail_change", args=[email.pk]),
             }
             for email in failed
         ]
@@ -386,7 +425,9 @@ def failed_emails_digest() -> OutboundEmail | None:
             context={"entries": entries},
             dedupe_key=f"{EmailKind.STAFF_EMAILS_FAILED}:{hashlib.sha256(ids.encode()).hexdigest()[:32]}",
         )
-        OutboundEmail.objects.filter(pk__in=[email.pk for email in failed]).update(reported_at=timezone.now())
+        OutboundEmail.objects.filter(pk__in=[email.pk for email in failed]).update(
+            reported_at=timezone.now()
+        )
     return digest
 
 
@@ -411,7 +452,11 @@ def _letterhead() -> dict:
 def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
     """The message from the stored row alone: the same email on every attempt and resend."""
     if email.subject and email.kind in PRERENDERED_KINDS:
-        subject, text, html = email.subject, email.context.get("text", ""), email.context.get("html", "")
+        subject, text, html = (
+            email.subject,
+            email.context.get("text", ""),
+            email.context.get("html", ""),
+        )
     else:
         context = {**(email.context or {}), **_letterhead(), "kind": email.kind}
         base = f"emails/{email.kind}"
@@ -419,7 +464,9 @@ def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
         text = render_to_string(f"{base}.txt", context)
         html = render_to_string(f"{base}.html", context)
     if any(word in subject.casefold() for word in email.forbidden_words or ()):
-        raise UnsafeSubjectError(f"The subject of a {email.kind} email names a forbidden word; not sending it.")
+        raise UnsafeSubjectError(
+            f"The subject of a {email.kind} email names a forbidden word; not sending it."
+        )
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,

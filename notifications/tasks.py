@@ -3,6 +3,7 @@
 A delivery task makes one attempt. Retries are not Celery countdowns: the row keeps its next
 attempt's time and the beat sweep hands it over then (see ``email_requeue_stale``).
 """
+
 from celery import shared_task
 from django.conf import settings
 

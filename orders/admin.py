@@ -1,5 +1,6 @@
 """Staff view of orders. Statuses are changed only through the services (never by editing a
 field), events are append-only, and refunds go through Stripe from the refund page."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -35,7 +36,18 @@ class ReadOnlyInline(admin.TabularInline):
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = ("product_name", "strength", "pack_size", "packages", "unit_price", "per_pill", "line_total", "discount", "tax", "requires_prescription")
+    fields = (
+        "product_name",
+        "strength",
+        "pack_size",
+        "packages",
+        "unit_price",
+        "per_pill",
+        "line_total",
+        "discount",
+        "tax",
+        "requires_prescription",
+    )
     readonly_fields = fields
 
 
@@ -53,9 +65,15 @@ class OrderRefundInline(ReadOnlyInline):
 
 class RefundForm(forms.Form):
     amount = forms.DecimalField(
-        max_digits=10, decimal_places=2, min_value=Decimal("0.01"), help_text="In US dollars; at most the amount still refundable."
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        help_text="In US dollars; at most the amount still refundable.",
     )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept in the order history; not sent to Stripe.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept in the order history; not sent to Stripe.",
+    )
 
 
 @admin.register(Order)
@@ -67,15 +85,85 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     inlines = (OrderLineInline, OrderRefundInline, OrderEventInline)
     readonly_fields = (
-        "number", "created_at", "updated_at", "user", "email", "status", "payment_status", "refund_link",
-        "ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state", "ship_zip", "shipping_method",
-        "subtotal", "savings", "discount", "discount_code", "shipping", "tax", "tax_rule", "total",
-        "amount_captured", "amount_refunded", "has_prescription_items", "stock_reserved", "stripe_payment_intent_id", "payment_error",
+        "number",
+        "created_at",
+        "updated_at",
+        "user",
+        "email",
+        "status",
+        "payment_status",
+        "refund_link",
+        "ship_name",
+        "ship_line1",
+        "ship_line2",
+        "ship_city",
+        "ship_state",
+        "ship_zip",
+        "shipping_method",
+        "subtotal",
+        "savings",
+        "discount",
+        "discount_code",
+        "shipping",
+        "tax",
+        "tax_rule",
+        "total",
+        "amount_captured",
+        "amount_refunded",
+        "has_prescription_items",
+        "stock_reserved",
+        "stripe_payment_intent_id",
+        "payment_error",
     )
     fieldsets = (
-        (None, {"fields": ("number", "created_at", "updated_at", "user", "email", "status", "payment_status", "refund_link")}),
-        ("Shipping", {"fields": ("ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state", "ship_zip", "shipping_method")}),
-        ("Money", {"fields": ("subtotal", "savings", "discount", "discount_code", "shipping", "tax", "tax_rule", "total", "amount_captured", "amount_refunded", "stripe_payment_intent_id", "payment_error")}),
+        (
+            None,
+            {
+                "fields": (
+                    "number",
+                    "created_at",
+                    "updated_at",
+                    "user",
+                    "email",
+                    "status",
+                    "payment_status",
+                    "refund_link",
+                )
+            },
+        ),
+        (
+            "Shipping",
+            {
+                "fields": (
+                    "ship_name",
+                    "ship_line1",
+                    "ship_line2",
+                    "ship_city",
+                    "ship_state",
+                    "ship_zip",
+                    "shipping_method",
+                )
+            },
+        ),
+        (
+            "Money",
+            {
+                "fields": (
+                    "subtotal",
+                    "savings",
+                    "discount",
+                    "discount_code",
+                    "shipping",
+                    "tax",
+                    "tax_rule",
+                    "total",
+                    "amount_captured",
+                    "amount_refunded",
+                    "stripe_payment_intent_id",
+                    "payment_error",
+                )
+            },
+        ),
         ("Other", {"fields": ("has_prescription_items", "stock_reserved")}),
     )
     actions = ("refund_in_full",)
@@ -88,13 +176,23 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Refund")
     def refund_link(self, obj):
-        if obj.pk and obj.payment_status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
-            return format_html('<a class="button" href="{}">Refund…</a>', reverse("admin:orders_order_refund", args=[obj.pk]))
+        if obj.pk and obj.payment_status in (
+            PaymentStatus.CAPTURED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+        ):
+            return format_html(
+                '<a class="button" href="{}">Refund…</a>',
+                reverse("admin:orders_order_refund", args=[obj.pk]),
+            )
         return "Nothing to refund."
 
     def get_urls(self):
         return [
-            path("<uuid:pk>/refund/", self.admin_site.admin_view(self.refund_view), name="orders_order_refund"),
+            path(
+                "<uuid:pk>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="orders_order_refund",
+            ),
             *super().get_urls(),
         ]
 
@@ -116,9 +214,15 @@ class OrderAdmin(admin.ModelAdmin):
                     by=request.user,
                 )
             except (services.OrderError, PaymentGatewayError) as exc:
-                form.add_error(None, getattr(exc, "message", None) or getattr(exc, "user_message", str(exc)))
+                form.add_error(
+                    None, getattr(exc, "message", None) or getattr(exc, "user_message", str(exc))
+                )
             else:
-                self.message_user(request, f"Refunded {form.cleaned_data['amount']} on order {order.number}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Refunded {form.cleaned_data['amount']} on order {order.number}.",
+                    messages.SUCCESS,
+                )
                 return redirect("admin:orders_order_change", order.pk)
         context = {
             **self.admin_site.each_context(request),
@@ -129,15 +233,23 @@ class OrderAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "orders/admin_refund.html", context)
 
-    @admin.action(description="Refund selected orders in full (reason: staff refund)", permissions=["refund"])
+    @admin.action(
+        description="Refund selected orders in full (reason: staff refund)", permissions=["refund"]
+    )
     def refund_in_full(self, request, queryset):
         for order in queryset:
             try:
-                services.order_refund(order=order, amount=None, reason="Refunded in full by staff.", by=request.user)
+                services.order_refund(
+                    order=order, amount=None, reason="Refunded in full by staff.", by=request.user
+                )
             except (services.OrderError, PaymentGatewayError, PermissionDenied) as exc:
-                self.message_user(request, f"Order {order.number}: {getattr(exc, 'message', exc)}", messages.ERROR)
+                self.message_user(
+                    request, f"Order {order.number}: {getattr(exc, 'message', exc)}", messages.ERROR
+                )
             else:
-                self.message_user(request, f"Order {order.number} refunded in full.", messages.SUCCESS)
+                self.message_user(
+                    request, f"Order {order.number} refunded in full.", messages.SUCCESS
+                )
 
 
 @admin.register(StripeEvent)
@@ -145,7 +257,15 @@ class StripeEventAdmin(admin.ModelAdmin):
     list_display = ("event_id", "type", "processed", "received_at", "error")
     list_filter = ("processed", "type")
     search_fields = ("event_id",)
-    readonly_fields = ("event_id", "type", "payload", "processed", "error", "received_at", "processed_at")
+    readonly_fields = (
+        "event_id",
+        "type",
+        "payload",
+        "processed",
+        "error",
+        "received_at",
+        "processed_at",
+    )
 
     def has_add_permission(self, request):
         return False
@@ -159,7 +279,7 @@ class StripeEventAdmin(admin.ModelAdmin):
 
 # --- Prescriptions (read-only: decisions are made on /staff/review/, the record is append-only) ---
 
-from .models import PatientDetails, Prescription, PrescriptionReview, Shipment  # noqa: E402
+from .models import PatientDetails, Prescription, PrescriptionReview, Shipment
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -180,7 +300,16 @@ class PrescriptionReviewAdmin(ReadOnlyAdmin):
     search_fields = ("=order__number", "by__email")
     list_select_related = ("order", "by")
     date_hierarchy = "created_at"
-    readonly_fields = ("order", "action", "by", "created_at", "note", "ordered_total", "approved_total", "changes")
+    readonly_fields = (
+        "order",
+        "action",
+        "by",
+        "created_at",
+        "note",
+        "ordered_total",
+        "approved_total",
+        "changes",
+    )
     exclude = ("submission_key",)
 
 
@@ -191,8 +320,18 @@ class PrescriptionAdmin(ReadOnlyAdmin):
     list_display = ("order", "description", "has_copy", "prescriber_name", "created_at")
     search_fields = ("=order__number", "prescriber_name", "prescriber_licence")
     list_select_related = ("order",)
-    fields = ("order", "line", "description", "copy_link", "content_type", "size",
-              "prescriber_name", "prescriber_phone", "prescriber_licence", "created_at")
+    fields = (
+        "order",
+        "line",
+        "description",
+        "copy_link",
+        "content_type",
+        "size",
+        "prescriber_name",
+        "prescriber_phone",
+        "prescriber_licence",
+        "created_at",
+    )
     readonly_fields = fields
 
     @admin.display(boolean=True, description="Copy uploaded")
@@ -203,7 +342,10 @@ class PrescriptionAdmin(ReadOnlyAdmin):
     def copy_link(self, obj):
         if not obj.has_file:
             return "None: obtain it from the prescriber."
-        return format_html('<a href="{}" target="_blank" rel="noopener">Open</a>', reverse("orders:prescription_file", args=[obj.pk]))
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">Open</a>',
+            reverse("orders:prescription_file", args=[obj.pk]),
+        )
 
 
 @admin.register(PatientDetails)
@@ -211,7 +353,14 @@ class PatientDetailsAdmin(ReadOnlyAdmin):
     list_display = ("order", "name", "date_of_birth", "created_at")
     search_fields = ("=order__number", "name")
     list_select_related = ("order",)
-    readonly_fields = ("order", "name", "date_of_birth", "allergies", "current_medicines", "created_at")
+    readonly_fields = (
+        "order",
+        "name",
+        "date_of_birth",
+        "allergies",
+        "current_medicines",
+        "created_at",
+    )
 
 
 class ShipmentForm(forms.ModelForm):
@@ -224,7 +373,9 @@ class ShipmentForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["order"].queryset = fulfilment.ready_to_ship()
-        self.fields["order"].help_text = "Orders paid (and, for prescription items, approved) and not yet shipped."
+        self.fields[
+            "order"
+        ].help_text = "Orders paid (and, for prescription items, approved) and not yet shipped."
 
 
 @admin.register(Shipment)
@@ -254,7 +405,10 @@ class ShipmentAdmin(ReadOnlyAdmin):
     def save_model(self, request, obj, form, change):
         try:
             shipment = fulfilment.order_mark_shipped(
-                order=obj.order, by=request.user, carrier=obj.carrier, tracking_number=obj.tracking_number
+                order=obj.order,
+                by=request.user,
+                carrier=obj.carrier,
+                tracking_number=obj.tracking_number,
             )
         except fulfilment.ShippingError as exc:
             # The order moved on between the form and the save (another member of staff).
@@ -263,4 +417,4 @@ class ShipmentAdmin(ReadOnlyAdmin):
         obj.shipped_at, obj.by = shipment.shipped_at, shipment.by
 
 
-from . import refill_admin  # noqa: E402,F401  (prescriptions on file, issue #16)
+from . import refill_admin  # noqa: F401  (prescriptions on file, issue #16)

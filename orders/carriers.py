@@ -4,6 +4,7 @@ Part of fulfilment (``orders.fulfilment`` marks an order shipped); its own modul
 page and its shipped email can link a parcel without importing the shipping workflow. A new
 carrier is one line here.
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote

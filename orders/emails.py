@@ -18,6 +18,7 @@ forbidden subject words. Why two kinds of caller and not one table:
   refunded); that service calls ``order_email`` itself with them. Pushing those into the table
   would mean passing an untyped bag of details through ``order_transition`` for nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -38,7 +39,9 @@ from .state import PaymentStatus
 
 #: Kinds that can legitimately happen more than once per order: their dedupe key carries the
 #: id of the event that caused them (the pharmacist's question, the refund, the refill reminder).
-REPEATABLE_KINDS = frozenset({EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED, EmailKind.REFILL_REMINDER})
+REPEATABLE_KINDS = frozenset(
+    {EmailKind.INFORMATION_REQUESTED, EmailKind.REFUND_ISSUED, EmailKind.REFILL_REMINDER}
+)
 #: Kinds addressed to the pharmacy team rather than the customer. They never list item names.
 STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIONS_EXPIRING})
 
@@ -46,13 +49,22 @@ STAFF_KINDS = frozenset({EmailKind.STAFF_NEW_ORDER, EmailKind.STAFF_AUTHORISATIO
 #: a payment Stripe reports as captured before we saw the hold still sends it (deduplicated).
 PAYMENT_EMAILS: dict[str, tuple[str, ...]] = {
     PaymentStatus.AUTHORIZED: (EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER),
-    PaymentStatus.CAPTURED: (EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER, EmailKind.PAYMENT_CAPTURED),
+    PaymentStatus.CAPTURED: (
+        EmailKind.ORDER_RECEIVED,
+        EmailKind.STAFF_NEW_ORDER,
+        EmailKind.PAYMENT_CAPTURED,
+    ),
 }
 
 #: "We've received your order" means "your card is held": never before the authorisation.
 _AFTER_AUTHORISATION = frozenset({EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER})
 _HELD_OR_PAID = frozenset(
-    {PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+    {
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.CAPTURED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    }
 )
 
 
@@ -137,23 +149,31 @@ def order_email_context(*, order: Order, kind: str, details: dict | None = None)
         context["order_url"] = absolute_url(order_link(order))
     details = dict(details or {})
     if kind == EmailKind.SHIPPED and not details.get("tracking_url"):
-        details["tracking_url"] = tracking_url(carrier=details.get("carrier", ""), number=details.get("tracking_number", ""))
+        details["tracking_url"] = tracking_url(
+            carrier=details.get("carrier", ""), number=details.get("tracking_number", "")
+        )
     # The trigger's details (a reason, a tracking number) never shadow the order's own facts.
     return {**{key: _amount(value) for key, value in details.items()}, **context}
 
 
-def order_email(*, order: Order, kind: str, event=None, details: dict | None = None) -> OutboundEmail:
+def order_email(
+    *, order: Order, kind: str, event=None, details: dict | None = None
+) -> OutboundEmail:
     """Queue one email about ``order`` (sent after the caller's transaction commits), once.
 
     ``event`` is the id of what caused a repeatable kind (the review, the refund, the fill);
     ``details`` are what that trigger adds (amounts may be Money: they are formatted here).
     """
     if kind in _AFTER_AUTHORISATION and order.payment_status not in _HELD_OR_PAID:
-        raise ValueError(f"A {kind} email is sent once the card is authorised, not while the payment is {order.payment_status}.")
+        raise ValueError(
+            f"A {kind} email is sent once the card is authorised, not while the payment is {order.payment_status}."
+        )
     key = f"{order.pk}:{kind}"
     if kind in REPEATABLE_KINDS:
         if event in (None, ""):
-            raise ValueError(f"Emails of kind {kind!r} can repeat; pass the event that caused this one.")
+            raise ValueError(
+                f"Emails of kind {kind!r} can repeat; pass the event that caused this one."
+            )
         key = f"{key}:{event}"
     return email_queue(
         kind=kind,
@@ -189,7 +209,9 @@ def lapsing_holds(*, now: datetime | None = None, within: timedelta | None = Non
     )
 
 
-def expiring_authorisations(*, now: datetime | None = None, within: timedelta | None = None) -> list[tuple[Order, datetime]]:
+def expiring_authorisations(
+    *, now: datetime | None = None, within: timedelta | None = None
+) -> list[tuple[Order, datetime]]:
     """(order, expires_at) for card holds that lapse within ``within``; the soonest first."""
     from .prescriptions import hold_validity
 
@@ -198,7 +220,9 @@ def expiring_authorisations(*, now: datetime | None = None, within: timedelta | 
     return [(order, order.authorised_at + validity) for order in orders]
 
 
-def holds_digest_queue(*, holds: Iterable[tuple[Order, datetime]], day: date | None = None) -> OutboundEmail | None:
+def holds_digest_queue(
+    *, holds: Iterable[tuple[Order, datetime]], day: date | None = None
+) -> OutboundEmail | None:
     """One staff email listing card holds that expire soon; each order listed once a day."""
     entries = [
         (
@@ -207,14 +231,19 @@ def holds_digest_queue(*, holds: Iterable[tuple[Order, datetime]], day: date | N
                 "number": str(order.number),
                 "total": format_money(order.total),
                 "expires_at": expires_at.isoformat(),
-                "expires_display": formats.date_format(timezone.localtime(expires_at), "DATETIME_FORMAT"),
+                "expires_display": formats.date_format(
+                    timezone.localtime(expires_at), "DATETIME_FORMAT"
+                ),
                 "admin_url": admin_order_url(order),
             },
         )
         for order, expires_at in sorted(holds, key=lambda pair: pair[1])
     ]
     return email_queue_digest(
-        kind=EmailKind.STAFF_AUTHORISATIONS_EXPIRING, to=settings.PHARMACY_STAFF_EMAIL, entries=entries, day=day
+        kind=EmailKind.STAFF_AUTHORISATIONS_EXPIRING,
+        to=settings.PHARMACY_STAFF_EMAIL,
+        entries=entries,
+        day=day,
     )
 
 

@@ -7,6 +7,7 @@ the customer's claims, so neither is read. ``filetype`` looks at the file's firs
 patient's name) never reaches the disk, and the storage has no URL, so the only way to read a
 prescription is ``orders.review_views.prescription_file``, which checks who is asking.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,9 @@ class PrivateStorage(FileSystemStorage):
         return os.path.abspath(self.base_location)
 
     def url(self, name):
-        raise ValueError("Private files have no URL; serve them through a permission-checking view.")
+        raise ValueError(
+            "Private files have no URL; serve them through a permission-checking view."
+        )
 
 
 def private_storage() -> PrivateStorage:
@@ -95,7 +98,9 @@ def check_prescription_upload(upload) -> CheckedUpload:
     """
     size = int(getattr(upload, "size", 0) or 0)
     if size <= 0:
-        raise ValidationError("The file is empty. Please choose a photo or scan of your prescription.", code="empty")
+        raise ValidationError(
+            "The file is empty. Please choose a photo or scan of your prescription.", code="empty"
+        )
     limit = max_upload_bytes()
     if size > limit:
         raise ValidationError(
@@ -115,7 +120,9 @@ def check_prescription_upload(upload) -> CheckedUpload:
             code="bad_type",
         )
     if kind.mime == "application/pdf" and b"%%EOF" not in _tail(upload):
-        raise ValidationError("This PDF looks incomplete or damaged. Please upload it again.", code="bad_pdf")
+        raise ValidationError(
+            "This PDF looks incomplete or damaged. Please upload it again.", code="bad_pdf"
+        )
     return CheckedUpload(file=upload, content_type=kind.mime, size=size)
 
 

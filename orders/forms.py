@@ -10,7 +10,6 @@ from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField, zip_state_
 from .models import ShippingMethod
 
 
-
 class FixedSelect(forms.Select):
     """The select of a ``FixedChoiceField``: its choices are shared by every form's copy (Django's
     ``ChoiceWidget`` copies and re-normalises them per form), and its HTML is kept per value,
@@ -35,8 +34,12 @@ class FixedSelect(forms.Select):
         values = tuple(self.format_value(value))
         try:
             key = (
-                name, values, tuple(self.attrs.items()), tuple((attrs or {}).items()),
-                type(renderer or get_default_renderer()), get_language(),
+                name,
+                values,
+                tuple(self.attrs.items()),
+                tuple((attrs or {}).items()),
+                type(renderer or get_default_renderer()),
+                get_language(),
             )
             hash(key)
         except TypeError:  # an attribute that cannot be a key: rendered each time
@@ -80,7 +83,10 @@ class CheckoutForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
     )
     shipping_method = forms.ChoiceField(
-        label="Shipping", choices=ShippingMethod.choices, initial=ShippingMethod.STANDARD, widget=forms.RadioSelect
+        label="Shipping",
+        choices=ShippingMethod.choices,
+        initial=ShippingMethod.STANDARD,
+        widget=forms.RadioSelect,
     )
 
     autocomplete = {

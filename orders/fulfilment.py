@@ -8,6 +8,7 @@ payment is captured. Staff mark an order shipped from the review queue's "Ready 
 (pharmacists) or from the admin's "Add shipment" form (anyone with ``orders.mark_shipped``).
 A new carrier's tracking page goes in ``orders.carriers``.
 """
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -36,7 +37,9 @@ def order_mark_shipped(*, order: Order, by, carrier: str, tracking_number: str) 
 
     Marking an order shipped twice returns the first shipment.
     """
-    require_permission(by, "orders.mark_shipped", action="mark an order shipped", system_allowed=False)
+    require_permission(
+        by, "orders.mark_shipped", action="mark an order shipped", system_allowed=False
+    )
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     if not carrier or not tracking_number:
         raise ShippingError("Please give the carrier and the tracking number.")
@@ -45,10 +48,22 @@ def order_mark_shipped(*, order: Order, by, carrier: str, tracking_number: str) 
         existing = Shipment.objects.filter(order=order).first()
         if existing is not None:
             return existing
-        if order.status != OrderStatus.READY_TO_SHIP or order.payment_status != PaymentStatus.CAPTURED:
-            raise ShippingError(f"Order {order.number} is not ready to ship ({order.get_status_display().lower()}).")
-        shipment = Shipment.objects.create(order=order, carrier=carrier, tracking_number=tracking_number, by=by)
-        order_transition(order=order, to=OrderStatus.SHIPPED, by=by, note=f"Shipped with {carrier}, tracking {tracking_number}.")
+        if (
+            order.status != OrderStatus.READY_TO_SHIP
+            or order.payment_status != PaymentStatus.CAPTURED
+        ):
+            raise ShippingError(
+                f"Order {order.number} is not ready to ship ({order.get_status_display().lower()})."
+            )
+        shipment = Shipment.objects.create(
+            order=order, carrier=carrier, tracking_number=tracking_number, by=by
+        )
+        order_transition(
+            order=order,
+            to=OrderStatus.SHIPPED,
+            by=by,
+            note=f"Shipped with {carrier}, tracking {tracking_number}.",
+        )
         order_email(
             order=order,
             kind=EmailKind.SHIPPED,

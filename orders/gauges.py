@@ -3,6 +3,7 @@
 ``pharmacy.metrics`` shows them on the admin index and exports them to Prometheus; this module
 only counts. Four queries, each on an index (status, payment status, unprocessed events).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ def order_gauges(*, now: datetime | None = None) -> OrderGauges:
     queue = with_authorised_at(Order.objects.filter(status=OrderStatus.AWAITING_REVIEW)).aggregate(
         length=Count("pk"), oldest=Min("authorised_at")
     )
-    events = StripeEvent.objects.filter(processed=False).aggregate(length=Count("pk"), oldest=Min("received_at"))
+    events = StripeEvent.objects.filter(processed=False).aggregate(
+        length=Count("pk"), oldest=Min("received_at")
+    )
     return OrderGauges(
         review_queue_length=queue["length"],
         review_oldest_age=_age(now, queue["oldest"]),

@@ -8,6 +8,7 @@ The link stands in for a password on a page with health data, so it is kept shor
 be) and it stops opening the order once the order is in an account: from then on its owner signs
 in to see it. Every email about the order carries a freshly signed link.
 """
+
 from __future__ import annotations
 
 import enum
@@ -24,7 +25,9 @@ ORDER_LINK_SALT = "orders.order-link"
 
 class LinkState(enum.Enum):
     VALID = "valid"
-    INVALID = "invalid"  # forged, garbled or for another order: the page answers as if no such order
+    INVALID = (
+        "invalid"  # forged, garbled or for another order: the page answers as if no such order
+    )
     EXPIRED = "expired"  # genuine but older than the lifetime
     IN_ACCOUNT = "in_account"  # genuine, but the order is in an account now: its owner signs in
 
@@ -68,4 +71,6 @@ def order_token_is_valid(*, order: Order, token: str) -> bool:
 
 def order_link(order: Order) -> str:
     """The order page, reachable without signing in (guests) through a signed token."""
-    return f"{reverse('orders:detail', kwargs={'number': order.number})}?t={order_access_token(order)}"
+    return (
+        f"{reverse('orders:detail', kwargs={'number': order.number})}?t={order_access_token(order)}"
+    )

@@ -12,6 +12,7 @@ the DOM's ``Element`` from every other script of the page (htmx's ``instanceof E
 then fail and it ignores the page: the checkout's live totals). Its one global, ``Stripe``, is an
 undeclared assignment and stays global. It is a development tool: production never runs it.
 """
+
 from __future__ import annotations
 
 import argparse

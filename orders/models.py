@@ -5,6 +5,7 @@ purchase, so a later price change or a renamed product never alters an order alr
 Statuses move only through ``orders.services.order_transition`` (tables in ``orders.state``) and
 every move leaves an append-only ``OrderEvent``.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -46,12 +47,20 @@ class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.PositiveBigIntegerField(unique=True, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
     )
     # The cart the order was made from: emptied once the payment is authorised, not before.
-    cart = models.ForeignKey("cart.Cart", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cart = models.ForeignKey(
+        "cart.Cart", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     email = models.EmailField()
-    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
+    )
     payment_status = models.CharField(
         max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
     )
@@ -74,7 +83,9 @@ class Order(models.Model):
     discount = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", default=0)
     discount_code = models.CharField(max_length=40, blank=True)
     discount_rule = models.JSONField(null=True, blank=True, editable=False)
-    tax = MoneyField("sales tax", max_digits=10, decimal_places=2, default_currency="USD", default=0)
+    tax = MoneyField(
+        "sales tax", max_digits=10, decimal_places=2, default_currency="USD", default=0
+    )
     tax_rule = models.JSONField(null=True, blank=True, editable=False)
     amount_captured = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", default=0)
     amount_refunded = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", default=0)
@@ -94,7 +105,9 @@ class Order(models.Model):
     class Meta:
         ordering = ("-created_at",)
         constraints = [
-            models.CheckConstraint(condition=Q(total__gte=0), name="orders_order_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(total__gte=0), name="orders_order_total_not_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(amount_refunded__lte=models.F("amount_captured")),
                 name="orders_order_refund_within_capture",
@@ -142,17 +155,27 @@ class OrderLine(models.Model):
     """What was bought, copied from the catalog at the moment of purchase."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    tier = models.ForeignKey("catalog.PackageTier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tier = models.ForeignKey(
+        "catalog.PackageTier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     product_name = models.CharField(max_length=120)
     strength = models.CharField(max_length=40)
     pack_size = models.PositiveIntegerField("pills per pack")
     packages = models.PositiveSmallIntegerField()
-    unit_price = MoneyField("price per pack", max_digits=10, decimal_places=2, default_currency="USD")
+    unit_price = MoneyField(
+        "price per pack", max_digits=10, decimal_places=2, default_currency="USD"
+    )
     per_pill = MoneyField("price per pill", max_digits=10, decimal_places=2, default_currency="USD")
-    list_price = MoneyField("list price per pack", max_digits=10, decimal_places=2, default_currency="USD")
+    list_price = MoneyField(
+        "list price per pack", max_digits=10, decimal_places=2, default_currency="USD"
+    )
     line_total = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
-    discount = MoneyField("discount share", max_digits=10, decimal_places=2, default_currency="USD", default=0)
-    tax = MoneyField("sales tax share", max_digits=10, decimal_places=2, default_currency="USD", default=0)
+    discount = MoneyField(
+        "discount share", max_digits=10, decimal_places=2, default_currency="USD", default=0
+    )
+    tax = MoneyField(
+        "sales tax share", max_digits=10, decimal_places=2, default_currency="USD", default=0
+    )
     legal_class = models.CharField(max_length=20, blank=True)
     product_id = models.PositiveIntegerField(null=True, blank=True)
     requires_prescription = models.BooleanField(default=False)
@@ -162,7 +185,11 @@ class OrderLine(models.Model):
 
     class Meta:
         ordering = ("order", "id")
-        constraints = [models.CheckConstraint(condition=Q(packages__gte=1), name="orders_line_packages_positive")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(packages__gte=1), name="orders_line_packages_positive"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.packages} × {self.product_name} {self.strength} ({self.pack_size})"
@@ -209,7 +236,9 @@ class OrderRefund(models.Model):
     stripe_refund_id = models.CharField(max_length=255, unique=True)
     amount = MoneyField(max_digits=10, decimal_places=2, default_currency="USD")
     reason = models.TextField()
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -234,7 +263,13 @@ class StripeEvent(models.Model):
         ordering = ("-received_at",)
         verbose_name = "Stripe event"
         # The few unprocessed events among many: the retry sweep and the staff gauge read only them.
-        indexes = [models.Index(fields=["received_at"], condition=Q(processed=False), name="orders_stripeevent_unprocessed")]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed=False),
+                name="orders_stripeevent_unprocessed",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
@@ -287,22 +322,29 @@ class Prescription(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="prescriptions")
-    line = models.OneToOneField(OrderLine, null=True, blank=True, on_delete=models.SET_NULL, related_name="prescription")
+    line = models.OneToOneField(
+        OrderLine, null=True, blank=True, on_delete=models.SET_NULL, related_name="prescription"
+    )
     # Kept when the pharmacist removes the line, so the record still says what it was for.
     description = models.CharField(max_length=200)
-    file = models.FileField(storage=_prescription_storage, upload_to=_prescription_upload_to, max_length=200, blank=True)
+    file = models.FileField(
+        storage=_prescription_storage, upload_to=_prescription_upload_to, max_length=200, blank=True
+    )
     content_type = models.CharField(max_length=40, blank=True)
     size = models.PositiveIntegerField(null=True, blank=True)
     prescriber_name = models.CharField(max_length=150, blank=True)
     prescriber_phone = models.CharField(max_length=30, blank=True)
-    prescriber_licence = models.CharField("prescriber licence or NPI number", max_length=40, blank=True)
+    prescriber_licence = models.CharField(
+        "prescriber licence or NPI number", max_length=40, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ("order", "created_at", "description")
         constraints = [
             models.CheckConstraint(
-                condition=~Q(file="") | (~Q(prescriber_name="") & ~Q(prescriber_phone="") & ~Q(prescriber_licence="")),
+                condition=~Q(file="")
+                | (~Q(prescriber_name="") & ~Q(prescriber_phone="") & ~Q(prescriber_licence="")),
                 name="orders_prescription_file_or_prescriber",
             )
         ]
@@ -340,11 +382,17 @@ class PrescriptionReview(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="reviews")
     action = models.CharField(max_length=30, choices=ReviewAction.choices)
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     note = models.TextField("reason or message", blank=True)
-    ordered_total = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", null=True, blank=True)
-    approved_total = MoneyField(max_digits=10, decimal_places=2, default_currency="USD", null=True, blank=True)
+    ordered_total = MoneyField(
+        max_digits=10, decimal_places=2, default_currency="USD", null=True, blank=True
+    )
+    approved_total = MoneyField(
+        max_digits=10, decimal_places=2, default_currency="USD", null=True, blank=True
+    )
     changes = models.JSONField(default=list, blank=True)
     # The form's one-time key: a double-clicked button records (and emails) once.
     submission_key = models.UUIDField(unique=True, null=True, blank=True, editable=False)
@@ -357,9 +405,15 @@ class PrescriptionReview(models.Model):
             ("review_prescription", "Can approve or reject prescription orders"),
             # One per decision, checked in orders.prescription_decisions. Approving captures the payment
             # and refusing cancels it, so a pharmacist also holds capture_payment and cancel_order.
-            ("approve_prescription", "Can approve a prescription order (as ordered or with changes)"),
+            (
+                "approve_prescription",
+                "Can approve a prescription order (as ordered or with changes)",
+            ),
             ("reject_prescription", "Can refuse a prescription order"),
-            ("request_prescription_information", "Can ask a customer for more about a prescription"),
+            (
+                "request_prescription_information",
+                "Can ask a customer for more about a prescription",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -381,11 +435,19 @@ class Shipment(models.Model):
     carrier = models.CharField(max_length=60)
     tracking_number = models.CharField(max_length=60)
     shipped_at = models.DateTimeField(auto_now_add=True)
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"{self.carrier} {self.tracking_number}"
 
 
 # Prescriptions on file and refills (issue #16): models live in their own module.
-from .refill_models import CartRefill, OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent, RefillReminderSettings  # noqa: E402,F401
+from .refill_models import (  # noqa: F401
+    CartRefill,
+    OrderRefill,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
+    RefillReminderSettings,
+)

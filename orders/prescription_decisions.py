@@ -10,6 +10,7 @@ Each action is idempotent: the review form carries a one-time ``submission_key``
 double-clicked button records, captures and emails once; and an order that has left review
 refuses a second decision with a message instead of charging again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,6 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-
 from djmoney.money import Money
 
 from cart.calculations import capped, format_money
@@ -55,10 +55,14 @@ def _lock_for_review(order: Order, submission_key) -> tuple[Order, PrescriptionR
         existing = PrescriptionReview.objects.filter(submission_key=submission_key).first()
         if existing is not None:
             if existing.order_id != locked.pk:
-                raise ReviewError("This form was already used for another order. Please reload the page.")
+                raise ReviewError(
+                    "This form was already used for another order. Please reload the page."
+                )
             return locked, existing
     if locked.status != OrderStatus.AWAITING_REVIEW:
-        raise ReviewError(f"Order {locked.number} is no longer awaiting review ({locked.get_status_display().lower()}).")
+        raise ReviewError(
+            f"Order {locked.number} is no longer awaiting review ({locked.get_status_display().lower()})."
+        )
     return locked, None
 
 
@@ -96,11 +100,17 @@ def _check_shown(*, shown: Money | None, now: Money) -> None:
         raise CaptureChanged(shown=shown, now=now)
 
 
-def approval_capture(*, order: Order, lines: list[OrderLine], approved_packages: dict[int, int]) -> Money:
+def approval_capture(
+    *, order: Order, lines: list[OrderLine], approved_packages: dict[int, int]
+) -> Money:
     """The amount approving with these packs captures, from ``cart.calculations`` (through
     ``order_recalculate``): the preview the pharmacist confirms and the capture use this one function.
     Packs outside 0..ordered are the caller's to refuse; here they only count as given."""
-    changed = {line.pk: approved_packages[line.pk] for line in lines if approved_packages.get(line.pk, line.packages) != line.packages}
+    changed = {
+        line.pk: approved_packages[line.pk]
+        for line in lines
+        if approved_packages.get(line.pk, line.packages) != line.packages
+    }
     if not changed:
         return order.total
     recalculated = order_recalculate(order=order, lines=lines, packages=changed)
@@ -108,7 +118,13 @@ def approval_capture(*, order: Order, lines: list[OrderLine], approved_packages:
 
 
 def prescription_approve(
-    *, order: Order, by, note: str = "", submission_key=None, refill_checked: bool = False, shown_capture: Money | None = None
+    *,
+    order: Order,
+    by,
+    note: str = "",
+    submission_key=None,
+    refill_checked: bool = False,
+    shown_capture: Money | None = None,
 ) -> PrescriptionReview:
     """Approve as ordered: capture the whole hold and send the order to the dispensary.
 
@@ -140,7 +156,13 @@ def prescription_approve(
 
 
 def prescription_approve_with_changes(
-    *, order: Order, by, approved_packages: dict[int, int], note: str, submission_key=None, shown_capture: Money | None = None
+    *,
+    order: Order,
+    by,
+    approved_packages: dict[int, int],
+    note: str,
+    submission_key=None,
+    shown_capture: Money | None = None,
 ) -> PrescriptionReview:
     """Approve less than was ordered: lines cut to what is prescribed (0 removes a line).
 
@@ -164,7 +186,9 @@ def prescription_approve_with_changes(
         for line in lines:
             approved = approved_packages.get(line.pk, line.packages)
             if not 0 <= approved <= line.packages:
-                raise ReviewError(f"{line}: approve between 0 and {line.packages} packages (what was ordered).")
+                raise ReviewError(
+                    f"{line}: approve between 0 and {line.packages} packages (what was ordered)."
+                )
             if approved:
                 kept += 1
             if approved != line.packages:
@@ -172,14 +196,18 @@ def prescription_approve_with_changes(
         if not changes:
             raise ReviewError("Nothing was changed. Use “Approve” to approve the order as ordered.")
         if not kept:
-            raise ReviewError("Every line was removed. Use “Do not approve” to reject the order instead.")
+            raise ReviewError(
+                "Every line was removed. Use “Do not approve” to reject the order instead."
+            )
 
         ordered_total = order.total
         capture = approval_capture(order=order, lines=lines, approved_packages=approved_packages)
         _check_shown(shown=shown_capture, now=capture)
         # Every figure of the changed order (lines, discount, shipping, tax, total) from the
         # calculation module, with the code and tax rate the order was placed with.
-        recalculated = order_recalculate(order=order, lines=lines, packages={line.pk: approved for line, approved in changes})
+        recalculated = order_recalculate(
+            order=order, lines=lines, packages={line.pk: approved for line, approved in changes}
+        )
         record, returned = [], []
         for line, approved in changes:
             record.append(
@@ -190,7 +218,9 @@ def prescription_approve_with_changes(
                     "approved_packages": approved,
                     "unit_price": str(line.unit_price.amount),
                     "ordered_line_total": str(line.line_total.amount),
-                    "approved_line_total": str(recalculated.line(line.pk).line_total.amount if approved else 0),
+                    "approved_line_total": str(
+                        recalculated.line(line.pk).line_total.amount if approved else 0
+                    ),
                 }
             )
             if order.stock_reserved and line.tier_id:
@@ -207,13 +237,27 @@ def prescription_approve_with_changes(
                 setattr(line, name, value)
             line.save(update_fields=["packages", "line_total", "discount", "tax"])
         for tier_id, packages in returned:
-            PackageTier.objects.filter(pk=tier_id, stock__isnull=False).update(stock=F("stock") + packages)
+            PackageTier.objects.filter(pk=tier_id, stock__isnull=False).update(
+                stock=F("stock") + packages
+            )
 
         fields = order_snapshot_fields(recalculated)
         for name in ("subtotal", "savings", "discount", "shipping", "tax", "total"):
             setattr(order, name, fields[name])
-        order.save(update_fields=["subtotal", "savings", "discount", "shipping", "tax", "total", "updated_at"])
-        summary = "; ".join(f"{c['item']}: {c['ordered_packages']} → {c['approved_packages']}" for c in record)
+        order.save(
+            update_fields=[
+                "subtotal",
+                "savings",
+                "discount",
+                "shipping",
+                "tax",
+                "total",
+                "updated_at",
+            ]
+        )
+        summary = "; ".join(
+            f"{c['item']}: {c['ordered_packages']} → {c['approved_packages']}" for c in record
+        )
         OrderEvent.objects.create(
             order=order,
             kind=OrderEvent.Kind.NOTE,
@@ -221,7 +265,12 @@ def prescription_approve_with_changes(
             by=by,
         )
         if returned:
-            OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STOCK, note="Stock of removed packages returned.", by=by)
+            OrderEvent.objects.create(
+                order=order,
+                kind=OrderEvent.Kind.STOCK,
+                note="Stock of removed packages returned.",
+                by=by,
+            )
         try:
             order = order_capture_payment(order=order, amount=capture, by=by)
         except gateway.PaymentGatewayError as exc:
@@ -239,12 +288,18 @@ def prescription_approve_with_changes(
         order_email(
             order=order,
             kind=EmailKind.PRESCRIPTION_APPROVED,
-            details={"note": note.strip(), "ordered_total": ordered_total, "approved_total": order.amount_captured},
+            details={
+                "note": note.strip(),
+                "ordered_total": ordered_total,
+                "approved_total": order.amount_captured,
+            },
         )
     return review
 
 
-def prescription_reject(*, order: Order, by, reason: str, submission_key=None) -> PrescriptionReview:
+def prescription_reject(
+    *, order: Order, by, reason: str, submission_key=None
+) -> PrescriptionReview:
     """Do not approve: the PaymentIntent is canceled (the hold released, nothing charged)."""
     _require(by, "reject_prescription", "refuse a prescription order")
     reason = (reason or "").strip()
@@ -271,7 +326,9 @@ def prescription_reject(*, order: Order, by, reason: str, submission_key=None) -
     return review
 
 
-def prescription_request_information(*, order: Order, by, message: str, submission_key=None) -> PrescriptionReview:
+def prescription_request_information(
+    *, order: Order, by, message: str, submission_key=None
+) -> PrescriptionReview:
     """Ask the customer a question; the order stays in review (the hold keeps running)."""
     _require(by, "request_prescription_information", "ask a customer about their prescription")
     message = (message or "").strip()
@@ -289,8 +346,18 @@ def prescription_request_information(*, order: Order, by, message: str, submissi
             ordered_total=order.total,
             submission_key=submission_key,
         )
-        OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.NOTE, note=f"More information requested: {message}", by=by)
-        order_email(order=order, kind=EmailKind.INFORMATION_REQUESTED, event=review.pk, details={"message": message})
+        OrderEvent.objects.create(
+            order=order,
+            kind=OrderEvent.Kind.NOTE,
+            note=f"More information requested: {message}",
+            by=by,
+        )
+        order_email(
+            order=order,
+            kind=EmailKind.INFORMATION_REQUESTED,
+            event=review.pk,
+            details={"message": message},
+        )
     return review
 
 
@@ -305,7 +372,9 @@ def prescriptions_lapse_expired(*, now: datetime | None = None) -> int:
     """
     cutoff = (now or timezone.now()) - hold_validity()
     candidates = with_authorised_at(
-        Order.objects.filter(status=OrderStatus.AWAITING_REVIEW, payment_status=PaymentStatus.AUTHORIZED)
+        Order.objects.filter(
+            status=OrderStatus.AWAITING_REVIEW, payment_status=PaymentStatus.AUTHORIZED
+        )
     ).filter(authorised_at__lte=cutoff)
     lapsed = 0
     for order_id in candidates.values_list("pk", flat=True):
@@ -317,9 +386,16 @@ def prescriptions_lapse_expired(*, now: datetime | None = None) -> int:
                 ordered_total = order.total
                 order = order_cancel(order=order, by=None, reason=LAPSE_NOTE)
                 PrescriptionReview.objects.create(
-                    order=order, action=ReviewAction.AUTHORISATION_EXPIRED, note=LAPSE_NOTE, ordered_total=ordered_total
+                    order=order,
+                    action=ReviewAction.AUTHORISATION_EXPIRED,
+                    note=LAPSE_NOTE,
+                    ordered_total=ordered_total,
                 )
-                order_email(order=order, kind=EmailKind.PRESCRIPTION_REJECTED, details={"reason": LAPSE_CUSTOMER_REASON})
+                order_email(
+                    order=order,
+                    kind=EmailKind.PRESCRIPTION_REJECTED,
+                    details={"reason": LAPSE_CUSTOMER_REASON},
+                )
         except (gateway.PaymentGatewayError, OrderError):
             logger.exception("Could not lapse the expired card hold of order %s", order_id)
             continue

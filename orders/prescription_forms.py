@@ -1,4 +1,5 @@
 """Forms for the prescription step of checkout and for the pharmacist's review actions."""
+
 from __future__ import annotations
 
 import uuid
@@ -63,11 +64,18 @@ class PrescriptionCheckoutForm(forms.Form):
                 label="Prescription (PDF, JPEG or PNG, up to "
                 f"{settings.PRESCRIPTION_MAX_UPLOAD_BYTES // (1024 * 1024)} MB)",
                 required=False,
-                widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,image/jpeg,image/png"}),
+                widget=forms.ClearableFileInput(
+                    attrs={"accept": "application/pdf,image/jpeg,image/png"}
+                ),
             )
-            self.fields[f"{prefix}_prescriber_name"] = forms.CharField(label="Prescriber's name", max_length=150, required=False)
+            self.fields[f"{prefix}_prescriber_name"] = forms.CharField(
+                label="Prescriber's name", max_length=150, required=False
+            )
             self.fields[f"{prefix}_prescriber_phone"] = forms.CharField(
-                label="Prescriber's phone", max_length=30, required=False, widget=forms.TextInput(attrs={"type": "tel"})
+                label="Prescriber's phone",
+                max_length=30,
+                required=False,
+                widget=forms.TextInput(attrs={"type": "tel"}),
             )
             self.fields[f"{prefix}_prescriber_licence"] = forms.CharField(
                 label="Prescriber's licence or NPI number", max_length=40, required=False
@@ -107,7 +115,9 @@ class PrescriptionCheckoutForm(forms.Form):
             if method == UPLOAD:
                 upload = cleaned.get(f"{prefix}_file")
                 if not upload:
-                    self.add_error(f"{prefix}_file", "Please choose the file with your prescription.")
+                    self.add_error(
+                        f"{prefix}_file", "Please choose the file with your prescription."
+                    )
                     continue
                 try:
                     self._uploads[line.tier_id] = check_prescription_upload(upload)
@@ -131,7 +141,9 @@ class PrescriptionCheckoutForm(forms.Form):
             items.append(
                 PrescriptionItem(
                     tier_id=line.tier_id,
-                    upload=self._uploads.get(line.tier_id) if data[f"{prefix}_method"] == UPLOAD else None,
+                    upload=self._uploads.get(line.tier_id)
+                    if data[f"{prefix}_method"] == UPLOAD
+                    else None,
                     prescriber_name=data.get(f"{prefix}_prescriber_name", ""),
                     prescriber_phone=data.get(f"{prefix}_prescriber_phone", ""),
                     prescriber_licence=data.get(f"{prefix}_prescriber_licence", ""),
@@ -161,7 +173,9 @@ def prefill_from_profile(profile: dict | None) -> dict:
     """Initial values from the patient profile (``_patient_profile``): the same for every item."""
     if not profile:
         return {}
-    return {key: profile.get(key) or "" for key in ("date_of_birth", "allergies", "current_medicines")}
+    return {
+        key: profile.get(key) or "" for key in ("date_of_birth", "allergies", "current_medicines")
+    }
 
 
 # --- Review actions -------------------------------------------------------------------------
@@ -210,7 +224,9 @@ class ApproveWithChangesForm(OneTimeForm):
 
 class RejectForm(OneTimeForm):
     reason = forms.CharField(
-        label="Reason (the customer will read this)", max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+        label="Reason (the customer will read this)",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 

@@ -25,6 +25,7 @@ The rules, in one place:
 * **Reminders** (``refill_reminders_send``): one per fill, when the last fill's supply runs out
   within ``REFILL_REMINDER_DAYS``, only to customers who opted in.
 """
+
 from __future__ import annotations
 
 import logging
@@ -134,7 +135,9 @@ class RefillChecks:
         return ""
 
 
-def refill_checks(record: PrescriptionOnFile, *, today: date | None = None, refills_needed: int = 1) -> RefillChecks:
+def refill_checks(
+    record: PrescriptionOnFile, *, today: date | None = None, refills_needed: int = 1
+) -> RefillChecks:
     today = today or timezone.localdate()
     supply = since = next_from = None
     too_soon = False
@@ -158,14 +161,25 @@ def refill_checks(record: PrescriptionOnFile, *, today: date | None = None, refi
 def refill_packs(record: PrescriptionOnFile) -> list[dict]:
     """The packs of the prescribed strength, each with the refills it uses and whether it may be chosen."""
     packs = []
-    for tier in PackageTier.objects.active().filter(dosage_id=record.dosage_id).order_by("quantity"):
+    for tier in (
+        PackageTier.objects.active().filter(dosage_id=record.dosage_id).order_by("quantity")
+    ):
         needed = refills_for_pack(record=record, pills=tier.quantity)
-        packs.append({
-            "tier": tier, "refills_needed": needed, "allowed": needed <= record.refills_left, "default": False,
-            "per_pill": tier_per_pill_price(price=tier.price, quantity=tier.quantity),
-        })
+        packs.append(
+            {
+                "tier": tier,
+                "refills_needed": needed,
+                "allowed": needed <= record.refills_left,
+                "default": False,
+                "per_pill": tier_per_pill_price(price=tier.price, quantity=tier.quantity),
+            }
+        )
     # Preselected: the largest pack within the quantity per fill (what was prescribed per fill).
-    within = [pack for pack in packs if pack["allowed"] and pack["tier"].quantity <= record.quantity_per_fill]
+    within = [
+        pack
+        for pack in packs
+        if pack["allowed"] and pack["tier"].quantity <= record.quantity_per_fill
+    ]
     if within or packs:
         (within or packs)[-1 if within else 0]["default"] = True
     return packs
@@ -200,8 +214,12 @@ def _record_create(*, order: Order, line: OrderLine, data: RecordInput, by) -> P
     patient = PatientDetails.objects.filter(order=order).first()
     source = Prescription.objects.filter(line=line).first()
     if patient is None or line.tier_id is None:
-        raise RefillError(f"{line}: the order has no patient details or the pack is no longer sold; record it by hand.")
-    dosage_id = PackageTier.objects.filter(pk=line.tier_id).values_list("dosage_id", flat=True).first()
+        raise RefillError(
+            f"{line}: the order has no patient details or the pack is no longer sold; record it by hand."
+        )
+    dosage_id = (
+        PackageTier.objects.filter(pk=line.tier_id).values_list("dosage_id", flat=True).first()
+    )
     record = PrescriptionOnFile.objects.create(
         user=order.user,
         patient_name=patient.name,
@@ -225,24 +243,48 @@ def _record_create(*, order: Order, line: OrderLine, data: RecordInput, by) -> P
         recorded_by=by,
     )
     PrescriptionOnFileEvent.objects.create(
-        prescription=record, kind=Event.RECORDED, order=order, by=by,
-        changes=_snapshot(record), note=f"Recorded when approving order {order.number}.",
+        prescription=record,
+        kind=Event.RECORDED,
+        order=order,
+        by=by,
+        changes=_snapshot(record),
+        note=f"Recorded when approving order {order.number}.",
     )
     PrescriptionOnFileEvent.objects.create(
-        prescription=record, kind=Event.FILL, order=order, by=by, pills=record.last_fill_pills,
-        refills_counted=0, fill_number=0, filled_on=record.last_filled_on, note="First fill.",
+        prescription=record,
+        kind=Event.FILL,
+        order=order,
+        by=by,
+        pills=record.last_fill_pills,
+        refills_counted=0,
+        fill_number=0,
+        filled_on=record.last_filled_on,
+        note="First fill.",
     )
     return record
 
 
 def _snapshot(record: PrescriptionOnFile) -> dict:
-    fields = ("directions", "daily_dose", "quantity_per_fill", "refills_authorised", "date_written", "expires_on")
+    fields = (
+        "directions",
+        "daily_dose",
+        "quantity_per_fill",
+        "refills_authorised",
+        "date_written",
+        "expires_on",
+    )
     return {name: str(getattr(record, name)) for name in fields}
 
 
 def prescription_approve_and_record(
-    *, order: Order, by, records: list[RecordInput], note: str = "", submission_key=None,
-    approved_packages: dict[int, int] | None = None, shown_capture=None,
+    *,
+    order: Order,
+    by,
+    records: list[RecordInput],
+    note: str = "",
+    submission_key=None,
+    approved_packages: dict[int, int] | None = None,
+    shown_capture=None,
 ):
     """The one approval of a new prescription order: capture (as ordered, or with the packs cut)
     and keep each prescription on file with the refills the pharmacist confirmed.
@@ -255,33 +297,55 @@ def prescription_approve_and_record(
 
     for data in records:
         if data.daily_dose <= 0 or data.quantity_per_fill <= 0 or data.refills_authorised < 0:
-            raise RefillError("Daily dose and quantity per fill must be above zero; refills zero or more.")
+            raise RefillError(
+                "Daily dose and quantity per fill must be above zero; refills zero or more."
+            )
         if data.expires_on and data.expires_on < data.date_written:
             raise RefillError("The expiry date is before the date written.")
     with transaction.atomic():
         ordered = dict(OrderLine.objects.filter(order=order).values_list("pk", "packages"))
-        if any((approved_packages or {}).get(pk, packages) != packages for pk, packages in ordered.items()):
+        if any(
+            (approved_packages or {}).get(pk, packages) != packages
+            for pk, packages in ordered.items()
+        ):
             review = prescription_approve_with_changes(
-                order=order, by=by, approved_packages=approved_packages, note=note,
-                submission_key=submission_key, shown_capture=shown_capture,
+                order=order,
+                by=by,
+                approved_packages=approved_packages,
+                note=note,
+                submission_key=submission_key,
+                shown_capture=shown_capture,
             )
         else:
-            review = prescription_approve(order=order, by=by, note=note, submission_key=submission_key, shown_capture=shown_capture)
+            review = prescription_approve(
+                order=order,
+                by=by,
+                note=note,
+                submission_key=submission_key,
+                shown_capture=shown_capture,
+            )
         # The approval holds the order's lock: read it again so a claim into an account that
         # committed after the view loaded the order gives the records that account.
         order = Order.objects.select_for_update().get(pk=order.pk)
-        lines = {line.pk: line for line in OrderLine.objects.filter(order=order, requires_prescription=True)}
+        lines = {
+            line.pk: line
+            for line in OrderLine.objects.filter(order=order, requires_prescription=True)
+        }
         for data in records:
             line = lines.get(data.line_id)
             if line is None:
                 continue  # removed when approving with changes: nothing dispensed, nothing kept
-            if PrescriptionOnFile.objects.filter(source_order=order, dosage__tiers=line.tier_id).exists():
+            if PrescriptionOnFile.objects.filter(
+                source_order=order, dosage__tiers=line.tier_id
+            ).exists():
                 continue  # the same form submitted twice
             _record_create(order=order, line=line, data=data, by=by)
     return review
 
 
-def prescription_on_file_change(*, record: PrescriptionOnFile, by, note: str, **changes) -> PrescriptionOnFile:
+def prescription_on_file_change(
+    *, record: PrescriptionOnFile, by, note: str, **changes
+) -> PrescriptionOnFile:
     """Correct a record (directions, dose, refills, expiry); the history keeps before and after."""
     allowed = {"directions", "daily_dose", "quantity_per_fill", "refills_authorised", "expires_on"}
     if set(changes) - allowed:
@@ -297,9 +361,14 @@ def prescription_on_file_change(*, record: PrescriptionOnFile, by, note: str, **
             with transaction.atomic():
                 record.save()
         except IntegrityError as exc:
-            raise RefillError("That change would break the prescription (refills below those used, or dose zero).") from exc
+            raise RefillError(
+                "That change would break the prescription (refills below those used, or dose zero)."
+            ) from exc
         PrescriptionOnFileEvent.objects.create(
-            prescription=record, kind=Event.CHANGED, by=by, note=note.strip(),
+            prescription=record,
+            kind=Event.CHANGED,
+            by=by,
+            note=note.strip(),
             changes={"before": before, "after": _snapshot(record)},
         )
     return record
@@ -310,7 +379,11 @@ def prescription_on_file_change(*, record: PrescriptionOnFile, by, note: str, **
 
 def prescriptions_for_user(user) -> QuerySet:
     """The customer's prescriptions on file with their fills (two queries in all)."""
-    fills = PrescriptionOnFileEvent.objects.filter(kind=Event.FILL).select_related("order").order_by("-created_at")
+    fills = (
+        PrescriptionOnFileEvent.objects.filter(kind=Event.FILL)
+        .select_related("order")
+        .order_by("-created_at")
+    )
     return (
         PrescriptionOnFile.objects.filter(user=user)
         .prefetch_related(Prefetch("events", queryset=fills, to_attr="fills"))
@@ -324,11 +397,16 @@ def records_of_order_to_account(*, order: Order, user) -> int:
 
     Each move is in the record's history. Returns how many moved."""
     moved = 0
-    for record in PrescriptionOnFile.objects.select_for_update().filter(source_order=order, user__isnull=True):
+    for record in PrescriptionOnFile.objects.select_for_update().filter(
+        source_order=order, user__isnull=True
+    ):
         record.user = user
         record.save(update_fields=["user", "updated_at"])
         PrescriptionOnFileEvent.objects.create(
-            prescription=record, kind=Event.CHANGED, order=order, by=user,
+            prescription=record,
+            kind=Event.CHANGED,
+            order=order,
+            by=user,
             note=f"Order {order.number} was added to the customer's account; the prescription on file with it.",
             changes={"before": {"account": None}, "after": {"account": user.pk}},
         )
@@ -340,7 +418,11 @@ def _own_record(*, user, record_id) -> PrescriptionOnFile:
     if user is None or not user.is_authenticated:
         raise RefillError("Please sign in: prescriptions on file belong to an account.")
     try:
-        record = PrescriptionOnFile.objects.select_related("dosage").filter(pk=int(record_id), user=user).first()
+        record = (
+            PrescriptionOnFile.objects.select_related("dosage")
+            .filter(pk=int(record_id), user=user)
+            .first()
+        )
     except (TypeError, ValueError):
         record = None
     if record is None:
@@ -356,7 +438,9 @@ def refill_add_to_cart(*, cart, user, record_id, tier_id) -> CartRefill:
     record = _own_record(user=user, record_id=record_id)
     checks = refill_checks(record)
     if checks.expired:
-        raise RefillError(f"This prescription expired on {record.expires_on:%B %-d, %Y}; a refill needs a new prescription.")
+        raise RefillError(
+            f"This prescription expired on {record.expires_on:%B %-d, %Y}; a refill needs a new prescription."
+        )
     try:
         tier = PackageTier.objects.active().get(pk=int(tier_id), dosage_id=record.dosage_id)
     except (PackageTier.DoesNotExist, TypeError, ValueError):
@@ -367,12 +451,16 @@ def refill_add_to_cart(*, cart, user, record_id, tier_id) -> CartRefill:
             f"A pack of {tier.quantity} would use {needed} refills; {record.refills_left} left. Please choose a smaller pack."
         )
     if checks.too_soon:
-        raise RefillError(f"{checks.too_soon_text}, when about 75% of your last fill is used. Nothing was added to your cart.")
+        raise RefillError(
+            f"{checks.too_soon_text}, when about 75% of your last fill is used. Nothing was added to your cart."
+        )
     with transaction.atomic():
         if CartRefill.objects.filter(cart_line__cart=cart, prescription=record).exists():
             raise RefillError("A refill of this prescription is already in your cart.")
         if CartLine.objects.filter(cart=cart, tier=tier).exists():
-            raise RefillError("This pack is already in your cart. Remove it first, then ask for the refill.")
+            raise RefillError(
+                "This pack is already in your cart. Remove it first, then ask for the refill."
+            )
         try:
             change = cart_add_tier(cart=cart, tier_id=tier.pk, packages=1)
         except CartError as exc:
@@ -384,7 +472,9 @@ def cart_refills(cart) -> dict[int, PrescriptionOnFile]:
     """Refill lines of a cart by package tier (for the checkout's prescription step)."""
     if cart is None or cart.pk is None:
         return {}
-    rows = CartRefill.objects.filter(cart_line__cart=cart).select_related("cart_line", "prescription")
+    rows = CartRefill.objects.filter(cart_line__cart=cart).select_related(
+        "cart_line", "prescription"
+    )
     return {row.cart_line.tier_id: row.prescription for row in rows}
 
 
@@ -393,7 +483,9 @@ def cart_refills_of_lines(lines) -> dict[int, PrescriptionOnFile]:
     (the checkout page's lines), without another query."""
     refills = {}
     for line in lines:
-        refill = getattr(line, "refill", None)  # no refill link: the reverse accessor raises DoesNotExist
+        refill = getattr(
+            line, "refill", None
+        )  # no refill link: the reverse accessor raises DoesNotExist
         if refill is not None:
             refills[line.tier_id] = refill.prescription
     return refills
@@ -405,7 +497,9 @@ def checkout_lines_needing_prescription(*, cart, lines) -> list:
     return [line for line in lines if line.tier_id not in refills]
 
 
-def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = True) -> list[OrderRefill]:
+def refills_verify_for_order(
+    *, order: Order, cart, user, add_patient: bool = True
+) -> list[OrderRefill]:
     """Link the new order's refill lines to their prescriptions, verified server-side.
 
     Called inside ``order_place``'s transaction: the prescription belongs to the customer placing
@@ -413,10 +507,17 @@ def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = Tr
     the line is one pack. Anything else refuses the checkout. A refill-only order gets the
     patient from the record, so the pharmacist's pages read as for any prescription order.
     """
-    links = list(CartRefill.objects.filter(cart_line__cart=cart).select_related("cart_line__tier", "prescription"))
+    links = list(
+        CartRefill.objects.filter(cart_line__cart=cart).select_related(
+            "cart_line__tier", "prescription"
+        )
+    )
     if not links:
         return []
-    lines = {line.tier_id: line for line in OrderLine.objects.filter(order=order, requires_prescription=True)}
+    lines = {
+        line.tier_id: line
+        for line in OrderLine.objects.filter(order=order, requires_prescription=True)
+    }
     created = []
     today = timezone.localdate()
     for link in links:
@@ -427,16 +528,26 @@ def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = Tr
             continue
         owner = user if user is not None and getattr(user, "is_authenticated", False) else None
         if owner is None or record.user_id != owner.pk:
-            raise RefillError("A refill in your cart is not for a prescription on your account. Please remove it.")
+            raise RefillError(
+                "A refill in your cart is not for a prescription on your account. Please remove it."
+            )
         if cart_line.tier.dosage_id != record.dosage_id:
-            raise RefillError(f"{line.product_name} {line.strength}: not the prescribed strength. Please remove the refill.")
+            raise RefillError(
+                f"{line.product_name} {line.strength}: not the prescribed strength. Please remove the refill."
+            )
         if line.packages != 1:
-            raise RefillError(f"{line.product_name}: a refill is one pack. Please set the quantity to 1.")
+            raise RefillError(
+                f"{line.product_name}: a refill is one pack. Please set the quantity to 1."
+            )
         needed = refills_for_pack(record=record, pills=line.pack_size)
         if today > record.expires_on:
-            raise RefillError(f"Your prescription for {record.medicine} expired on {record.expires_on:%B %-d, %Y}; please send a new one.")
+            raise RefillError(
+                f"Your prescription for {record.medicine} expired on {record.expires_on:%B %-d, %Y}; please send a new one."
+            )
         if needed > record.refills_left:
-            raise RefillError(f"{record.medicine}: not enough refills left for this pack ({record.refills_left} left).")
+            raise RefillError(
+                f"{record.medicine}: not enough refills left for this pack ({record.refills_left} left)."
+            )
         checks = refill_checks(record, today=today, refills_needed=needed)
         if checks.too_soon:
             raise RefillError(
@@ -444,12 +555,20 @@ def refills_verify_for_order(*, order: Order, cart, user, add_patient: bool = Tr
                 "your last fill is used; nothing was charged."
             )
         created.append(
-            OrderRefill.objects.create(order=order, line=line, prescription=record, pills=line.pack_size, refills_needed=needed)
+            OrderRefill.objects.create(
+                order=order,
+                line=line,
+                prescription=record,
+                pills=line.pack_size,
+                refills_needed=needed,
+            )
         )
     if created and add_patient:
         record = created[0].prescription
         PatientDetails.objects.create(
-            order=order, name=record.patient_name, date_of_birth=record.patient_date_of_birth,
+            order=order,
+            name=record.patient_name,
+            date_of_birth=record.patient_date_of_birth,
             current_medicines=_other_medicines_text(record),
         )
     return created
@@ -465,11 +584,15 @@ def _other_medicines_text(record: PrescriptionOnFile) -> str:
     return "; ".join(f"{o.medicine} {o.strength} (on file)" for o in others)
 
 
-def active_records_for_patient(record: PrescriptionOnFile, *, today: date | None = None) -> QuerySet:
+def active_records_for_patient(
+    record: PrescriptionOnFile, *, today: date | None = None
+) -> QuerySet:
     today = today or timezone.localdate()
     return PrescriptionOnFile.objects.filter(
-        user_id=record.user_id, patient_name__iexact=record.patient_name,
-        patient_date_of_birth=record.patient_date_of_birth, expires_on__gte=today,
+        user_id=record.user_id,
+        patient_name__iexact=record.patient_name,
+        patient_date_of_birth=record.patient_date_of_birth,
+        expires_on__gte=today,
     )
 
 
@@ -486,7 +609,9 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
     counted = 0
     for link in OrderRefill.objects.filter(order=order).order_by("prescription_id"):
         record = PrescriptionOnFile.objects.select_for_update().get(pk=link.prescription_id)
-        if PrescriptionOnFileEvent.objects.filter(prescription=record, order=order, kind=Event.FILL).exists():
+        if PrescriptionOnFileEvent.objects.filter(
+            prescription=record, order=order, kind=Event.FILL
+        ).exists():
             continue
         use = link.refills_needed
         if use > record.refills_left:
@@ -499,8 +624,14 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
         try:
             with transaction.atomic():
                 PrescriptionOnFileEvent.objects.create(
-                    prescription=record, kind=Event.FILL, order=order, pills=link.pills, refills_counted=use,
-                    fill_number=record.refills_used + use, filled_on=today, note="Refill." if use == 1 else f"Refill ({use} refills).",
+                    prescription=record,
+                    kind=Event.FILL,
+                    order=order,
+                    pills=link.pills,
+                    refills_counted=use,
+                    fill_number=record.refills_used + use,
+                    filled_on=today,
+                    note="Refill." if use == 1 else f"Refill ({use} refills).",
                     by=by if getattr(by, "is_authenticated", False) else None,
                 )
         except IntegrityError:
@@ -508,7 +639,9 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
         record.refills_used += use
         record.last_filled_on = today
         record.last_fill_pills = link.pills
-        record.save(update_fields=["refills_used", "last_filled_on", "last_fill_pills", "updated_at"])
+        record.save(
+            update_fields=["refills_used", "last_filled_on", "last_fill_pills", "updated_at"]
+        )
         counted += 1
     return counted
 
@@ -516,7 +649,9 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
 # --- The pharmacist: refill checks, approve, refuse --------------------------------------------
 
 
-def review_queue_split(orders: list[Order], *, today: date | None = None) -> tuple[list[Order], list[Order]]:
+def review_queue_split(
+    orders: list[Order], *, today: date | None = None
+) -> tuple[list[Order], list[Order]]:
     """Split the review queue into new prescriptions and refills; refills carry their checks.
 
     Three queries for the whole queue: the refill links with their records, and the other
@@ -530,7 +665,9 @@ def review_queue_split(orders: list[Order], *, today: date | None = None) -> tup
         by_order.setdefault(link.order_id, []).append(link)
     users = {link.prescription.user_id for link in links if link.prescription.user_id}
     on_file: dict = {}
-    for record in PrescriptionOnFile.objects.filter(user_id__in=users, expires_on__gte=today).order_by("medicine"):
+    for record in PrescriptionOnFile.objects.filter(
+        user_id__in=users, expires_on__gte=today
+    ).order_by("medicine"):
         on_file.setdefault(record.user_id, []).append(record)
     new, refills = [], []
     for order in orders:
@@ -547,17 +684,25 @@ def review_queue_split(orders: list[Order], *, today: date | None = None) -> tup
 def _refill_row(link: OrderRefill, on_file: dict, today: date) -> dict:
     record = link.prescription
     others = [
-        other for other in on_file.get(record.user_id, [])
+        other
+        for other in on_file.get(record.user_id, [])
         if other.pk != record.pk and other.patient_name.casefold() == record.patient_name.casefold()
     ]
-    return {"link": link, "record": record, "checks": refill_checks(record, today=today, refills_needed=link.refills_needed), "others": others}
+    return {
+        "link": link,
+        "record": record,
+        "checks": refill_checks(record, today=today, refills_needed=link.refills_needed),
+        "others": others,
+    }
 
 
 def refills_due(*, today: date | None = None, within_days: int = 7) -> list[PrescriptionOnFile]:
     """Prescriptions whose last fill runs out within ``within_days`` (for the queue's 'due this week')."""
     today = today or timezone.localdate()
     due = []
-    candidates = PrescriptionOnFile.objects.filter(expires_on__gte=today, last_filled_on__isnull=False).select_related("user")
+    candidates = PrescriptionOnFile.objects.filter(
+        expires_on__gte=today, last_filled_on__isnull=False
+    ).select_related("user")
     for record in candidates.iterator():
         runs_out = runs_out_on(record)
         if runs_out is not None and today <= runs_out <= today + timedelta(days=within_days):
@@ -569,7 +714,9 @@ def refills_due(*, today: date | None = None, within_days: int = 7) -> list[Pres
 def runs_out_on(record: PrescriptionOnFile) -> date | None:
     if not record.last_filled_on or not record.last_fill_pills:
         return None
-    return record.last_filled_on + timedelta(days=days_supply(pills=record.last_fill_pills, daily_dose=record.daily_dose))
+    return record.last_filled_on + timedelta(
+        days=days_supply(pills=record.last_fill_pills, daily_dose=record.daily_dose)
+    )
 
 
 def _locked_refill_reasons(order: Order, submission_key):
@@ -583,9 +730,17 @@ def _locked_refill_reasons(order: Order, submission_key):
     links = list(OrderRefill.objects.filter(order=locked))
     if not links:
         raise RefillError(f"Order {locked.number} is not a refill.")
-    held = {r.pk: r for r in PrescriptionOnFile.objects.select_for_update().filter(pk__in=[l.prescription_id for l in links]).order_by("pk")}
+    held = {
+        r.pk: r
+        for r in PrescriptionOnFile.objects.select_for_update()
+        .filter(pk__in=[l.prescription_id for l in links])
+        .order_by("pk")
+    }
     today = timezone.localdate()
-    reasons = [refill_checks(held[l.prescription_id], today=today, refills_needed=l.refills_needed).refusal for l in links]
+    reasons = [
+        refill_checks(held[l.prescription_id], today=today, refills_needed=l.refills_needed).refusal
+        for l in links
+    ]
     return locked, None, [reason for reason in reasons if reason]
 
 
@@ -604,9 +759,15 @@ def refill_approve(*, order: Order, by, note: str = "", submission_key=None):
         if existing is not None:
             return existing
         if reasons:
-            return _refuse_locked(order=locked, by=by, reasons=reasons, submission_key=submission_key)
+            return _refuse_locked(
+                order=locked, by=by, reasons=reasons, submission_key=submission_key
+            )
         return prescription_approve(
-            order=locked, by=by, note=note or "Refill approved.", submission_key=submission_key, refill_checked=True
+            order=locked,
+            by=by,
+            note=note or "Refill approved.",
+            submission_key=submission_key,
+            refill_checked=True,
         )
 
 
@@ -620,17 +781,25 @@ def refill_refuse(*, order: Order, by, reason: str = "", submission_key=None):
         if reason.strip():
             reasons.append(reason.strip())
         if not reasons:
-            raise RefillError("Every check passes: approve the refill, or give the patient your reason for refusing it.")
+            raise RefillError(
+                "Every check passes: approve the refill, or give the patient your reason for refusing it."
+            )
         return _refuse_locked(order=locked, by=by, reasons=reasons, submission_key=submission_key)
 
 
 def _refuse_locked(*, order: Order, by, reasons: list[str], submission_key):
     from .prescription_decisions import prescription_reject
 
-    review = prescription_reject(order=order, by=by, reason=" ".join(reasons), submission_key=submission_key)
+    review = prescription_reject(
+        order=order, by=by, reason=" ".join(reasons), submission_key=submission_key
+    )
     for link in OrderRefill.objects.filter(order=order):
         PrescriptionOnFileEvent.objects.create(
-            prescription_id=link.prescription_id, kind=Event.REFUSED, order=order, by=by, note=" ".join(reasons)
+            prescription_id=link.prescription_id,
+            kind=Event.REFUSED,
+            order=order,
+            by=by,
+            note=" ".join(reasons),
         )
     return review
 
@@ -651,7 +820,12 @@ def order_again(*, order: Order, cart) -> tuple[list[str], list[str]]:
     for line in lines:
         label = f"{line.product_name} {line.strength}, {line.pack_size} pills"
         tier = line.tier
-        if tier is None or not tier.is_active or line.requires_prescription or tier.dosage.product.legal_class == LegalClass.PRESCRIPTION:
+        if (
+            tier is None
+            or not tier.is_active
+            or line.requires_prescription
+            or tier.dosage.product.legal_class == LegalClass.PRESCRIPTION
+        ):
             skipped.append(label)
             continue
         try:
@@ -684,10 +858,18 @@ def refill_reminders_send(*, today: date | None = None, within_days: int | None 
     twice at once) reminds once per fill; a new fill makes a new reminder possible.
     """
     today = today or timezone.localdate()
-    within = within_days if within_days is not None else int(getattr(settings, "REFILL_REMINDER_DAYS", 7))
+    within = (
+        within_days
+        if within_days is not None
+        else int(getattr(settings, "REFILL_REMINDER_DAYS", 7))
+    )
     sent = 0
-    opted_in = RefillReminderSettings.objects.filter(reminders=True).values_list("user_id", flat=True)
-    candidates = PrescriptionOnFile.objects.filter(user_id__in=opted_in, last_filled_on__isnull=False).select_related("user")
+    opted_in = RefillReminderSettings.objects.filter(reminders=True).values_list(
+        "user_id", flat=True
+    )
+    candidates = PrescriptionOnFile.objects.filter(
+        user_id__in=opted_in, last_filled_on__isnull=False
+    ).select_related("user")
     for record in candidates:
         runs_out = runs_out_on(record)
         if runs_out is None or not (today <= runs_out <= today + timedelta(days=within)):
@@ -698,7 +880,9 @@ def refill_reminders_send(*, today: date | None = None, within_days: int | None 
         try:
             with transaction.atomic():
                 PrescriptionOnFileEvent.objects.create(
-                    prescription=record, kind=Event.REMINDED, order_id=fill.order_id,
+                    prescription=record,
+                    kind=Event.REMINDED,
+                    order_id=fill.order_id,
                     note=f"Supply runs out about {runs_out:%B %-d, %Y}.",
                 )
                 _queue_reminder(record=record, fill=fill, runs_out=runs_out, today=today)
@@ -708,7 +892,9 @@ def refill_reminders_send(*, today: date | None = None, within_days: int | None 
     return sent
 
 
-def _queue_reminder(*, record: PrescriptionOnFile, fill: PrescriptionOnFileEvent, runs_out: date, today: date) -> None:
+def _queue_reminder(
+    *, record: PrescriptionOnFile, fill: PrescriptionOnFileEvent, runs_out: date, today: date
+) -> None:
     """The reminder's own details; ``orders.emails.order_email`` adds the order and queues it."""
     prefs = reminder_settings_for(record.user)
     needs_new = record.refills_left <= 0 or record.expires_on < runs_out
@@ -720,7 +906,9 @@ def _queue_reminder(*, record: PrescriptionOnFile, fill: PrescriptionOnFileEvent
             "runs_out": runs_out.isoformat(),
             "runs_out_text": f"{runs_out:%B %-d, %Y}",
             "needs_new_prescription": needs_new,
-            "medicine": f"{record.medicine} {record.strength}" if prefs and prefs.name_medicine else "",
+            "medicine": f"{record.medicine} {record.strength}"
+            if prefs and prefs.name_medicine
+            else "",
             "refills_left": record.refills_left,
             "prescription_url": absolute_url(reverse("refills:detail", kwargs={"pk": record.pk})),
         },

@@ -6,6 +6,7 @@ first, when a hold lapses) and the review state the order page shows. The pharma
 are in ``orders.prescription_decisions``; shipping is ``orders.fulfilment``; prescriptions kept
 on file and refills are ``orders.prescription_records``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,10 +20,17 @@ from django.db.models import DateTimeField, OuterRef, Prefetch, QuerySet, Subque
 from django.db.models.functions import Coalesce
 
 from .files import CheckedUpload, private_storage
-from .models import Order, OrderEvent, OrderLine, PatientDetails, Prescription, PrescriptionReview, ReviewAction
+from .models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    PatientDetails,
+    Prescription,
+    PrescriptionReview,
+    ReviewAction,
+)
 from .services import OrderError
 from .state import OrderStatus, PaymentStatus
-
 
 PHARMACIST_GROUP = "pharmacist"
 LAPSE_CUSTOMER_REASON = (
@@ -92,12 +100,16 @@ def prescriptions_record(*, order: Order, intake: PrescriptionIntake) -> list[Pr
     # Lines filled from a prescription on file (issue #16, linked just before) need no new prescription.
     lines = {
         line.tier_id: line
-        for line in OrderLine.objects.filter(order=order, requires_prescription=True, refill__isnull=True)
+        for line in OrderLine.objects.filter(
+            order=order, requires_prescription=True, refill__isnull=True
+        )
     }
     items = {item.tier_id: item for item in intake.items}
     missing = [line for tier_id, line in lines.items() if tier_id not in items]
     if missing:
-        raise OrderError(f"Please upload a prescription or give the prescriber's details for {missing[0]}.")
+        raise OrderError(
+            f"Please upload a prescription or give the prescriber's details for {missing[0]}."
+        )
     created = []
     for tier_id, line in lines.items():
         item = items[tier_id]
@@ -147,7 +159,9 @@ def with_authorised_at(queryset: QuerySet) -> QuerySet:
         order=OuterRef("pk"), kind=OrderEvent.Kind.PAYMENT, to_status=PaymentStatus.AUTHORIZED
     ).order_by("-created_at")
     return queryset.annotate(
-        authorised_at=Coalesce(Subquery(event.values("created_at")[:1]), "created_at", output_field=DateTimeField())
+        authorised_at=Coalesce(
+            Subquery(event.values("created_at")[:1]), "created_at", output_field=DateTimeField()
+        )
     )
 
 
@@ -158,7 +172,9 @@ def review_queue() -> QuerySet:
         .select_related("patient", "user")
         .prefetch_related(
             "lines",
-            Prefetch("prescriptions", queryset=Prescription.objects.order_by("created_at", "description")),
+            Prefetch(
+                "prescriptions", queryset=Prescription.objects.order_by("created_at", "description")
+            ),
             Prefetch("reviews", queryset=PrescriptionReview.objects.select_related("by")),
         )
         .order_by("authorised_at", "created_at")
@@ -197,5 +213,7 @@ def review_state(*, order: Order, reviews: list[PrescriptionReview]) -> ReviewSt
     if latest.action == ReviewAction.REJECTED:
         return ReviewState("rejected", "Not approved", latest.note)
     if latest.action == ReviewAction.AUTHORISATION_EXPIRED:
-        return ReviewState("expired", "Canceled: card authorisation expired before review", LAPSE_CUSTOMER_REASON)
+        return ReviewState(
+            "expired", "Canceled: card authorisation expired before review", LAPSE_CUSTOMER_REASON
+        )
     return None

@@ -5,6 +5,7 @@ The checkout page and ``order_place`` both price the cart with ``cart_summary(ca
 The tax calculator is chosen here: the staff's rate table today; a tax service would be swapped
 in at this one line (it only has to implement ``cart.calculations.TaxCalculator``).
 """
+
 from __future__ import annotations
 
 from salestax.services import TableTaxCalculator

@@ -3,6 +3,7 @@
 Changes go through ``orders.prescription_records.prescription_on_file_change`` so every one is
 recorded with who, when, before and after; the admin only shows.
 """
+
 from django.contrib import admin
 
 from .models import PrescriptionOnFile, PrescriptionOnFileEvent
@@ -21,7 +22,15 @@ class EventInline(admin.TabularInline):
 
 @admin.register(PrescriptionOnFile)
 class PrescriptionOnFileAdmin(admin.ModelAdmin):
-    list_display = ("patient_name", "medicine", "strength", "refills_used", "refills_authorised", "expires_on", "last_filled_on")
+    list_display = (
+        "patient_name",
+        "medicine",
+        "strength",
+        "refills_used",
+        "refills_authorised",
+        "expires_on",
+        "last_filled_on",
+    )
     search_fields = ("patient_name", "medicine", "user__email")
     list_select_related = ("user",)
     inlines = [EventInline]

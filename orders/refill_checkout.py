@@ -7,12 +7,18 @@ refill again when the order is placed (``prescription_records.refills_verify_for
 form posted directly cannot pay for it either. The address the patient's last order shipped to
 is offered, prefilled.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .models import Order, PrescriptionOnFile
-from .prescription_records import RefillChecks, cart_refills_of_lines, refill_checks, refills_for_pack
+from .prescription_records import (
+    RefillChecks,
+    cart_refills_of_lines,
+    refill_checks,
+    refills_for_pack,
+)
 from .state import OrderStatus
 
 SHIPPED_STATUSES = (OrderStatus.READY_TO_SHIP, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
@@ -50,7 +56,9 @@ def refill_checkout_for(*, user, cart_lines, summary) -> RefillCheckout:
     for tier_id, record in refills.items():
         line = priced.get(tier_id)
         needed = refills_for_pack(record=record, pills=line.pack_size) if line else 1
-        rows.append(RefillRow(record=record, checks=refill_checks(record, refills_needed=needed), line=line))
+        rows.append(
+            RefillRow(record=record, checks=refill_checks(record, refills_needed=needed), line=line)
+        )
     return RefillCheckout(rows=tuple(rows), address=last_shipping_address(user))
 
 

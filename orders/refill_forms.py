@@ -1,5 +1,6 @@
 """Forms for prescriptions on file (issues #16, #21): the pharmacist's approval (which records the
 prescription), the amount preview, the customer's reminder settings."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -58,30 +59,58 @@ class ApproveOrderForm(OneTimeForm):
         self.order = order
         self.all_lines = list(lines)
         # Refill lines are already on file; the caller reads their ids in one query.
-        self.lines = [line for line in self.all_lines if line.requires_prescription and line.pk not in refill_line_ids]
+        self.lines = [
+            line
+            for line in self.all_lines
+            if line.requires_prescription and line.pk not in refill_line_ids
+        ]
         self.line_groups = []
         for line in self.lines:
             defaults = record_defaults(order=order, line=line)
             p = f"rec_{line.pk}"
-            self.fields[f"{p}_directions"] = forms.CharField(label="Directions, as written", max_length=300)
+            self.fields[f"{p}_directions"] = forms.CharField(
+                label="Directions, as written", max_length=300
+            )
             self.fields[f"{p}_daily_dose"] = forms.DecimalField(
-                label="Daily dose (pills a day)", min_value=Decimal("0.25"), max_digits=6, decimal_places=2
+                label="Daily dose (pills a day)",
+                min_value=Decimal("0.25"),
+                max_digits=6,
+                decimal_places=2,
             )
             self.fields[f"{p}_quantity_per_fill"] = forms.IntegerField(
-                label="Quantity per fill (pills)", min_value=1, initial=defaults["quantity_per_fill"]
+                label="Quantity per fill (pills)",
+                min_value=1,
+                initial=defaults["quantity_per_fill"],
             )
             self.fields[f"{p}_refills_authorised"] = forms.IntegerField(
                 label="Refills written on the prescription (0 if none)", min_value=0, max_value=99
             )
             self.fields[f"{p}_date_written"] = forms.DateField(
-                label="Date written", initial=defaults["date_written"], widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-            )
-            self.fields[f"{p}_expires_on"] = forms.DateField(
-                label="Valid until (empty: one year from written)", required=False,
+                label="Date written",
+                initial=defaults["date_written"],
                 widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             )
-            self.line_groups.append({"line": line, "fields": [self[f"{p}_{n}"] for n in (
-                "directions", "daily_dose", "quantity_per_fill", "refills_authorised", "date_written", "expires_on")]})
+            self.fields[f"{p}_expires_on"] = forms.DateField(
+                label="Valid until (empty: one year from written)",
+                required=False,
+                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            )
+            self.line_groups.append(
+                {
+                    "line": line,
+                    "fields": [
+                        self[f"{p}_{n}"]
+                        for n in (
+                            "directions",
+                            "daily_dose",
+                            "quantity_per_fill",
+                            "refills_authorised",
+                            "date_written",
+                            "expires_on",
+                        )
+                    ],
+                }
+            )
         _add_pack_fields(self, self.all_lines)
 
     @property
@@ -120,7 +149,9 @@ class RefillRefuseForm(OneTimeForm):
 
 
 class ReminderSettingsForm(forms.Form):
-    reminders = forms.BooleanField(label="Email me before my prescription medicine runs out", required=False)
+    reminders = forms.BooleanField(
+        label="Email me before my prescription medicine runs out", required=False
+    )
     name_medicine = forms.BooleanField(
         label="Name the medicine in the email (it is never in the subject line)", required=False
     )

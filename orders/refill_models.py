@@ -7,6 +7,7 @@ Its counters (``refills_used``, the last fill) move only when a payment is captu
 row that can never be edited. The database refuses impossible states (more refills used than
 authorised, a dose of zero, an expiry before the date written), whatever code path writes.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -17,7 +18,11 @@ from django.urls import reverse
 
 class PrescriptionOnFile(models.Model):
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="prescriptions_on_file"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="prescriptions_on_file",
     )
     patient_name = models.CharField(max_length=150)
     patient_date_of_birth = models.DateField()
@@ -36,13 +41,21 @@ class PrescriptionOnFile(models.Model):
     prescriber_phone = models.CharField(max_length=30, blank=True)
     prescriber_licence = models.CharField(max_length=40, blank=True)
     # Where it came from: the order first filled from it, and its uploaded copy / prescriber details.
-    source_order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     source_prescription = models.ForeignKey(
-        "orders.Prescription", null=True, blank=True, on_delete=models.SET_NULL, related_name="records_on_file"
+        "orders.Prescription",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="records_on_file",
     )
     last_filled_on = models.DateField(null=True, blank=True)
     last_fill_pills = models.PositiveIntegerField(null=True, blank=True)
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -51,12 +64,23 @@ class PrescriptionOnFile(models.Model):
         verbose_name = "prescription on file"
         verbose_name_plural = "prescriptions on file"
         constraints = [
-            models.CheckConstraint(condition=Q(refills_used__lte=F("refills_authorised")), name="orders_rxfile_refills_within_authorised"),
-            models.CheckConstraint(condition=Q(daily_dose__gt=0), name="orders_rxfile_daily_dose_positive"),
-            models.CheckConstraint(condition=Q(quantity_per_fill__gt=0), name="orders_rxfile_quantity_positive"),
-            models.CheckConstraint(condition=Q(expires_on__gte=F("date_written")), name="orders_rxfile_expiry_after_written"),
             models.CheckConstraint(
-                condition=~Q(source_prescription=None) | (~Q(prescriber_name="") & ~Q(prescriber_licence="")),
+                condition=Q(refills_used__lte=F("refills_authorised")),
+                name="orders_rxfile_refills_within_authorised",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_dose__gt=0), name="orders_rxfile_daily_dose_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity_per_fill__gt=0), name="orders_rxfile_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_on__gte=F("date_written")),
+                name="orders_rxfile_expiry_after_written",
+            ),
+            models.CheckConstraint(
+                condition=~Q(source_prescription=None)
+                | (~Q(prescriber_name="") & ~Q(prescriber_licence="")),
                 name="orders_rxfile_has_evidence",
             ),
         ]
@@ -89,11 +113,17 @@ class PrescriptionOnFileEvent(models.Model):
         REFUSED = "refused", "Refill refused"
         REMINDED = "reminded", "Reminder sent"
 
-    prescription = models.ForeignKey(PrescriptionOnFile, on_delete=models.PROTECT, related_name="events")
+    prescription = models.ForeignKey(
+        PrescriptionOnFile, on_delete=models.PROTECT, related_name="events"
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     pills = models.PositiveIntegerField(null=True, blank=True)
-    refills_counted = models.PositiveSmallIntegerField(default=0, help_text="Refills this fill used (0 for the first fill).")
+    refills_counted = models.PositiveSmallIntegerField(
+        default=0, help_text="Refills this fill used (0 for the first fill)."
+    )
     # A fill's number is the count of refills used once it is counted: 0 for the first fill, then
     # rising by the refills each fill uses. Unique per prescription and never above the refills
     # authorised (a trigger, migration 0008), so the database itself refuses a fill past them.
@@ -101,27 +131,38 @@ class PrescriptionOnFileEvent(models.Model):
     filled_on = models.DateField(null=True, blank=True)
     note = models.TextField(blank=True)
     changes = models.JSONField(default=dict, blank=True)
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ("created_at", "id")
         constraints = [
             models.UniqueConstraint(
-                fields=("prescription", "order"), condition=Q(kind="fill"), name="orders_rxfile_one_fill_per_order"
+                fields=("prescription", "order"),
+                condition=Q(kind="fill"),
+                name="orders_rxfile_one_fill_per_order",
             ),
             models.UniqueConstraint(
-                fields=("prescription", "order"), condition=Q(kind="reminded"), name="orders_rxfile_one_reminder_per_fill"
+                fields=("prescription", "order"),
+                condition=Q(kind="reminded"),
+                name="orders_rxfile_one_reminder_per_fill",
             ),
             models.UniqueConstraint(
-                fields=("prescription", "fill_number"), condition=Q(kind="fill"), name="orders_rxfile_fill_number_unique"
+                fields=("prescription", "fill_number"),
+                condition=Q(kind="fill"),
+                name="orders_rxfile_fill_number_unique",
             ),
             # A fill is numbered; only the first fill (number 0) uses no refill.
             models.CheckConstraint(
                 condition=~Q(kind="fill")
                 | (
                     Q(fill_number__isnull=False)
-                    & (Q(fill_number=0, refills_counted=0) | Q(refills_counted__gte=1, fill_number__gte=F("refills_counted")))
+                    & (
+                        Q(fill_number=0, refills_counted=0)
+                        | Q(refills_counted__gte=1, fill_number__gte=F("refills_counted"))
+                    )
                 ),
                 name="orders_rxfile_fill_numbered",
             ),
@@ -142,7 +183,9 @@ class PrescriptionOnFileEvent(models.Model):
 class CartRefill(models.Model):
     """A cart line that refills a prescription on file (checked again, server-side, at checkout)."""
 
-    cart_line = models.OneToOneField("cart.CartLine", on_delete=models.CASCADE, related_name="refill")
+    cart_line = models.OneToOneField(
+        "cart.CartLine", on_delete=models.CASCADE, related_name="refill"
+    )
     prescription = models.ForeignKey(PrescriptionOnFile, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -151,23 +194,35 @@ class OrderRefill(models.Model):
     """An order line filled from a prescription on file; counted as a fill when the payment is captured."""
 
     order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="refills")
-    line = models.OneToOneField("orders.OrderLine", null=True, on_delete=models.SET_NULL, related_name="refill")
-    prescription = models.ForeignKey(PrescriptionOnFile, on_delete=models.PROTECT, related_name="order_refills")
+    line = models.OneToOneField(
+        "orders.OrderLine", null=True, on_delete=models.SET_NULL, related_name="refill"
+    )
+    prescription = models.ForeignKey(
+        PrescriptionOnFile, on_delete=models.PROTECT, related_name="order_refills"
+    )
     pills = models.PositiveIntegerField()
     refills_needed = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=("order", "prescription"), name="orders_refill_one_per_order_prescription"),
-            models.CheckConstraint(condition=Q(refills_needed__gte=1), name="orders_refill_needs_a_refill"),
+            models.UniqueConstraint(
+                fields=("order", "prescription"), name="orders_refill_one_per_order_prescription"
+            ),
+            models.CheckConstraint(
+                condition=Q(refills_needed__gte=1), name="orders_refill_needs_a_refill"
+            ),
         ]
 
 
 class RefillReminderSettings(models.Model):
     """A customer's choice about refill reminders. Without a row: no reminders."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refill_reminder_settings")
-    reminders = models.BooleanField("email me before my prescription medicine runs out", default=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refill_reminder_settings"
+    )
+    reminders = models.BooleanField(
+        "email me before my prescription medicine runs out", default=False
+    )
     name_medicine = models.BooleanField("name the medicine in the email", default=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,4 +1,5 @@
 """URLs for prescriptions on file and refills (issue #16); included from ``pharmacy.urls``."""
+
 from django.urls import path
 
 from . import refill_views
@@ -11,6 +12,12 @@ urlpatterns = [
     path("accounts/prescriptions/<int:pk>/", refill_views.prescription_detail, name="detail"),
     path("accounts/prescriptions/<int:pk>/refill/", refill_views.refill, name="refill"),
     path("orders/<int:number>/order-again/", refill_views.order_again, name="order_again"),
-    path("staff/review/<int:number>/refill/approve/", refill_views.refill_approve, name="refill_approve"),
-    path("staff/review/<int:number>/refill/refuse/", refill_views.refill_refuse, name="refill_refuse"),
+    path(
+        "staff/review/<int:number>/refill/approve/",
+        refill_views.refill_approve,
+        name="refill_approve",
+    ),
+    path(
+        "staff/review/<int:number>/refill/refuse/", refill_views.refill_refuse, name="refill_refuse"
+    ),
 ]

@@ -4,6 +4,7 @@ reminder settings, "Order again", and the pharmacist's record / refill decisions
 Thin: the rules are in ``orders.prescription_records``. Customer pages need an account (a guest
 is sent to sign in and sees nothing) and only ever show the signed-in customer's own records.
 """
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -29,21 +30,32 @@ from .services import order_token_is_valid
 def my_prescriptions(request):
     rows = []
     for record in records.prescriptions_for_user(request.user):
-        rows.append({"record": record, "checks": records.refill_checks(record), "fills": record.fills})
+        rows.append(
+            {"record": record, "checks": records.refill_checks(record), "fills": record.fills}
+        )
     settings_row = records.reminder_settings_for(request.user)
-    return render(request, "orders/refills/list.html", {"rows": rows, "reminder_settings": settings_row})
+    return render(
+        request, "orders/refills/list.html", {"rows": rows, "reminder_settings": settings_row}
+    )
 
 
 @never_cache
 @require_safe
 @login_required
 def prescription_detail(request, pk: int):
-    record = get_object_or_404(PrescriptionOnFile.objects.select_related("dosage__product"), pk=pk, user=request.user)
+    record = get_object_or_404(
+        PrescriptionOnFile.objects.select_related("dosage__product"), pk=pk, user=request.user
+    )
     fills = list(record.events.filter(kind="fill").select_related("order").order_by("-created_at"))
     return render(
         request,
         "orders/refills/detail.html",
-        {"record": record, "checks": records.refill_checks(record), "packs": records.refill_packs(record), "fills": fills},
+        {
+            "record": record,
+            "checks": records.refill_checks(record),
+            "packs": records.refill_packs(record),
+            "fills": fills,
+        },
     )
 
 
@@ -53,13 +65,18 @@ def prescription_detail(request, pk: int):
 def refill(request, pk: int):
     cart = cart_for_request(request, create=True)
     try:
-        records.refill_add_to_cart(cart=cart, user=request.user, record_id=pk, tier_id=request.POST.get("tier_id"))
+        records.refill_add_to_cart(
+            cart=cart, user=request.user, record_id=pk, tier_id=request.POST.get("tier_id")
+        )
     except records.RefillError as exc:
         messages.error(request, exc.message)
         if not PrescriptionOnFile.objects.filter(pk=pk, user=request.user).exists():
             raise Http404("No such prescription on file.") from None
         return redirect("refills:detail", pk=pk)
-    messages.success(request, "The refill is in your cart. Check out to send it to our pharmacist; no new prescription is needed.")
+    messages.success(
+        request,
+        "The refill is in your cart. Check out to send it to our pharmacist; no new prescription is needed.",
+    )
     return redirect("cart:detail")
 
 
@@ -68,13 +85,19 @@ def refill(request, pk: int):
 @login_required
 def reminder_settings(request):
     current = records.reminder_settings_for(request.user)
-    initial = {"reminders": current.reminders, "name_medicine": current.name_medicine} if current else {}
+    initial = (
+        {"reminders": current.reminders, "name_medicine": current.name_medicine} if current else {}
+    )
     form = ReminderSettingsForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        RefillReminderSettings.objects.update_or_create(user=request.user, defaults=form.cleaned_data)
+        RefillReminderSettings.objects.update_or_create(
+            user=request.user, defaults=form.cleaned_data
+        )
         messages.success(request, "Your reminder settings are saved.")
         return redirect("refills:list")
-    return render(request, "orders/refills/reminders.html", {"form": form}, status=400 if form.errors else 200)
+    return render(
+        request, "orders/refills/reminders.html", {"form": form}, status=400 if form.errors else 200
+    )
 
 
 @never_cache
@@ -82,7 +105,9 @@ def reminder_settings(request):
 def order_again(request, number: int):
     order = Order.objects.filter(number=number).first()
     owns = order is not None and request.user.is_authenticated and order.user_id == request.user.pk
-    if order is None or not (owns or order_token_is_valid(order=order, token=request.POST.get("t", ""))):
+    if order is None or not (
+        owns or order_token_is_valid(order=order, token=request.POST.get("t", ""))
+    ):
         raise Http404("No such order.")
     cart = cart_for_request(request, create=True)
     added, skipped = records.order_again(order=order, cart=cart)
@@ -115,10 +140,14 @@ def _decide(request, number: int, form, action, success: str, refused: str = "")
                 messages.success(request, success.format(number=order.number))
             return redirect("orders:review_queue")
     else:
-        messages.error(request, "Please correct the prescription details: " + "; ".join(
-            f"{form.fields[name].label if name in form.fields else ''} {' '.join(errors)}".strip()
-            for name, errors in form.errors.items()
-        ))
+        messages.error(
+            request,
+            "Please correct the prescription details: "
+            + "; ".join(
+                f"{form.fields[name].label if name in form.fields else ''} {' '.join(errors)}".strip()
+                for name, errors in form.errors.items()
+            ),
+        )
     return redirect("orders:review_order", number=number)
 
 
@@ -127,8 +156,12 @@ def _decide(request, number: int, form, action, success: str, refused: str = "")
 @pharmacist_required
 def refill_approve(request, number: int):
     return _decide(
-        request, number, OneTimeForm(request.POST),
-        lambda order, form: records.refill_approve(order=order, by=request.user, submission_key=form.cleaned_data["submission_key"]),
+        request,
+        number,
+        OneTimeForm(request.POST),
+        lambda order, form: records.refill_approve(
+            order=order, by=request.user, submission_key=form.cleaned_data["submission_key"]
+        ),
         "Refill order {number} approved; the payment has been captured and the refills counted.",
         refused="Refill order {number} was not approved, nothing was charged and the hold was released: {reason}",
     )
@@ -139,9 +172,14 @@ def refill_approve(request, number: int):
 @pharmacist_required
 def refill_refuse(request, number: int):
     return _decide(
-        request, number, RefillRefuseForm(request.POST),
+        request,
+        number,
+        RefillRefuseForm(request.POST),
         lambda order, form: records.refill_refuse(
-            order=order, by=request.user, reason=form.cleaned_data["reason"], submission_key=form.cleaned_data["submission_key"]
+            order=order,
+            by=request.user,
+            reason=form.cleaned_data["reason"],
+            submission_key=form.cleaned_data["submission_key"],
         ),
         "Refill order {number} refused; the card hold was released and the customer told why.",
     )

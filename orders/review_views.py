@@ -3,6 +3,7 @@
 Thin: decisions are made in ``orders.prescription_decisions``, shipping in ``orders.fulfilment``. Every action is a POST with CSRF; a
 customer or other staff member gets 403, a signed-out visitor is sent to sign in.
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -20,14 +21,14 @@ from pharmacy.second_factor import second_factor_required
 
 from . import fulfilment
 from . import prescription_decisions as decisions
+from . import prescription_records as records
 from . import prescriptions as rx
 from .files import INLINE_TYPES
 from .models import Order, OrderEvent, Prescription
-from .state import OrderStatus, PaymentStatus
-from . import prescription_records as records
 from .prescription_forms import RejectForm, RequestInformationForm, ShipForm
 from .refill_forms import ApproveOrderForm, PacksForm
 from .services import OrderError, order_token_is_valid
+from .state import OrderStatus, PaymentStatus
 
 
 def pharmacist_required(view):
@@ -80,7 +81,13 @@ def review_queue(request):
     return render(
         request,
         "orders/review/queue.html",
-        {"orders": orders, "refills": refills, "refills_due": refills_due(), "shipping": shipping, "ship_form": ShipForm()},
+        {
+            "orders": orders,
+            "refills": refills,
+            "refills_due": refills_due(),
+            "shipping": shipping,
+            "ship_form": ShipForm(),
+        },
     )
 
 
@@ -98,7 +105,9 @@ def _review_order(number: int) -> Order:
 
 def _event_text(event: OrderEvent) -> str:
     """An order event in words: labels, not the stored status codes."""
-    choices = {OrderEvent.Kind.STATUS: OrderStatus, OrderEvent.Kind.PAYMENT: PaymentStatus}.get(event.kind)
+    choices = {OrderEvent.Kind.STATUS: OrderStatus, OrderEvent.Kind.PAYMENT: PaymentStatus}.get(
+        event.kind
+    )
 
     def label(code: str) -> str:
         try:
@@ -107,13 +116,19 @@ def _event_text(event: OrderEvent) -> str:
             return code
 
     if event.from_status or event.to_status:
-        moved = f"{label(event.from_status)} → {label(event.to_status)}" if event.from_status else label(event.to_status)
+        moved = (
+            f"{label(event.from_status)} → {label(event.to_status)}"
+            if event.from_status
+            else label(event.to_status)
+        )
         return f"{event.get_kind_display()}: {moved}"
     return event.get_kind_display()
 
 
 def _approve_form(order, lines, refill_line_ids, *, data=None, initial=None) -> ApproveOrderForm:
-    return ApproveOrderForm(data, order=order, lines=lines, refill_line_ids=refill_line_ids, initial=initial or {})
+    return ApproveOrderForm(
+        data, order=order, lines=lines, refill_line_ids=refill_line_ids, initial=initial or {}
+    )
 
 
 def _capture_preview(order, lines, data) -> dict:
@@ -124,7 +139,10 @@ def _capture_preview(order, lines, data) -> dict:
         return {"capture": None}
     approved = packs.approved_packages() if packs is not None else {}
     if approved and not any(approved.values()):
-        return {"capture": None, "capture_refusal": "Every item is set to 0: use “Do not approve” to refuse the order instead."}
+        return {
+            "capture": None,
+            "capture_refusal": "Every item is set to 0: use “Do not approve” to refuse the order instead.",
+        }
     capture = decisions.approval_capture(order=order, lines=lines, approved_packages=approved)
     return {"capture": capture, "capture_changed": capture != order.total}
 
@@ -140,7 +158,9 @@ def _render_review(request, order, *, status=200, top_error="", approve_data=Non
     approve_form = forms.get("approve_form")
     if approve_form is None:
         # A preview keeps what was typed (as initial values: no "required" errors before Approve).
-        approve_form = _approve_form(order, lines, refill_line_ids, initial=approve_data.dict() if approve_data else None)
+        approve_form = _approve_form(
+            order, lines, refill_line_ids, initial=approve_data.dict() if approve_data else None
+        )
     context = {
         "order": order,
         "top_error": top_error,
@@ -154,7 +174,13 @@ def _render_review(request, order, *, status=200, top_error="", approve_data=Non
         "reject_form": forms.get("reject_form") or RejectForm(),
         "info_form": forms.get("info_form") or RequestInformationForm(),
         "ship_form": forms.get("ship_form") or ShipForm(),
-        **_capture_preview(order, lines, approve_data if approve_data is not None else (approve_form.data if approve_form.is_bound else None)),
+        **_capture_preview(
+            order,
+            lines,
+            approve_data
+            if approve_data is not None
+            else (approve_form.data if approve_form.is_bound else None),
+        ),
     }
     # Several forms on one page: ids per form, so a label never focuses another form's box.
     for name in ("approve_form", "reject_form", "info_form", "ship_form"):
@@ -181,7 +207,11 @@ def _act(request, number, form_class, form_name, action, *, success, form_kwargs
             messages.success(request, success.format(number=order.number))
             return redirect("orders:review_queue")
     order = _review_order(number)
-    shown = order.status == OrderStatus.READY_TO_SHIP if form_name == "ship_form" else order.status == OrderStatus.AWAITING_REVIEW
+    shown = (
+        order.status == OrderStatus.READY_TO_SHIP
+        if form_name == "ship_form"
+        else order.status == OrderStatus.AWAITING_REVIEW
+    )
     # The form is not on the page any more (the order moved on): say why at the top.
     top_error = "" if shown else " ".join(form.non_field_errors())
     return _render_review(request, order, status=400, top_error=top_error, **{form_name: form})
@@ -202,25 +232,42 @@ def review_approve(request, number: int):
     if form.is_valid():
         try:
             review = records.prescription_approve_and_record(
-                order=order, by=request.user, records=form.records(), note=form.cleaned_data["note"],
-                submission_key=form.cleaned_data["submission_key"], approved_packages=form.approved_packages(),
+                order=order,
+                by=request.user,
+                records=form.records(),
+                note=form.cleaned_data["note"],
+                submission_key=form.cleaned_data["submission_key"],
+                approved_packages=form.approved_packages(),
                 shown_capture=form.shown_capture_money(),
             )
         except decisions.CaptureChanged as exc:
             # Nothing captured: show the page again with the new amount on the button.
-            return _render_review(request, _review_order(number), status=409, top_error=exc.message, approve_data=request.POST)
+            return _render_review(
+                request,
+                _review_order(number),
+                status=409,
+                top_error=exc.message,
+                approve_data=request.POST,
+            )
         except OrderError as exc:
             form.add_error(None, exc.message)
         else:
             kept = " and its prescription kept on file" if form.lines else ""
-            messages.success(request, f"Order {order.number} approved{kept}; {review.approved_total} has been captured.")
+            messages.success(
+                request,
+                f"Order {order.number} approved{kept}; {review.approved_total} has been captured.",
+            )
             return redirect("orders:review_queue")
     if set(form.errors) == {"shown_capture"}:
         # Only the amount is missing (or not a number): nothing captured; show it and ask again.
         message = "Nothing was charged: check the amount on the button, then approve again."
-        return _render_review(request, _review_order(number), status=409, top_error=message, approve_data=request.POST)
+        return _render_review(
+            request, _review_order(number), status=409, top_error=message, approve_data=request.POST
+        )
     order = _review_order(number)
-    top_error = "" if order.status == OrderStatus.AWAITING_REVIEW else " ".join(form.non_field_errors())
+    top_error = (
+        "" if order.status == OrderStatus.AWAITING_REVIEW else " ".join(form.non_field_errors())
+    )
     return _render_review(request, order, status=400, top_error=top_error, approve_form=form)
 
 
@@ -236,7 +283,9 @@ def review_approve_preview(request, number: int):
     order = get_object_or_404(Order, number=number)
     lines = list(order.lines.all())
     return render(
-        request, "orders/review/_approve_preview.html", {"order": order, **_capture_preview(order, lines, request.POST)}
+        request,
+        "orders/review/_approve_preview.html",
+        {"order": order, **_capture_preview(order, lines, request.POST)},
     )
 
 
@@ -250,7 +299,10 @@ def review_reject(request, number: int):
         RejectForm,
         "reject_form",
         lambda order, form: decisions.prescription_reject(
-            order=order, by=request.user, reason=form.cleaned_data["reason"], submission_key=form.cleaned_data["submission_key"]
+            order=order,
+            by=request.user,
+            reason=form.cleaned_data["reason"],
+            submission_key=form.cleaned_data["submission_key"],
         ),
         success="Order {number} not approved; the card hold has been released.",
     )
@@ -266,7 +318,10 @@ def review_request_information(request, number: int):
         RequestInformationForm,
         "info_form",
         lambda order, form: decisions.prescription_request_information(
-            order=order, by=request.user, message=form.cleaned_data["message"], submission_key=form.cleaned_data["submission_key"]
+            order=order,
+            by=request.user,
+            message=form.cleaned_data["message"],
+            submission_key=form.cleaned_data["submission_key"],
         ),
         success="Question sent to the customer of order {number}; it stays in the queue.",
     )
@@ -282,7 +337,10 @@ def review_mark_shipped(request, number: int):
         ShipForm,
         "ship_form",
         lambda order, form: fulfilment.order_mark_shipped(
-            order=order, by=request.user, carrier=form.cleaned_data["carrier"], tracking_number=form.cleaned_data["tracking_number"]
+            order=order,
+            by=request.user,
+            carrier=form.cleaned_data["carrier"],
+            tracking_number=form.cleaned_data["tracking_number"],
         ),
         success="Order {number} marked shipped; the customer has been emailed.",
     )

@@ -16,6 +16,7 @@ Two rules shape everything here:
   pack unavailable. The last pack goes to the first authorisation; a later one is canceled and
   its hold released.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,16 +38,15 @@ from cart.services import cart_remove_ordered
 from catalog.models import PackageTier
 from discounts.services import discount_redeem, discount_release
 from notifications.models import EmailKind
-
 from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
-from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .emails import order_email, order_emails_on_transition
 from .links import LinkState, order_access_token, order_link, order_link_check, order_token_is_valid  # noqa: F401  (the public names)
+from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
 from .pricing_inputs import order_pricing_inputs
-from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
+from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +96,12 @@ def from_minor(value: int, currency: str = "USD") -> Money:
 # --- Links to an order ----------------------------------------------------------------------
 
 
-
 # --- Status moves: the one place ------------------------------------------------------------
 
 
-def order_transition(*, order: Order, to: str, by=None, note: str = "", field: str = "status") -> OrderEvent:
+def order_transition(
+    *, order: Order, to: str, by=None, note: str = "", field: str = "status"
+) -> OrderEvent:
     """Move ``order.status`` (or ``order.payment_status`` with ``field="payment_status"``).
 
     Refuses any move missing from the tables in ``orders.state`` and records the move as an
@@ -221,24 +222,41 @@ def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
     after = {int(line[0]): line for line in now["lines"]}
     for tier_id, (_, packages, price, description) in before.items():
         if tier_id not in after:
-            changes.append(CheckoutChange(description, f"{packs(packages)} at ${price}", "no longer available (sold out or withdrawn)"))
+            changes.append(
+                CheckoutChange(
+                    description,
+                    f"{packs(packages)} at ${price}",
+                    "no longer available (sold out or withdrawn)",
+                )
+            )
             continue
         _, new_packages, new_price, _ = after[tier_id]
         if new_packages != packages:
             changes.append(CheckoutChange(description, packs(packages), packs(new_packages)))
         if Decimal(new_price) != Decimal(price):
-            changes.append(CheckoutChange(description, f"${price} per pack", f"${new_price} per pack"))
+            changes.append(
+                CheckoutChange(description, f"${price} per pack", f"${new_price} per pack")
+            )
     for tier_id, (_, packages, price, description) in after.items():
         if tier_id not in before:
-            changes.append(CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}"))
+            changes.append(
+                CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}")
+            )
     for key, label in _FIGURE_LABELS:
         old, new = shown.get(key), now[key]
         if old is None or Decimal(old) != Decimal(new):
-            changes.append(CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}"))
+            changes.append(
+                CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}")
+            )
     # When the money moved, a rate the staff changed after the page was shown is named too, not
     # only its effect (a new rate on medicines the state exempts changes nothing to confirm).
     if changes and shown.get("tax_rate") and shown.get("tax_rate") != now["tax_rate"]:
-        changes.insert(0, CheckoutChange("Sales tax rate", _percent(shown["tax_rate"]), _percent(now["tax_rate"])))
+        changes.insert(
+            0,
+            CheckoutChange(
+                "Sales tax rate", _percent(shown["tax_rate"]), _percent(now["tax_rate"])
+            ),
+        )
     return changes
 
 
@@ -251,13 +269,17 @@ def _check_figures(*, shown_figures: str, summary) -> None:
     now = _figures(summary)
     changes = _figures_changes(shown=shown if isinstance(shown, dict) else {}, now=now)
     if changes:
-        raise CheckoutChanged(changes=changes, figures=checkout_figures(summary), total=summary.total)
+        raise CheckoutChanged(
+            changes=changes, figures=checkout_figures(summary), total=summary.total
+        )
 
 
 # --- Placing the order ----------------------------------------------------------------------
 
 #: PaymentIntent states in which the customer's browser can still (re)try the card.
-_PAYABLE_INTENT_STATES = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+_PAYABLE_INTENT_STATES = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action"}
+)
 
 
 def order_place(
@@ -286,10 +308,15 @@ def order_place(
         raise OrderError("Your cart is empty.")
     if shipping_method not in ShippingMethod.values:
         raise OrderError("Please choose a shipping method.")
-    attempt = dict(
-        cart=cart, email=email, address=address, shipping_method=shipping_method, user=user,
-        prescription=prescription, shown_figures=shown_figures,
-    )
+    attempt = {
+        "cart": cart,
+        "email": email,
+        "address": address,
+        "shipping_method": shipping_method,
+        "user": user,
+        "prescription": prescription,
+        "shown_figures": shown_figures,
+    }
     try:
         return _order_place_once(**attempt)
     except _DeclinedAttempt:
@@ -301,29 +328,39 @@ class _DeclinedAttempt(Exception):
     pass
 
 
-def _order_place_once(*, cart, email, address, shipping_method, user, prescription, shown_figures) -> PlacedOrder:
+def _order_place_once(
+    *, cart, email, address, shipping_method, user, prescription, shown_figures
+) -> PlacedOrder:
     with transaction.atomic():
         # One placement per cart at a time: a double submit waits here, then finds the first's order.
         Cart.objects.select_for_update().filter(pk=cart.pk).first()
         # Every figure comes from cart.calculations, for this address's state and this email.
         summary = cart_summary(
-            cart, method=shipping_method, **order_pricing_inputs(cart=cart, state=address.state, email=email)
+            cart,
+            method=shipping_method,
+            **order_pricing_inputs(cart=cart, state=address.state, email=email),
         )
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
         # Refill lines (issue #16) are verified below against the prescription on file; they need no new prescription.
-        rx_needed = summary.has_prescription_items and _lines_needing_prescription(cart, summary.available_lines)
+        rx_needed = summary.has_prescription_items and _lines_needing_prescription(
+            cart, summary.available_lines
+        )
         if rx_needed and prescription is None:
             # Checked here as well as in the checkout form: no prescription order without a
             # patient and, for each item, a prescription copy or the prescriber's details.
-            raise OrderError("Please give the patient's details and a prescription for each prescription item.")
+            raise OrderError(
+                "Please give the patient's details and a prescription for each prescription item."
+            )
         if shown_figures is not None:
             _check_figures(shown_figures=shown_figures, summary=summary)
         lines = summary.available_lines
         totals = summary.totals
         total = totals.total
         wanted = {
-            "lines": sorted((line.tier_id, line.packages, line.unit_price.amount) for line in lines),
+            "lines": sorted(
+                (line.tier_id, line.packages, line.unit_price.amount) for line in lines
+            ),
             "total": total.amount,
             "shipping_method": shipping_method,
             "email": email,
@@ -331,16 +368,29 @@ def _order_place_once(*, cart, email, address, shipping_method, user, prescripti
             "user_id": getattr(_user_or_none(user), "pk", None),
         }
         order, replaced = None, []
-        for previous in Order.objects.awaiting_payment().filter(cart=cart).prefetch_related("lines"):
+        for previous in (
+            Order.objects.awaiting_payment().filter(cart=cart).prefetch_related("lines")
+        ):
             # A prescription order carries the documents of its own submit: never reused.
-            if order is None and not summary.has_prescription_items and _same_attempt(previous, wanted):
+            if (
+                order is None
+                and not summary.has_prescription_items
+                and _same_attempt(previous, wanted)
+            ):
                 order = previous
             else:
                 replaced.append(previous.pk)
         if order is None:
             order = _order_create(
-                cart=cart, summary=summary, lines=lines, email=email, address=address,
-                shipping_method=shipping_method, totals=totals, user=user, prescription=prescription,
+                cart=cart,
+                summary=summary,
+                lines=lines,
+                email=email,
+                address=address,
+                shipping_method=shipping_method,
+                totals=totals,
+                user=user,
+                prescription=prescription,
             )
         fresh = order.stripe_payment_intent_id is None
 
@@ -362,17 +412,27 @@ def _same_attempt(order: Order, wanted: dict) -> bool:
         return False  # a declined card starts over with a fresh attempt
     a = wanted["address"]
     return (
-        sorted((line.tier_id, line.packages, line.unit_price.amount) for line in order.lines.all()) == wanted["lines"]
+        sorted((line.tier_id, line.packages, line.unit_price.amount) for line in order.lines.all())
+        == wanted["lines"]
         and order.total.amount == wanted["total"]
         and order.shipping_method == wanted["shipping_method"]
         and order.email == wanted["email"]
         and order.user_id == wanted["user_id"]
-        and (order.ship_name, order.ship_line1, order.ship_line2, order.ship_city, order.ship_state, order.ship_zip)
+        and (
+            order.ship_name,
+            order.ship_line1,
+            order.ship_line2,
+            order.ship_city,
+            order.ship_state,
+            order.ship_zip,
+        )
         == (a.name, a.line1, a.line2, a.city, a.state, a.zip_code)
     )
 
 
-def _order_create(*, cart, summary, lines, email, address, shipping_method, totals, user, prescription) -> Order:
+def _order_create(
+    *, cart, summary, lines, email, address, shipping_method, totals, user, prescription
+) -> Order:
     order = Order.objects.create(
         number=OrderNumber.objects.create().number,
         user=_user_or_none(user),
@@ -409,9 +469,13 @@ def _order_create(*, cart, summary, lines, email, address, shipping_method, tota
         for line in lines
     )
     if order.has_prescription_items:
-        from .prescription_records import refills_verify_for_order  # refills: checked against the prescription on file
+        from .prescription_records import (
+            refills_verify_for_order,  # refills: checked against the prescription on file
+        )
 
-        refills_verify_for_order(order=order, cart=cart, user=user, add_patient=prescription is None)
+        refills_verify_for_order(
+            order=order, cart=cart, user=user, add_patient=prescription is None
+        )
     if order.has_prescription_items and prescription is not None:
         # Patient and prescriptions commit with the order or not at all (orders.prescriptions).
         from .prescriptions import prescriptions_record
@@ -427,12 +491,18 @@ def _order_open_payment(*, order_id) -> PlacedOrder:
     with transaction.atomic():
         order = _locked(order_id)
         if order.status != OrderStatus.PENDING_PAYMENT:
-            raise OrderError("This checkout attempt has ended. Please try again; your cart has been kept.")
+            raise OrderError(
+                "This checkout attempt has ended. Please try again; your cart has been kept."
+            )
         if order.stripe_payment_intent_id:
             intent = gateway.retrieve_payment_intent(order.stripe_payment_intent_id)
-            declined = intent.status == "requires_payment_method" and bool(intent.last_error_message)
+            declined = intent.status == "requires_payment_method" and bool(
+                intent.last_error_message
+            )
             if declined:
-                _apply_intent(order, intent)  # marks the payment failed (committed): not reused again
+                _apply_intent(
+                    order, intent
+                )  # marks the payment failed (committed): not reused again
             elif intent.status not in _PAYABLE_INTENT_STATES:
                 raise OrderError(
                     f"Your payment for order {order.number} is already being processed; "
@@ -469,7 +539,9 @@ def _order_abandon(*, order_id, reason: str) -> None:
         if order.stripe_payment_intent_id:
             transaction.on_commit(lambda: _queue_release(order.pk))
         else:  # no card was ever asked for: nothing to release
-            order_transition(order=order, to=PaymentStatus.CANCELED, field="payment_status", note=reason)
+            order_transition(
+                order=order, to=PaymentStatus.CANCELED, field="payment_status", note=reason
+            )
         order_transition(order=order, to=OrderStatus.CANCELED, note=reason)
 
 
@@ -480,8 +552,10 @@ def _queue_release(order_id) -> None:
 
     try:  # bounded like every hand-off from a request (CELERY_PUBLISH_TIMEOUT, one try)
         publish_bounded(release_payment_hold, str(order_id))
-    except Exception:  # noqa: BLE001 - the reconciliation job finds the open hold later
-        logger.warning("Could not queue releasing the card hold of order %s", order_id, exc_info=True)
+    except Exception:  # the reconciliation job finds the open hold later
+        logger.warning(
+            "Could not queue releasing the card hold of order %s", order_id, exc_info=True
+        )
 
 
 def order_release_payment_hold(*, order_id) -> Order | None:
@@ -489,29 +563,45 @@ def order_release_payment_hold(*, order_id) -> Order | None:
     open. Idempotent: an order whose payment is settled is left as it is."""
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None or order.status != OrderStatus.CANCELED or not order.stripe_payment_intent_id:
+        if (
+            order is None
+            or order.status != OrderStatus.CANCELED
+            or not order.stripe_payment_intent_id
+        ):
             return order
         P = PaymentStatus
         if order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
             note = "Hold released: order canceled."
             try:
                 gateway.cancel_payment_intent(
-                    payment_intent_id=order.stripe_payment_intent_id, idempotency_key=f"order-{order.id}-cancel"
+                    payment_intent_id=order.stripe_payment_intent_id,
+                    idempotency_key=f"order-{order.id}-cancel",
                 )
             except gateway.PaymentGatewayError as exc:
                 if exc.code != "resource_missing":
                     raise
                 note = "Stripe no longer knows this payment; nothing to release."
             order_transition(order=order, to=P.CANCELED, field="payment_status", note=note)
-        elif order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED) and order.amount_refundable.amount > 0:
-            _refund_locked(order=order, amount=order.amount_refundable, reason="Order canceled before it could be fulfilled.", by=None)
+        elif (
+            order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED)
+            and order.amount_refundable.amount > 0
+        ):
+            _refund_locked(
+                order=order,
+                amount=order.amount_refundable,
+                reason="Order canceled before it could be fulfilled.",
+                by=None,
+            )
     return order
 
 
 def _lines_needing_prescription(cart, lines) -> bool:
     from .prescription_records import checkout_lines_needing_prescription  # issue #16 hook
 
-    return any(line.requires_prescription for line in checkout_lines_needing_prescription(cart=cart, lines=lines))
+    return any(
+        line.requires_prescription
+        for line in checkout_lines_needing_prescription(cart=cart, lines=lines)
+    )
 
 
 def _checkout_refusal(summary) -> str:
@@ -546,24 +636,42 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                 gateway.cancel_payment_intent(
                     payment_intent_id=intent.id, idempotency_key=f"order-{order.id}-cancel"
                 )
-                order_transition(order=order, to=P.CANCELED, field="payment_status", note="Hold released: order already canceled.")
+                order_transition(
+                    order=order,
+                    to=P.CANCELED,
+                    field="payment_status",
+                    note="Hold released: order already canceled.",
+                )
             return
         if order.payment_status in (P.PENDING, P.FAILED):
             if not _take_stock(order):
                 _cancel_sold_out(order)
                 return
-            if not discount_redeem(order=order):  # the code's last use went to another order meanwhile
+            if not discount_redeem(
+                order=order
+            ):  # the code's last use went to another order meanwhile
                 _cancel_after_authorisation(order, note=DISCOUNT_USED_UP)
                 return
             order.payment_error = ""
-            order_transition(order=order, to=P.AUTHORIZED, field="payment_status", note=f"Card hold of {from_minor(intent.amount_capturable or intent.amount)}.")
+            order_transition(
+                order=order,
+                to=P.AUTHORIZED,
+                field="payment_status",
+                note=f"Card hold of {from_minor(intent.amount_capturable or intent.amount)}.",
+            )
             _cart_remove_ordered(order)
         if order.payment_status == P.AUTHORIZED and order.status == S.PENDING_PAYMENT:
             if order.has_prescription_items:
-                order_transition(order=order, to=S.AWAITING_REVIEW, note="Waiting for a pharmacist to check the prescription.")
+                order_transition(
+                    order=order,
+                    to=S.AWAITING_REVIEW,
+                    note="Waiting for a pharmacist to check the prescription.",
+                )
             else:
                 captured = gateway.capture_payment_intent(
-                    payment_intent_id=intent.id, amount_minor=None, idempotency_key=f"order-{order.id}-capture"
+                    payment_intent_id=intent.id,
+                    amount_minor=None,
+                    idempotency_key=f"order-{order.id}-capture",
                 )
                 _apply_intent(order, captured)
     elif intent.status == "succeeded":
@@ -577,7 +685,12 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
                     _cart_remove_ordered(order)
             order.amount_captured = from_minor(intent.captured_minor, str(order.total.currency))
             order.save(update_fields=["amount_captured", "updated_at"])
-            order_transition(order=order, to=P.CAPTURED, field="payment_status", note=f"Captured {order.amount_captured}.")
+            order_transition(
+                order=order,
+                to=P.CAPTURED,
+                field="payment_status",
+                note=f"Captured {order.amount_captured}.",
+            )
             if sold_out:
                 _cancel_sold_out(order)
                 return
@@ -585,30 +698,53 @@ def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
             to = S.AWAITING_REVIEW if order.has_prescription_items else S.READY_TO_SHIP
             order_transition(order=order, to=to, note="Payment received.")
         refunded = from_minor(
-            intent.refunded_minor(captured_minor=to_minor(order.amount_captured)), str(order.total.currency)
+            intent.refunded_minor(captured_minor=to_minor(order.amount_captured)),
+            str(order.total.currency),
         )
-        if refunded.amount > order.amount_refunded.amount and order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED):
+        if refunded.amount > order.amount_refunded.amount and order.payment_status in (
+            P.CAPTURED,
+            P.PARTIALLY_REFUNDED,
+        ):
             order.amount_refunded = refunded
             order.save(update_fields=["amount_refunded", "updated_at"])
-            to = P.REFUNDED if refunded.amount >= order.amount_captured.amount else P.PARTIALLY_REFUNDED
-            order_transition(order=order, to=to, field="payment_status", note=f"Stripe reports {refunded} refunded in total.")
+            to = (
+                P.REFUNDED
+                if refunded.amount >= order.amount_captured.amount
+                else P.PARTIALLY_REFUNDED
+            )
+            order_transition(
+                order=order,
+                to=to,
+                field="payment_status",
+                note=f"Stripe reports {refunded} refunded in total.",
+            )
     elif intent.status == "canceled":
         if order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
-            order_transition(order=order, to=P.CANCELED, field="payment_status", note="Card hold canceled.")
+            order_transition(
+                order=order, to=P.CANCELED, field="payment_status", note="Card hold canceled."
+            )
         if order.status in CANCELABLE_STATUSES:
             order_transition(order=order, to=S.CANCELED, note="The payment was canceled.")
         discount_release(order=order)
         _release_stock(order)
-    elif intent.status == "requires_payment_method" and intent.last_error_message:
-        if order.payment_status == P.PENDING:
-            order.payment_error = intent.last_error_message[:500]
-            order.save(update_fields=["payment_error", "updated_at"])
-            order_transition(order=order, to=P.FAILED, field="payment_status", note=intent.last_error_message)
+    elif (
+        intent.status == "requires_payment_method"
+        and intent.last_error_message
+        and order.payment_status == P.PENDING
+    ):
+        order.payment_error = intent.last_error_message[:500]
+        order.save(update_fields=["payment_error", "updated_at"])
+        order_transition(
+            order=order, to=P.FAILED, field="payment_status", note=intent.last_error_message
+        )
 
 
 def _cart_remove_ordered(order: Order) -> None:
     """The paid lines leave the cart; packs added since the checkout page stay for the next order."""
-    cart_remove_ordered(cart=order.cart, ordered=order.lines.filter(tier__isnull=False).values_list("tier_id", "packages"))
+    cart_remove_ordered(
+        cart=order.cart,
+        ordered=order.lines.filter(tier__isnull=False).values_list("tier_id", "packages"),
+    )
 
 
 #: The customer-facing reason an authorised order could not be kept (shown on the order page).
@@ -629,10 +765,12 @@ def _take_stock(order: Order) -> bool:
     taken = {}
     try:
         with transaction.atomic():
-            for line in sorted(order.lines.filter(tier__isnull=False), key=lambda line: line.tier_id):
-                updated = PackageTier.objects.filter(pk=line.tier_id, stock__gte=line.packages).update(
-                    stock=F("stock") - line.packages
-                )
+            for line in sorted(
+                order.lines.filter(tier__isnull=False), key=lambda line: line.tier_id
+            ):
+                updated = PackageTier.objects.filter(
+                    pk=line.tier_id, stock__gte=line.packages
+                ).update(stock=F("stock") - line.packages)
                 if updated:
                     taken[line.pk] = line.packages
                 elif PackageTier.objects.filter(pk=line.tier_id, stock__isnull=False).exists():
@@ -677,7 +815,9 @@ def _release_stock(order: Order, by=None) -> None:
     lines = order.lines.filter(tier__isnull=False, reserved_packages__gt=0)
     for tier_id, packages in lines.values_list("tier_id", "reserved_packages"):
         # A tier no longer tracked has no count to give back to.
-        PackageTier.objects.filter(pk=tier_id, stock__isnull=False).update(stock=F("stock") + packages)
+        PackageTier.objects.filter(pk=tier_id, stock__isnull=False).update(
+            stock=F("stock") + packages
+        )
     order.lines.update(reserved_packages=0)
     order.stock_reserved = False
     order.save(update_fields=["stock_reserved", "updated_at"])
@@ -696,7 +836,11 @@ def order_capture_payment(*, order: Order, amount: Money | None = None, by) -> O
     require_permission(by, "orders.capture_payment", action="capture a payment")
     with transaction.atomic():
         order = _locked(order.pk)
-        if order.payment_status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED):
+        if order.payment_status in (
+            PaymentStatus.CAPTURED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
+        ):
             return order
         if order.payment_status != PaymentStatus.AUTHORIZED:
             raise OrderError("Only an authorised payment can be captured.")
@@ -711,9 +855,17 @@ def order_capture_payment(*, order: Order, amount: Money | None = None, by) -> O
             intent.amount_received or to_minor(amount or order.total), str(order.total.currency)
         )
         order.save(update_fields=["amount_captured", "updated_at"])
-        order_transition(order=order, to=PaymentStatus.CAPTURED, field="payment_status", by=by, note=f"Captured {order.amount_captured}.")
+        order_transition(
+            order=order,
+            to=PaymentStatus.CAPTURED,
+            field="payment_status",
+            by=by,
+            note=f"Captured {order.amount_captured}.",
+        )
         if order.status == OrderStatus.AWAITING_REVIEW:
-            order_transition(order=order, to=OrderStatus.READY_TO_SHIP, by=by, note="Approved by the pharmacist.")
+            order_transition(
+                order=order, to=OrderStatus.READY_TO_SHIP, by=by, note="Approved by the pharmacist."
+            )
     return order
 
 
@@ -727,13 +879,17 @@ def order_cancel(*, order: Order, by, reason: str) -> Order:
         if order.status not in CANCELABLE_STATUSES:
             raise OrderError("This order has already shipped and can no longer be canceled.")
         P = PaymentStatus
-        if order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED) and order.amount_refundable.amount > 0:
+        if (
+            order.payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED)
+            and order.amount_refundable.amount > 0
+        ):
             _refund_locked(order=order, amount=order.amount_refundable, reason=reason, by=by)
         elif order.payment_status in (P.PENDING, P.FAILED, P.AUTHORIZED):
             if order.stripe_payment_intent_id:
                 try:
                     gateway.cancel_payment_intent(
-                        payment_intent_id=order.stripe_payment_intent_id, idempotency_key=f"order-{order.id}-cancel"
+                        payment_intent_id=order.stripe_payment_intent_id,
+                        idempotency_key=f"order-{order.id}-cancel",
                     )
                 except gateway.PaymentGatewayError as exc:
                     # Stripe forgot the intent (key or account changed): there is no hold left to
@@ -774,27 +930,49 @@ def _refund_locked(*, order: Order, amount: Money, reason: str, by) -> None:
     if OrderRefund.objects.filter(stripe_refund_id=refund_id).exists():
         return
     refunded = from_minor(refunded_minor, str(order.total.currency))
-    OrderRefund.objects.create(order=order, stripe_refund_id=refund_id, amount=refunded, reason=reason, by=_user_or_none(by))
+    OrderRefund.objects.create(
+        order=order,
+        stripe_refund_id=refund_id,
+        amount=refunded,
+        reason=reason,
+        by=_user_or_none(by),
+    )
     # Prorated over what the order charged (cart.calculations.refund_split), so the email can say
     # how much of the refund is sales tax given back.
-    split = calculations.refund_split(totals=order_recalculate(order=order, lines=order.lines.all()), amount=refunded)
-    order.amount_refunded = calculations.add((order.amount_refunded, refunded), str(order.total.currency))
+    split = calculations.refund_split(
+        totals=order_recalculate(order=order, lines=order.lines.all()), amount=refunded
+    )
+    order.amount_refunded = calculations.add(
+        (order.amount_refunded, refunded), str(order.total.currency)
+    )
     order.save(update_fields=["amount_refunded", "updated_at"])
     # After the total refunded is updated: the email's context is built now, not at send time.
     order_email(
         order=order,
         kind=EmailKind.REFUND_ISSUED,
         event=refund_id,
-        details={"amount": refunded, "reason": reason, "tax_part": split.tax if split.tax.amount else ""},
+        details={
+            "amount": refunded,
+            "reason": reason,
+            "tax_part": split.tax if split.tax.amount else "",
+        },
     )
-    to = PaymentStatus.REFUNDED if order.amount_refunded.amount >= order.amount_captured.amount else PaymentStatus.PARTIALLY_REFUNDED
-    order_transition(order=order, to=to, field="payment_status", by=by, note=f"Refunded {refunded}: {reason}")
+    to = (
+        PaymentStatus.REFUNDED
+        if order.amount_refunded.amount >= order.amount_captured.amount
+        else PaymentStatus.PARTIALLY_REFUNDED
+    )
+    order_transition(
+        order=order, to=to, field="payment_status", by=by, note=f"Refunded {refunded}: {reason}"
+    )
 
 
 # --- Periodic work --------------------------------------------------------------------------
 
 
-FORGOTTEN_INTENT_REASON = "Stripe no longer knows this payment (the account or key changed); the order expired."
+FORGOTTEN_INTENT_REASON = (
+    "Stripe no longer knows this payment (the account or key changed); the order expired."
+)
 
 
 def orders_reconcile_pending(*, older_than: timedelta = timedelta(minutes=2)) -> int:
@@ -805,7 +983,9 @@ def orders_reconcile_pending(*, older_than: timedelta = timedelta(minutes=2)) ->
     no longer knows is expired instead of waiting forever."""
     cutoff = timezone.now() - older_than
     changed = 0
-    ids = Order.objects.awaiting_payment().filter(created_at__lte=cutoff, stripe_payment_intent_id__isnull=False)
+    ids = Order.objects.awaiting_payment().filter(
+        created_at__lte=cutoff, stripe_payment_intent_id__isnull=False
+    )
     for order_id, before in ids.values_list("pk", "payment_status"):
         try:
             order = _sync_or_expire_forgotten(order_id=order_id)
@@ -836,7 +1016,9 @@ def _sync_or_expire_forgotten(*, order_id) -> Order:
         if exc.code != "resource_missing":
             raise
         logger.warning("Stripe does not know the PaymentIntent of order %s; expiring it", order_id)
-        return order_cancel(order=Order.objects.get(pk=order_id), by=None, reason=FORGOTTEN_INTENT_REASON)
+        return order_cancel(
+            order=Order.objects.get(pk=order_id), by=None, reason=FORGOTTEN_INTENT_REASON
+        )
 
 
 def orders_expire_unpaid(*, now=None) -> int:
@@ -846,9 +1028,13 @@ def orders_expire_unpaid(*, now=None) -> int:
     PaymentIntent so an old tab cannot pay for an order nobody is watching."""
     cutoff = (now or timezone.now()) - timedelta(minutes=settings.ORDER_UNPAID_EXPIRY_MINUTES)
     expired = 0
-    for order_id in Order.objects.awaiting_payment().filter(created_at__lte=cutoff).values_list("pk", flat=True):
+    for order_id in (
+        Order.objects.awaiting_payment().filter(created_at__lte=cutoff).values_list("pk", flat=True)
+    ):
         try:
-            order = _sync_or_expire_forgotten(order_id=order_id)  # paid at the last minute? then keep it
+            order = _sync_or_expire_forgotten(
+                order_id=order_id
+            )  # paid at the last minute? then keep it
             if order.status == OrderStatus.CANCELED:
                 expired += 1
             elif order.status == OrderStatus.PENDING_PAYMENT and order.payment_status in (
@@ -873,7 +1059,11 @@ def order_by_number(number) -> Order | None:
 
 def orders_of_customer(*, user):
     """A customer's orders, newest first, with their shipment, in one query whatever their number."""
-    return Order.objects.filter(user=user).select_related("shipment").order_by("-created_at", "-number")
+    return (
+        Order.objects.filter(user=user)
+        .select_related("shipment")
+        .order_by("-created_at", "-number")
+    )
 
 
 @transaction.atomic
@@ -894,7 +1084,12 @@ def order_attach_to_customer(*, order: Order, user) -> Order:
         raise OrderError(f"Order {locked.number} was placed with another email address.")
     locked.user = user
     locked.save(update_fields=["user", "updated_at"])
-    _event(locked, OrderEvent.Kind.NOTE, "The customer added this guest order to their account.", by=user)
+    _event(
+        locked,
+        OrderEvent.Kind.NOTE,
+        "The customer added this guest order to their account.",
+        by=user,
+    )
     from .prescription_records import records_of_order_to_account
 
     records_of_order_to_account(order=locked, user=user)

@@ -5,6 +5,7 @@ these tables, so a move that is not listed here cannot happen anywhere in the sh
 status is kept apart from order status (as Saleor does): the money and the parcel move on
 different clocks, e.g. a prescription order is *authorised* but waits for a pharmacist.
 """
+
 from __future__ import annotations
 
 from django.db import models

@@ -15,6 +15,7 @@ the same idempotency key, so a retry is never a second charge). A hanging Stripe
 a request at most ``(1 + retries) × timeout`` plus the library's short back-off, well under the
 web worker's timeout; the caller then gets a ``PaymentGatewayError`` with a message to show.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,10 @@ class PaymentGatewayError(Exception):
 
     def __init__(self, message: str, *, user_message: str | None = None, code: str = ""):
         super().__init__(message)
-        self.user_message = user_message or "Our payment provider could not be reached. Please try again in a moment."
+        self.user_message = (
+            user_message
+            or "Our payment provider could not be reached. Please try again in a moment."
+        )
         self.code = code
 
 
@@ -81,14 +85,21 @@ def _configure() -> None:
     stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
     timeout = float(settings.STRIPE_TIMEOUT_SECONDS)
     client = stripe.default_http_client
-    if not isinstance(client, stripe.RequestsClient) or getattr(client, "_timeout", None) != timeout:
+    if (
+        not isinstance(client, stripe.RequestsClient)
+        or getattr(client, "_timeout", None) != timeout
+    ):
         # The library's default waits 80 s for an answer: longer than a web worker lives.
         stripe.default_http_client = stripe.RequestsClient(timeout=timeout)
 
 
 def _wrap(exc: stripe.StripeError) -> PaymentGatewayError:
     if isinstance(exc, stripe.CardError):
-        return PaymentGatewayError(str(exc), user_message=exc.user_message or "Your card was declined.", code=exc.code or "")
+        return PaymentGatewayError(
+            str(exc),
+            user_message=exc.user_message or "Your card was declined.",
+            code=exc.code or "",
+        )
     code = getattr(exc, "code", "") or ""
     if not code and isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
         code = "resource_missing"  # Stripe's code for an unknown id (localstripe sends none)
@@ -157,11 +168,15 @@ def retrieve_payment_intent(payment_intent_id: str) -> PaymentIntentState:
     return state
 
 
-def capture_payment_intent(*, payment_intent_id: str, amount_minor: int | None, idempotency_key: str) -> PaymentIntentState:
+def capture_payment_intent(
+    *, payment_intent_id: str, amount_minor: int | None, idempotency_key: str
+) -> PaymentIntentState:
     _configure()
     params = {} if amount_minor is None else {"amount_to_capture": amount_minor}
     try:
-        pi = stripe.PaymentIntent.capture(payment_intent_id, idempotency_key=idempotency_key, **params)
+        pi = stripe.PaymentIntent.capture(
+            payment_intent_id, idempotency_key=idempotency_key, **params
+        )
     except stripe.StripeError as exc:
         raise _wrap(exc) from exc
     return _state(pi)

@@ -1,4 +1,5 @@
 """Periodic payment housekeeping (scheduled in ``CELERY_BEAT_SCHEDULE``)."""
+
 from celery import shared_task
 
 from . import services, webhooks

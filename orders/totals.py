@@ -5,6 +5,7 @@ order and its lines; ``order_recalculate`` re-prices an order from its own lines
 and tax rules it snapshotted (never today's catalog price, code or rate), which is what approval
 with changes and refunds use. No arithmetic on money here: it all happens in the module.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -36,7 +37,9 @@ def line_snapshot_fields(figures: calculations.LineFigures) -> dict:
 
 
 def _line_input(line: OrderLine, packages: int | None = None) -> LineInput:
-    legal_class = line.legal_class or (calculations.PRESCRIPTION if line.requires_prescription else calculations.GENERAL_SALE)
+    legal_class = line.legal_class or (
+        calculations.PRESCRIPTION if line.requires_prescription else calculations.GENERAL_SALE
+    )
     return LineInput(
         key=line.pk,
         unit_price=line.unit_price,
@@ -47,7 +50,9 @@ def _line_input(line: OrderLine, packages: int | None = None) -> LineInput:
     )
 
 
-def order_recalculate(*, order: Order, lines: Iterable[OrderLine], packages: dict | None = None) -> Totals:
+def order_recalculate(
+    *, order: Order, lines: Iterable[OrderLine], packages: dict | None = None
+) -> Totals:
     """The order's figures from its snapshot, with ``packages`` (line id → packages) changed.
 
     The shipping charged and the code's minimum spend are kept as agreed at placement: a cut the

@@ -1,9 +1,10 @@
 """Checkout, the order page and the Stripe webhook. Thin: the work is in ``orders.services``."""
+
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.conf import settings
@@ -15,23 +16,27 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cart.presentation import shown_lines, shown_totals
 from cart.pricing import cart_summary, format_money
-from cart.services import CartError, cart_and_lines_for_request, cart_apply_discount_code, cart_remove_discount_code
+from cart.services import (
+    CartError,
+    cart_and_lines_for_request,
+    cart_apply_discount_code,
+    cart_remove_discount_code,
+)
 from pharmacy.us_address import ZipCodeField, zip_state_problem
-
-from .carriers import tracking_url
 
 from . import services, webhooks
 from . import stripe_gateway as gateway
+from .carriers import tracking_url
 from .forms import STATE_NAMES, CheckoutForm
-from .prescription_forms import prescription_form_for
 from .links import LinkState
 from .models import Order, OrderEvent, ReviewAction, Shipment, ShippingMethod
+from .prescription_forms import prescription_form_for
 from .prescriptions import ReviewState, review_state
 from .pricing_inputs import order_pricing_inputs
 from .state import OrderStatus, PaymentStatus
@@ -80,7 +85,9 @@ def checkout(request):
         messages.info(request, "Your cart is empty. Add a medicine before checking out.")
         return redirect("cart:detail")
     if request.method == "POST" and _is_htmx(request):
-        return render(request, "orders/_checkout_totals.html", _totals_context(summary, pricing, oob=True))
+        return render(
+            request, "orders/_checkout_totals.html", _totals_context(summary, pricing, oob=True)
+        )
 
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
@@ -91,7 +98,9 @@ def checkout(request):
     initial.update(refill_step.address or {})
     if request.method != "POST" and refill_step.address:
         # The page opens with the last address shipped to: its totals are those of that address.
-        pricing = _pricing_address({**refill_step.address, "shipping_method": ShippingMethod.STANDARD})
+        pricing = _pricing_address(
+            {**refill_step.address, "shipping_method": ShippingMethod.STANDARD}
+        )
         summary = _checkout_summary(cart, lines, pricing)
     form = CheckoutForm(request.POST or None, initial=initial)
     # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
@@ -102,7 +111,11 @@ def checkout(request):
     rx_lines = [line for line in summary.available_lines if line.tier_id not in refills_in_cart]
     rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
     error = ""
-    if request.method == "POST" and ("update" in request.POST or code_step) and not _wants_json(request):
+    if (
+        request.method == "POST"
+        and ("update" in request.POST or code_step)
+        and not _wants_json(request)
+    ):
         # "Update total" without JavaScript: the page again with what was typed, and only the
         # address's own problems (a ZIP outside the state), not "required" on fields not reached yet.
         _only_address_errors(form)
@@ -112,7 +125,9 @@ def checkout(request):
         if all([form.is_valid(), rx_form is None or rx_form.is_valid()]):
             data = form.cleaned_data
             if not _wants_json(request):
-                error = "Card payment needs JavaScript. Please enable it in your browser and try again."
+                error = (
+                    "Card payment needs JavaScript. Please enable it in your browser and try again."
+                )
             else:
                 try:
                     placed = services.order_place(
@@ -145,12 +160,16 @@ def checkout(request):
                 except services.OrderError as exc:
                     error = exc.message
                 else:
-                    reminder_consent_from_checkout(user=user, agreed=request.POST.get("refill_reminders") == "on")
+                    reminder_consent_from_checkout(
+                        user=user, agreed=request.POST.get("refill_reminders") == "on"
+                    )
                     return JsonResponse(
                         {
                             "order_number": placed.order.number,
                             "client_secret": placed.client_secret,
-                            "return_url": request.build_absolute_uri(services.order_link(placed.order)),
+                            "return_url": request.build_absolute_uri(
+                                services.order_link(placed.order)
+                            ),
                             "billing_name": placed.order.ship_name,
                             "email": placed.order.email,
                         }
@@ -158,7 +177,10 @@ def checkout(request):
         else:
             error = "Please correct the highlighted fields."
         if _wants_json(request):
-            errors = {**form.errors.get_json_data(), **(rx_form.errors.get_json_data() if rx_form else {})}
+            errors = {
+                **form.errors.get_json_data(),
+                **(rx_form.errors.get_json_data() if rx_form else {}),
+            }
             return JsonResponse({"message": error, "errors": errors}, status=400)
     context = {
         "form": form,
@@ -171,15 +193,19 @@ def checkout(request):
         "code_message": code_message,
         "code_refused": code_refused,
         "express_surcharge": services.EXPRESS_SURCHARGE,
-        "licensed_states": ", ".join(STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES),
+        "licensed_states": ", ".join(
+            STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES
+        ),
         **_totals_context(summary, pricing),
         **_stripe_context(),
     }
-    return render(request, "orders/checkout.html", context, status=400 if error or code_refused else 200)
+    return render(
+        request, "orders/checkout.html", context, status=400 if error or code_refused else 200
+    )
 
 
 def _code_step(request) -> str:
-    """"apply", "remove", "update" (the code buttons of a whole-page POST) or "".
+    """ "apply", "remove", "update" (the code buttons of a whole-page POST) or "".
 
     Pressing Enter in an address field presses the form's first submit button, which is "Apply"
     (the summary comes before the form): with the code box empty that is "Update total".
@@ -236,13 +262,20 @@ def _pricing_address(data) -> PricingAddress:
         zip_code = ""  # not a whole ZIP yet: the state alone prices the order until Pay checks both
     if zip_code:
         problem = zip_state_problem(zip_code=zip_code, state=state)
-    return PricingAddress(state="" if problem else state, method=method, zip_problem=problem, typed=typed)
+    return PricingAddress(
+        state="" if problem else state, method=method, zip_problem=problem, typed=typed
+    )
 
 
 def _checkout_summary(cart, lines, pricing: PricingAddress):
     """The cart priced for the state and shipping method entered so far (posted, or ``?state=``),
     through the same inputs ``order_place`` uses: the tax shown is the tax charged."""
-    return cart_summary(cart, lines=lines, method=pricing.method, **order_pricing_inputs(cart=cart, state=pricing.state))
+    return cart_summary(
+        cart,
+        lines=lines,
+        method=pricing.method,
+        **order_pricing_inputs(cart=cart, state=pricing.state),
+    )
 
 
 def _totals_context(summary, pricing: PricingAddress, *, oob: bool = False) -> dict:
@@ -304,7 +337,12 @@ def _link_refused(request, refused: LinkRefused) -> HttpResponse:
     return render(
         request,
         "orders/link_refused.html",
-        {"order": refused.order, "in_account": in_account, "sign_in_url": sign_in, "link_days": settings.ORDER_LINK_MAX_AGE_DAYS},
+        {
+            "order": refused.order,
+            "in_account": in_account,
+            "sign_in_url": sign_in,
+            "link_days": settings.ORDER_LINK_MAX_AGE_DAYS,
+        },
         status=403 if in_account else 410,
     )
 
@@ -331,7 +369,9 @@ def order_detail(request, number: int):
             "order": order,
             "lines": lines,
             "shipment": shipment,
-            "tracking_url": tracking_url(carrier=shipment.carrier, number=shipment.tracking_number) if shipment else "",
+            "tracking_url": tracking_url(carrier=shipment.carrier, number=shipment.tracking_number)
+            if shipment
+            else "",
             "timeline": customer_timeline(order, reviews=reviews),
             "headline": order_headline(order, review=review_state(order=order, reviews=reviews)),
             "receipt_url": _receipt_url(order, token),
@@ -341,14 +381,18 @@ def order_detail(request, number: int):
             "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
             "OrderStatus": OrderStatus,
             "PaymentStatus": PaymentStatus,
-            "payment_failed": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.FAILED,
-            "payment_pending": order.status == OrderStatus.PENDING_PAYMENT and order.payment_status == PaymentStatus.PENDING,
+            "payment_failed": order.status == OrderStatus.PENDING_PAYMENT
+            and order.payment_status == PaymentStatus.FAILED,
+            "payment_pending": order.status == OrderStatus.PENDING_PAYMENT
+            and order.payment_status == PaymentStatus.PENDING,
             # Reload while a just-paid order is being confirmed; not for an order left unpaid.
             "auto_refresh": order.status == OrderStatus.PENDING_PAYMENT
             and order.payment_status == PaymentStatus.PENDING
             and order.created_at > timezone.now() - CONFIRMING_REFRESH_FOR,
             "cancel_note": order.status == OrderStatus.CANCELED
-            and order.events.filter(kind=OrderEvent.Kind.STATUS, note__in=services.CANCELED_AFTER_AUTHORISATION_NOTES)
+            and order.events.filter(
+                kind=OrderEvent.Kind.STATUS, note__in=services.CANCELED_AFTER_AUTHORISATION_NOTES
+            )
             .values_list("note", flat=True)
             .first(),
         },
@@ -365,7 +409,7 @@ def _queue_payment_sync(order: Order) -> None:
 
     try:  # bounded like every hand-off from a request (CELERY_PUBLISH_TIMEOUT, one try)
         publish_bounded(sync_payment, str(order.pk))
-    except Exception:  # noqa: BLE001 - the reconciliation job catches up; the page still answers
+    except Exception:  # the reconciliation job catches up; the page still answers
         logger.warning("Could not queue the payment check of order %s", order.number, exc_info=True)
 
 
@@ -389,7 +433,9 @@ def order_receipt(request, number: int):
             "order": order,
             "lines": list(order.lines.all()),
             "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
-            "paid_at": order.events.filter(kind=OrderEvent.Kind.PAYMENT, to_status=PaymentStatus.CAPTURED)
+            "paid_at": order.events.filter(
+                kind=OrderEvent.Kind.PAYMENT, to_status=PaymentStatus.CAPTURED
+            )
             .values_list("created_at", flat=True)
             .first(),
             "PaymentStatus": PaymentStatus,
@@ -416,8 +462,16 @@ def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
         )
     if order.status == S.CANCELED:
         if review and review.code == "rejected":
-            return Headline("Not approved", "Our pharmacist could not approve the prescription. Nothing was charged.", warn=True)
-        released = " The hold on your card has been released." if order.payment_status == P.CANCELED else ""
+            return Headline(
+                "Not approved",
+                "Our pharmacist could not approve the prescription. Nothing was charged.",
+                warn=True,
+            )
+        released = (
+            " The hold on your card has been released."
+            if order.payment_status == P.CANCELED
+            else ""
+        )
         return Headline("This order was canceled", released.strip(), warn=True)
     if order.status == S.AWAITING_REVIEW:
         if review and review.code == "information_requested":
@@ -435,12 +489,16 @@ def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
             title = "Approved and paid" if paid else "Approved"
         else:
             title = "Paid" if paid else "Order placed"
-        return Headline(f"{title}: being prepared for shipping", f"We will email {order.email} when it ships.")
+        return Headline(
+            f"{title}: being prepared for shipping", f"We will email {order.email} when it ships."
+        )
     if order.status == S.SHIPPED:
         return Headline("Shipped", "Your parcel is on its way; the tracking number is below.")
     if order.status == S.DELIVERED:
         return Headline("Delivered")
-    return Headline("Thank you, your order is placed", f"We will email {order.email} when it ships.")
+    return Headline(
+        "Thank you, your order is placed", f"We will email {order.email} when it ships."
+    )
 
 
 TIMELINE_REVIEWS = {
@@ -459,7 +517,9 @@ def customer_timeline(order: Order, *, reviews: list | None = None) -> list[tupl
     Staff notes and stock bookkeeping stay in the admin; a pharmacist's reason for a decision is
     shown by the prescription section of the page.
     """
-    events = order.events.filter(kind__in=(OrderEvent.Kind.PLACED, OrderEvent.Kind.STATUS, OrderEvent.Kind.PAYMENT))
+    events = order.events.filter(
+        kind__in=(OrderEvent.Kind.PLACED, OrderEvent.Kind.STATUS, OrderEvent.Kind.PAYMENT)
+    )
     timeline = []
     for event in events.order_by("created_at", "pk"):
         if event.kind == OrderEvent.Kind.PLACED:
@@ -474,7 +534,11 @@ def customer_timeline(order: Order, *, reviews: list | None = None) -> list[tupl
     for review in reviews or ():
         if review.action not in TIMELINE_REVIEWS:
             continue
-        waiting = [i for i, (when, label) in enumerate(timeline) if label == OrderStatus.AWAITING_REVIEW.label and when <= review.created_at]
+        waiting = [
+            i
+            for i, (when, label) in enumerate(timeline)
+            if label == OrderStatus.AWAITING_REVIEW.label and when <= review.created_at
+        ]
         position = waiting[-1] + 1 if waiting else len(timeline)
         while position < len(timeline) and timeline[position][1] in TIMELINE_REVIEWS.values():
             position += 1  # after earlier decisions on the same wait (a question, then an approval)
@@ -499,7 +563,9 @@ def stripe_webhook(request):
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     except gateway.WebhookPayloadError as exc:
         webhooks.stripe_malformed_record(body=request.body, reason=str(exc))
-        return HttpResponse(f"Not a well-formed event: {exc}", status=400, content_type="text/plain")
+        return HttpResponse(
+            f"Not a well-formed event: {exc}", status=400, content_type="text/plain"
+        )
     problem = webhooks.stripe_event_problem(event=event)
     if problem:
         return HttpResponse(f"Event not accepted: {problem}", status=400, content_type="text/plain")

@@ -12,6 +12,7 @@ by the next delivery and by ``stripe_events_retry`` (every few minutes, from bea
 once for one event are harmless: ``order_sync_payment`` locks the order and only moves it forward.
 A validly signed body that is not an event is kept in the log (marked with its error) and refused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,10 @@ def _enqueue(task, record_id: int) -> None:
 
     try:  # bounded: Stripe waits on this answer (CELERY_PUBLISH_TIMEOUT, one try)
         publish_bounded(task, record_id)
-    except Exception:  # noqa: BLE001 - the broker is down: the row stays unprocessed for the sweep
-        logger.exception("Could not queue Stripe event %s; the periodic retry will pick it up", record_id)
+    except Exception:  # the broker is down: the row stays unprocessed for the sweep
+        logger.exception(
+            "Could not queue Stripe event %s; the periodic retry will pick it up", record_id
+        )
 
 
 def stripe_malformed_record(*, body: bytes, reason: str) -> StripeEvent:
@@ -92,7 +95,11 @@ def stripe_malformed_record(*, body: bytes, reason: str) -> StripeEvent:
         event_id=f"malformed:{digest}",
         defaults={
             "type": MALFORMED_TYPE,
-            "payload": {"body": text, "length": len(body), "truncated": len(body) > MALFORMED_BODY_LIMIT},
+            "payload": {
+                "body": text,
+                "length": len(body),
+                "truncated": len(body) > MALFORMED_BODY_LIMIT,
+            },
             "processed": True,
             "processed_at": timezone.now(),
             "error": reason[:2000],
@@ -115,7 +122,9 @@ def stripe_event_process(*, record_id: int) -> bool:
         logger.exception("Stripe event %s failed", record.event_id)
         StripeEvent.objects.filter(pk=record.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
-    StripeEvent.objects.filter(pk=record.pk).update(processed=True, error="", processed_at=timezone.now())
+    StripeEvent.objects.filter(pk=record.pk).update(
+        processed=True, error="", processed_at=timezone.now()
+    )
     return True
 
 
@@ -140,7 +149,9 @@ def _order_for_event(obj: dict) -> Order | None:
         order = Order.objects.filter(pk=order_id).first() if _is_uuid(order_id) else None
         if order is not None:
             return order
-    intent_id = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    intent_id = (
+        obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    )
     if isinstance(intent_id, dict):
         intent_id = intent_id.get("id")
     if not isinstance(intent_id, str):

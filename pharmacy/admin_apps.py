@@ -1,5 +1,6 @@
 """``django.contrib.admin`` with the shop's site as the default (its own module: an app config
 is imported while the app registry is filling, before the site's imports may be)."""
+
 from django.contrib.admin.apps import AdminConfig
 
 

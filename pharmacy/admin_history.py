@@ -5,6 +5,7 @@ Why: ``SimpleHistoryAdmin.history_view`` filters the history by the id from the 
 of the same id redirects to the list with "doesn't exist". Found by
 ``tests/security/test_hostile_requests.py``.
 """
+
 from __future__ import annotations
 
 from django.contrib.admin.utils import unquote

@@ -6,13 +6,18 @@ and every ``ModelAdmin`` URL, including the shop's refund and import pages), so 
 whatever the request's path, script prefix or method. ``pharmacy.admin_apps.PharmacyAdminConfig``
 makes this the default site, the one ``admin.site`` and ``@admin.register`` use.
 """
+
 from __future__ import annotations
 
 from functools import wraps
 
 from django.contrib import admin
 
-from pharmacy.second_factor import second_factor_missing, second_factor_passed, second_factor_redirect
+from pharmacy.second_factor import (
+    second_factor_missing,
+    second_factor_passed,
+    second_factor_redirect,
+)
 
 
 class PharmacyAdminSite(admin.AdminSite):

@@ -8,5 +8,7 @@ class PharmacyConfig(AppConfig):
     verbose_name = "Pharmacy deployment"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
-        from . import logging  # noqa: F401  (connects the request-id Celery signals)
+        from . import (
+            checks,  # noqa: F401  (registers the checks)
+            logging,  # noqa: F401  (connects the request-id Celery signals)
+        )

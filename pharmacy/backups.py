@@ -11,6 +11,7 @@ Retention is by age (``BACKUP_KEEP_DAYS``), not by count: a week of extra manual
 push the oldest nights out. The newest database and files backups are never deleted, however
 old, so a server whose timer stopped still has its last backup.
 """
+
 from __future__ import annotations
 
 import logging
@@ -94,7 +95,10 @@ def backup_cleanup(*, now: datetime | None = None, keep_days: int | None = None)
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.BACKUP_KEEP_DAYS if keep_days is None else keep_days)
     names = backup_list()
-    newest = {kind: max((n for n in names if n.startswith(kind)), key=_taken_at, default=None) for kind in ("database-", "files-")}
+    newest = {
+        kind: max((n for n in names if n.startswith(kind)), key=_taken_at, default=None)
+        for kind in ("database-", "files-")
+    }
     deleted = [name for name in names if _taken_at(name) < cutoff and name not in newest.values()]
     storage = get_storage()
     for name in deleted:
@@ -111,7 +115,9 @@ def _latest(prefix: str) -> str:
     return names[-1]
 
 
-def restore_run(*, database: str | None = None, files: str | None = None, passphrase: str | None = None) -> BackupSet:
+def restore_run(
+    *, database: str | None = None, files: str | None = None, passphrase: str | None = None
+) -> BackupSet:
     """Restore the database (into an empty database) and the media folders (into empty folders).
 
     Refuses to write over a folder that already holds files: a restore is a recovery into a
@@ -124,7 +130,12 @@ def restore_run(*, database: str | None = None, files: str | None = None, passph
         if root.is_dir() and any(root.iterdir()):
             raise BackupError(f"{setting} ({root}) is not empty; restore into an empty folder.")
     call_command(
-        "dbrestore", decrypt=True, passphrase=passphrase, input_filename=database, interactive=False, verbosity=0
+        "dbrestore",
+        decrypt=True,
+        passphrase=passphrase,
+        input_filename=database,
+        interactive=False,
+        verbosity=0,
     )
     _restore_files(files, passphrase=passphrase)
     logger.info("Restored %s and %s", database, files)
@@ -137,8 +148,10 @@ def _restore_files(name: str, *, passphrase: str | None) -> None:
     archive.seek(0)
     with tarfile.open(fileobj=archive, mode="r:gz") as tar:
         for folder, setting in FOLDERS.items():
-            members = [m for m in tar.getmembers() if m.name == folder or m.name.startswith(f"{folder}/")]
+            members = [
+                m for m in tar.getmembers() if m.name == folder or m.name.startswith(f"{folder}/")
+            ]
             for member in members:
-                member.name = member.name[len(folder):].lstrip("/") or "."
+                member.name = member.name[len(folder) :].lstrip("/") or "."
             # filter="data": no absolute paths, no "..", no links out, no devices.
             tar.extractall(Path(getattr(settings, setting)), members=members, filter="data")

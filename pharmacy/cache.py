@@ -15,6 +15,7 @@ per window instead of once per cache call. The catalog's page cache does not use
 (see ``CATALOG_PAGE_CACHE_ALIAS``): a page stored in one process's memory could not be retired by
 a price change saved on another server, so those pages are simply not cached during an outage.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,9 @@ class RedisWithLocalFallback(BaseCache):
         # the caller to handle: for caches whose entries must agree across servers.
         self.local_fallback = bool(options.pop("LOCAL_FALLBACK", True))
         self._redis = RedisCache(server, {**params, "OPTIONS": options})
-        self._local = LocMemCache(f"fallback-{id(self)}", {**params, "OPTIONS": {"MAX_ENTRIES": 10_000}})
+        self._local = LocMemCache(
+            f"fallback-{id(self)}", {**params, "OPTIONS": {"MAX_ENTRIES": 10_000}}
+        )
         self._down_until = 0.0
         self._lock = threading.Lock()
 
@@ -65,7 +68,9 @@ class RedisWithLocalFallback(BaseCache):
                     self._down_until = time.monotonic() + self.retry_after
                 if first:
                     logger.warning(
-                        "Redis cache unreachable (%s); not tried again for %.0f s", exc, self.retry_after
+                        "Redis cache unreachable (%s); not tried again for %.0f s",
+                        exc,
+                        self.retry_after,
                     )
                 if not self.local_fallback:
                     raise

@@ -1,4 +1,5 @@
 """The Celery application. Tasks live in each app's ``tasks.py`` and are found by autodiscovery."""
+
 import os
 
 from celery import Celery
@@ -59,11 +60,15 @@ def celery_queue_length(*, unknown: int = -1) -> int | None:
     if not broker.startswith(("redis://", "rediss://", "unix://")) or eager:
         return None
     timeout = settings.METRICS_REDIS_TIMEOUT
-    client = redis.Redis.from_url(broker, socket_connect_timeout=timeout, socket_timeout=timeout, retry=None)
+    client = redis.Redis.from_url(
+        broker, socket_connect_timeout=timeout, socket_timeout=timeout, retry=None
+    )
     try:
         return int(client.llen(app.conf.task_default_queue))
     except (redis.RedisError, OSError) as exc:
-        logging.getLogger(__name__).warning("Celery queue length unknown: %s: %s", type(exc).__name__, exc)
+        logging.getLogger(__name__).warning(
+            "Celery queue length unknown: %s: %s", type(exc).__name__, exc
+        )
         return unknown
     finally:
         client.close()

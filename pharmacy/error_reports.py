@@ -13,6 +13,7 @@ The SDK is told not to collect these in the first place (no personal data, which
 local variables, no request bodies, no breadcrumbs); ``scrub_event`` removes them again as a second
 line, keeping an allow-list rather than a deny-list so a new field is dropped by default.
 """
+
 from __future__ import annotations
 
 import sentry_sdk
@@ -20,7 +21,9 @@ from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.django import DjangoIntegration
 
 #: Request headers a report may carry (lower case): nothing that identifies a person or a session.
-SAFE_HEADERS = frozenset({"host", "user-agent", "accept", "content-type", "content-length", "x-request-id"})
+SAFE_HEADERS = frozenset(
+    {"host", "user-agent", "accept", "content-type", "content-length", "x-request-id"}
+)
 REMOVED = "[removed]"
 
 
@@ -30,7 +33,11 @@ def _frames(container: dict) -> None:
 
 
 def _scrub_request(request: dict) -> dict:
-    headers = {name: value for name, value in (request.get("headers") or {}).items() if name.lower() in SAFE_HEADERS}
+    headers = {
+        name: value
+        for name, value in (request.get("headers") or {}).items()
+        if name.lower() in SAFE_HEADERS
+    }
     return {
         "method": request.get("method"),
         "url": (request.get("url") or "").split("?", 1)[0],
@@ -61,7 +68,9 @@ def scrub_event(event: dict, hint: dict | None = None) -> dict:
     return event
 
 
-def sentry_init(*, dsn: str, environment: str, traces_sample_rate: float = 0.0, transport=None) -> None:
+def sentry_init(
+    *, dsn: str, environment: str, traces_sample_rate: float = 0.0, transport=None
+) -> None:
     """Start reporting (called from the settings when ``SENTRY_DSN`` is set).
 
     ``transport`` is the SDK's own seam for where events go (tests keep them in memory).

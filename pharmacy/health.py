@@ -9,6 +9,7 @@ The checks run side by side and the answer never waits longer than ``READY_DEADL
 (a silent Redis that accepts connections and never answers included): a check still running
 then counts as failed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,10 @@ def check_celery() -> None:
 def celery_is_remote() -> bool:
     """A worker is expected only when tasks go through a real broker."""
     broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
-    return bool(broker) and not broker.startswith("memory://") and not getattr(
-        settings, "CELERY_TASK_ALWAYS_EAGER", False
+    return (
+        bool(broker)
+        and not broker.startswith("memory://")
+        and not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)
     )
 
 
@@ -98,7 +101,9 @@ def _timed(check: Callable[[], None]) -> tuple[bool, float]:
     try:
         check()
     except Exception as exc:  # any failure means "not ready"; the reason goes to the log only
-        logger.warning("readiness check %s failed: %s", check.__name__, exc.__class__.__name__, exc_info=True)
+        logger.warning(
+            "readiness check %s failed: %s", check.__name__, exc.__class__.__name__, exc_info=True
+        )
         return False, round((time.perf_counter() - started) * 1000, 1)
     return True, round((time.perf_counter() - started) * 1000, 1)
 
@@ -118,19 +123,27 @@ def readyz(request):
         futures = {name: pool.submit(_timed, check) for name, check in others.items()}
         if "database" in checks:
             results["database"] = _timed(checks["database"])
-        wait(futures.values(), timeout=max(READY_DEADLINE_SECONDS - (time.perf_counter() - started), 0))
+        wait(
+            futures.values(),
+            timeout=max(READY_DEADLINE_SECONDS - (time.perf_counter() - started), 0),
+        )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     for name, future in futures.items():
         if future.done() and not future.cancelled():
             results[name] = future.result()
         else:
-            logger.warning("readiness check %s did not finish within %ss", name, READY_DEADLINE_SECONDS)
+            logger.warning(
+                "readiness check %s did not finish within %ss", name, READY_DEADLINE_SECONDS
+            )
             results[name] = (False, round((time.perf_counter() - started) * 1000, 1))
     healthy = all(ok for ok, _ in results.values())
     body = {
         "status": "ok" if healthy else "error",
-        "checks": {name: {"status": "ok" if ok else "error", "ms": ms} for name, (ok, ms) in results.items()},
+        "checks": {
+            name: {"status": "ok" if ok else "error", "ms": ms}
+            for name, (ok, ms) in results.items()
+        },
     }
     return JsonResponse(body, status=200 if healthy else 503)
 

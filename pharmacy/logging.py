@@ -7,6 +7,7 @@ carry it across the broker in the task's headers. These signal receivers are plu
 logic: they are connected when this module is imported, which Django's logging configuration does
 in every process (web, worker, beat) because ``LOGGING`` names ``RequestIDFilter``.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -74,7 +75,9 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -131,7 +134,9 @@ def _clear_request_id_after_task(sender=None, task_id=None, **kwargs) -> None:
 SECRET_QUERY_PARAMETERS = frozenset({"t", "token", "key", "code"})
 #: Path segments that are secrets: allauth's password-reset and email-confirmation keys, and the
 #: order-claim confirmation token (accounts/urls.py).
-SECRET_PATH_SEGMENT = re.compile(r"(/password/reset/key/|/confirm-email/|/claim/\d+/confirm/)[^/?#\s\"]+")
+SECRET_PATH_SEGMENT = re.compile(
+    r"(/password/reset/key/|/confirm-email/|/claim/\d+/confirm/)[^/?#\s\"]+"
+)
 REDACTED = "[redacted]"
 
 
@@ -141,7 +146,11 @@ def redact_query(query: str) -> str:
 
     def one(part: str) -> str:
         name, equals, _ = part.partition("=")
-        return f"{name}={REDACTED}" if equals and unquote_plus(name) in SECRET_QUERY_PARAMETERS else part
+        return (
+            f"{name}={REDACTED}"
+            if equals and unquote_plus(name) in SECRET_QUERY_PARAMETERS
+            else part
+        )
 
     return "&".join(one(part) for part in query.split("&"))
 
@@ -165,7 +174,9 @@ class RedactingGunicornLogger(glogging.Logger):
         atoms = super().atoms(resp, req, environ, request_time)
         method, _, rest = atoms["r"].partition(" ")
         uri, space, protocol = rest.rpartition(" ")
-        atoms["r"] = f"{method} {redact_url(uri)} {protocol}" if space else f"{method} {redact_url(rest)}"
+        atoms["r"] = (
+            f"{method} {redact_url(uri)} {protocol}" if space else f"{method} {redact_url(rest)}"
+        )
         atoms["U"] = redact_url(atoms["U"] or "")
         atoms["q"] = redact_query(atoms["q"] or "")
         for referrer in ("f", "{referer}i"):

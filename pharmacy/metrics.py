@@ -9,6 +9,7 @@ django-prometheus's middleware and are served by the same endpoint.
 ``METRICS_ALLOWED_NETWORKS``, and is a plain 404 to anyone else. A reading that cannot be taken
 (the database or Redis gone) is left out or reported as -1, never a 500 and never a hang.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -67,11 +68,19 @@ def _duration(seconds: float) -> str:
     return f"{hours // 24} days {hours % 24} h"
 
 
-def _reading(key: str, label: str, value, *, unit: str = "count", scale: float = 1, link: str = "") -> Reading:
+def _reading(
+    key: str, label: str, value, *, unit: str = "count", scale: float = 1, link: str = ""
+) -> Reading:
     """``scale``: seconds per threshold unit (3600 for a threshold in hours)."""
     threshold = settings.GAUGE_THRESHOLDS.get(key)
-    warn = value is not None and threshold is not None and (value == UNKNOWN or value >= threshold * scale)
-    return Reading(key=key, label=label, value=value, unit=unit, threshold=threshold, warn=warn, link=link)
+    warn = (
+        value is not None
+        and threshold is not None
+        and (value == UNKNOWN or value >= threshold * scale)
+    )
+    return Reading(
+        key=key, label=label, value=value, unit=unit, threshold=threshold, warn=warn, link=link
+    )
 
 
 def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
@@ -82,28 +91,69 @@ def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
     from orders.gauges import order_gauges
 
     now = now or timezone.now()
-    orders, outbox, queue = order_gauges(now=now), outbox_health(), celery_queue_length(unknown=UNKNOWN)
-    oldest_unsent = outbox.oldest_unsent_age.total_seconds() if outbox.oldest_unsent_age is not None else None
+    orders, outbox, queue = (
+        order_gauges(now=now),
+        outbox_health(),
+        celery_queue_length(unknown=UNKNOWN),
+    )
+    oldest_unsent = (
+        outbox.oldest_unsent_age.total_seconds() if outbox.oldest_unsent_age is not None else None
+    )
     emails = reverse("admin:notifications_outboundemail_changelist")
     unsent = ",".join(UNSENT_STATUSES)
     events = reverse("admin:orders_stripeevent_changelist")
     readings = [
-        _reading("review_queue_length", "Orders waiting for pharmacist review", orders.review_queue_length,
-                 link=reverse("orders:review_queue")),
-        _reading("review_oldest_hours", "Longest wait for review (since the card hold began)",
-                 orders.review_oldest_age, unit="seconds", scale=3600, link=reverse("orders:review_queue")),
-        _reading("holds_lapsing", f"Card holds lapsing within {settings.AUTHORISATION_WARNING_HOURS} hours",
-                 orders.holds_lapsing, link=reverse("orders:review_queue")),
-        _reading("emails_unsent", "Emails not sent yet (queued or waiting to retry)", outbox.unsent, link=f"{emails}?status__in={unsent}"),
-        _reading("emails_oldest_unsent_minutes", "Oldest unsent email", oldest_unsent, unit="seconds",
-                 scale=60, link=f"{emails}?status__in={unsent}"),
-        _reading("emails_failed", "Emails that failed for good (resend them)", outbox.failed,
-                 link=f"{emails}?status__exact=failed"),
-        _reading("stripe_events_unprocessed", "Stripe events not processed", orders.stripe_events_unprocessed,
-                 link=f"{events}?processed__exact=0"),
+        _reading(
+            "review_queue_length",
+            "Orders waiting for pharmacist review",
+            orders.review_queue_length,
+            link=reverse("orders:review_queue"),
+        ),
+        _reading(
+            "review_oldest_hours",
+            "Longest wait for review (since the card hold began)",
+            orders.review_oldest_age,
+            unit="seconds",
+            scale=3600,
+            link=reverse("orders:review_queue"),
+        ),
+        _reading(
+            "holds_lapsing",
+            f"Card holds lapsing within {settings.AUTHORISATION_WARNING_HOURS} hours",
+            orders.holds_lapsing,
+            link=reverse("orders:review_queue"),
+        ),
+        _reading(
+            "emails_unsent",
+            "Emails not sent yet (queued or waiting to retry)",
+            outbox.unsent,
+            link=f"{emails}?status__in={unsent}",
+        ),
+        _reading(
+            "emails_oldest_unsent_minutes",
+            "Oldest unsent email",
+            oldest_unsent,
+            unit="seconds",
+            scale=60,
+            link=f"{emails}?status__in={unsent}",
+        ),
+        _reading(
+            "emails_failed",
+            "Emails that failed for good (resend them)",
+            outbox.failed,
+            link=f"{emails}?status__exact=failed",
+        ),
+        _reading(
+            "stripe_events_unprocessed",
+            "Stripe events not processed",
+            orders.stripe_events_unprocessed,
+            link=f"{events}?processed__exact=0",
+        ),
     ]
     if queue is not None:
-        readings.append(_reading("celery_queue_length", "Background tasks waiting for a worker", queue))
+        readings.append(
+            _reading("celery_queue_length", "Background tasks waiting for a worker", queue)
+        )
     return readings
 
 
@@ -121,7 +171,10 @@ def _bounded_readings() -> list[Reading]:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.METRICS_STATEMENT_TIMEOUT * 1000)])
+                cursor.execute(
+                    "SET LOCAL statement_timeout = %s",
+                    [int(settings.METRICS_STATEMENT_TIMEOUT * 1000)],
+                )
         return gauge_readings()
 
 
@@ -131,7 +184,7 @@ class PharmacyCollector:
     def collect(self):
         try:
             readings = _bounded_readings()
-        except Exception:  # noqa: BLE001 - the database is down: the request metrics still answer
+        except Exception:  # the database is down: the request metrics still answer
             logger.exception("Pharmacy gauges could not be read")
             up = GaugeMetricFamily("pharmacy_gauges_up", "1 if the pharmacy's gauges could be read")
             up.add_metric([], 0)
@@ -174,7 +227,11 @@ def _allowed(request) -> bool:
     """
     token = settings.METRICS_TOKEN
     given = request.headers.get("Authorization", "")
-    if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), token.encode()):
+    if (
+        token
+        and given.startswith("Bearer ")
+        and hmac.compare_digest(given[7:].strip().encode(), token.encode())
+    ):
         return True
     if "x-forwarded-for" in request.headers:
         return False
@@ -182,7 +239,10 @@ def _allowed(request) -> bool:
         client = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(client in ipaddress.ip_network(network, strict=False) for network in settings.METRICS_ALLOWED_NETWORKS)
+    return any(
+        client in ipaddress.ip_network(network, strict=False)
+        for network in settings.METRICS_ALLOWED_NETWORKS
+    )
 
 
 @never_cache

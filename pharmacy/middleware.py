@@ -1,4 +1,5 @@
 """Request id middleware (every response says which id its log lines carry) and NUL-byte guard."""
+
 from __future__ import annotations
 
 from django.http import HttpResponseBadRequest
@@ -55,7 +56,10 @@ class RejectNulBytesMiddleware:
 
     @staticmethod
     def _offending_name(request, view_func, view_args, view_kwargs) -> str | None:
-        if any(isinstance(value, str) and "\x00" in value for value in (*view_args, *view_kwargs.values())):
+        if any(
+            isinstance(value, str) and "\x00" in value
+            for value in (*view_args, *view_kwargs.values())
+        ):
             return "address"
         sources = [request.GET]
         if request.method == "POST" and not getattr(view_func, "csrf_exempt", False):

@@ -3,6 +3,7 @@
 The service that does the work checks the permission, not only the page that shows the button:
 an admin bulk action, a form posted by hand or a script all pass through the same check.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied

@@ -18,6 +18,7 @@ kind these queries need; each must appear in the SQL.
     )
     lines = lines_of_cart(cart_id=cart.pk)  # a list of CartLine, tiers loaded
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -62,13 +63,15 @@ class PreparedQuery:
         if set(values) != set(self._names):
             raise TypeError(f"expected the parameters {sorted(self._names)}, got {sorted(values)}")
         for name, value in values.items():
-            if type(value) is not int:  # noqa: E721 (a bool or a str would be sent as such)
+            if type(value) is not int:  # a bool or a str would be sent as such
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         alias = router.db_for_read(self._model())
         compiled = self._compiled.get(alias)
         if compiled is None:
             compiled = self._compiled[alias] = self._compile(alias)
-        params = [values[slot] if slot else fixed for slot, fixed in zip(compiled.slots, compiled.params)]
+        params = [
+            values[slot] if slot else fixed for slot, fixed in zip(compiled.slots, compiled.params)
+        ]
         connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
@@ -88,7 +91,11 @@ class PreparedQuery:
         stand_ins = self._stand_ins()
         queryset = self._build(**stand_ins).using(alias)
         query = queryset.query
-        if queryset._iterable_class is not ModelIterable or query.annotations or queryset._prefetch_related_lookups:
+        if (
+            queryset._iterable_class is not ModelIterable
+            or query.annotations
+            or queryset._prefetch_related_lookups
+        ):
             raise ValueError("PreparedQuery runs plain model querysets only")
         compiler = query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
@@ -109,7 +116,10 @@ class PreparedQuery:
             model_start=start,
             model_end=end,
             related_populators=tuple(get_related_populators(klass_info, select, alias)),
-            converters=tuple((position, tuple(funcs), expression) for position, (funcs, expression) in converters.items()),
+            converters=tuple(
+                (position, tuple(funcs), expression)
+                for position, (funcs, expression) in converters.items()
+            ),
         )
 
     @staticmethod

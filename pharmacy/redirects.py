@@ -6,6 +6,7 @@ is not a URL on this site (Django's ``redirect()`` would try it as a view name a
 answers is no place to send anyone: all fall back to the default. Answer with
 ``HttpResponseRedirect`` on the result, never ``redirect()``.
 """
+
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
@@ -26,7 +27,9 @@ def is_safe_next(request: HttpRequest, url: object) -> bool:
     parts = urlsplit(url)
     if not (parts.scheme or parts.netloc) and not url.startswith("/"):
         return False  # a relative word like "id" or "../x": not a place we send people
-    if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return False
     return _resolves(parts.path)
 
@@ -37,7 +40,7 @@ def _resolves(path: str) -> bool:
     if not path.startswith(prefix):
         return False
     try:
-        resolve("/" + unquote(path[len(prefix):]))
+        resolve("/" + unquote(path[len(prefix) :]))
     except Resolver404:
         return False
     return True

@@ -11,6 +11,7 @@ walk around it: the admin site (``pharmacy.admin_site``), the staff views' decor
 prescription file view. ``accounts.middleware`` repeats it for the staff URL prefixes as a second
 line. Apps import this module, never ``accounts`` (which sits above them).
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -33,7 +34,9 @@ def second_factor_passed(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    return any(record.get("method") == "mfa" for record in get_authentication_records(request, user))
+    return any(
+        record.get("method") == "mfa" for record in get_authentication_records(request, user)
+    )
 
 
 def second_factor_missing(request: HttpRequest) -> bool:
@@ -45,12 +48,16 @@ def second_factor_redirect(request: HttpRequest) -> HttpResponse:
     """Where to go instead: set up an authenticator, or give a code; then back to this page."""
     back = urlencode({"next": request.get_full_path()})
     if not is_mfa_enabled(request.user):
-        messages.warning(request, "Staff pages need a second factor. Set up an authenticator app to continue.")
+        messages.warning(
+            request, "Staff pages need a second factor. Set up an authenticator app to continue."
+        )
         response = redirect(f"{reverse('mfa_activate_totp')}?{back}")
     else:
         messages.info(request, "Staff pages need your second factor each time you sign in.")
         has_totp = is_mfa_enabled(request.user, [Authenticator.Type.TOTP])
-        response = redirect(f"{reverse('mfa_reauthenticate' if has_totp else 'mfa_reauthenticate_webauthn')}?{back}")
+        response = redirect(
+            f"{reverse('mfa_reauthenticate' if has_totp else 'mfa_reauthenticate_webauthn')}?{back}"
+        )
     add_never_cache_headers(response)
     return response
 

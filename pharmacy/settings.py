@@ -4,10 +4,11 @@ Defaults are safe for local development: SQLite in the project folder, emails wr
 ``var/emails/``, Celery tasks run in-process when no ``REDIS_URL`` is given, localstripe-free
 Stripe keys left empty. Production sets the variables listed in README.md ("Production").
 """
+
 from decimal import Decimal
 from pathlib import Path
-import django.forms
 
+import django.forms
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,12 +113,15 @@ TEMPLATES = [
 # (docs/performance.md). This engine comes first but holds only Django's form templates; pages
 # and the admin's widget templates (which include the form templates, hence "django.forms" in
 # INSTALLED_APPS) stay Django templates.
-TEMPLATES.insert(0, {
-    "BACKEND": "django.template.backends.jinja2.Jinja2",
-    "DIRS": [Path(django.forms.__file__).resolve().parent / "jinja2"],
-    "APP_DIRS": False,
-    "OPTIONS": {"autoescape": True},
-})
+TEMPLATES.insert(
+    0,
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [Path(django.forms.__file__).resolve().parent / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"autoescape": True},
+    },
+)
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 # --- Database -------------------------------------------------------------------------------
@@ -173,7 +177,9 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 # Rate limits (allauth's, one mechanism). "key" is chosen by accounts.adapter: for failed
 # sign-ins it is the pair (account, client address) plus the account's password generation, so
 # a stranger's failures lock only the pair and a password reset unlocks it.
-LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.int("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", default=5)
+LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.int(
+    "LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", default=5
+)
 LOGIN_LOCK_MINUTES = env.int("LOGIN_LOCK_MINUTES", default=30)
 LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE = env.int("LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", default=10)
 ACCOUNT_RATE_LIMITS = {
@@ -269,7 +275,12 @@ def redis_caches(url: str, *, key_prefix: str = "pharmacy") -> dict:
     """The cache aliases on Redis at ``url`` (tests point them at a dead Redis the same way)."""
     backend = "pharmacy.cache.RedisWithLocalFallback"
     return {
-        "default": {"BACKEND": backend, "LOCATION": url, "OPTIONS": REDIS_CACHE_OPTIONS, "KEY_PREFIX": key_prefix},
+        "default": {
+            "BACKEND": backend,
+            "LOCATION": url,
+            "OPTIONS": REDIS_CACHE_OPTIONS,
+            "KEY_PREFIX": key_prefix,
+        },
         # Catalog pages must agree across servers (a price saved on one retires the page on all):
         # no local stand-in, so during an outage they are rendered afresh instead of cached.
         "pages": {
@@ -282,7 +293,10 @@ def redis_caches(url: str, *, key_prefix: str = "pharmacy") -> dict:
 
 
 if REDIS_URL:
-    CACHES = redis_caches(env("CACHE_REDIS_URL", default=REDIS_URL), key_prefix=env("CACHE_KEY_PREFIX", default="pharmacy"))
+    CACHES = redis_caches(
+        env("CACHE_REDIS_URL", default=REDIS_URL),
+        key_prefix=env("CACHE_KEY_PREFIX", default="pharmacy"),
+    )
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -333,7 +347,9 @@ EMAIL_RETRY_FIRST_SECONDS = env.int("EMAIL_RETRY_FIRST_SECONDS", default=60)
 EMAIL_RETRY_MAX_SECONDS = env.int("EMAIL_RETRY_MAX_SECONDS", default=3600)
 EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=30)
 ANYMAIL = env.dict("ANYMAIL", default={})
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>")
+DEFAULT_FROM_EMAIL = env(
+    "DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>"
+)
 PHARMACY_STAFF_EMAIL = env("PHARMACY_STAFF_EMAIL", default="pharmacist@pharmacy.example")
 # The outbox (notifications app): hand rows Celery lost back to it. The orders app warns staff
 # about card holds that are about to lapse (Stripe keeps a manual-capture hold for 7 days).
@@ -401,7 +417,25 @@ PHARMACY_ADDRESS = env("PHARMACY_ADDRESS", default="100 River Street, Albany, NY
 # US states the pharmacy is licensed to ship to.
 PHARMACY_LICENSED_STATES = env.list(
     "PHARMACY_LICENSED_STATES",
-    default=["NY", "NJ", "PA", "CT", "MA", "VT", "NH", "ME", "RI", "DE", "MD", "OH", "FL", "CA", "TX", "IL", "WA"],
+    default=[
+        "NY",
+        "NJ",
+        "PA",
+        "CT",
+        "MA",
+        "VT",
+        "NH",
+        "ME",
+        "RI",
+        "DE",
+        "MD",
+        "OH",
+        "FL",
+        "CA",
+        "TX",
+        "IL",
+        "WA",
+    ],
 )
 PRESCRIPTION_MINIMUM_AGE = env.int("PRESCRIPTION_MINIMUM_AGE", default=18)
 
@@ -425,7 +459,9 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=bool(SECURE_HSTS_SECONDS))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=bool(SECURE_HSTS_SECONDS)
+)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
 # Trust X-Forwarded-Proto only behind a proxy that sets it (and strips it from clients).
 SECURE_PROXY_SSL_HEADER = (
@@ -440,8 +476,9 @@ X_FRAME_OPTIONS = "DENY"
 # Inline <script>/<style> need the per-request nonce: <script nonce="{{ request.csp_nonce }}">.
 # When STRIPE_JS_URL / STRIPE_API_BASE point elsewhere (localstripe in the demo), that origin is
 # allowed too, derived from the settings rather than listed by hand.
-from csp.constants import NONCE, NONE, SELF  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+from urllib.parse import urlsplit
+
+from csp.constants import NONCE, NONE, SELF
 
 
 def _origin(url: str) -> str | None:
@@ -451,7 +488,8 @@ def _origin(url: str) -> str | None:
 
 _STRIPE_JS_ORIGINS = sorted({"https://js.stripe.com"} | {o for o in [_origin(STRIPE_JS_URL)] if o})
 _STRIPE_API_ORIGINS = sorted(
-    {"https://api.stripe.com"} | {o for o in [_origin(STRIPE_API_BASE), _origin(STRIPE_JS_URL)] if o}
+    {"https://api.stripe.com"}
+    | {o for o in [_origin(STRIPE_API_BASE), _origin(STRIPE_JS_URL)] if o}
     - {"https://js.stripe.com"}
 )
 CONTENT_SECURITY_POLICY = {
@@ -518,7 +556,11 @@ BACKUP_KEEP_DAYS = env.int("BACKUP_KEEP_DAYS", default=30)
 BACKUP_GPG_RECIPIENT = env("BACKUP_GPG_RECIPIENT", default="")
 STORAGES["dbbackup"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": str(BACKUP_DIR), "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+    "OPTIONS": {
+        "location": str(BACKUP_DIR),
+        "file_permissions_mode": 0o600,
+        "directory_permissions_mode": 0o700,
+    },
 }
 # The restored objects belong to whoever restores (the shop's database user on the new server).
 DBBACKUP_CONNECTORS = {
@@ -557,9 +599,13 @@ GAUGE_THRESHOLDS = {
 # Error reports (pharmacy/error_reports.py): sent to Sentry only when SENTRY_DSN is set, scrubbed
 # of bodies, cookies, headers, query strings and local variables (no health data leaves).
 SENTRY_DSN = env("SENTRY_DSN", default="")
-SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="production" if PRODUCTION else "development")
+SENTRY_ENVIRONMENT = env(
+    "SENTRY_ENVIRONMENT", default="production" if PRODUCTION else "development"
+)
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
 if SENTRY_DSN:
-    from pharmacy.error_reports import sentry_init  # noqa: E402
+    from pharmacy.error_reports import sentry_init
 
-    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
+    sentry_init(
+        dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE
+    )

@@ -6,6 +6,7 @@ scripts). The answer only changes with the manifest (``collectstatic``'s ``post_
 starts afresh), ``DEBUG`` (part of the key) or the storage settings (Django then builds a new
 storage). A name missing from the manifest still raises, and is not kept.
 """
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -6,7 +6,6 @@ from django.views.generic import RedirectView
 
 from catalog.sitemaps import SITEMAPS
 from catalog.views import robots_txt
-
 from pharmacy import health, metrics
 
 # Rate-limited requests (allauth's limits) get the shop's own page.

@@ -10,6 +10,7 @@ The ZIP code must also lie in the state chosen (``zip_state_problem``, from the 
 of the ``zipcodes`` package): the shop is licensed by state and charges the state's sales tax, so
 both forms refuse an Anchorage ZIP sent to New York, or a New York ZIP entered as New Jersey.
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -18,7 +19,8 @@ from localflavor.us.forms import USZipCodeField
 from localflavor.us.us_states import CONTIGUOUS_STATES, NON_CONTIGUOUS_STATES
 
 US_STATES: list[tuple[str, str]] = sorted(
-    ((code, str(name)) for code, name in CONTIGUOUS_STATES + NON_CONTIGUOUS_STATES), key=lambda item: item[1]
+    ((code, str(name)) for code, name in CONTIGUOUS_STATES + NON_CONTIGUOUS_STATES),
+    key=lambda item: item[1],
 )
 STATE_NAMES: dict[str, str] = dict(US_STATES)
 ZIP_MESSAGE = "Enter a 5-digit ZIP code, or ZIP+4 such as 12207-1234."

@@ -1,4 +1,5 @@
 from django.contrib import admin
+
 from pharmacy.admin_history import HistoryAdmin
 
 from .models import TaxRate

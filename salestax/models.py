@@ -5,6 +5,7 @@ when is on record); every edit is kept by django-simple-history like catalog pri
 orders snapshot the rate they were charged (``orders.Order.tax_rule``), so editing this table
 never changes an order already placed.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -31,17 +32,27 @@ class TaxRate(models.Model):
         default=False,
         help_text="The state exempts non-prescription (general-sale and pharmacy-only) medicines.",
     )
-    shipping_taxable = models.BooleanField(default=False, help_text="The state taxes the shipping charge.")
-    effective_from = models.DateField(help_text="Charged on orders placed from this day (shop time).")
-    note = models.CharField(max_length=200, blank=True, help_text="Source of the rate, for the next person.")
+    shipping_taxable = models.BooleanField(
+        default=False, help_text="The state taxes the shipping charge."
+    )
+    effective_from = models.DateField(
+        help_text="Charged on orders placed from this day (shop time)."
+    )
+    note = models.CharField(
+        max_length=200, blank=True, help_text="Source of the rate, for the next person."
+    )
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ("state", "-effective_from")
         constraints = [
-            models.UniqueConstraint(fields=("state", "effective_from"), name="salestax_one_rate_per_state_and_day"),
-            models.CheckConstraint(condition=Q(rate__gte=0) & Q(rate__lte=20), name="salestax_rate_0_to_20"),
+            models.UniqueConstraint(
+                fields=("state", "effective_from"), name="salestax_one_rate_per_state_and_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate__gte=0) & Q(rate__lte=20), name="salestax_rate_0_to_20"
+            ),
         ]
 
     def __str__(self) -> str:

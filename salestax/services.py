@@ -4,6 +4,7 @@ It finds the state's rate in force today and lets ``RateTax`` (pure) compute; a 
 has no sales tax. A tax service (Stripe Tax, Avalara) would be another class with the same
 ``quote`` method, chosen in ``orders.pricing_inputs``; nothing else would change.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,4 +40,6 @@ class TableTaxCalculator:
         self.on = on
 
     def quote(self, *, lines: Sequence[TaxableLine], shipping: Money, state: str) -> TaxQuote:
-        return tax_rate_in_force(state=state, on=self.on).quote(lines=lines, shipping=shipping, state=state)
+        return tax_rate_in_force(state=state, on=self.on).quote(
+            lines=lines, shipping=shipping, state=state
+        )

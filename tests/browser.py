@@ -4,6 +4,7 @@ Every browser test uses these fixtures: Playwright's sync API owns an event loop
 thread, so two Playwright sessions in one process collide; one session-scoped browser with a
 fresh context per test avoids that and saves a browser start per test.
 """
+
 import os
 
 import pytest
@@ -26,12 +27,16 @@ CHROMIUM_ARGS = [
 def browser():
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests (apt-get install -y chromium).")
+            pytest.fail(
+                f"{CHROMIUM} is missing; CI must run the browser tests (apt-get install -y chromium)."
+            )
         pytest.skip(f"{CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         try:
             yield browser
         finally:

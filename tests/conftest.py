@@ -1,4 +1,5 @@
 """Fixtures shared by every test module."""
+
 import json
 from pathlib import Path
 
@@ -8,9 +9,16 @@ from django.test import Client
 from djmoney.money import Money
 
 from catalog.models import LegalClass
-from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
 from tests.browser import browser, browser_viewport, page  # noqa: F401  (shared Chromium fixtures)
+from tests.factories import (
+    CategoryFactory,
+    DosageFactory,
+    PackageTierFactory,
+    ProductFactory,
+    UserFactory,
+)
 from tests.localstripe import localstripe, localstripe_server  # noqa: F401  (shared Stripe fixtures)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
@@ -88,6 +96,6 @@ def _empty_cache():
     """Each test starts with an empty cache: cached catalog pages must not outlive the test's data."""
     from django.core.cache import caches
 
-    for cache in caches.all():
-        cache.clear()
+    for backend in caches.all():
+        backend.clear()
     yield

@@ -1,4 +1,5 @@
 """factory-boy factories shared by every app's tests."""
+
 from decimal import Decimal
 
 import factory
@@ -30,7 +31,9 @@ class UserFactory(factory.django.DjangoModelFactory):
             from allauth.account.models import EmailAddress
 
             EmailAddress.objects.update_or_create(
-                user=obj, email=obj.email, defaults={"verified": extracted is not False, "primary": True}
+                user=obj,
+                email=obj.email,
+                defaults={"verified": extracted is not False, "primary": True},
             )
 
 
@@ -64,7 +67,9 @@ class DosageFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     strength_value = Decimal("10")
     strength_unit = StrengthUnit.MG
-    strength = factory.LazyAttribute(lambda o: f"{format(Decimal(o.strength_value).normalize(), 'f')}{o.strength_unit}")
+    strength = factory.LazyAttribute(
+        lambda o: f"{format(Decimal(o.strength_value).normalize(), 'f')}{o.strength_unit}"
+    )
     list_price_per_pill = Money("1.00000", "USD")
 
 

@@ -3,6 +3,7 @@
 The server shares the caller's database (a ``transactional_db`` test's, or a bench database) and its
 ``SECRET_KEY``, so sessions and carts made in-process are the server's too.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 import requests
@@ -23,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
 CHECKOUT_FORM = {
-    "email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
-    "state": "NY", "zip_code": "12207", "shipping_method": "standard",
+    "email": "alex@example.com",
+    "name": "Alex Morgan",
+    "line1": "1 Main St",
+    "city": "Albany",
+    "state": "NY",
+    "zip_code": "12207",
+    "shipping_method": "standard",
 }
 
 
@@ -49,15 +56,38 @@ def server_env(**overrides: str) -> dict[str, str]:
     from django.conf import settings
 
     env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("STRIPE_", "EMAIL_", "CELERY_", "CACHE_", "SECURE_", "SESSION_", "CSRF_"))
-        and key not in ("PRODUCTION", "DEBUG", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL", "ANYMAIL",
-                        "BIND", "PORT", "WEB_CONCURRENCY", "WEB_THREADS", "FORWARDED_ALLOW_IPS", "LOG_FORMAT")
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(
+            ("STRIPE_", "EMAIL_", "CELERY_", "CACHE_", "SECURE_", "SESSION_", "CSRF_")
+        )
+        and key
+        not in (
+            "PRODUCTION",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "REDIS_URL",
+            "DATABASE_URL",
+            "ANYMAIL",
+            "BIND",
+            "PORT",
+            "WEB_CONCURRENCY",
+            "WEB_THREADS",
+            "FORWARDED_ALLOW_IPS",
+            "LOG_FORMAT",
+        )
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="pharmacy.settings", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-        DEBUG="0", ALLOWED_HOSTS="127.0.0.1", SECRET_KEY=settings.SECRET_KEY, DATABASE_URL=database_url(),
-        LOG_FORMAT="plain", STRIPE_SECRET_KEY="sk_test_live_gunicorn", STRIPE_PUBLISHABLE_KEY="pk_test_live_gunicorn",
+        DJANGO_SETTINGS_MODULE="pharmacy.settings",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECRET_KEY=settings.SECRET_KEY,
+        DATABASE_URL=database_url(),
+        LOG_FORMAT="plain",
+        STRIPE_SECRET_KEY="sk_test_live_gunicorn",
+        STRIPE_PUBLISHABLE_KEY="pk_test_live_gunicorn",
         STRIPE_WEBHOOK_SECRET="whsec_live_gunicorn",
     )
     env.update(overrides)
@@ -67,7 +97,9 @@ def server_env(**overrides: str) -> dict[str, str]:
 class Gunicorn:
     """``gunicorn pharmacy.wsgi:application`` in its own process group; its output goes to ``log``."""
 
-    def __init__(self, *, env: dict[str, str], log: Path, args: tuple[str, ...] = (), port: int | None = None):
+    def __init__(
+        self, *, env: dict[str, str], log: Path, args: tuple[str, ...] = (), port: int | None = None
+    ):
         self.port = port or free_port()
         self.env = {**env, "PORT": str(self.port)}
         self.base = f"http://127.0.0.1:{self.port}"
@@ -75,14 +107,24 @@ class Gunicorn:
         handle = log.open("w")
         self.process = subprocess.Popen(
             [str(GUNICORN), "pharmacy.wsgi:application", "--bind", f"127.0.0.1:{self.port}", *args],
-            cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         handle.close()
 
     def healthy(self) -> subprocess.CompletedProcess:
         """The deployment's own web health check (deploy/healthcheck.py web), as a container runs it."""
-        return subprocess.run([sys.executable, str(HEALTHCHECK), "web"], env=self.env, capture_output=True,
-                              text=True, timeout=30)
+        return subprocess.run(
+            [sys.executable, str(HEALTHCHECK), "web"],
+            env=self.env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -92,7 +134,9 @@ class Gunicorn:
             if self.healthy().returncode == 0:
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn failed its health check: {self.healthy().stderr}\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"gunicorn failed its health check: {self.healthy().stderr}\n{self.log.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -103,7 +147,7 @@ class Gunicorn:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def __enter__(self) -> "Gunicorn":
+    def __enter__(self) -> Self:
         try:
             self.wait_ready()
         except BaseException:
@@ -171,11 +215,15 @@ def checkout_form(browser: requests.Session, base: str) -> dict[str, str]:
     return {**CHECKOUT_FORM, "figures": figures.group(1), "csrfmiddlewaretoken": token.group(1)}
 
 
-def post_checkout(browser: requests.Session, base: str, form: dict[str, str], outcome: dict) -> None:
+def post_checkout(
+    browser: requests.Session, base: str, form: dict[str, str], outcome: dict
+) -> None:
     """Pay (as the checkout page's script does); the answer and its time go into ``outcome``."""
     started = time.monotonic()
     try:
-        response = browser.post(f"{base}/checkout/", data=form, headers={"Accept": "application/json"}, timeout=120)
+        response = browser.post(
+            f"{base}/checkout/", data=form, headers={"Accept": "application/json"}, timeout=120
+        )
         outcome["status"], outcome["body"] = response.status_code, response.text
     except requests.RequestException as exc:
         outcome["error"] = repr(exc)

@@ -6,12 +6,14 @@
 ``browser_authenticate`` repeat the HTTP calls Stripe.js (our adapter) makes from the
 customer's browser; they live here, never in application code.
 """
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import hmac
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -50,7 +52,9 @@ class LocalStripe:
     def js_url(self) -> str:
         return f"{self.base}/js.stripe.com/v3/"
 
-    def register_webhook(self, url: str, *, secret: str = WEBHOOK_SECRET, name: str = "tests") -> None:
+    def register_webhook(
+        self, url: str, *, secret: str = WEBHOOK_SECRET, name: str = "tests"
+    ) -> None:
         data = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
         urllib.request.urlopen(f"{self.base}/_config/webhooks/{name}", data=data, timeout=5).read()
 
@@ -67,13 +71,16 @@ def _use(base: str) -> None:
 @pytest.fixture(scope="session")
 def localstripe_server():
     port = free_port()
-    log = open(ROOT / "var" / f"localstripe-tests-{port}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orders.localstripe_dev", "--port", str(port), "--from-scratch"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    log_path = (
+        ROOT / "var" / f"localstripe-tests-{port}.log" if (ROOT / "var").is_dir() else os.devnull
     )
+    with open(log_path, "w") as log:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orders.localstripe_dev", "--port", str(port), "--from-scratch"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     server = LocalStripe(base=f"http://127.0.0.1:{port}", process=process)
     deadline = time.monotonic() + 20
     while True:
@@ -129,7 +136,9 @@ def browser_confirm(*, base: str, intent_id: str, card_number: str) -> dict:
         return {"error": exc.user_message}
 
 
-def browser_authenticate(*, base: str, intent_id: str, client_secret: str, success: bool = True) -> dict:
+def browser_authenticate(
+    *, base: str, intent_id: str, client_secret: str, success: bool = True
+) -> dict:
     """The customer's answer in the 3-D Secure dialog (localstripe's ``_authenticate``)."""
     request = urllib.request.Request(
         f"{base}/v1/payment_intents/{intent_id}/_authenticate?success={'true' if success else 'false'}",
@@ -140,7 +149,9 @@ def browser_authenticate(*, base: str, intent_id: str, client_secret: str, succe
     return json.loads(urllib.request.urlopen(request, timeout=5).read())
 
 
-def sign_webhook(payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+def sign_webhook(
+    payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None
+) -> str:
     """A Stripe-Signature header, computed as Stripe does."""
     ts = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()

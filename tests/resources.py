@@ -11,6 +11,7 @@ needs ``len(REDIS_ROLES)`` of them, so offsets 0 and 8 give two suites that neve
 ``TEST_REDIS_URL_BASE`` (default ``redis://127.0.0.1:6379``) points the suite at another server.
 Tests that flush or fill a Redis database take its URL from :func:`redis_url`, never a literal.
 """
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ modules of its app, except a ``services`` ⇄ ``tasks`` pair (services queue Cel
 call services). And ``pharmacy`` stays the project package (settings, wiring, small helpers):
 see ``test_pharmacy_holds_only_wiring_and_small_helpers``.
 """
+
 import ast
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_the_app_graph_has_no_cycle():
 
     def visit(app: str, path: list[str]) -> None:
         if app in path:
-            pytest.fail("import cycle: " + " → ".join(path[path.index(app):] + [app]))
+            pytest.fail("import cycle: " + " → ".join(path[path.index(app) :] + [app]))
         if app in done:
             return
         for other in sorted(graph[app]):
@@ -108,7 +109,13 @@ def test_order_emails_have_one_way_in():
             if path.relative_to(ROOT).as_posix() == "orders/emails.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
-                name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+                name = (
+                    node.id
+                    if isinstance(node, ast.Name)
+                    else node.attr
+                    if isinstance(node, ast.Attribute)
+                    else None
+                )
                 if name in {"email_queue", "email_queue_digest"}:
                     callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not callers, f"queue order emails through orders.emails.order_email: {callers}"
@@ -121,10 +128,17 @@ def test_accounts_use_the_orders_app_through_its_services_only():
     for path in _modules("accounts"):
         for node in ast.walk(ast.parse(path.read_text())):
             modules = (
-                [alias.name for alias in node.names] if isinstance(node, ast.Import)
-                else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
             )
-            used += [f"{path.relative_to(ROOT)}:{node.lineno} {m}" for m in modules if m.split(".")[0] == "orders" and m != "orders.services"]
+            used += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {m}"
+                for m in modules
+                if m.split(".")[0] == "orders" and m != "orders.services"
+            ]
     assert not used, f"accounts reach into orders beyond its services: {used}"
 
 
@@ -143,14 +157,21 @@ def module_name(path: Path) -> str:
 def imported_modules(path: Path, known: set[str]) -> Iterator[tuple[int, str]]:
     """(line, module) for every import of one of the ``known`` modules, at any depth, relative or
     absolute; ``from package import name`` counts as importing ``package.name`` when it is a module."""
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            base = (
+                package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            )
             source = ".".join(base + ([node.module] if node.module else []))
-            targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in known else source for a in node.names]
+            targets = [
+                f"{source}.{a.name}" if f"{source}.{a.name}" in known else source
+                for a in node.names
+            ]
         else:
             continue
         yield from ((node.lineno, target) for target in targets if target in known)
@@ -205,11 +226,22 @@ def _allowed(circle: list[str], app: str) -> bool:
 #: mark must go. ``test_known_circles_do_not_grow`` keeps any other module out of them meanwhile.
 KNOWN_CIRCLES: dict[str, tuple[frozenset[str], str]] = {
     "orders": (
-        frozenset({"services", "prescriptions", "prescription_decisions", "prescription_records",
-                   "emails", "tasks", "webhooks"}),
-        "orders holds a circle of seven modules (services, prescriptions, prescription_decisions, "
-        "prescription_records, emails, tasks, webhooks) until prescriptions move into their own "
-        "app (issue 23); when this passes, remove the entry",
+        frozenset(
+            {
+                "services",
+                "prescriptions",
+                "prescription_decisions",
+                "prescription_records",
+                "emails",
+                "tasks",
+                "webhooks",
+            }
+        ),
+        (
+            "orders holds a circle of seven modules (services, prescriptions, prescription_decisions, "
+            "prescription_records, emails, tasks, webhooks) until prescriptions move into their own "
+            "app (issue 23); when this passes, remove the entry"
+        ),
     ),
 }
 
@@ -223,11 +255,17 @@ def _circle_marks(app: str):
 def _forbidden_circles(app: str) -> list[str]:
     graph = module_graph(app)
     return [
-        " ⇄ ".join(circle) + " (" + ", ".join(
+        " ⇄ ".join(circle)
+        + " ("
+        + ", ".join(
             f"{a.removeprefix(app + '.')}→{b.removeprefix(app + '.')} line {graph[a][b]}"
-            for a in circle for b in graph[a] if b in circle
-        ) + ")"
-        for circle in circles(graph) if not _allowed(circle, app)
+            for a in circle
+            for b in graph[a]
+            if b in circle
+        )
+        + ")"
+        for circle in circles(graph)
+        if not _allowed(circle, app)
     ]
 
 
@@ -269,9 +307,10 @@ WIRING = ("urls", "views", "sitemaps", "gauges")
 #: that reads the numbers each app exposes in its ``gauges`` module (house.md: "the app that owns
 #: the numbers exposes them; pharmacy/ wires the endpoint").
 WIRING_MODULES = ("pharmacy/urls.py", "pharmacy/metrics.py")
-#: A shared helper in ``pharmacy/`` stays small (a few screens; the largest today, ``logging.py``,
-#: has ~170 lines); ``settings.py`` is the one long file.
-HELPER_MAX_LINES = 200
+#: A shared helper in ``pharmacy/`` stays small (a few screens); ``settings.py`` is the one long file.
+#: Counted as ``ruff format`` lays the code out: it was 200 in the hand-compact style, and formatting
+#: made the same code about 30 % longer (``metrics.py``, the largest helper, went from 194 to 254 lines).
+HELPER_MAX_LINES = 260
 
 
 def _wiring(module: str) -> bool:

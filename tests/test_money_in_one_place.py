@@ -6,14 +6,38 @@ the calculation module itself or on the short list below, each with its reason. 
 everything (an amount renamed ``x`` escapes it), but it fails the day someone writes
 ``order.subtotal + order.shipping`` in a view, a service or an email builder again.
 """
+
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "cart", "catalog", "orders", "notifications", "pharmacy", "discounts", "salestax")
+APPS = (
+    "accounts",
+    "cart",
+    "catalog",
+    "orders",
+    "notifications",
+    "pharmacy",
+    "discounts",
+    "salestax",
+)
 MONEY_NAMES = {
-    "amount", "total", "subtotal", "shipping", "tax", "discount", "savings", "line_total", "unit_price",
-    "price", "amount_captured", "amount_refunded", "list_price", "per_pill", "refunded", "net_total",
+    "amount",
+    "total",
+    "subtotal",
+    "shipping",
+    "tax",
+    "discount",
+    "savings",
+    "line_total",
+    "unit_price",
+    "price",
+    "amount_captured",
+    "amount_refunded",
+    "list_price",
+    "per_pill",
+    "refunded",
+    "net_total",
 }
 # Files allowed to do money arithmetic, and why.
 ALLOWED = {
@@ -27,7 +51,8 @@ ALLOWED = {
 
 def _moneyish(node) -> bool:
     return any(
-        (isinstance(n, ast.Attribute) and n.attr in MONEY_NAMES) or (isinstance(n, ast.Name) and n.id in MONEY_NAMES)
+        (isinstance(n, ast.Attribute) and n.attr in MONEY_NAMES)
+        or (isinstance(n, ast.Name) and n.id in MONEY_NAMES)
         for n in ast.walk(node)
     )
 
@@ -38,9 +63,13 @@ def money_sums(source: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
             if _moneyish(node.left) or _moneyish(node.right):
                 found.append((node.lineno, ast.unparse(node)))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum":
-            if any(_moneyish(arg) for arg in node.args):
-                found.append((node.lineno, ast.unparse(node)))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "sum"
+            and any(_moneyish(arg) for arg in node.args)
+        ):
+            found.append((node.lineno, ast.unparse(node)))
     return found
 
 
@@ -58,5 +87,7 @@ def test_no_module_but_the_calculation_module_sums_money():
             relative = path.relative_to(ROOT).as_posix()
             if "/migrations/" in relative or relative in ALLOWED:
                 continue
-            offenders += [f"{relative}:{line}: {text}" for line, text in money_sums(path.read_text())]
+            offenders += [
+                f"{relative}:{line}: {text}" for line, text in money_sums(path.read_text())
+            ]
     assert offenders == [], "Add money up in cart.calculations:\n" + "\n".join(offenders)

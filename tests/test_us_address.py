@@ -1,4 +1,5 @@
 """One ZIP rule and one list of states (django-localflavor) for checkout and saved addresses."""
+
 import pytest
 
 from accounts.forms import AddressForm
@@ -8,12 +9,24 @@ pytestmark = pytest.mark.django_db
 
 ADDRESS = {"full_name": "Alex Morgan", "line1": "1 Main St", "city": "Albany", "state": "NY"}
 CHECKOUT = {
-    "email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
-    "state": "NY", "shipping_method": "standard",
+    "email": "alex@example.com",
+    "name": "Alex Morgan",
+    "line1": "1 Main St",
+    "city": "Albany",
+    "state": "NY",
+    "shipping_method": "standard",
 }
 
 
-@pytest.mark.parametrize("typed, stored", [("12207", "12207"), ("12207-1234", "12207-1234"), ("122071234", "12207-1234"), (" 12207 ", "12207")])
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("12207", "12207"),
+        ("12207-1234", "12207-1234"),
+        ("122071234", "12207-1234"),
+        (" 12207 ", "12207"),
+    ],
+)
 def test_checkout_and_address_book_accept_and_store_the_same_zip(typed, stored):
     address = AddressForm(data={**ADDRESS, "postal_code": typed})
     checkout = CheckoutForm(data={**CHECKOUT, "zip_code": typed})

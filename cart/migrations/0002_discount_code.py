@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cart', '0001_initial'),
+        ("cart", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cart',
-            name='discount_code',
-            field=models.CharField(blank=True, default='', max_length=40),
+            model_name="cart",
+            name="discount_code",
+            field=models.CharField(blank=True, default="", max_length=40),
         ),
     ]

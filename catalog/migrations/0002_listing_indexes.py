@@ -7,6 +7,7 @@ indexes on exactly those expressions answer it without reading every product. SQ
 trigram indexes, so there the search keeps scanning (fine for a small shop); the trigram part
 runs only on PostgreSQL.
 """
+
 from django.db import migrations, models
 
 SEARCH_COLUMNS = ("name", "brand_names", "active_ingredient", "indications")
@@ -35,7 +36,6 @@ def drop_trigram_indexes(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("catalog", "0001_initial"),
     ]
@@ -44,7 +44,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="product",
             index=models.Index(
-                condition=models.Q(("is_published", True)), fields=["name", "id"], name="catalog_product_listing_idx"
+                condition=models.Q(("is_published", True)),
+                fields=["name", "id"],
+                name="catalog_product_listing_idx",
             ),
         ),
         migrations.RunPython(create_trigram_indexes, drop_trigram_indexes, elidable=False),

@@ -6,6 +6,7 @@ loading 10,000 products that list held ~8,000 entries and searches were several 
 for a while. Products are added rarely, so inserting straight into the index is the better
 trade. Turning the option off does not merge what is already pending, hence the clean-up call.
 """
+
 from django.db import migrations
 
 SEARCH_COLUMNS = ("name", "brand_names", "active_ingredient", "indications")
@@ -17,7 +18,9 @@ def set_fastupdate(enabled: bool):
             return
         for column in SEARCH_COLUMNS:
             index = f"catalog_product_{column}_trgm"
-            schema_editor.execute(f'ALTER INDEX "{index}" SET (fastupdate = {"on" if enabled else "off"})')
+            schema_editor.execute(
+                f'ALTER INDEX "{index}" SET (fastupdate = {"on" if enabled else "off"})'
+            )
             if not enabled:
                 schema_editor.execute(f"SELECT gin_clean_pending_list('\"{index}\"'::regclass)")
 
@@ -25,7 +28,6 @@ def set_fastupdate(enabled: bool):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("catalog", "0002_listing_indexes"),
     ]

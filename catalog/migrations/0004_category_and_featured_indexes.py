@@ -13,18 +13,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0003_trigram_indexes_without_pending_list'),
+        ("catalog", "0003_trigram_indexes_without_pending_list"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(condition=models.Q(('is_published', True)), fields=['category', 'name', 'id'], name='catalog_product_cat_idx'),
+            model_name="product",
+            index=models.Index(
+                condition=models.Q(("is_published", True)),
+                fields=["category", "name", "id"],
+                name="catalog_product_cat_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(condition=models.Q(('is_featured', True), ('is_published', True)), fields=['name'], name='catalog_product_featured_idx'),
+            model_name="product",
+            index=models.Index(
+                condition=models.Q(("is_featured", True), ("is_published", True)),
+                fields=["name"],
+                name="catalog_product_featured_idx",
+            ),
         ),
     ]

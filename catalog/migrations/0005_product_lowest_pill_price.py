@@ -3,6 +3,7 @@
 The SQL is the one ``catalog.models.lowest_per_pill_sql`` writes, spelled out here so this
 migration does not change when the app's code does.
 """
+
 from django.db import migrations, models
 
 
@@ -19,20 +20,25 @@ def fill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0004_category_and_featured_indexes'),
+        ("catalog", "0004_category_and_featured_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='product',
-            name='lowest_pill_price',
-            field=models.DecimalField(blank=True, decimal_places=12, editable=False, max_digits=24, null=True),
+            model_name="product",
+            name="lowest_pill_price",
+            field=models.DecimalField(
+                blank=True, decimal_places=12, editable=False, max_digits=24, null=True
+            ),
         ),
         migrations.RunPython(fill, migrations.RunPython.noop, elidable=True),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(condition=models.Q(('is_published', True)), fields=['lowest_pill_price', 'name', 'id'], name='catalog_product_price_idx'),
+            model_name="product",
+            index=models.Index(
+                condition=models.Q(("is_published", True)),
+                fields=["lowest_pill_price", "name", "id"],
+                name="catalog_product_price_idx",
+            ),
         ),
     ]

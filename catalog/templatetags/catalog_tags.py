@@ -1,4 +1,5 @@
 """Template helpers of the storefront: money display and safe JSON-LD output."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def money(value) -> str:
 @register.simple_tag
 def json_ld(data: dict) -> SafeString:
     """A <script type="application/ld+json"> element with the data escaped for HTML."""
-    payload = json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False).translate(JSON_SCRIPT_ESCAPES)
-    return mark_safe(f'<script type="application/ld+json">{payload}</script>')  # noqa: S308 - escaped above
+    payload = json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False).translate(
+        JSON_SCRIPT_ESCAPES
+    )
+    return mark_safe(f'<script type="application/ld+json">{payload}</script>')  # escaped above
 
 
 @register.simple_tag(takes_context=True)

@@ -1,4 +1,5 @@
 """``{{ amount|money }}``: the one money formatter (catalog.pricing.format_money) in templates."""
+
 from django import template
 
 from catalog.pricing import format_money

@@ -16,36 +16,53 @@ def mailboxes_of_past_uses(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('discounts', '0001_initial'),
+        ("discounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='discountredemption',
-            name='mailbox',
-            field=models.CharField(default='', max_length=254),
+            model_name="discountredemption",
+            name="mailbox",
+            field=models.CharField(default="", max_length=254),
         ),
         migrations.AddField(
-            model_name='discountredemption',
-            name='user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="discountredemption",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='discountcode',
-            name='max_uses_per_email',
-            field=models.PositiveIntegerField(blank=True, default=1, help_text='Per customer: their account and their mailbox (case and +tags ignored; for Gmail, dots too). Empty: unlimited.', null=True, verbose_name='uses per customer'),
+            model_name="discountcode",
+            name="max_uses_per_email",
+            field=models.PositiveIntegerField(
+                blank=True,
+                default=1,
+                help_text="Per customer: their account and their mailbox (case and +tags ignored; for Gmail, dots too). Empty: unlimited.",
+                null=True,
+                verbose_name="uses per customer",
+            ),
         ),
         migrations.AlterField(
-            model_name='historicaldiscountcode',
-            name='max_uses_per_email',
-            field=models.PositiveIntegerField(blank=True, default=1, help_text='Per customer: their account and their mailbox (case and +tags ignored; for Gmail, dots too). Empty: unlimited.', null=True, verbose_name='uses per customer'),
+            model_name="historicaldiscountcode",
+            name="max_uses_per_email",
+            field=models.PositiveIntegerField(
+                blank=True,
+                default=1,
+                help_text="Per customer: their account and their mailbox (case and +tags ignored; for Gmail, dots too). Empty: unlimited.",
+                null=True,
+                verbose_name="uses per customer",
+            ),
         ),
         migrations.AddIndex(
-            model_name='discountredemption',
-            index=models.Index(fields=['code', 'mailbox'], name='discounts_d_code_id_7592a5_idx'),
+            model_name="discountredemption",
+            index=models.Index(fields=["code", "mailbox"], name="discounts_d_code_id_7592a5_idx"),
         ),
         migrations.RunPython(mailboxes_of_past_uses, migrations.RunPython.noop),
     ]

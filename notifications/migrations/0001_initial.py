@@ -6,59 +6,166 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('orders', '0001_initial'),
+        ("orders", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='OutboundEmail',
+            name="OutboundEmail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('order_received', 'Order received'), ('payment_captured', 'Payment taken (receipt)'), ('prescription_approved', 'Prescription approved'), ('prescription_rejected', 'Prescription not approved'), ('information_requested', 'More information requested'), ('shipped', 'Order shipped'), ('refund_issued', 'Refund issued'), ('staff_new_order', 'Staff: new order'), ('staff_authorisations_expiring', 'Staff: card holds about to expire')], max_length=40)),
-                ('recipient', models.EmailField(max_length=254)),
-                ('subject', models.CharField(blank=True, help_text='Filled in when the email is rendered.', max_length=200)),
-                ('context', models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder, help_text='Details the order alone does not hold (a rejection reason, a tracking number).')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('dedupe_key', models.CharField(help_text='One email per (order, kind), or per event for kinds that repeat.', max_length=200, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='emails', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("order_received", "Order received"),
+                            ("payment_captured", "Payment taken (receipt)"),
+                            ("prescription_approved", "Prescription approved"),
+                            ("prescription_rejected", "Prescription not approved"),
+                            ("information_requested", "More information requested"),
+                            ("shipped", "Order shipped"),
+                            ("refund_issued", "Refund issued"),
+                            ("staff_new_order", "Staff: new order"),
+                            ("staff_authorisations_expiring", "Staff: card holds about to expire"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("recipient", models.EmailField(max_length=254)),
+                (
+                    "subject",
+                    models.CharField(
+                        blank=True,
+                        help_text="Filled in when the email is rendered.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "context",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        help_text="Details the order alone does not hold (a rejection reason, a tracking number).",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "dedupe_key",
+                    models.CharField(
+                        help_text="One email per (order, kind), or per event for kinds that repeat.",
+                        max_length=200,
+                        unique=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="emails",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'outbound email',
-                'ordering': ['-created_at'],
+                "verbose_name": "outbound email",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='DigestEntry',
+            name="DigestEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('order_received', 'Order received'), ('payment_captured', 'Payment taken (receipt)'), ('prescription_approved', 'Prescription approved'), ('prescription_rejected', 'Prescription not approved'), ('information_requested', 'More information requested'), ('shipped', 'Order shipped'), ('refund_issued', 'Refund issued'), ('staff_new_order', 'Staff: new order'), ('staff_authorisations_expiring', 'Staff: card holds about to expire')], max_length=40)),
-                ('day', models.DateField()),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orders.order')),
-                ('email', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='digest_entries', to='notifications.outboundemail')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("order_received", "Order received"),
+                            ("payment_captured", "Payment taken (receipt)"),
+                            ("prescription_approved", "Prescription approved"),
+                            ("prescription_rejected", "Prescription not approved"),
+                            ("information_requested", "More information requested"),
+                            ("shipped", "Order shipped"),
+                            ("refund_issued", "Refund issued"),
+                            ("staff_new_order", "Staff: new order"),
+                            ("staff_authorisations_expiring", "Staff: card holds about to expire"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("day", models.DateField()),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="orders.order",
+                    ),
+                ),
+                (
+                    "email",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="digest_entries",
+                        to="notifications.outboundemail",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'digest entries',
+                "verbose_name_plural": "digest entries",
             },
         ),
         migrations.AddIndex(
-            model_name='outboundemail',
-            index=models.Index(fields=['status', 'updated_at'], name='notif_email_status_upd'),
+            model_name="outboundemail",
+            index=models.Index(fields=["status", "updated_at"], name="notif_email_status_upd"),
         ),
         migrations.AddConstraint(
-            model_name='outboundemail',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('sent_at__isnull', False), ('status', 'sent')), models.Q(('status', 'sent'), _negated=True), _connector='OR'), name='notif_email_sent_has_timestamp'),
+            model_name="outboundemail",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("sent_at__isnull", False), ("status", "sent")),
+                    models.Q(("status", "sent"), _negated=True),
+                    _connector="OR",
+                ),
+                name="notif_email_sent_has_timestamp",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='digestentry',
-            constraint=models.UniqueConstraint(fields=('order', 'kind', 'day'), name='notif_digest_once_per_order_day'),
+            model_name="digestentry",
+            constraint=models.UniqueConstraint(
+                fields=("order", "kind", "day"), name="notif_digest_once_per_order_day"
+            ),
         ),
     ]

@@ -4,14 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0001_initial'),
+        ("notifications", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='outboundemail',
-            options={'ordering': ['-created_at'], 'permissions': [('resend_email', 'Can resend an email')], 'verbose_name': 'outbound email'},
+            name="outboundemail",
+            options={
+                "ordering": ["-created_at"],
+                "permissions": [("resend_email", "Can resend an email")],
+                "verbose_name": "outbound email",
+            },
         ),
     ]

@@ -5,25 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0004_refill_reminder_kind'),
+        ("notifications", "0004_refill_reminder_kind"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='outboundemail',
-            name='forbidden_words',
-            field=models.JSONField(blank=True, default=list, help_text="Words the subject must never contain (the order's medicines), given by the sender."),
+            model_name="outboundemail",
+            name="forbidden_words",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Words the subject must never contain (the order's medicines), given by the sender.",
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='context',
-            field=models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder, help_text='Everything the templates show, as the sending app built it (plain data), so a retry sends the same email.'),
+            model_name="outboundemail",
+            name="context",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                encoder=django.core.serializers.json.DjangoJSONEncoder,
+                help_text="Everything the templates show, as the sending app built it (plain data), so a retry sends the same email.",
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='dedupe_key',
-            field=models.CharField(help_text='Chosen by the sender: one email per key (e.g. order and kind, or the event for kinds that repeat).', max_length=200, unique=True),
+            model_name="outboundemail",
+            name="dedupe_key",
+            field=models.CharField(
+                help_text="Chosen by the sender: one email per key (e.g. order and kind, or the event for kinds that repeat).",
+                max_length=200,
+                unique=True,
+            ),
         ),
     ]

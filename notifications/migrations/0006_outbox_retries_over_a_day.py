@@ -11,56 +11,124 @@ def mark_old_failures_reported(apps, schema_editor):
     from django.utils import timezone
 
     OutboundEmail = apps.get_model("notifications", "OutboundEmail")
-    OutboundEmail.objects.filter(status="failed", updated_at__lt=timezone.now() - timedelta(days=3)).update(
-        reported_at=timezone.now()
-    )
+    OutboundEmail.objects.filter(
+        status="failed", updated_at__lt=timezone.now() - timedelta(days=3)
+    ).update(reported_at=timezone.now())
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0005_outbox_plain_context'),
-        ('orders', '0007_remove_unused_event_and_review_kinds'),
+        ("notifications", "0005_outbox_plain_context"),
+        ("orders", "0007_remove_unused_event_and_review_kinds"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='outboundemail',
-            name='next_attempt_at',
-            field=models.DateTimeField(blank=True, help_text='When an email waiting to retry is tried again.', null=True),
+            model_name="outboundemail",
+            name="next_attempt_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When an email waiting to retry is tried again.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='outboundemail',
-            name='reported_at',
-            field=models.DateTimeField(blank=True, help_text='When the staff digest of emails that could not be sent listed it.', null=True),
+            model_name="outboundemail",
+            name="reported_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the staff digest of emails that could not be sent listed it.",
+                null=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='digestentry',
-            name='kind',
-            field=models.CharField(choices=[('order_received', 'Order received'), ('payment_captured', 'Payment taken (receipt)'), ('prescription_approved', 'Prescription approved'), ('prescription_rejected', 'Prescription not approved'), ('information_requested', 'More information requested'), ('shipped', 'Order shipped'), ('refund_issued', 'Refund issued'), ('staff_new_order', 'Staff: new order'), ('staff_authorisations_expiring', 'Staff: card holds about to expire'), ('account_verification', 'Account: verify the email address'), ('account_password_reset', 'Account: password reset'), ('account_email_change', 'Account: email address changed'), ('account_password_changed', 'Account: password changed'), ('account_new_sign_in', 'Account: new sign-in (staff)'), ('account_notice', 'Account: other security notice'), ('refill_reminder', 'Refill reminder'), ('staff_emails_failed', 'Staff: emails that could not be sent')], max_length=40),
+            model_name="digestentry",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("order_received", "Order received"),
+                    ("payment_captured", "Payment taken (receipt)"),
+                    ("prescription_approved", "Prescription approved"),
+                    ("prescription_rejected", "Prescription not approved"),
+                    ("information_requested", "More information requested"),
+                    ("shipped", "Order shipped"),
+                    ("refund_issued", "Refund issued"),
+                    ("staff_new_order", "Staff: new order"),
+                    ("staff_authorisations_expiring", "Staff: card holds about to expire"),
+                    ("account_verification", "Account: verify the email address"),
+                    ("account_password_reset", "Account: password reset"),
+                    ("account_email_change", "Account: email address changed"),
+                    ("account_password_changed", "Account: password changed"),
+                    ("account_new_sign_in", "Account: new sign-in (staff)"),
+                    ("account_notice", "Account: other security notice"),
+                    ("refill_reminder", "Refill reminder"),
+                    ("staff_emails_failed", "Staff: emails that could not be sent"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='attempts',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Tries since the email was queued (or last resent by staff).'),
+            model_name="outboundemail",
+            name="attempts",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="Tries since the email was queued (or last resent by staff)."
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='kind',
-            field=models.CharField(choices=[('order_received', 'Order received'), ('payment_captured', 'Payment taken (receipt)'), ('prescription_approved', 'Prescription approved'), ('prescription_rejected', 'Prescription not approved'), ('information_requested', 'More information requested'), ('shipped', 'Order shipped'), ('refund_issued', 'Refund issued'), ('staff_new_order', 'Staff: new order'), ('staff_authorisations_expiring', 'Staff: card holds about to expire'), ('account_verification', 'Account: verify the email address'), ('account_password_reset', 'Account: password reset'), ('account_email_change', 'Account: email address changed'), ('account_password_changed', 'Account: password changed'), ('account_new_sign_in', 'Account: new sign-in (staff)'), ('account_notice', 'Account: other security notice'), ('refill_reminder', 'Refill reminder'), ('staff_emails_failed', 'Staff: emails that could not be sent')], max_length=40),
+            model_name="outboundemail",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("order_received", "Order received"),
+                    ("payment_captured", "Payment taken (receipt)"),
+                    ("prescription_approved", "Prescription approved"),
+                    ("prescription_rejected", "Prescription not approved"),
+                    ("information_requested", "More information requested"),
+                    ("shipped", "Order shipped"),
+                    ("refund_issued", "Refund issued"),
+                    ("staff_new_order", "Staff: new order"),
+                    ("staff_authorisations_expiring", "Staff: card holds about to expire"),
+                    ("account_verification", "Account: verify the email address"),
+                    ("account_password_reset", "Account: password reset"),
+                    ("account_email_change", "Account: email address changed"),
+                    ("account_password_changed", "Account: password changed"),
+                    ("account_new_sign_in", "Account: new sign-in (staff)"),
+                    ("account_notice", "Account: other security notice"),
+                    ("refill_reminder", "Refill reminder"),
+                    ("staff_emails_failed", "Staff: emails that could not be sent"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('sending', 'Sending'), ('retrying', 'Waiting to retry'), ('sent', 'Sent'), ('failed', 'Failed')], default='queued', max_length=10),
+            model_name="outboundemail",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("sending", "Sending"),
+                    ("retrying", "Waiting to retry"),
+                    ("sent", "Sent"),
+                    ("failed", "Failed"),
+                ],
+                default="queued",
+                max_length=10,
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundemail',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='notif_email_status_next'),
+            model_name="outboundemail",
+            index=models.Index(
+                fields=["status", "next_attempt_at"], name="notif_email_status_next"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundemail',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'retrying'), _negated=True), ('next_attempt_at__isnull', False), _connector='OR'), name='notif_email_retry_has_time'),
+            model_name="outboundemail",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "retrying"), _negated=True),
+                    ("next_attempt_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="notif_email_retry_has_time",
+            ),
         ),
         migrations.RunPython(mark_old_failures_reported, migrations.RunPython.noop),
     ]

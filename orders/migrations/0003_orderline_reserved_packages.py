@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0002_prescriptions'),
+        ("orders", "0002_prescriptions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='orderline',
-            name='reserved_packages',
+            model_name="orderline",
+            name="reserved_packages",
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]

@@ -4,18 +4,39 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0003_orderline_reserved_packages'),
+        ("orders", "0003_orderline_reserved_packages"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='order',
-            options={'ordering': ('-created_at',), 'permissions': [('refund_order', "Can refund an order's payment"), ('capture_payment', "Can capture an order's card payment"), ('cancel_order', 'Can cancel an order'), ('mark_shipped', 'Can mark an order shipped')]},
+            name="order",
+            options={
+                "ordering": ("-created_at",),
+                "permissions": [
+                    ("refund_order", "Can refund an order's payment"),
+                    ("capture_payment", "Can capture an order's card payment"),
+                    ("cancel_order", "Can cancel an order"),
+                    ("mark_shipped", "Can mark an order shipped"),
+                ],
+            },
         ),
         migrations.AlterModelOptions(
-            name='prescriptionreview',
-            options={'ordering': ('created_at', 'id'), 'permissions': [('review_prescription', 'Can approve or reject prescription orders'), ('approve_prescription', 'Can approve a prescription order (as ordered or with changes)'), ('reject_prescription', 'Can refuse a prescription order'), ('request_prescription_information', 'Can ask a customer for more about a prescription')]},
+            name="prescriptionreview",
+            options={
+                "ordering": ("created_at", "id"),
+                "permissions": [
+                    ("review_prescription", "Can approve or reject prescription orders"),
+                    (
+                        "approve_prescription",
+                        "Can approve a prescription order (as ordered or with changes)",
+                    ),
+                    ("reject_prescription", "Can refuse a prescription order"),
+                    (
+                        "request_prescription_information",
+                        "Can ask a customer for more about a prescription",
+                    ),
+                ],
+            },
         ),
     ]

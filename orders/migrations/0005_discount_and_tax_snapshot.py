@@ -6,75 +6,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0004_staff_action_permissions'),
+        ("orders", "0004_staff_action_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='order',
-            name='discount',
-            field=djmoney.models.fields.MoneyField(decimal_places=2, default=djmoney.money.Money(0, 'USD'), max_digits=10),
+            model_name="order",
+            name="discount",
+            field=djmoney.models.fields.MoneyField(
+                decimal_places=2, default=djmoney.money.Money(0, "USD"), max_digits=10
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='discount_code',
+            model_name="order",
+            name="discount_code",
             field=models.CharField(blank=True, max_length=40),
         ),
         migrations.AddField(
-            model_name='order',
-            name='discount_currency',
-            field=djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3),
+            model_name="order",
+            name="discount_currency",
+            field=djmoney.models.fields.CurrencyField(
+                choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='discount_rule',
+            model_name="order",
+            name="discount_rule",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='tax',
-            field=djmoney.models.fields.MoneyField(decimal_places=2, default=djmoney.money.Money(0, 'USD'), max_digits=10, verbose_name='sales tax'),
+            model_name="order",
+            name="tax",
+            field=djmoney.models.fields.MoneyField(
+                decimal_places=2,
+                default=djmoney.money.Money(0, "USD"),
+                max_digits=10,
+                verbose_name="sales tax",
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='tax_currency',
-            field=djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3),
+            model_name="order",
+            name="tax_currency",
+            field=djmoney.models.fields.CurrencyField(
+                choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='tax_rule',
+            model_name="order",
+            name="tax_rule",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='discount',
-            field=djmoney.models.fields.MoneyField(decimal_places=2, default=djmoney.money.Money(0, 'USD'), max_digits=10, verbose_name='discount share'),
+            model_name="orderline",
+            name="discount",
+            field=djmoney.models.fields.MoneyField(
+                decimal_places=2,
+                default=djmoney.money.Money(0, "USD"),
+                max_digits=10,
+                verbose_name="discount share",
+            ),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='discount_currency',
-            field=djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3),
+            model_name="orderline",
+            name="discount_currency",
+            field=djmoney.models.fields.CurrencyField(
+                choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+            ),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='legal_class',
+            model_name="orderline",
+            name="legal_class",
             field=models.CharField(blank=True, max_length=20),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='product_id',
+            model_name="orderline",
+            name="product_id",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='tax',
-            field=djmoney.models.fields.MoneyField(decimal_places=2, default=djmoney.money.Money(0, 'USD'), max_digits=10, verbose_name='sales tax share'),
+            model_name="orderline",
+            name="tax",
+            field=djmoney.models.fields.MoneyField(
+                decimal_places=2,
+                default=djmoney.money.Money(0, "USD"),
+                max_digits=10,
+                verbose_name="sales tax share",
+            ),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='tax_currency',
-            field=djmoney.models.fields.CurrencyField(choices=[('USD', 'US Dollar')], default='USD', editable=False, max_length=3),
+            model_name="orderline",
+            name="tax_currency",
+            field=djmoney.models.fields.CurrencyField(
+                choices=[("USD", "US Dollar")], default="USD", editable=False, max_length=3
+            ),
         ),
     ]

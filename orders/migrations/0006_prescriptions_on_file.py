@@ -6,139 +6,348 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cart', '0001_initial'),
-        ('catalog', '0003_trigram_indexes_without_pending_list'),
-        ('orders', '0005_discount_and_tax_snapshot'),
+        ("cart", "0001_initial"),
+        ("catalog", "0003_trigram_indexes_without_pending_list"),
+        ("orders", "0005_discount_and_tax_snapshot"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PrescriptionOnFile',
+            name="PrescriptionOnFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('patient_name', models.CharField(max_length=150)),
-                ('patient_date_of_birth', models.DateField()),
-                ('medicine', models.CharField(help_text='As written, e.g. “Baclofen”.', max_length=120)),
-                ('strength', models.CharField(max_length=40)),
-                ('directions', models.CharField(help_text='E.g. “1 tablet 3 times a day”.', max_length=300)),
-                ('daily_dose', models.DecimalField(decimal_places=2, max_digits=6, verbose_name='daily dose (pills a day)')),
-                ('quantity_per_fill', models.PositiveIntegerField(verbose_name='pills per fill')),
-                ('refills_authorised', models.PositiveSmallIntegerField()),
-                ('refills_used', models.PositiveSmallIntegerField(default=0)),
-                ('date_written', models.DateField()),
-                ('expires_on', models.DateField(verbose_name='valid until')),
-                ('prescriber_name', models.CharField(blank=True, max_length=150)),
-                ('prescriber_phone', models.CharField(blank=True, max_length=30)),
-                ('prescriber_licence', models.CharField(blank=True, max_length=40)),
-                ('last_filled_on', models.DateField(blank=True, null=True)),
-                ('last_fill_pills', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('dosage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.dosage')),
-                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('source_order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='orders.order')),
-                ('source_prescription', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='records_on_file', to='orders.prescription')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='prescriptions_on_file', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("patient_name", models.CharField(max_length=150)),
+                ("patient_date_of_birth", models.DateField()),
+                (
+                    "medicine",
+                    models.CharField(help_text="As written, e.g. “Baclofen”.", max_length=120),
+                ),
+                ("strength", models.CharField(max_length=40)),
+                (
+                    "directions",
+                    models.CharField(help_text="E.g. “1 tablet 3 times a day”.", max_length=300),
+                ),
+                (
+                    "daily_dose",
+                    models.DecimalField(
+                        decimal_places=2, max_digits=6, verbose_name="daily dose (pills a day)"
+                    ),
+                ),
+                ("quantity_per_fill", models.PositiveIntegerField(verbose_name="pills per fill")),
+                ("refills_authorised", models.PositiveSmallIntegerField()),
+                ("refills_used", models.PositiveSmallIntegerField(default=0)),
+                ("date_written", models.DateField()),
+                ("expires_on", models.DateField(verbose_name="valid until")),
+                ("prescriber_name", models.CharField(blank=True, max_length=150)),
+                ("prescriber_phone", models.CharField(blank=True, max_length=30)),
+                ("prescriber_licence", models.CharField(blank=True, max_length=40)),
+                ("last_filled_on", models.DateField(blank=True, null=True)),
+                ("last_fill_pills", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "dosage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="catalog.dosage",
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "source_order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="orders.order",
+                    ),
+                ),
+                (
+                    "source_prescription",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="records_on_file",
+                        to="orders.prescription",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="prescriptions_on_file",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'prescription on file',
-                'verbose_name_plural': 'prescriptions on file',
-                'ordering': ('-created_at',),
+                "verbose_name": "prescription on file",
+                "verbose_name_plural": "prescriptions on file",
+                "ordering": ("-created_at",),
             },
         ),
         migrations.CreateModel(
-            name='OrderRefill',
+            name="OrderRefill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pills', models.PositiveIntegerField()),
-                ('refills_needed', models.PositiveSmallIntegerField(default=1)),
-                ('line', models.OneToOneField(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='refill', to='orders.orderline')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='refills', to='orders.order')),
-                ('prescription', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='order_refills', to='orders.prescriptiononfile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("pills", models.PositiveIntegerField()),
+                ("refills_needed", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "line",
+                    models.OneToOneField(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="refill",
+                        to="orders.orderline",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="refills",
+                        to="orders.order",
+                    ),
+                ),
+                (
+                    "prescription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="order_refills",
+                        to="orders.prescriptiononfile",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CartRefill',
+            name="CartRefill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('cart_line', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='refill', to='cart.cartline')),
-                ('prescription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orders.prescriptiononfile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "cart_line",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="refill",
+                        to="cart.cartline",
+                    ),
+                ),
+                (
+                    "prescription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="orders.prescriptiononfile",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PrescriptionOnFileEvent',
+            name="PrescriptionOnFileEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('recorded', 'Recorded'), ('fill', 'Filled'), ('changed', 'Changed'), ('refused', 'Refill refused'), ('reminded', 'Reminder sent')], max_length=10)),
-                ('pills', models.PositiveIntegerField(blank=True, null=True)),
-                ('refills_counted', models.PositiveSmallIntegerField(default=0, help_text='Refills this fill used (0 for the first fill).')),
-                ('filled_on', models.DateField(blank=True, null=True)),
-                ('note', models.TextField(blank=True)),
-                ('changes', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='orders.order')),
-                ('prescription', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='orders.prescriptiononfile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("recorded", "Recorded"),
+                            ("fill", "Filled"),
+                            ("changed", "Changed"),
+                            ("refused", "Refill refused"),
+                            ("reminded", "Reminder sent"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("pills", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "refills_counted",
+                    models.PositiveSmallIntegerField(
+                        default=0, help_text="Refills this fill used (0 for the first fill)."
+                    ),
+                ),
+                ("filled_on", models.DateField(blank=True, null=True)),
+                ("note", models.TextField(blank=True)),
+                ("changes", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="orders.order",
+                    ),
+                ),
+                (
+                    "prescription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="orders.prescriptiononfile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('created_at', 'id'),
+                "ordering": ("created_at", "id"),
             },
         ),
         migrations.CreateModel(
-            name='RefillReminderSettings',
+            name="RefillReminderSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reminders', models.BooleanField(default=False, verbose_name='email me before my prescription medicine runs out')),
-                ('name_medicine', models.BooleanField(default=False, verbose_name='name the medicine in the email')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='refill_reminder_settings', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reminders",
+                    models.BooleanField(
+                        default=False,
+                        verbose_name="email me before my prescription medicine runs out",
+                    ),
+                ),
+                (
+                    "name_medicine",
+                    models.BooleanField(
+                        default=False, verbose_name="name the medicine in the email"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="refill_reminder_settings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'refill reminder settings',
+                "verbose_name_plural": "refill reminder settings",
             },
         ),
         migrations.AddIndex(
-            model_name='prescriptiononfile',
-            index=models.Index(fields=['user', 'expires_on'], name='orders_pres_user_id_3cd5bc_idx'),
+            model_name="prescriptiononfile",
+            index=models.Index(
+                fields=["user", "expires_on"], name="orders_pres_user_id_3cd5bc_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfile',
-            constraint=models.CheckConstraint(condition=models.Q(('refills_used__lte', models.F('refills_authorised'))), name='orders_rxfile_refills_within_authorised'),
+            model_name="prescriptiononfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("refills_used__lte", models.F("refills_authorised"))),
+                name="orders_rxfile_refills_within_authorised",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfile',
-            constraint=models.CheckConstraint(condition=models.Q(('daily_dose__gt', 0)), name='orders_rxfile_daily_dose_positive'),
+            model_name="prescriptiononfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("daily_dose__gt", 0)), name="orders_rxfile_daily_dose_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfile',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity_per_fill__gt', 0)), name='orders_rxfile_quantity_positive'),
+            model_name="prescriptiononfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity_per_fill__gt", 0)),
+                name="orders_rxfile_quantity_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfile',
-            constraint=models.CheckConstraint(condition=models.Q(('expires_on__gte', models.F('date_written'))), name='orders_rxfile_expiry_after_written'),
+            model_name="prescriptiononfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("expires_on__gte", models.F("date_written"))),
+                name="orders_rxfile_expiry_after_written",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfile',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('source_prescription', None), _negated=True), models.Q(models.Q(('prescriber_name', ''), _negated=True), models.Q(('prescriber_licence', ''), _negated=True)), _connector='OR'), name='orders_rxfile_has_evidence'),
+            model_name="prescriptiononfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("source_prescription", None), _negated=True),
+                    models.Q(
+                        models.Q(("prescriber_name", ""), _negated=True),
+                        models.Q(("prescriber_licence", ""), _negated=True),
+                    ),
+                    _connector="OR",
+                ),
+                name="orders_rxfile_has_evidence",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='orderrefill',
-            constraint=models.UniqueConstraint(fields=('order', 'prescription'), name='orders_refill_one_per_order_prescription'),
+            model_name="orderrefill",
+            constraint=models.UniqueConstraint(
+                fields=("order", "prescription"), name="orders_refill_one_per_order_prescription"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='orderrefill',
-            constraint=models.CheckConstraint(condition=models.Q(('refills_needed__gte', 1)), name='orders_refill_needs_a_refill'),
+            model_name="orderrefill",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("refills_needed__gte", 1)), name="orders_refill_needs_a_refill"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfileevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'fill')), fields=('prescription', 'order'), name='orders_rxfile_one_fill_per_order'),
+            model_name="prescriptiononfileevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "fill")),
+                fields=("prescription", "order"),
+                name="orders_rxfile_one_fill_per_order",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfileevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'reminded')), fields=('prescription', 'order'), name='orders_rxfile_one_reminder_per_fill'),
+            model_name="prescriptiononfileevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "reminded")),
+                fields=("prescription", "order"),
+                name="orders_rxfile_one_reminder_per_fill",
+            ),
         ),
     ]

@@ -4,20 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0006_prescriptions_on_file'),
+        ("orders", "0006_prescriptions_on_file"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='orderevent',
-            name='kind',
-            field=models.CharField(choices=[('placed', 'Order placed'), ('status', 'Order status changed'), ('payment', 'Payment status changed'), ('stock', 'Stock'), ('note', 'Note')], max_length=10),
+            model_name="orderevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("placed", "Order placed"),
+                    ("status", "Order status changed"),
+                    ("payment", "Payment status changed"),
+                    ("stock", "Stock"),
+                    ("note", "Note"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='prescriptionreview',
-            name='action',
-            field=models.CharField(choices=[('approved', 'Approved'), ('approved_with_changes', 'Approved with changes'), ('rejected', 'Not approved'), ('information_requested', 'More information requested'), ('authorisation_expired', 'Card authorisation expired before review')], max_length=30),
+            model_name="prescriptionreview",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("approved", "Approved"),
+                    ("approved_with_changes", "Approved with changes"),
+                    ("rejected", "Not approved"),
+                    ("information_requested", "More information requested"),
+                    ("authorisation_expired", "Card authorisation expired before review"),
+                ],
+                max_length=30,
+            ),
         ),
     ]

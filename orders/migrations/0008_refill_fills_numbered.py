@@ -4,6 +4,7 @@ Existing fills are numbered by the refills used so far (oldest first). A Postgre
 bounds the number by the prescription's ``refills_authorised`` (a check constraint cannot read
 another table).
 """
+
 from django.conf import settings
 from django.db import migrations, models
 
@@ -53,26 +54,46 @@ def unbound(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0007_remove_unused_event_and_review_kinds'),
+        ("orders", "0007_remove_unused_event_and_review_kinds"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='prescriptiononfileevent',
-            name='fill_number',
+            model_name="prescriptiononfileevent",
+            name="fill_number",
             field=models.PositiveSmallIntegerField(blank=True, null=True),
         ),
         migrations.RunPython(number_existing_fills, migrations.RunPython.noop),
         migrations.AddConstraint(
-            model_name='prescriptiononfileevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'fill')), fields=('prescription', 'fill_number'), name='orders_rxfile_fill_number_unique'),
+            model_name="prescriptiononfileevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "fill")),
+                fields=("prescription", "fill_number"),
+                name="orders_rxfile_fill_number_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prescriptiononfileevent',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'fill'), _negated=True), models.Q(('fill_number__isnull', False), models.Q(models.Q(('fill_number', 0), ('refills_counted', 0)), models.Q(('fill_number__gte', models.F('refills_counted')), ('refills_counted__gte', 1)), _connector='OR')), _connector='OR'), name='orders_rxfile_fill_numbered'),
+            model_name="prescriptiononfileevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "fill"), _negated=True),
+                    models.Q(
+                        ("fill_number__isnull", False),
+                        models.Q(
+                            models.Q(("fill_number", 0), ("refills_counted", 0)),
+                            models.Q(
+                                ("fill_number__gte", models.F("refills_counted")),
+                                ("refills_counted__gte", 1),
+                            ),
+                            _connector="OR",
+                        ),
+                    ),
+                    _connector="OR",
+                ),
+                name="orders_rxfile_fill_numbered",
+            ),
         ),
         migrations.RunPython(bound, unbound),
     ]

@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0008_refill_fills_numbered'),
+        ("orders", "0008_refill_fills_numbered"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='stripeevent',
-            index=models.Index(condition=models.Q(('processed', False)), fields=['received_at'], name='orders_stripeevent_unprocessed'),
+            model_name="stripeevent",
+            index=models.Index(
+                condition=models.Q(("processed", False)),
+                fields=["received_at"],
+                name="orders_stripeevent_unprocessed",
+            ),
         ),
     ]

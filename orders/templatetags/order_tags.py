@@ -1,8 +1,8 @@
 """Order helpers for templates: the staff review link's count, and the receipt address for emails."""
-from django import template
 
 import re
 
+from django import template
 from django.utils.html import format_html
 
 from orders.models import Order

@@ -1,4 +1,5 @@
 """``{% prescription_review order as review %}``: the review in plain words for the order page."""
+
 from django import template
 
 from orders.prescriptions import review_state

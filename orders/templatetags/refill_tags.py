@@ -1,4 +1,5 @@
 """The refill decision on the pharmacist's order page (issues #16, #21), as one include."""
+
 from django import template
 from django.utils import timezone
 
@@ -16,7 +17,10 @@ def refill_review_panel(context, order):
     if not refills:
         return {}
     return {
-        "request": context.get("request"), "order": order, "csrf_token": context.get("csrf_token"),
-        "refill": refills[0], "decision_form": OneTimeForm(auto_id="refill-approve-%s"),
+        "request": context.get("request"),
+        "order": order,
+        "csrf_token": context.get("csrf_token"),
+        "refill": refills[0],
+        "decision_form": OneTimeForm(auto_id="refill-approve-%s"),
         "refuse_form": RefillRefuseForm(auto_id="refill-refuse-%s"),
     }

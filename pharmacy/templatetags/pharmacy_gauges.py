@@ -1,4 +1,5 @@
 """The pharmacy's gauges on the admin index (``pharmacy.metrics.gauge_readings``), for staff only."""
+
 from django import template
 
 from pharmacy.metrics import gauge_readings

@@ -5,6 +5,7 @@ scrolls sideways at 320 px.
 Lean on purpose (two cores): one browser, one context per role, pages visited in turn. Set
 A11Y_SCREENSHOTS=<dir> to keep a full-page screenshot of every page at both widths.
 """
+
 import os
 import re
 
@@ -20,12 +21,29 @@ WCAG_TAGS = {"wcag2a", "wcag2aa", "wcag21a", "wcag21aa"}
 #: one h1, headings in order, all content in landmarks, no empty headings or table headers,
 #: tabindex never positive, roles allowed on their elements, focusable scroll regions.
 BEST_PRACTICE_RULES = {
-    "landmark-unique", "landmark-one-main", "landmark-no-duplicate-banner", "landmark-no-duplicate-contentinfo",
-    "landmark-no-duplicate-main", "landmark-banner-is-top-level", "landmark-contentinfo-is-top-level",
-    "landmark-main-is-top-level", "landmark-complementary-is-top-level", "page-has-heading-one",
-    "heading-order", "empty-heading", "empty-table-header", "region", "skip-link", "tabindex",
-    "aria-allowed-role", "scrollable-region-focusable", "label-title-only", "meta-viewport-large",
-    "presentation-role-conflict", "image-redundant-alt", "aria-text",
+    "landmark-unique",
+    "landmark-one-main",
+    "landmark-no-duplicate-banner",
+    "landmark-no-duplicate-contentinfo",
+    "landmark-no-duplicate-main",
+    "landmark-banner-is-top-level",
+    "landmark-contentinfo-is-top-level",
+    "landmark-main-is-top-level",
+    "landmark-complementary-is-top-level",
+    "page-has-heading-one",
+    "heading-order",
+    "empty-heading",
+    "empty-table-header",
+    "region",
+    "skip-link",
+    "tabindex",
+    "aria-allowed-role",
+    "scrollable-region-focusable",
+    "label-title-only",
+    "meta-viewport-large",
+    "presentation-role-conflict",
+    "image-redundant-alt",
+    "aria-text",
 }
 AXE_OPTIONS = {
     "runOnly": {"type": "tag", "values": sorted(WCAG_TAGS | {"best-practice"})},

@@ -1,4 +1,5 @@
 """Checkout markup a screen reader relies on, and the card wording for the cart at hand."""
+
 import re
 
 import pytest
@@ -31,8 +32,12 @@ def test_every_aria_describedby_points_at_an_element_of_the_page(client, rx_tier
     html = checkout_page(client)
     doc = parse(html)
     ids = {node.attrs["id"] for node in doc.iter() if node.attrs.get("id")}
-    pointed = [ref for node in doc.iter() for ref in (node.attrs.get("aria-describedby") or "").split()]
-    assert len(pointed) >= 10  # the address fields, the patient fields, the prescription choice, the card
+    pointed = [
+        ref for node in doc.iter() for ref in (node.attrs.get("aria-describedby") or "").split()
+    ]
+    assert (
+        len(pointed) >= 10
+    )  # the address fields, the patient fields, the prescription choice, the card
     assert [ref for ref in pointed if ref not in ids] == []
 
 
@@ -42,7 +47,9 @@ def test_radio_choices_are_fieldsets_with_a_legend_not_list_items(client, rx_tie
     html = checkout_page(client)
     assert 'role="radiogroup"' not in html
     doc = parse(html)
-    radios = [node for node in doc.iter() if node.tag == "input" and node.attrs.get("type") == "radio"]
+    radios = [
+        node for node in doc.iter() if node.tag == "input" and node.attrs.get("type") == "radio"
+    ]
     assert {r.attrs["name"] for r in radios} == {"shipping_method", f"rx_{rx_tier.pk}_method"}
     for radio in radios:
         parent = radio.parent
@@ -53,12 +60,13 @@ def test_radio_choices_are_fieldsets_with_a_legend_not_list_items(client, rx_tie
     # The two ways to give the prescription are labelled, so both make sense when shown together (no CSS).
     step = doc.find("fieldset", cls="prescription-item")
     assert [t.text for t in step.find_all("p", cls="rx-option-title")] == [
-        "If you upload a copy", "If we get it from your prescriber"
+        "If you upload a copy",
+        "If we get it from your prescriber",
     ]
 
 
 @pytest.mark.django_db
-def test_a_general_sale_cart_is_told_its_card_is_charged_now(client, general_product):  # noqa: F811
+def test_a_general_sale_cart_is_told_its_card_is_charged_now(client, general_product):
     add(client, general_product.dosages.get().tiers.get())
     text = re.sub(r"\s+", " ", parse(checkout_page(client)).find("form", id="checkout-form").text)
     assert "Your card is charged when you place the order." in text
@@ -69,7 +77,10 @@ def test_a_general_sale_cart_is_told_its_card_is_charged_now(client, general_pro
 def test_a_prescription_cart_is_told_its_card_is_held_until_approval(client, rx_tier):
     add(client, rx_tier)
     text = re.sub(r"\s+", " ", parse(checkout_page(client)).find("form", id="checkout-form").text)
-    assert "Your card is authorised now and charged only when our pharmacist approves your prescription." in text
+    assert (
+        "Your card is authorised now and charged only when our pharmacist approves your prescription."
+        in text
+    )
     assert "charged when you place the order" not in text
 
 

@@ -1,4 +1,5 @@
 """Home and listing: named search landmarks, products before categories, search heading, sort."""
+
 import pytest
 from djmoney.money import Money
 
@@ -18,9 +19,15 @@ def test_home_names_each_search_form_and_shows_products_before_categories(client
 
 @pytest.mark.django_db
 def test_search_heading_says_what_was_searched_and_sort_by_price_per_pill(client):
-    for name, price in (("Alpha pain relief", "30.00"), ("Beta pain relief", "3.00"), ("Gamma pain relief", "12.00")):
+    for name, price in (
+        ("Alpha pain relief", "30.00"),
+        ("Beta pain relief", "3.00"),
+        ("Gamma pain relief", "12.00"),
+    ):
         product = ProductFactory(name=name, indications="pain")
-        PackageTierFactory(dosage=DosageFactory(product=product), quantity=30, price=Money(price, "USD"))
+        PackageTierFactory(
+            dosage=DosageFactory(product=product), quantity=30, price=Money(price, "USD")
+        )
     doc = parse(client.get("/products/?q=pain").content)
     assert doc.find("h1").text == "Search results for “pain”"
     names = [a.text for a in doc.find_all("h3", cls="product-card-title")]
@@ -28,7 +35,9 @@ def test_search_heading_says_what_was_searched_and_sort_by_price_per_pill(client
     doc = parse(client.get("/products/?q=pain&sort=price").content)
     names = [a.text for a in doc.find_all("h3", cls="product-card-title")]
     assert names == ["Beta pain relief", "Gamma pain relief", "Alpha pain relief"]
-    assert doc.find("option", value="price").attrs.get("selected") is not None or 'value="price" selected' in str(
+    assert doc.find("option", value="price").attrs.get(
+        "selected"
+    ) is not None or 'value="price" selected' in str(
         client.get("/products/?q=pain&sort=price").content
     )
     assert client.get("/products/?sort=nonsense").status_code == 200
@@ -39,16 +48,28 @@ def test_admin_pack_boxes_are_named_and_admin_pages_have_a_favicon(client, baclo
     from django.contrib.auth import get_user_model
     from django.urls import reverse
 
-    client.force_login(get_user_model().objects.create_superuser(email="boss@example.com", password="x-long-enough-1"))
+    client.force_login(
+        get_user_model().objects.create_superuser(
+            email="boss@example.com", password="x-long-enough-1"
+        )
+    )
     dosage = baclofen.dosages.order_by("pk").first()
     html = client.get(reverse("admin:catalog_dosage_change", args=[dosage.pk])).content.decode()
     doc = parse(html)
     assert doc.find("link", rel="icon") is not None
     group = doc.find(id="tiers-group")
-    boxes = [i for i in group.iter() if i.tag in ("input", "select") and i.attrs.get("type") not in ("hidden",)]
+    boxes = [
+        i
+        for i in group.iter()
+        if i.tag in ("input", "select") and i.attrs.get("type") not in ("hidden",)
+    ]
     assert len(boxes) >= 6 * 4  # quantity, price, SKU, active, position, stock on six packs
     labels = {label.attrs.get("for") for label in group.find_all("label")}
-    unnamed = [b.attrs.get("name") for b in boxes if not b.attrs.get("aria-label") and b.attrs.get("id") not in labels]
+    unnamed = [
+        b.attrs.get("name")
+        for b in boxes
+        if not b.attrs.get("aria-label") and b.attrs.get("id") not in labels
+    ]
     assert unnamed == []
     names = {b.attrs.get("aria-label") for b in boxes}
     assert {"Quantity", "Price", "SKU"} <= {n for n in names if n} or "Price" in str(names)

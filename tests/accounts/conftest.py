@@ -50,7 +50,9 @@ def signed_in(client, customer):
     return client
 
 
-def make_order(*, user=None, email="guest@example.com", status="awaiting_review", total="42.50", **extra):
+def make_order(
+    *, user=None, email="guest@example.com", status="awaiting_review", total="42.50", **extra
+):
     """An order as the orders app stores it (a snapshot of email and address)."""
     from djmoney.money import Money
 

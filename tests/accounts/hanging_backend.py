@@ -1,5 +1,6 @@
 """A test-only email backend for the worker test: the first send hangs (the worker is killed
 during it); later sends are written by Django's file backend into ``EMAIL_FILE_PATH``."""
+
 import os
 import time
 from pathlib import Path

@@ -12,6 +12,7 @@
 ``tests/conftest.py`` makes ``Client.force_login`` call ``staff_login`` for staff users, so the
 tests written before the second factor existed keep signing staff in as they did.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,7 +43,9 @@ def totp_secret(user) -> str:
 def totp_code(secret: str, *, at: float | None = None) -> str:
     from allauth.mfa import app_settings
 
-    return format_hotp_value(hotp_value(secret, int(at if at is not None else time.time()) // app_settings.TOTP_PERIOD))
+    return format_hotp_value(
+        hotp_value(secret, int(at if at is not None else time.time()) // app_settings.TOTP_PERIOD)
+    )
 
 
 def unused_totp_code(secret: str, used: set[str]) -> str:

@@ -1,4 +1,5 @@
 """Every customer URL: anonymous visitors are sent to sign in, other customers get a 404."""
+
 import pytest
 from django.urls import reverse
 
@@ -54,7 +55,13 @@ def test_another_customers_address_is_a_404(client, customer, other_customer, me
     mine = AddressFactory(user=other_customer, is_default=True)
     client.force_login(other_customer)
     url = reverse(name, args=[address.pk])
-    data = {"full_name": "Mallory", "line1": "x", "city": "y", "state": "NY", "postal_code": "10001"}
+    data = {
+        "full_name": "Mallory",
+        "line1": "x",
+        "city": "y",
+        "state": "NY",
+        "postal_code": "10001",
+    }
     response = getattr(client, method)(url, data if method == "post" else None)
     assert response.status_code == 404
     assert "1 Private Lane" not in response.content.decode()
@@ -78,4 +85,7 @@ def test_own_pages_show_only_own_data(client, customer, other_customer):
 
 def test_make_default_refuses_get(signed_in, customer):
     address = AddressFactory(user=customer)
-    assert signed_in.get(reverse("accounts:address_make_default", args=[address.pk])).status_code == 405
+    assert (
+        signed_in.get(reverse("accounts:address_make_default", args=[address.pk])).status_code
+        == 405
+    )

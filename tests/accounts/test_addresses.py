@@ -1,4 +1,5 @@
 """Saved shipping addresses and what checkout reads from them."""
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
@@ -40,7 +41,9 @@ def test_first_address_becomes_the_default_and_prefills_checkout(signed_in, cust
 
 def test_adding_a_second_default_moves_the_default(signed_in, customer):
     first = AddressFactory(user=customer, is_default=True)
-    signed_in.post(reverse("accounts:address_add"), {**VALID, "line1": "99 Oak Road", "is_default": "on"})
+    signed_in.post(
+        reverse("accounts:address_add"), {**VALID, "line1": "99 Oak Road", "is_default": "on"}
+    )
     first.refresh_from_db()
     assert not first.is_default
     assert default_address_for(customer)["line1"] == "99 Oak Road"
@@ -63,7 +66,8 @@ def test_make_default_and_edit(signed_in, customer):
     assert second.is_default and not first.is_default
 
     response = signed_in.post(
-        reverse("accounts:address_edit", args=[first.pk]), {**VALID, "city": "Buffalo", "postal_code": "14201"}
+        reverse("accounts:address_edit", args=[first.pk]),
+        {**VALID, "city": "Buffalo", "postal_code": "14201"},
     )
     assert response.status_code == 302
     first.refresh_from_db()
@@ -102,7 +106,9 @@ def test_deleting_the_default_promotes_the_oldest_remaining(signed_in, customer)
         ("city", "", "This field is required"),
     ],
 )
-def test_bad_addresses_get_a_form_error_and_nothing_is_saved(signed_in, customer, field, value, message):
+def test_bad_addresses_get_a_form_error_and_nothing_is_saved(
+    signed_in, customer, field, value, message
+):
     response = signed_in.post(reverse("accounts:address_add"), {**VALID, field: value})
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -129,15 +135,32 @@ def test_default_address_for_anonymous_or_addressless_users_is_none(customer):
     ],
 )
 def test_a_zip_outside_the_state_is_refused(signed_in, customer, state, postal_code, message):
-    response = signed_in.post(reverse("accounts:address_add"), {**VALID, "state": state, "postal_code": postal_code})
+    response = signed_in.post(
+        reverse("accounts:address_add"), {**VALID, "state": state, "postal_code": postal_code}
+    )
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not Address.objects.filter(user=customer).exists()
 
 
-@pytest.mark.parametrize("target", ["id", "dashboard", "../x", "//evil.com/", "https://evil.com/", "/no-such-page/", "/\\evil.com"])
-def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(signed_in, customer, target):
-    response = signed_in.post(reverse("accounts:address_add") + "?" + urlencode({"next": target}), VALID)
+@pytest.mark.parametrize(
+    "target",
+    [
+        "id",
+        "dashboard",
+        "../x",
+        "//evil.com/",
+        "https://evil.com/",
+        "/no-such-page/",
+        "/\\evil.com",
+    ],
+)
+def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(
+    signed_in, customer, target
+):
+    response = signed_in.post(
+        reverse("accounts:address_add") + "?" + urlencode({"next": target}), VALID
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("accounts:dashboard") + "#addresses"
     assert Address.objects.filter(user=customer).count() == 1  # saved, then sent somewhere safe

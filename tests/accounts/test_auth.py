@@ -1,4 +1,5 @@
 """Sign-up with a verified address, sign-in, sign-out, password change and reset (django-allauth)."""
+
 import pytest
 from django.urls import reverse
 
@@ -13,7 +14,8 @@ STRONG = "Plum-orchard-1987-lantern"
 
 def _sign_up(client, email, password=STRONG, password2=None):
     return client.post(
-        reverse("accounts:signup"), {"email": email, "password1": password, "password2": password2 or password}
+        reverse("accounts:signup"),
+        {"email": email, "password1": password, "password2": password2 or password},
     )
 
 
@@ -46,7 +48,9 @@ def test_sign_up_needs_the_emailed_link_before_the_account_can_be_used(client):
 
     # From now on the password alone signs in.
     client.post(reverse("accounts:logout"))
-    assert _sign_in(client, "NEW.person@example.com", STRONG)["Location"] == reverse("accounts:dashboard")
+    assert _sign_in(client, "NEW.person@example.com", STRONG)["Location"] == reverse(
+        "accounts:dashboard"
+    )
 
 
 def test_sign_up_answers_the_same_for_an_address_that_has_an_account(customer):
@@ -58,7 +62,9 @@ def test_sign_up_answers_the_same_for_an_address_that_has_an_account(customer):
         response = _sign_up(visitor, email)
         assert response.status_code == 302
         page = visitor.get(response["Location"])
-        pages.append((response["Location"], page_without_tokens(page).replace(email.lower(), "ADDRESS")))
+        pages.append(
+            (response["Location"], page_without_tokens(page).replace(email.lower(), "ADDRESS"))
+        )
     assert pages[0] == pages[1]
     assert "Confirmation email sent to ADDRESS" in pages[0][1]
     assert User.objects.filter(email__iexact=customer.email).count() == 1
@@ -174,9 +180,13 @@ def test_password_reset_answers_the_same_for_an_unknown_address(client, customer
 
 
 def test_the_fourth_reset_in_an_hour_sends_nothing_and_says_the_same(client, customer):
-    answers = [client.post(reverse("accounts:password_reset"), {"email": customer.email}) for _ in range(4)]
+    answers = [
+        client.post(reverse("accounts:password_reset"), {"email": customer.email}) for _ in range(4)
+    ]
     assert len(emails_to(customer.email, kind=EmailKind.ACCOUNT_PASSWORD_RESET)) == 3
-    assert {(a.status_code, a["Location"]) for a in answers} == {(302, reverse("account_reset_password_done"))}
+    assert {(a.status_code, a["Location"]) for a in answers} == {
+        (302, reverse("account_reset_password_done"))
+    }
     # The limit is per address: another customer asking now still gets their email.
     client.post(reverse("accounts:password_reset"), {"email": "someone.else@example.com"})
     assert OutboundEmail.objects.filter(recipient="someone.else@example.com").count() == 1
@@ -201,7 +211,9 @@ def test_signed_in_user_is_sent_from_login_and_signup_to_the_account(signed_in):
 
 
 def test_changing_the_email_address_verifies_the_new_one_first(signed_in, customer):
-    response = signed_in.post(reverse("account_email"), {"action_add": "", "email": "new.address@example.com"})
+    response = signed_in.post(
+        reverse("account_email"), {"action_add": "", "email": "new.address@example.com"}
+    )
     assert response.status_code == 302
     customer.refresh_from_db()
     old_address = customer.email

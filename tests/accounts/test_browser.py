@@ -1,5 +1,6 @@
 """In headless Chromium at phone width: sign up and verify, fill the cart, sign out and back in;
 staff sign in with a TOTP code from the authenticator (computed here with allauth's own TOTP)."""
+
 import re
 import time
 
@@ -32,8 +33,12 @@ def _add(page, live_server, product, strength, quantity):
     if strengths.count():  # several strengths: show the chosen one's packs
         strengths.first.click()
     # The add may be an htmx request: wait for its answer, not just for the page to be idle.
-    with page.expect_response(lambda response: "/cart/add/" in response.url and response.request.method == "POST"):
-        page.get_by_role("button", name=f"Add to cart ({product.name} {strength}, {quantity} pills)").click()
+    with page.expect_response(
+        lambda response: "/cart/add/" in response.url and response.request.method == "POST"
+    ):
+        page.get_by_role(
+            "button", name=f"Add to cart ({product.name} {strength}, {quantity} pills)"
+        ).click()
     page.wait_for_load_state("networkidle")
 
 
@@ -74,8 +79,13 @@ def test_account_journey_in_the_browser(live_server, transactional_db, baclofen,
     page.locator("main").get_by_role("button", name="Sign in").click()
     page.wait_for_url(live_server.url + reverse("accounts:dashboard"))
 
-    lines = CartLine.objects.filter(cart__user__email="browser.customer@example.com").select_related("tier__dosage")
-    assert sorted((line.tier.dosage.strength, line.tier.quantity) for line in lines) == [("10mg", 90), ("25mg", 60)]
+    lines = CartLine.objects.filter(
+        cart__user__email="browser.customer@example.com"
+    ).select_related("tier__dosage")
+    assert sorted((line.tier.dosage.strength, line.tier.quantity) for line in lines) == [
+        ("10mg", 90),
+        ("25mg", 60),
+    ]
     page.goto(live_server.url + reverse("cart:detail"))
     body = page.locator("main").inner_text()
     assert "10mg" in body and "25mg" in body

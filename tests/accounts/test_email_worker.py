@@ -6,6 +6,7 @@ its row stays "sending". A second worker starts; once the row is old enough to b
 the periodic sweep (``email_requeue_stale``) hands it back, and every email arrives exactly once.
 Redis DB 12 (``ACCOUNTS_TEST_BROKER_URL``), the same PostgreSQL test database.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,11 @@ STRONG = "Plum-orchard-1987-lantern"
 
 def _start_worker(queue: str, tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{name}.log"
-    env = {key: value for key, value in os.environ.items() if key not in ("EMAIL_URL", "CELERY_TASK_ALWAYS_EAGER")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("EMAIL_URL", "CELERY_TASK_ALWAYS_EAGER")
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="pharmacy.settings",
         PYTHONPATH=str(ROOT),
@@ -51,13 +56,33 @@ def _start_worker(queue: str, tmp_path: Path, name: str) -> tuple[subprocess.Pop
     with log.open("w") as handle:
         process = subprocess.Popen(
             [
-                str(ROOT / ".venv" / "bin" / "celery"), "-A", "pharmacy", "worker", "-P", "solo",
-                "-Q", queue, "-n", f"{name}-{queue}@%h", "--without-heartbeat", "--without-gossip",
-                "--without-mingle", "--loglevel", "INFO",
+                str(ROOT / ".venv" / "bin" / "celery"),
+                "-A",
+                "pharmacy",
+                "worker",
+                "-P",
+                "solo",
+                "-Q",
+                queue,
+                "-n",
+                f"{name}-{queue}@%h",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
             ],
-            cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
-    _wait_for(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60, what="a worker", log=log)
+    _wait_for(
+        lambda: "ready." in log.read_text() or process.poll() is not None,
+        timeout=60,
+        what="a worker",
+        log=log,
+    )
     assert process.poll() is None, log.read_text()
     return process, log
 
@@ -83,7 +108,13 @@ def queue(transactional_db):
     try:
         yield name
     finally:
-        broker.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}", "unacked", "unacked_index")
+        broker.delete(
+            name,
+            f"_kombu.binding.{name}",
+            f"_kombu.binding_permanent.{name}",
+            "unacked",
+            "unacked_index",
+        )
         if celery_app._pool is not None:
             celery_app._pool.force_close_all()
         celery_app.conf.update(saved)
@@ -100,9 +131,15 @@ def test_reset_and_verification_emails_arrive_once_when_the_worker_dies_mid_send
     try:
         client = Client()
         client.post(reverse("accounts:password_reset"), {"email": customer.email})
-        client.post(reverse("accounts:signup"), {"email": "verify.me@example.com", "password1": STRONG, "password2": STRONG})
+        client.post(
+            reverse("accounts:signup"),
+            {"email": "verify.me@example.com", "password1": STRONG, "password2": STRONG},
+        )
         rows = list(OutboundEmail.objects.order_by("pk"))
-        assert [row.kind for row in rows] == [EmailKind.ACCOUNT_PASSWORD_RESET, EmailKind.ACCOUNT_VERIFICATION]
+        assert [row.kind for row in rows] == [
+            EmailKind.ACCOUNT_PASSWORD_RESET,
+            EmailKind.ACCOUNT_VERIFICATION,
+        ]
 
         # The worker is inside the first send when it is killed.
         hanging = tmp_path / "attempts.hanging"
@@ -113,7 +150,9 @@ def test_reset_and_verification_emails_arrive_once_when_the_worker_dies_mid_send
 
         second, second_log = _start_worker(queue, tmp_path, "second")
         # Later: the sweep finds the row the dead worker left "sending" (and anything still queued).
-        OutboundEmail.objects.update(updated_at=timezone.now() - SENDING_STALE_AFTER - timedelta(minutes=16))
+        OutboundEmail.objects.update(
+            updated_at=timezone.now() - SENDING_STALE_AFTER - timedelta(minutes=16)
+        )
         assert email_requeue_stale() >= 1
 
         def all_sent():
@@ -121,7 +160,12 @@ def test_reset_and_verification_emails_arrive_once_when_the_worker_dies_mid_send
 
         _wait_for(all_sent, timeout=90, what="both emails to be sent", log=second_log)
         # Each email reached the mail server once (the killed attempt never did).
-        _wait_for(lambda: len(_delivered(tmp_path / "mail")) >= 2, timeout=30, what="the files", log=second_log)
+        _wait_for(
+            lambda: len(_delivered(tmp_path / "mail")) >= 2,
+            timeout=30,
+            what="the files",
+            log=second_log,
+        )
         assert sorted(_delivered(tmp_path / "mail")) == sorted(str(row.pk) for row in rows)
         text = "".join(path.read_text() for path in (tmp_path / "mail").glob("*.log"))
         assert "Subject: Reset your Riverside Pharmacy password" in text

@@ -1,4 +1,5 @@
 """Account emails go through the outbox: written in the transaction, sent after commit, once, retried."""
+
 import pytest
 from django.db import transaction
 from django.test import RequestFactory
@@ -7,7 +8,6 @@ from django.urls import reverse
 from accounts.adapter import AccountAdapter
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_resend, email_send
-
 from tests.factories import UserFactory
 
 from .conftest import emails_to
@@ -23,7 +23,8 @@ def test_reset_and_verification_emails_are_sent_after_commit_exactly_once(
         client.post(reverse("accounts:password_reset"), {"email": customer.email})
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
-            reverse("accounts:signup"), {"email": "fresh@example.com", "password1": STRONG, "password2": STRONG}
+            reverse("accounts:signup"),
+            {"email": "fresh@example.com", "password1": STRONG, "password2": STRONG},
         )
     reset = emails_to(customer.email, kind=EmailKind.ACCOUNT_PASSWORD_RESET)[0]
     verification = emails_to("fresh@example.com", kind=EmailKind.ACCOUNT_VERIFICATION)[0]
@@ -43,13 +44,14 @@ def test_reset_and_verification_emails_are_sent_after_commit_exactly_once(
 
 def test_a_rolled_back_request_leaves_no_email(customer):
     request = RequestFactory().post("/")
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            AccountAdapter(request).send_mail(
-                "account/email/password_changed", customer.email, {"ip": "", "user_agent": "", "timestamp": ""}
-            )
-            assert OutboundEmail.objects.filter(recipient=customer.email).exists()
-            raise RuntimeError("the change that caused the email failed")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        AccountAdapter(request).send_mail(
+            "account/email/password_changed",
+            customer.email,
+            {"ip": "", "user_agent": "", "timestamp": ""},
+        )
+        assert OutboundEmail.objects.filter(recipient=customer.email).exists()
+        raise RuntimeError("the change that caused the email failed")
     assert not OutboundEmail.objects.filter(recipient=customer.email).exists()
 
 
@@ -85,8 +87,11 @@ def test_with_the_mail_server_down_the_reset_email_is_kept_for_a_resend(
 def test_staff_do_not_see_live_links_in_the_outbox_admin(client, customer):
     client.post(reverse("accounts:password_reset"), {"email": customer.email})
     (row,) = emails_to(customer.email)
-    client.force_login(UserFactory(email="admin.viewer@pharmacy.example", is_staff=True, is_superuser=True))
-    page = client.get(reverse("admin:notifications_outboundemail_change", args=[row.pk])).content.decode()
+    client.force_login(
+        UserFactory(email="admin.viewer@pharmacy.example", is_staff=True, is_superuser=True)
+    )
+    page = client.get(
+        reverse("admin:notifications_outboundemail_change", args=[row.pk])
+    ).content.decode()
     assert row.subject in page
     assert "/password/reset/key/" not in page
-

@@ -1,4 +1,5 @@
 """The whole account journey: sign up, fill the cart, sign out, sign back in, find cart and orders."""
+
 import pytest
 from django.urls import reverse
 
@@ -21,24 +22,32 @@ def test_cart_follows_the_customer_across_sign_out_and_sign_in(client, baclofen)
     # Browsing anonymously, then creating an account: the cart comes along.
     client.post(reverse("cart:add"), {"tier_id": first.pk, "packages": 1})
     response = client.post(
-        reverse("accounts:signup"), {"email": "journey@example.com", "password1": STRONG, "password2": STRONG}
+        reverse("accounts:signup"),
+        {"email": "journey@example.com", "password1": STRONG, "password2": STRONG},
     )
     assert response.status_code == 302
     # The account is usable once the address is verified: the emailed link signs the customer in.
     (verification,) = emails_to("journey@example.com")
     assert client.post(emailed_link(verification)).status_code == 302
-    assert list(CartLine.objects.filter(cart__user__email="journey@example.com").values_list("tier_id", flat=True)) == [
-        first.pk
-    ]
+    assert list(
+        CartLine.objects.filter(cart__user__email="journey@example.com").values_list(
+            "tier_id", flat=True
+        )
+    ) == [first.pk]
 
     client.post(reverse("accounts:logout"))
     # Signed out, adds something else to a new anonymous cart...
     client.post(reverse("cart:add"), {"tier_id": second.pk, "packages": 2})
     client.post(reverse("cart:add"), {"tier_id": first.pk, "packages": 1})
     # ...and signs back in: one cart with both, quantities added up.
-    response = client.post(reverse("accounts:login"), {"login": "journey@example.com", "password": STRONG})
+    response = client.post(
+        reverse("accounts:login"), {"login": "journey@example.com", "password": STRONG}
+    )
     assert response.status_code == 302
-    lines = {line.tier_id: line.packages for line in CartLine.objects.filter(cart__user__email="journey@example.com")}
+    lines = {
+        line.tier_id: line.packages
+        for line in CartLine.objects.filter(cart__user__email="journey@example.com")
+    }
     assert lines == {first.pk: 2, second.pk: 2}
     cart_page = client.get(reverse("cart:detail")).content.decode()
     assert first.sku in cart_page or "Baclofen" in cart_page

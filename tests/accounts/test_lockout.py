@@ -5,6 +5,7 @@ lock that account *from that address* for 30 minutes; an address failing for man
 slowed down for a minute; the owner signs in from elsewhere, or resets the password to unlock.
 The client address comes from X-Forwarded-For only behind a trusted proxy (BEHIND_PROXY).
 """
+
 import uuid
 
 import pytest
@@ -36,8 +37,12 @@ def _signs_in(client, user, ip, **headers) -> bool:
     response = _login(client, user.email, PASSWORD, ip, **headers)
     if response.status_code == 302 and response["Location"] == reverse("mfa_authenticate"):
         code = unused_totp_code(totp_secret(user), USED_CODES)
-        response = client.post(reverse("mfa_authenticate"), {"code": code}, REMOTE_ADDR=ip, **headers)
-    return response.status_code == 302 and client.get(reverse("accounts:dashboard")).status_code == 200
+        response = client.post(
+            reverse("mfa_authenticate"), {"code": code}, REMOTE_ADDR=ip, **headers
+        )
+    return (
+        response.status_code == 302 and client.get(reverse("accounts:dashboard")).status_code == 200
+    )
 
 
 @pytest.fixture
@@ -67,7 +72,10 @@ def test_failures_for_the_pharmacists_email_lock_only_that_pair_and_a_reset_unlo
     client, pharmacist, customer
 ):
     for _ in range(5):
-        assert "do not match an account" in _login(client, pharmacist.email, "wrong", A).content.decode()
+        assert (
+            "do not match an account"
+            in _login(client, pharmacist.email, "wrong", A).content.decode()
+        )
     sixth = _login(client, pharmacist.email.upper(), "wrong", A)
     body = sixth.content.decode()
     assert "Sign-in is paused for your security" in body and "30 minutes" in body

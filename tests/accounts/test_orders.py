@@ -1,4 +1,5 @@
 """Order history on the account page, and guests keeping an order in a new account."""
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -15,7 +16,9 @@ STRONG = "Plum-orchard-1987-lantern"
 
 def test_account_page_lists_own_orders_with_status_in_words(signed_in, customer, other_customer):
     older = make_order(user=customer, email=customer.email, status="shipped", total="19.90")
-    newer = make_order(user=customer, email=customer.email, status="awaiting_review", total="142.00")
+    newer = make_order(
+        user=customer, email=customer.email, status="awaiting_review", total="142.00"
+    )
     someone_elses = make_order(user=other_customer, email=other_customer.email)
     guest = make_order(user=None, email=customer.email)
     page = signed_in.get(reverse("accounts:dashboard")).content.decode()
@@ -84,13 +87,21 @@ def test_guest_keeps_the_order_through_the_link_emailed_to_the_orders_address(cl
     assert str(order.number) in dashboard
     # The account signs in with its password from now on.
     client.post(reverse("accounts:logout"))
-    assert client.post(reverse("accounts:login"), {"login": user.email, "password": STRONG}).status_code == 302
+    assert (
+        client.post(
+            reverse("accounts:login"), {"login": user.email, "password": STRONG}
+        ).status_code
+        == 302
+    )
     assert client.get(reverse("accounts:dashboard")).status_code == 200
 
 
 def test_the_signed_order_link_alone_creates_no_account(client):
     order = make_order(email="guest1@example.com")
-    response = client.post(_claim_url(order), {"password1": STRONG, "password2": STRONG, "t": order_access_token(order)})
+    response = client.post(
+        _claim_url(order),
+        {"password1": STRONG, "password2": STRONG, "t": order_access_token(order)},
+    )
     assert response.status_code == 200
     assert not User.objects.exists()
     order.refresh_from_db()
@@ -104,7 +115,9 @@ def test_a_forged_or_other_orders_emailed_link_does_nothing(client, forged):
     from accounts.services import claim_token_make
 
     for token in ([forged] if forged else []) + [claim_token_make(order=other)]:
-        url = reverse("accounts:claim_order_confirm", kwargs={"number": order.number, "token": token})
+        url = reverse(
+            "accounts:claim_order_confirm", kwargs={"number": order.number, "token": token}
+        )
         assert client.post(url, {"password1": STRONG, "password2": STRONG}).status_code == 404
     assert not User.objects.exists()
 
@@ -123,7 +136,9 @@ def test_claim_with_a_weak_password_is_a_form_error(client):
 @pytest.mark.parametrize("token", ["", "forged:token", "x" * 40])
 def test_claim_needs_a_valid_token(client, token):
     order = make_order(email="guest3@example.com")
-    url = reverse("accounts:claim_order", kwargs={"number": order.number}) + (f"?t={token}" if token else "")
+    url = reverse("accounts:claim_order", kwargs={"number": order.number}) + (
+        f"?t={token}" if token else ""
+    )
     assert client.get(url).status_code == 404
     assert client.post(url, {"password1": STRONG, "password2": STRONG}).status_code == 404
     assert not User.objects.exists()
@@ -139,8 +154,12 @@ def test_existing_account_signs_in_then_adds_the_order(client, customer):
     order = make_order(email=customer.email.upper())
     link = _claim_link_emailed(client, order)
     response = client.get(link)
-    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
-    login = client.post(response["Location"], {"login": customer.email, "password": PASSWORD, "next": link})
+    assert response.status_code == 302 and response["Location"].startswith(
+        reverse("accounts:login")
+    )
+    login = client.post(
+        response["Location"], {"login": customer.email, "password": PASSWORD, "next": link}
+    )
     assert login["Location"] == link
     confirm = client.get(link)
     assert "Add order" in confirm.content.decode()
@@ -167,11 +186,16 @@ def test_signed_in_with_another_email_cannot_take_the_order(client, other_custom
     assert order.user is None
 
 
-def test_a_claim_link_for_an_order_in_another_account_is_refused_with_the_reason(client, customer, other_customer):
+def test_a_claim_link_for_an_order_in_another_account_is_refused_with_the_reason(
+    client, customer, other_customer
+):
     order = make_order(user=customer, email="guest7@example.com")
     from accounts.services import claim_token_make
 
-    emailed = reverse("accounts:claim_order_confirm", kwargs={"number": order.number, "token": claim_token_make(order=order)})
+    emailed = reverse(
+        "accounts:claim_order_confirm",
+        kwargs={"number": order.number, "token": claim_token_make(order=order)},
+    )
     for signed_in in (None, other_customer):
         if signed_in:
             client.force_login(signed_in)
@@ -202,7 +226,10 @@ def test_claim_from_the_emailed_link_to_the_account_page(client):
     link = _claim_link_emailed(client, order)
 
     response = client.post(link, {"password1": STRONG, "password2": STRONG})
-    assert response.status_code == 302 and response["Location"] == reverse("accounts:dashboard") + "#orders"
+    assert (
+        response.status_code == 302
+        and response["Location"] == reverse("accounts:dashboard") + "#orders"
+    )
     dashboard = client.get(response["Location"]).content.decode()
     assert f"Order {order.number} is now in your account." in dashboard
     assert f'href="/orders/{order.number}/"' in dashboard
@@ -216,10 +243,15 @@ def test_claim_from_the_emailed_link_to_the_account_page(client):
     refused = Client().get(old_link)
     assert refused.status_code == 403
     assert "This order is now kept in an account." in refused.content.decode()
-    assert f"{reverse('accounts:login')}?next=%2Forders%2F{order.number}%2F" in refused.content.decode()
+    assert (
+        f"{reverse('accounts:login')}?next=%2Forders%2F{order.number}%2F"
+        in refused.content.decode()
+    )
 
 
-def test_an_approved_guest_order_claimed_brings_its_prescription_on_file(client, localstripe, baclofen):
+def test_an_approved_guest_order_claimed_brings_its_prescription_on_file(
+    client, localstripe, baclofen
+):
     from decimal import Decimal
 
     from django.utils import timezone
@@ -236,13 +268,22 @@ def test_an_approved_guest_order_claimed_brings_its_prescription_on_file(client,
     order = authorise(localstripe, place_rx(cart, tier=tier, email="jane.guest@example.com"))
     line = OrderLine.objects.get(order=order)
     records.prescription_approve_and_record(
-        order=order, by=make_pharmacist(),
-        records=[records.RecordInput(
-            line_id=line.pk, directions="1 tablet 3 times a day", daily_dose=Decimal("3"),
-            quantity_per_fill=line.pack_size, refills_authorised=2, date_written=timezone.localdate(),
-        )],
+        order=order,
+        by=make_pharmacist(),
+        records=[
+            records.RecordInput(
+                line_id=line.pk,
+                directions="1 tablet 3 times a day",
+                daily_dose=Decimal("3"),
+                quantity_per_fill=line.pack_size,
+                refills_authorised=2,
+                date_written=timezone.localdate(),
+            )
+        ],
     )
-    assert PrescriptionOnFile.objects.get(source_order=order).user is None  # a guest's: no account yet
+    assert (
+        PrescriptionOnFile.objects.get(source_order=order).user is None
+    )  # a guest's: no account yet
 
     link = _claim_link_emailed(client, order)
     assert client.post(link, {"password1": STRONG, "password2": STRONG}).status_code == 302
@@ -288,7 +329,9 @@ def test_claiming_twice_at_once_attaches_once(customer):
     clients = [Client(), Client()]
     for each in clients:
         each.force_login(customer)
-    responses = _at_once(*(lambda c=c: c.post(_claim_url(order), {"t": order_access_token(order)}) for c in clients))
+    responses = _at_once(
+        *(lambda c=c: c.post(_claim_url(order), {"t": order_access_token(order)}) for c in clients)
+    )
     assert [r.status_code for r in responses] == [302, 302], responses
     order.refresh_from_db()
     assert order.user == customer
@@ -299,12 +342,20 @@ def test_claiming_twice_at_once_attaches_once(customer):
 def test_two_new_accounts_at_once_from_the_emailed_link_make_one_account(client):
     order = make_order(email="twice@example.com")
     link = _claim_link_emailed(client, order)
-    responses = _at_once(*(lambda: Client().post(link, {"password1": STRONG, "password2": STRONG}) for _ in range(2)))
-    kept = [r for r in responses if r.status_code == 302 and r["Location"] == reverse("accounts:dashboard") + "#orders"]
+    responses = _at_once(
+        *(lambda: Client().post(link, {"password1": STRONG, "password2": STRONG}) for _ in range(2))
+    )
+    kept = [
+        r
+        for r in responses
+        if r.status_code == 302 and r["Location"] == reverse("accounts:dashboard") + "#orders"
+    ]
     assert len(kept) == 1, responses
     # The other is sent to sign in (the account exists now), or told the order is in an account.
     (other,) = [r for r in responses if r is not kept[0]]
-    assert other.status_code == 409 or other["Location"].startswith(reverse("accounts:login")), other
+    assert other.status_code == 409 or other["Location"].startswith(reverse("accounts:login")), (
+        other
+    )
     user = User.objects.get(email="twice@example.com")
     order.refresh_from_db()
     assert order.user == user

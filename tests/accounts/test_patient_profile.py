@@ -1,4 +1,5 @@
 """The patient profile: kept up to date by the customer, read by the prescription step."""
+
 import datetime
 
 import pytest
@@ -45,8 +46,14 @@ def test_the_form_is_prefilled_with_the_saved_profile(signed_in, customer):
     assert "Lisinopril 10mg daily" in page
 
 
-@pytest.mark.parametrize("dob, message", [("tomorrow", "cannot be in the future"), ("1850-01-01", "check the year"),
-                                          ("17/05/1980x", "Enter a valid date")])
+@pytest.mark.parametrize(
+    "dob, message",
+    [
+        ("tomorrow", "cannot be in the future"),
+        ("1850-01-01", "check the year"),
+        ("17/05/1980x", "Enter a valid date"),
+    ],
+)
 def test_a_bad_date_of_birth_is_a_form_error(signed_in, customer, dob, message):
     if dob == "tomorrow":
         dob = (timezone.localdate() + datetime.timedelta(days=1)).isoformat()
@@ -61,8 +68,12 @@ def test_patient_profile_for_without_a_profile(customer):
     assert patient_profile_for(AnonymousUser()) is None
 
 
-@pytest.mark.parametrize("target", ["id", "profile", "//evil.com/", "javascript:alert(1)", "/no-such-page/"])
-def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(signed_in, customer, target):
+@pytest.mark.parametrize(
+    "target", ["id", "profile", "//evil.com/", "javascript:alert(1)", "/no-such-page/"]
+)
+def test_after_saving_a_bare_word_or_foreign_next_falls_back_to_the_account_page(
+    signed_in, customer, target
+):
     response = signed_in.post(reverse("accounts:patient_profile"), {**DATA, "next": target})
     assert response.status_code == 302
     assert response["Location"] == reverse("accounts:dashboard") + "#profile"

@@ -1,4 +1,5 @@
 """Downloading one's data and closing the account."""
+
 import json
 
 import pytest
@@ -64,7 +65,9 @@ def test_close_account_removes_personal_details_and_keeps_orders(signed_in, cust
     Cart.objects.create(user=customer)
     order = make_order(user=customer, email=email)
 
-    response = signed_in.post(reverse("accounts:close_account"), {"password": PASSWORD, "confirm": "on"})
+    response = signed_in.post(
+        reverse("accounts:close_account"), {"password": PASSWORD, "confirm": "on"}
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("catalog:home")
 
@@ -91,7 +94,11 @@ def test_close_account_removes_personal_details_and_keeps_orders(signed_in, cust
     # The email address is free to sign up again.
     again = signed_in.post(
         reverse("accounts:signup"),
-        {"email": email, "password1": "Plum-orchard-1987-lantern", "password2": "Plum-orchard-1987-lantern"},
+        {
+            "email": email,
+            "password1": "Plum-orchard-1987-lantern",
+            "password2": "Plum-orchard-1987-lantern",
+        },
     )
     assert again.status_code == 302
 

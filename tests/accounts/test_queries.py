@@ -1,4 +1,5 @@
 """The account page costs the same number of queries with 1 or 10 addresses and orders."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -18,7 +19,9 @@ def _count(client, url):
 
 
 @pytest.mark.parametrize("url_name", ["accounts:dashboard", "accounts:data_export"])
-def test_account_pages_query_count_does_not_grow(client, customer, django_assert_max_num_queries, url_name):
+def test_account_pages_query_count_does_not_grow(
+    client, customer, django_assert_max_num_queries, url_name
+):
     client.force_login(customer)
     PatientProfileFactory(user=customer)
     AddressFactory(user=customer, is_default=True)

@@ -5,6 +5,7 @@ prescription file and no review decision from a session that has not passed the 
 whatever ``SCRIPT_NAME`` a proxy header sets, however the path is spelled, whatever the method,
 and even with the middleware taken out (the admin site and the views' decorators decide).
 """
+
 from urllib.parse import unquote, urlencode
 
 import pytest
@@ -37,7 +38,9 @@ def private_root(settings, tmp_path):
 def rx_order(db):
     """An order waiting for review, with an uploaded prescription on file."""
     order = make_order(user=UserFactory(email="patient@example.com"))
-    prescription = Prescription(order=order, description="Baclofen 10mg, 90 tablets", content_type="application/pdf")
+    prescription = Prescription(
+        order=order, description="Baclofen 10mg, 90 tablets", content_type="application/pdf"
+    )
     prescription.file.save("scan.pdf", ContentFile(MINIMAL_PDF), save=True)
     return order
 
@@ -66,14 +69,22 @@ def staff_urls(order) -> dict[str, str]:
 def ask(client, method: str, url: str):
     """``url`` as a WSGI server passes it on (decoded, and a leading "//" kept as the path: the
     test client would read that as a host name)."""
-    data = {"message": QUESTION, "submission_key": "0b3d8a4e-7f0e-4f5b-9a4d-1d2c3b4a5f60"} if method == "POST" else {}
-    return client.generic(method, "/", urlencode(data), "application/x-www-form-urlencoded", PATH_INFO=unquote(url))
+    data = (
+        {"message": QUESTION, "submission_key": "0b3d8a4e-7f0e-4f5b-9a4d-1d2c3b4a5f60"}
+        if method == "POST"
+        else {}
+    )
+    return client.generic(
+        method, "/", urlencode(data), "application/x-www-form-urlencoded", PATH_INFO=unquote(url)
+    )
 
 
 def assert_sent_to_second_factor(response, where: str) -> None:
     assert response.status_code == 302, (where, response.status_code)
     location = response["Location"]
-    assert location.startswith((reverse("mfa_activate_totp") + "?", reverse("mfa_reauthenticate") + "?")), (where, location)
+    assert location.startswith(
+        (reverse("mfa_activate_totp") + "?", reverse("mfa_reauthenticate") + "?")
+    ), (where, location)
 
 
 def assert_no_decision(order) -> None:
@@ -99,7 +110,9 @@ def test_a_password_only_staff_session_reaches_nothing_whatever_the_prefix_or_me
     password_only_login(client, boss)
     for where, url in staff_urls(rx_order).items():
         # The method each page is for: exactly the second factor.
-        assert_sent_to_second_factor(ask(client, "POST" if where == "review decision" else "GET", url), where)
+        assert_sent_to_second_factor(
+            ask(client, "POST" if where == "review decision" else "GET", url), where
+        )
         for method in ("GET", "HEAD", "OPTIONS", "POST"):
             response = ask(client, method, url)
             if response.status_code != 405:  # a method the view does not take: nothing ran
@@ -153,29 +166,39 @@ def test_no_spelling_of_a_staff_path_opens_it(settings, middleware):
                 assert_sent_to_second_factor(response, where)
             else:
                 assert response.status_code == 404, (where, response.status_code)
-    assert served == 5  # the list does hold spellings the resolver serves (the admin's catch-all too)
+    assert (
+        served == 5
+    )  # the list does hold spellings the resolver serves (the admin's catch-all too)
 
 
-@pytest.mark.parametrize("who", ["pharmacist without staff status", "superuser without staff status"])
+@pytest.mark.parametrize(
+    "who", ["pharmacist without staff status", "superuser without staff status"]
+)
 def test_a_non_staff_pharmacist_or_superuser_must_pass_the_second_factor(client, rx_order, who):
-    user = pharmacist(email="rx@pharmacy.example") if who.startswith("pharmacist") else UserFactory(
-        email="root@pharmacy.example", is_superuser=True
+    user = (
+        pharmacist(email="rx@pharmacy.example")
+        if who.startswith("pharmacist")
+        else UserFactory(email="root@pharmacy.example", is_superuser=True)
     )
     assert not user.is_staff
     urls = staff_urls(rx_order)
     review_pages = ("review queue", "review page", "prescription file", "review decision")
 
     # Signed in with the password alone (no authenticator yet: allauth asks nothing more).
-    assert client.post(reverse("accounts:login"), {"login": user.email, "password": PASSWORD})["Location"] == reverse(
-        "accounts:dashboard"
-    )
+    assert client.post(reverse("accounts:login"), {"login": user.email, "password": PASSWORD})[
+        "Location"
+    ] == reverse("accounts:dashboard")
     for where in review_pages:
         response = ask(client, "POST" if where == "review decision" else "GET", urls[where])
         assert_sent_to_second_factor(response, where)
         assert response["Location"].startswith(reverse("mfa_activate_totp") + "?")
     assert_no_decision(rx_order)
-    assert client.get(reverse("accounts:dashboard")).status_code == 200  # their own pages are not affected
-    assert len(emails_to(user.email, kind="account_new_sign_in")) == 1  # told of the sign-in, as staff are
+    assert (
+        client.get(reverse("accounts:dashboard")).status_code == 200
+    )  # their own pages are not affected
+    assert (
+        len(emails_to(user.email, kind="account_new_sign_in")) == 1
+    )  # told of the sign-in, as staff are
 
     # An authenticator, and a session from before it: asked for a code, which opens the pages.
     secret = totp_secret(user)
@@ -183,7 +206,9 @@ def test_a_non_staff_pharmacist_or_superuser_must_pass_the_second_factor(client,
     password_only_login(client, user)
     sent = client.get(urls["review queue"])
     assert sent["Location"].startswith(reverse("mfa_reauthenticate") + "?")
-    assert client.post(reverse("mfa_reauthenticate"), {"code": totp_code(secret)}).status_code == 302
+    assert (
+        client.post(reverse("mfa_reauthenticate"), {"code": totp_code(secret)}).status_code == 302
+    )
     assert client.get(urls["review queue"]).status_code == 200
     assert client.get(urls["prescription file"]).status_code == 200
     assert ask(client, "POST", urls["review decision"]).status_code == 302
@@ -231,7 +256,8 @@ def test_staff_who_passed_the_second_factor_use_the_staff_pages_under_a_script_n
 def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(settings, rx_order):
     """Each staff route (today's and any added later) is guarded by its own view, not only by the
     middleware's path prefixes."""
-    from orders import refill_urls, urls as order_urls
+    from orders import refill_urls
+    from orders import urls as order_urls
 
     without_middleware(settings)
     client = Client()
@@ -244,7 +270,9 @@ def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(setti
     ]
     assert len(routes) >= 10
     for route in routes:
-        url = "/" + route.replace("<int:number>", str(rx_order.number)).replace("<uuid:pk>", str(prescription.pk))
+        url = "/" + route.replace("<int:number>", str(rx_order.number)).replace(
+            "<uuid:pk>", str(prescription.pk)
+        )
         for method in ("GET", "POST"):
             response = ask(client, method, url)
             if response.status_code != 405:

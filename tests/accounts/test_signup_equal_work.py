@@ -5,6 +5,7 @@ password hash): the time told whether someone is a customer. The figures are in
 ``bench/signup_timing.py``; here, that both paths take the same steps: one hash of the typed
 password with the same hasher, one email of the same kind queued to the address.
 """
+
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
 from django.test import Client
@@ -35,7 +36,9 @@ def steps_of_sign_up(email: str, address: str) -> tuple[list[str], list[str]]:
     response = Client(REMOTE_ADDR=address).post(
         reverse("accounts:signup"), {"email": email, "password1": TYPED, "password2": TYPED}
     )
-    assert response.status_code == 302 and response["Location"] == reverse("account_email_verification_sent")
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "account_email_verification_sent"
+    )
     return list(CountingHasher.hashed), [row.kind for row in emails_to(email)]
 
 

@@ -1,4 +1,5 @@
 """Staff pages only after a second factor in this session (accounts.middleware + allauth's mfa)."""
+
 import io
 import uuid
 
@@ -36,7 +37,9 @@ def superuser(db):
 
 
 @pytest.mark.parametrize("has_authenticator", [False, True])
-def test_a_password_only_staff_session_gets_none_of_the_staff_pages(client, superuser, has_authenticator):
+def test_a_password_only_staff_session_gets_none_of_the_staff_pages(
+    client, superuser, has_authenticator
+):
     order = make_order()
     if has_authenticator:
         totp_secret(superuser)
@@ -57,7 +60,10 @@ def test_after_the_second_factor_the_staff_pages_open(client, superuser):
     staff_login(client, superuser)
     assert client.get(reverse("admin:index")).status_code == 200
     assert client.get(reverse("orders:review_queue")).status_code == 200
-    assert client.get(reverse("admin:orders_order_refund", args=[order.pk])).status_code in (200, 302)
+    assert client.get(reverse("admin:orders_order_refund", args=[order.pk])).status_code in (
+        200,
+        302,
+    )
 
 
 def test_the_admin_sign_in_page_is_the_shops(client):
@@ -68,7 +74,9 @@ def test_the_admin_sign_in_page_is_the_shops(client):
 
 def test_staff_without_an_authenticator_sets_one_up_and_goes_on(client):
     pharmacist = UserFactory(email="new.pharmacist@pharmacy.example", is_staff=True)
-    signed_in = client.post(reverse("accounts:login"), {"login": pharmacist.email, "password": PASSWORD})
+    signed_in = client.post(
+        reverse("accounts:login"), {"login": pharmacist.email, "password": PASSWORD}
+    )
     assert signed_in.status_code == 302
     sent = client.get(reverse("admin:index"))
     assert sent["Location"].startswith(reverse("mfa_activate_totp"))
@@ -85,7 +93,9 @@ def test_staff_without_an_authenticator_sets_one_up_and_goes_on(client):
     done = client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
     assert done["Location"] == reverse("mfa_view_recovery_codes")
     codes = client.get(done["Location"]).content.decode()
-    assert "Recovery codes" in codes and f'href="{reverse("admin:index")}"' in codes  # "Continue" back
+    assert (
+        "Recovery codes" in codes and f'href="{reverse("admin:index")}"' in codes
+    )  # "Continue" back
     assert client.get(reverse("admin:index")).status_code == 200
     assert Authenticator.objects.filter(user=pharmacist, type="recovery_codes").exists()
 
@@ -93,7 +103,9 @@ def test_staff_without_an_authenticator_sets_one_up_and_goes_on(client):
 def test_staff_with_an_authenticator_give_a_code_after_the_password(client):
     pharmacist = UserFactory(email="rx@pharmacy.example", is_staff=True)
     secret = totp_secret(pharmacist)
-    response = client.post(reverse("accounts:login"), {"login": pharmacist.email, "password": PASSWORD})
+    response = client.post(
+        reverse("accounts:login"), {"login": pharmacist.email, "password": PASSWORD}
+    )
     assert response["Location"] == reverse("mfa_authenticate")
     # Password alone: not signed in at all.
     assert client.get(reverse("accounts:dashboard")).status_code == 302
@@ -136,10 +148,14 @@ def test_the_demo_staff_sign_in_with_the_printed_totp_secret(client, settings):
     settings.DEBUG = True
     out = io.StringIO()
     call_command("setup_demo_staff", stdout=out)
-    line = next(line for line in out.getvalue().splitlines() if "pharmacist@pharmacy.example" in line)
+    line = next(
+        line for line in out.getvalue().splitlines() if "pharmacist@pharmacy.example" in line
+    )
     assert "TOTP secret OJUXMZLSONUWIZJNOBUGC4TNMFRWS43U" in line  # the one the README shows
     password = line.split()[1]
-    response = client.post(reverse("accounts:login"), {"login": "pharmacist@pharmacy.example", "password": password})
+    response = client.post(
+        reverse("accounts:login"), {"login": "pharmacist@pharmacy.example", "password": password}
+    )
     assert response["Location"] == reverse("mfa_authenticate")
     # The code an authenticator app holding the printed secret shows, as the demo command prints it.
     printed = io.StringIO()
@@ -148,5 +164,7 @@ def test_the_demo_staff_sign_in_with_the_printed_totp_secret(client, settings):
     assert client.get(reverse("orders:review_queue")).status_code == 200
     # Running it again keeps the same secret (the printed one stays valid).
     call_command("setup_demo_staff", stdout=io.StringIO())
-    pharmacist = Authenticator.objects.get(user__email="pharmacist@pharmacy.example", type="totp").user
+    pharmacist = Authenticator.objects.get(
+        user__email="pharmacist@pharmacy.example", type="totp"
+    ).user
     assert totp_secret(pharmacist) == "OJUXMZLSONUWIZJNOBUGC4TNMFRWS43U"

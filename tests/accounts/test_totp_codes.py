@@ -1,4 +1,5 @@
 """A TOTP code is accepted once, remembered in the database: also while Redis is down (issue 22)."""
+
 from datetime import timedelta
 
 import pytest
@@ -22,9 +23,9 @@ from .conftest import PASSWORD
 def sign_in_with_code(user, code: str):
     """Password, then the code step, in a new browser session."""
     client = Client()
-    assert client.post(reverse("accounts:login"), {"login": user.email, "password": PASSWORD})["Location"] == reverse(
-        "mfa_authenticate"
-    )
+    assert client.post(reverse("accounts:login"), {"login": user.email, "password": PASSWORD})[
+        "Location"
+    ] == reverse("mfa_authenticate")
     return client, client.post(reverse("mfa_authenticate"), {"code": code})
 
 
@@ -54,7 +55,9 @@ def test_a_code_signs_in_once_even_while_redis_is_down():
         again, response = sign_in_with_code(pharmacist, f"{code[:3]} {code[3:]}")
         assert response.status_code == 200 and not signed_in(again)
         # The next code the app shows works (one step ahead is within allauth's tolerance).
-        later, response = sign_in_with_code(pharmacist, totp_code(secret, at=timezone.now().timestamp() + 30))
+        later, response = sign_in_with_code(
+            pharmacist, totp_code(secret, at=timezone.now().timestamp() + 30)
+        )
         assert response.status_code == 302 and signed_in(later)
 
 
@@ -66,14 +69,20 @@ def test_a_used_code_is_forgotten_only_after_the_window_it_could_be_accepted_in(
     assert totp_code_use(user=user, code="123456") is True
     assert totp_code_use(user=user, code="123-456") is False
     assert totp_code_use(user=UserFactory(), code="123456") is True  # per person
-    UsedTotpCode.objects.filter(user=user).update(used_at=timezone.now() - window + timedelta(seconds=1))
+    UsedTotpCode.objects.filter(user=user).update(
+        used_at=timezone.now() - window + timedelta(seconds=1)
+    )
     assert totp_code_use(user=user, code="123456") is False  # still inside the window
-    UsedTotpCode.objects.filter(user=user).update(used_at=timezone.now() - window - timedelta(seconds=1))
+    UsedTotpCode.objects.filter(user=user).update(
+        used_at=timezone.now() - window - timedelta(seconds=1)
+    )
     assert totp_code_use(user=user, code="123456") is True  # pruned, so the table stays small
     assert UsedTotpCode.objects.filter(user=user).count() == 1
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL's unique index under concurrency")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL's unique index under concurrency"
+)
 def test_the_same_code_at_the_same_moment_is_accepted_once(transactional_db):
     user = UserFactory(is_staff=True)
     results = run_together(lambda: totp_code_use(user=user, code="654321"), [(), (), ()])

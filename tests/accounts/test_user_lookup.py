@@ -3,6 +3,7 @@
 Django's auth calls it on every signed-in request; ``accounts.models.UserManager.get`` answers it
 from SQL built once per process. These check it gives what the ORM's ``get`` gives.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -27,8 +28,9 @@ def test_same_user_and_fields_as_the_orm(django_assert_num_queries):
             found = User.objects.get(pk=key)
         expected = orm_get(pk=user.pk)
         assert type(found) is User and found.pk == user.pk
-        assert {f.attname: getattr(found, f.attname) for f in User._meta.concrete_fields} == \
-            {f.attname: getattr(expected, f.attname) for f in User._meta.concrete_fields}
+        assert {f.attname: getattr(found, f.attname) for f in User._meta.concrete_fields} == {
+            f.attname: getattr(expected, f.attname) for f in User._meta.concrete_fields
+        }
         assert found._state.adding is False and found._state.db == "default"
     assert User.objects.get(id=user.pk) == user
 

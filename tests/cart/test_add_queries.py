@@ -5,6 +5,7 @@ found with get_or_create for a session key made up a moment before, the cart lin
 twice (once more for the product's pill limit) and a brand-new cart touched again. The budgets
 below count every statement, including BEGIN/COMMIT (savepoints inside the test transaction).
 """
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -41,8 +42,13 @@ def test_new_visitor_first_and_repeat_add(tier, django_assert_max_num_queries):
     with django_assert_max_num_queries(REPEAT_ADD_BUDGET):
         assert client.post(ADD, {"tier_id": tier.pk, "packages": 3}).status_code == 302
     cart = Cart.objects.get()
-    assert client.session[SESSION_CART_ID] == cart.pk and cart.session_key == client.session.session_key
-    assert list(CartLine.objects.values_list("cart_id", "tier_id", "packages")) == [(cart.pk, tier.pk, 5)]
+    assert (
+        client.session[SESSION_CART_ID] == cart.pk
+        and cart.session_key == client.session.session_key
+    )
+    assert list(CartLine.objects.values_list("cart_id", "tier_id", "packages")) == [
+        (cart.pk, tier.pk, 5)
+    ]
 
 
 def test_signed_in_first_and_repeat_add(tier, django_assert_max_num_queries):
@@ -58,12 +64,15 @@ def test_the_pill_limit_still_counts_the_line_being_added_to(django_assert_max_n
     tier = PackageTierFactory(quantity=100, dosage__product__max_pills_per_order=300)
     other = PackageTierFactory(dosage=tier.dosage, quantity=50, position=2)
     client = Client()
-    client.post(ADD, {"tier_id": tier.pk, "packages": 2})          # 200 pills
-    client.post(ADD, {"tier_id": other.pk, "packages": 1})         # 250 pills
+    client.post(ADD, {"tier_id": tier.pk, "packages": 2})  # 200 pills
+    client.post(ADD, {"tier_id": other.pk, "packages": 1})  # 250 pills
     with django_assert_max_num_queries(REPEAT_ADD_BUDGET):
         response = client.post(ADD, {"tier_id": tier.pk, "packages": 1})  # would be 350
     assert response.status_code == 302
-    assert "limited to 300 pills per order; that would make 350" in client.get("/cart/").content.decode()
+    assert (
+        "limited to 300 pills per order; that would make 350"
+        in client.get("/cart/").content.decode()
+    )
     assert sorted(CartLine.objects.values_list("tier__quantity", "packages")) == [(50, 1), (100, 2)]
 
 
@@ -74,4 +83,6 @@ def test_a_first_add_that_fails_writes_nothing():
         response = client.post(ADD, {"tier_id": tier.pk, "packages": 2}, follow=True)
     assert "Only 1 packages" in response.content.decode()
     assert not CartLine.objects.exists()
-    assert not any(q["sql"].startswith("INSERT INTO \"cart_cartline\"") for q in captured.captured_queries)
+    assert not any(
+        q["sql"].startswith('INSERT INTO "cart_cartline"') for q in captured.captured_queries
+    )

@@ -1,4 +1,5 @@
 """The calculation module (cart.calculations): every figure of an order from its lines. Pure."""
+
 from decimal import Decimal
 
 from djmoney.money import Money
@@ -33,12 +34,20 @@ def compute(lines, **kwargs):
     return calc.calculate(lines=lines, currency=USD, **kwargs)
 
 
-MIXED = [line(1, "20.00", 2), line(2, "35.50", 1, calc.PHARMACY), line(3, "68.23", 1, calc.PRESCRIPTION)]
+MIXED = [
+    line(1, "20.00", 2),
+    line(2, "35.50", 1, calc.PHARMACY),
+    line(3, "68.23", 1, calc.PRESCRIPTION),
+]
 
 
 def test_flat_shipping_below_threshold_free_above_and_express_surcharge():
     small = compute([line(1, "40.00")])
-    assert (small.subtotal, small.shipping, small.total) == (usd("40.00"), usd("9.95"), usd("49.95"))
+    assert (small.subtotal, small.shipping, small.total) == (
+        usd("40.00"),
+        usd("9.95"),
+        usd("49.95"),
+    )
     assert small.free_shipping_remaining == usd("110.00")
     big = compute([line(1, "150.00")])
     assert big.shipping == usd("0.00") and big.free_shipping_remaining == usd("0.00")
@@ -96,7 +105,11 @@ def test_fixed_code_is_spread_exactly_and_never_more_than_the_eligible_lines():
     rule = calc.DiscountRule(code="TEN", kind=calc.DiscountKind.FIXED, value=Decimal("10.00"))
     totals = compute([line(1, "10.00"), line(2, "10.00"), line(3, "10.00")], discount=rule)
     assert totals.discount == usd("10.00")
-    assert sorted(f.discount.amount for f in totals.lines) == [Decimal("3.33"), Decimal("3.33"), Decimal("3.34")]
+    assert sorted(f.discount.amount for f in totals.lines) == [
+        Decimal("3.33"),
+        Decimal("3.33"),
+        Decimal("3.34"),
+    ]
     capped = compute([line(1, "4.00")], discount=rule)
     assert capped.discount == usd("4.00") and capped.total == usd("9.95")
 
@@ -108,11 +121,18 @@ def test_free_shipping_code_waives_standard_rate_but_not_express_surcharge():
 
 
 def test_code_refusals_not_applicable_and_below_minimum():
-    rx_only = compute([line(1, "40.00", 1, calc.PRESCRIPTION)], discount=calc.DiscountRule(code="X", kind="percent", value=Decimal(5)))
+    rx_only = compute(
+        [line(1, "40.00", 1, calc.PRESCRIPTION)],
+        discount=calc.DiscountRule(code="X", kind="percent", value=Decimal(5)),
+    )
     assert "does not apply" in rx_only.discount_refusal and rx_only.discount == usd("0.00")
-    controlled = calc.DiscountRule(code="C", kind="percent", value=Decimal(5), legal_classes=frozenset({calc.CONTROLLED}))
+    controlled = calc.DiscountRule(
+        code="C", kind="percent", value=Decimal(5), legal_classes=frozenset({calc.CONTROLLED})
+    )
     assert compute([line(1, "40.00", 1, calc.CONTROLLED)], discount=controlled).discount_refusal
-    minimum = calc.DiscountRule(code="BIG", kind="percent", value=Decimal(5), min_subtotal=Decimal("100"))
+    minimum = calc.DiscountRule(
+        code="BIG", kind="percent", value=Decimal(5), min_subtotal=Decimal("100")
+    )
     small = compute([line(1, "40.00")], discount=minimum)
     assert "needs a subtotal of $100.00 or more; yours is $40.00" in small.discount_refusal
     assert small.discount_code == ""
@@ -129,33 +149,67 @@ def test_refund_split_adds_up_to_the_refund():
 
 prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("900"), places=2)
 lines_strategy = st.lists(
-    st.tuples(prices, st.integers(1, 10), st.sampled_from([calc.GENERAL_SALE, calc.PHARMACY, calc.PRESCRIPTION])),
+    st.tuples(
+        prices,
+        st.integers(1, 10),
+        st.sampled_from([calc.GENERAL_SALE, calc.PHARMACY, calc.PRESCRIPTION]),
+    ),
     min_size=1,
     max_size=6,
 )
 rules = st.one_of(
     st.none(),
-    st.builds(lambda v: calc.DiscountRule(code="P", kind="percent", value=v), st.decimals(0, 100, places=0)),
-    st.builds(lambda v: calc.DiscountRule(code="F", kind="fixed", value=v), st.decimals(0, 500, places=2)),
+    st.builds(
+        lambda v: calc.DiscountRule(code="P", kind="percent", value=v),
+        st.decimals(0, 100, places=0),
+    ),
+    st.builds(
+        lambda v: calc.DiscountRule(code="F", kind="fixed", value=v), st.decimals(0, 500, places=2)
+    ),
     st.just(calc.DiscountRule(code="S", kind="free_shipping")),
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(lines_strategy, rules, st.sampled_from([NY, PA]), st.sampled_from([calc.STANDARD, calc.EXPRESS]), st.data())
+@given(
+    lines_strategy,
+    rules,
+    st.sampled_from([NY, PA]),
+    st.sampled_from([calc.STANDARD, calc.EXPRESS]),
+    st.data(),
+)
 def test_figures_hold_together_and_a_cut_never_costs_more(raw, rule, tax, method, data):
     lines = [line(i + 1, price, packages, legal) for i, (price, packages, legal) in enumerate(raw)]
     totals = compute(lines, discount=rule, tax=tax, state=tax.state, method=method)
-    cents = lambda m: m.amount  # noqa: E731
-    assert cents(totals.total) == cents(totals.subtotal) - cents(totals.discount) + cents(totals.shipping) + cents(totals.tax)
+    cents = lambda m: m.amount
+    assert cents(totals.total) == cents(totals.subtotal) - cents(totals.discount) + cents(
+        totals.shipping
+    ) + cents(totals.tax)
     assert sum(cents(f.discount) for f in totals.lines) == cents(totals.discount)
     assert sum(cents(f.line_total) for f in totals.lines) == cents(totals.subtotal)
     assert all(f.net_total.amount >= 0 for f in totals.lines) and totals.total.amount >= 0
-    assert all(f.tax.amount == 0 for f, l in zip(totals.lines, lines) if l.legal_class == calc.PRESCRIPTION)
+    assert all(
+        f.tax.amount == 0 for f, l in zip(totals.lines, lines) if l.legal_class == calc.PRESCRIPTION
+    )
     # A pharmacist cuts packages: recomputed with the shipping and minimum kept, never more.
     cut = [
-        calc.LineInput(l.key, l.unit_price, l.list_price, data.draw(st.integers(0, l.packages)), l.legal_class, l.product_id)
+        calc.LineInput(
+            l.key,
+            l.unit_price,
+            l.list_price,
+            data.draw(st.integers(0, l.packages)),
+            l.legal_class,
+            l.product_id,
+        )
         for l in lines
     ]
-    again = compute(cut, discount=rule, tax=tax, state=tax.state, method=method, shipping_override=totals.shipping, enforce_minimum=False)
+    again = compute(
+        cut,
+        discount=rule,
+        tax=tax,
+        state=tax.state,
+        method=method,
+        shipping_override=totals.shipping,
+        enforce_minimum=False,
+    )
     assert again.total.amount <= totals.total.amount

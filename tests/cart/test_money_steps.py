@@ -5,6 +5,7 @@ Boundaries checked to the cent: a code's minimum (exactly at it applies, a cent 
 the free-shipping threshold (exactly at it ships free, a cent below pays the flat rate; measured
 on the goods after the code), and rounding half-up at the half cent.
 """
+
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest

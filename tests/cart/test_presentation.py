@@ -1,4 +1,5 @@
 """cart.presentation: the lines and amounts the templates print, exactly as {{ money }} wrote them."""
+
 from decimal import Decimal
 
 import pytest
@@ -16,8 +17,16 @@ def printed(value) -> str:
 
 @pytest.mark.parametrize(
     "amount, currency",
-    [("12.50", "USD"), ("12.5", "USD"), ("0.12345", "USD"), ("-3.00", "USD"), ("1234567.891", "USD"),
-     ("0", "USD"), ("9.99", "EUR"), ("1000", "CAD")],
+    [
+        ("12.50", "USD"),
+        ("12.5", "USD"),
+        ("0.12345", "USD"),
+        ("-3.00", "USD"),
+        ("1234567.891", "USD"),
+        ("0", "USD"),
+        ("9.99", "EUR"),
+        ("1000", "CAD"),
+    ],
 )
 def test_money_as_the_template_prints_it(amount, currency):
     value = Money(Decimal(amount), currency)
@@ -48,7 +57,9 @@ def test_a_summary_line_and_totals_print_as_before(baclofen, customer, settings,
 
     cart = Cart.objects.create(user=customer)
     tier = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
-    CartLine.objects.create(cart=cart, tier=tier, packages=12, price_when_added=Money("1.00", "USD"))
+    CartLine.objects.create(
+        cart=cart, tier=tier, packages=12, price_when_added=Money("1.00", "USD")
+    )
     summary = cart_summary(cart)
     (line,) = summary.lines
     shown = shown_line(line)

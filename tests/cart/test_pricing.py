@@ -1,4 +1,5 @@
 """Pricing a cart: the pure summary (unsaved objects, no database) and ``cart_summary``."""
+
 from decimal import Decimal
 
 import pytest
@@ -31,10 +32,27 @@ def make_line(
     strength="10mg",
 ):
     """An unsaved CartLine with its tier, dosage and product: nothing touches the database."""
-    product = product or Product(id=1, name="Baclofen", slug="baclofen", legal_class=LegalClass.PRESCRIPTION, is_published=True)
-    dosage = Dosage(id=tier_id, product=product, strength=strength, list_price_per_pill=usd(list_per_pill))
-    tier = PackageTier(id=tier_id, dosage=dosage, quantity=quantity, price=usd(price), is_active=is_active, stock=stock)
-    return CartLine(id=line_id, tier=tier, packages=packages, price_when_added=usd(price_when_added or price))
+    product = product or Product(
+        id=1,
+        name="Baclofen",
+        slug="baclofen",
+        legal_class=LegalClass.PRESCRIPTION,
+        is_published=True,
+    )
+    dosage = Dosage(
+        id=tier_id, product=product, strength=strength, list_price_per_pill=usd(list_per_pill)
+    )
+    tier = PackageTier(
+        id=tier_id,
+        dosage=dosage,
+        quantity=quantity,
+        price=usd(price),
+        is_active=is_active,
+        stock=stock,
+    )
+    return CartLine(
+        id=line_id, tier=tier, packages=packages, price_when_added=usd(price_when_added or price)
+    )
 
 
 def summarize(lines, **kwargs):
@@ -48,8 +66,17 @@ class TestSummarizeLines:
     def test_reference_baclofen_cart(self):
         summary = summarize(
             [
-                make_line(line_id=1, tier_id=1, quantity=90, price="68.23", list_per_pill="0.86963"),
-                make_line(line_id=2, tier_id=2, quantity=270, price="499.70", list_per_pill="3.37818", strength="25mg"),
+                make_line(
+                    line_id=1, tier_id=1, quantity=90, price="68.23", list_per_pill="0.86963"
+                ),
+                make_line(
+                    line_id=2,
+                    tier_id=2,
+                    quantity=270,
+                    price="499.70",
+                    list_per_pill="3.37818",
+                    strength="25mg",
+                ),
             ]
         )
         assert summary.subtotal == usd("567.93")
@@ -104,7 +131,12 @@ class TestSummarizeLines:
         assert summary.subtotal == usd("70.00")
 
     def test_inactive_tier_is_shown_but_not_totalled(self):
-        summary = summarize([make_line(line_id=1, tier_id=1), make_line(line_id=2, tier_id=2, price="85.29", quantity=120, is_active=False)])
+        summary = summarize(
+            [
+                make_line(line_id=1, tier_id=1),
+                make_line(line_id=2, tier_id=2, price="85.29", quantity=120, is_active=False),
+            ]
+        )
         assert len(summary.lines) == 2
         gone = summary.lines[1]
         assert not gone.available
@@ -114,9 +146,22 @@ class TestSummarizeLines:
         assert summary.can_checkout
 
     def test_unpublished_and_controlled_products_not_totalled(self):
-        hidden = Product(id=2, name="Hidden", slug="hidden", legal_class=LegalClass.PHARMACY, is_published=False)
-        controlled = Product(id=3, name="Restricted", slug="restricted", legal_class=LegalClass.CONTROLLED, is_published=True)
-        summary = summarize([make_line(line_id=1, tier_id=1, product=hidden), make_line(line_id=2, tier_id=2, product=controlled)])
+        hidden = Product(
+            id=2, name="Hidden", slug="hidden", legal_class=LegalClass.PHARMACY, is_published=False
+        )
+        controlled = Product(
+            id=3,
+            name="Restricted",
+            slug="restricted",
+            legal_class=LegalClass.CONTROLLED,
+            is_published=True,
+        )
+        summary = summarize(
+            [
+                make_line(line_id=1, tier_id=1, product=hidden),
+                make_line(line_id=2, tier_id=2, product=controlled),
+            ]
+        )
         assert [line.available for line in summary.lines] == [False, False]
         assert "not available for online order" in summary.lines[1].notice.lower()
         assert summary.subtotal == usd("0.00")
@@ -124,8 +169,20 @@ class TestSummarizeLines:
         assert not summary.can_checkout
 
     def test_max_pills_per_order_blocks_checkout(self):
-        product = Product(id=5, name="Limited", slug="limited", legal_class=LegalClass.PHARMACY, is_published=True, max_pills_per_order=200)
-        summary = summarize([make_line(line_id=1, tier_id=1, product=product, quantity=90, packages=2), make_line(line_id=2, tier_id=2, product=product, quantity=60)])
+        product = Product(
+            id=5,
+            name="Limited",
+            slug="limited",
+            legal_class=LegalClass.PHARMACY,
+            is_published=True,
+            max_pills_per_order=200,
+        )
+        summary = summarize(
+            [
+                make_line(line_id=1, tier_id=1, product=product, quantity=90, packages=2),
+                make_line(line_id=2, tier_id=2, product=product, quantity=60),
+            ]
+        )
         assert not summary.can_checkout
         assert summary.problems == ("Limited: at most 200 pills per order; your cart has 240.",)
 
@@ -135,7 +192,12 @@ class TestSummarizeLines:
         assert "at most 10 packages" in summary.problems[0]
 
     def test_stock_limits(self):
-        summary = summarize([make_line(line_id=1, tier_id=1, stock=0), make_line(line_id=2, tier_id=2, stock=1, packages=2)])
+        summary = summarize(
+            [
+                make_line(line_id=1, tier_id=1, stock=0),
+                make_line(line_id=2, tier_id=2, stock=1, packages=2),
+            ]
+        )
         assert not summary.lines[0].available
         assert summary.lines[0].notice.startswith("Out of stock")
         assert "only 1 in stock" in summary.problems[0]
@@ -144,12 +206,16 @@ class TestSummarizeLines:
 @pytest.mark.django_db
 class TestCartSummary:
     def tier(self, product, strength, quantity):
-        return PackageTier.objects.get(dosage__product=product, dosage__strength=strength, quantity=quantity)
+        return PackageTier.objects.get(
+            dosage__product=product, dosage__strength=strength, quantity=quantity
+        )
 
     def test_none_cart_is_empty(self):
         assert cart_summary(None).is_empty
 
-    def test_reference_cart_from_database_in_one_query(self, baclofen, customer, django_assert_num_queries):
+    def test_reference_cart_from_database_in_one_query(
+        self, baclofen, customer, django_assert_num_queries
+    ):
         cart = Cart.objects.create(user=customer)
         for strength, quantity in (("10mg", 90), ("25mg", 270)):
             tier = self.tier(baclofen, strength, quantity)
@@ -173,7 +239,9 @@ class TestCartSummary:
 
     def test_unpublished_product_excluded_from_totals(self, customer):
         kept = PackageTierFactory(price=usd("20.00"))
-        withdrawn = PackageTierFactory(price=usd("30.00"), dosage__product=ProductFactory(is_published=False))
+        withdrawn = PackageTierFactory(
+            price=usd("30.00"), dosage__product=ProductFactory(is_published=False)
+        )
         cart = Cart.objects.create(user=customer)
         for tier in (kept, withdrawn):
             CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)

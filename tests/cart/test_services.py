@@ -1,4 +1,5 @@
 """Cart services: adding, changing, removing, merging and expiring carts."""
+
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -42,7 +43,9 @@ def cart(customer):
 
 
 def lines_of(cart):
-    return list(CartLine.objects.filter(cart=cart).values_list("tier_id", "packages").order_by("id"))
+    return list(
+        CartLine.objects.filter(cart=cart).values_list("tier_id", "packages").order_by("id")
+    )
 
 
 class TestCartForRequest:
@@ -80,14 +83,19 @@ class TestCartForRequest:
 class TestCartAndLinesForRequest:
     """The cart and checkout pages' read: the cart and its priced lines in one query."""
 
-    def test_signed_in_cart_and_lines_in_one_query(self, make_request, customer, tier_of, django_assert_num_queries):
+    def test_signed_in_cart_and_lines_in_one_query(
+        self, make_request, customer, tier_of, django_assert_num_queries
+    ):
         cart = Cart.objects.create(user=customer)
         cart_add_tier(cart=cart, tier_id=tier_of("25mg", 270).pk, packages=2)
         cart_add_tier(cart=cart, tier_id=tier_of("10mg", 90).pk)
         request = make_request(user=customer)
         with django_assert_num_queries(1):
             found, lines = cart_and_lines_for_request(request)
-            names = [(line.tier.dosage.strength, line.tier.dosage.product.name, line.cart.pk) for line in lines]
+            names = [
+                (line.tier.dosage.strength, line.tier.dosage.product.name, line.cart.pk)
+                for line in lines
+            ]
         assert found == cart
         assert names == [("25mg", "Baclofen", cart.pk), ("10mg", "Baclofen", cart.pk)]
         assert request.session[SESSION_CART_ID] == cart.pk
@@ -95,7 +103,9 @@ class TestCartAndLinesForRequest:
             summary = cart_summary(found, lines=lines)
         assert summary == cart_summary(cart)
 
-    def test_anonymous_cart_follows_its_session(self, make_request, tier_of, django_assert_num_queries):
+    def test_anonymous_cart_follows_its_session(
+        self, make_request, tier_of, django_assert_num_queries
+    ):
         request = make_request()
         cart = cart_for_request(request, create=True)
         cart_add_tier(cart=cart, tier_id=tier_of("10mg", 90).pk)
@@ -109,7 +119,9 @@ class TestCartAndLinesForRequest:
         found.refresh_from_db()
         assert found.session_key == request.session.session_key
 
-    def test_empty_or_missing_cart_as_cart_for_request(self, make_request, customer, django_assert_num_queries):
+    def test_empty_or_missing_cart_as_cart_for_request(
+        self, make_request, customer, django_assert_num_queries
+    ):
         request = make_request(user=customer)
         with django_assert_num_queries(2):
             assert cart_and_lines_for_request(request) == (None, [])
@@ -151,7 +163,9 @@ class TestAdd:
         assert excinfo.value.message
         assert lines_of(cart) == []
 
-    @pytest.mark.parametrize("packages", ["0", "-1", 0, -5, "abc", "", "2.5", "11", "99999999999999999", "1e3"])
+    @pytest.mark.parametrize(
+        "packages", ["0", "-1", 0, -5, "abc", "", "2.5", "11", "99999999999999999", "1e3"]
+    )
     def test_bad_packages_refused(self, cart, tier_of, packages):
         with pytest.raises(CartError) as excinfo:
             cart_add_tier(cart=cart, tier_id=tier_of("10mg", 90).pk, packages=packages)
@@ -166,7 +180,9 @@ class TestAdd:
         assert lines_of(cart) == [(tier.pk, 8)]
 
     def test_controlled_substance_refused(self, cart):
-        tier = PackageTierFactory(dosage__product=ProductFactory(name="Oxycodone", legal_class=LegalClass.CONTROLLED))
+        tier = PackageTierFactory(
+            dosage__product=ProductFactory(name="Oxycodone", legal_class=LegalClass.CONTROLLED)
+        )
         with pytest.raises(CartError, match="not available for online order"):
             cart_add_tier(cart=cart, tier_id=tier.pk)
         assert lines_of(cart) == []
@@ -241,7 +257,9 @@ class TestChange:
 
 
 class TestMerge:
-    def test_anonymous_cart_merges_into_existing_customer_cart(self, make_request, customer, tier_of):
+    def test_anonymous_cart_merges_into_existing_customer_cart(
+        self, make_request, customer, tier_of
+    ):
         ten, twenty_five = tier_of("10mg", 90), tier_of("25mg", 270)
         own = Cart.objects.create(user=customer)
         cart_add_tier(cart=own, tier_id=ten.pk, packages=8)
@@ -255,11 +273,15 @@ class TestMerge:
         notes = cart_merge_into_user(request=request, user=customer)
 
         assert sorted(lines_of(own)) == sorted([(ten.pk, 10), (twenty_five.pk, 1)])
-        assert notes == ["Baclofen 10mg, 90 pills: you can order at most 10 packages, so your cart now has 10."]
+        assert notes == [
+            "Baclofen 10mg, 90 pills: you can order at most 10 packages, so your cart now has 10."
+        ]
         assert not Cart.objects.filter(pk=anonymous.pk).exists()
         assert request.session[SESSION_CART_ID] == own.pk
 
-    def test_anonymous_cart_is_adopted_when_customer_has_none(self, make_request, customer, tier_of):
+    def test_anonymous_cart_is_adopted_when_customer_has_none(
+        self, make_request, customer, tier_of
+    ):
         request = make_request()
         anonymous = cart_for_request(request, create=True)
         cart_add_tier(cart=anonymous, tier_id=tier_of("10mg", 90).pk)
@@ -288,7 +310,10 @@ class TestExpiry:
         self.age(old_customer, 400)
         self.age(fresh_anonymous, 5)
         assert carts_delete_expired(older_than=timedelta(days=30)) == 1
-        assert set(Cart.objects.values_list("pk", flat=True)) == {fresh_anonymous.pk, old_customer.pk}
+        assert set(Cart.objects.values_list("pk", flat=True)) == {
+            fresh_anonymous.pk,
+            old_customer.pk,
+        }
         assert not CartLine.objects.filter(cart_id=old_anonymous.pk).exists()
 
     @override_settings(CART_ANONYMOUS_TTL_DAYS=7)
@@ -312,7 +337,8 @@ class TestExpiry:
 
 
 @pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="row locks need PostgreSQL; SQLite locks the whole table"
+    connection.vendor != "postgresql",
+    reason="row locks need PostgreSQL; SQLite locks the whole table",
 )
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_adds_of_the_same_tier_do_not_fail(baclofen):

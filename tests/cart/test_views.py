@@ -1,4 +1,5 @@
 """The cart over HTTP: the page, the POST actions (with and without htmx), bad input, CSRF."""
+
 import re
 from decimal import Decimal
 
@@ -45,14 +46,20 @@ def test_url_contract():
 class TestAddWithoutJavascript:
     def test_add_redirects_back_with_a_message(self, client, tier_of):
         tier = tier_of("10mg", 90)
-        response = client.post(ADD, {"tier_id": tier.pk, "packages": "1"}, HTTP_REFERER="http://testserver/products/baclofen/")
+        response = client.post(
+            ADD,
+            {"tier_id": tier.pk, "packages": "1"},
+            HTTP_REFERER="http://testserver/products/baclofen/",
+        )
         assert response.status_code == 302
         assert response["Location"] == "http://testserver/products/baclofen/"
         assert messages_of(response) == ["Added Baclofen 10mg, 90 pills to your cart."]
         assert all_lines() == [(tier.pk, 1)]
 
     def test_foreign_referrer_is_not_followed(self, client, tier_of):
-        response = client.post(ADD, {"tier_id": tier_of("10mg", 90).pk}, HTTP_REFERER="https://evil.example/phish")
+        response = client.post(
+            ADD, {"tier_id": tier_of("10mg", 90).pk}, HTTP_REFERER="https://evil.example/phish"
+        )
         assert response["Location"] == "/cart/"
 
     def test_get_is_refused(self, client):
@@ -60,7 +67,9 @@ class TestAddWithoutJavascript:
 
     def test_posted_price_is_ignored(self, client, tier_of):
         tier = tier_of("10mg", 90)
-        client.post(ADD, {"tier_id": tier.pk, "packages": "1", "price": "0.01", "unit_price": "0.01"})
+        client.post(
+            ADD, {"tier_id": tier.pk, "packages": "1", "price": "0.01", "unit_price": "0.01"}
+        )
         line = CartLine.objects.get()
         assert line.price_when_added == Money(Decimal("68.23"), "USD")
         page = client.get("/cart/").content.decode()
@@ -80,7 +89,9 @@ class TestAddWithoutJavascript:
             ({"packages": "three"}, "from 1 to 10"),
         ],
     )
-    def test_bad_input_is_refused_with_a_reason_and_writes_nothing(self, client, tier_of, data, reason):
+    def test_bad_input_is_refused_with_a_reason_and_writes_nothing(
+        self, client, tier_of, data, reason
+    ):
         data = {"tier_id": tier_of("10mg", 90).pk, **data}
         response = client.post(ADD, data, HTTP_REFERER="http://testserver/products/baclofen/")
         assert response.status_code == 302
@@ -142,7 +153,9 @@ class TestUpdateAndRemove:
         their_line.refresh_from_db()
         assert their_line.packages == 2
 
-    def test_signed_in_customer_cannot_touch_another_customers_line(self, client, customer, tier_of):
+    def test_signed_in_customer_cannot_touch_another_customers_line(
+        self, client, customer, tier_of
+    ):
         other = UserFactory()
         other_client = Client()
         other_client.force_login(other)
@@ -182,7 +195,9 @@ class TestHtmx:
         assert header_count(html) == 2
 
     def test_boosted_request_gets_the_normal_redirect(self, client, tier_of):
-        response = client.post(ADD, {"tier_id": tier_of("10mg", 90).pk}, HTTP_HX_REQUEST="true", HTTP_HX_BOOSTED="true")
+        response = client.post(
+            ADD, {"tier_id": tier_of("10mg", 90).pk}, HTTP_HX_REQUEST="true", HTTP_HX_BOOSTED="true"
+        )
         assert response.status_code == 302
 
 
@@ -194,7 +209,7 @@ class TestCartPage:
         assert "$567.93" in html  # subtotal and total
         assert "$422.45" in html  # savings against list prices
         assert "$78.27" in html and "$912.11" in html  # list prices, struck through
-        assert "<s class=\"list-price\">" in html
+        assert '<s class="list-price">' in html
         assert "Free" in html
         assert "Prescription required" in html
         assert "pharmacist" in html and "authorised" in html
@@ -202,7 +217,9 @@ class TestCartPage:
         assert header_count(html) == 2
         assert 'href="/products/baclofen/"' in html
 
-    def test_a_line_shows_the_choice_and_every_form_carries_the_pages_token(self, client, tier_of, settings):
+    def test_a_line_shows_the_choice_and_every_form_carries_the_pages_token(
+        self, client, tier_of, settings
+    ):
         """What a customer reads on a line, and the no-JS forms (update, remove, discount code) post."""
         client.post(ADD, {"tier_id": tier_of("10mg", 90).pk, "packages": 2})
         html = client.get("/cart/").content.decode()
@@ -251,10 +268,14 @@ class TestCartPage:
         assert "cart-checkout" not in html
 
     @pytest.mark.parametrize("line_count", [1, 12])
-    def test_query_budget_does_not_grow_with_lines(self, client, customer, line_count, django_assert_max_num_queries):
+    def test_query_budget_does_not_grow_with_lines(
+        self, client, customer, line_count, django_assert_max_num_queries
+    ):
         client.force_login(customer)
         for index in range(line_count):
-            tier = PackageTierFactory(dosage=DosageFactory(product=ProductFactory()), quantity=30 + index)
+            tier = PackageTierFactory(
+                dosage=DosageFactory(product=ProductFactory()), quantity=30 + index
+            )
             client.post(ADD, {"tier_id": tier.pk})
         # session, user, and the lines with their cart (one query): the header count reuses the
         # priced cart. Issue #17: 4 before (the cart and its lines were two queries).
@@ -294,7 +315,9 @@ class TestHeaderCount:
 
     def test_lazy_and_one_query(self, tier_of, django_assert_num_queries):
         cart = Cart.objects.create(session_key="s")
-        CartLine.objects.create(cart=cart, tier=tier_of("10mg", 90), packages=3, price_when_added=Money("68.23", "USD"))
+        CartLine.objects.create(
+            cart=cart, tier=tier_of("10mg", 90), packages=3, price_when_added=Money("68.23", "USD")
+        )
         request = self.request({SESSION_CART_ID: cart.pk})
         with django_assert_num_queries(0):
             context = cart_context(request)  # not evaluated until a template uses it
@@ -302,12 +325,16 @@ class TestHeaderCount:
             assert str(context["cart_count"]) == "3"
             assert int(str(context["cart_count"])) == 3
 
-    def test_counts_only_packs_that_can_be_ordered_and_only_the_visitors_own_cart(self, tier_of, django_assert_num_queries):
+    def test_counts_only_packs_that_can_be_ordered_and_only_the_visitors_own_cart(
+        self, tier_of, django_assert_num_queries
+    ):
         cart = Cart.objects.create(session_key="s")
         tier = tier_of("10mg", 90)
         tiers = list(PackageTier.objects.filter(dosage=tier.dosage).order_by("quantity")[:4])
         for tier, packages in zip(tiers, (1, 2, 4, 8)):
-            CartLine.objects.create(cart=cart, tier=tier, packages=packages, price_when_added=Money("10.00", "USD"))
+            CartLine.objects.create(
+                cart=cart, tier=tier, packages=packages, price_when_added=Money("10.00", "USD")
+            )
         request = self.request({SESSION_CART_ID: cart.pk})
         assert str(cart_context(request)["cart_count"]) == "15"
         PackageTier.objects.filter(pk=tiers[1].pk).update(stock=0)
@@ -322,7 +349,9 @@ class TestHeaderCount:
         assert str(cart_context(request)["cart_count"]) == "0"
         request.user = cart.user
         assert str(cart_context(request)["cart_count"]) == "9"
-        request.session[SESSION_CART_ID] = True  # not a cart id, whatever Python thinks of True == 1
+        request.session[SESSION_CART_ID] = (
+            True  # not a cart id, whatever Python thinks of True == 1
+        )
         assert str(cart_context(request)["cart_count"]) == "0"
 
     def test_other_pages_show_the_count(self, client, tier_of):
@@ -347,7 +376,10 @@ class TestMergeAfterLogin:
         request.session.save()
 
         html = client.get("/cart/").content.decode()
-        assert sorted(CartLine.objects.filter(cart=own).values_list("packages", flat=True)) == [1, 10]
+        assert sorted(CartLine.objects.filter(cart=own).values_list("packages", flat=True)) == [
+            1,
+            10,
+        ]
         assert Cart.objects.count() == 1
         assert header_count(html) == 11
 
@@ -358,6 +390,10 @@ def test_the_header_tells_screen_readers_how_many_items(client, packages, words)
     # The visible count is a bare number; the visually hidden word after it says what it counts.
     tier = PackageTierFactory(price=Money("9.00", "USD"))
     client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": packages})
-    header = re.search(r'<a id="header-cart".*?</a>', client.get(reverse("catalog:home")).content.decode(), re.S)
+    header = re.search(
+        r'<a id="header-cart".*?</a>',
+        client.get(reverse("catalog:home")).content.decode(),
+        re.DOTALL,
+    )
     text = re.sub(r"<[^>]+>", "", header.group(0))
     assert re.sub(r"\s+", " ", text).strip() == f"Cart {packages} {words.split()[1]}"

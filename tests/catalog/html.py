@@ -1,9 +1,24 @@
 """A tiny HTML tree for tests: enough to find elements by tag, class and attribute and read text."""
+
 from __future__ import annotations
 
 from html.parser import HTMLParser
 
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class Node:
@@ -28,7 +43,10 @@ class Node:
                 continue
             if cls and cls not in node.classes:
                 continue
-            if any(node.attrs.get(key.rstrip("_").replace("_", "-")) != value for key, value in attrs.items()):
+            if any(
+                node.attrs.get(key.rstrip("_").replace("_", "-")) != value
+                for key, value in attrs.items()
+            ):
                 continue
             found.append(node)
         return found

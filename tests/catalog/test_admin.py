@@ -1,4 +1,6 @@
 """Staff editing prices in the Django admin: inlines, the tier changelist, permissions."""
+
+import io
 from decimal import Decimal
 
 import pytest
@@ -22,7 +24,7 @@ def superuser(db):
 
 @pytest.fixture
 def staff_groups(db):
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     from accounts.models import User
 
     return {
@@ -35,7 +37,9 @@ def dosage_10mg(product) -> Dosage:
     return product.dosages.get(strength="10mg")
 
 
-def inline_post_data(dosage: Dosage, overrides: dict | None = None, extra_rows: list[dict] | None = None) -> dict:
+def inline_post_data(
+    dosage: Dosage, overrides: dict | None = None, extra_rows: list[dict] | None = None
+) -> dict:
     """The POST body the dosage change form sends, built from the database like the browser would."""
     tiers = list(dosage.tiers.order_by("position", "quantity"))
     extra_rows = extra_rows or []
@@ -95,7 +99,9 @@ def tier_index(dosage: Dosage, quantity: int) -> int:
 # --- Product and dosage pages -------------------------------------------------------------------
 
 
-def test_product_page_lists_dosages_with_links_and_patient_information_inlines(client, superuser, baclofen):
+def test_product_page_lists_dosages_with_links_and_patient_information_inlines(
+    client, superuser, baclofen
+):
     client.force_login(superuser)
     response = client.get(reverse("admin:catalog_product_change", args=[baclofen.pk]))
     assert response.status_code == 200
@@ -144,14 +150,18 @@ def test_inline_adds_a_new_pack(client, superuser, baclofen):
     dosage = dosage_10mg(baclofen)
     response = client.post(
         reverse("admin:catalog_dosage_change", args=[dosage.pk]),
-        inline_post_data(dosage, extra_rows=[{"quantity": 30, "price": "26.00", "sku": "BAC-10MG-30"}]),
+        inline_post_data(
+            dosage, extra_rows=[{"quantity": 30, "price": "26.00", "sku": "BAC-10MG-30"}]
+        ),
     )
     assert response.status_code == 302
     assert dosage.tiers.get(quantity=30).sku == "BAC-10MG-30"
 
 
 @pytest.mark.parametrize("price", ["0", "-5.00"])
-def test_inline_rejects_zero_and_negative_prices_with_a_clear_message(client, superuser, baclofen, price):
+def test_inline_rejects_zero_and_negative_prices_with_a_clear_message(
+    client, superuser, baclofen, price
+):
     client.force_login(superuser)
     dosage = dosage_10mg(baclofen)
     i = tier_index(dosage, 90)
@@ -164,12 +174,16 @@ def test_inline_rejects_zero_and_negative_prices_with_a_clear_message(client, su
     assert dosage.tiers.get(quantity=90).price == usd("68.23")
 
 
-def test_inline_rejects_a_duplicate_quantity_without_an_integrity_error(client, superuser, baclofen):
+def test_inline_rejects_a_duplicate_quantity_without_an_integrity_error(
+    client, superuser, baclofen
+):
     client.force_login(superuser)
     dosage = dosage_10mg(baclofen)
     response = client.post(
         reverse("admin:catalog_dosage_change", args=[dosage.pk]),
-        inline_post_data(dosage, extra_rows=[{"quantity": 90, "price": "60.00", "sku": "BAC-10MG-90B"}]),
+        inline_post_data(
+            dosage, extra_rows=[{"quantity": 90, "price": "60.00", "sku": "BAC-10MG-90B"}]
+        ),
     )
     assert response.status_code == 200
     html = response.content.decode()
@@ -206,7 +220,9 @@ def test_larger_pack_dearer_per_pill_is_warned_naming_both_packs(client, superus
         follow=True,
     )
     texts = [str(m) for m in response.context["messages"]]
-    assert any("180-pill pack costs more per pill" in t and "120-pill pack" in t for t in texts), texts
+    assert any("180-pill pack costs more per pill" in t and "120-pill pack" in t for t in texts), (
+        texts
+    )
     assert dosage.tiers.get(quantity=180).price == usd("130.00")
 
 
@@ -257,23 +273,33 @@ def test_changelist_rejects_a_zero_price(client, superuser, baclofen):
 
 
 def test_changelist_search_and_filters(client, superuser, baclofen):
-    other = PackageTierFactory(sku="IBU-200-24", dosage=DosageFactory(product=ProductFactory(name="Ibuprofen")))
+    other = PackageTierFactory(
+        sku="IBU-200-24", dosage=DosageFactory(product=ProductFactory(name="Ibuprofen"))
+    )
     client.force_login(superuser)
     url = reverse("admin:catalog_packagetier_changelist")
     by_product = client.get(url, {"q": "baclofen"}).context["cl"].result_list
     assert len(by_product) == 12
     by_sku = client.get(url, {"q": "IBU-200"}).context["cl"].result_list
     assert [t.pk for t in by_sku] == [other.pk]
-    by_class = client.get(url, {"dosage__product__legal_class__exact": "prescription"}).context["cl"].result_list
+    by_class = (
+        client.get(url, {"dosage__product__legal_class__exact": "prescription"})
+        .context["cl"]
+        .result_list
+    )
     assert len(by_class) == 12
-    by_category = client.get(url, {"dosage__product__category__id__exact": baclofen.category_id}).context["cl"]
+    by_category = client.get(
+        url, {"dosage__product__category__id__exact": baclofen.category_id}
+    ).context["cl"]
     assert by_category.result_count == 12
 
 
 def test_changelist_marks_best_per_pill_among_the_dosages_active_tiers(client, superuser, baclofen):
     client.force_login(superuser)
     PackageTier.objects.filter(sku="BAC-10MG-360").update(is_active=False)
-    cl = client.get(reverse("admin:catalog_packagetier_changelist"), {"q": "BAC-10MG"}).context["cl"]
+    cl = client.get(reverse("admin:catalog_packagetier_changelist"), {"q": "BAC-10MG"}).context[
+        "cl"
+    ]
     best = [t.sku for t in cl.result_list if t.admin_figures.best_per_pill]
     assert best == ["BAC-10MG-270"]
 
@@ -287,7 +313,9 @@ def _make_tiers(count: int) -> None:
 
 
 @pytest.mark.parametrize("count", [5, 50])
-def test_tier_changelist_query_count_does_not_grow(client, superuser, count, django_assert_max_num_queries):
+def test_tier_changelist_query_count_does_not_grow(
+    client, superuser, count, django_assert_max_num_queries
+):
     _make_tiers(count)
     client.force_login(superuser)
     with django_assert_max_num_queries(12):
@@ -313,7 +341,9 @@ def test_tier_changelist_query_count_is_the_same_for_5_and_50(client, superuser)
 
 
 @pytest.mark.parametrize("tiers_per_dosage", [2, 12])
-def test_dosage_page_query_budget(client, superuser, tiers_per_dosage, django_assert_max_num_queries):
+def test_dosage_page_query_budget(
+    client, superuser, tiers_per_dosage, django_assert_max_num_queries
+):
     dosage = DosageFactory()
     for q in range(tiers_per_dosage):
         PackageTierFactory(dosage=dosage, quantity=10 * (q + 1), price=usd(10 * (q + 1)))
@@ -356,8 +386,14 @@ def test_pricing_user_can_change_a_tier_price(client, staff_groups, baclofen):
     response = client.post(
         reverse("admin:catalog_packagetier_change", args=[tier.pk]),
         {
-            "dosage": tier.dosage_id, "quantity": "90", "price_0": "66.00", "price_1": "USD",
-            "sku": tier.sku, "is_active": "on", "position": str(tier.position), "stock": "",
+            "dosage": tier.dosage_id,
+            "quantity": "90",
+            "price_0": "66.00",
+            "price_1": "USD",
+            "sku": tier.sku,
+            "is_active": "on",
+            "position": str(tier.position),
+            "stock": "",
         },
     )
     assert response.status_code == 302
@@ -368,7 +404,9 @@ def test_pricing_user_can_change_a_tier_price(client, staff_groups, baclofen):
 
 def test_pricing_group_has_no_orders_permission_and_cannot_open_orders_admin(client, staff_groups):
     user = staff_groups["pricing"]
-    assert not Permission.objects.filter(group__name="pricing", content_type__app_label="orders").exists()
+    assert not Permission.objects.filter(
+        group__name="pricing", content_type__app_label="orders"
+    ).exists()
     assert not any(p.startswith("orders.") for p in user.get_all_permissions())
     client.force_login(user)
     try:
@@ -389,12 +427,19 @@ def test_pricing_group_has_no_orders_permission_and_cannot_open_orders_admin(cli
 def test_pharmacist_can_view_but_not_change_a_tier_price(client, staff_groups, baclofen):
     client.force_login(staff_groups["pharmacist"])
     tier = PackageTier.objects.get(sku="BAC-10MG-90")
-    assert client.get(reverse("admin:catalog_packagetier_change", args=[tier.pk])).status_code == 200
+    assert (
+        client.get(reverse("admin:catalog_packagetier_change", args=[tier.pk])).status_code == 200
+    )
     response = client.post(
         reverse("admin:catalog_packagetier_change", args=[tier.pk]),
         {
-            "dosage": tier.dosage_id, "quantity": "90", "price_0": "1.00", "price_1": "USD",
-            "sku": tier.sku, "is_active": "on", "position": str(tier.position),
+            "dosage": tier.dosage_id,
+            "quantity": "90",
+            "price_0": "1.00",
+            "price_1": "USD",
+            "sku": tier.sku,
+            "is_active": "on",
+            "position": str(tier.position),
         },
     )
     assert response.status_code == 403
@@ -408,7 +453,9 @@ def test_pharmacist_can_view_but_not_change_a_tier_price(client, staff_groups, b
 
 def test_product_page_shows_the_new_price_on_the_next_request(client, superuser, baclofen):
     client.force_login(superuser)
-    client.get(reverse("catalog:product_detail", kwargs={"slug": "baclofen"}))  # would prime any cache
+    client.get(
+        reverse("catalog:product_detail", kwargs={"slug": "baclofen"})
+    )  # would prime any cache
     dosage = dosage_10mg(baclofen)
     i = tier_index(dosage, 90)
     client.post(
@@ -425,17 +472,30 @@ def test_product_page_shows_the_new_price_on_the_next_request(client, superuser,
 def test_adding_a_dosage_with_its_packs_in_one_go(client, superuser, baclofen):
     client.force_login(superuser)
     data = {
-        "product": baclofen.pk, "strength": "5mg", "strength_value": "5", "strength_unit": "mg",
-        "list_price_per_pill_0": "0.50000", "list_price_per_pill_1": "USD",
-        "tiers-TOTAL_FORMS": "2", "tiers-INITIAL_FORMS": "0", "tiers-MIN_NUM_FORMS": "0", "tiers-MAX_NUM_FORMS": "1000",
+        "product": baclofen.pk,
+        "strength": "5mg",
+        "strength_value": "5",
+        "strength_unit": "mg",
+        "list_price_per_pill_0": "0.50000",
+        "list_price_per_pill_1": "USD",
+        "tiers-TOTAL_FORMS": "2",
+        "tiers-INITIAL_FORMS": "0",
+        "tiers-MIN_NUM_FORMS": "0",
+        "tiers-MAX_NUM_FORMS": "1000",
         "_save": "Save",
     }
     for i, (quantity, price) in enumerate([(30, "15.00"), (60, "27.00")]):
-        data.update({
-            f"tiers-{i}-quantity": str(quantity), f"tiers-{i}-price_0": price, f"tiers-{i}-price_1": "USD",
-            f"tiers-{i}-sku": f"BAC-5MG-{quantity}", f"tiers-{i}-position": str(i), f"tiers-{i}-stock": "",
-            f"tiers-{i}-is_active": "on",
-        })
+        data.update(
+            {
+                f"tiers-{i}-quantity": str(quantity),
+                f"tiers-{i}-price_0": price,
+                f"tiers-{i}-price_1": "USD",
+                f"tiers-{i}-sku": f"BAC-5MG-{quantity}",
+                f"tiers-{i}-position": str(i),
+                f"tiers-{i}-stock": "",
+                f"tiers-{i}-is_active": "on",
+            }
+        )
     assert client.get(reverse("admin:catalog_dosage_add")).status_code == 200
     response = client.post(reverse("admin:catalog_dosage_add"), data)
     assert response.status_code == 302
@@ -450,7 +510,9 @@ def test_changelist_edit_warns_when_a_larger_pack_is_dearer_per_pill(client, sup
     tiers = list(client.get(url).context["cl"].result_list)
     response = client.post(url, changelist_post_data(tiers, {tiers[0].pk: "240.00"}), follow=True)
     texts = [str(m) for m in response.context["messages"]]
-    assert any("360-pill pack costs more per pill" in t and "270-pill pack" in t for t in texts), texts
+    assert any("360-pill pack costs more per pill" in t and "270-pill pack" in t for t in texts), (
+        texts
+    )
 
 
 # --- setup_demo_staff -------------------------------------------------------------------------
@@ -474,7 +536,9 @@ def test_setup_demo_staff_is_idempotent_and_prints_credentials(db, settings):
     pricing = User.objects.get(email="pricing@pharmacy.example")
     assert pricing.check_password("price-setter-2024")
     assert list(pricing.groups.values_list("name", flat=True)) == ["pricing"]
-    assert pricing.has_perm("catalog.change_packagetier") and pricing.has_perm("catalog.change_dosage")
+    assert pricing.has_perm("catalog.change_packagetier") and pricing.has_perm(
+        "catalog.change_dosage"
+    )
     pharmacist = User.objects.get(email="pharmacist@pharmacy.example")
     assert pharmacist.has_perm("catalog.view_packagetier")
     assert not pharmacist.has_perm("catalog.change_packagetier")
@@ -488,12 +552,14 @@ def test_setup_demo_staff_refuses_demo_users_when_debug_is_off(db, settings):
 
     settings.DEBUG = False
     with pytest.raises(CommandError, match="--force"):
-        call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+        call_command("setup_demo_staff", stdout=io.StringIO())
     assert not User.objects.filter(email__endswith="@pharmacy.example").exists()
     from django.contrib.auth.models import Group
 
-    assert Group.objects.filter(name__in=["pricing", "pharmacist"]).count() == 2  # groups are still set up
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    assert (
+        Group.objects.filter(name__in=["pricing", "pharmacist"]).count() == 2
+    )  # groups are still set up
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     assert User.objects.filter(email__endswith="@pharmacy.example").count() == 3
 
 
@@ -501,8 +567,8 @@ def test_setup_demo_staff_keeps_permissions_other_apps_added_to_pharmacist(db, s
     from django.contrib.auth.models import Group
 
     settings.DEBUG = True
-    call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", stdout=io.StringIO())
     extra = Permission.objects.get(codename="view_user")
     Group.objects.get(name="pharmacist").permissions.add(extra)
-    call_command("setup_demo_staff", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", stdout=io.StringIO())
     assert Group.objects.get(name="pharmacist").permissions.filter(pk=extra.pk).exists()

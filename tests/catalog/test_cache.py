@@ -3,6 +3,7 @@
 Every test reads pages the way a visitor would and checks what a visitor would notice: a changed
 price, an unpublished medicine, stock, a token that works, a cart count that is theirs.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,13 +24,13 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog import page_cache
-from pharmacy.settings import redis_caches
-from tests.resources import redis_url
 from catalog.models import FAQ, InfoSection, PackageTier, Product
 from catalog.services import PriceChangeMode, tiers_bulk_change_prices
+from pharmacy.settings import redis_caches
 from tests.catalog.test_admin import dosage_10mg, inline_post_data, tier_index
 from tests.catalog.test_csv_import_export import confirm, export_csv, rows_of, to_csv, upload
 from tests.factories import UserFactory
+from tests.resources import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PRODUCT = "/products/baclofen/"
@@ -63,7 +64,10 @@ def superuser(db):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["/", "/products/", "/products/?q=baclofen", "/products/?category=muscle-and-joint", PRODUCT])
+@pytest.mark.parametrize(
+    "url",
+    ["/", "/products/", "/products/?q=baclofen", "/products/?category=muscle-and-joint", PRODUCT],
+)
 def test_second_visit_is_a_cache_hit_without_queries(client, baclofen, url):
     assert cache_state(get(client, url)) == "miss"
     with CaptureQueriesContext(connection) as captured:
@@ -108,8 +112,10 @@ def test_bulk_price_change_shows_on_listing_and_product_page(client, baclofen, s
     product_before = html(get(client))
     assert "$68.23" in product_before
     tiers_bulk_change_prices(
-        tier_ids=PackageTier.objects.values_list("pk", flat=True), mode=PriceChangeMode.PERCENT,
-        value=Decimal("-50"), user=superuser,
+        tier_ids=PackageTier.objects.values_list("pk", flat=True),
+        mode=PriceChangeMode.PERCENT,
+        value=Decimal("-50"),
+        user=superuser,
     )
     assert "$68.23" not in html(get(client)) and "$34.12" in html(get(client))
     assert html(get(client, "/products/")) != listing_before  # the "from $… per pill" figure moved
@@ -134,18 +140,20 @@ def test_csv_import_shows_at_once(client, superuser, baclofen):
 
 @pytest.mark.django_db
 def test_deactivated_pack_disappears(client, baclofen):
-    assert 'value="%d"' % tier("BAC-10MG-90").pk in html(get(client))
+    assert f'value="{tier("BAC-10MG-90").pk}"' in html(get(client))
     pack = tier("BAC-10MG-90")
     pack.is_active = False
     pack.save()
-    assert 'value="%d"' % pack.pk not in html(get(client))
+    assert f'value="{pack.pk}"' not in html(get(client))
 
 
 @pytest.mark.django_db
 def test_unpublished_medicine_leaves_every_page(client, baclofen):
     for url in ("/products/", "/products/?q=baclofen", PRODUCT):
         get(client, url)
-    Product.objects.filter(pk=baclofen.pk).update(is_published=False)  # a queryset update, no save()
+    Product.objects.filter(pk=baclofen.pk).update(
+        is_published=False
+    )  # a queryset update, no save()
     assert client.get(PRODUCT).status_code == 404
     assert "Baclofen" not in html(get(client, "/products/?q=baclofen"))
     assert "/products/baclofen/" not in html(get(client, "/products/"))
@@ -225,15 +233,24 @@ def server_b(url: str) -> tuple[str, str]:
         "DJANGO_SETTINGS_MODULE": "pharmacy.settings",
         "LOG_LEVEL": "ERROR",
     }
-    result = subprocess.run([sys.executable, "-c", SERVER_B, url], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", SERVER_B, url],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     status, _, body = result.stdout.partition("\n")
     return status, body
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_price_change_shows_on_the_very_next_request_on_another_server(settings, client, superuser, baclofen):
+def test_admin_price_change_shows_on_the_very_next_request_on_another_server(
+    settings, client, superuser, baclofen
+):
     if connection.vendor != "postgresql":
         pytest.skip("the second server needs PostgreSQL")
     redis_or_skip()
@@ -269,15 +286,20 @@ def test_two_visitors_never_see_each_others_token_or_cart(baclofen, customer):
     ann_page = get(ann)
     # Ann puts a pack in her cart with the plain (no-JS) form of the page she was served.
     token = TOKEN_RE.search(html(ann_page)).group(1)
-    added = ann.post(reverse("cart:add"), {"csrfmiddlewaretoken": token, "tier_id": tier("BAC-10MG-90").pk,
-                                           "packages": 1}, HTTP_REFERER="http://testserver" + PRODUCT)
+    added = ann.post(
+        reverse("cart:add"),
+        {"csrfmiddlewaretoken": token, "tier_id": tier("BAC-10MG-90").pk, "packages": 1},
+        HTTP_REFERER="http://testserver" + PRODUCT,
+    )
     assert added.status_code == 302
     bob_page = get(bob)
     ann_again = get(ann)
     assert cache_state(bob_page) == "hit" and cache_state(ann_again) == "hit"
     assert 'class="cart-count">1<' in html(ann_again)
     assert 'class="cart-count">0<' in html(bob_page)
-    assert 'class="container messages"' in html(ann_again)  # her "added" message, on the cached page
+    assert 'class="container messages"' in html(
+        ann_again
+    )  # her "added" message, on the cached page
     assert 'class="container messages"' not in html(bob_page)
     ann_tokens = set(TOKEN_RE.findall(html(ann_again)))
     bob_tokens = set(TOKEN_RE.findall(html(bob_page)))
@@ -287,8 +309,14 @@ def test_two_visitors_never_see_each_others_token_or_cart(baclofen, customer):
     bob_token = TOKEN_RE.search(html(bob_page)).group(1)
     form = {"tier_id": tier("BAC-10MG-90").pk, "packages": 1}
     assert bob.post(reverse("cart:add"), {**form, "csrfmiddlewaretoken": token}).status_code == 403
-    assert bob.post(reverse("cart:add"), {**form, "csrfmiddlewaretoken": bob_token},
-                    HTTP_REFERER="http://testserver" + PRODUCT).status_code == 302
+    assert (
+        bob.post(
+            reverse("cart:add"),
+            {**form, "csrfmiddlewaretoken": bob_token},
+            HTTP_REFERER="http://testserver" + PRODUCT,
+        ).status_code
+        == 302
+    )
     # No placeholder ever reaches a visitor.
     for page in (ann_again, bob_page):
         assert "pcph" not in html(page)
@@ -319,8 +347,12 @@ def test_private_pages_are_never_stored(client, baclofen, customer):
         response = client.get(reverse(name))
         assert response.status_code == 200, name
         assert cache_state(response) is None
-        assert "private" in response.get("Cache-Control", "") or "no-store" in response.get("Cache-Control", "") \
-            or "no-cache" in response.get("Cache-Control", "") or not response.has_header("ETag"), name
+        assert (
+            "private" in response.get("Cache-Control", "")
+            or "no-store" in response.get("Cache-Control", "")
+            or "no-cache" in response.get("Cache-Control", "")
+            or not response.has_header("ETag")
+        ), name
     assert cache.get(page_cache.GENERATION_KEY) is None  # nothing catalog was even looked at
     assert get(client, PRODUCT)  # while a catalog page is
     assert cache.get(page_cache.GENERATION_KEY) is not None
@@ -333,7 +365,9 @@ def test_conditional_get_answers_304_until_the_page_or_the_visitor_changes(clien
     assert first["Cache-Control"] == "private, no-cache"
     not_modified = client.get(PRODUCT, HTTP_IF_NONE_MATCH=etag)
     assert not_modified.status_code == 304 and not not_modified.content
-    assert "Content-Security-Policy" not in not_modified  # the browser keeps the one matching its copy
+    assert (
+        "Content-Security-Policy" not in not_modified
+    )  # the browser keeps the one matching its copy
     client.post(reverse("cart:add"), {"tier_id": tier("BAC-10MG-90").pk, "packages": 1})
     client.get(PRODUCT)  # shows the "added" message once
     changed = client.get(PRODUCT, HTTP_IF_NONE_MATCH=etag)
@@ -361,7 +395,9 @@ def test_html_is_gzipped_for_clients_that_ask_and_still_personal(client, baclofe
     assert TOKEN_RE.search(body) and "$68.23" in body
 
 
-PER_RESPONSE = re.compile(r'("inlineStyleNonce": "|"X-CSRFToken": "|nonce="|name="csrfmiddlewaretoken" value=")[^"]+"')
+PER_RESPONSE = re.compile(
+    r'("inlineStyleNonce": "|"X-CSRFToken": "|nonce="|name="csrfmiddlewaretoken" value=")[^"]+"'
+)
 
 
 def _same_but_tokens(a: str, b: str) -> bool:
@@ -386,10 +422,14 @@ def test_a_gzipped_hit_is_the_same_page_for_new_and_signed_in_visitors(baclofen,
         nonce = re.search(r"'nonce-([^']+)'", zipped["Content-Security-Policy"]).group(1)
         assert f'"inlineStyleNonce": "{nonce}"' in body
     # The no-JS add-to-cart form of the decompressed page works for its visitor.
-    token = TOKEN_RE.search(gzip.decompress(get(signed_in, PRODUCT, HTTP_ACCEPT_ENCODING="gzip").content).decode())
-    added = signed_in.post(reverse("cart:add"), {"csrfmiddlewaretoken": token.group(1),
-                                                 "tier_id": tier("BAC-10MG-90").pk, "packages": 1},
-                           HTTP_REFERER="http://testserver" + PRODUCT)
+    token = TOKEN_RE.search(
+        gzip.decompress(get(signed_in, PRODUCT, HTTP_ACCEPT_ENCODING="gzip").content).decode()
+    )
+    added = signed_in.post(
+        reverse("cart:add"),
+        {"csrfmiddlewaretoken": token.group(1), "tier_id": tier("BAC-10MG-90").pk, "packages": 1},
+        HTTP_REFERER="http://testserver" + PRODUCT,
+    )
     assert added.status_code == 302
 
 
@@ -402,7 +442,9 @@ def test_stored_pages_carry_no_indentation(client, baclofen):
     assert page_cache.compact("<p>\n    a\n\n  <b>b</b></p>") == "<p>\na\n<b>b</b></p>"
 
 
-def test_a_change_saved_while_the_cache_is_unreachable_shows_once_it_is_back(client, baclofen, monkeypatch):
+def test_a_change_saved_while_the_cache_is_unreachable_shows_once_it_is_back(
+    client, baclofen, monkeypatch
+):
     # Redis away during the save: the generation cannot be replaced then. The first request that
     # reaches the cache again replaces it, so the page stored before the change is not shown.
     get(client)

@@ -4,6 +4,7 @@ A scanner once left ~3,900 stored copies of a handful of pages, one per query st
 holds only the parameters a page reads, each in one spelling (``catalog.views.listing_query``),
 and the page is rendered from that query, so what is stored is what its key says.
 """
+
 import random
 
 import pytest
@@ -37,10 +38,26 @@ def listing(client, query: str = ""):
     assert response.status_code == 200, query
     cards = parse(response.content).find_all("article", cls="product-card")
     slugs = [card.find("a").attrs["href"].rstrip("/").rsplit("/", 1)[-1] for card in cards]
-    return response.headers.get("X-Catalog-Cache"), list(dict.fromkeys(slugs)), response.content.decode()
+    return (
+        response.headers.get("X-Catalog-Cache"),
+        list(dict.fromkeys(slugs)),
+        response.content.decode(),
+    )
 
 
-JUNK_NAMES = ["utm_source", "utm_campaign", "fbclid", "gclid", "debug", "id", "cmd", "x", "page[]", "Sort", "PAGE"]
+JUNK_NAMES = [
+    "utm_source",
+    "utm_campaign",
+    "fbclid",
+    "gclid",
+    "debug",
+    "id",
+    "cmd",
+    "x",
+    "page[]",
+    "Sort",
+    "PAGE",
+]
 JUNK_VALUES = ["1", "../../etc/passwd", "<script>", "' OR 1=1", "²", "%00", "é" * 40, "true", ""]
 #: Values of the parameters the listing reads: valid ones, and junk it treats like a valid one.
 KNOWN = {
@@ -54,13 +71,16 @@ KNOWN = {
 def junk_query(rng: random.Random) -> str:
     from urllib.parse import urlencode
 
-    params = [(rng.choice(JUNK_NAMES) + str(rng.randrange(1000)), rng.choice(JUNK_VALUES)) for _ in range(rng.randrange(1, 4))]
+    params = [
+        (rng.choice(JUNK_NAMES) + str(rng.randrange(1000)), rng.choice(JUNK_VALUES))
+        for _ in range(rng.randrange(1, 4))
+    ]
     params += [(name, rng.choice(values)) for name, values in KNOWN.items() if rng.random() < 0.5]
     rng.shuffle(params)
     return "?" + urlencode(params)
 
 
-def test_500_junk_query_strings_leave_a_bounded_number_of_copies(shelf):  # noqa: F811
+def test_500_junk_query_strings_leave_a_bounded_number_of_copies(shelf):
     rng = random.Random(22)
     client = Client()
     for _ in range(500):
@@ -74,7 +94,7 @@ def test_500_junk_query_strings_leave_a_bounded_number_of_copies(shelf):  # noqa
     print(f"500 junk requests: {stored_pages()} stored copies")
 
 
-def test_a_known_parameter_still_varies_the_page(shelf):  # noqa: F811
+def test_a_known_parameter_still_varies_the_page(shelf):
     client = Client()
     _, first, _ = listing(client)
     _, second, _ = listing(client, "?page=2")
@@ -86,7 +106,10 @@ def test_a_known_parameter_still_varies_the_page(shelf):  # noqa: F811
     _, by_price, _ = listing(client, "?sort=price")
     assert by_price[0] == "p-14" and first[0] != "p-14"
     other = CategoryFactory(slug="other")
-    PackageTierFactory(dosage=DosageFactory(product=ProductFactory(slug="lonely", category=other)), price=Money("3", "USD"))
+    PackageTierFactory(
+        dosage=DosageFactory(product=ProductFactory(slug="lonely", category=other)),
+        price=Money("3", "USD"),
+    )
     assert listing(client, "?category=other")[1] == ["lonely"]
     assert "lonely" not in listing(client, "?category=shelf")[1]
 
@@ -94,14 +117,29 @@ def test_a_known_parameter_still_varies_the_page(shelf):  # noqa: F811
 @pytest.mark.parametrize(
     "same_as, spellings",
     [
-        ("", ["?page=1", "?page=abc", "?page=1e3", "?sort=name", "?sort=bogus", "?q=%20%20", "?utm_source=x&fbclid=y", "?page=1&sort="]),
+        (
+            "",
+            [
+                "?page=1",
+                "?page=abc",
+                "?page=1e3",
+                "?sort=name",
+                "?sort=bogus",
+                "?q=%20%20",
+                "?utm_source=x&fbclid=y",
+                "?page=1&sort=",
+            ],
+        ),
         ("?page=2", ["?page=%202%20", "?page=2&gclid=z", "?page=%D9%A2"]),
-        ("?page=0", ["?page=99999", "?page=-3", "?page=8"]),  # past either end: the last page (8 of 8)
+        (
+            "?page=0",
+            ["?page=99999", "?page=-3", "?page=8"],
+        ),  # past either end: the last page (8 of 8)
         ("?category=nope", ["?category=other-nope", "?category=" + "x" * 300]),
     ],
     ids=["default", "page-2", "last-page", "unknown-category"],
 )
-def test_spellings_the_listing_reads_alike_share_one_copy(shelf, same_as, spellings):  # noqa: F811
+def test_spellings_the_listing_reads_alike_share_one_copy(shelf, same_as, spellings):
     client = Client()
     state, products, body = listing(client, same_as)
     assert state == "miss"
@@ -116,7 +154,7 @@ def test_spellings_the_listing_reads_alike_share_one_copy(shelf, same_as, spelli
     assert stored_pages() == 1 + ("?page=8" in spellings)
 
 
-def test_junk_in_the_address_is_never_echoed_into_a_stored_copy(shelf):  # noqa: F811
+def test_junk_in_the_address_is_never_echoed_into_a_stored_copy(shelf):
     """The copy is rendered from the query its key holds: a link or search box never carries junk
     (or the previous visitor's search) to the next visitor."""
     client = Client()

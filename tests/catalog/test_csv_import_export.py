@@ -1,4 +1,5 @@
 """Tier prices out to CSV and back in through the admin, all or nothing."""
+
 import csv
 import io
 
@@ -41,7 +42,9 @@ def rows_of(text: str) -> list[dict]:
 
 def to_csv(rows: list[dict]) -> bytes:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["sku", "product", "strength", "quantity", "price", "is_active"])
+    writer = csv.DictWriter(
+        out, fieldnames=["sku", "product", "strength", "quantity", "price", "is_active"]
+    )
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
@@ -50,13 +53,19 @@ def to_csv(rows: list[dict]) -> bytes:
 def upload(client, content: bytes):
     return client.post(
         reverse(IMPORT_URL),
-        {"format": "0", "resource": "0", "import_file": SimpleUploadedFile("prices.csv", content, "text/csv")},
+        {
+            "format": "0",
+            "resource": "0",
+            "import_file": SimpleUploadedFile("prices.csv", content, "text/csv"),
+        },
     )
 
 
 def confirm(client, preview):
     form = preview.context["confirm_form"]
-    return client.post(reverse(PROCESS_URL), {k: form.initial[k] for k in form.initial}, follow=True)
+    return client.post(
+        reverse(PROCESS_URL), {k: form.initial[k] for k in form.initial}, follow=True
+    )
 
 
 def all_prices():
@@ -69,8 +78,12 @@ def test_export_has_the_agreed_columns(client, superuser, baclofen):
     assert len(rows) == 12
     row = next(r for r in rows if r["sku"] == "BAC-10MG-90")
     assert row == {
-        "sku": "BAC-10MG-90", "product": "Baclofen", "strength": "10mg", "quantity": "90",
-        "price": "68.23", "is_active": "1",
+        "sku": "BAC-10MG-90",
+        "product": "Baclofen",
+        "strength": "10mg",
+        "quantity": "90",
+        "price": "68.23",
+        "is_active": "1",
     }
 
 
@@ -113,17 +126,36 @@ def test_round_trip_preview_then_confirm_applies_changes_with_history(client, su
         ({"sku": "NOPE-1", "price": "10.00"}, "unknown SKU NOPE-1"),
         ({"sku": "BAC-10MG-120", "price": "12,3x"}, "is not a number"),
         ({"sku": "BAC-10MG-120", "price": "0"}, "must be more than zero"),
-        ({"sku": "BAC-10MG-90", "price": "71.00"}, "SKU BAC-10MG-90 appears again (first on row 1)"),
+        (
+            {"sku": "BAC-10MG-90", "price": "71.00"},
+            "SKU BAC-10MG-90 appears again (first on row 1)",
+        ),
         ({"sku": "BAC-10MG-120", "price": "80.00", "is_active": "maybe"}, "is not yes/no"),
     ],
     ids=["unknown-sku", "bad-number", "zero-price", "duplicate-sku", "bad-flag"],
 )
-def test_bad_rows_are_reported_by_row_number_and_nothing_is_applied(client, superuser, baclofen, bad_row, message):
+def test_bad_rows_are_reported_by_row_number_and_nothing_is_applied(
+    client, superuser, baclofen, bad_row, message
+):
     client.force_login(superuser)
     before = all_prices()
     rows = [
-        {"sku": "BAC-10MG-90", "product": "Baclofen", "strength": "10mg", "quantity": "90", "price": "70.00", "is_active": "1"},
-        {"sku": "BAC-10MG-180", "product": "Baclofen", "strength": "10mg", "quantity": "180", "price": "110.00", "is_active": "1"},
+        {
+            "sku": "BAC-10MG-90",
+            "product": "Baclofen",
+            "strength": "10mg",
+            "quantity": "90",
+            "price": "70.00",
+            "is_active": "1",
+        },
+        {
+            "sku": "BAC-10MG-180",
+            "product": "Baclofen",
+            "strength": "10mg",
+            "quantity": "180",
+            "price": "110.00",
+            "is_active": "1",
+        },
         {"product": "", "strength": "", "quantity": "", "is_active": "1", **bad_row},
     ]
     preview = upload(client, to_csv(rows))
@@ -143,30 +175,55 @@ def test_bad_rows_are_reported_by_row_number_and_nothing_is_applied(client, supe
     "content, line",
     [
         (to_csv([{"sku": "BAC-10MG-90\x00", "price": "70.00", "is_active": "1"}]), 2),
-        ("s\x00ku,price\r\nBAC-10MG-90,70.00\r\n".encode(), 1),
-        (to_csv([{"sku": "BAC-10MG-90", "price": "70.00", "is_active": "1"}]).decode().encode("utf-16-le"), 1),
+        (b"s\x00ku,price\r\nBAC-10MG-90,70.00\r\n", 1),
+        (
+            to_csv([{"sku": "BAC-10MG-90", "price": "70.00", "is_active": "1"}])
+            .decode()
+            .encode("utf-16-le"),
+            1,
+        ),
     ],
     ids=["in-a-cell", "in-the-header", "utf-16-file"],
 )
-def test_a_file_with_a_nul_byte_gets_a_form_error_not_a_server_error(client, superuser, baclofen, content, line):
+def test_a_file_with_a_nul_byte_gets_a_form_error_not_a_server_error(
+    client, superuser, baclofen, content, line
+):
     client.force_login(superuser)
     before = all_prices()
     response = upload(client, content)
     assert response.status_code == 200
     assert response.context["form"].errors["import_file"] == [
-        f"The file has a NUL character (a zero byte) on line {line}. Save the sheet again as “CSV UTF-8” "
-        "and upload that file."
+        (
+            f"The file has a NUL character (a zero byte) on line {line}. Save the sheet again as “CSV UTF-8” "
+            "and upload that file."
+        )
     ]
     assert 'name="import_file_name"' not in response.content.decode()
     assert all_prices() == before
 
 
-def test_confirm_step_is_all_or_nothing_even_if_the_file_goes_bad_after_the_preview(client, superuser, baclofen):
+def test_confirm_step_is_all_or_nothing_even_if_the_file_goes_bad_after_the_preview(
+    client, superuser, baclofen
+):
     client.force_login(superuser)
     before = all_prices()
     rows = [
-        {"sku": "BAC-10MG-90", "product": "", "strength": "", "quantity": "", "price": "70.00", "is_active": "1"},
-        {"sku": "BAC-10MG-180", "product": "", "strength": "", "quantity": "", "price": "110.00", "is_active": "1"},
+        {
+            "sku": "BAC-10MG-90",
+            "product": "",
+            "strength": "",
+            "quantity": "",
+            "price": "70.00",
+            "is_active": "1",
+        },
+        {
+            "sku": "BAC-10MG-180",
+            "product": "",
+            "strength": "",
+            "quantity": "",
+            "price": "110.00",
+            "is_active": "1",
+        },
     ]
     preview = upload(client, to_csv(rows))
     assert preview.context["result"].totals["update"] == 2
@@ -188,7 +245,14 @@ def test_import_preview_reads_do_not_grow_with_rows(client, superuser, baclofen,
 
     client.force_login(superuser)
     rows = [
-        {"sku": t.sku, "product": "", "strength": "", "quantity": "", "price": str(t.price.amount), "is_active": "1"}
+        {
+            "sku": t.sku,
+            "product": "",
+            "strength": "",
+            "quantity": "",
+            "price": str(t.price.amount),
+            "is_active": "1",
+        }
         for t in PackageTier.objects.all()[:count]
     ]
     with CaptureQueriesContext(connection) as ctx:
@@ -203,7 +267,7 @@ def test_pricing_user_may_import_and_export_but_pharmacist_may_not_import(client
 
     from accounts.models import User
 
-    call_command("setup_demo_staff", "--force", stdout=open("/dev/null", "w"))
+    call_command("setup_demo_staff", "--force", stdout=io.StringIO())
     client.force_login(User.objects.get(email="pricing@pharmacy.example"))
     assert client.get(reverse(IMPORT_URL)).status_code == 200
     assert len(rows_of(export_csv(client))) == 12
@@ -217,7 +281,9 @@ def test_resource_import_outside_the_admin_records_the_user(db, baclofen):
     user = UserFactory(email="script@pharmacy.example", is_staff=True)
     dataset = tablib.Dataset(headers=["sku", "price", "is_active"])
     dataset.append(["BAC-10MG-90", "69.00", "1"])
-    result = PackageTierPriceResource().import_data(dataset, dry_run=False, user=user, rollback_on_validation_errors=True)
+    result = PackageTierPriceResource().import_data(
+        dataset, dry_run=False, user=user, rollback_on_validation_errors=True
+    )
     assert not result.has_errors() and not result.has_validation_errors()
     tier = PackageTier.objects.get(sku="BAC-10MG-90")
     assert tier.price == usd("69.00")

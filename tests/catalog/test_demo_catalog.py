@@ -4,7 +4,9 @@ It must load cleanly (twice), reproduce the reference Baclofen page to the cent,
 believable, conservative catalog: every class of medicine, sensible pack pricing, complete
 patient information and no promotional wording.
 """
+
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 
@@ -26,8 +28,24 @@ from catalog.models import (
 )
 
 FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
-PROMOTIONAL = ("miracle", "guaranteed", "cure-all", "no prescription needed", "risk-free", "100% safe")
-CATALOG_MODELS = (Category, Product, Dosage, PackageTier, InfoSection, DosingGuideline, SafetyNote, FAQ)
+PROMOTIONAL = (
+    "miracle",
+    "guaranteed",
+    "cure-all",
+    "no prescription needed",
+    "risk-free",
+    "100% safe",
+)
+CATALOG_MODELS = (
+    Category,
+    Product,
+    Dosage,
+    PackageTier,
+    InfoSection,
+    DosingGuideline,
+    SafetyNote,
+    FAQ,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +63,18 @@ def price_rows(dosage: Dosage) -> list[pricing.TierPrice]:
 
 
 def product_texts(product: Product) -> list[str]:
-    texts = [product.name, product.summary, product.indications, product.drug_class, product.brand_names]
+    texts = [
+        product.name,
+        product.summary,
+        product.indications,
+        product.drug_class,
+        product.brand_names,
+    ]
     texts += [f"{s.heading} {s.body}" for s in product.info_sections.all()]
-    texts += [" ".join([g.indication, g.starting_dose, g.titration, g.maximum_dose, g.administration])
-              for g in product.dosing_guidelines.all()]
+    texts += [
+        f"{g.indication} {g.starting_dose} {g.titration} {g.maximum_dose} {g.administration}"
+        for g in product.dosing_guidelines.all()
+    ]
     texts += [f"{n.title} {n.detail}" for n in product.safety_notes.all()]
     texts += [f"{f.question} {f.answer}" for f in product.faqs.all()]
     return texts
@@ -61,7 +87,9 @@ def test_baclofen_reproduces_the_reference_rows_exactly(demo_catalog, golden):
     dosages = list(baclofen.dosages.all())
     assert [d.strength for d in dosages] == [d["strength"] for d in golden["dosages"]]
     for dosage, expected_dosage in zip(dosages, golden["dosages"], strict=True):
-        assert str(dosage.list_price_per_pill.amount) == golden["list_price_per_pill"][dosage.strength]
+        assert (
+            str(dosage.list_price_per_pill.amount) == golden["list_price_per_pill"][dosage.strength]
+        )
         rows = price_rows(dosage)
         for row, expected in zip(rows, expected_dosage["tiers"], strict=True):
             assert row.quantity == expected["quantity"]
@@ -77,11 +105,21 @@ def test_baclofen_reproduces_the_reference_rows_exactly(demo_catalog, golden):
 def test_baclofen_has_the_full_patient_information(demo_catalog):
     baclofen = Product.objects.get(slug="baclofen")
     headings = " | ".join(s.heading.lower() for s in baclofen.info_sections.all())
-    for topic in ("about", "how it works", "used for", "stopping", "pregnancy", "kidney", "storage"):
+    for topic in (
+        "about",
+        "how it works",
+        "used for",
+        "stopping",
+        "pregnancy",
+        "kidney",
+        "storage",
+    ):
         assert topic in headings, topic
     rows = list(baclofen.dosing_guidelines.all())
     assert [r.indication for r in rows] == [
-        "Spasticity", "Alcohol use disorder (off-label)", "Neuropathic pain (off-label)",
+        "Spasticity",
+        "Alcohol use disorder (off-label)",
+        "Neuropathic pain (off-label)",
     ]
     assert rows[0].maximum_dose == "80 mg daily"
     kinds = dict(baclofen.safety_notes.values_list("kind").annotate(n=Count("id")))
@@ -130,7 +168,7 @@ def test_pack_prices_fall_per_pill_as_packs_grow(demo_catalog):
         assert [t.position for t in tiers] == list(range(len(tiers))), dosage
         assert 3 <= len(tiers) <= 6, dosage
         packs = [(t.quantity, t.price) for t in tiers]
-        for smaller, larger in zip(packs, packs[1:]):
+        for smaller, larger in itertools.pairwise(packs):
             assert pricing.cheaper_per_pill(larger, smaller), (dosage, smaller, larger)
         rows = price_rows(dosage)
         assert sum(row.best_per_pill for row in rows) == 1, dosage
@@ -154,9 +192,15 @@ def test_patient_information_is_complete_for_every_product(demo_catalog):
     products = Product.objects.annotate(
         sections=Count("info_sections", distinct=True),
         dosing_rows=Count("dosing_guidelines", distinct=True),
-        contraindications=Count("safety_notes", filter=Q(safety_notes__kind="contraindication"), distinct=True),
-        interactions=Count("safety_notes", filter=Q(safety_notes__kind="interaction"), distinct=True),
-        side_effects=Count("safety_notes", filter=Q(safety_notes__kind="side_effect"), distinct=True),
+        contraindications=Count(
+            "safety_notes", filter=Q(safety_notes__kind="contraindication"), distinct=True
+        ),
+        interactions=Count(
+            "safety_notes", filter=Q(safety_notes__kind="interaction"), distinct=True
+        ),
+        side_effects=Count(
+            "safety_notes", filter=Q(safety_notes__kind="side_effect"), distinct=True
+        ),
         faq_count=Count("faqs", distinct=True),
     )
     for p in products:
@@ -199,8 +243,12 @@ def test_staff_can_add_products_after_loading(demo_catalog):
     # loaddata must leave the primary-key sequences past the fixture's fixed keys.
     category = Category.objects.create(name="Eye care", slug="eye-care")
     product = Product.objects.create(
-        name="Test drops", slug="test-drops", category=category, active_ingredient="saline",
-        legal_class=LegalClass.GENERAL_SALE, summary="Drops.",
+        name="Test drops",
+        slug="test-drops",
+        category=category,
+        active_ingredient="saline",
+        legal_class=LegalClass.GENERAL_SALE,
+        summary="Drops.",
     )
     assert product.pk > Product.objects.exclude(pk=product.pk).order_by("-pk").first().pk
 
@@ -213,7 +261,9 @@ def test_mcg_strengths_sort_below_mg(demo_catalog):
 
 
 def test_committed_fixture_matches_its_build_script():
-    spec = importlib.util.spec_from_file_location("build_demo_catalog", FIXTURES_DIR / "build_demo_catalog.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_demo_catalog", FIXTURES_DIR / "build_demo_catalog.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (FIXTURES_DIR / "demo_catalog.json").read_text(encoding="utf-8") == module.render()
@@ -225,13 +275,21 @@ def test_the_demo_sorts_by_price_as_if_staff_had_entered_every_pack(demo_catalog
     from catalog.models import lowest_price_recompute
 
     stored = dict(Product.objects.values_list("pk", "lowest_pill_price"))
-    unpriced = set(Product.objects.exclude(dosages__tiers__is_active=True).values_list("pk", flat=True))
+    unpriced = set(
+        Product.objects.exclude(dosages__tiers__is_active=True).values_list("pk", flat=True)
+    )
     assert {pk for pk, value in stored.items() if value is None} == unpriced != set(stored)
     lowest_price_recompute(using="default", product_ids=sorted(stored))
     assert dict(Product.objects.values_list("pk", "lowest_pill_price")) == stored
     cheapest = min(
         (tier.price.amount / tier.quantity, tier.dosage.product.name)
-        for tier in PackageTier.objects.filter(is_active=True, dosage__product__is_published=True).select_related("dosage__product")
+        for tier in PackageTier.objects.filter(
+            is_active=True, dosage__product__is_published=True
+        ).select_related("dosage__product")
     )
     page = client.get("/products/?sort=price").content.decode()
-    assert page.index(cheapest[1]) < min(page.index(p.name) for p in Product.objects.published().exclude(name=cheapest[1]) if p.name in page)
+    assert page.index(cheapest[1]) < min(
+        page.index(p.name)
+        for p in Product.objects.published().exclude(name=cheapest[1])
+        if p.name in page
+    )

@@ -5,6 +5,7 @@ listing and search take over a second on 10,000 products. These tests pin what t
 (the right price on every card of every page) and that the work per page no longer depends on
 how many products there are.
 """
+
 from decimal import Decimal
 
 import pytest
@@ -37,11 +38,17 @@ def shelf(db):
     """
     category = CategoryFactory(slug="shelf")
     for i in range(PRODUCTS_PER_PAGE + 6):
-        product = ProductFactory(name=f"Remedy {i:03d}", slug=f"remedy-{i:03d}", category=category,
-                                 indications="common cold" if i % 2 else "migraine")
+        product = ProductFactory(
+            name=f"Remedy {i:03d}",
+            slug=f"remedy-{i:03d}",
+            category=category,
+            indications="common cold" if i % 2 else "migraine",
+        )
         low = DosageFactory(product=product, strength="5mg", strength_value=Decimal("5"))
         high = DosageFactory(product=product, strength="10mg", strength_value=Decimal("10"))
-        PackageTierFactory(dosage=low, quantity=10, price=Money(Decimal(i + 1) * 10 + Decimal("0.50"), "USD"))
+        PackageTierFactory(
+            dosage=low, quantity=10, price=Money(Decimal(i + 1) * 10 + Decimal("0.50"), "USD")
+        )
         PackageTierFactory(dosage=high, quantity=20, price=Money(Decimal(i + 2) * 20, "USD"))
         PackageTierFactory(dosage=high, quantity=100, price=Money("1.00", "USD"), is_active=False)
     return category
@@ -73,10 +80,14 @@ def test_only_the_page_is_priced_and_the_count_does_not_join_tiers(client, shelf
     for params in ({}, {"page": 2}, {"q": "cold"}, {"category": "shelf"}):
         with CaptureQueriesContext(connection) as captured:
             page_products = cards(client.get(LISTING, params))
-        tier_queries = [q["sql"] for q in captured.captured_queries if "catalog_packagetier" in q["sql"]]
+        tier_queries = [
+            q["sql"] for q in captured.captured_queries if "catalog_packagetier" in q["sql"]
+        ]
         assert len(tier_queries) == 1, params
         # Counting (the listing index, once per change of the products) never joins the tiers either.
-        others = [q["sql"] for q in captured.captured_queries if "catalog_packagetier" not in q["sql"]]
+        others = [
+            q["sql"] for q in captured.captured_queries if "catalog_packagetier" not in q["sql"]
+        ]
         assert all("catalog_dosage" not in sql for sql in others)
         # The pricing query names exactly the products on the page.
         assert tier_queries[0].count(",") < len(page_products) + 12
@@ -95,8 +106,12 @@ def test_listing_costs_the_same_on_a_larger_catalogue(client, shelf, django_asse
 
     small = [count(p) for p in ({}, {"page": 2}, {"q": "cold"})]
     for i in range(40):
-        product = ProductFactory(name=f"Extra {i:03d}", slug=f"extra-{i:03d}", category=shelf, indications="cold")
-        PackageTierFactory(dosage=DosageFactory(product=product), quantity=30, price=Money("9.00", "USD"))
+        product = ProductFactory(
+            name=f"Extra {i:03d}", slug=f"extra-{i:03d}", category=shelf, indications="cold"
+        )
+        PackageTierFactory(
+            dosage=DosageFactory(product=product), quantity=30, price=Money("9.00", "USD")
+        )
     assert [count(p) for p in ({}, {"page": 2}, {"q": "cold"})] == small
     with django_assert_max_num_queries(3):
         client.get(LISTING, {"page": 3})
@@ -108,7 +123,10 @@ def test_listing_and_search_indexes_exist():
     with connection.cursor() as cursor:
         indexes = connection.introspection.get_constraints(cursor, "catalog_product")
     assert "catalog_product_listing_idx" in indexes
-    trigram = {f"catalog_product_{c}_trgm" for c in ("name", "brand_names", "active_ingredient", "indications")}
+    trigram = {
+        f"catalog_product_{c}_trgm"
+        for c in ("name", "brand_names", "active_ingredient", "indications")
+    }
     if connection.vendor == "postgresql":
         assert trigram <= set(indexes)
     else:

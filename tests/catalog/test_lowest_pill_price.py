@@ -5,6 +5,7 @@ minimum per request took ~0.9 s at 100,000 products). These tests pin that it st
 minimum after every way staff or code change tiers, that stock moves do not pay for it, and that
 the customer sees the same order as when the minimum was computed per request.
 """
+
 import threading
 from decimal import Decimal
 
@@ -22,7 +23,13 @@ from hypothesis import strategies as st
 from catalog import selectors, views
 from catalog.models import Dosage, PackageTier, Product
 from tests.catalog.html import parse
-from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory, UserFactory
+from tests.factories import (
+    CategoryFactory,
+    DosageFactory,
+    PackageTierFactory,
+    ProductFactory,
+    UserFactory,
+)
 
 
 def usd(value) -> Money:
@@ -32,10 +39,15 @@ def usd(value) -> Money:
 def computed() -> dict[int, Decimal | None]:
     """Every product's minimum as the listing used to compute it per request."""
     tiers = "dosages__tiers__"
-    return dict(Product.objects.annotate(
-        lowest=Min(selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
-                   filter=Q(**{f"{tiers}is_active": True}), output_field=selectors.PER_PILL_FIELD)
-    ).values_list("pk", "lowest"))
+    return dict(
+        Product.objects.annotate(
+            lowest=Min(
+                selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
+                filter=Q(**{f"{tiers}is_active": True}),
+                output_field=selectors.PER_PILL_FIELD,
+            )
+        ).values_list("pk", "lowest")
+    )
 
 
 def assert_stored_is_computed():
@@ -52,11 +64,15 @@ def two(db):
     for n in range(2):
         product = ProductFactory(name=f"Remedy {n}", slug=f"remedy-{n}")
         for s, strength in enumerate(("5mg", "10mg")):
-            dosage = DosageFactory(product=product, strength=strength, strength_value=Decimal(strength[:-2]))
+            dosage = DosageFactory(
+                product=product, strength=strength, strength_value=Decimal(strength[:-2])
+            )
             PackageTierFactory(dosage=dosage, quantity=10, price=usd(10 + 5 * s + n))
             PackageTierFactory(dosage=dosage, quantity=30, price=usd(27 + 6 * s + n))
         products.append(product)
-    PackageTierFactory(dosage=products[0].dosages.first(), quantity=100, price=usd("1.00"), is_active=False)
+    PackageTierFactory(
+        dosage=products[0].dosages.first(), quantity=100, price=usd("1.00"), is_active=False
+    )
     return products
 
 
@@ -87,7 +103,9 @@ def test_every_write_path_keeps_it_exact(two):
     assert_stored_is_computed()
     PackageTier.objects.filter(pk=tier.pk).update(is_active=False)  # queryset update: deactivation
     assert_stored_is_computed()
-    PackageTier.objects.filter(dosage__product=first, is_active=False).update(is_active=True)  # filter on the field
+    PackageTier.objects.filter(dosage__product=first, is_active=False).update(
+        is_active=True
+    )  # filter on the field
     assert lowest(first) == Decimal("0.01")  # the 1.00 / 100 pack is active now
     assert_stored_is_computed()
     tiers = list(PackageTier.objects.filter(dosage__product=second))
@@ -96,8 +114,13 @@ def test_every_write_path_keeps_it_exact(two):
     PackageTier.objects.bulk_update(tiers, ["price"])
     assert lowest(second) == Decimal("1.666666666667")  # 50 / 30, to the column's 12 places
     assert_stored_is_computed()
-    PackageTier.objects.bulk_create([PackageTier(dosage=second.dosages.first(), quantity=1000, price=usd("20.00"),
-                                                 sku="NEW-1000")])
+    PackageTier.objects.bulk_create(
+        [
+            PackageTier(
+                dosage=second.dosages.first(), quantity=1000, price=usd("20.00"), sku="NEW-1000"
+            )
+        ]
+    )
     assert lowest(second) == Decimal("0.02")
     assert_stored_is_computed()
     PackageTier.objects.get(sku="NEW-1000").delete()  # model delete
@@ -147,12 +170,22 @@ def test_admin_bulk_price_change_keeps_it_exact(client, baclofen):
     client.force_login(UserFactory(email="boss@pharmacy.example", is_staff=True, is_superuser=True))
     tiers = list(PackageTier.objects.filter(sku__in=["BAC-10MG-90", "BAC-10MG-120", "BAC-25MG-30"]))
     before = lowest(baclofen)
-    response = client.post(reverse("admin:catalog_packagetier_changelist"), {
-        "action": "change_prices", ACTION_CHECKBOX_NAME: [str(t.pk) for t in tiers],
-        "mode": "percent", "value": "-50", "_confirm": "1", "previewed": "percent:-50.00",
-    })
+    response = client.post(
+        reverse("admin:catalog_packagetier_changelist"),
+        {
+            "action": "change_prices",
+            ACTION_CHECKBOX_NAME: [str(t.pk) for t in tiers],
+            "mode": "percent",
+            "value": "-50",
+            "_confirm": "1",
+            "previewed": "percent:-50.00",
+        },
+    )
     assert response.status_code in (200, 302)
-    assert PackageTier.objects.get(sku="BAC-10MG-90").price != next(t for t in tiers if t.sku == "BAC-10MG-90").price
+    assert (
+        PackageTier.objects.get(sku="BAC-10MG-90").price
+        != next(t for t in tiers if t.sku == "BAC-10MG-90").price
+    )
     assert lowest(baclofen) < before
     assert_stored_is_computed()
 
@@ -160,11 +193,19 @@ def test_admin_bulk_price_change_keeps_it_exact(client, baclofen):
 def test_csv_import_keeps_it_exact(client, baclofen):
     client.force_login(UserFactory(email="boss@pharmacy.example", is_staff=True, is_superuser=True))
     content = b"sku,product,strength,quantity,price,is_active\nBAC-10MG-90,,,,1.80,1\nBAC-25MG-30,,,,99.00,0\n"
-    preview = client.post(reverse("admin:catalog_packagetier_import"), {
-        "format": "0", "resource": "0", "import_file": SimpleUploadedFile("prices.csv", content, "text/csv"),
-    })
+    preview = client.post(
+        reverse("admin:catalog_packagetier_import"),
+        {
+            "format": "0",
+            "resource": "0",
+            "import_file": SimpleUploadedFile("prices.csv", content, "text/csv"),
+        },
+    )
     form = preview.context["confirm_form"]
-    client.post(reverse("admin:catalog_packagetier_process_import"), {k: form.initial[k] for k in form.initial})
+    client.post(
+        reverse("admin:catalog_packagetier_process_import"),
+        {k: form.initial[k] for k in form.initial},
+    )
     assert lowest(baclofen) == Decimal("0.02")  # 1.80 / 90
     assert_stored_is_computed()
 
@@ -174,30 +215,45 @@ def test_csv_import_keeps_it_exact(client, baclofen):
 
 def slugs_on(client, params) -> list[str]:
     cards = parse(client.get("/products/", params).content).find_all("article", cls="product-card")
-    return list(dict.fromkeys(card.find("a").attrs["href"].rstrip("/").rsplit("/", 1)[-1] for card in cards))
+    return list(
+        dict.fromkeys(card.find("a").attrs["href"].rstrip("/").rsplit("/", 1)[-1] for card in cards)
+    )
 
 
 def old_order() -> list[str]:
     """The price order as the listing computed it per request before the stored column."""
     tiers = "dosages__tiers__"
-    return list(Product.objects.published().annotate(
-        lowest=Min(selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
-                   filter=Q(**{f"{tiers}is_active": True}), output_field=selectors.PER_PILL_FIELD)
-    ).order_by(F("lowest").asc(nulls_last=True), "name", "pk").values_list("slug", flat=True))
+    return list(
+        Product.objects.published()
+        .annotate(
+            lowest=Min(
+                selectors.PerPill(F(f"{tiers}price"), F(f"{tiers}quantity")),
+                filter=Q(**{f"{tiers}is_active": True}),
+                output_field=selectors.PER_PILL_FIELD,
+            )
+        )
+        .order_by(F("lowest").asc(nulls_last=True), "name", "pk")
+        .values_list("slug", flat=True)
+    )
 
 
 products_strategy = st.lists(
     st.tuples(
         st.sampled_from(["Alpha", "Beta", "Gamma"]),  # repeated names: ties broken by id
         st.booleans(),  # published
-        st.lists(st.tuples(st.sampled_from([1, 3, 7, 10, 30]), st.integers(1, 400), st.booleans()),
-                 max_size=3, unique_by=lambda t: t[0]),  # (pills, price in dollars, active)
+        st.lists(
+            st.tuples(st.sampled_from([1, 3, 7, 10, 30]), st.integers(1, 400), st.booleans()),
+            max_size=3,
+            unique_by=lambda t: t[0],
+        ),  # (pills, price in dollars, active)
     ),
     max_size=9,
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(products=products_strategy)
 def test_price_order_is_the_old_definition_on_every_page(client, monkeypatch, db, products):
     """Same products in the same order as the per-request minimum, split over pages and marks
@@ -209,17 +265,21 @@ def test_price_order_is_the_old_definition_on_every_page(client, monkeypatch, db
     Product.objects.all().delete()
     category = CategoryFactory()
     for n, (name, published, packs) in enumerate(products):
-        product = ProductFactory(name=name, slug=f"h-{n}", category=category, is_published=published)
+        product = ProductFactory(
+            name=name, slug=f"h-{n}", category=category, is_published=published
+        )
         dosage = DosageFactory(product=product)
         for quantity, dollars, active in packs:
-            PackageTierFactory(dosage=dosage, quantity=quantity, price=usd(dollars), is_active=active)
+            PackageTierFactory(
+                dosage=dosage, quantity=quantity, price=usd(dollars), is_active=active
+            )
     cache.clear()
     order = old_order()
     pages = max(1, -(-len(order) // 2))
     shown = []
     for number in range(1, pages + 1):
         page = slugs_on(client, {"sort": "price", "page": number})
-        assert page == order[(number - 1) * 2: number * 2], (number, order)
+        assert page == order[(number - 1) * 2 : number * 2], (number, order)
         shown += page
     assert shown == order
 
@@ -231,15 +291,23 @@ def test_price_order_follows_a_price_change_but_not_a_stock_move(client, two):
     PackageTier.objects.update(stock=2)
     with CaptureQueriesContext(connection) as captured:
         assert slugs_on(client, {"sort": "price"}) == ["remedy-1", "remedy-0"]
-    assert not [q for q in captured.captured_queries if "ROW_NUMBER" in q["sql"].upper()]  # the index was kept
+    assert not [
+        q for q in captured.captured_queries if "ROW_NUMBER" in q["sql"].upper()
+    ]  # the index was kept
 
 
 def test_price_sort_uses_its_index_on_postgresql(two):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL plan")
     queryset = selectors.product_listing().filter(lowest_pill_price__isnull=False)
-    ids = selectors._part_ids(queryset, selectors.PRICED_ORDER, [(Decimal("0.9"), "Remedy 0", two[0].pk),
-                                                                  (Decimal("1"), "Remedy 1", two[1].pk)], 0, 1, 1)
+    ids = selectors._part_ids(
+        queryset,
+        selectors.PRICED_ORDER,
+        [(Decimal("0.9"), "Remedy 0", two[0].pk), (Decimal("1"), "Remedy 1", two[1].pk)],
+        0,
+        1,
+        1,
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         sql, params = ids.query.sql_with_params()
@@ -323,7 +391,9 @@ def test_a_bulk_price_change_and_a_pack_update_at_once_do_not_deadlock(two, monk
 
     def bulk():
         try:
-            services.tiers_bulk_change_prices(tier_ids=[tier.pk], mode=PriceChangeMode.AMOUNT, value=Decimal("-1.00"), user=None)
+            services.tiers_bulk_change_prices(
+                tier_ids=[tier.pk], mode=PriceChangeMode.AMOUNT, value=Decimal("-1.00"), user=None
+            )
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -333,7 +403,9 @@ def test_a_bulk_price_change_and_a_pack_update_at_once_do_not_deadlock(two, monk
     def update():
         try:
             locked.wait(timeout=10)
-            PackageTier.objects.filter(pk=tier.pk).update(is_active=True, price=F("price") + Decimal("5.00"))
+            PackageTier.objects.filter(pk=tier.pk).update(
+                is_active=True, price=F("price") + Decimal("5.00")
+            )
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         finally:

@@ -1,4 +1,5 @@
 """The product page, home and SEO endpoints, as a customer (or a search engine) sees them."""
+
 import json
 import re
 from decimal import Decimal
@@ -10,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
 
-from catalog.models import DosingGuideline, FAQ, InfoSection, LegalClass, PackageTier, SafetyNote
+from catalog.models import FAQ, DosingGuideline, InfoSection, LegalClass, PackageTier, SafetyNote
 from tests.catalog.html import parse
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
 
@@ -72,7 +73,9 @@ def test_baclofen_shows_every_golden_row_exactly(client, baclofen, golden):
 def test_every_row_has_its_own_add_to_cart_form(client, baclofen):
     response = get_page(client)
     doc = parse(response.content)
-    tiers = {(t.dosage.strength, t.quantity): t for t in PackageTier.objects.select_related("dosage")}
+    tiers = {
+        (t.dosage.strength, t.quantity): t for t in PackageTier.objects.select_related("dosage")
+    }
     cart_add = reverse("cart:add")
     seen = []
     for table in price_tables(doc):
@@ -120,7 +123,9 @@ def test_prescription_badge_and_how_it_works(client, baclofen):
     assert header.find(cls="badge-rx").text == "Prescription required"
     explainer = header.find(id="rx-explainer").text
     assert "pharmacist verifies your prescription before the card is charged" in explainer
-    assert "baclofen" in header.text.lower() and "Tablet" in header.text and "Generic" in header.text
+    assert (
+        "baclofen" in header.text.lower() and "Tablet" in header.text and "Generic" in header.text
+    )
 
 
 @pytest.mark.django_db
@@ -135,7 +140,8 @@ def test_over_the_counter_product_has_no_prescription_badge(client):
 @pytest.mark.django_db
 def test_controlled_substance_is_information_only(client):
     tier = PackageTierFactory(
-        dosage__product__name="Oxycodone", dosage__product__slug="oxycodone",
+        dosage__product__name="Oxycodone",
+        dosage__product__slug="oxycodone",
         dosage__product__legal_class=LegalClass.CONTROLLED,
     )
     response = get_page(client, "oxycodone")
@@ -166,7 +172,9 @@ def test_inactive_tier_is_hidden_and_best_is_recomputed(client, baclofen):
 def test_rows_follow_tier_position_not_quantity(client):
     dosage = DosageFactory()
     for position, quantity in enumerate([90, 30, 60]):
-        PackageTierFactory(dosage=dosage, quantity=quantity, position=position, price=Money(quantity, "USD"))
+        PackageTierFactory(
+            dosage=dosage, quantity=quantity, position=position, price=Money(quantity, "USD")
+        )
     doc = parse(get_page(client, dosage.product.slug).content)
     rows = price_tables(doc)[0].find("tbody").find_all("tr")
     assert [r.find(cls="pack-qty").text for r in rows] == ["90 pills", "30 pills", "60 pills"]
@@ -228,22 +236,42 @@ def test_price_change_shows_on_the_next_page_load(client, baclofen):
 @pytest.mark.django_db
 def test_patient_information_sections_and_table_of_contents(client, baclofen):
     intro = InfoSection.objects.create(
-        product=baclofen, heading="What baclofen is", body="First paragraph.\n\nSecond paragraph.", position=0
+        product=baclofen,
+        heading="What baclofen is",
+        body="First paragraph.\n\nSecond paragraph.",
+        position=0,
     )
     DosingGuideline.objects.create(
-        product=baclofen, indication="Spasticity", starting_dose="5 mg three times a day",
-        titration="Increase by 15 mg a day every 3 days", maximum_dose="80 mg a day", administration="With food",
+        product=baclofen,
+        indication="Spasticity",
+        starting_dose="5 mg three times a day",
+        titration="Increase by 15 mg a day every 3 days",
+        maximum_dose="80 mg a day",
+        administration="With food",
     )
-    SafetyNote.objects.create(product=baclofen, kind=SafetyNote.Kind.CONTRAINDICATION, title="Allergy to baclofen")
+    SafetyNote.objects.create(
+        product=baclofen, kind=SafetyNote.Kind.CONTRAINDICATION, title="Allergy to baclofen"
+    )
     SafetyNote.objects.create(
         product=baclofen, kind=SafetyNote.Kind.INTERACTION, title="Alcohol", detail="More drowsy."
     )
-    SafetyNote.objects.create(product=baclofen, kind=SafetyNote.Kind.SIDE_EFFECT, title="Drowsiness")
-    FAQ.objects.create(product=baclofen, question="Can I stop suddenly?", answer="No. Reduce slowly.")
+    SafetyNote.objects.create(
+        product=baclofen, kind=SafetyNote.Kind.SIDE_EFFECT, title="Drowsiness"
+    )
+    FAQ.objects.create(
+        product=baclofen, question="Can I stop suddenly?", answer="No. Reduce slowly."
+    )
 
     doc = parse(get_page(client).content)
     toc_links = [a.attrs["href"] for a in doc.find("nav", cls="toc").find_all("a")]
-    assert toc_links == [f"#info-{intro.pk}", "#dosing", "#contraindications", "#interactions", "#side-effects", "#faq"]
+    assert toc_links == [
+        f"#info-{intro.pk}",
+        "#dosing",
+        "#contraindications",
+        "#interactions",
+        "#side-effects",
+        "#faq",
+    ]
     for href in toc_links:
         section = doc.find(id=href[1:])
         assert section is not None and section.find("h3") is not None
@@ -280,8 +308,12 @@ def test_empty_patient_information_sections_are_left_out(client, baclofen):
 def test_meta_description_and_canonical(client, baclofen, settings):
     settings.SITE_URL = "https://shop.example"
     doc = parse(get_page(client).content)
-    assert doc.find("meta", name="description").attrs["content"] == "A muscle relaxant for spasticity."
-    assert doc.find("link", rel="canonical").attrs["href"] == "https://shop.example/products/baclofen/"
+    assert (
+        doc.find("meta", name="description").attrs["content"] == "A muscle relaxant for spasticity."
+    )
+    assert (
+        doc.find("link", rel="canonical").attrs["href"] == "https://shop.example/products/baclofen/"
+    )
 
 
 @pytest.mark.django_db
@@ -342,24 +374,34 @@ def test_home_shows_categories_featured_products_and_search(client, baclofen):
     CategoryFactory(name="Empty shelf", slug="empty-shelf")
     doc = parse(client.get("/").content)
     main = doc.find("main")
-    category_names = [a.find(cls="category-name").text for a in main.find_all("a", cls="category-tile")]
+    category_names = [
+        a.find(cls="category-name").text for a in main.find_all("a", cls="category-tile")
+    ]
     assert "Muscle and joint" in category_names and "Empty shelf" not in category_names
     cards = [a.text for a in main.find_all("h3", cls="product-card-title")]
     assert cards == ["Baclofen"]
     assert "from $0.61 per pill" in main.find("article", cls="product-card").text
     search = main.find("form", role="search")
-    assert search.attrs["action"] == reverse("catalog:product_list") and search.find("input", name="q")
+    assert search.attrs["action"] == reverse("catalog:product_list") and search.find(
+        "input", name="q"
+    )
 
 
 # --- Query budgets ------------------------------------------------------------------------------
 
 
 def build_product(*, slug: str, dosages: int, tiers: int, category=None):
-    product = ProductFactory(slug=slug, name=slug.title(), category=category or CategoryFactory(), is_featured=True)
+    product = ProductFactory(
+        slug=slug, name=slug.title(), category=category or CategoryFactory(), is_featured=True
+    )
     for d in range(dosages):
-        dosage = DosageFactory(product=product, strength=f"{5 * (d + 1)}mg", strength_value=Decimal(5 * (d + 1)))
+        dosage = DosageFactory(
+            product=product, strength=f"{5 * (d + 1)}mg", strength_value=Decimal(5 * (d + 1))
+        )
         for t in range(tiers):
-            PackageTierFactory(dosage=dosage, quantity=30 * (t + 1), price=Money(20 + 25 * t, "USD"), position=t)
+            PackageTierFactory(
+                dosage=dosage, quantity=30 * (t + 1), price=Money(20 + 25 * t, "USD"), position=t
+            )
     InfoSection.objects.create(product=product, heading="About", body="Text.")
     DosingGuideline.objects.create(product=product, indication="Pain", starting_dose="1 a day")
     SafetyNote.objects.create(product=product, kind=SafetyNote.Kind.SIDE_EFFECT, title="Nausea")
@@ -420,15 +462,23 @@ def test_home_query_budget_does_not_grow(client, django_assert_max_num_queries):
 
 
 @pytest.mark.django_db
-def test_budgets_hold_for_a_signed_in_customer_with_a_cart(client, customer, django_assert_max_num_queries):
+def test_budgets_hold_for_a_signed_in_customer_with_a_cart(
+    client, customer, django_assert_max_num_queries
+):
     """The header's cart count and the session cost the same on every page, whatever the catalogue size."""
     small = build_product(slug="small", dosages=2, tiers=3)
-    large = build_product(slug="large", dosages=8, tiers=10)
+    build_product(slug="large", dosages=8, tiers=10)
     client.force_login(customer)
     tier = small.dosages.first().tiers.first()
     client.post(reverse("cart:add"), {"tier_id": tier.pk, "packages": 1})
-    for url, budget in [("/products/small/", PRODUCT_PAGE_BUDGET), ("/products/large/", PRODUCT_PAGE_BUDGET),
-                        ("/products/", LISTING_BUDGET), ("/", HOME_BUDGET)]:
-        with django_assert_max_num_queries(budget + 2):  # + session and user lookups of a signed-in visitor
+    for url, budget in [
+        ("/products/small/", PRODUCT_PAGE_BUDGET),
+        ("/products/large/", PRODUCT_PAGE_BUDGET),
+        ("/products/", LISTING_BUDGET),
+        ("/", HOME_BUDGET),
+    ]:
+        with django_assert_max_num_queries(
+            budget + 2
+        ):  # + session and user lookups of a signed-in visitor
             assert client.get(url).status_code == 200
     assert count_queries(client, "/products/small/") == count_queries(client, "/products/large/")

@@ -1,4 +1,5 @@
 """The price audit trail: who changed what, when, and the lowest price of the last 30 days."""
+
 import datetime as dt
 
 import pytest
@@ -73,7 +74,10 @@ def test_tier_without_history_falls_back_to_its_price(db):
 
 def test_lowest_prices_for_many_tiers_take_one_query(db, django_assert_num_queries):
     dosage = DosageFactory()
-    tiers = [PackageTierFactory(dosage=dosage, quantity=10 * (i + 1), price=usd(10 + i)) for i in range(12)]
+    tiers = [
+        PackageTierFactory(dosage=dosage, quantity=10 * (i + 1), price=usd(10 + i))
+        for i in range(12)
+    ]
     for tier in tiers:
         tier.price = usd(tier.price.amount - 1)
         tier.save()
@@ -111,8 +115,14 @@ def test_admin_price_history_page_shows_the_change_with_the_user(client, superus
     response = client.post(
         reverse("admin:catalog_packagetier_change", args=[tier.pk]),
         {
-            "dosage": tier.dosage_id, "quantity": "90", "price_0": "70.00", "price_1": "USD",
-            "sku": tier.sku, "is_active": "on", "position": str(tier.position), "stock": "",
+            "dosage": tier.dosage_id,
+            "quantity": "90",
+            "price_0": "70.00",
+            "price_1": "USD",
+            "sku": tier.sku,
+            "is_active": "on",
+            "position": str(tier.position),
+            "stock": "",
         },
     )
     assert response.status_code == 302
@@ -128,7 +138,9 @@ def test_admin_price_history_page_shows_the_change_with_the_user(client, superus
 
 
 @pytest.mark.parametrize("edits", [1, 20])
-def test_price_history_page_query_budget(client, superuser, baclofen, edits, django_assert_max_num_queries):
+def test_price_history_page_query_budget(
+    client, superuser, baclofen, edits, django_assert_max_num_queries
+):
     tiers = list(PackageTier.objects.filter(dosage__product=baclofen))
     for i in range(edits):
         tier = tiers[i % len(tiers)]
@@ -148,7 +160,9 @@ def test_lowest_30_days_column_in_the_tier_changelist(client, superuser, baclofe
     tier.price = usd("75.00")
     tier.save()
     client.force_login(superuser)
-    cl = client.get(reverse("admin:catalog_packagetier_changelist"), {"q": "BAC-10MG-90"}).context["cl"]
+    cl = client.get(reverse("admin:catalog_packagetier_changelist"), {"q": "BAC-10MG-90"}).context[
+        "cl"
+    ]
     [row] = cl.result_list
     assert row.admin_lowest_30 == usd("60.00")
     assert row.price == usd("75.00")

@@ -1,4 +1,5 @@
 """The pricing module: golden reference rows and property-based edge cases."""
+
 from decimal import Decimal
 
 import pytest
@@ -73,12 +74,16 @@ def test_zero_quantity_is_refused():
 
 cents = st.integers(min_value=1, max_value=10_000_000).map(lambda c: usd(Decimal(c) / 100))
 quantities = st.integers(min_value=1, max_value=1_000_000)
-list_prices = st.integers(min_value=1, max_value=100_000_000).map(lambda c: usd(Decimal(c) / 100_000))
+list_prices = st.integers(min_value=1, max_value=100_000_000).map(
+    lambda c: usd(Decimal(c) / 100_000)
+)
 
 
 @given(price=cents, quantity=quantities, list_price_per_pill=list_prices)
 def test_row_figures_are_consistent(price, quantity, list_price_per_pill):
-    row = pricing.tier_price(quantity=quantity, price=price, list_price_per_pill=list_price_per_pill)
+    row = pricing.tier_price(
+        quantity=quantity, price=price, list_price_per_pill=list_price_per_pill
+    )
     assert row.per_pill.amount == row.per_pill.amount.quantize(Decimal("0.01"))
     assert row.list_price.amount == row.list_price.amount.quantize(Decimal("0.01"))
     assert 0 <= row.savings_percent <= 100
@@ -93,7 +98,9 @@ def test_one_pill_pack_costs_its_price_per_pill(price):
     assert pricing.tier_per_pill_price(price=price, quantity=1) == price
 
 
-@given(packs=st.lists(st.tuples(quantities, cents), min_size=1, max_size=12, unique_by=lambda p: p[0]))
+@given(
+    packs=st.lists(st.tuples(quantities, cents), min_size=1, max_size=12, unique_by=lambda p: p[0])
+)
 def test_best_pack_is_never_beaten(packs):
     best = packs[pricing.best_per_pill_index(packs)]
     for pack in packs:

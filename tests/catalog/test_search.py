@@ -1,4 +1,5 @@
 """The listing: filters, search, pagination and the "from $X per pill" figure on each card."""
+
 from decimal import Decimal
 
 import pytest
@@ -29,22 +30,64 @@ def card_price(response, name: str) -> str:
 def shelf(db):
     pain = CategoryFactory(name="Pain relief", slug="pain-relief")
     allergy = CategoryFactory(name="Allergy", slug="allergy")
-    ProductFactory(name="Ibuprofen", slug="ibuprofen", category=pain, active_ingredient="ibuprofen",
-                   legal_class=LegalClass.GENERAL_SALE, indications="headache, back pain, fever")
-    ProductFactory(name="Nurofen Plus", slug="nurofen-plus", category=pain, active_ingredient="ibuprofen, codeine",
-                   legal_class=LegalClass.PHARMACY, indications="strong pain", brand_names="Nurofen")
-    ProductFactory(name="Celecoxib", slug="celecoxib", category=pain, active_ingredient="celecoxib",
-                   legal_class=LegalClass.PRESCRIPTION, indications="osteoarthritis, rheumatoid arthritis")
-    ProductFactory(name="Oxycodone", slug="oxycodone", category=pain, active_ingredient="oxycodone",
-                   legal_class=LegalClass.CONTROLLED, indications="severe pain")
-    ProductFactory(name="Cetirizine", slug="cetirizine", category=allergy, active_ingredient="cetirizine",
-                   legal_class=LegalClass.GENERAL_SALE, indications="hay fever, hives")
-    ProductFactory(name="Draft Pill", slug="draft-pill", category=allergy, is_published=False,
-                   indications="hay fever")
+    ProductFactory(
+        name="Ibuprofen",
+        slug="ibuprofen",
+        category=pain,
+        active_ingredient="ibuprofen",
+        legal_class=LegalClass.GENERAL_SALE,
+        indications="headache, back pain, fever",
+    )
+    ProductFactory(
+        name="Nurofen Plus",
+        slug="nurofen-plus",
+        category=pain,
+        active_ingredient="ibuprofen, codeine",
+        legal_class=LegalClass.PHARMACY,
+        indications="strong pain",
+        brand_names="Nurofen",
+    )
+    ProductFactory(
+        name="Celecoxib",
+        slug="celecoxib",
+        category=pain,
+        active_ingredient="celecoxib",
+        legal_class=LegalClass.PRESCRIPTION,
+        indications="osteoarthritis, rheumatoid arthritis",
+    )
+    ProductFactory(
+        name="Oxycodone",
+        slug="oxycodone",
+        category=pain,
+        active_ingredient="oxycodone",
+        legal_class=LegalClass.CONTROLLED,
+        indications="severe pain",
+    )
+    ProductFactory(
+        name="Cetirizine",
+        slug="cetirizine",
+        category=allergy,
+        active_ingredient="cetirizine",
+        legal_class=LegalClass.GENERAL_SALE,
+        indications="hay fever, hives",
+    )
+    ProductFactory(
+        name="Draft Pill",
+        slug="draft-pill",
+        category=allergy,
+        is_published=False,
+        indications="hay fever",
+    )
 
 
 def test_only_published_products_are_listed(client, shelf):
-    assert card_names(client.get(LISTING)) == ["Celecoxib", "Cetirizine", "Ibuprofen", "Nurofen Plus", "Oxycodone"]
+    assert card_names(client.get(LISTING)) == [
+        "Celecoxib",
+        "Cetirizine",
+        "Ibuprofen",
+        "Nurofen Plus",
+        "Oxycodone",
+    ]
 
 
 def test_category_filter(client, shelf):
@@ -77,23 +120,23 @@ def test_unknown_legal_class_filter_shows_everything_with_a_note(client, shelf):
 
 
 def test_filters_combine(client, shelf):
-    assert card_names(client.get(LISTING, {"category": "pain-relief", "rx": "otc", "q": "ibuprofen"})) == [
-        "Ibuprofen", "Nurofen Plus"
-    ]
+    assert card_names(
+        client.get(LISTING, {"category": "pain-relief", "rx": "otc", "q": "ibuprofen"})
+    ) == ["Ibuprofen", "Nurofen Plus"]
 
 
 @pytest.mark.parametrize(
     ("q", "expected"),
     [
-        ("cetiri", ["Cetirizine"]),                 # by name, partial
-        ("CELECOXIB", ["Celecoxib"]),               # case-insensitive
-        ("codeine", ["Nurofen Plus"]),              # by active ingredient
+        ("cetiri", ["Cetirizine"]),  # by name, partial
+        ("CELECOXIB", ["Celecoxib"]),  # case-insensitive
+        ("codeine", ["Nurofen Plus"]),  # by active ingredient
         ("ibuprofen", ["Ibuprofen", "Nurofen Plus"]),
-        ("hay fever", ["Cetirizine"]),              # by indication, every word must match
+        ("hay fever", ["Cetirizine"]),  # by indication, every word must match
         ("arthritis", ["Celecoxib"]),
-        ("nurofen", ["Nurofen Plus"]),              # by brand name
+        ("nurofen", ["Nurofen Plus"]),  # by brand name
         ("pain fever", ["Ibuprofen"]),
-        ("100%_off", []),                           # LIKE wildcards are matched literally
+        ("100%_off", []),  # LIKE wildcards are matched literally
     ],
 )
 def test_search(client, shelf, q, expected):
@@ -158,17 +201,23 @@ def test_from_price_uses_only_active_tiers(client, baclofen):
 
 def test_from_price_is_rounded_half_up(client, db):
     dosage = DosageFactory(product__name="Halfway", product__slug="halfway")
-    PackageTierFactory(dosage=dosage, quantity=2, price=Money("1.21", "USD"))   # 0.605 a pill
+    PackageTierFactory(dosage=dosage, quantity=2, price=Money("1.21", "USD"))  # 0.605 a pill
     PackageTierFactory(dosage=dosage, quantity=1, price=Money("0.90", "USD"), is_active=False)
     assert card_price(client.get(LISTING), "Halfway") == "from $0.61 per pill"
 
 
 def test_from_price_compares_across_dosages(client, db):
     product = ProductFactory(name="Two strengths", slug="two-strengths")
-    PackageTierFactory(dosage=DosageFactory(product=product, strength="10mg", strength_value=Decimal("10")),
-                       quantity=30, price=Money("30.00", "USD"))
-    PackageTierFactory(dosage=DosageFactory(product=product, strength="5mg", strength_value=Decimal("5")),
-                       quantity=100, price=Money("45.00", "USD"))
+    PackageTierFactory(
+        dosage=DosageFactory(product=product, strength="10mg", strength_value=Decimal("10")),
+        quantity=30,
+        price=Money("30.00", "USD"),
+    )
+    PackageTierFactory(
+        dosage=DosageFactory(product=product, strength="5mg", strength_value=Decimal("5")),
+        quantity=100,
+        price=Money("45.00", "USD"),
+    )
     assert card_price(client.get(LISTING), "Two strengths") == "from $0.45 per pill"
 
 
@@ -178,7 +227,11 @@ def test_product_without_active_tiers_is_listed_as_unavailable(client, baclofen)
 
 
 def test_controlled_product_is_listed_as_information_only(client, db):
-    PackageTierFactory(dosage__product__name="Oxycodone", dosage__product__legal_class=LegalClass.CONTROLLED)
+    PackageTierFactory(
+        dosage__product__name="Oxycodone", dosage__product__legal_class=LegalClass.CONTROLLED
+    )
     response = client.get(LISTING)
     assert card_price(response, "Oxycodone") == "Information only, not sold online"
-    assert "Controlled substance" in parse(response.content).find("article", cls="product-card").text
+    assert (
+        "Controlled substance" in parse(response.content).find("article", cls="product-card").text
+    )

@@ -1,4 +1,5 @@
 """Add to cart with htmx in Chromium: the header count and the refusal update in place."""
+
 import re
 
 import pytest
@@ -15,14 +16,21 @@ pytestmark = pytest.mark.e2e
 def limited_product(transactional_db):
     """A pharmacy medicine sold at most 60 pills per order, in packs of 60."""
     product = ProductFactory(
-        name="Loperamide", slug="loperamide", legal_class=LegalClass.PHARMACY, max_pills_per_order=60
+        name="Loperamide",
+        slug="loperamide",
+        legal_class=LegalClass.PHARMACY,
+        max_pills_per_order=60,
     )
-    dosage = DosageFactory(product=product, strength="2mg", list_price_per_pill=Money("0.20000", "USD"))
+    dosage = DosageFactory(
+        product=product, strength="2mg", list_price_per_pill=Money("0.20000", "USD")
+    )
     PackageTierFactory(dosage=dosage, quantity=60, price=Money("9.00", "USD"), sku="LOP-2-60")
     return product
 
 
-def test_add_and_refusal_are_shown_in_place_without_leaving_the_page(live_server, page, limited_product):
+def test_add_and_refusal_are_shown_in_place_without_leaving_the_page(
+    live_server, page, limited_product
+):
     page.goto(live_server.url + limited_product.get_absolute_url())
     page.wait_for_load_state("load")
     button = page.get_by_role("button", name="Add to cart (Loperamide 2mg, 60 pills)")

@@ -1,4 +1,5 @@
 """The issue's acceptance test: add Baclofen 10mg × 90, pay with 4242 4242 4242 4242, see the order."""
+
 import re
 
 import pytest
@@ -21,8 +22,12 @@ def shop(live_server, localstripe, transactional_db):
 
 def add_to_cart(page, shop, product, strength: str, quantity: int):
     page.goto(shop.url + product.get_absolute_url())
-    page.wait_for_load_state("load")  # htmx (deferred) is ready; otherwise the form posts without it
-    page.get_by_role("button", name=f"Add to cart ({product.name} {strength}, {quantity} pills)").click()
+    page.wait_for_load_state(
+        "load"
+    )  # htmx (deferred) is ready; otherwise the form posts without it
+    page.get_by_role(
+        "button", name=f"Add to cart ({product.name} {strength}, {quantity} pills)"
+    ).click()
     # Either way (htmx or the no-JS post and redirect) the header count shows the pack.
     page.locator("#header-cart .cart-count").filter(has_text=re.compile(r"^[1-9]")).wait_for()
 
@@ -35,7 +40,9 @@ def checkout(page, shop, card: str, *, submit: bool = True):
     page.get_by_label("City").fill("Albany")
     page.get_by_label("State").select_option("NY")
     page.get_by_label("ZIP code").fill("12207")
-    if page.locator(".prescription-step").count():  # prescription items: patient and prescriber (issue #6)
+    if page.locator(
+        ".prescription-step"
+    ).count():  # prescription items: patient and prescriber (issue #6)
         page.get_by_label("Patient's name").fill("Alex Morgan")
         page.get_by_label("Patient's date of birth").fill("1980-05-17")
         page.get_by_label("Please get it from my prescriber").check()
@@ -67,7 +74,10 @@ def test_prescription_order_in_the_browser_is_authorised_and_awaits_review(shop,
     assert "Awaiting pharmacist review" in page.locator("#order-status").inner_text()
     assert page.locator("#order-total").inner_text() == "$78.18"
     order.refresh_from_db()
-    assert (order.status, order.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     line = order.lines.get()
     assert (line.product_name, line.strength, line.pack_size) == ("Baclofen", "10mg", 90)
     # The cart was emptied once the card was authorised.
@@ -111,7 +121,9 @@ def test_three_d_secure_in_the_browser(shop, page, baclofen):
     assert order.status == OrderStatus.AWAITING_REVIEW
 
 
-def test_a_price_change_before_paying_is_shown_and_confirmed_in_the_browser(shop, page, general_product):
+def test_a_price_change_before_paying_is_shown_and_confirmed_in_the_browser(
+    shop, page, general_product
+):
     add_to_cart(page, shop, general_product, "10mg", 30)
     checkout(page, shop, CARD_OK, submit=False)
     tier = general_product.dosages.get().tiers.get()

@@ -1,5 +1,6 @@
 """A code applied at checkout in Chromium keeps the typed address; Enter in the ZIP field still
 updates the total (not "Apply" or "Remove code"); Pay charges the discounted total shown."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,9 +17,14 @@ from tests.localstripe import CARD_OK
 pytestmark = pytest.mark.e2e
 
 
-def test_a_code_applied_at_checkout_keeps_the_address_and_is_charged(shop, page, localstripe, general_product):  # noqa: F811
+def test_a_code_applied_at_checkout_keeps_the_address_and_is_charged(
+    shop, page, localstripe, general_product
+):
     TaxRate.objects.create(
-        state="NY", rate=Decimal("8.875"), otc_exempt=False, shipping_taxable=True,
+        state="NY",
+        rate=Decimal("8.875"),
+        otc_exempt=False,
+        shipping_taxable=True,
         effective_from=timezone.localdate() - timedelta(days=1),
     )
     DiscountCode.objects.create(code="SPRING10", kind=DiscountKind.PERCENT, value=Decimal("10"))
@@ -54,7 +60,10 @@ def test_a_code_applied_at_checkout_keeps_the_address_and_is_charged(shop, page,
     pay_total.filter(has_text="$20.75").wait_for()  # no tax in NJ
     assert page.get_by_role("button", name="Remove code").is_visible()
     assert page.locator("#checkout-totals").get_by_text("Discount (SPRING10)").is_visible()
-    assert page.locator("#error-summary").is_hidden() and page.locator("#code-message").inner_text() == ""
+    assert (
+        page.locator("#error-summary").is_hidden()
+        and page.locator("#code-message").inner_text() == ""
+    )
 
     card_box = page.locator("#card-element")
     card_box.get_by_placeholder("number").fill(CARD_OK)

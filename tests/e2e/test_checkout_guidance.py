@@ -1,11 +1,12 @@
 """Checkout and cart guide the user: error summary with focus, focus kept in the cart, the chosen
 prescription route shown."""
+
 import re
 
 import pytest
-from playwright.sync_api import expect
-from djmoney.money import Money
 from django.urls import reverse
+from djmoney.money import Money
+from playwright.sync_api import expect
 
 from catalog.models import LegalClass
 from tests.e2e.test_checkout import add_to_cart, shop  # noqa: F401  (live server + localstripe)
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.e2e
 ACTIVE_ID = "document.activeElement && document.activeElement.id"
 
 
-def test_pay_with_errors_focuses_a_summary_that_links_to_each_field(shop, page, general_product):  # noqa: F811
+def test_pay_with_errors_focuses_a_summary_that_links_to_each_field(shop, page, general_product):
     add_to_cart(page, shop, general_product, "10mg", 30)
     page.goto(shop.url + reverse("orders:checkout"))
     page.locator("#card-element input").first.wait_for()  # Stripe.js (localstripe) mounted the card
@@ -41,7 +42,9 @@ def two_products(transactional_db):
     products = []
     for name, sku in (("Cetirizine", "CET-10-30"), ("Fexofenadine", "FEX-10-30")):
         product = ProductFactory(name=name, slug=name.lower(), legal_class=LegalClass.GENERAL_SALE)
-        dosage = DosageFactory(product=product, strength="10mg", list_price_per_pill=Money("0.50000", "USD"))
+        dosage = DosageFactory(
+            product=product, strength="10mg", list_price_per_pill=Money("0.50000", "USD")
+        )
         PackageTierFactory(dosage=dosage, quantity=30, price=Money("9.00", "USD"), sku=sku)
         products.append(product)
     return products
@@ -59,7 +62,9 @@ def test_cart_update_and_remove_keep_focus_on_the_cart(live_server, page, two_pr
     page.locator(f"#{line_id} .cart-line-pack").filter(has_text="2 packs").wait_for()
     # htmx moves focus when the swap has settled, a moment after the new text is in place.
     expect(page.locator(f"#{line_id} .cart-update button")).to_be_focused()
-    focused = page.evaluate("[document.activeElement.textContent, document.activeElement.closest('.cart-line')?.id]")
+    focused = page.evaluate(
+        "[document.activeElement.textContent, document.activeElement.closest('.cart-line')?.id]"
+    )
     assert focused == ["Update", line_id]
 
     page.locator(f"#{line_id}").get_by_role("button", name=re.compile("^Remove")).focus()

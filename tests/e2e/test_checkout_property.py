@@ -9,6 +9,7 @@ and a change is never charged before the customer has seen and confirmed it.
 
 Few examples (one live server, one browser): each is a whole purchase of a few seconds.
 """
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -24,10 +25,10 @@ from catalog.models import PackageTier
 from discounts.models import DiscountCode, DiscountKind
 from notifications.models import OutboundEmail
 from notifications.services import email_render
+from orders import prescription_decisions as rx_decisions
 from orders.models import Order
 from salestax.models import TaxRate
 from tests.e2e.test_checkout import add_to_cart, order_page_reached, shop  # noqa: F401  (shop is a fixture)
-from orders import prescription_decisions as rx_decisions
 from tests.localstripe import CARD_OK
 from tests.orders.prescription_support import captured_minor, make_pharmacist
 
@@ -70,22 +71,38 @@ def fill_checkout(page, *, email: str, state: str, zip_code: str) -> None:
         page.get_by_label("Prescriber's phone").fill("518-555-0101")
         page.get_by_label("Prescriber's licence or NPI number").fill("1234567890")
     card = page.locator("#card-element")
-    for placeholder, text in (("number", CARD_OK), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"), ("postal_code", zip_code)):
+    for placeholder, text in (
+        ("number", CARD_OK),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", zip_code),
+    ):
         card.get_by_placeholder(placeholder).fill(text)
     # The totals on screen are those of the address as typed (htmx asked the server).
     page.locator(f'#checkout-totals[data-for="{state}|{zip_code}|standard"]').wait_for()
 
 
-def test_the_total_by_pay_is_what_is_charged_shown_and_sent(shop, browser, localstripe, baclofen, general_product):  # noqa: F811
+def test_the_total_by_pay_is_what_is_charged_shown_and_sent(
+    shop, browser, localstripe, baclofen, general_product
+):
     general = PackageTier.objects.get(dosage__product=general_product)
     rx = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
-    DiscountCode.objects.create(code="WELCOME10", kind=DiscountKind.PERCENT, value=Decimal("10"), max_uses_per_email=None)
+    DiscountCode.objects.create(
+        code="WELCOME10", kind=DiscountKind.PERCENT, value=Decimal("10"), max_uses_per_email=None
+    )
     seen = iter(range(1000))
     pharmacist = make_pharmacist()
 
     # No shrinking: each example is a whole purchase; a failure is reported as drawn.
-    @settings(max_examples=6, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=6,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(purchases)
     # The issue's case, always: a mixed cart with a code to New York, whose rate changes before Pay.
     @example({"general_packs": 1, "rx_packs": 1, "state": "NY", "code": True, "change": "tax rate"})
@@ -95,22 +112,35 @@ def test_the_total_by_pay_is_what_is_charged_shown_and_sent(shop, browser, local
         TaxRate.objects.all().delete()
         for state, (_, row) in STATES.items():
             if row:
-                TaxRate.objects.create(state=state, rate=row[0], otc_exempt=row[1], shipping_taxable=row[2],
-                                       effective_from=timezone.localdate() - timedelta(days=7))
+                TaxRate.objects.create(
+                    state=state,
+                    rate=row[0],
+                    otc_exempt=row[1],
+                    shipping_taxable=row[2],
+                    effective_from=timezone.localdate() - timedelta(days=7),
+                )
         PackageTier.objects.filter(pk=general.pk).update(price=Money("12.00", "USD"))
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(20_000)
         try:
             # One pack through the product page (the browser's session and cart), the rest as rows.
-            wanted = [(product, tier, packs) for product, tier, packs in
-                      ((general_product, general, p["general_packs"]), (baclofen, rx, p["rx_packs"])) if packs]
+            wanted = [
+                (product, tier, packs)
+                for product, tier, packs in (
+                    (general_product, general, p["general_packs"]),
+                    (baclofen, rx, p["rx_packs"]),
+                )
+                if packs
+            ]
             first_product, first_tier, _ = wanted[0]
             add_to_cart(page, shop, first_product, first_tier.dosage.strength, first_tier.quantity)
             cart = Cart.objects.filter(lines__tier=first_tier).order_by("-pk").first()
             for _, tier, packs in wanted:
                 CartLine.objects.update_or_create(
-                    cart=cart, tier=tier, defaults={"packages": packs, "price_when_added": tier.price}
+                    cart=cart,
+                    tier=tier,
+                    defaults={"packages": packs, "price_when_added": tier.price},
                 )
             # The code is for non-prescription medicines; a cart without one is told it does not apply.
             with_code = p["code"] and p["general_packs"] > 0
@@ -148,7 +178,9 @@ def test_the_total_by_pay_is_what_is_charged_shown_and_sent(shop, browser, local
             intent = localstripe.payment_intent(order.stripe_payment_intent_id)
             assert intent["amount"] == cents(shown) == int(order.total.amount * 100)
             assert page.locator("#order-total").inner_text() == shown
-            if order.has_prescription_items:  # held until the pharmacist approves; then captured in full
+            if (
+                order.has_prescription_items
+            ):  # held until the pharmacist approves; then captured in full
                 rx_decisions.prescription_approve(order=order, by=pharmacist, note="As prescribed.")
                 assert captured_minor(localstripe, order.stripe_payment_intent_id) == cents(shown)
                 page.reload()

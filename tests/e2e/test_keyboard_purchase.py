@@ -1,8 +1,8 @@
 """A purchase with the keyboard only (Tab, Enter, Space, arrows and typing), focus visible at every stop."""
+
 import re
 
 import pytest
-from django.urls import reverse
 
 from orders.models import Order
 from orders.state import PaymentStatus
@@ -40,7 +40,9 @@ class Keyboard:
             self.page.keyboard.press("Tab")
             focus = self.page.evaluate(FOCUS)
             self.stops.append(focus["where"])
-            assert focus["visible"], f"focus is not visible on {focus['where']} (stops so far: {self.stops})"
+            assert focus["visible"], (
+                f"focus is not visible on {focus['where']} (stops so far: {self.stops})"
+            )
             if self.page.evaluate(f"(el => {test})(document.activeElement)"):
                 return
         raise AssertionError(f"{test} not reached with Tab; stops: {self.stops}")
@@ -50,7 +52,7 @@ class Keyboard:
         self.page.keyboard.type(text)
 
 
-def test_keyboard_only_purchase_with_visible_focus(shop, page, general_product):  # noqa: F811
+def test_keyboard_only_purchase_with_visible_focus(shop, page, general_product):
     keys = Keyboard(page)
     page.goto(shop.url + general_product.get_absolute_url())
     page.wait_for_load_state("load")
@@ -78,7 +80,13 @@ def test_keyboard_only_purchase_with_visible_focus(shop, page, general_product):
         page.keyboard.press("ArrowDown")
     assert page.evaluate("document.activeElement.value") == "NY"
     keys.type_into("el.id === 'id_zip_code'", "12207")
-    for placeholder, text in (("number", CARD_OK), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"), ("postal_code", "12207")):
+    for placeholder, text in (
+        ("number", CARD_OK),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", "12207"),
+    ):
         keys.type_into(f"el.placeholder === '{placeholder}'", text)
     keys.tab_to("el.id === 'pay-button'")
     page.keyboard.press("Space")

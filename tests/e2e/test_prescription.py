@@ -1,4 +1,5 @@
 """In the browser: a prescription order with an uploaded copy is authorised, reviewed, captured."""
+
 import re
 
 import pytest
@@ -23,15 +24,22 @@ def shop(live_server, localstripe, transactional_db, settings, tmp_path):
 def sign_in_as(page, shop, user):
     client = Client()
     client.force_login(user)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": shop.url}])
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": shop.url}]
+    )
 
 
-def test_prescription_upload_review_and_capture_in_the_browser(shop, page, baclofen, tmp_path, localstripe):
+def test_prescription_upload_review_and_capture_in_the_browser(
+    shop, page, baclofen, tmp_path, localstripe
+):
     page.goto(shop.url + baclofen.get_absolute_url())
     page.get_by_role("button", name="Add to cart (Baclofen 10mg, 90 pills)").click()
     page.wait_for_load_state("networkidle")
     page.goto(shop.url + reverse("orders:checkout"))
-    assert "verifies the original with your prescriber" in page.locator(".prescription-step").inner_text()
+    assert (
+        "verifies the original with your prescriber"
+        in page.locator(".prescription-step").inner_text()
+    )
 
     page.get_by_label("Email").fill("jane@example.com")
     page.get_by_label("Full name").fill("Jane Doe")
@@ -65,7 +73,10 @@ def test_prescription_upload_review_and_capture_in_the_browser(shop, page, baclo
     page.wait_for_url(re.compile(r"/orders/\d+/\?t="))
     assert "Awaiting pharmacist review" in page.locator("#prescription-status").inner_text()
     order = Order.objects.get(number=int(page.locator("#order-number").inner_text()))
-    assert (order.status, order.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     assert order.prescriptions.get().content_type == "application/pdf"
 
     # The pharmacist reviews it on the staff page and approves; the hold is captured.
@@ -74,7 +85,9 @@ def test_prescription_upload_review_and_capture_in_the_browser(shop, page, baclo
     pharmacist_page.goto(shop.url + reverse("orders:review_queue"))
     pharmacist_page.get_by_role("link", name=f"Review order {order.number}").click()
     assert "Penicillin" in pharmacist_page.locator("main").inner_text()
-    file_url = pharmacist_page.get_by_role("link", name="Open the uploaded copy").get_attribute("href")
+    file_url = pharmacist_page.get_by_role("link", name="Open the uploaded copy").get_attribute(
+        "href"
+    )
     assert pharmacist_page.request.get(shop.url + file_url).body() == MINIMAL_PDF
     # The one approval keeps the prescription on file; its amount comes from the server (htmx).
     pharmacist_page.get_by_label("Directions").fill("1 tablet 3 times a day")
@@ -87,14 +100,21 @@ def test_prescription_upload_review_and_capture_in_the_browser(shop, page, baclo
     pharmacist_page.locator("#capture-text", has_text="Every item is set to 0").wait_for()
     assert approve.is_disabled()
     packs.fill("1")
-    pharmacist_page.locator("#capture-text", has_text=f"Will capture ${order.total.amount}").wait_for()
+    pharmacist_page.locator(
+        "#capture-text", has_text=f"Will capture ${order.total.amount}"
+    ).wait_for()
     approve.click()
     pharmacist_page.wait_for_url(re.compile(r"/staff/review/$"))
     assert f"Order {order.number} approved" in pharmacist_page.locator(".messages").inner_text()
     pharmacist_page.close()
 
     order.refresh_from_db()
-    assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
-    assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(order.total.amount * 100)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
+    assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(
+        order.total.amount * 100
+    )
     page.reload()
     assert "Approved." in page.locator("#prescription-status").inner_text()

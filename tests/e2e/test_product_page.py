@@ -1,4 +1,5 @@
 """The product page in Chromium: phone first screen, strength choice, no shift after Add to cart."""
+
 import pytest
 
 from cart.models import CartLine
@@ -16,7 +17,9 @@ def open_product(browser, url, viewport):
     return context, page
 
 
-def test_phone_first_screen_shows_status_strength_and_packs(live_server, transactional_db, browser, baclofen):
+def test_phone_first_screen_shows_status_strength_and_packs(
+    live_server, transactional_db, browser, baclofen
+):
     context, page = open_product(browser, live_server.url + baclofen.get_absolute_url(), PHONE)
     try:
         fold = PHONE["height"]
@@ -45,8 +48,12 @@ def test_phone_first_screen_shows_status_strength_and_packs(live_server, transac
         context.close()
 
 
-def test_strength_choice_shows_that_strengths_packs(live_server, transactional_db, browser, baclofen):
-    context, page = open_product(browser, live_server.url + baclofen.get_absolute_url(), {"width": 1280, "height": 900})
+def test_strength_choice_shows_that_strengths_packs(
+    live_server, transactional_db, browser, baclofen
+):
+    context, page = open_product(
+        browser, live_server.url + baclofen.get_absolute_url(), {"width": 1280, "height": 900}
+    )
     try:
         page.get_by_text("25mg", exact=True).first.click()
         assert page.get_by_role("radio", name="25mg").is_checked()
@@ -61,7 +68,9 @@ def test_strength_choice_shows_that_strengths_packs(live_server, transactional_d
 
 
 @pytest.mark.parametrize("viewport", [PHONE, {"width": 1280, "height": 900}], ids=["375", "1280"])
-def test_add_to_cart_confirmation_does_not_move_the_packs(live_server, transactional_db, browser, baclofen, viewport):
+def test_add_to_cart_confirmation_does_not_move_the_packs(
+    live_server, transactional_db, browser, baclofen, viewport
+):
     """Seen before: the confirmation pushed the rows down, and a second click added another pack."""
     context, page = open_product(browser, live_server.url + baclofen.get_absolute_url(), viewport)
     try:

@@ -1,4 +1,5 @@
 """Orders to email about, and Celery forced in-process for the unit tests."""
+
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +15,9 @@ from pharmacy.celery import app as celery_app
 
 def make_order(*, product, lines: int = 2, email: str = "alex@example.com", **fields) -> Order:
     """An authorised order for ``product`` built straight from the orders models."""
-    tiers = list(PackageTier.objects.filter(dosage__product=product).select_related("dosage")[:lines])
+    tiers = list(
+        PackageTier.objects.filter(dosage__product=product).select_related("dosage")[:lines]
+    )
     assert len(tiers) == lines, "the product has too few tiers for this order"
     subtotal = sum((tier.price.amount for tier in tiers), Decimal("0.00"))
     shipping = Decimal("9.95")
@@ -98,6 +101,8 @@ def flaky_mail(settings, tmp_path, monkeypatch):
     fail_first.down_until = down_until
     fail_first.attempts = lambda: int((tmp_path / "attempts").read_text() or 0)
     fail_first.delivered_ids = delivered_ids
-    fail_first.messages = lambda: "".join(path.read_text() for path in sorted((tmp_path / "mail").glob("*.log")))
+    fail_first.messages = lambda: "".join(
+        path.read_text() for path in sorted((tmp_path / "mail").glob("*.log"))
+    )
     fail_first.delivered = lambda: sum(delivered_ids().values())
     return fail_first

@@ -8,6 +8,7 @@ fails, ``FLAKY_EMAIL_ERROR`` which error the server gives (see ``ERRORS``), and
 tasks and is readable by the test process). Otherwise it writes the message with Django's file
 backend into ``EMAIL_FILE_PATH``.
 """
+
 import fcntl
 import os
 import smtplib
@@ -22,8 +23,12 @@ ERRORS = {
     "refused": lambda note: ConnectionRefusedError(111, f"Connection refused ({note})"),
     "timeout": lambda note: TimeoutError(f"timed out ({note})"),
     "busy": lambda note: smtplib.SMTPDataError(451, b"4.3.0 Try again later"),
-    "mailbox_full": lambda note: smtplib.SMTPRecipientsRefused({"x@example.com": (452, b"4.2.2 Mailbox full")}),
-    "no_such_user": lambda note: smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"5.1.1 No such user")}),
+    "mailbox_full": lambda note: smtplib.SMTPRecipientsRefused(
+        {"x@example.com": (452, b"4.2.2 Mailbox full")}
+    ),
+    "no_such_user": lambda note: smtplib.SMTPRecipientsRefused(
+        {"x@example.com": (550, b"5.1.1 No such user")}
+    ),
     "rejected": lambda note: smtplib.SMTPDataError(554, b"5.7.1 Message rejected"),
 }
 

@@ -1,4 +1,5 @@
 """The staff digest of card holds about to lapse: listed once a day per order, no item names."""
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,7 +14,10 @@ from tests.notifications.conftest import make_order
 
 def _authorised(order, *, ago: timedelta, now):
     event = OrderEvent.objects.create(
-        order=order, kind=OrderEvent.Kind.PAYMENT, from_status=PaymentStatus.PENDING, to_status=PaymentStatus.AUTHORIZED
+        order=order,
+        kind=OrderEvent.Kind.PAYMENT,
+        from_status=PaymentStatus.PENDING,
+        to_status=PaymentStatus.AUTHORIZED,
     )
     OrderEvent.objects.filter(pk=event.pk).update(created_at=now - ago)
     return order
@@ -26,7 +30,9 @@ def test_digest_lists_only_holds_expiring_within_a_day_once_per_day(
     soon = _authorised(make_order(product=baclofen), ago=timedelta(days=6, hours=12), now=now)
     later = _authorised(make_order(product=baclofen), ago=timedelta(days=1), now=now)
     captured = _authorised(
-        make_order(product=baclofen, payment_status=PaymentStatus.CAPTURED), ago=timedelta(days=6, hours=20), now=now
+        make_order(product=baclofen, payment_status=PaymentStatus.CAPTURED),
+        ago=timedelta(days=6, hours=20),
+        now=now,
     )
     # No "authorized" event recorded: the order's creation time stands in for the hold's start.
     no_event = make_order(product=baclofen)
@@ -46,7 +52,10 @@ def test_digest_lists_only_holds_expiring_within_a_day_once_per_day(
         assert f"{settings.SITE_URL}/admin/" in body
     # Oldest hold first: it lapses first.
     assert message.body.index(str(soon.number)) < message.body.index(str(no_event.number))
-    assert set(DigestEntry.objects.filter(email=email).values_list("order_id", flat=True)) == {soon.pk, no_event.pk}
+    assert set(DigestEntry.objects.filter(email=email).values_list("order_id", flat=True)) == {
+        soon.pk,
+        no_event.pk,
+    }
 
     # The hourly run again the same day: nothing new to say.
     with django_capture_on_commit_callbacks(execute=True):

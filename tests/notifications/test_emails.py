@@ -1,4 +1,5 @@
 """Every email the shop sends: what it says, who gets it, and that the subject names no medicine."""
+
 import re
 
 import pytest
@@ -15,10 +16,21 @@ CUSTOMER_KINDS = {
     EmailKind.ORDER_RECEIVED: {},
     EmailKind.PAYMENT_CAPTURED: {},
     EmailKind.PRESCRIPTION_APPROVED: {},
-    EmailKind.PRESCRIPTION_REJECTED: {"reason": "The prescription was issued more than a year ago."},
-    EmailKind.INFORMATION_REQUESTED: {"message": "Which other medicines are you taking at the moment?"},
-    EmailKind.SHIPPED: {"carrier": "UPS", "tracking_number": "1Z999AA10123456784", "tracking_url": "https://www.ups.com/track?tracknum=1Z999AA10123456784"},
-    EmailKind.REFUND_ISSUED: {"amount": Money("12.50", "USD"), "reason": "One pack was out of stock."},
+    EmailKind.PRESCRIPTION_REJECTED: {
+        "reason": "The prescription was issued more than a year ago."
+    },
+    EmailKind.INFORMATION_REQUESTED: {
+        "message": "Which other medicines are you taking at the moment?"
+    },
+    EmailKind.SHIPPED: {
+        "carrier": "UPS",
+        "tracking_number": "1Z999AA10123456784",
+        "tracking_url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+    },
+    EmailKind.REFUND_ISSUED: {
+        "amount": Money("12.50", "USD"),
+        "reason": "One pack was out of stock.",
+    },
 }
 
 
@@ -46,13 +58,17 @@ def _private_words(order) -> list[str]:
 def test_customer_email_lists_the_order_and_its_subject_names_no_medicine(
     kind, order, mailoutbox, django_capture_on_commit_callbacks
 ):
-    _queue_and_send(order, kind, CUSTOMER_KINDS[kind], django_capture_on_commit_callbacks, event="evt-1")
+    _queue_and_send(
+        order, kind, CUSTOMER_KINDS[kind], django_capture_on_commit_callbacks, event="evt-1"
+    )
 
     [message] = mailoutbox
     assert message.to == [order.email]
     assert str(order.number) in message.subject
     for word in _private_words(order):
-        assert word.casefold() not in message.subject.casefold(), f"{word!r} leaked into {message.subject!r}"
+        assert word.casefold() not in message.subject.casefold(), (
+            f"{word!r} leaked into {message.subject!r}"
+        )
     html = _html(message)
     for body in (message.body, html):
         assert str(order.number) in body
@@ -69,9 +85,16 @@ def test_customer_email_lists_the_order_and_its_subject_names_no_medicine(
     assert (row.status, row.attempts, row.subject) == (EmailStatus.SENT, 1, message.subject)
 
 
-def test_rejection_gives_the_reason_and_says_nothing_was_charged(order, mailoutbox, django_capture_on_commit_callbacks):
+def test_rejection_gives_the_reason_and_says_nothing_was_charged(
+    order, mailoutbox, django_capture_on_commit_callbacks
+):
     reason = CUSTOMER_KINDS[EmailKind.PRESCRIPTION_REJECTED]["reason"]
-    _queue_and_send(order, EmailKind.PRESCRIPTION_REJECTED, {"reason": reason}, django_capture_on_commit_callbacks)
+    _queue_and_send(
+        order,
+        EmailKind.PRESCRIPTION_REJECTED,
+        {"reason": reason},
+        django_capture_on_commit_callbacks,
+    )
 
     [message] = mailoutbox
     for body in (message.body, _html(message)):
@@ -80,7 +103,9 @@ def test_rejection_gives_the_reason_and_says_nothing_was_charged(order, mailoutb
     assert "not approve" not in message.subject.casefold()  # the subject stays neutral
 
 
-def test_shipped_email_gives_carrier_and_tracking(order, mailoutbox, django_capture_on_commit_callbacks):
+def test_shipped_email_gives_carrier_and_tracking(
+    order, mailoutbox, django_capture_on_commit_callbacks
+):
     extra = CUSTOMER_KINDS[EmailKind.SHIPPED]
     _queue_and_send(order, EmailKind.SHIPPED, extra, django_capture_on_commit_callbacks)
 
@@ -90,9 +115,13 @@ def test_shipped_email_gives_carrier_and_tracking(order, mailoutbox, django_capt
     assert f'href="{extra["tracking_url"]}"' in _html(message)
 
 
-def test_information_request_quotes_the_pharmacist(order, mailoutbox, django_capture_on_commit_callbacks):
+def test_information_request_quotes_the_pharmacist(
+    order, mailoutbox, django_capture_on_commit_callbacks
+):
     extra = CUSTOMER_KINDS[EmailKind.INFORMATION_REQUESTED]
-    _queue_and_send(order, EmailKind.INFORMATION_REQUESTED, extra, django_capture_on_commit_callbacks, event=7)
+    _queue_and_send(
+        order, EmailKind.INFORMATION_REQUESTED, extra, django_capture_on_commit_callbacks, event=7
+    )
 
     [message] = mailoutbox
     assert extra["message"] in message.body
@@ -100,7 +129,13 @@ def test_information_request_quotes_the_pharmacist(order, mailoutbox, django_cap
 
 
 def test_refund_email_states_the_amount(order, mailoutbox, django_capture_on_commit_callbacks):
-    _queue_and_send(order, EmailKind.REFUND_ISSUED, CUSTOMER_KINDS[EmailKind.REFUND_ISSUED], django_capture_on_commit_callbacks, event="re_1")
+    _queue_and_send(
+        order,
+        EmailKind.REFUND_ISSUED,
+        CUSTOMER_KINDS[EmailKind.REFUND_ISSUED],
+        django_capture_on_commit_callbacks,
+        event="re_1",
+    )
 
     [message] = mailoutbox
     assert "We have refunded $12.50" in message.body
@@ -134,10 +169,14 @@ def test_order_received_for_a_prescription_order_explains_the_review_and_the_hol
     assert message.subject == f"We've received your order {order.number}"
     assert "This is a hold, not a charge" in message.body
     assert "pharmacists will check your prescription" in message.body
-    assert "&#x27;" not in message.body and "&amp;" not in message.body  # plain text is not HTML-escaped
+    assert (
+        "&#x27;" not in message.body and "&amp;" not in message.body
+    )  # plain text is not HTML-escaped
 
 
-def test_a_subject_that_would_name_a_medicine_is_never_sent(db, mailoutbox, django_capture_on_commit_callbacks):
+def test_a_subject_that_would_name_a_medicine_is_never_sent(
+    db, mailoutbox, django_capture_on_commit_callbacks
+):
     """Defence in depth: if a product's name shows up in a subject (here a medicine oddly named
     "Receipt"), the email fails loudly instead of leaking it."""
     product = ProductFactory(name="Receipt", active_ingredient="receiptol")
@@ -164,7 +203,10 @@ def test_rendering_an_email_costs_the_same_queries_for_two_or_twelve_lines(
     for lines in (2, 12):
         order = make_order(product=baclofen, lines=lines)
         row = OutboundEmail.objects.create(
-            order=order, kind=EmailKind.ORDER_RECEIVED, recipient=order.email, dedupe_key=f"{order.pk}:x",
+            order=order,
+            kind=EmailKind.ORDER_RECEIVED,
+            recipient=order.email,
+            dedupe_key=f"{order.pk}:x",
             context=order_email_context(order=order, kind=EmailKind.ORDER_RECEIVED),
         )
         with django_assert_max_num_queries(6) as captured:
@@ -182,8 +224,14 @@ def test_approval_with_changes_explains_the_new_total_and_what_is_charged(
 
     Order.objects.filter(pk=order.pk).update(amount_captured=Money("60.00", "USD"))
     order.refresh_from_db()  # the review queues the email with the order it has just captured
-    extra = {"note": "Your prescription covers 60 tablets.", "ordered_total": Money("130.36", "USD"), "approved_total": Money("60.00", "USD")}
-    _queue_and_send(order, EmailKind.PRESCRIPTION_APPROVED, extra, django_capture_on_commit_callbacks)
+    extra = {
+        "note": "Your prescription covers 60 tablets.",
+        "ordered_total": Money("130.36", "USD"),
+        "approved_total": Money("60.00", "USD"),
+    }
+    _queue_and_send(
+        order, EmailKind.PRESCRIPTION_APPROVED, extra, django_capture_on_commit_callbacks
+    )
 
     [message] = mailoutbox
     assert message.subject == f"Your order {order.number} has been approved"
@@ -199,7 +247,10 @@ def test_shipped_email_links_the_carriers_tracking_page_when_staff_give_only_the
 ):
     """What ``order_mark_shipped`` queues: a carrier and a number, no URL."""
     _queue_and_send(
-        order, EmailKind.SHIPPED, {"carrier": "USPS", "tracking_number": "9400 1000"}, django_capture_on_commit_callbacks
+        order,
+        EmailKind.SHIPPED,
+        {"carrier": "USPS", "tracking_number": "9400 1000"},
+        django_capture_on_commit_callbacks,
     )
     [message] = mailoutbox
     assert "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400%201000" in message.body
@@ -207,20 +258,27 @@ def test_shipped_email_links_the_carriers_tracking_page_when_staff_give_only_the
     mailoutbox.clear()
     other = make_order(product=order.lines.first().tier.dosage.product)
     _queue_and_send(
-        other, EmailKind.SHIPPED, {"carrier": "Hand delivery", "tracking_number": "HD-1"}, django_capture_on_commit_callbacks
+        other,
+        EmailKind.SHIPPED,
+        {"carrier": "Hand delivery", "tracking_number": "HD-1"},
+        django_capture_on_commit_callbacks,
     )
     [message] = mailoutbox
     assert "Track your parcel" not in message.body and "HD-1" in message.body
 
 
-def test_order_received_for_an_order_captured_at_once_says_it_is_paid(db, mailoutbox, django_capture_on_commit_callbacks):
+def test_order_received_for_an_order_captured_at_once_says_it_is_paid(
+    db, mailoutbox, django_capture_on_commit_callbacks
+):
     """General-sale orders are captured as soon as the card is authorised: no talk of a hold."""
     from catalog.models import LegalClass
     from tests.factories import DosageFactory, PackageTierFactory
 
     product = ProductFactory(name="Loratadine", legal_class=LegalClass.GENERAL_SALE)
     PackageTierFactory(dosage=DosageFactory(product=product), price=Money("12.00", "USD"))
-    order = make_order(product=product, lines=1, payment_status="captured", amount_captured=Money("21.95", "USD"))
+    order = make_order(
+        product=product, lines=1, payment_status="captured", amount_captured=Money("21.95", "USD")
+    )
 
     _queue_and_send(order, EmailKind.ORDER_RECEIVED, {}, django_capture_on_commit_callbacks)
 
@@ -231,12 +289,16 @@ def test_order_received_for_an_order_captured_at_once_says_it_is_paid(db, mailou
         assert "pharmacist" not in body.split("Questions about")[0]
 
 
-def test_a_resend_sends_the_email_as_it_was_queued_not_as_the_order_is_now(order, mailoutbox, django_capture_on_commit_callbacks):
+def test_a_resend_sends_the_email_as_it_was_queued_not_as_the_order_is_now(
+    order, mailoutbox, django_capture_on_commit_callbacks
+):
     """The row keeps its context: an email that failed and is resent later says what it said."""
     from notifications.services import email_resend
 
     row = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)  # not sent: the commit never ran
-    OutboundEmail.objects.filter(pk=row.pk).update(status=EmailStatus.FAILED, last_error="SMTP down")
+    OutboundEmail.objects.filter(pk=row.pk).update(
+        status=EmailStatus.FAILED, last_error="SMTP down"
+    )
     type(order).objects.filter(pk=order.pk).update(ship_name="Someone Else")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -250,4 +312,9 @@ def test_the_outbox_takes_only_plain_data(order):
     from notifications.services import email_queue
 
     with pytest.raises(TypeError, match="plain JSON"):
-        email_queue(kind=EmailKind.ORDER_RECEIVED, to=order.email, context={"total": order.total}, dedupe_key="x")
+        email_queue(
+            kind=EmailKind.ORDER_RECEIVED,
+            to=order.email,
+            context={"total": order.total},
+            dedupe_key="x",
+        )

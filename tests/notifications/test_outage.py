@@ -5,6 +5,7 @@ straight to the next minute in which a retry is due. The flaky backend is down u
 that clock; the sweep (``email_requeue_stale``) runs at each tick and hands due rows to the task,
 in-process, as a worker would take them. Nothing here waits in real time.
 """
+
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,8 @@ from django.conf import settings
 from django.db import connection
 
 from notifications import services
-from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.gauges import OutboxHealth, outbox_health
+from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import (
     email_queue_message,
     email_requeue_stale,
@@ -74,7 +75,9 @@ def queue_the_four(order, capture):
     """What the 80 s outage lost: a password reset, a confirmation, the staff notice, a receipt."""
     with capture(execute=True):
         email_queue_message(
-            kind=EmailKind.ACCOUNT_PASSWORD_RESET, to="alex@example.com", subject="Reset your password",
+            kind=EmailKind.ACCOUNT_PASSWORD_RESET,
+            to="alex@example.com",
+            subject="Reset your password",
             text="Use this link to choose a new password.",
         )
         order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
@@ -124,7 +127,10 @@ def test_an_smtp_outage_delays_every_email_and_loses_none(
     # Sent after the server came back, and soon after: within the wait then due plus a tick.
     latest_wait = min(1.25 * (outage + timedelta(minutes=1)), timedelta(minutes=75))
     for row in rows:
-        assert back <= row.sent_at <= back + latest_wait + timedelta(minutes=1), (row.kind, row.sent_at - back)
+        assert back <= row.sent_at <= back + latest_wait + timedelta(minutes=1), (
+            row.kind,
+            row.sent_at - back,
+        )
     assert flaky_mail.attempts() == sum(row.attempts for row in rows)
     assert outbox_health() == OutboxHealth(unsent=0, failed=0, oldest_unsent_age=None)
 
@@ -142,7 +148,11 @@ def test_a_server_down_for_good_fails_the_email_after_a_day_and_staff_hear_of_it
 
     beat(clock, until=START + timedelta(days=3), capture=django_capture_on_commit_callbacks)
     row.refresh_from_db()
-    assert (row.status, row.attempts, row.next_attempt_at) == (EmailStatus.FAILED, settings.EMAIL_MAX_ATTEMPTS, None)
+    assert (row.status, row.attempts, row.next_attempt_at) == (
+        EmailStatus.FAILED,
+        settings.EMAIL_MAX_ATTEMPTS,
+        None,
+    )
     assert row.updated_at - START >= timedelta(days=1)
     assert flaky_mail.delivered() == 0
     assert outbox_health() == OutboxHealth(unsent=0, failed=1, oldest_unsent_age=None)
@@ -188,13 +198,19 @@ def test_a_refusal_fails_at_once_and_anything_that_may_pass_is_retried(
     assert row.status == (EmailStatus.RETRYING if temporary else EmailStatus.FAILED)
     beat(clock, until=START + timedelta(hours=1), capture=django_capture_on_commit_callbacks)
     row.refresh_from_db()
-    assert (row.status, row.attempts) == ((EmailStatus.SENT, 2) if temporary else (EmailStatus.FAILED, 1))
+    assert (row.status, row.attempts) == (
+        (EmailStatus.SENT, 2) if temporary else (EmailStatus.FAILED, 1)
+    )
 
 
-def test_a_bad_address_fails_at_once(order, flaky_mail, with_worker, django_capture_on_commit_callbacks):
+def test_a_bad_address_fails_at_once(
+    order, flaky_mail, with_worker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         row = order_email(order=order, kind=EmailKind.ORDER_RECEIVED)
-    OutboundEmail.objects.filter(pk=row.pk).update(status=EmailStatus.QUEUED, recipient="alex@exa\nmple.com")
+    OutboundEmail.objects.filter(pk=row.pk).update(
+        status=EmailStatus.QUEUED, recipient="alex@exa\nmple.com"
+    )
     with pytest.raises(ValueError):
         email_send(log_id=row.pk)
     row.refresh_from_db()
@@ -209,8 +225,13 @@ def test_a_retry_handed_over_twice_at_once_is_sent_once(baclofen, flaky_mail, wi
         pytest.skip("row locking needs PostgreSQL")
     order = make_order(product=baclofen)
     row = OutboundEmail.objects.create(
-        order=order, kind=EmailKind.STAFF_NEW_ORDER, recipient=settings.PHARMACY_STAFF_EMAIL, dedupe_key="k",
-        status=EmailStatus.RETRYING, attempts=3, next_attempt_at=_now() - timedelta(seconds=1),
+        order=order,
+        kind=EmailKind.STAFF_NEW_ORDER,
+        recipient=settings.PHARMACY_STAFF_EMAIL,
+        dedupe_key="k",
+        status=EmailStatus.RETRYING,
+        attempts=3,
+        next_attempt_at=_now() - timedelta(seconds=1),
         context=order_email_context(order=order, kind=EmailKind.STAFF_NEW_ORDER),
     )
     results, start = [], threading.Barrier(4)

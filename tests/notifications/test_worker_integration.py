@@ -7,6 +7,7 @@ plays beat by running the sweep, and the retry goes through and writes the messa
 The order is placed and its card authorised through localstripe (the offline Stripe); the
 confirmation is queued through ``email_queue`` as the payment webhook's handler does.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,14 @@ import pytest
 import redis
 from django.db import connection, transaction
 
+from catalog.models import PackageTier
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
-from orders.emails import order_email
 from notifications.services import email_requeue_stale
 from notifications.tasks import send_email_task
-from pharmacy.celery import app as celery_app
-from catalog.models import PackageTier
+from orders.emails import order_email
 from orders.services import order_sync_payment
 from orders.state import PaymentStatus
+from pharmacy.celery import app as celery_app
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
 from tests.resources import redis_url
@@ -78,7 +79,11 @@ def worker(transactional_db, broker, tmp_path):
     saved_conf = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url")}
     queue = f"notifications-test-{uuid.uuid4().hex[:10]}"
     mail_dir, counter, log = tmp_path / "mail", tmp_path / "attempts", tmp_path / "worker.log"
-    env = {key: value for key, value in os.environ.items() if key not in ("EMAIL_URL", "CELERY_TASK_ALWAYS_EAGER")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("EMAIL_URL", "CELERY_TASK_ALWAYS_EAGER")
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="pharmacy.settings",
         PYTHONPATH=str(ROOT),
@@ -95,9 +100,23 @@ def worker(transactional_db, broker, tmp_path):
     with log.open("w") as log_handle:
         process = subprocess.Popen(
             [
-                str(ROOT / ".venv" / "bin" / "celery"), "-A", "pharmacy", "worker",
-                "-P", "solo", "--concurrency", "1", "-Q", queue, "-n", f"{queue}@%h",
-                "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+                str(ROOT / ".venv" / "bin" / "celery"),
+                "-A",
+                "pharmacy",
+                "worker",
+                "-P",
+                "solo",
+                "--concurrency",
+                "1",
+                "-Q",
+                queue,
+                "-n",
+                f"{queue}@%h",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
             ],
             cwd=ROOT,
             env=env,
@@ -105,7 +124,12 @@ def worker(transactional_db, broker, tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60, what="the worker", log=log)
+        _wait_for(
+            lambda: "ready." in log.read_text() or process.poll() is not None,
+            timeout=60,
+            what="the worker",
+            log=log,
+        )
         assert process.poll() is None, log.read_text()
 
         # This process publishes to the same Redis, on the worker's queue, instead of running in-process.
@@ -114,7 +138,9 @@ def worker(transactional_db, broker, tmp_path):
         celery_app.amqp._producer_pool = None
         send_email_task.queue = queue
         send_email_task._exec_options = None
-        yield type("Worker", (), {"log": log, "mail_dir": mail_dir, "counter": counter, "queue": queue})
+        yield type(
+            "Worker", (), {"log": log, "mail_dir": mail_dir, "counter": counter, "queue": queue}
+        )
     finally:
         process.terminate()
         try:
@@ -149,9 +175,14 @@ def test_confirmation_email_arrives_exactly_once_despite_a_duplicate_webhook_and
     # A real checkout: the cart becomes an order, the card is authorised on localstripe.
     tier = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
     placed = place(make_cart(tier=tier))
-    assert browser_confirm(
-        base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK
-    )["status"] == "requires_capture"
+    assert (
+        browser_confirm(
+            base=localstripe.base,
+            intent_id=placed.order.stripe_payment_intent_id,
+            card_number=CARD_OK,
+        )["status"]
+        == "requires_capture"
+    )
 
     # Stripe's webhook arrives twice. Each delivery syncs the order and queues the confirmation
     # in its own transaction (the explicit email_queue is the call the orders flow makes once it

@@ -7,6 +7,7 @@ It prints the SHA-256 of every file it uploaded. ``inventory`` prints, as JSON, 
 drill must find again after a restore: orders, prescriptions, records on file, audit rows and the
 bytes of every file on disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,24 +22,36 @@ import django
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
-from django.utils import timezone  # noqa: E402
-from djmoney.money import Money  # noqa: E402
+from django.conf import settings
+from django.utils import timezone
+from djmoney.money import Money
 
-from cart.models import Cart, CartLine  # noqa: E402
-from catalog.models import LegalClass, PackageTier  # noqa: E402
-from orders import prescription_records as records  # noqa: E402
-from orders import services  # noqa: E402
-from orders.files import check_prescription_upload  # noqa: E402
-from orders.models import (  # noqa: E402
-    Order, OrderEvent, OrderLine, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent, PrescriptionReview,
+from cart.models import Cart, CartLine
+from catalog.models import LegalClass, PackageTier
+from notifications.models import OutboundEmail
+from orders import prescription_records as records
+from orders import services
+from orders.files import check_prescription_upload
+from orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    Prescription,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
+    PrescriptionReview,
 )
-from orders.prescriptions import PrescriptionIntake, PrescriptionItem  # noqa: E402
-from notifications.models import OutboundEmail  # noqa: E402
-from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory  # noqa: E402
-from tests.localstripe import LocalStripe  # noqa: E402
-from tests.orders.conftest import ADDRESS  # noqa: E402
-from tests.orders.prescription_support import MINIMAL_PDF, authorise, make_pharmacist, png_bytes, upload  # noqa: E402
+from orders.prescriptions import PrescriptionIntake, PrescriptionItem
+from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory
+from tests.localstripe import LocalStripe
+from tests.orders.conftest import ADDRESS
+from tests.orders.prescription_support import (
+    MINIMAL_PDF,
+    authorise,
+    make_pharmacist,
+    png_bytes,
+    upload,
+)
 
 
 def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:
@@ -48,10 +61,20 @@ def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:
         patient_name=user.get_full_name() or "Jane Doe",
         date_of_birth=date(1980, 5, 17),
         allergies="Penicillin (rash)",
-        items=(PrescriptionItem(tier_id=tier.pk, upload=check_prescription_upload(upload(content, name, content_type))),),
+        items=(
+            PrescriptionItem(
+                tier_id=tier.pk,
+                upload=check_prescription_upload(upload(content, name, content_type)),
+            ),
+        ),
     )
     placed = services.order_place(
-        cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user, prescription=intake
+        cart=cart,
+        email=user.email,
+        address=ADDRESS,
+        shipping_method="standard",
+        user=user,
+        prescription=intake,
     )
     return authorise(LocalStripe(base=settings.STRIPE_API_BASE, process=None), placed)
 
@@ -59,7 +82,9 @@ def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:
 def populate() -> dict:
     product = ProductFactory(name="Baclofen", slug="baclofen", legal_class=LegalClass.PRESCRIPTION)
     dosage = DosageFactory(product=product, strength="10mg", strength_value="10")
-    tier = PackageTierFactory(dosage=dosage, quantity=90, price=Money("54.00", "USD"), sku="BAC-10-90")
+    tier = PackageTierFactory(
+        dosage=dosage, quantity=90, price=Money("54.00", "USD"), sku="BAC-10-90"
+    )
     tier.price = Money("52.50", "USD")  # a price change: a history row
     tier.save()
     pharmacist = make_pharmacist()
@@ -73,8 +98,12 @@ def populate() -> dict:
         by=pharmacist,
         records=[
             records.RecordInput(
-                line_id=line.pk, directions="1 tablet 3 times a day", daily_dose=Decimal("3"),
-                quantity_per_fill=line.pack_size, refills_authorised=3, date_written=timezone.localdate(),
+                line_id=line.pk,
+                directions="1 tablet 3 times a day",
+                daily_dose=Decimal("3"),
+                quantity_per_fill=line.pack_size,
+                refills_authorised=3,
+                date_written=timezone.localdate(),
             )
         ],
         submission_key=uuid.uuid4(),
@@ -92,21 +121,44 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def _rows(queryset, *fields) -> list:
-    return [[str(value) for value in row] for row in queryset.order_by("pk").values_list("pk", *fields)]
+    return [
+        [str(value) for value in row] for row in queryset.order_by("pk").values_list("pk", *fields)
+    ]
 
 
 def inventory() -> dict:
     history = PackageTier.history.model
     return {
-        "orders": _rows(Order.objects, "number", "status", "payment_status", "total", "amount_captured", "email"),
-        "prescriptions": _rows(Prescription.objects, "order__number", "description", "file", "size"),
-        "prescription_files": sorted(
-            [p.file.name, hashlib.sha256(p.file.open("rb").read()).hexdigest()] for p in Prescription.objects.exclude(file="")
+        "orders": _rows(
+            Order.objects, "number", "status", "payment_status", "total", "amount_captured", "email"
         ),
-        "records_on_file": _rows(PrescriptionOnFile.objects, "medicine", "refills_authorised", "refills_used", "source_order__number"),
-        "order_events": _rows(OrderEvent.objects, "order__number", "kind", "from_status", "to_status", "created_at"),
-        "reviews": _rows(PrescriptionReview.objects, "order__number", "action", "by__email", "created_at"),
-        "record_events": _rows(PrescriptionOnFileEvent.objects, "prescription_id", "kind", "order__number", "created_at"),
+        "prescriptions": _rows(
+            Prescription.objects, "order__number", "description", "file", "size"
+        ),
+        "prescription_files": sorted(
+            [p.file.name, hashlib.sha256(p.file.open("rb").read()).hexdigest()]
+            for p in Prescription.objects.exclude(file="")
+        ),
+        "records_on_file": _rows(
+            PrescriptionOnFile.objects,
+            "medicine",
+            "refills_authorised",
+            "refills_used",
+            "source_order__number",
+        ),
+        "order_events": _rows(
+            OrderEvent.objects, "order__number", "kind", "from_status", "to_status", "created_at"
+        ),
+        "reviews": _rows(
+            PrescriptionReview.objects, "order__number", "action", "by__email", "created_at"
+        ),
+        "record_events": _rows(
+            PrescriptionOnFileEvent.objects,
+            "prescription_id",
+            "kind",
+            "order__number",
+            "created_at",
+        ),
         "price_history": _rows(history.objects, "id", "price", "history_type", "history_date"),
         "emails": _rows(OutboundEmail.objects, "kind", "recipient", "status"),
         "private_files": _files(Path(settings.PRIVATE_MEDIA_ROOT)),

@@ -24,10 +24,10 @@ def celery_broker(url: str, *, eager: bool = False):
         app.conf.broker_url, app.conf.task_always_eager = old
 
 
-import socket  # noqa: E402
-import threading  # noqa: E402
+import socket
+import threading
 
-import pytest  # noqa: E402
+import pytest
 
 #: Nothing listens there: connections are refused at once.
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/10"

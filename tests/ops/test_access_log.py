@@ -1,4 +1,5 @@
 """gunicorn's access log (gunicorn.conf.py, both formats) never holds a signed order link's token."""
+
 import json
 
 import pytest
@@ -12,7 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("log_format", ["plain", "json"])
-def test_signed_order_links_reach_the_order_but_not_the_access_log(transactional_db, localstripe, general_tier, tmp_path, log_format):
+def test_signed_order_links_reach_the_order_but_not_the_access_log(
+    transactional_db, localstripe, general_tier, tmp_path, log_format
+):
     order = place(make_cart(tier=general_tier)).order
     link = order_link(order)
     token = link.split("?t=", 1)[1]
@@ -31,17 +34,26 @@ def test_signed_order_links_reach_the_order_but_not_the_access_log(transactional
         requests.get(server.base + referred, headers={"Referer": server.base + link}, timeout=30)
     # The access log's lines (the application's own log lines go to the same output here).
     log = "\n".join(
-        line for line in (tmp_path / "gunicorn.log").read_text().splitlines()
-        if '" HTTP/1.1"' in line or " HTTP/1.1\" " in line or "gunicorn.access" in line
+        line
+        for line in (tmp_path / "gunicorn.log").read_text().splitlines()
+        if '" HTTP/1.1"' in line or ' HTTP/1.1" ' in line or "gunicorn.access" in line
     )
 
     assert f"/orders/{order.number}/" in log and "[redacted]" in log
     for secret in (token, "c2x8zf-3d8e1b2c9a7f6e5d4c3b2a190817", "claim-secret-token-value"):
         assert secret not in log
     if log_format == "json":
-        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{") and "gunicorn.access" in line]
+        lines = [
+            json.loads(line)
+            for line in log.splitlines()
+            if line.startswith("{") and "gunicorn.access" in line
+        ]
         order_lines = [line for line in lines if line["path"] == f"/orders/{order.number}/"]
-        assert order_lines and all(line["query"].startswith(("t=[redacted]", "%74=[redacted]")) for line in order_lines)
-        assert "utm_source=email" in " ".join(line["query"] for line in order_lines)  # the rest is kept
+        assert order_lines and all(
+            line["query"].startswith(("t=[redacted]", "%74=[redacted]")) for line in order_lines
+        )
+        assert "utm_source=email" in " ".join(
+            line["query"] for line in order_lines
+        )  # the rest is kept
     else:
         assert f'"GET /orders/{order.number}/?t=[redacted]&utm_source=email HTTP/1.1" 200' in log

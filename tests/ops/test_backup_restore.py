@@ -5,6 +5,7 @@ media folders, built and inspected by ``tests/ops/backup_drill_shop.py`` in subp
 ``manage.py backup`` / ``manage.py restore`` run on a server. The backup side holds only the
 public GPG key; the restore side holds the private key (a throwaway one made here).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,11 @@ def _pg() -> dict:
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("the drill restores PostgreSQL")
-    env = {"PGHOST": db["HOST"] or "127.0.0.1", "PGPORT": str(db["PORT"] or 5432), "PGUSER": db["USER"] or "postgres"}
+    env = {
+        "PGHOST": db["HOST"] or "127.0.0.1",
+        "PGPORT": str(db["PORT"] or 5432),
+        "PGUSER": db["USER"] or "postgres",
+    }
     if db.get("PASSWORD"):
         env["PGPASSWORD"] = db["PASSWORD"]
     return env
@@ -46,14 +51,22 @@ def _url(pg: dict, name: str) -> str:
 
 
 def _run(args: list[str], env: dict, timeout: float = 300) -> str:
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        args, cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
     home.mkdir(mode=0o700, exist_ok=True)
-    done = subprocess.run(["gpg", "--homedir", str(home), "--batch", *args], input=stdin, capture_output=True, timeout=60)
+    done = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", *args],
+        input=stdin,
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 
@@ -62,11 +75,27 @@ def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
 def keyrings(tmp_path):
     """(server keyring with the public key only, restorer's keyring with the private key)."""
     restorer, server = tmp_path / "gpg-restorer", tmp_path / "gpg-server"
-    _gpg(restorer, "--pinentry-mode", "loopback", "--passphrase", PASSPHRASE, "--quick-gen-key", KEY_ID, "default", "default", "never")
+    _gpg(
+        restorer,
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        PASSPHRASE,
+        "--quick-gen-key",
+        KEY_ID,
+        "default",
+        "default",
+        "never",
+    )
     _gpg(server, "--import", stdin=_gpg(restorer, "--export", "--armor", KEY_ID))
     yield server, restorer
     for home in (server, restorer):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, timeout=10)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=10,
+        )
 
 
 @pytest.fixture
@@ -84,11 +113,23 @@ def databases():
 
     yield pg, env, create
     for name in names:
-        subprocess.run(["dropdb", "--if-exists", "--force", name], env=env, capture_output=True, timeout=60)
+        subprocess.run(
+            ["dropdb", "--if-exists", "--force", name],
+            env=env,
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
 
 
-def _shop_env(base: dict, *, pg: dict, database: str, folder: Path, gnupghome: Path, localstripe=None) -> dict:
-    env = {key: value for key, value in base.items() if not key.startswith(("REDIS", "CELERY", "CACHE_", "PG"))}
+def _shop_env(
+    base: dict, *, pg: dict, database: str, folder: Path, gnupghome: Path, localstripe=None
+) -> dict:
+    env = {
+        key: value
+        for key, value in base.items()
+        if not key.startswith(("REDIS", "CELERY", "CACHE_", "PG"))
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="pharmacy.settings",
         DATABASE_URL=_url(pg, database),
@@ -105,19 +146,34 @@ def _shop_env(base: dict, *, pg: dict, database: str, folder: Path, gnupghome: P
     return env
 
 
-def test_a_backup_restores_every_order_prescription_file_and_audit_row(databases, keyrings, localstripe_server, tmp_path):
+def test_a_backup_restores_every_order_prescription_file_and_audit_row(
+    databases, keyrings, localstripe_server, tmp_path
+):
     pg, base_env, create = databases
     server_keys, restorer_keys = keyrings
     python = sys.executable
 
     live = create()
-    shop = _shop_env(base_env, pg=pg, database=live, folder=tmp_path / "live", gnupghome=server_keys, localstripe=localstripe_server)
+    shop = _shop_env(
+        base_env,
+        pg=pg,
+        database=live,
+        folder=tmp_path / "live",
+        gnupghome=server_keys,
+        localstripe=localstripe_server,
+    )
     _run([python, "manage.py", "migrate", "--no-input", "-v0"], shop)
-    uploaded = json.loads(_run([python, "-m", "tests.ops.backup_drill_shop", "populate"], shop))["uploaded"]
+    uploaded = json.loads(_run([python, "-m", "tests.ops.backup_drill_shop", "populate"], shop))[
+        "uploaded"
+    ]
     before = json.loads(_run([python, "-m", "tests.ops.backup_drill_shop", "inventory"], shop))
     # The shop is worth restoring: both orders, both files (their uploaded bytes), the record on
     # file, the review, the price change.
-    assert len(before["orders"]) == 2 and len(before["records_on_file"]) == 1 and len(before["reviews"]) == 1
+    assert (
+        len(before["orders"]) == 2
+        and len(before["records_on_file"]) == 1
+        and len(before["reviews"]) == 1
+    )
     assert sorted(digest for _, digest in before["prescription_files"]) == uploaded
     assert len(before["price_history"]) == 2 and before["order_events"] and before["record_events"]
 
@@ -137,9 +193,19 @@ def test_a_backup_restores_every_order_prescription_file_and_audit_row(databases
     fresh = create()
     # The server keeps only the public key: with its keyring (the passphrase is no use without the
     # private key) a stolen server or backup reveals nothing, and nothing is restored.
-    stolen = _shop_env(base_env, pg=pg, database=fresh, folder=tmp_path / "new-server", gnupghome=server_keys)
+    stolen = _shop_env(
+        base_env, pg=pg, database=fresh, folder=tmp_path / "new-server", gnupghome=server_keys
+    )
     stolen["BACKUP_GPG_PASSPHRASE"] = PASSPHRASE
-    refused = subprocess.run([python, "manage.py", "restore"], cwd=ROOT, env=stolen, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [python, "manage.py", "restore"],
+        cwd=ROOT,
+        env=stolen,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode != 0 and "Decryption failed" in refused.stderr
     assert not (tmp_path / "new-server" / "private").exists()
 
@@ -152,7 +218,9 @@ def test_a_backup_restores_every_order_prescription_file_and_audit_row(databases
     assert sorted(digest for _, digest in after["prescription_files"]) == uploaded
 
 
-def test_old_backups_are_deleted_after_the_keep_days_and_the_newest_pair_never(tmp_path, monkeypatch):
+def test_old_backups_are_deleted_after_the_keep_days_and_the_newest_pair_never(
+    tmp_path, monkeypatch
+):
     from dbbackup import settings as dbbackup_settings
 
     from pharmacy.backups import backup_cleanup
@@ -161,7 +229,9 @@ def test_old_backups_are_deleted_after_the_keep_days_and_the_newest_pair_never(t
     now = timezone.now()
 
     def name(kind: str, days_ago: float) -> str:
-        stamp = (now - timedelta(days=days_ago)).astimezone(UTC).strftime(dbbackup_settings.DATE_FORMAT)
+        stamp = (
+            (now - timedelta(days=days_ago)).astimezone(UTC).strftime(dbbackup_settings.DATE_FORMAT)
+        )
         return f"{kind}-pharmacy-{stamp}.{'psql.bin' if kind == 'database' else 'tar.gz'}.gpg"
 
     newest = [name(kind, 0.5) for kind in ("database", "files")]

@@ -5,6 +5,7 @@ with gunicorn.conf.py, on free ports. The client connects from 127.0.0.2 and ngi
 "the client's address" and "the proxy's address" can be told apart. Only ports, paths and the
 certificate are swapped into the config; everything else is the file an operator installs.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -39,7 +40,9 @@ def _unavailable(reason: str):
 
 def render(config: str, replacements: dict[str, str]) -> str:
     for old, new in replacements.items():
-        assert old in config, f"deploy/nginx/pharmacy.conf no longer contains {old!r}: update this test"
+        assert old in config, (
+            f"deploy/nginx/pharmacy.conf no longer contains {old!r}: update this test"
+        )
         config = config.replace(old, new)
     return config
 
@@ -47,9 +50,27 @@ def render(config: str, replacements: dict[str, str]) -> str:
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={HOST}",
-         "-addext", f"subjectAltName=DNS:{HOST},IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={HOST}",
+            "-addext",
+            f"subjectAltName=DNS:{HOST},IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -64,16 +85,19 @@ class Proxy:
         self.static.mkdir()
         for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (folder / temp).mkdir()
-        site = render(CONFIG.read_text(), {
-            "listen 80;": f"listen 127.0.0.1:{self.http_port};",
-            "listen [::]:80;": "",
-            "listen 443 ssl http2;": f"listen 127.0.0.1:{self.https_port} ssl http2;",
-            "listen [::]:443 ssl http2;": "",
-            "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
-            "/etc/letsencrypt/live/shop.example.com/fullchain.pem": str(self.cert),
-            "/etc/letsencrypt/live/shop.example.com/privkey.pem": str(key),
-            "/srv/pharmacy/staticfiles/": f"{self.static}/",
-        })
+        site = render(
+            CONFIG.read_text(),
+            {
+                "listen 80;": f"listen 127.0.0.1:{self.http_port};",
+                "listen [::]:80;": "",
+                "listen 443 ssl http2;": f"listen 127.0.0.1:{self.https_port} ssl http2;",
+                "listen [::]:443 ssl http2;": "",
+                "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+                "/etc/letsencrypt/live/shop.example.com/fullchain.pem": str(self.cert),
+                "/etc/letsencrypt/live/shop.example.com/privkey.pem": str(key),
+                "/srv/pharmacy/staticfiles/": f"{self.static}/",
+            },
+        )
         (folder / "pharmacy.conf").write_text(site)
         # The http {} block Debian's /etc/nginx/nginx.conf would wrap it in, with this test's own files.
         (folder / "nginx.conf").write_text(f"""
@@ -93,11 +117,27 @@ http {{
 }}
 """)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        test = subprocess.run([nginx, "-t", "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")],
-                              capture_output=True, text=True, timeout=30)
+        test = subprocess.run(
+            [nginx, "-t", "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert test.returncode == 0, test.stderr
-        self.process = subprocess.Popen([nginx, "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log"),
-                                         "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [
+                nginx,
+                "-c",
+                str(folder / "nginx.conf"),
+                "-e",
+                str(folder / "error.log"),
+                "-g",
+                "daemon off;",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -109,15 +149,28 @@ http {{
                 time.sleep(0.1)
         raise RuntimeError((folder / "error.log").read_text())
 
-    def request(self, method: str, path: str, *, body: bytes | None = None, headers: dict | None = None,
-                https: bool = True) -> tuple[int, dict, bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict | None = None,
+        https: bool = True,
+    ) -> tuple[int, dict, bytes]:
         if https:
             context = ssl.create_default_context(cafile=str(self.cert))
-            conn = http.client.HTTPSConnection("127.0.0.1", self.https_port, context=context, timeout=30,
-                                               source_address=(CLIENT_ADDRESS, 0))
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1",
+                self.https_port,
+                context=context,
+                timeout=30,
+                source_address=(CLIENT_ADDRESS, 0),
+            )
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30,
-                                              source_address=(CLIENT_ADDRESS, 0))
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.http_port, timeout=30, source_address=(CLIENT_ADDRESS, 0)
+            )
         try:
             conn.request(method, path, body=body, headers={"Host": HOST, **(headers or {})})
             response = conn.getresponse()
@@ -142,12 +195,20 @@ def behind_proxy(transactional_db, tmp_path):
     if not shutil.which("openssl"):
         _unavailable("the openssl command is not installed")
     env = server_env(
-        DJANGO_SETTINGS_MODULE="tests.ops.proxy_settings", ALLOWED_HOSTS=HOST, BEHIND_PROXY="1",
-        SECURE_SSL_REDIRECT="1", SECURE_HSTS_SECONDS="3600", FORWARDED_ALLOW_IPS="127.0.0.1",
+        DJANGO_SETTINGS_MODULE="tests.ops.proxy_settings",
+        ALLOWED_HOSTS=HOST,
+        BEHIND_PROXY="1",
+        SECURE_SSL_REDIRECT="1",
+        SECURE_HSTS_SECONDS="3600",
+        FORWARDED_ALLOW_IPS="127.0.0.1",
     )
     # gunicorn's former default, which takes SCRIPT_NAME from a trusted proxy's headers: the proxy
     # alone must keep a client's SCRIPT_NAME out (gunicorn.conf.py no longer takes it at all).
-    server = Gunicorn(env=env, log=tmp_path / "gunicorn.log", args=("--forwarder-headers", "SCRIPT_NAME,PATH_INFO"))
+    server = Gunicorn(
+        env=env,
+        log=tmp_path / "gunicorn.log",
+        args=("--forwarder-headers", "SCRIPT_NAME,PATH_INFO"),
+    )
     try:
         server.wait_ready()
         (tmp_path / "nginx").mkdir()
@@ -168,22 +229,44 @@ def seen(proxy: Proxy, **headers: str) -> dict:
 
 def multipart(size: int) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"prescription.pdf\"\r\n"
-            f"Content-Type: application/pdf\r\n\r\n").encode() + b"%PDF" + b"\0" * (size - 4) + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="prescription.pdf"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + b"%PDF"
+        + b"\0" * (size - 4)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 def test_the_shop_sees_the_clients_address_and_https_through_the_proxy(behind_proxy):
     assert seen(behind_proxy) == {
-        "client_ip": CLIENT_ADDRESS, "is_secure": True, "script_name": "", "path": "/_proxy/seen/",
-        "path_info": "/_proxy/seen/", "script_name_headers": {},
+        "client_ip": CLIENT_ADDRESS,
+        "is_secure": True,
+        "script_name": "",
+        "path": "/_proxy/seen/",
+        "path_info": "/_proxy/seen/",
+        "script_name_headers": {},
     }
     # Headers a client forges are overwritten or dropped by the proxy.
-    forged = seen(behind_proxy, **{"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "http",
-                                    "SCRIPT_NAME": "/admin", "Script-Name": "/admin"})
+    forged = seen(
+        behind_proxy,
+        **{
+            "X-Forwarded-For": "203.0.113.9",
+            "X-Forwarded-Proto": "http",
+            "SCRIPT_NAME": "/admin",
+            "Script-Name": "/admin",
+        },
+    )
     assert forged["client_ip"] == CLIENT_ADDRESS
     assert forged["is_secure"] is True
-    assert forged["script_name"] == "" and forged["path"] == "/_proxy/seen/" and forged["script_name_headers"] == {}
+    assert (
+        forged["script_name"] == ""
+        and forged["path"] == "/_proxy/seen/"
+        and forged["script_name_headers"] == {}
+    )
 
     # A real page: with SECURE_SSL_REDIRECT on, it is served (not redirected) because the proxy says HTTPS.
     status, headers, body = behind_proxy.request("GET", "/products/")
@@ -204,10 +287,14 @@ def test_plain_http_is_redirected_and_static_files_come_from_the_proxy(behind_pr
 
 def test_a_10_mb_prescription_upload_passes_the_proxy_and_11_mb_is_refused(behind_proxy):
     body, content_type = multipart(10 * MB)  # PRESCRIPTION_MAX_UPLOAD_BYTES
-    status, _, answer = behind_proxy.request("POST", "/_proxy/upload/", body=body, headers={"Content-Type": content_type})
+    status, _, answer = behind_proxy.request(
+        "POST", "/_proxy/upload/", body=body, headers={"Content-Type": content_type}
+    )
     assert status == 200, answer[:300]
     assert json.loads(answer) == {"bytes": 10 * MB}
 
     body, content_type = multipart(11 * MB)
-    status, _, _ = behind_proxy.request("POST", "/_proxy/upload/", body=body, headers={"Content-Type": content_type})
+    status, _, _ = behind_proxy.request(
+        "POST", "/_proxy/upload/", body=body, headers={"Content-Type": content_type}
+    )
     assert status == 413

@@ -1,4 +1,5 @@
 """The Content-Security-Policy blocks nothing the shop's own pages use (headless Chromium)."""
+
 import pytest
 
 pytestmark = [pytest.mark.e2e]
@@ -11,7 +12,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 """
 
 
-def violations_on(page, url: str) -> list[str]:  # noqa: F811
+def violations_on(page, url: str) -> list[str]:
     page.goto(url)
     page.wait_for_load_state("load")
     page.wait_for_timeout(300)  # htmx initialises on DOMContentLoaded and injects its styles then
@@ -19,7 +20,7 @@ def violations_on(page, url: str) -> list[str]:  # noqa: F811
 
 
 @pytest.mark.django_db(transaction=True)
-def test_catalog_and_cart_pages_load_without_csp_violations(live_server, page, baclofen):  # noqa: F811
+def test_catalog_and_cart_pages_load_without_csp_violations(live_server, page, baclofen):
     page.add_init_script(RECORD_VIOLATIONS)
     found = {}
     for path in ("/", "/products/", "/products/?q=baclofen", baclofen.get_absolute_url(), "/cart/"):

@@ -1,4 +1,5 @@
 """`manage.py check --deploy` is clean with the documented production variables, and not without."""
+
 import os
 import secrets
 import subprocess
@@ -21,6 +22,7 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
         env={**base, **env},
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
@@ -78,13 +80,23 @@ def test_development_defaults_are_reported_as_unsafe():
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env={})
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    for warning in ("security.W004", "security.W008", "security.W009", "security.W012", "security.W016"):
+    for warning in (
+        "security.W004",
+        "security.W008",
+        "security.W009",
+        "security.W012",
+        "security.W016",
+    ):
         assert warning in output
 
 
-@pytest.mark.parametrize("variable", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"])
+@pytest.mark.parametrize(
+    "variable", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"]
+)
 def test_a_production_default_can_be_switched_off_and_check_notices(variable):
-    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(**{variable: "0"}))
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(**{variable: "0"})
+    )
     assert result.returncode != 0
 
 
@@ -111,11 +123,15 @@ def test_a_missing_production_service_is_named(missing, warning):
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
-    assert missing.split("_")[0] in result.stdout + result.stderr  # the hint names the variable to set
+    assert (
+        missing.split("_")[0] in result.stdout + result.stderr
+    )  # the hint names the variable to set
 
 
 def test_localstripe_or_sqlite_in_production_are_reported():
-    env = production_env(STRIPE_API_BASE="http://127.0.0.1:8420", DATABASE_URL="sqlite:///db.sqlite3")
+    env = production_env(
+        STRIPE_API_BASE="http://127.0.0.1:8420", DATABASE_URL="sqlite:///db.sqlite3"
+    )
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -125,7 +141,9 @@ def test_localstripe_or_sqlite_in_production_are_reported():
 @pytest.mark.parametrize("private", ["{media}/private", "{media}"])
 def test_prescriptions_inside_public_media_stop_every_command(tmp_path, private):
     media = tmp_path / "media"
-    result = run_manage("check", env={"MEDIA_ROOT": str(media), "PRIVATE_MEDIA_ROOT": private.format(media=media)})
+    result = run_manage(
+        "check", env={"MEDIA_ROOT": str(media), "PRIVATE_MEDIA_ROOT": private.format(media=media)}
+    )
     assert result.returncode != 0
     assert "pharmacy.E001" in result.stdout + result.stderr
 

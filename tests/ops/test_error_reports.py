@@ -4,6 +4,7 @@ event the SDK would send holds no body, cookie, token, medicine, patient or emai
 Events are kept in memory by a transport handed to ``sentry_sdk.init`` (the SDK's own seam for
 where events go); everything else, the view, the form, the failure and the SDK, is real.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ def _through_wsgi(request) -> tuple[int, dict[str, str]]:
     answer = {}
 
     def start_response(status, headers, exc_info=None):
-        answer.update(status=int(status.split()[0]), headers={name.lower(): value for name, value in headers})
+        answer.update(
+            status=int(status.split()[0]), headers={name.lower(): value for name, value in headers}
+        )
 
     b"".join(WSGIHandler()(request.environ, start_response))
     return answer["status"], answer["headers"]
@@ -67,16 +70,29 @@ def test_a_failing_prescription_checkout_reports_the_error_without_health_data(
     attach_to_session(client, make_cart(tier=tier))
     session = client.cookies["sessionid"].value
     form = {
-        "csrfmiddlewaretoken": CSRF, "email": "jane.patient@example.com", "name": "Jane Doe",
-        "line1": "100 River Street", "city": "Albany", "state": "NY", "zip_code": "12207",
-        "shipping_method": "standard", "figures": shown_figures(client),
-        "patient_name": "Jane Doe", "date_of_birth": "1980-05-17", "allergies": "Penicillin (rash)",
-        f"rx_{tier.pk}_method": "upload", f"rx_{tier.pk}_file": upload(png_bytes(), "jane baclofen.png", "image/png"),
+        "csrfmiddlewaretoken": CSRF,
+        "email": "jane.patient@example.com",
+        "name": "Jane Doe",
+        "line1": "100 River Street",
+        "city": "Albany",
+        "state": "NY",
+        "zip_code": "12207",
+        "shipping_method": "standard",
+        "figures": shown_figures(client),
+        "patient_name": "Jane Doe",
+        "date_of_birth": "1980-05-17",
+        "allergies": "Penicillin (rash)",
+        f"rx_{tier.pk}_method": "upload",
+        f"rx_{tier.pk}_file": upload(png_bytes(), "jane baclofen.png", "image/png"),
     }
     request = RequestFactory().post(
-        reverse("orders:checkout") + "?t=signed-link-token", form,
-        HTTP_COOKIE=f"sessionid={session}; csrftoken={CSRF}", HTTP_AUTHORIZATION="Bearer api-secret",
-        HTTP_ACCEPT="application/json", HTTP_X_FORWARDED_FOR="198.51.100.7", HTTP_USER_AGENT="Test browser",
+        reverse("orders:checkout") + "?t=signed-link-token",
+        form,
+        HTTP_COOKIE=f"sessionid={session}; csrftoken={CSRF}",
+        HTTP_AUTHORIZATION="Bearer api-secret",
+        HTTP_ACCEPT="application/json",
+        HTTP_X_FORWARDED_FOR="198.51.100.7",
+        HTTP_USER_AGENT="Test browser",
     )
     status, headers = _through_wsgi(request)
     assert status == 500
@@ -86,18 +102,37 @@ def test_a_failing_prescription_checkout_reports_the_error_without_health_data(
     exception = event["exception"]["values"][-1]
     assert exception["type"] == "NotADirectoryError"
     assert any(frame.get("module") == "orders.views" for frame in exception["stacktrace"]["frames"])
-    assert event["request"]["url"] == "http://testserver/checkout/" and event["request"]["method"] == "POST"
+    assert (
+        event["request"]["url"] == "http://testserver/checkout/"
+        and event["request"]["method"] == "POST"
+    )
     assert event["request"]["headers"]["User-Agent"] == "Test browser"
     assert event["tags"]["request_id"] == headers["x-request-id"]
     # Nothing else.
     assert set(event["request"]) == {"method", "url", "headers"}
-    assert {name.lower() for name in event["request"]["headers"]} <= {"host", "user-agent", "accept", "content-type", "content-length", "x-request-id"}
+    assert {name.lower() for name in event["request"]["headers"]} <= {
+        "host",
+        "user-agent",
+        "accept",
+        "content-type",
+        "content-length",
+        "x-request-id",
+    }
     assert all("vars" not in frame for frame in exception["stacktrace"]["frames"])
     assert "breadcrumbs" not in event and "user" not in event
     sent = json.dumps(event, default=str).lower()
     for secret in (
-        "baclofen", "penicillin", "jane", "1980-05-17", "signed-link-token", "api-secret", CSRF.lower(),
-        session.lower(), "198.51.100.7", "river street", "not-a-folder",
+        "baclofen",
+        "penicillin",
+        "jane",
+        "1980-05-17",
+        "signed-link-token",
+        "api-secret",
+        CSRF.lower(),
+        session.lower(),
+        "198.51.100.7",
+        "river street",
+        "not-a-folder",
     ):
         assert secret not in sent, f"{secret!r} leaked into the error report"
 

@@ -1,4 +1,6 @@
 """The benchmark catalog generator: published, separate, deterministic, removable."""
+
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -12,8 +14,16 @@ pytestmark = pytest.mark.django_db
 
 def snapshot():
     return [
-        (t.dosage.product.slug, t.dosage.product.name, t.dosage.strength, t.quantity, str(t.price.amount), t.sku)
-        for t in PackageTier.objects.filter(sku__startswith="BENCH-").select_related("dosage__product")
+        (
+            t.dosage.product.slug,
+            t.dosage.product.name,
+            t.dosage.strength,
+            t.quantity,
+            str(t.price.amount),
+            t.sku,
+        )
+        for t in PackageTier.objects.filter(sku__startswith="BENCH-")
+        .select_related("dosage__product")
         .order_by("dosage__product__slug", "dosage__strength_micrograms", "quantity")
     ]
 
@@ -32,12 +42,16 @@ def test_generates_published_products_with_the_requested_shape():
 
 def test_prices_are_positive_and_bigger_packs_are_not_dearer_per_pill():
     call_command("generate_catalog", products=20, tiers_per_product=10)
-    for dosage in Dosage.objects.filter(product__slug__startswith="bench-").prefetch_related("tiers"):
+    for dosage in Dosage.objects.filter(product__slug__startswith="bench-").prefetch_related(
+        "tiers"
+    ):
         tiers = sorted(dosage.tiers.all(), key=lambda t: t.quantity)
         per_pill = [t.price.amount / t.quantity for t in tiers]
         assert all(p > 0 for p in per_pill)
         # Non-increasing, up to the half-cent rounding of a pack price spread over its pills.
-        assert all(later <= earlier + Decimal("0.001") for earlier, later in zip(per_pill, per_pill[1:]))
+        assert all(
+            later <= earlier + Decimal("0.001") for earlier, later in itertools.pairwise(per_pill)
+        )
         assert per_pill[-1] < per_pill[0]
 
 
@@ -83,7 +97,12 @@ def test_delete_cascades_to_cart_lines_of_benchmark_tiers():
 
 
 @pytest.mark.parametrize(
-    "options", [{"products": 0}, {"tiers_per_product": 1, "dosages_per_product": 2}, {"dosages_per_product": 99}]
+    "options",
+    [
+        {"products": 0},
+        {"tiers_per_product": 1, "dosages_per_product": 2},
+        {"dosages_per_product": 99},
+    ],
 )
 def test_bad_arguments_get_a_clear_error(options):
     with pytest.raises(CommandError):

@@ -1,4 +1,5 @@
 """Liveness and readiness probes, answered without a login and without an HTTPS redirect."""
+
 import pytest
 from django.test import Client, override_settings
 

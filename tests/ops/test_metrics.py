@@ -1,5 +1,6 @@
 """Metrics and alarms: /metrics closed to the public, the pharmacy's gauges move with the shop,
 and staff see the same gauges on the admin index, highlighted past their thresholds."""
+
 from __future__ import annotations
 
 import json
@@ -55,14 +56,28 @@ def mail_server_down(settings, tmp_path, monkeypatch):
 
 def _lost_webhook(client, order) -> None:
     """A signed Stripe event recorded and acknowledged, whose processing task was then lost."""
-    payload = json.dumps({
-        "id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "payment_intent.succeeded", "created": int(time.time()),
-        "data": {"object": {"id": order.stripe_payment_intent_id, "object": "payment_intent",
-                            "metadata": {"order_id": str(order.id), "order_number": str(order.number)}}},
-    }).encode()
+    payload = json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "data": {
+                "object": {
+                    "id": order.stripe_payment_intent_id,
+                    "object": "payment_intent",
+                    "metadata": {"order_id": str(order.id), "order_number": str(order.number)},
+                }
+            },
+        }
+    ).encode()
     with TestCase.captureOnCommitCallbacks(execute=False):
-        response = client.post("/stripe/webhook/", data=payload, content_type="application/json",
-                               HTTP_STRIPE_SIGNATURE=sign_webhook(payload))
+        response = client.post(
+            "/stripe/webhook/",
+            data=payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign_webhook(payload),
+        )
     assert response.status_code == 200
 
 
@@ -71,16 +86,23 @@ def test_the_gauges_move_when_an_order_waits_an_email_fails_and_an_event_is_unpr
 ):
     before = scrape()
     assert before["pharmacy_gauges_up"] == 1
-    assert before["pharmacy_review_queue_length"] == 0 and "pharmacy_review_oldest_age_seconds" not in before
+    assert (
+        before["pharmacy_review_queue_length"] == 0
+        and "pharmacy_review_oldest_age_seconds" not in before
+    )
 
     tier = baclofen.dosages.first().tiers.first()
-    order = authorise(localstripe, place_rx(make_cart(tier=tier), tier=tier))  # its emails fail: the server is down
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=tier), tier=tier)
+    )  # its emails fail: the server is down
     waiting = scrape()
     assert waiting["pharmacy_review_queue_length"] == 1
     assert 0 <= waiting["pharmacy_review_oldest_age_seconds"] < 600
 
     failed_before = waiting["pharmacy_emails_failed"]
-    row = OutboundEmail.objects.create(kind=EmailKind.STAFF_NEW_ORDER, recipient="staff@example.com", dedupe_key="metrics-test")
+    row = OutboundEmail.objects.create(
+        kind=EmailKind.STAFF_NEW_ORDER, recipient="staff@example.com", dedupe_key="metrics-test"
+    )
     queued = scrape()
     assert queued["pharmacy_emails_unsent"] == waiting["pharmacy_emails_unsent"] + 1
     assert queued["pharmacy_emails_oldest_unsent_age_seconds"] >= 0
@@ -96,7 +118,9 @@ def test_the_gauges_move_when_an_order_waits_an_email_fails_and_an_event_is_unpr
     assert scrape()["pharmacy_stripe_events_unprocessed"] == 1
 
 
-def test_the_gauges_cost_four_queries_however_many_rows(django_assert_num_queries, settings, baclofen):
+def test_the_gauges_cost_four_queries_however_many_rows(
+    django_assert_num_queries, settings, baclofen
+):
     from tests.notifications.conftest import make_order
 
     settings.CELERY_TASK_ALWAYS_EAGER = True  # no Redis to ask
@@ -104,12 +128,22 @@ def test_the_gauges_cost_four_queries_however_many_rows(django_assert_num_querie
         gauge_readings()
     for n in range(3):
         make_order(product=baclofen)
-        OutboundEmail.objects.create(kind=EmailKind.STAFF_NEW_ORDER, recipient="s@example.com", dedupe_key=f"q{n}",
-                                     status=EmailStatus.FAILED)
-        StripeEvent.objects.create(event_id=f"evt_q{n}", type="payment_intent.succeeded", payload={})
+        OutboundEmail.objects.create(
+            kind=EmailKind.STAFF_NEW_ORDER,
+            recipient="s@example.com",
+            dedupe_key=f"q{n}",
+            status=EmailStatus.FAILED,
+        )
+        StripeEvent.objects.create(
+            event_id=f"evt_q{n}", type="payment_intent.succeeded", payload={}
+        )
     with django_assert_num_queries(4):
         readings = {reading.key: reading.value for reading in gauge_readings()}
-    assert (readings["review_queue_length"], readings["emails_failed"], readings["stripe_events_unprocessed"]) == (3, 3, 3)
+    assert (
+        readings["review_queue_length"],
+        readings["emails_failed"],
+        readings["stripe_events_unprocessed"],
+    ) == (3, 3, 3)
 
 
 # --- Closed to the public ---------------------------------------------------------------------
@@ -117,7 +151,12 @@ def test_the_gauges_cost_four_queries_however_many_rows(django_assert_num_querie
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"HTTP_AUTHORIZATION": "Bearer wrong-token"}, {"HTTP_AUTHORIZATION": TOKEN}, {"HTTP_AUTHORIZATION": "Bearer "}],
+    [
+        {},
+        {"HTTP_AUTHORIZATION": "Bearer wrong-token"},
+        {"HTTP_AUTHORIZATION": TOKEN},
+        {"HTTP_AUTHORIZATION": "Bearer "},
+    ],
     ids=["no-token", "wrong-token", "token-without-bearer", "empty-bearer"],
 )
 def test_the_endpoint_is_a_404_without_the_token(client, settings, headers):
@@ -136,8 +175,14 @@ def test_the_token_opens_the_request_metrics_and_the_gauges(client, settings, sc
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200 and response["Cache-Control"].startswith("max-age=0")
     body = response.content.decode()
-    assert re.search(r'django_http_requests_latency_seconds_by_view_method_count\{method="GET",view="healthz"\} [1-9]', body)
-    assert "django_http_responses_total_by_status_total" in body and "pharmacy_review_queue_length" in body
+    assert re.search(
+        r'django_http_requests_latency_seconds_by_view_method_count\{method="GET",view="healthz"\} [1-9]',
+        body,
+    )
+    assert (
+        "django_http_responses_total_by_status_total" in body
+        and "pharmacy_review_queue_length" in body
+    )
 
 
 def test_an_allowed_network_is_let_in_directly_but_not_through_the_proxy(client, settings):
@@ -146,7 +191,12 @@ def test_an_allowed_network_is_let_in_directly_but_not_through_the_proxy(client,
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
     assert client.get("/metrics", REMOTE_ADDR="192.168.1.9").status_code == 404
     # Through the reverse proxy the peer is the proxy: only the token counts there.
-    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 404
+    assert (
+        client.get(
+            "/metrics", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="203.0.113.9"
+        ).status_code
+        == 404
+    )
 
 
 def test_a_direct_plain_http_scrape_is_not_redirected_to_https(client, settings):
@@ -154,7 +204,9 @@ def test_a_direct_plain_http_scrape_is_not_redirected_to_https(client, settings)
     settings.SECURE_SSL_REDIRECT = True
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
-    assert client.get("/metrics/", REMOTE_ADDR="10.1.2.3").status_code == 301  # nothing else is exempt
+    assert (
+        client.get("/metrics/", REMOTE_ADDR="10.1.2.3").status_code == 301
+    )  # nothing else is exempt
 
 
 # --- The Celery queue ---------------------------------------------------------------------------
@@ -175,7 +227,9 @@ def test_the_celery_queue_length_is_the_redis_list_length(settings, scrape, monk
         server.close()
 
 
-def test_redis_down_reports_minus_one_and_the_rest_still_answers(settings, scrape, unreachable_redis):
+def test_redis_down_reports_minus_one_and_the_rest_still_answers(
+    settings, scrape, unreachable_redis
+):
     settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER = unreachable_redis, False
     readings = scrape()
     assert readings["pharmacy_celery_queue_length"] == -1
@@ -191,23 +245,38 @@ def test_without_redis_there_is_no_queue_gauge(settings, scrape):
 
 
 def _gauge(html: str, key: str) -> str:
-    match = re.search(rf'<li class="([^"]*)" data-gauge="{key}">(.*?)</li>', html, re.S)
+    match = re.search(rf'<li class="([^"]*)" data-gauge="{key}">(.*?)</li>', html, re.DOTALL)
     assert match, f"no {key} gauge on the page"
     return match.group(1) + " " + re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(2)))
 
 
-def test_the_admin_index_shows_the_gauges_and_highlights_them_from_the_threshold(client, settings, baclofen):
+def test_the_admin_index_shows_the_gauges_and_highlights_them_from_the_threshold(
+    client, settings, baclofen
+):
     from tests.notifications.conftest import make_order
 
     make_order(product=baclofen)  # one order waiting for review
-    OutboundEmail.objects.create(kind=EmailKind.STAFF_NEW_ORDER, recipient="staff@example.com", dedupe_key="x",
-                                 status=EmailStatus.FAILED, last_error="SMTP 550")
+    OutboundEmail.objects.create(
+        kind=EmailKind.STAFF_NEW_ORDER,
+        recipient="staff@example.com",
+        dedupe_key="x",
+        status=EmailStatus.FAILED,
+        last_error="SMTP 550",
+    )
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    settings.GAUGE_THRESHOLDS = {**settings.GAUGE_THRESHOLDS, "review_queue_length": 2, "emails_failed": 1}
+    settings.GAUGE_THRESHOLDS = {
+        **settings.GAUGE_THRESHOLDS,
+        "review_queue_length": 2,
+        "emails_failed": 1,
+    }
     page = client.get("/admin/").content.decode()
     assert "The pharmacy now" in page
     queue = _gauge(page, "review_queue_length")
-    assert "Orders waiting for pharmacist review" in queue and " 1 " in queue and "gauge-warn" not in queue
+    assert (
+        "Orders waiting for pharmacist review" in queue
+        and " 1 " in queue
+        and "gauge-warn" not in queue
+    )
     failed = _gauge(page, "emails_failed")
     assert "gauge-warn" in failed and "failed for good" in failed and "needs attention" in failed
     assert "/admin/notifications/outboundemail/?status__exact=failed" in page
@@ -215,7 +284,6 @@ def test_the_admin_index_shows_the_gauges_and_highlights_them_from_the_threshold
 
     settings.GAUGE_THRESHOLDS = {**settings.GAUGE_THRESHOLDS, "review_queue_length": 1}
     assert "gauge-warn" in _gauge(client.get("/admin/").content.decode(), "review_queue_length")
-
 
 
 def test_a_stuck_database_costs_the_scrape_its_statement_timeout_not_a_500(settings, scrape):

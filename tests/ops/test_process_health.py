@@ -4,6 +4,7 @@ Each process type under production settings: the web check passes where a probe 
 127.0.0.1 gets 400, and fails once gunicorn is gone; the worker's and beat's checks pass only while
 that process runs (beat's check is beat's own, not a web check with nothing listening).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,17 +26,28 @@ from tests.resources import redis_url
 pytestmark = pytest.mark.integration
 
 PRODUCTION = {
-    "PRODUCTION": "1", "ALLOWED_HOSTS": "shop.example.com,.shop.example.com", "SECRET_KEY": secrets.token_urlsafe(60),
+    "PRODUCTION": "1",
+    "ALLOWED_HOSTS": "shop.example.com,.shop.example.com",
+    "SECRET_KEY": secrets.token_urlsafe(60),
     "STATIC_MANIFEST": "0",  # no collectstatic in a test; everything else as in production
 }
 
 
 def healthcheck(kind: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(HEALTHCHECK), kind], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), kind],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-def test_web_check_passes_under_production_hosts_where_a_bare_address_gets_400(transactional_db, tmp_path):
+def test_web_check_passes_under_production_hosts_where_a_bare_address_gets_400(
+    transactional_db, tmp_path
+):
     server = Gunicorn(env=server_env(**PRODUCTION), log=tmp_path / "gunicorn.log")
     with server:
         assert healthcheck("web", server.env).returncode == 0
@@ -60,7 +72,9 @@ def broker():
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("w") as handle:
-        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -73,7 +87,9 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def until_healthy(kind: str, env: dict[str, str], process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+def until_healthy(
+    kind: str, env: dict[str, str], process: subprocess.Popen, log: Path, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthcheck(kind, env).returncode == 0:
@@ -83,19 +99,38 @@ def until_healthy(kind: str, env: dict[str, str], process: subprocess.Popen, log
     pytest.fail(f"{kind} never passed its health check:\n{log.read_text()[-3000:]}")
 
 
-def test_worker_and_beat_each_pass_their_own_check_only_while_running(transactional_db, broker, tmp_path):
+def test_worker_and_beat_each_pass_their_own_check_only_while_running(
+    transactional_db, broker, tmp_path
+):
     env = server_env(**PRODUCTION, REDIS_URL=broker, CELERY_TASK_ALWAYS_EAGER="0")
     celery = str(Path(sys.executable).with_name("celery"))
     assert healthcheck("worker", env).returncode == 1  # nothing running yet
     assert healthcheck("beat", env).returncode == 1
 
-    worker = start([celery, "-A", "pharmacy", "worker", "-P", "solo", "--loglevel", "INFO"], env, tmp_path / "worker.log")
+    worker = start(
+        [celery, "-A", "pharmacy", "worker", "-P", "solo", "--loglevel", "INFO"],
+        env,
+        tmp_path / "worker.log",
+    )
     try:
         until_healthy("worker", env, worker, tmp_path / "worker.log")
         assert healthcheck("beat", env).returncode == 1  # a worker does not make beat healthy
         # The command of docker-compose.yml and pharmacy-beat.service.
-        beat = start([celery, "-A", "pharmacy", "beat", "--loglevel", "INFO", "--enable-remote-control",
-                      "--schedule", str(tmp_path / "celerybeat-schedule")], env, tmp_path / "beat.log")
+        beat = start(
+            [
+                celery,
+                "-A",
+                "pharmacy",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--enable-remote-control",
+                "--schedule",
+                str(tmp_path / "celerybeat-schedule"),
+            ],
+            env,
+            tmp_path / "beat.log",
+        )
         try:
             until_healthy("beat", env, beat, tmp_path / "beat.log")
         finally:

@@ -3,6 +3,7 @@
 Sessions live in the database (cached_db); cache errors are logged and treated as misses; an
 email whose hand-off to Celery fails stays queued and the periodic sweep sends it later.
 """
+
 import logging
 import time
 from datetime import timedelta
@@ -61,7 +62,8 @@ def test_catalog_sign_in_cart_and_checkout_work_without_redis(unreachable_redis,
 
         # Sign in (field names of both the Django and the allauth form).
         response = client.post(
-            reverse(settings.LOGIN_URL), {"username": customer.email, "login": customer.email, "password": PASSWORD}
+            reverse(settings.LOGIN_URL),
+            {"username": customer.email, "login": customer.email, "password": PASSWORD},
         )
         assert response.status_code == 302, response.content[:500]
         assert client.get(reverse("accounts:dashboard")).status_code == 200
@@ -70,7 +72,9 @@ def test_catalog_sign_in_cart_and_checkout_work_without_redis(unreachable_redis,
         assert response.status_code == 302
         cart_page = client.get("/cart/")
         assert cart_page.status_code == 200
-        assert "Cetirizine" in cart_page.content.decode()  # the session (in the database) kept the cart
+        assert (
+            "Cetirizine" in cart_page.content.decode()
+        )  # the session (in the database) kept the cart
         checkout = client.get("/checkout/")
         assert checkout.status_code == 200
         assert "Cetirizine" in checkout.content.decode()
@@ -105,16 +109,17 @@ def test_an_email_that_cannot_be_queued_stays_queued_and_the_sweep_sends_it(
         assert email.status == EmailStatus.QUEUED and email.attempts == 0
 
         # Fifteen minutes later the broker is still down: the sweep tries, gives up, keeps it.
-        OutboundEmail.objects.filter(pk=email.pk).update(updated_at=timezone.now() - timedelta(minutes=20))
+        OutboundEmail.objects.filter(pk=email.pk).update(
+            updated_at=timezone.now() - timedelta(minutes=20)
+        )
         with django_capture_on_commit_callbacks(execute=True):
             assert email_requeue_stale() == 1
         email.refresh_from_db()
         assert email.status == EmailStatus.QUEUED and mailoutbox == []
 
     # Redis is back (tasks run in-process here, standing in for the worker): the sweep sends it once.
-    with celery_broker("memory://", eager=True):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert email_requeue_stale() == 1
+    with celery_broker("memory://", eager=True), django_capture_on_commit_callbacks(execute=True):
+        assert email_requeue_stale() == 1
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
     assert [message.to for message in mailoutbox] == [[order.email]]
@@ -129,7 +134,10 @@ def test_the_sign_in_lock_keeps_counting_while_redis_is_unreachable(unreachable_
         login = reverse(settings.LOGIN_URL)
         for _ in range(settings.LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS):
             response = client.post(login, {"login": customer.email, "password": "wrong"})
-            assert response.status_code == 200 and "do not match an account" in response.content.decode()
+            assert (
+                response.status_code == 200
+                and "do not match an account" in response.content.decode()
+            )
         locked = client.post(login, {"login": customer.email, "password": PASSWORD})
         assert "Sign-in is paused" in locked.content.decode()
         # The owner, from another address, is not kept out.

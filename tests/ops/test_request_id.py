@@ -1,4 +1,5 @@
 """Request ids: on every response, on every log record of the request, and in the tasks it queues."""
+
 import json
 import logging
 import re
@@ -48,7 +49,7 @@ def test_a_safe_incoming_request_id_is_kept(client):
     assert response["X-Request-ID"] == "lb-7f3a:42"
 
 
-@pytest.mark.parametrize("unsafe", ["has space", "x" * 200, "quote\"s", "semi;colon", ""])
+@pytest.mark.parametrize("unsafe", ["has space", "x" * 200, 'quote"s', "semi;colon", ""])
 def test_an_unsafe_incoming_request_id_is_replaced(client, unsafe):
     response = client.get("/healthz", headers={"X-Request-ID": unsafe})
     assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])

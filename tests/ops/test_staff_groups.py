@@ -1,4 +1,5 @@
 """First deployment: ``setup_staff_groups`` gives a real shop its staff groups, and no demo user."""
+
 import io
 
 import pytest
@@ -14,8 +15,15 @@ def test_setup_staff_groups_creates_the_groups_with_their_rights_and_no_users(se
         call_command("setup_staff_groups", stdout=io.StringIO())
 
     pharmacist = Group.objects.get(name="pharmacist")
-    rights = {f"{p.content_type.app_label}.{p.codename}" for p in pharmacist.permissions.select_related("content_type")}
-    assert {"orders.review_prescription", "orders.approve_prescription", "catalog.view_product"} <= rights
+    rights = {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in pharmacist.permissions.select_related("content_type")
+    }
+    assert {
+        "orders.review_prescription",
+        "orders.approve_prescription",
+        "catalog.view_product",
+    } <= rights
     assert "orders.refund_order" not in rights  # refunds stay with those given them
     pricing = {p.codename for p in Group.objects.get(name="pricing").permissions.all()}
     assert "change_packagetier" in pricing and not any(code.endswith("_order") for code in pricing)

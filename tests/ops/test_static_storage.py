@@ -1,4 +1,5 @@
 """pharmacy.static_storage: WhiteNoise's manifest storage, each URL worked out once (issue #17)."""
+
 import json
 
 import pytest
@@ -61,8 +62,25 @@ def test_production_uses_it():
     from pathlib import Path
 
     code = "import django; django.setup(); from django.conf import settings; print(settings.STORAGES['staticfiles']['BACKEND'])"
-    env = {"PATH": os.environ.get("PATH", ""), "PRODUCTION": "1", "SECRET_KEY": "x" * 60,
-           "DATABASE_URL": "sqlite:///:memory:", "DJANGO_SETTINGS_MODULE": "pharmacy.settings", "LOG_LEVEL": "WARNING"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip().splitlines()[-1] == "pharmacy.static_storage.RememberingManifestStaticFilesStorage"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PRODUCTION": "1",
+        "SECRET_KEY": "x" * 60,
+        "DATABASE_URL": "sqlite:///:memory:",
+        "DJANGO_SETTINGS_MODULE": "pharmacy.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == "pharmacy.static_storage.RememberingManifestStaticFilesStorage"
+    )

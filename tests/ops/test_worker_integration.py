@@ -1,4 +1,5 @@
 """A real Celery worker over Redis: readiness sees it, and its log lines carry the request's id."""
+
 import json
 import os
 import subprocess
@@ -38,10 +39,29 @@ def worker(tmp_path):
     }
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "pharmacy", "worker", "--include", "tests.ops.urls",
-             "--pool", "solo", "--hostname", f"ops-test-{os.getpid()}@localhost", "--without-heartbeat",
-             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "pharmacy",
+                "worker",
+                "--include",
+                "tests.ops.urls",
+                "--pool",
+                "solo",
+                "--hostname",
+                f"ops-test-{os.getpid()}@localhost",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         with celery_broker(BROKER):
@@ -69,7 +89,9 @@ def json_lines(path: Path) -> list[dict]:
 
 
 def test_readiness_sees_a_running_worker(client, worker):
-    with override_settings(REDIS_URL=BROKER, CELERY_BROKER_URL=BROKER, CELERY_TASK_ALWAYS_EAGER=False):
+    with override_settings(
+        REDIS_URL=BROKER, CELERY_BROKER_URL=BROKER, CELERY_TASK_ALWAYS_EAGER=False
+    ):
         response = client.get("/readyz")
     assert response.status_code == 200, response.content
     assert response.json()["checks"]["celery"]["status"] == "ok"

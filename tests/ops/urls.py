@@ -1,4 +1,5 @@
 """A view that logs and queues a task, to follow a request id from the request into a Celery task."""
+
 import logging
 
 from celery import shared_task

@@ -1,4 +1,5 @@
 """Fixtures for checkout and payment tests."""
+
 from __future__ import annotations
 
 import re
@@ -14,11 +15,17 @@ from orders import services
 from orders.prescriptions import PrescriptionIntake, PrescriptionItem
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 
-ADDRESS = services.ShippingAddress(name="Alex Morgan", line1="100 River Street", city="Albany", state="NY", zip_code="12207")
+ADDRESS = services.ShippingAddress(
+    name="Alex Morgan", line1="100 River Street", city="Albany", state="NY", zip_code="12207"
+)
 
 
 def make_cart(*, tier, packages: int = 1, user=None) -> Cart:
-    cart = Cart.objects.create(user=user) if user else Cart.objects.create(session_key=uuid.uuid4().hex)
+    cart = (
+        Cart.objects.create(user=user)
+        if user
+        else Cart.objects.create(session_key=uuid.uuid4().hex)
+    )
     CartLine.objects.create(cart=cart, tier=tier, packages=packages, price_when_added=tier.price)
     return cart
 
@@ -36,7 +43,9 @@ def prescriber_intake(cart: Cart) -> PrescriptionIntake | None:
     """The patient and prescriber details a customer gives at checkout for the cart's
     prescription items (None when it has none)."""
     rx_tier_ids = list(
-        cart.lines.filter(tier__dosage__product__legal_class=LegalClass.PRESCRIPTION).values_list("tier_id", flat=True)
+        cart.lines.filter(tier__dosage__product__legal_class=LegalClass.PRESCRIPTION).values_list(
+            "tier_id", flat=True
+        )
     )
     if not rx_tier_ids:
         return None
@@ -55,18 +64,31 @@ def prescriber_intake(cart: Cart) -> PrescriptionIntake | None:
     )
 
 
-def place(cart, *, user=None, method: str = "standard", email: str = "alex@example.com") -> services.PlacedOrder:
+def place(
+    cart, *, user=None, method: str = "standard", email: str = "alex@example.com"
+) -> services.PlacedOrder:
     return services.order_place(
-        cart=cart, email=email, address=ADDRESS, shipping_method=method, user=user, prescription=prescriber_intake(cart)
+        cart=cart,
+        email=email,
+        address=ADDRESS,
+        shipping_method=method,
+        user=user,
+        prescription=prescriber_intake(cart),
     )
 
 
 @pytest.fixture
 def general_tier(db) -> PackageTier:
     """A general-sale medicine (no prescription): its orders are captured at once."""
-    product = ProductFactory(name="Loratadine", slug="loratadine", legal_class=LegalClass.GENERAL_SALE)
-    dosage = DosageFactory(product=product, strength="10mg", list_price_per_pill=Money("0.50000", "USD"))
-    return PackageTierFactory(dosage=dosage, quantity=30, price=Money("12.00", "USD"), sku="LOR-10-30")
+    product = ProductFactory(
+        name="Loratadine", slug="loratadine", legal_class=LegalClass.GENERAL_SALE
+    )
+    dosage = DosageFactory(
+        product=product, strength="10mg", list_price_per_pill=Money("0.50000", "USD")
+    )
+    return PackageTierFactory(
+        dosage=dosage, quantity=30, price=Money("12.00", "USD"), sku="LOR-10-30"
+    )
 
 
 @pytest.fixture

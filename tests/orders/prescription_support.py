@@ -1,4 +1,5 @@
 """Helpers for the prescription tests: real file bytes, people, and prescription orders."""
+
 from __future__ import annotations
 
 import struct
@@ -9,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from orders import services
 from orders.files import check_prescription_upload
-from orders.models import Order
 from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
+from orders.models import Order
 from orders.prescriptions import PrescriptionIntake, PrescriptionItem
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
@@ -24,14 +25,24 @@ MINIMAL_PDF = (
     b"trailer<</Root 1 0 R>>\n%%EOF\n"
 )
 ELF_HEADER = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 200
-MZ_HEADER = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 50 + b"PE\x00\x00" + b"\x00" * 200
+MZ_HEADER = (
+    b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff"
+    + b"\x00" * 50
+    + b"PE\x00\x00"
+    + b"\x00" * 200
+)
 
 
 def png_bytes(width: int = 2, height: int = 2) -> bytes:
     """A real PNG (valid chunks and CRCs), white pixels."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     raw = b"".join(b"\x00" + b"\xff\xff\xff" * width for _ in range(height))
     return (
@@ -42,7 +53,9 @@ def png_bytes(width: int = 2, height: int = 2) -> bytes:
     )
 
 
-def upload(content: bytes, name: str = "prescription.pdf", content_type: str = "application/pdf") -> SimpleUploadedFile:
+def upload(
+    content: bytes, name: str = "prescription.pdf", content_type: str = "application/pdf"
+) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type=content_type)
 
 
@@ -53,12 +66,19 @@ def make_pharmacist(**kwargs):
     return user
 
 
-def intake_for(tier, *, with_file: bool = True, file_name: str = "Jane Doe prescription.pdf") -> PrescriptionIntake:
+def intake_for(
+    tier, *, with_file: bool = True, file_name: str = "Jane Doe prescription.pdf"
+) -> PrescriptionIntake:
     item = (
-        PrescriptionItem(tier_id=tier.pk, upload=check_prescription_upload(upload(MINIMAL_PDF, file_name)))
+        PrescriptionItem(
+            tier_id=tier.pk, upload=check_prescription_upload(upload(MINIMAL_PDF, file_name))
+        )
         if with_file
         else PrescriptionItem(
-            tier_id=tier.pk, prescriber_name="Dr. Ruth Okafor", prescriber_phone="518-555-0101", prescriber_licence="1234567890"
+            tier_id=tier.pk,
+            prescriber_name="Dr. Ruth Okafor",
+            prescriber_phone="518-555-0101",
+            prescriber_licence="1234567890",
         )
     )
     return PrescriptionIntake(
@@ -70,7 +90,9 @@ def intake_for(tier, *, with_file: bool = True, file_name: str = "Jane Doe presc
     )
 
 
-def place_rx(cart, *, tier, user=None, with_file: bool = True, email: str = "jane@example.com") -> services.PlacedOrder:
+def place_rx(
+    cart, *, tier, user=None, with_file: bool = True, email: str = "jane@example.com"
+) -> services.PlacedOrder:
     return services.order_place(
         cart=cart,
         email=email,
@@ -83,9 +105,14 @@ def place_rx(cart, *, tier, user=None, with_file: bool = True, email: str = "jan
 
 def authorise(localstripe, placed) -> Order:
     """The customer pays: the card is authorised and the order waits for the pharmacist."""
-    browser_confirm(base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     order = services.order_sync_payment(order_id=placed.order.pk)
-    assert (order.status, order.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     return order
 
 
@@ -118,19 +145,27 @@ def approve_data(order, *, packs: dict | None = None, refills: int = 0, **extra)
         data[f"line_{line.pk}"] = str((packs or {}).get(line.pk, line.packages))
         if line.requires_prescription and not hasattr_refill(line):
             p = f"rec_{line.pk}"
-            data.update({
-                f"{p}_directions": "1 tablet 3 times a day", f"{p}_daily_dose": "3",
-                f"{p}_quantity_per_fill": str(line.pack_size), f"{p}_refills_authorised": str(refills),
-                f"{p}_date_written": timezone.localdate().isoformat(),
-            })
+            data.update(
+                {
+                    f"{p}_directions": "1 tablet 3 times a day",
+                    f"{p}_daily_dose": "3",
+                    f"{p}_quantity_per_fill": str(line.pack_size),
+                    f"{p}_refills_authorised": str(refills),
+                    f"{p}_date_written": timezone.localdate().isoformat(),
+                }
+            )
     if "shown_capture" not in extra:
         # What the page's button names for these packs (the server's figure, as the page shows it).
         from orders.prescription_decisions import approval_capture
 
         lines = list(order.lines.all())
         approved = {line.pk: int(data[f"line_{line.pk}"]) for line in lines}
-        if any(approved.values()) and all(0 <= n <= line.packages for n, line in zip(approved.values(), lines)):
-            data["shown_capture"] = str(approval_capture(order=order, lines=lines, approved_packages=approved).amount)
+        if any(approved.values()) and all(
+            0 <= n <= line.packages for n, line in zip(approved.values(), lines)
+        ):
+            data["shown_capture"] = str(
+                approval_capture(order=order, lines=lines, approved_packages=approved).amount
+            )
     data.update(extra)
     return data
 

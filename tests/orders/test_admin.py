@@ -1,4 +1,5 @@
 """Staff see orders in the admin and refund through Stripe; history cannot be edited."""
+
 import pytest
 from django.urls import reverse
 from djmoney.money import Money
@@ -6,8 +7,8 @@ from djmoney.money import Money
 from orders import services
 from orders.models import OrderEvent, OrderRefund
 from orders.state import PaymentStatus
-from tests.localstripe import CARD_OK, browser_confirm
 from tests.factories import UserFactory
+from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
 
 pytestmark = pytest.mark.django_db
@@ -24,11 +25,15 @@ def staff_client(client, django_user_model):
 @pytest.fixture
 def paid_order(localstripe, general_tier):
     order = place(make_cart(tier=general_tier, packages=2)).order  # 24.00 + 9.95
-    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     return services.order_sync_payment(order_id=order.pk)
 
 
-def test_order_list_shows_the_columns_staff_need(staff_client, paid_order, django_assert_max_num_queries):
+def test_order_list_shows_the_columns_staff_need(
+    staff_client, paid_order, django_assert_max_num_queries
+):
     with django_assert_max_num_queries(12):
         response = staff_client.get(reverse("admin:orders_order_changelist"))
     html = response.content.decode()
@@ -37,7 +42,9 @@ def test_order_list_shows_the_columns_staff_need(staff_client, paid_order, djang
         assert text.lower() in html.lower()
 
 
-def test_order_list_queries_do_not_grow_with_orders(staff_client, localstripe, general_tier, django_assert_num_queries):
+def test_order_list_queries_do_not_grow_with_orders(
+    staff_client, localstripe, general_tier, django_assert_num_queries
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -45,7 +52,9 @@ def test_order_list_queries_do_not_grow_with_orders(staff_client, localstripe, g
     url = reverse("admin:orders_order_changelist")
     with CaptureQueriesContext(connection) as one:
         staff_client.get(url)
-    for _ in range(8):  # guests and a signed-in customer: the user column is joined, not fetched per row
+    for _ in range(
+        8
+    ):  # guests and a signed-in customer: the user column is joined, not fetched per row
         place(make_cart(tier=general_tier))
         customer = UserFactory()
         place(make_cart(tier=general_tier, user=customer), user=customer)
@@ -56,7 +65,9 @@ def test_order_list_queries_do_not_grow_with_orders(staff_client, localstripe, g
 
 def test_partial_refund_from_the_admin_page(staff_client, paid_order, localstripe):
     url = reverse("admin:orders_order_refund", args=[paid_order.pk])
-    change = staff_client.get(reverse("admin:orders_order_change", args=[paid_order.pk])).content.decode()
+    change = staff_client.get(
+        reverse("admin:orders_order_change", args=[paid_order.pk])
+    ).content.decode()
     assert url in change and "Loratadine" in change  # the refund button and the read-only lines
 
     response = staff_client.post(url, {"amount": "40.00", "reason": "too much"})
@@ -93,8 +104,13 @@ def test_full_refund_action(staff_client, paid_order):
 
 
 def test_orders_and_events_cannot_be_deleted_or_edited_in_the_admin(staff_client, paid_order):
-    assert staff_client.get(reverse("admin:orders_order_delete", args=[paid_order.pk])).status_code == 403
+    assert (
+        staff_client.get(reverse("admin:orders_order_delete", args=[paid_order.pk])).status_code
+        == 403
+    )
     assert staff_client.get(reverse("admin:orders_order_add")).status_code == 403
-    html = staff_client.get(reverse("admin:orders_order_change", args=[paid_order.pk])).content.decode()
+    html = staff_client.get(
+        reverse("admin:orders_order_change", args=[paid_order.pk])
+    ).content.decode()
     assert 'name="events-0-note"' not in html and 'name="status"' not in html
     assert OrderEvent.objects.filter(order=paid_order).count() >= 3

@@ -3,6 +3,7 @@
 The checkout page carries the figures it shows; when a price moves or a pack sells out before
 "Pay", nothing is placed and the customer is told what changed, then confirms the new figures.
 """
+
 import pytest
 from django.urls import reverse
 from djmoney.money import Money
@@ -10,25 +11,39 @@ from djmoney.money import Money
 from catalog.models import LegalClass
 from orders.models import Order
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
-from tests.orders.conftest import attach_to_session as attach, make_cart, shown_figures
+from tests.orders.conftest import attach_to_session as attach
+from tests.orders.conftest import make_cart, shown_figures
 
 pytestmark = pytest.mark.django_db
 
 FORM = {
-    "email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
-    "state": "NY", "zip_code": "12207", "shipping_method": "standard",
+    "email": "alex@example.com",
+    "name": "Alex Morgan",
+    "line1": "1 Main St",
+    "city": "Albany",
+    "state": "NY",
+    "zip_code": "12207",
+    "shipping_method": "standard",
 }
 
 
 @pytest.fixture
 def cetirizine_tier(db):
-    product = ProductFactory(name="Cetirizine", slug="cetirizine", legal_class=LegalClass.GENERAL_SALE)
-    dosage = DosageFactory(product=product, strength="10mg", list_price_per_pill=Money("0.40000", "USD"))
-    return PackageTierFactory(dosage=dosage, quantity=30, price=Money("9.00", "USD"), sku="CET-10-30", stock=5)
+    product = ProductFactory(
+        name="Cetirizine", slug="cetirizine", legal_class=LegalClass.GENERAL_SALE
+    )
+    dosage = DosageFactory(
+        product=product, strength="10mg", list_price_per_pill=Money("0.40000", "USD")
+    )
+    return PackageTierFactory(
+        dosage=dosage, quantity=30, price=Money("9.00", "USD"), sku="CET-10-30", stock=5
+    )
 
 
 def pay(client, figures):
-    return client.post(reverse("orders:checkout"), {**FORM, "figures": figures}, HTTP_ACCEPT="application/json")
+    return client.post(
+        reverse("orders:checkout"), {**FORM, "figures": figures}, HTTP_ACCEPT="application/json"
+    )
 
 
 def test_unchanged_figures_place_the_order(client, localstripe, general_tier):
@@ -38,7 +53,9 @@ def test_unchanged_figures_place_the_order(client, localstripe, general_tier):
     assert Order.objects.get(number=response.json()["order_number"]).total == Money("33.95", "USD")
 
 
-def test_a_price_change_is_shown_and_only_the_confirmed_figures_are_placed(client, localstripe, general_tier):
+def test_a_price_change_is_shown_and_only_the_confirmed_figures_are_placed(
+    client, localstripe, general_tier
+):
     attach(client, make_cart(tier=general_tier, packages=2))
     figures = shown_figures(client)
     general_tier.price = Money("14.00", "USD")
@@ -71,7 +88,10 @@ def test_a_pack_that_sold_out_is_named_and_nothing_is_placed_without_the_rest_co
     response = pay(client, figures)
     assert response.status_code == 409
     changes = response.json()["changes"]
-    assert "Cetirizine 10mg, 30 pills: 1 pack at $9.00 → no longer available (sold out or withdrawn)" in changes
+    assert (
+        "Cetirizine 10mg, 30 pills: 1 pack at $9.00 → no longer available (sold out or withdrawn)"
+        in changes
+    )
     assert not Order.objects.exists()
 
     confirmed = pay(client, response.json()["figures"])

@@ -1,5 +1,6 @@
 """A discount code applied or removed at checkout keeps every field typed so far, and Pay charges
 the figures of the page that came back (follow-up of issue 21)."""
+
 from decimal import Decimal
 
 import pytest
@@ -19,16 +20,22 @@ TYPED = ("name", "line1", "line2", "city", "zip_code")
 def assert_fields_kept(html: str) -> None:
     for name in TYPED:
         assert f'name="{name}" value="{FORM[name]}"' in html
-    assert f'name="email" value="{FORM["email"]}"' in html and '<option value="NY" selected>' in html
+    assert (
+        f'name="email" value="{FORM["email"]}"' in html and '<option value="NY" selected>' in html
+    )
     assert "This field is required" not in html
 
 
 @pytest.fixture
 def spring10(db):
-    return DiscountCode.objects.create(code="SPRING10", kind=DiscountKind.PERCENT, value=Decimal("10"))
+    return DiscountCode.objects.create(
+        code="SPRING10", kind=DiscountKind.PERCENT, value=Decimal("10")
+    )
 
 
-def test_applying_a_code_keeps_the_fields_and_pay_charges_the_discounted_total(client, localstripe, general_tier, ny_rate, spring10):  # noqa: F811
+def test_applying_a_code_keeps_the_fields_and_pay_charges_the_discounted_total(
+    client, localstripe, general_tier, ny_rate, spring10
+):
     cart = make_cart(tier=general_tier, packages=1)
     attach_to_session(client, cart)
     response = client.post(checkout_url(), {**FORM, "code": "spring10", "apply_code": "1"})
@@ -42,7 +49,7 @@ def test_applying_a_code_keeps_the_fields_and_pay_charges_the_discounted_total(c
     assert Order.objects.get().total == Money("22.59", "USD")
 
 
-def test_an_unknown_code_says_why_and_keeps_the_fields(client, general_tier, ny_rate):  # noqa: F811
+def test_an_unknown_code_says_why_and_keeps_the_fields(client, general_tier, ny_rate):
     attach_to_session(client, make_cart(tier=general_tier, packages=1))
     response = client.post(checkout_url(), {**FORM, "code": "NOSUCH", "apply_code": "1"})
     html = response.content.decode()
@@ -51,7 +58,9 @@ def test_an_unknown_code_says_why_and_keeps_the_fields(client, general_tier, ny_
     assert "Total: <strong>$23.90</strong>" in html and not Order.objects.exists()
 
 
-def test_removing_the_code_keeps_the_fields_and_the_full_total(client, general_tier, ny_rate, spring10):  # noqa: F811
+def test_removing_the_code_keeps_the_fields_and_the_full_total(
+    client, general_tier, ny_rate, spring10
+):
     cart = make_cart(tier=general_tier, packages=1)
     cart.discount_code = "SPRING10"
     cart.save()
@@ -64,7 +73,9 @@ def test_removing_the_code_keeps_the_fields_and_the_full_total(client, general_t
     assert Cart.objects.get(pk=cart.pk).discount_code == ""
 
 
-def test_enter_in_an_address_field_with_the_code_box_empty_updates_the_total(client, general_tier, ny_rate):  # noqa: F811
+def test_enter_in_an_address_field_with_the_code_box_empty_updates_the_total(
+    client, general_tier, ny_rate
+):
     # Enter presses the form's first button, "Apply": with no code typed it is "Update total".
     attach_to_session(client, make_cart(tier=general_tier, packages=1))
     html = client.post(checkout_url(), {**FORM, "code": "", "apply_code": "1"}).content.decode()
@@ -74,7 +85,9 @@ def test_enter_in_an_address_field_with_the_code_box_empty_updates_the_total(cli
 
 # (A NUL is refused with its reason by the middleware, for every form.)
 @pytest.mark.parametrize("code", ["ＳＰＲＩＮＧ１０", "x" * 500])
-def test_a_hostile_code_is_refused_with_a_reason_and_the_fields_kept(client, general_tier, spring10, code):
+def test_a_hostile_code_is_refused_with_a_reason_and_the_fields_kept(
+    client, general_tier, spring10, code
+):
     attach_to_session(client, make_cart(tier=general_tier, packages=1))
     response = client.post(checkout_url(), {**FORM, "code": code, "apply_code": "1"})
     html = response.content.decode()

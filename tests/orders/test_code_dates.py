@@ -1,6 +1,7 @@
 """A discount code's dates at the boundary. ``DiscountCode.starts_at``/``ends_at`` are instants
 (not days): a code works from ``starts_at`` itself up to, but not including, ``ends_at`` — so a
 code meant to run through March 31 is given ``ends_at`` = April 1, 00:00 in the shop's zone."""
+
 from datetime import datetime, timedelta
 from decimal import Decimal
 

@@ -3,6 +3,7 @@
 Stock is taken when the card is authorised: the last pack goes to one customer only, a double
 submit makes one order, and unpaid checkouts cannot keep a pack from a paying customer.
 """
+
 import threading
 import uuid
 
@@ -16,7 +17,9 @@ from orders.state import OrderStatus, PaymentStatus
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
 
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks need PostgreSQL"
+)
 
 
 def run_together(target, args_list) -> list:
@@ -42,17 +45,24 @@ def run_together(target, args_list) -> list:
 
 
 def confirm_card(localstripe, placed) -> None:
-    browser_confirm(base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK
+    )
 
 
-def test_two_customers_authorise_the_last_pack_at_once_and_one_wins(transactional_db, localstripe, general_tier):
+def test_two_customers_authorise_the_last_pack_at_once_and_one_wins(
+    transactional_db, localstripe, general_tier
+):
     general_tier.stock = 1
     general_tier.save()
     placed = [place(make_cart(tier=general_tier)), place(make_cart(tier=general_tier))]
     for attempt in placed:
         confirm_card(localstripe, attempt)  # both cards are authorised at Stripe
 
-    run_together(lambda order_id: services.order_sync_payment(order_id=order_id), [(p.order.pk,) for p in placed])
+    run_together(
+        lambda order_id: services.order_sync_payment(order_id=order_id),
+        [(p.order.pk,) for p in placed],
+    )
 
     orders = [Order.objects.get(pk=p.order.pk) for p in placed]
     winners = [o for o in orders if o.status == OrderStatus.READY_TO_SHIP]
@@ -79,13 +89,17 @@ def test_four_simultaneous_submits_of_one_cart_make_one_order_and_one_payment_in
     assert results[0].client_secret.startswith(order.stripe_payment_intent_id)
 
 
-def test_ten_unpaid_checkouts_do_not_keep_the_pack_from_a_paying_customer(transactional_db, localstripe, general_tier):
+def test_ten_unpaid_checkouts_do_not_keep_the_pack_from_a_paying_customer(
+    transactional_db, localstripe, general_tier
+):
     general_tier.stock = 1
     general_tier.save()
 
     def unpaid_checkout():
         cart = Cart.objects.create(session_key=uuid.uuid4().hex)  # ten separate visitors
-        CartLine.objects.create(cart=cart, tier=general_tier, packages=1, price_when_added=general_tier.price)
+        CartLine.objects.create(
+            cart=cart, tier=general_tier, packages=1, price_when_added=general_tier.price
+        )
         return place(cart)
 
     results = run_together(unpaid_checkout, [()] * 10)
@@ -96,6 +110,9 @@ def test_ten_unpaid_checkouts_do_not_keep_the_pack_from_a_paying_customer(transa
     buyer = place(make_cart(tier=general_tier))
     confirm_card(localstripe, buyer)
     order = services.order_sync_payment(order_id=buyer.order.pk)
-    assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
     general_tier.refresh_from_db()
     assert general_tier.stock == 0

@@ -1,4 +1,5 @@
 """The demo's state sales-tax table (salestax/data/state_rates_2025.csv) and its discount code."""
+
 from datetime import date
 from decimal import Decimal
 

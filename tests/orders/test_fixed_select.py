@@ -1,4 +1,5 @@
 """orders.forms.FixedSelect: the state list's HTML kept, identical to a plain select's (issue #17)."""
+
 from django import forms
 from django.conf import settings
 from django.forms.renderers import DjangoTemplates
@@ -20,7 +21,13 @@ def plain_state_html(data=None, renderer=None) -> str:
 
 
 def test_same_html_as_a_plain_select_for_every_case():
-    cases = [None, {"state": ""}, {"state": settings.PHARMACY_LICENSED_STATES[0]}, {"state": "ZZ"}, {"state": "CA"}]
+    cases = [
+        None,
+        {"state": ""},
+        {"state": settings.PHARMACY_LICENSED_STATES[0]},
+        {"state": "ZZ"},
+        {"state": "CA"},
+    ]
     for renderer in (None, DjangoTemplates()):
         for data in cases * 2:  # the second time from what was kept
             form = CheckoutForm(data, renderer=renderer)

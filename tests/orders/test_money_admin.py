@@ -1,4 +1,5 @@
 """Staff see and edit discount codes and tax rates in the admin; orders show their discount and tax."""
+
 from decimal import Decimal
 
 import pytest
@@ -21,10 +22,18 @@ def test_staff_create_a_discount_code_and_a_tax_rate_and_both_are_audited(admin_
     response = admin_client.post(
         "/admin/discounts/discountcode/add/",
         {
-            "code": "spring10", "description": "Spring", "is_active": "on", "kind": "percent", "value": "10",
-            "min_subtotal": "0", "max_uses": "100", "max_uses_per_email": "1",
-            "applies_to_general_sale": "on", "applies_to_pharmacy": "on",
-            "redemptions-TOTAL_FORMS": "0", "redemptions-INITIAL_FORMS": "0",
+            "code": "spring10",
+            "description": "Spring",
+            "is_active": "on",
+            "kind": "percent",
+            "value": "10",
+            "min_subtotal": "0",
+            "max_uses": "100",
+            "max_uses_per_email": "1",
+            "applies_to_general_sale": "on",
+            "applies_to_pharmacy": "on",
+            "redemptions-TOTAL_FORMS": "0",
+            "redemptions-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -35,7 +44,13 @@ def test_staff_create_a_discount_code_and_a_tax_rate_and_both_are_audited(admin_
 
     response = admin_client.post(
         "/admin/salestax/taxrate/add/",
-        {"state": "NY", "rate": "8.875", "shipping_taxable": "on", "effective_from": timezone.localdate().isoformat(), "note": "NYS"},
+        {
+            "state": "NY",
+            "rate": "8.875",
+            "shipping_taxable": "on",
+            "effective_from": timezone.localdate().isoformat(),
+            "note": "NYS",
+        },
     )
     assert response.status_code == 302
     rate = TaxRate.objects.get()
@@ -46,6 +61,13 @@ def test_staff_create_a_discount_code_and_a_tax_rate_and_both_are_audited(admin_
 def test_a_percent_above_100_is_refused(admin_client):
     response = admin_client.post(
         "/admin/discounts/discountcode/add/",
-        {"code": "BAD", "kind": "percent", "value": "150", "min_subtotal": "0", "redemptions-TOTAL_FORMS": "0", "redemptions-INITIAL_FORMS": "0"},
+        {
+            "code": "BAD",
+            "kind": "percent",
+            "value": "150",
+            "min_subtotal": "0",
+            "redemptions-TOTAL_FORMS": "0",
+            "redemptions-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 200 and not DiscountCode.objects.exists()

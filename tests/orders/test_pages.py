@@ -1,4 +1,5 @@
 """The checkout page and the order page: who may see them, what they show, how many queries."""
+
 import pytest
 from django.urls import reverse
 from djmoney.money import Money
@@ -48,15 +49,24 @@ def test_posting_without_javascript_places_no_order(client, general_tier):
     attach_to_session(client, make_cart(tier=general_tier))
     response = client.post(
         reverse("orders:checkout"),
-        {"email": "a@example.com", "name": "A", "line1": "1 St", "city": "Albany", "state": "NY",
-         "zip_code": "122071234", "shipping_method": "standard"},
+        {
+            "email": "a@example.com",
+            "name": "A",
+            "line1": "1 St",
+            "city": "Albany",
+            "state": "NY",
+            "zip_code": "122071234",
+            "shipping_method": "standard",
+        },
     )
     assert response.status_code == 400
     assert "needs JavaScript" in response.content.decode()
     assert not Order.objects.exists()
 
 
-def test_checkout_page_query_budget_does_not_grow_with_lines(localstripe, client, general_tier, django_assert_max_num_queries):
+def test_checkout_page_query_budget_does_not_grow_with_lines(
+    localstripe, client, general_tier, django_assert_max_num_queries
+):
     cart = make_cart(tier=general_tier)
     attach_to_session(client, cart)
     # Issue #17: 6 before; the header's cart count now comes from the page's summary, and the
@@ -73,17 +83,23 @@ def test_checkout_page_query_budget_does_not_grow_with_lines(localstripe, client
     assert '<span class="cart-count">7</span><span class="visually-hidden"> items</span>' in html
 
 
-def test_order_page_through_the_signed_link_and_for_the_owner_only(localstripe, client, baclofen_90):
+def test_order_page_through_the_signed_link_and_for_the_owner_only(
+    localstripe, client, baclofen_90
+):
     owner = UserFactory()
     placed = place(make_cart(tier=baclofen_90, user=owner), user=owner)
     order = placed.order
-    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     url = reverse("orders:detail", kwargs={"number": order.number})
 
     assert client.get(url).status_code == 404
     assert client.get(url + "?t=forged").status_code == 404
     other = place(make_cart(tier=baclofen_90)).order
-    assert client.get(url + "?t=" + services.order_access_token(other)).status_code == 404  # another order's token
+    assert (
+        client.get(url + "?t=" + services.order_access_token(other)).status_code == 404
+    )  # another order's token
 
     # The order is in an account: its emailed link opens nothing, the page says to sign in.
     refused = client.get(services.order_link(order))
@@ -96,26 +112,32 @@ def test_order_page_through_the_signed_link_and_for_the_owner_only(localstripe, 
     response = client.get(url)  # the page asks Stripe: authorised now
     html = response.content.decode()
     assert response.status_code == 200
-    assert f"Order <span id=\"order-number\">{order.number}</span>" in html
+    assert f'Order <span id="order-number">{order.number}</span>' in html
     assert "Awaiting pharmacist review" in html and "Authorised" in html
     assert "$78.18" in html
 
 
 def test_order_page_after_a_declined_card_says_so(localstripe, client, general_tier):
     order = place(make_cart(tier=general_tier)).order
-    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_DECLINED)
+    browser_confirm(
+        base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_DECLINED
+    )
     html = client.get(services.order_link(order)).content.decode()
     assert "Your payment did not go through" in html and "Your card was declined." in html
     assert "cart still holds your items" in html
 
 
-def test_order_page_query_budget_does_not_grow_with_lines(localstripe, client, general_tier, django_assert_max_num_queries):
+def test_order_page_query_budget_does_not_grow_with_lines(
+    localstripe, client, general_tier, django_assert_max_num_queries
+):
     cart = make_cart(tier=general_tier)
     for i in range(5):
         tier = PackageTierFactory(quantity=10 + i, price=Money("5.00", "USD"))
         CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
     order = place(cart).order
-    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     services.order_sync_payment(order_id=order.pk)
     # order, lines, prescription review, shipment, timeline (+ session)
     with django_assert_max_num_queries(7):
@@ -124,19 +146,29 @@ def test_order_page_query_budget_does_not_grow_with_lines(localstripe, client, g
     assert response.content.decode().count('class="num">1</td>') == 6
 
 
-def test_order_page_shows_the_customer_timeline_tracking_and_a_claim_link_for_guests(localstripe, client, general_tier):
+def test_order_page_shows_the_customer_timeline_tracking_and_a_claim_link_for_guests(
+    localstripe, client, general_tier
+):
     order = place(make_cart(tier=general_tier)).order
-    browser_confirm(base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     services.order_sync_payment(order_id=order.pk)
     Shipment.objects.create(order=order, carrier="USPS", tracking_number="9400111899223344556677")
     html = client.get(services.order_link(order)).content.decode()
     timeline = html.split('id="order-timeline"')[1].split("</ol>")[0]
-    assert "Order placed" in timeline and "Being prepared for shipping" in timeline and "Payment: paid" in timeline
+    assert (
+        "Order placed" in timeline
+        and "Being prepared for shipping" in timeline
+        and "Payment: paid" in timeline
+    )
     assert "9400111899223344556677" in html and "USPS" in html
     assert reverse("accounts:claim_order", kwargs={"number": order.number}) in html
 
 
-def test_order_page_offers_no_claim_link_to_the_signed_in_owner(localstripe, client, general_tier, customer):
+def test_order_page_offers_no_claim_link_to_the_signed_in_owner(
+    localstripe, client, general_tier, customer
+):
     order = place(make_cart(tier=general_tier, user=customer), user=customer).order
     client.force_login(customer)
     html = client.get(reverse("orders:detail", kwargs={"number": order.number})).content.decode()
@@ -146,7 +178,9 @@ def test_order_page_offers_no_claim_link_to_the_signed_in_owner(localstripe, cli
 # --- The signed link's lifetime: a controlled clock (signing reads time.time) ----------------
 
 
-def test_the_signed_link_opens_a_guest_order_until_its_lifetime_ends_to_the_second(client, settings):
+def test_the_signed_link_opens_a_guest_order_until_its_lifetime_ends_to_the_second(
+    client, settings
+):
     from datetime import UTC, datetime, timedelta
 
     import time_machine
@@ -158,7 +192,9 @@ def test_the_signed_link_opens_a_guest_order_until_its_lifetime_ends_to_the_seco
     signed_at = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     with time_machine.travel(signed_at, tick=False):
         link = services.order_link(order)
-    claim = reverse("accounts:claim_order", kwargs={"number": order.number}) + "?" + link.split("?")[1]
+    claim = (
+        reverse("accounts:claim_order", kwargs={"number": order.number}) + "?" + link.split("?")[1]
+    )
     end = signed_at + timedelta(days=3)
 
     with time_machine.travel(end - timedelta(seconds=1), tick=False):
@@ -173,6 +209,11 @@ def test_the_signed_link_opens_a_guest_order_until_its_lifetime_ends_to_the_seco
         assert f"{reverse('accounts:login')}?next=%2Forders%2F{order.number}%2F" in text
         assert "no-store" in expired["Cache-Control"]
         expired_claim = client.get(claim)
-        assert expired_claim.status_code == 410 and "The link to this order has expired." in expired_claim.content.decode()
-        receipt = reverse("orders:receipt", kwargs={"number": order.number}) + "?" + link.split("?")[1]
+        assert (
+            expired_claim.status_code == 410
+            and "The link to this order has expired." in expired_claim.content.decode()
+        )
+        receipt = (
+            reverse("orders:receipt", kwargs={"number": order.number}) + "?" + link.split("?")[1]
+        )
         assert client.get(receipt).status_code == 410

@@ -1,4 +1,5 @@
 """Placing an order: re-priced from the catalog, stock taken once, nothing medical sent to Stripe."""
+
 import json
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
@@ -11,7 +12,7 @@ from djmoney.money import Money
 from cart.models import CartLine
 from catalog.models import LegalClass
 from orders import services
-from orders.models import Order, OrderEvent
+from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import ADDRESS, make_cart, place, shown_figures
@@ -24,7 +25,12 @@ def test_order_snapshots_lines_and_a_later_price_change_does_not_alter_it(locals
     placed = place(cart)
     order = placed.order
     line = order.lines.get()
-    assert (line.product_name, line.strength, line.pack_size, line.packages) == ("Baclofen", "10mg", 90, 2)
+    assert (line.product_name, line.strength, line.pack_size, line.packages) == (
+        "Baclofen",
+        "10mg",
+        90,
+        2,
+    )
     assert line.unit_price == Money("68.23", "USD")
     assert line.line_total == Money("136.46", "USD")
     assert line.per_pill == Money("0.76", "USD")
@@ -32,7 +38,10 @@ def test_order_snapshots_lines_and_a_later_price_change_does_not_alter_it(locals
     assert order.subtotal == Money("136.46", "USD")
     assert order.shipping == Money("9.95", "USD")  # under the free-shipping threshold
     assert order.total == Money("146.41", "USD")
-    assert (order.status, order.payment_status) == (OrderStatus.PENDING_PAYMENT, PaymentStatus.PENDING)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.PENDING_PAYMENT,
+        PaymentStatus.PENDING,
+    )
     assert order.has_prescription_items
 
     baclofen_90.price = Money("99.99", "USD")
@@ -41,7 +50,11 @@ def test_order_snapshots_lines_and_a_later_price_change_does_not_alter_it(locals
     baclofen_90.dosage.product.save()
     line.refresh_from_db()
     order.refresh_from_db()
-    assert (line.product_name, line.unit_price, order.total) == ("Baclofen", Money("68.23", "USD"), Money("146.41", "USD"))
+    assert (line.product_name, line.unit_price, order.total) == (
+        "Baclofen",
+        Money("68.23", "USD"),
+        Money("146.41", "USD"),
+    )
     # The PaymentIntent holds exactly the order total, in cents.
     assert localstripe.payment_intent(order.stripe_payment_intent_id)["amount"] == 14641
     # The cart is kept until the payment is authorised.
@@ -90,9 +103,18 @@ def test_checkout_ignores_posted_totals_and_prices(localstripe, client, general_
     response = client.post(
         reverse("orders:checkout"),
         {
-            "email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
-            "state": "NY", "zip_code": "12207", "shipping_method": "standard",
-            "total": "0.01", "amount": "1", "price": "0.01", "subtotal": "0.01", "unit_price": "0.01",
+            "email": "alex@example.com",
+            "name": "Alex Morgan",
+            "line1": "1 Main St",
+            "city": "Albany",
+            "state": "NY",
+            "zip_code": "12207",
+            "shipping_method": "standard",
+            "total": "0.01",
+            "amount": "1",
+            "price": "0.01",
+            "subtotal": "0.01",
+            "unit_price": "0.01",
             "figures": shown_figures(client),
         },
         HTTP_ACCEPT="application/json",
@@ -120,8 +142,15 @@ def test_checkout_refuses_states_the_pharmacy_is_not_licensed_for(client, genera
     cart.save()
     response = client.post(
         reverse("orders:checkout"),
-        {"email": "a@example.com", "name": "A", "line1": "1 St", "city": "Austin", "state": "TX",
-         "zip_code": "123", "shipping_method": "standard"},
+        {
+            "email": "a@example.com",
+            "name": "A",
+            "line1": "1 St",
+            "city": "Austin",
+            "state": "TX",
+            "zip_code": "123",
+            "shipping_method": "standard",
+        },
         HTTP_ACCEPT="application/json",
     )
     assert response.status_code == 400
@@ -131,7 +160,9 @@ def test_checkout_refuses_states_the_pharmacy_is_not_licensed_for(client, genera
     assert not Order.objects.exists()
 
 
-def test_refuses_a_cart_that_cannot_check_out_and_writes_nothing(localstripe, general_tier, settings):
+def test_refuses_a_cart_that_cannot_check_out_and_writes_nothing(
+    localstripe, general_tier, settings
+):
     settings.CART_MAX_PACKAGES_PER_LINE = 3
     cart = make_cart(tier=general_tier, packages=5)
     with pytest.raises(services.OrderError, match="at most 3 packages"):
@@ -139,11 +170,17 @@ def test_refuses_a_cart_that_cannot_check_out_and_writes_nothing(localstripe, ge
     assert not Order.objects.exists()
 
 
-def test_a_prescription_cart_is_refused_without_patient_and_prescription_details(localstripe, baclofen_90):
+def test_a_prescription_cart_is_refused_without_patient_and_prescription_details(
+    localstripe, baclofen_90
+):
     cart = make_cart(tier=baclofen_90)
     with pytest.raises(services.OrderError, match="patient's details and a prescription"):
         services.order_place(
-            cart=cart, email="alex@example.com", address=ADDRESS, shipping_method="standard", prescription=None
+            cart=cart,
+            email="alex@example.com",
+            address=ADDRESS,
+            shipping_method="standard",
+            prescription=None,
         )
     assert not Order.objects.exists()
     assert CartLine.objects.filter(cart=cart).count() == 1
@@ -159,7 +196,9 @@ def test_controlled_substances_never_reach_an_order(localstripe, general_tier):
 
 
 def _pay_and_sync(localstripe, placed) -> Order:
-    browser_confirm(base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     return services.order_sync_payment(order_id=placed.order.pk)
 
 
@@ -191,7 +230,9 @@ def test_tracked_stock_is_taken_at_authorisation_and_never_oversold(
     assert "the last packs sold out while your payment was being confirmed" in page
 
 
-def test_when_stripe_is_down_the_order_is_canceled_cleanly_and_the_cart_kept(localstripe, general_tier, settings):
+def test_when_stripe_is_down_the_order_is_canceled_cleanly_and_the_cart_kept(
+    localstripe, general_tier, settings
+):
     general_tier.stock = 5
     general_tier.save()
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens there
@@ -199,7 +240,11 @@ def test_when_stripe_is_down_the_order_is_canceled_cleanly_and_the_cart_kept(loc
     with pytest.raises(services.OrderError, match="payment provider could not be reached"):
         place(cart)
     order = Order.objects.get()
-    assert (order.status, order.payment_status, order.stripe_payment_intent_id) == ("canceled", "canceled", None)
+    assert (order.status, order.payment_status, order.stripe_payment_intent_id) == (
+        "canceled",
+        "canceled",
+        None,
+    )
     general_tier.refresh_from_db()
     assert general_tier.stock == 5  # never taken
     assert CartLine.objects.filter(cart=cart).exists()
@@ -219,16 +264,25 @@ def test_a_repeated_submit_returns_the_same_order_and_a_changed_cart_replaces_it
     assert Order.objects.count() == 1
 
     CartLine.objects.filter(cart=cart).update(packages=3)
-    with django_capture_on_commit_callbacks(execute=True):  # the old attempt's hold is released after commit
+    with django_capture_on_commit_callbacks(
+        execute=True
+    ):  # the old attempt's hold is released after commit
         changed = place(cart)
     first.order.refresh_from_db()
-    assert changed.order.pk != first.order.pk and changed.order.status == OrderStatus.PENDING_PAYMENT
-    assert (first.order.status, first.order.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+    assert (
+        changed.order.pk != first.order.pk and changed.order.status == OrderStatus.PENDING_PAYMENT
+    )
+    assert (first.order.status, first.order.payment_status) == (
+        OrderStatus.CANCELED,
+        PaymentStatus.CANCELED,
+    )
     assert localstripe.payment_intent(first.order.stripe_payment_intent_id)["status"] == "canceled"
     assert list(Order.objects.awaiting_payment().values_list("pk", flat=True)) == [changed.order.pk]
 
 
-def test_a_restart_between_the_order_and_its_payment_leaves_nothing_held(localstripe, general_tier, monkeypatch):
+def test_a_restart_between_the_order_and_its_payment_leaves_nothing_held(
+    localstripe, general_tier, monkeypatch
+):
     """The web worker dies after the order is written and before Stripe is asked: the order
     holds no stock, and the customer's next try carries on with it."""
     general_tier.stock = 1
@@ -246,7 +300,10 @@ def test_a_restart_between_the_order_and_its_payment_leaves_nothing_held(localst
         place(cart)
     monkeypatch.undo()
     stranded = Order.objects.get()
-    assert (stranded.status, stranded.stripe_payment_intent_id) == (OrderStatus.PENDING_PAYMENT, None)
+    assert (stranded.status, stranded.stripe_payment_intent_id) == (
+        OrderStatus.PENDING_PAYMENT,
+        None,
+    )
     general_tier.refresh_from_db()
     assert general_tier.stock == 1  # nothing held by the stranded order
     # Another customer can buy the pack meanwhile? Yes; here the same customer simply retries.

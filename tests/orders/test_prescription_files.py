@@ -1,4 +1,5 @@
 """Prescription uploads: checked by content, stored privately, served only to who may see them."""
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,15 @@ def test_a_real_png_passes_whatever_its_name():
 
 
 def test_a_jpeg_passes():
-    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
-    assert check_prescription_upload(upload(jpeg, "photo.jpg", "image/jpeg")).content_type == "image/jpeg"
+    jpeg = (
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + b"\x00" * 64
+        + b"\xff\xd9"
+    )
+    assert (
+        check_prescription_upload(upload(jpeg, "photo.jpg", "image/jpeg")).content_type
+        == "image/jpeg"
+    )
 
 
 @pytest.mark.parametrize("content", [ELF_HEADER, MZ_HEADER], ids=["elf", "windows-exe"])
@@ -96,12 +104,18 @@ def test_the_storage_has_no_url():
 
 def _place(cart, tier, *, user=None, intake=None):
     return services.order_place(
-        cart=cart, email="jane@example.com", address=ADDRESS, shipping_method="standard", user=user,
+        cart=cart,
+        email="jane@example.com",
+        address=ADDRESS,
+        shipping_method="standard",
+        user=user,
         prescription=intake or intake_for(tier),
     )
 
 
-def test_the_file_gets_a_random_name_in_the_private_folder(localstripe, baclofen_90, private_root, django_capture_on_commit_callbacks):
+def test_the_file_gets_a_random_name_in_the_private_folder(
+    localstripe, baclofen_90, private_root, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         placed = _place(make_cart(tier=baclofen_90), baclofen_90)
     prescription = Prescription.objects.get(order=placed.order)
@@ -114,19 +128,30 @@ def test_the_file_gets_a_random_name_in_the_private_folder(localstripe, baclofen
         assert handle.read() == MINIMAL_PDF
 
 
-def test_a_refused_checkout_leaves_no_file_and_no_records(localstripe, baclofen_90, private_root, django_capture_on_commit_callbacks):
+def test_a_refused_checkout_leaves_no_file_and_no_records(
+    localstripe, baclofen_90, private_root, django_capture_on_commit_callbacks
+):
     baclofen_90.stock = 1
     baclofen_90.save()
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(services.OrderError):
         _place(make_cart(tier=baclofen_90, packages=2), baclofen_90)  # not enough stock
-    assert not Order.objects.exists() and not Prescription.objects.exists() and not PatientDetails.objects.exists()
+    assert (
+        not Order.objects.exists()
+        and not Prescription.objects.exists()
+        and not PatientDetails.objects.exists()
+    )
     assert not private_root.exists() or not any(private_root.rglob("*.pdf"))
 
 
-def test_a_failure_after_the_prescriptions_leaves_no_file(localstripe, baclofen_90, private_root, django_capture_on_commit_callbacks):
+def test_a_failure_after_the_prescriptions_leaves_no_file(
+    localstripe, baclofen_90, private_root, django_capture_on_commit_callbacks
+):
     intake = intake_for(baclofen_90)
     intake = type(intake)(**{**intake.__dict__, "items": ()})  # nothing for the prescription line
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(services.OrderError, match="prescription"):
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(services.OrderError, match="prescription"),
+    ):
         _place(make_cart(tier=baclofen_90), baclofen_90, intake=intake)
     assert not Order.objects.exists() and not PatientDetails.objects.exists()
     assert not private_root.exists() or not any(private_root.rglob("*"))
@@ -169,7 +194,9 @@ def test_another_customer_staff_member_and_anonymous_get_404(client, owned):
     assert client.get(reverse("orders:prescription_file", args=[uuid.uuid4()])).status_code == 404
 
 
-def test_a_guest_needs_the_signed_order_link(client, localstripe, baclofen_90, django_capture_on_commit_callbacks):
+def test_a_guest_needs_the_signed_order_link(
+    client, localstripe, baclofen_90, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         placed = _place(make_cart(tier=baclofen_90), baclofen_90)
     prescription = Prescription.objects.get(order=placed.order)
@@ -180,4 +207,6 @@ def test_a_guest_needs_the_signed_order_link(client, localstripe, baclofen_90, d
 
 
 def test_files_are_not_under_the_public_media_root(settings, owned):
-    assert not os.path.abspath(owned.file.path).startswith(os.path.abspath(settings.MEDIA_ROOT) + os.sep)
+    assert not os.path.abspath(owned.file.path).startswith(
+        os.path.abspath(settings.MEDIA_ROOT) + os.sep
+    )

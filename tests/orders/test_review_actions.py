@@ -1,4 +1,5 @@
 """Pharmacist review against localstripe: the hold is captured only on approval, for what was approved."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,7 +15,13 @@ from orders.models import OrderLine, PrescriptionReview, ReviewAction, Shipment
 from orders.state import OrderStatus, PaymentStatus
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
-from tests.orders.prescription_support import approve_data, authorise, captured_minor, make_pharmacist, place_rx
+from tests.orders.prescription_support import (
+    approve_data,
+    authorise,
+    captured_minor,
+    make_pharmacist,
+    place_rx,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +36,9 @@ def emails(order, kind):
 
 
 def test_approval_captures_the_whole_hold(localstripe, baclofen_90, pharmacist):
-    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90))
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90)
+    )
     intent = localstripe.payment_intent(order.stripe_payment_intent_id)
     assert intent["status"] == "requires_capture"  # authorised, not captured
 
@@ -39,16 +48,27 @@ def test_approval_captures_the_whole_hold(localstripe, baclofen_90, pharmacist):
     intent = localstripe.payment_intent(order.stripe_payment_intent_id)
     assert intent["status"] == "succeeded"
     assert captured_minor(localstripe, intent["id"]) == int(order.total.amount * 100)
-    assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
     assert order.amount_captured == order.total
-    assert (review.action, review.by, review.approved_total) == (ReviewAction.APPROVED, pharmacist, order.total)
+    assert (review.action, review.by, review.approved_total) == (
+        ReviewAction.APPROVED,
+        pharmacist,
+        order.total,
+    )
     assert len(emails(order, EmailKind.PRESCRIPTION_APPROVED)) == 1
 
 
-def test_rejection_cancels_the_payment_intent_and_charges_nothing(localstripe, baclofen_90, pharmacist):
+def test_rejection_cancels_the_payment_intent_and_charges_nothing(
+    localstripe, baclofen_90, pharmacist
+):
     baclofen_90.stock = 10
     baclofen_90.save()
-    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90))
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90)
+    )
     baclofen_90.refresh_from_db()
     assert baclofen_90.stock == 8
 
@@ -71,20 +91,29 @@ def test_rejection_needs_a_reason(localstripe, baclofen_90, pharmacist):
         rx.prescription_reject(order=order, by=pharmacist, reason="   ")
     order.refresh_from_db()
     assert order.status == OrderStatus.AWAITING_REVIEW
-    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    assert (
+        localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    )
 
 
-def test_approval_with_a_reduced_quantity_captures_the_lower_amount(localstripe, baclofen_90, pharmacist):
+def test_approval_with_a_reduced_quantity_captures_the_lower_amount(
+    localstripe, baclofen_90, pharmacist
+):
     baclofen_90.stock = 10
     baclofen_90.save()
-    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=3), tier=baclofen_90))
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=baclofen_90, packages=3), tier=baclofen_90)
+    )
     line = order.lines.get()
     ordered_total, unit = order.total, line.unit_price
     held = localstripe.payment_intent(order.stripe_payment_intent_id)["amount"]
     assert held == int(ordered_total.amount * 100)
 
     review = rx.prescription_approve_with_changes(
-        order=order, by=pharmacist, approved_packages={line.pk: 1}, note="Prescribed for 90 tablets only."
+        order=order,
+        by=pharmacist,
+        approved_packages={line.pk: 1},
+        note="Prescribed for 90 tablets only.",
     )
 
     order.refresh_from_db()
@@ -94,24 +123,33 @@ def test_approval_with_a_reduced_quantity_captures_the_lower_amount(localstripe,
     assert intent["status"] == "succeeded"
     assert captured_minor(localstripe, intent["id"]) == int(expected.amount * 100) < held
     assert order.total == expected and order.amount_captured == expected
-    assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
     assert line.packages == 1 and line.line_total == unit
     baclofen_90.refresh_from_db()
     assert baclofen_90.stock == 9  # the two packs not approved are back on the shelf
     # The audit record keeps what was ordered.
     assert review.ordered_total == ordered_total and review.approved_total == expected
-    assert review.changes[0]["ordered_packages"] == 3 and review.changes[0]["approved_packages"] == 1
+    assert (
+        review.changes[0]["ordered_packages"] == 3 and review.changes[0]["approved_packages"] == 1
+    )
     assert review.changes[0]["ordered_line_total"] == str(3 * unit.amount)
     # A later webhook or reconciliation reads the partial capture as it is: no phantom refund.
     from orders import services
 
     synced = services.order_sync_payment(order_id=order.pk)
-    assert (synced.payment_status, synced.amount_captured, synced.amount_refunded.amount) == (PaymentStatus.CAPTURED, expected, 0)
+    assert (synced.payment_status, synced.amount_captured, synced.amount_refunded.amount) == (
+        PaymentStatus.CAPTURED,
+        expected,
+        0,
+    )
 
 
 def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclofen, pharmacist):
-    from catalog.models import PackageTier
     from cart.models import CartLine
+    from catalog.models import PackageTier
 
     t60 = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=60)
     t90 = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
@@ -122,42 +160,70 @@ def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclof
     from tests.orders.prescription_support import intake_for
 
     intake = intake_for(t90)
-    intake = type(intake)(**{**intake.__dict__, "items": intake.items + intake_for(t60, with_file=False).items})
-    placed = services.order_place(cart=cart, email="j@example.com", address=ADDRESS, shipping_method="standard", prescription=intake)
+    intake = type(intake)(
+        **{**intake.__dict__, "items": intake.items + intake_for(t60, with_file=False).items}
+    )
+    placed = services.order_place(
+        cart=cart,
+        email="j@example.com",
+        address=ADDRESS,
+        shipping_method="standard",
+        prescription=intake,
+    )
     order = authorise(localstripe, placed)
     lines = {line.tier_id: line for line in order.lines.all()}
 
     with pytest.raises(rx.ReviewError, match="Do not approve"):
         rx.prescription_approve_with_changes(
-            order=order, by=pharmacist, approved_packages={lines[t90.pk].pk: 0, lines[t60.pk].pk: 0}, note="x"
+            order=order,
+            by=pharmacist,
+            approved_packages={lines[t90.pk].pk: 0, lines[t60.pk].pk: 0},
+            note="x",
         )
     with pytest.raises(rx.ReviewError, match="Nothing was changed"):
-        rx.prescription_approve_with_changes(order=order, by=pharmacist, approved_packages={}, note="x")
+        rx.prescription_approve_with_changes(
+            order=order, by=pharmacist, approved_packages={}, note="x"
+        )
 
     rx.prescription_approve_with_changes(
-        order=order, by=pharmacist, approved_packages={lines[t60.pk].pk: 0}, note="Only the 90-pack is prescribed."
+        order=order,
+        by=pharmacist,
+        approved_packages={lines[t60.pk].pk: 0},
+        note="Only the 90-pack is prescribed.",
     )
     order.refresh_from_db()
     assert list(order.lines.values_list("tier_id", flat=True)) == [t90.pk]
     assert order.amount_captured == Money(t90.price.amount + order.shipping.amount, "USD")
-    assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(order.amount_captured.amount * 100)
+    assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(
+        order.amount_captured.amount * 100
+    )
     # The removed line's prescription record stays, with what it was for.
     assert order.prescriptions.filter(line__isnull=True).count() == 1
 
 
-def test_request_information_keeps_the_order_in_review_and_emails_once_per_form(localstripe, baclofen_90, pharmacist):
+def test_request_information_keeps_the_order_in_review_and_emails_once_per_form(
+    localstripe, baclofen_90, pharmacist
+):
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     key = uuid.uuid4()
-    first = rx.prescription_request_information(order=order, by=pharmacist, message="Is the dose 10 mg twice a day?", submission_key=key)
-    again = rx.prescription_request_information(order=order, by=pharmacist, message="Is the dose 10 mg twice a day?", submission_key=key)
+    first = rx.prescription_request_information(
+        order=order, by=pharmacist, message="Is the dose 10 mg twice a day?", submission_key=key
+    )
+    again = rx.prescription_request_information(
+        order=order, by=pharmacist, message="Is the dose 10 mg twice a day?", submission_key=key
+    )
     assert first.pk == again.pk
     order.refresh_from_db()
     assert order.status == OrderStatus.AWAITING_REVIEW
-    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    assert (
+        localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    )
     [email] = emails(order, EmailKind.INFORMATION_REQUESTED)
     assert email.context["message"] == "Is the dose 10 mg twice a day?"
     # A new question (another form) is a new email.
-    rx.prescription_request_information(order=order, by=pharmacist, message="And the prescriber's fax?", submission_key=uuid.uuid4())
+    rx.prescription_request_information(
+        order=order, by=pharmacist, message="And the prescriber's fax?", submission_key=uuid.uuid4()
+    )
     assert len(emails(order, EmailKind.INFORMATION_REQUESTED)) == 2
 
 
@@ -179,7 +245,9 @@ def test_double_submitted_approval_captures_once(localstripe, baclofen_90, pharm
 
 def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacist, client):
     client.force_login(pharmacist)
-    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90))
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90)
+    )
     page = client.get(reverse("orders:review_order", args=[order.number]))
     assert page.status_code == 200
     body = page.content.decode()
@@ -187,35 +255,59 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
     line = order.lines.get()
 
     # Invalid: more packages than ordered -> form error, nothing captured.
-    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order, packs={line.pk: 3}, note="x"))
+    response = client.post(
+        reverse("orders:review_approve", args=[order.number]),
+        approve_data(order, packs={line.pk: 3}, note="x"),
+    )
     assert response.status_code == 400
-    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    assert (
+        localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    )
 
     response = client.post(
-        reverse("orders:review_request_info", args=[order.number]), {"submission_key": str(uuid.uuid4()), "message": "Which clinic?"}
+        reverse("orders:review_request_info", args=[order.number]),
+        {"submission_key": str(uuid.uuid4()), "message": "Which clinic?"},
     )
     assert response.status_code == 302
     # Fewer packs without a note for the customer: refused, nothing captured.
-    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order, packs={line.pk: 1}))
-    assert response.status_code == 400 and "tell the customer why" in response.content.decode()
-    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]), approve_data(order, packs={line.pk: 1}, note="One pack prescribed.")
+        reverse("orders:review_approve", args=[order.number]),
+        approve_data(order, packs={line.pk: 1}),
+    )
+    assert response.status_code == 400 and "tell the customer why" in response.content.decode()
+    assert (
+        localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    )
+    response = client.post(
+        reverse("orders:review_approve", args=[order.number]),
+        approve_data(order, packs={line.pk: 1}, note="One pack prescribed."),
     )
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.status == OrderStatus.READY_TO_SHIP
-    assert [r.action for r in order.reviews.all()] == [ReviewAction.INFORMATION_REQUESTED, ReviewAction.APPROVED_WITH_CHANGES]
+    assert [r.action for r in order.reviews.all()] == [
+        ReviewAction.INFORMATION_REQUESTED,
+        ReviewAction.APPROVED_WITH_CHANGES,
+    ]
 
     # Ship it from the queue page.
-    response = client.post(reverse("orders:review_ship", args=[order.number]), {"carrier": "USPS", "tracking_number": "9400 1000 0000"})
+    response = client.post(
+        reverse("orders:review_ship", args=[order.number]),
+        {"carrier": "USPS", "tracking_number": "9400 1000 0000"},
+    )
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.status == OrderStatus.SHIPPED
     assert Shipment.objects.get(order=order).tracking_number == "9400 1000 0000"
     [email] = emails(order, EmailKind.SHIPPED)
-    assert (email.context["carrier"], email.context["tracking_number"]) == ("USPS", "9400 1000 0000")
-    assert email.context["tracking_url"] == "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400%201000%200000"
+    assert (email.context["carrier"], email.context["tracking_number"]) == (
+        "USPS",
+        "9400 1000 0000",
+    )
+    assert (
+        email.context["tracking_url"]
+        == "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400%201000%200000"
+    )
 
 
 def test_reject_from_the_page_needs_a_reason(localstripe, baclofen_90, pharmacist, client):
@@ -223,22 +315,36 @@ def test_reject_from_the_page_needs_a_reason(localstripe, baclofen_90, pharmacis
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     url = reverse("orders:review_reject", args=[order.number])
     assert client.post(url, {"submission_key": str(uuid.uuid4()), "reason": ""}).status_code == 400
-    assert client.post(url, {"submission_key": str(uuid.uuid4()), "reason": "Not a valid prescription."}).status_code == 302
+    assert (
+        client.post(
+            url, {"submission_key": str(uuid.uuid4()), "reason": "Not a valid prescription."}
+        ).status_code
+        == 302
+    )
     assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "canceled"
 
 
-def test_orders_without_prescription_items_are_never_held_for_review(localstripe, general_tier, pharmacist, client):
-    from tests.orders.conftest import place
-    from tests.localstripe import CARD_OK, browser_confirm
+def test_orders_without_prescription_items_are_never_held_for_review(
+    localstripe, general_tier, pharmacist, client
+):
     from orders import services
+    from tests.localstripe import CARD_OK, browser_confirm
+    from tests.orders.conftest import place
 
     placed = place(make_cart(tier=general_tier))
-    browser_confirm(base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK)
+    browser_confirm(
+        base=localstripe.base, intent_id=placed.order.stripe_payment_intent_id, card_number=CARD_OK
+    )
     order = services.order_sync_payment(order_id=placed.order.pk)
-    assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
     assert not order.prescriptions.exists() and not hasattr_patient(order)
     client.force_login(pharmacist)
-    assert f"order-{order.number}" not in client.get(reverse("orders:review_queue")).content.decode()
+    assert (
+        f"order-{order.number}" not in client.get(reverse("orders:review_queue")).content.decode()
+    )
     with pytest.raises(rx.ReviewError):
         rx.prescription_approve(order=order, by=pharmacist)
 
@@ -277,14 +383,18 @@ def test_only_pharmacists_can_act(localstripe, baclofen_90, client):
         rx.prescription_approve(order=order, by=pricing)
     order.refresh_from_db()
     assert order.status == OrderStatus.AWAITING_REVIEW and not PrescriptionReview.objects.exists()
-    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    assert (
+        localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    )
 
 
 def test_superuser_can_act(localstripe, baclofen_90, client):
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     admin = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin)
-    response = client.post(reverse("orders:review_approve", args=[order.number]), approve_data(order))
+    response = client.post(
+        reverse("orders:review_approve", args=[order.number]), approve_data(order)
+    )
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.CAPTURED
@@ -296,7 +406,9 @@ def test_actions_need_csrf(localstripe, baclofen_90, pharmacist):
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     client = Client(enforce_csrf_checks=True)
     client.force_login(pharmacist)
-    response = client.post(reverse("orders:review_approve", args=[order.number]), {"submission_key": str(uuid.uuid4())})
+    response = client.post(
+        reverse("orders:review_approve", args=[order.number]), {"submission_key": str(uuid.uuid4())}
+    )
     assert response.status_code == 403
     assert not OrderLine.objects.filter(order=order, packages=0).exists()
     order.refresh_from_db()

@@ -1,4 +1,5 @@
 """Two pharmacists act on the same order at the same moment: one decision wins, one capture."""
+
 import threading
 import uuid
 
@@ -30,7 +31,9 @@ def test_approve_and_reject_at_once_leave_one_decision(transactional_db, localst
 
     actions = [
         lambda: rx.prescription_approve(order=order, by=first, submission_key=uuid.uuid4()),
-        lambda: rx.prescription_reject(order=order, by=second, reason="Not valid.", submission_key=uuid.uuid4()),
+        lambda: rx.prescription_reject(
+            order=order, by=second, reason="Not valid.", submission_key=uuid.uuid4()
+        ),
     ]
     threads = [threading.Thread(target=act, args=(a,)) for a in actions]
     for thread in threads:
@@ -45,11 +48,22 @@ def test_approve_and_reject_at_once_leave_one_decision(transactional_db, localst
     order.refresh_from_db()
     intent = localstripe.payment_intent(order.stripe_payment_intent_id)
     if decisions[0].action == "approved":
-        assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
+        assert (order.status, order.payment_status) == (
+            OrderStatus.READY_TO_SHIP,
+            PaymentStatus.CAPTURED,
+        )
         assert intent["status"] == "succeeded"
         assert captured_minor(localstripe, intent["id"]) == int(order.total.amount * 100)
     else:
-        assert (order.status, order.payment_status) == (OrderStatus.CANCELED, PaymentStatus.CANCELED)
+        assert (order.status, order.payment_status) == (
+            OrderStatus.CANCELED,
+            PaymentStatus.CANCELED,
+        )
         assert intent["status"] == "canceled"
     assert PrescriptionReview.objects.filter(order=order).count() == 1
-    assert OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.STATUS).exclude(to_status=OrderStatus.AWAITING_REVIEW).count() == 1
+    assert (
+        OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.STATUS)
+        .exclude(to_status=OrderStatus.AWAITING_REVIEW)
+        .count()
+        == 1
+    )

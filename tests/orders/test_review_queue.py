@@ -1,4 +1,5 @@
 """The review queue, the audit record and the periodic work on card holds."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -11,7 +12,6 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from notifications.models import DigestEntry, EmailKind, OutboundEmail
-from orders.tasks import expiring_holds_digest_task
 from orders import prescription_decisions as rx
 from orders import tasks
 from orders.models import (
@@ -25,6 +25,7 @@ from orders.models import (
     ReviewAction,
 )
 from orders.state import OrderStatus, PaymentStatus
+from orders.tasks import expiring_holds_digest_task
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
 from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
@@ -39,25 +40,47 @@ def review_order(*, authorised_days_ago: float = 1, lines: int = 2) -> Order:
         email="patient@example.com",
         status=OrderStatus.AWAITING_REVIEW,
         payment_status=PaymentStatus.AUTHORIZED,
-        ship_name="Jane Doe", ship_line1="1 Main St", ship_city="Albany", ship_state="NY", ship_zip="12207",
+        ship_name="Jane Doe",
+        ship_line1="1 Main St",
+        ship_city="Albany",
+        ship_state="NY",
+        ship_zip="12207",
         shipping_method="standard",
-        subtotal=Money("40.00", "USD"), savings=Money("0", "USD"), shipping=Money("0", "USD"), total=Money("40.00", "USD"),
+        subtotal=Money("40.00", "USD"),
+        savings=Money("0", "USD"),
+        shipping=Money("0", "USD"),
+        total=Money("40.00", "USD"),
         has_prescription_items=True,
         stripe_payment_intent_id=f"pi_fake_{OrderNumber.objects.count()}",
     )
     for i in range(lines):
         line = OrderLine.objects.create(
-            order=order, product_name=f"Medicine {i}", strength="10mg", pack_size=30, packages=1,
-            unit_price=Money("20.00", "USD"), per_pill=Money("0.67", "USD"), list_price=Money("25.00", "USD"),
-            line_total=Money("20.00", "USD"), requires_prescription=True,
+            order=order,
+            product_name=f"Medicine {i}",
+            strength="10mg",
+            pack_size=30,
+            packages=1,
+            unit_price=Money("20.00", "USD"),
+            per_pill=Money("0.67", "USD"),
+            list_price=Money("25.00", "USD"),
+            line_total=Money("20.00", "USD"),
+            requires_prescription=True,
         )
         Prescription.objects.create(
-            order=order, line=line, description=str(line), prescriber_name="Dr. Ruth Okafor",
-            prescriber_phone="518-555-0101", prescriber_licence="1234567890",
+            order=order,
+            line=line,
+            description=str(line),
+            prescriber_name="Dr. Ruth Okafor",
+            prescriber_phone="518-555-0101",
+            prescriber_licence="1234567890",
         )
     PatientDetails.objects.create(order=order, name="Jane Doe", date_of_birth=date(1980, 5, 17))
-    event = OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.PAYMENT, from_status="pending", to_status="authorized")
-    OrderEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(days=authorised_days_ago))
+    event = OrderEvent.objects.create(
+        order=order, kind=OrderEvent.Kind.PAYMENT, from_status="pending", to_status="authorized"
+    )
+    OrderEvent.objects.filter(pk=event.pk).update(
+        created_at=timezone.now() - timedelta(days=authorised_days_ago)
+    )
     return order
 
 
@@ -76,7 +99,12 @@ def test_queue_lists_orders_in_review_oldest_hold_first_with_time_left(client, p
     body = client.get(reverse("orders:review_queue")).content.decode()
     assert body.index(f"order-{older.number}") < body.index(f"order-{newer.number}")
     assert "5 d 23 h left" in body or "6 d 0 h left" in body  # newer: about 6 days of its 7
-    assert "h left" in body and "Dr. Ruth Okafor" in body and "Jane Doe" in body and "Medicine 1" in body
+    assert (
+        "h left" in body
+        and "Dr. Ruth Okafor" in body
+        and "Jane Doe" in body
+        and "Medicine 1" in body
+    )
 
 
 def test_queue_query_count_does_not_grow_with_orders(client, pharmacist, django_assert_num_queries):
@@ -106,7 +134,9 @@ def test_review_page_query_count_does_not_grow_with_lines(client, pharmacist):
     counts = []
     for order in (small, big):
         with CaptureQueriesContext(connection) as ctx:
-            assert client.get(reverse("orders:review_order", args=[order.number])).status_code == 200
+            assert (
+                client.get(reverse("orders:review_order", args=[order.number])).status_code == 200
+            )
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1]
 
@@ -116,7 +146,9 @@ def test_review_page_query_count_does_not_grow_with_lines(client, pharmacist):
 
 def test_reviews_cannot_be_edited_or_deleted(pharmacist):
     order = review_order()
-    review = PrescriptionReview.objects.create(order=order, action=ReviewAction.INFORMATION_REQUESTED, by=pharmacist, note="Which clinic?")
+    review = PrescriptionReview.objects.create(
+        order=order, action=ReviewAction.INFORMATION_REQUESTED, by=pharmacist, note="Which clinic?"
+    )
     review.note = "Something else"
     with pytest.raises(ValueError):
         review.save()
@@ -141,13 +173,20 @@ def test_admin_offers_no_way_to_change_or_delete_reviews(pharmacist):
 
 def test_admin_review_list_opens(client):
     order = review_order()
-    PrescriptionReview.objects.create(order=order, action=ReviewAction.INFORMATION_REQUESTED, note="Which clinic?")
+    PrescriptionReview.objects.create(
+        order=order, action=ReviewAction.INFORMATION_REQUESTED, note="Which clinic?"
+    )
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     assert client.get(reverse("admin:orders_prescriptionreview_changelist")).status_code == 200
     review = PrescriptionReview.objects.get()
     page = client.get(reverse("admin:orders_prescriptionreview_change", args=[review.pk]))
     assert page.status_code == 200 and b"Which clinic?" in page.content
-    assert client.post(reverse("admin:orders_prescriptionreview_delete", args=[review.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:orders_prescriptionreview_delete", args=[review.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert PrescriptionReview.objects.filter(pk=review.pk).exists()
 
 
@@ -202,10 +241,14 @@ def test_customer_page_says_the_review_state_in_plain_words(localstripe, baclofe
     pharmacist = make_pharmacist()
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     assert "Awaiting pharmacist review" in client.get(order_link(order)).content.decode()
-    rx.prescription_request_information(order=order, by=pharmacist, message="Which clinic issued it?")
+    rx.prescription_request_information(
+        order=order, by=pharmacist, message="Which clinic issued it?"
+    )
     body = client.get(order_link(order)).content.decode()
     assert "More information requested:" in body and "Which clinic issued it?" in body
-    rx.prescription_reject(order=order, by=pharmacist, reason="The prescription is for another patient.")
+    rx.prescription_reject(
+        order=order, by=pharmacist, reason="The prescription is for another patient."
+    )
     body = client.get(order_link(order)).content.decode()
     assert "Not approved:" in body and "The prescription is for another patient." in body
 
@@ -213,10 +256,15 @@ def test_customer_page_says_the_review_state_in_plain_words(localstripe, baclofe
 def test_customer_page_shows_an_approval_with_changes(localstripe, baclofen_90, client):
     from orders.services import order_link
 
-    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90))
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90)
+    )
     line = order.lines.get()
     rx.prescription_approve_with_changes(
-        order=order, by=make_pharmacist(), approved_packages={line.pk: 1}, note="Your prescription covers one pack."
+        order=order,
+        by=make_pharmacist(),
+        approved_packages={line.pk: 1},
+        note="Your prescription covers one pack.",
     )
     body = client.get(order_link(order)).content.decode()
     assert "Approved with changes:" in body and "Your prescription covers one pack." in body

@@ -5,6 +5,7 @@ within STRIPE_TIMEOUT_SECONDS × (1 + STRIPE_MAX_NETWORK_RETRIES) plus the libra
 the cart and leave nothing holding stock; meanwhile the catalog, the cart and the order page answer
 (the order page hands its payment check to the worker instead of asking Stripe itself).
 """
+
 import contextlib
 import threading
 import time
@@ -21,7 +22,8 @@ from orders.models import Order
 from orders.state import OrderStatus
 from pharmacy.celery import app as celery_app
 from tests.live_gunicorn import SilentServer
-from tests.orders.conftest import attach_to_session as attach, make_cart, place, shown_figures
+from tests.orders.conftest import attach_to_session as attach
+from tests.orders.conftest import make_cart, place, shown_figures
 
 TIMEOUT, RETRIES = 2.0, 1
 #: What checkout may take at most: every attempt times out, plus the library's back-off (≤ 1 s)
@@ -56,7 +58,9 @@ def test_a_hanging_stripe_delays_only_checkout_and_checkout_answers_in_time(
 ):
     general_tier.stock = 3
     general_tier.save()
-    earlier = place(make_cart(tier=general_tier)).order  # a customer back from Stripe, payment not seen yet
+    earlier = place(
+        make_cart(tier=general_tier)
+    ).order  # a customer back from Stripe, payment not seen yet
     customer = Client()
     cart = make_cart(tier=general_tier, packages=2)
     attach(customer, cart)
@@ -73,8 +77,16 @@ def test_a_hanging_stripe_delays_only_checkout_and_checkout_answers_in_time(
         try:
             outcome["response"] = customer.post(
                 reverse("orders:checkout"),
-                {"email": "alex@example.com", "name": "Alex Morgan", "line1": "1 Main St", "city": "Albany",
-                 "state": "NY", "zip_code": "12207", "shipping_method": "standard", "figures": figures},
+                {
+                    "email": "alex@example.com",
+                    "name": "Alex Morgan",
+                    "line1": "1 Main St",
+                    "city": "Albany",
+                    "state": "NY",
+                    "zip_code": "12207",
+                    "shipping_method": "standard",
+                    "figures": figures,
+                },
                 HTTP_ACCEPT="application/json",
             )
         finally:
@@ -97,7 +109,9 @@ def test_a_hanging_stripe_delays_only_checkout_and_checkout_answers_in_time(
         order_page = visitor.get(services.order_link(earlier))
         assert order_page.status_code == 200
         assert "confirming your payment" in order_page.content.decode()
-        assert not done.is_set(), "the other pages answered while checkout was still waiting on Stripe"
+        assert not done.is_set(), (
+            "the other pages answered while checkout was still waiting on Stripe"
+        )
 
         thread.join(timeout=BOUND + 10)
 
@@ -121,15 +135,28 @@ STUCK_CHECKOUTS = 4
 
 
 @pytest.mark.integration
-def test_catalog_pages_answer_under_gunicorn_while_checkouts_hang_on_stripe(transactional_db, general_tier, tmp_path):
+def test_catalog_pages_answer_under_gunicorn_while_checkouts_hang_on_stripe(
+    transactional_db, general_tier, tmp_path
+):
     """gunicorn as deployed (gunicorn.conf.py: threads) with every checkout waiting on a hung Stripe."""
-    from tests.live_gunicorn import Gunicorn, checkout_form, customer_with_cart, post_checkout, server_env
+    from tests.live_gunicorn import (
+        Gunicorn,
+        checkout_form,
+        customer_with_cart,
+        post_checkout,
+        server_env,
+    )
 
     general_tier.stock = 100
     general_tier.save()
     stripe_api = SilentServer()
-    env = server_env(STRIPE_API_BASE=stripe_api.base, STRIPE_TIMEOUT_SECONDS="25", STRIPE_MAX_NETWORK_RETRIES="0",
-                     WEB_CONCURRENCY="2", WEB_THREADS="4")
+    env = server_env(
+        STRIPE_API_BASE=stripe_api.base,
+        STRIPE_TIMEOUT_SECONDS="25",
+        STRIPE_MAX_NETWORK_RETRIES="0",
+        WEB_CONCURRENCY="2",
+        WEB_THREADS="4",
+    )
     customers = [customer_with_cart(general_tier) for _ in range(STUCK_CHECKOUTS)]
     try:
         with Gunicorn(env=env, log=tmp_path / "gunicorn.log") as server:
@@ -144,13 +171,17 @@ def test_catalog_pages_answer_under_gunicorn_while_checkouts_hang_on_stripe(tran
             deadline = time.monotonic() + 30
             while len(stripe_api.accepted) < STUCK_CHECKOUTS and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert len(stripe_api.accepted) == STUCK_CHECKOUTS, "every checkout should be waiting on Stripe"
+            assert len(stripe_api.accepted) == STUCK_CHECKOUTS, (
+                "every checkout should be waiting on Stripe"
+            )
 
             visitor = requests.Session()
             for path in ("/", "/products/", f"/products/{general_tier.dosage.product.slug}/"):
                 response = visitor.get(server.base + path, timeout=20)
                 assert response.status_code == 200, path
-            assert not any(outcomes), "catalog pages answered while every checkout still waited on Stripe"
+            assert not any(outcomes), (
+                "catalog pages answered while every checkout still waited on Stripe"
+            )
 
             stripe_api.close()  # Stripe drops the connections: each checkout gets its defined outcome
             for thread in threads:

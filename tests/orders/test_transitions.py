@@ -7,20 +7,20 @@ from orders.state import ORDER_TRANSITIONS, PAYMENT_TRANSITIONS, OrderStatus, Pa
 
 
 def _order(**kwargs) -> Order:
-    defaults = dict(
-        number=OrderNumber.objects.create().number,
-        email="a@example.com",
-        ship_name="A",
-        ship_line1="1 St",
-        ship_city="Albany",
-        ship_state="NY",
-        ship_zip="12207",
-        shipping_method="standard",
-        subtotal=Money(10, "USD"),
-        savings=Money(0, "USD"),
-        shipping=Money(0, "USD"),
-        total=Money(10, "USD"),
-    )
+    defaults = {
+        "number": OrderNumber.objects.create().number,
+        "email": "a@example.com",
+        "ship_name": "A",
+        "ship_line1": "1 St",
+        "ship_city": "Albany",
+        "ship_state": "NY",
+        "ship_zip": "12207",
+        "shipping_method": "standard",
+        "subtotal": Money(10, "USD"),
+        "savings": Money(0, "USD"),
+        "shipping": Money(0, "USD"),
+        "total": Money(10, "USD"),
+    }
     defaults.update(kwargs)
     return Order.objects.create(**defaults)
 
@@ -38,7 +38,10 @@ def test_every_allowed_move_is_recorded_as_an_event():
     order_transition(order=order, to=OrderStatus.AWAITING_REVIEW, note="rx")
     order_transition(order=order, to=PaymentStatus.AUTHORIZED, field="payment_status")
     order.refresh_from_db()
-    assert (order.status, order.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     events = list(order.events.values_list("kind", "from_status", "to_status"))
     assert events == [
         (OrderEvent.Kind.STATUS, "pending_payment", "awaiting_review"),

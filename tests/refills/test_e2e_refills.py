@@ -2,6 +2,7 @@
 refills; a refill from the account with no prescription step; the pharmacist approves it
 (captured, 2 left); an early refill shown as too soon with the date, no payment taken; the reminder job with a
 fixed clock sends exactly one reminder, none to a customer who opted out."""
+
 import re
 from datetime import timedelta
 
@@ -13,10 +14,10 @@ from notifications.services import email_render
 from orders import prescription_records as records
 from orders.models import Order, PrescriptionOnFile, RefillReminderSettings
 from orders.state import OrderStatus, PaymentStatus
+from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK
 from tests.orders.prescription_support import captured_minor, make_pharmacist
-from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.refills.support import age_last_fill, approve_first_order
 
 pytestmark = pytest.mark.e2e
@@ -51,11 +52,16 @@ def refill_from_account(page, shop, record, *, remind: bool = False) -> Order:
     page.get_by_role("button", name="Place order and pay").click()
     page.wait_for_url(re.compile(r"/orders/\d+/"))
     order = Order.objects.get(number=int(page.locator("#order-number").inner_text()))
-    assert (order.status, order.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (order.status, order.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     return order
 
 
-def test_prescription_on_file_refills_and_reminders_in_the_browser(shop, page, baclofen, localstripe):
+def test_prescription_on_file_refills_and_reminders_in_the_browser(
+    shop, page, baclofen, localstripe
+):
     from catalog.models import PackageTier
 
     tier = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
@@ -96,8 +102,13 @@ def test_prescription_on_file_refills_and_reminders_in_the_browser(shop, page, b
     staff.wait_for_url(re.compile(r"/staff/review/$"))
     refill.refresh_from_db()
     record.refresh_from_db()
-    assert (refill.status, refill.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
-    assert captured_minor(localstripe, refill.stripe_payment_intent_id) == int(refill.total.amount * 100)
+    assert (refill.status, refill.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
+    assert captured_minor(localstripe, refill.stripe_payment_intent_id) == int(
+        refill.total.amount * 100
+    )
     assert record.refills_left == 2
     page.goto(shop.url + reverse("refills:list"))
     assert "2 of 3" in page.locator(f"#prescription-{record.pk}").inner_text()
@@ -105,7 +116,10 @@ def test_prescription_on_file_refills_and_reminders_in_the_browser(shop, page, b
     # The same day, another refill is too soon: the account says from when and takes no payment.
     possible = record.last_filled_on + timedelta(days=23)
     page.goto(shop.url + reverse("refills:list"))
-    assert f"Too soon, from {possible:%B %-d, %Y}" in page.locator(f"#prescription-{record.pk}").inner_text()
+    assert (
+        f"Too soon, from {possible:%B %-d, %Y}"
+        in page.locator(f"#prescription-{record.pk}").inner_text()
+    )
     page.goto(shop.url + reverse("refills:detail", args=[record.pk]))
     assert page.get_by_role("button", name=f"Too soon, from {possible:%B %-d, %Y}").is_disabled()
 

@@ -1,5 +1,6 @@
 """The pages: "My prescriptions" (account only, own records, fixed query budget), the refill
 button, the checkout that skips the prescription step, the pharmacist's queue with refills."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,6 @@ import pytest
 from django.urls import reverse
 
 from cart.models import Cart
-from orders import prescription_records as records
 from orders.models import PrescriptionOnFile
 from orders.state import OrderStatus
 from tests.factories import UserFactory
@@ -34,7 +34,9 @@ def test_guests_see_nothing_and_customers_only_their_own(client, localstripe, ba
     assert "no-store" in response["Cache-Control"]
 
 
-def test_my_prescriptions_query_budget_does_not_grow_with_records(client, localstripe, baclofen_90, django_assert_max_num_queries):
+def test_my_prescriptions_query_budget_does_not_grow_with_records(
+    client, localstripe, baclofen_90, django_assert_max_num_queries
+):
     user, _, _ = approve_first_order(localstripe, baclofen_90)
     client.force_login(user)
     client.get(reverse("refills:list"))
@@ -47,7 +49,9 @@ def test_my_prescriptions_query_budget_does_not_grow_with_records(client, locals
     assert response.content.decode().count("Baclofen 10mg") == 4
 
 
-def test_refill_button_fills_the_cart_and_checkout_names_the_prescription(client, localstripe, baclofen_90):
+def test_refill_button_fills_the_cart_and_checkout_names_the_prescription(
+    client, localstripe, baclofen_90
+):
     user, _, record = approve_first_order(localstripe, baclofen_90)
     age_last_fill(record, days=28)
     client.force_login(user)
@@ -55,20 +59,31 @@ def test_refill_button_fills_the_cart_and_checkout_names_the_prescription(client
     assert "uses one refill" in detail and "refill-button" in detail
     response = client.post(reverse("refills:refill", args=[record.pk]), {"tier_id": baclofen_90.pk})
     assert response.status_code == 302
-    assert list(Cart.objects.get(user=user).lines.values_list("tier_id", "packages")) == [(baclofen_90.pk, 1)]
+    assert list(Cart.objects.get(user=user).lines.values_list("tier_id", "packages")) == [
+        (baclofen_90.pk, 1)
+    ]
     page = client.get(reverse("orders:checkout")).content.decode()
     assert "Refills your prescription for" in page and "Baclofen 10mg" in page
     assert "prescription-step" not in page  # no upload / prescriber step
     # Bad input is a 4xx-free refusal, never a 500.
     response = client.post(reverse("refills:refill", args=[record.pk]), {"tier_id": "x"})
     assert response.status_code == 302
-    assert client.post(reverse("refills:refill", args=[999999]), {"tier_id": baclofen_90.pk}).status_code == 404
+    assert (
+        client.post(
+            reverse("refills:refill", args=[999999]), {"tier_id": baclofen_90.pk}
+        ).status_code
+        == 404
+    )
 
 
-def test_queue_lists_refills_apart_with_checks_in_a_fixed_budget(client, localstripe, baclofen_90, django_assert_max_num_queries):
+def test_queue_lists_refills_apart_with_checks_in_a_fixed_budget(
+    client, localstripe, baclofen_90, django_assert_max_num_queries
+):
     pharmacist = make_pharmacist()
     user, _, record = approve_first_order(localstripe, baclofen_90, pharmacist=pharmacist)
-    approve_first_order(localstripe, baclofen_90, user=user, pharmacist=pharmacist)  # another medicine on file
+    approve_first_order(
+        localstripe, baclofen_90, user=user, pharmacist=pharmacist
+    )  # another medicine on file
     age_last_fill(record, days=28)
     refill = place_refill(localstripe, record, baclofen_90)
     age_last_fill(record, days=10)  # too soon by the time the pharmacist looks
@@ -88,19 +103,31 @@ def test_queue_lists_refills_apart_with_checks_in_a_fixed_budget(client, localst
     assert "Refills awaiting review (2)" in page
 
 
-def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(client, localstripe, baclofen_90):
+def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(
+    client, localstripe, baclofen_90
+):
     from tests.orders.conftest import make_cart
     from tests.orders.prescription_support import authorise, place_rx
 
     pharmacist = make_pharmacist()
     user = UserFactory()
-    order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90, user=user), tier=baclofen_90, user=user))
+    order = authorise(
+        localstripe, place_rx(make_cart(tier=baclofen_90, user=user), tier=baclofen_90, user=user)
+    )
     client.force_login(pharmacist)
     page = client.get(reverse("orders:review_order", args=[order.number])).content.decode()
     # One approval, which keeps the prescription on file; the refills written have no default.
-    assert page.count('id="approve-submit"') == 1 and "Approve as ordered" not in page and "keep on file" not in page
-    assert re.search(r'<input type="number" name="rec_\d+_refills_authorised"[^>]*required[^>]*>', page)
-    assert 'value="0"' not in re.search(r'<input type="number" name="rec_\d+_refills_authorised"[^>]*>', page).group(0)
+    assert (
+        page.count('id="approve-submit"') == 1
+        and "Approve as ordered" not in page
+        and "keep on file" not in page
+    )
+    assert re.search(
+        r'<input type="number" name="rec_\d+_refills_authorised"[^>]*required[^>]*>', page
+    )
+    assert 'value="0"' not in re.search(
+        r'<input type="number" name="rec_\d+_refills_authorised"[^>]*>', page
+    ).group(0)
     line = order.lines.get()
     data = approve_data(order, refills=3)
     data[f"rec_{line.pk}_date_written"] = "2026-01-05"
@@ -114,11 +141,24 @@ def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(cl
     page = client.get(reverse("orders:review_order", args=[refill.number])).content.decode()
     assert "refill too soon" in page
     # Only the refill decision: no generic approval or rejection forms, no "No prescription was given."
-    assert 'id="approve-form"' not in page and "Do not approve" not in page and "No prescription was given" not in page
+    assert (
+        'id="approve-form"' not in page
+        and "Do not approve" not in page
+        and "No prescription was given" not in page
+    )
     assert re.search(r'<button type="submit" id="refill-approve" disabled>', page)
-    client.post(reverse("refills:refill_refuse", args=[refill.number]), {"submission_key": str(uuid.uuid4())})
+    client.post(
+        reverse("refills:refill_refuse", args=[refill.number]),
+        {"submission_key": str(uuid.uuid4())},
+    )
     refill.refresh_from_db()
     assert refill.status == OrderStatus.CANCELED
     # A customer cannot decide.
     client.force_login(user)
-    assert client.post(reverse("refills:refill_approve", args=[refill.number]), {"submission_key": str(uuid.uuid4())}).status_code == 403
+    assert (
+        client.post(
+            reverse("refills:refill_approve", args=[refill.number]),
+            {"submission_key": str(uuid.uuid4())},
+        ).status_code
+        == 403
+    )

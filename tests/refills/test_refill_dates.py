@@ -4,6 +4,7 @@ Too soon: 90 pills at 3 a day last 30 days; with ``REFILL_TOO_SOON_FRACTION`` 0.
 possible from ceil(30 × 0.75) = 23 days after the fill — on day 23 itself, not on day 22.
 Expiry: a prescription is valid through its ``expires_on`` day and refused the day after.
 """
+
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -20,8 +21,13 @@ EXPIRES = date(2026, 12, 31)
 def record(settings):
     settings.REFILL_TOO_SOON_FRACTION = 0.75
     return PrescriptionOnFile(
-        daily_dose=Decimal("3"), quantity_per_fill=90, refills_authorised=3, refills_used=1,
-        expires_on=EXPIRES, last_filled_on=FILLED, last_fill_pills=90,
+        daily_dose=Decimal("3"),
+        quantity_per_fill=90,
+        refills_authorised=3,
+        refills_used=1,
+        expires_on=EXPIRES,
+        last_filled_on=FILLED,
+        last_fill_pills=90,
     )
 
 

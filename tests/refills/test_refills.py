@@ -1,5 +1,6 @@
 """Prescriptions on file: recording, refill to cart and checkout, the pharmacist's checks,
 fill accounting at capture (exactly once), order again."""
+
 from __future__ import annotations
 
 import threading
@@ -29,9 +30,21 @@ pytestmark = pytest.mark.django_db(transaction=False)
 def test_approving_keeps_the_prescription_on_file_with_its_first_fill(localstripe, baclofen_90):
     user, order, record = approve_first_order(localstripe, baclofen_90, refills=3)
     order.refresh_from_db()
-    assert (order.status, order.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
-    assert (record.user, record.medicine, record.strength, record.patient_name) == (user, "Baclofen", "10mg", "Jane Doe")
-    assert (record.refills_left, record.last_fill_pills, record.last_filled_on) == (3, 90, timezone.localdate())
+    assert (order.status, order.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
+    assert (record.user, record.medicine, record.strength, record.patient_name) == (
+        user,
+        "Baclofen",
+        "10mg",
+        "Jane Doe",
+    )
+    assert (record.refills_left, record.last_fill_pills, record.last_filled_on) == (
+        3,
+        90,
+        timezone.localdate(),
+    )
     assert record.expires_on == record.date_written + timedelta(days=365)
     assert record.source_prescription is not None and record.source_prescription.order == order
     kinds = list(record.events.values_list("kind", "refills_counted"))
@@ -48,8 +61,10 @@ def test_database_refuses_more_refills_than_authorised_and_a_zero_dose(localstri
         record.events.first().save()
 
 
-def test_refill_checks_out_without_prescription_and_counts_only_at_capture(localstripe, baclofen_90):
-    user, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
+def test_refill_checks_out_without_prescription_and_counts_only_at_capture(
+    localstripe, baclofen_90
+):
+    _, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=25)  # 90 pills at 3 a day = 30 days; 75 % elapsed after 23
     refill = place_refill(localstripe, record, baclofen_90)
     assert refill.status == OrderStatus.AWAITING_REVIEW
@@ -61,8 +76,13 @@ def test_refill_checks_out_without_prescription_and_counts_only_at_capture(local
     records.refill_approve(order=refill, by=make_pharmacist(), submission_key=uuid.uuid4())
     refill.refresh_from_db()
     record.refresh_from_db()
-    assert (refill.status, refill.payment_status) == (OrderStatus.READY_TO_SHIP, PaymentStatus.CAPTURED)
-    assert captured_minor(localstripe, refill.stripe_payment_intent_id) == int(refill.total.amount * 100)
+    assert (refill.status, refill.payment_status) == (
+        OrderStatus.READY_TO_SHIP,
+        PaymentStatus.CAPTURED,
+    )
+    assert captured_minor(localstripe, refill.stripe_payment_intent_id) == int(
+        refill.total.amount * 100
+    )
     assert (record.refills_left, record.last_filled_on) == (2, timezone.localdate())
     # The webhook and the reconciliation report the same capture again: still one fill.
     services.order_sync_payment(order_id=refill.pk)
@@ -95,10 +115,13 @@ def test_expired_prescription_cannot_be_refilled(localstripe, baclofen_90):
     user, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     cart = Cart.objects.get_or_create(user=user)[0]
     PrescriptionOnFile.objects.filter(pk=record.pk).update(
-        date_written=timezone.localdate() - timedelta(days=400), expires_on=timezone.localdate() - timedelta(days=35)
+        date_written=timezone.localdate() - timedelta(days=400),
+        expires_on=timezone.localdate() - timedelta(days=35),
     )
     with pytest.raises(records.RefillError, match="expired"):
-        records.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk)
+        records.refill_add_to_cart(
+            cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk
+        )
 
 
 def test_checkout_verifies_the_link_server_side(localstripe, baclofen_90, baclofen):
@@ -108,30 +131,49 @@ def test_checkout_verifies_the_link_server_side(localstripe, baclofen_90, baclof
     cart = make_cart(tier=baclofen_90, user=stranger)
     records.CartRefill.objects.create(cart_line=cart.lines.get(), prescription=record)
     with pytest.raises(services.OrderError, match="not for a prescription on your account"):
-        services.order_place(cart=cart, email=stranger.email, address=ADDRESS, shipping_method="standard", user=stranger)
+        services.order_place(
+            cart=cart,
+            email=stranger.email,
+            address=ADDRESS,
+            shipping_method="standard",
+            user=stranger,
+        )
     # Another strength under the same prescription: refused.
     other_strength = baclofen.dosages.get(strength="25mg").tiers.get(quantity=90)
     cart = Cart.objects.get_or_create(user=user)[0]
     with pytest.raises(records.RefillError, match="prescribed strength"):
-        records.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=other_strength.pk)
+        records.refill_add_to_cart(
+            cart=cart, user=user, record_id=record.pk, tier_id=other_strength.pk
+        )
     # Expired after it went in the cart: refused at checkout.
     age_last_fill(record, days=28)
     records.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk)
     PrescriptionOnFile.objects.filter(pk=record.pk).update(
-        date_written=timezone.localdate() - timedelta(days=400), expires_on=timezone.localdate() - timedelta(days=1)
+        date_written=timezone.localdate() - timedelta(days=400),
+        expires_on=timezone.localdate() - timedelta(days=1),
     )
     with pytest.raises(services.OrderError, match="expired"):
-        services.order_place(cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user)
+        services.order_place(
+            cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user
+        )
     assert not OrderRefill.objects.exists()
 
 
 def test_larger_pack_needs_the_refills_to_cover_it(localstripe, baclofen_90, baclofen):
     user, _, record = approve_first_order(localstripe, baclofen_90, refills=1)
-    packs = {p["tier"].quantity: (p["refills_needed"], p["allowed"]) for p in records.refill_packs(record)}
+    packs = {
+        p["tier"].quantity: (p["refills_needed"], p["allowed"])
+        for p in records.refill_packs(record)
+    }
     assert packs[60] == (1, True) and packs[90] == (1, True) and packs[180] == (2, False)
     big = baclofen.dosages.get(strength="10mg").tiers.get(quantity=180)
     with pytest.raises(records.RefillError, match="would use 2 refills"):
-        records.refill_add_to_cart(cart=Cart.objects.get_or_create(user=user)[0], user=user, record_id=record.pk, tier_id=big.pk)
+        records.refill_add_to_cart(
+            cart=Cart.objects.get_or_create(user=user)[0],
+            user=user,
+            record_id=record.pk,
+            tier_id=big.pk,
+        )
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
@@ -168,14 +210,23 @@ def test_approve_and_webhook_at_once_count_one_refill(localstripe, baclofen_90):
     services.order_sync_payment(order_id=refill.pk)
     record.refresh_from_db()
     assert record.refills_left == 2
-    assert PrescriptionOnFileEvent.objects.filter(prescription=record, kind="fill", order=refill).count() == 1
+    assert (
+        PrescriptionOnFileEvent.objects.filter(
+            prescription=record, kind="fill", order=refill
+        ).count()
+        == 1
+    )
 
 
-def test_order_again_adds_general_sale_items_and_skips_prescription_ones(client, localstripe, baclofen_90, general_tier):
+def test_order_again_adds_general_sale_items_and_skips_prescription_ones(
+    client, localstripe, baclofen_90, general_tier
+):
     user, order, _ = approve_first_order(localstripe, baclofen_90)
     general = services.order_place(
-        cart=make_cart(tier=general_tier, packages=2, user=UserFactory()), email="x@example.com",
-        address=ADDRESS, shipping_method="standard",
+        cart=make_cart(tier=general_tier, packages=2, user=UserFactory()),
+        email="x@example.com",
+        address=ADDRESS,
+        shipping_method="standard",
     ).order
     general.user = user
     general.save(update_fields=["user"])
@@ -190,7 +241,11 @@ def test_order_again_adds_general_sale_items_and_skips_prescription_ones(client,
 
 
 def test_the_plain_approval_cannot_skip_the_refill_checks(localstripe, baclofen_90):
-    from orders.prescription_decisions import ReviewError, prescription_approve, prescription_approve_with_changes
+    from orders.prescription_decisions import (
+        ReviewError,
+        prescription_approve,
+        prescription_approve_with_changes,
+    )
 
     _, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=28)
@@ -202,9 +257,16 @@ def test_the_plain_approval_cannot_skip_the_refill_checks(localstripe, baclofen_
     line = refill.lines.get()
     with pytest.raises(ReviewError, match="Approve refill"):
         prescription_approve_with_changes(
-            order=refill, by=pharmacist, approved_packages={line.pk: 1}, note="Cut.", submission_key=uuid.uuid4()
+            order=refill,
+            by=pharmacist,
+            approved_packages={line.pk: 1},
+            note="Cut.",
+            submission_key=uuid.uuid4(),
         )
     refill.refresh_from_db()
     record.refresh_from_db()
-    assert (refill.status, refill.payment_status) == (OrderStatus.AWAITING_REVIEW, PaymentStatus.AUTHORIZED)
+    assert (refill.status, refill.payment_status) == (
+        OrderStatus.AWAITING_REVIEW,
+        PaymentStatus.AUTHORIZED,
+    )
     assert record.refills_left == 3

@@ -1,4 +1,5 @@
 """Refill reminders: one per fill, only to customers who opted in, no medicine in the subject."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,12 +7,11 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
 from orders import prescription_records as records
-from orders.models import PrescriptionOnFile, RefillReminderSettings
+from orders.models import RefillReminderSettings
 from tests.refills.support import approve_first_order
 
 pytestmark = pytest.mark.django_db
@@ -22,12 +22,18 @@ def reminders():
 
 
 def test_one_reminder_per_fill_before_the_supply_runs_out(localstripe, baclofen_90):
-    user, order, record = approve_first_order(localstripe, baclofen_90, refills=3)  # 90 pills, 3 a day: 30 days
+    user, order, record = approve_first_order(
+        localstripe, baclofen_90, refills=3
+    )  # 90 pills, 3 a day: 30 days
     RefillReminderSettings.objects.create(user=user, reminders=True)
     filled = record.last_filled_on
-    assert records.refill_reminders_send(today=filled + timedelta(days=20)) == 0  # runs out in 10 days
+    assert (
+        records.refill_reminders_send(today=filled + timedelta(days=20)) == 0
+    )  # runs out in 10 days
     assert records.refill_reminders_send(today=filled + timedelta(days=24)) == 1  # in 6 days
-    assert records.refill_reminders_send(today=filled + timedelta(days=25)) == 0  # same fill: not again
+    assert (
+        records.refill_reminders_send(today=filled + timedelta(days=25)) == 0
+    )  # same fill: not again
     assert records.refill_reminders_send(today=filled + timedelta(days=29)) == 0
     email = reminders().get()
     assert email.recipient == user.email and email.order == order
@@ -61,9 +67,14 @@ def test_last_refill_used_says_a_new_prescription_is_needed(localstripe, baclofe
 def test_checkout_consent_sets_the_default_and_the_beat_schedules_the_job(localstripe, baclofen_90):
     user, _, _ = approve_first_order(localstripe, baclofen_90)
     records.reminder_consent_from_checkout(user=user, agreed=True)
-    records.reminder_consent_from_checkout(user=user, agreed=False)  # the first answer stays; settings rule after
+    records.reminder_consent_from_checkout(
+        user=user, agreed=False
+    )  # the first answer stays; settings rule after
     assert RefillReminderSettings.objects.get(user=user).reminders is True
-    assert settings.CELERY_BEAT_SCHEDULE["orders-refill-reminders"]["task"] == "orders.send_refill_reminders"
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["orders-refill-reminders"]["task"]
+        == "orders.send_refill_reminders"
+    )
 
 
 def test_customer_turns_reminders_off_in_the_account(client, localstripe, baclofen_90):

@@ -1,6 +1,7 @@
 """A refill is checked before any payment: too soon says from when and cannot be paid for (the
 day before that date refused, the date itself allowed); the refill checkout offers the last
 address shipped to and the price of one pill."""
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.django_db
 DUE_AFTER_DAYS = 23
 
 
-def test_refill_is_too_soon_until_the_day_it_is_due_and_not_a_day_longer(client, localstripe, baclofen_90):
+def test_refill_is_too_soon_until_the_day_it_is_due_and_not_a_day_longer(
+    client, localstripe, baclofen_90
+):
     user, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     cart = Cart.objects.get_or_create(user=user)[0]
     client.force_login(user)
@@ -32,12 +35,16 @@ def test_refill_is_too_soon_until_the_day_it_is_due_and_not_a_day_longer(client,
     tomorrow = timezone.localdate() + timedelta(days=1)
     due_text = f"Too soon, from {tomorrow:%B %-d, %Y}"
     with pytest.raises(records.RefillError, match=due_text):
-        records.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk)
+        records.refill_add_to_cart(
+            cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk
+        )
     listing = client.get(reverse("refills:list")).content.decode()
     assert due_text in listing and "New prescription needed" not in listing
     detail = client.get(reverse("refills:detail", args=[record.pk])).content.decode()
     assert re.search(r'<button type="submit" id="refill-button" disabled>\s*' + due_text, detail)
-    response = client.post(reverse("refills:refill", args=[record.pk]), {"tier_id": baclofen_90.pk}, follow=True)
+    response = client.post(
+        reverse("refills:refill", args=[record.pk]), {"tier_id": baclofen_90.pk}, follow=True
+    )
     assert due_text in response.content.decode() and not cart.lines.exists()
 
     age_last_fill(record, days=DUE_AFTER_DAYS)  # due today
@@ -47,7 +54,9 @@ def test_refill_is_too_soon_until_the_day_it_is_due_and_not_a_day_longer(client,
     assert "Too soon" not in detail
 
 
-def test_a_too_soon_refill_cannot_be_paid_even_when_posted_directly(client, localstripe, baclofen_90):
+def test_a_too_soon_refill_cannot_be_paid_even_when_posted_directly(
+    client, localstripe, baclofen_90
+):
     user, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=DUE_AFTER_DAYS - 1)
     # The refill line is in the cart (say it was added before another fill was counted).
@@ -61,24 +70,38 @@ def test_a_too_soon_refill_cannot_be_paid_even_when_posted_directly(client, loca
     assert f"Too soon, from {tomorrow:%B %-d, %Y}" in page
     assert re.search(r'id="pay-button"[^>]*disabled', page)
     form = {
-        "email": user.email, "name": "Jane Doe", "line1": "100 River Street", "city": "Albany", "state": "NY",
-        "zip_code": "12207", "shipping_method": "standard", "figures": shown_figures(client),
+        "email": user.email,
+        "name": "Jane Doe",
+        "line1": "100 River Street",
+        "city": "Albany",
+        "state": "NY",
+        "zip_code": "12207",
+        "shipping_method": "standard",
+        "figures": shown_figures(client),
     }
     response = client.post(reverse("orders:checkout"), form, HTTP_ACCEPT="application/json")
     assert response.status_code == 400 and "too soon" in response.json()["message"]
     with pytest.raises(services.OrderError, match="too soon"):
-        services.order_place(cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user)
+        services.order_place(
+            cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user
+        )
     assert Order.objects.filter(user=user).count() == 1  # only the first order
 
     age_last_fill(record, days=DUE_AFTER_DAYS)  # the due day itself: paid for
-    placed = services.order_place(cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user)
+    placed = services.order_place(
+        cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user
+    )
     assert placed.order.refills.get().prescription == record
 
 
-def test_refill_checkout_offers_the_last_address_and_the_price_of_a_pill(client, localstripe, baclofen_90):
+def test_refill_checkout_offers_the_last_address_and_the_price_of_a_pill(
+    client, localstripe, baclofen_90
+):
     user, first, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=DUE_AFTER_DAYS)
-    records.refill_add_to_cart(cart=Cart.objects.get(user=user), user=user, record_id=record.pk, tier_id=baclofen_90.pk)
+    records.refill_add_to_cart(
+        cart=Cart.objects.get(user=user), user=user, record_id=record.pk, tier_id=baclofen_90.pk
+    )
     client.force_login(user)
     page = client.get(reverse("orders:checkout")).content.decode()
     assert f'value="{first.ship_line1}"' in page and f'value="{first.ship_zip}"' in page

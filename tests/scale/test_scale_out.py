@@ -16,6 +16,7 @@ Stock is taken when the card is authorised: the 30 packs go to 30 customers exac
 others are refused before paying or, if their card was authorised after the last pack went, see
 their order canceled and the hold released.
 """
+
 from __future__ import annotations
 
 import collections
@@ -60,7 +61,9 @@ RETRY = 4  # more of them, whose first card is declined and who pay again with a
 DECLINED = 6
 RX = 10
 RX_AWAY = 4  # prescription customers who close the tab: Stripe's webhook alone tells the shop
-ATTEMPTS = int(os.environ.get("SCALE_TEST_ORDERS", "70"))  # checkouts in all; the rest buy an untracked pack
+ATTEMPTS = int(
+    os.environ.get("SCALE_TEST_ORDERS", "70")
+)  # checkouts in all; the rest buy an untracked pack
 CONCURRENCY = int(os.environ.get("SCALE_TEST_CONCURRENCY", "8"))  # customers at once
 
 
@@ -106,11 +109,18 @@ class Deployment:
         with self.log(name).open("w") as handle:
             # A process group of its own: gunicorn's and Celery's children go down with it.
             self.processes[name] = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+                args,
+                cwd=ROOT,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def logs(self, tail: int = 3000) -> str:
-        return "\n".join(f"----- {name} -----\n{self.log(name).read_text()[-tail:]}" for name in self.processes)
+        return "\n".join(
+            f"----- {name} -----\n{self.log(name).read_text()[-tail:]}" for name in self.processes
+        )
 
     def wait_for(self, what: str, predicate, timeout: float, explain=None) -> None:
         """Poll ``predicate``; on failure the message starts with ``explain()`` (what is still
@@ -120,9 +130,13 @@ class Deployment:
         while not predicate():
             dead = [name for name, process in self.processes.items() if process.poll() is not None]
             if dead:
-                pytest.fail(f"{', '.join(dead)} exited while waiting for {what}.\n{self._diagnosis(explain)}")
+                pytest.fail(
+                    f"{', '.join(dead)} exited while waiting for {what}.\n{self._diagnosis(explain)}"
+                )
             if time.monotonic() > deadline:
-                pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{self._diagnosis(explain)}")
+                pytest.fail(
+                    f"Timed out after {timeout:.0f} s waiting for {what}.\n{self._diagnosis(explain)}"
+                )
             time.sleep(0.2)
 
     def _diagnosis(self, explain) -> str:
@@ -159,7 +173,9 @@ class Deployment:
         name = f"web{self.servers.index(server) + 1}"
         return [
             (m.group(1), m.group(2), int(m.group(3)))
-            for m in re.finditer(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ', self.log(name).read_text())
+            for m in re.finditer(
+                r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ', self.log(name).read_text()
+            )
         ]
 
 
@@ -183,8 +199,11 @@ def deployment(transactional_db, tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("STRIPE_", "EMAIL_", "CELERY_", "CACHE_", "SECURE_", "SESSION_", "CSRF_"))
-        and key not in ("PRODUCTION", "DEBUG", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL", "ANYMAIL")
+        if not key.startswith(
+            ("STRIPE_", "EMAIL_", "CELERY_", "CACHE_", "SECURE_", "SESSION_", "CSRF_")
+        )
+        and key
+        not in ("PRODUCTION", "DEBUG", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL", "ANYMAIL")
     }
     env.update(
         DJANGO_SETTINGS_MODULE="pharmacy.settings",
@@ -215,32 +234,82 @@ def deployment(transactional_db, tmp_path):
         ACCESS_LOG="-",
     )
     try:
-        dep.start("localstripe", [sys.executable, "-m", "orders.localstripe_dev", "--port", str(stripe_port), "--from-scratch"], env)
+        dep.start(
+            "localstripe",
+            [
+                sys.executable,
+                "-m",
+                "orders.localstripe_dev",
+                "--port",
+                str(stripe_port),
+                "--from-scratch",
+            ],
+            env,
+        )
         dep.start(
             "worker",
-            [str(BIN / "celery"), "-A", "pharmacy", "worker", "-P", "threads", "--concurrency", "4",
-             "-n", f"scale-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            [
+                str(BIN / "celery"),
+                "-A",
+                "pharmacy",
+                "worker",
+                "-P",
+                "threads",
+                "--concurrency",
+                "4",
+                "-n",
+                f"scale-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
             env,
         )
         dep.start(
             "beat",
-            [str(BIN / "celery"), "-A", "pharmacy", "beat", "--schedule", str(tmp_path / "celerybeat-schedule"), "--loglevel", "INFO"],
+            [
+                str(BIN / "celery"),
+                "-A",
+                "pharmacy",
+                "beat",
+                "--schedule",
+                str(tmp_path / "celerybeat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
             env,
         )
         for number, port in enumerate(web_ports, start=1):
-            dep.start(f"web{number}", [str(BIN / "gunicorn"), "pharmacy.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"], env)
+            dep.start(
+                f"web{number}",
+                [str(BIN / "gunicorn"), "pharmacy.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
+                env,
+            )
 
-        dep.wait_for("localstripe", lambda: _get(f"{dep.stripe}/js.stripe.com/v3/") == 200, timeout=30)
+        dep.wait_for(
+            "localstripe", lambda: _get(f"{dep.stripe}/js.stripe.com/v3/") == 200, timeout=30
+        )
         dep.wait_for("the worker", lambda: " ready." in dep.log("worker").read_text(), timeout=60)
         dep.wait_for("beat", lambda: "Starting..." in dep.log("beat").read_text(), timeout=60)
         for server in dep.servers:
-            dep.wait_for(f"{server}/healthz", lambda s=server: _get(f"{s}/healthz") == 200, timeout=60)
+            dep.wait_for(
+                f"{server}/healthz", lambda s=server: _get(f"{s}/healthz") == 200, timeout=60
+            )
             # Ready = database, Redis and a Celery worker answer from inside the server.
-            dep.wait_for(f"{server}/readyz", lambda s=server: _get(f"{s}/readyz", timeout=5) == 200, timeout=30)
+            dep.wait_for(
+                f"{server}/readyz",
+                lambda s=server: _get(f"{s}/readyz", timeout=5) == 200,
+                timeout=30,
+            )
         # One endpoint per server, the same secret: Stripe delivers every event to both.
         for name, server in zip("ab", dep.servers):
-            data = urllib.parse.urlencode({"url": f"{server}/stripe/webhook/", "secret": WEBHOOK_SECRET}).encode()
-            urllib.request.urlopen(f"{dep.stripe}/_config/webhooks/{name}", data=data, timeout=5).read()
+            data = urllib.parse.urlencode(
+                {"url": f"{server}/stripe/webhook/", "secret": WEBHOOK_SECRET}
+            ).encode()
+            urllib.request.urlopen(
+                f"{dep.stripe}/_config/webhooks/{name}", data=data, timeout=5
+            ).read()
         yield dep
     finally:
         dep.stop()
@@ -251,12 +320,28 @@ def deployment(transactional_db, tmp_path):
 @pytest.fixture
 def catalog(transactional_db):
     category = CategoryFactory(name="Everyday care", slug="everyday-care")
-    general = ProductFactory(name="Scale Relief", slug="scale-relief", category=category, legal_class=LegalClass.GENERAL_SALE)
+    general = ProductFactory(
+        name="Scale Relief",
+        slug="scale-relief",
+        category=category,
+        legal_class=LegalClass.GENERAL_SALE,
+    )
     dosage = DosageFactory(product=general, list_price_per_pill=Money("0.30000", "USD"))
-    stock_tier = PackageTierFactory(dosage=dosage, quantity=16, price=Money("4.50", "USD"), stock=STOCK, position=0)
-    open_tier = PackageTierFactory(dosage=dosage, quantity=32, price=Money("8.00", "USD"), position=1)
-    rx = ProductFactory(name="Scale Script", slug="scale-script", category=category, legal_class=LegalClass.PRESCRIPTION)
-    rx_tier = PackageTierFactory(dosage=DosageFactory(product=rx), quantity=30, price=Money("25.00", "USD"))
+    stock_tier = PackageTierFactory(
+        dosage=dosage, quantity=16, price=Money("4.50", "USD"), stock=STOCK, position=0
+    )
+    open_tier = PackageTierFactory(
+        dosage=dosage, quantity=32, price=Money("8.00", "USD"), position=1
+    )
+    rx = ProductFactory(
+        name="Scale Script",
+        slug="scale-script",
+        category=category,
+        legal_class=LegalClass.PRESCRIPTION,
+    )
+    rx_tier = PackageTierFactory(
+        dosage=DosageFactory(product=rx), quantity=30, price=Money("25.00", "USD")
+    )
     return {
         "stock": f"{general.get_absolute_url()}#{stock_tier.pk}",
         "open": f"{general.get_absolute_url()}#{open_tier.pk}",
@@ -270,7 +355,8 @@ def _deliver_to_both_at_once(dep: Deployment, intent_id: str) -> list[tuple[int,
     ``payment_intent.amount_capturable_updated``. Here one event goes to both servers at the same
     instant (as when Stripe retries a delivery whose first attempt is still being processed)."""
     request = urllib.request.Request(
-        f"{dep.stripe}/v1/payment_intents/{intent_id}", headers={"Authorization": f"Bearer {SECRET_KEY}"}
+        f"{dep.stripe}/v1/payment_intents/{intent_id}",
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         intent = json.loads(response.read())
@@ -289,7 +375,9 @@ def _deliver_to_both_at_once(dep: Deployment, intent_id: str) -> list[tuple[int,
 
     def deliver(server: str) -> None:
         barrier.wait()
-        req = urllib.request.Request(f"{server}/stripe/webhook/", data=payload, headers=headers, method="POST")
+        req = urllib.request.Request(
+            f"{server}/stripe/webhook/", data=payload, headers=headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
                 answers.append((response.status, response.read().decode()))
@@ -320,14 +408,41 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     started = time.monotonic()
     client = subprocess.run(
         [
-            sys.executable, str(ROOT / "bench" / "scale_out.py"),
+            sys.executable,
+            str(ROOT / "bench" / "scale_out.py"),
             *(arg for server in dep.servers for arg in ("--server", server)),
-            "--stripe", dep.stripe, "--stripe-key", SECRET_KEY,
-            "--stock-tier", catalog["stock"], "--open-tier", catalog["open"], "--rx-tier", catalog["rx"],
-            "--orders", str(ATTEMPTS), "--stock-attempts", str(STOCK_ATTEMPTS), "--retry", str(RETRY), "--declined", str(DECLINED),
-            "--rx", str(RX), "--rx-away", str(RX_AWAY), "--concurrency", str(CONCURRENCY), "--json", str(result_path),
+            "--stripe",
+            dep.stripe,
+            "--stripe-key",
+            SECRET_KEY,
+            "--stock-tier",
+            catalog["stock"],
+            "--open-tier",
+            catalog["open"],
+            "--rx-tier",
+            catalog["rx"],
+            "--orders",
+            str(ATTEMPTS),
+            "--stock-attempts",
+            str(STOCK_ATTEMPTS),
+            "--retry",
+            str(RETRY),
+            "--declined",
+            str(DECLINED),
+            "--rx",
+            str(RX),
+            "--rx-away",
+            str(RX_AWAY),
+            "--concurrency",
+            str(CONCURRENCY),
+            "--json",
+            str(result_path),
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=150,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     print(client.stdout, client.stderr, f"client run: {time.monotonic() - started:.1f} s", sep="\n")
     result = json.loads(result_path.read_text())
@@ -344,27 +459,47 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
         if o["result"] == "placed":
             n = o["customer"]
             assert server_of[n, "cart_add"] != server_of[n, "checkout_page"]
-            assert server_of[n, "checkout_post"] != server_of.get((n, "order_page"), server_of[n, "checkout_page"])
+            assert server_of[n, "checkout_post"] != server_of.get(
+                (n, "order_page"), server_of[n, "checkout_page"]
+            )
 
     placed = {o["order_number"]: o for o in outcomes if o["result"] == "placed"}
     by_kind = collections.defaultdict(list)
     for o in placed.values():
         by_kind[o["kind"]].append(o)
-    paid = by_kind["stock"] + by_kind["retry"] + by_kind["open"]  # cards authorised; captured unless sold out
+    paid = (
+        by_kind["stock"] + by_kind["retry"] + by_kind["open"]
+    )  # cards authorised; captured unless sold out
     tracked = [o["order_number"] for o in by_kind["stock"] + by_kind["retry"]]
     # Orders the customer replaced by paying again: each was shown a number once.
     abandoned = [number for o in outcomes for number in o["abandoned"]]
-    assert len(placed) == sum(1 for o in outcomes if o["result"] == "placed") >= 50  # distinct numbers
+    assert (
+        len(placed) == sum(1 for o in outcomes if o["result"] == "placed") >= 50
+    )  # distinct numbers
     assert len(set(abandoned) | set(placed)) == len(abandoned) + len(placed)
-    assert len(by_kind["declined"]) == DECLINED and len(by_kind["rx"]) == RX and len(by_kind["rx_away"]) == RX_AWAY
-    assert [o for o in paid + by_kind["rx"] + by_kind["rx_away"] if o["card_status"] != "requires_capture"] == []
-    assert [o for o in by_kind["declined"] if o["card_status"] != "declined" or "declined" not in o["message"]] == []
+    assert (
+        len(by_kind["declined"]) == DECLINED
+        and len(by_kind["rx"]) == RX
+        and len(by_kind["rx_away"]) == RX_AWAY
+    )
+    assert [
+        o
+        for o in paid + by_kind["rx"] + by_kind["rx_away"]
+        if o["card_status"] != "requires_capture"
+    ] == []
+    assert [
+        o
+        for o in by_kind["declined"]
+        if o["card_status"] != "declined" or "declined" not in o["message"]
+    ] == []
     # The order page (a signed link made by one server, opened on the other) answers.
     assert [o for o in paid + by_kind["rx"] if o["order_page"] != 200] == [], dep.logs()
     # The excess demand for the tracked pack: refused with a message that says why, no order; or,
     # authorised after the last pack went, canceled (checked once the shop has settled).
     refused = [o for o in outcomes if o["result"] == "refused"]
-    assert [o for o in refused if o["kind"] not in ("stock", "retry") or "stock" not in o["message"]] == []
+    assert [
+        o for o in refused if o["kind"] not in ("stock", "retry") or "stock" not in o["message"]
+    ] == []
 
     # The customers who closed the tab: Stripe tells the shop, both servers at the same instant.
     simultaneous = collections.Counter()
@@ -379,7 +514,11 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     def settlement() -> dict[str, bool]:
         events = list(StripeEvent.objects.values_list("event_id", "processed"))
         deliveries = [
-            sum(1 for method, path, _ in dep.access_log(s) if method == "POST" and path == "/stripe/webhook/")
+            sum(
+                1
+                for method, path, _ in dep.access_log(s)
+                if method == "POST" and path == "/stripe/webhook/"
+            )
             for s in dep.servers
         ]
         paid_captured = Order.objects.filter(
@@ -389,12 +528,31 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
             number__in=tracked, status=OrderStatus.CANCELED, payment_status=PaymentStatus.CANCELED
         ).count()
         return {
-            "open captured": Order.objects.filter(number__in=[o["order_number"] for o in by_kind["open"]], payment_status=PaymentStatus.CAPTURED).count() == len(by_kind["open"]),
+            "open captured": Order.objects.filter(
+                number__in=[o["order_number"] for o in by_kind["open"]],
+                payment_status=PaymentStatus.CAPTURED,
+            ).count()
+            == len(by_kind["open"]),
             # Tracked packs: captured, or canceled with the hold released (sold out at authorisation).
-            "tracked settled": Order.objects.filter(number__in=tracked, payment_status=PaymentStatus.CAPTURED).count() + tracked_sold_out == len(tracked),
-            "declined failed": Order.objects.filter(number__in=[o["order_number"] for o in by_kind["declined"]], payment_status=PaymentStatus.FAILED).count() == DECLINED,
-            "abandoned released": Order.objects.filter(number__in=abandoned, payment_status=PaymentStatus.CANCELED).count() == len(abandoned),
-            "rx_away authorised": Order.objects.filter(number__in=[o["order_number"] for o in by_kind["rx_away"]], payment_status=PaymentStatus.AUTHORIZED).count() == RX_AWAY,
+            "tracked settled": Order.objects.filter(
+                number__in=tracked, payment_status=PaymentStatus.CAPTURED
+            ).count()
+            + tracked_sold_out
+            == len(tracked),
+            "declined failed": Order.objects.filter(
+                number__in=[o["order_number"] for o in by_kind["declined"]],
+                payment_status=PaymentStatus.FAILED,
+            ).count()
+            == DECLINED,
+            "abandoned released": Order.objects.filter(
+                number__in=abandoned, payment_status=PaymentStatus.CANCELED
+            ).count()
+            == len(abandoned),
+            "rx_away authorised": Order.objects.filter(
+                number__in=[o["order_number"] for o in by_kind["rx_away"]],
+                payment_status=PaymentStatus.AUTHORIZED,
+            ).count()
+            == RX_AWAY,
             # localstripe sends no event for a canceled intent: a sold-out order adds none.
             "events": len(events) >= paid_captured + DECLINED + len(abandoned) + RX_AWAY,
             "events processed": all(processed for _, processed in events),
@@ -408,12 +566,24 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
 
     def unsettled() -> str:
         missing = [name for name, ok in settlement().items() if not ok]
-        events = list(StripeEvent.objects.filter(processed=False).values_list("event_id", "type", "error")[:10])
-        emails = list(OutboundEmail.objects.exclude(status=EmailStatus.SENT).values_list("pk", "kind", "status", "attempts", "last_error")[:10])
+        events = list(
+            StripeEvent.objects.filter(processed=False).values_list("event_id", "type", "error")[
+                :10
+            ]
+        )
+        emails = list(
+            OutboundEmail.objects.exclude(status=EmailStatus.SENT).values_list(
+                "pk", "kind", "status", "attempts", "last_error"
+            )[:10]
+        )
         return f"{missing}; unprocessed events {events}; unsent emails {emails}"
 
-    dep.wait_for("webhooks, captures and emails to settle", settled, timeout=150, explain=unsettled)  # a lost hand-off: swept within ~2 min
-    time.sleep(1.5)  # localstripe waits 1 s before each delivery: nothing late may change the figures
+    dep.wait_for(
+        "webhooks, captures and emails to settle", settled, timeout=150, explain=unsettled
+    )  # a lost hand-off: swept within ~2 min
+    time.sleep(
+        1.5
+    )  # localstripe waits 1 s before each delivery: nothing late may change the figures
     assert settled()
 
     # Stock is taken at authorisation: a tracked-pack customer whose card was authorised after the
@@ -424,8 +594,12 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
             events__note=services.SOLD_OUT_NOTE,
         ).values_list("number", flat=True)
     )
-    sold_out = [o for o in by_kind["stock"] + by_kind["retry"] if o["order_number"] in sold_out_numbers]
-    captured = [o for o in by_kind["stock"] + by_kind["retry"] if o["order_number"] not in sold_out_numbers] + by_kind["open"]
+    sold_out = [
+        o for o in by_kind["stock"] + by_kind["retry"] if o["order_number"] in sold_out_numbers
+    ]
+    captured = [
+        o for o in by_kind["stock"] + by_kind["retry"] if o["order_number"] not in sold_out_numbers
+    ] + by_kind["open"]
     # Demand (44 customers) exceeds the 30 packs: every pack is sold, each to one customer; the rest
     # were refused before paying or had their order canceled and their hold released.
     assert len(tracked) - len(sold_out) == STOCK
@@ -439,35 +613,63 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
         order = orders[number]
         assert order.stripe_payment_intent_id == seen["intent_id"]
         if number in sold_out_numbers:
-            assert (order.payment_status, order.status) == (PaymentStatus.CANCELED, OrderStatus.CANCELED)
-            assert not order.stock_reserved and not order.lines.filter(reserved_packages__gt=0).exists()
+            assert (order.payment_status, order.status) == (
+                PaymentStatus.CANCELED,
+                OrderStatus.CANCELED,
+            )
+            assert (
+                not order.stock_reserved
+                and not order.lines.filter(reserved_packages__gt=0).exists()
+            )
         elif seen["kind"] in ("stock", "retry", "open"):
-            assert (order.payment_status, order.status) == (PaymentStatus.CAPTURED, OrderStatus.READY_TO_SHIP)
+            assert (order.payment_status, order.status) == (
+                PaymentStatus.CAPTURED,
+                OrderStatus.READY_TO_SHIP,
+            )
             assert order.amount_captured == order.total
         elif seen["kind"] in ("rx", "rx_away"):
-            assert (order.payment_status, order.status) == (PaymentStatus.AUTHORIZED, OrderStatus.AWAITING_REVIEW)
+            assert (order.payment_status, order.status) == (
+                PaymentStatus.AUTHORIZED,
+                OrderStatus.AWAITING_REVIEW,
+            )
         else:
-            assert (order.payment_status, order.status) == (PaymentStatus.FAILED, OrderStatus.PENDING_PAYMENT)
+            assert (order.payment_status, order.status) == (
+                PaymentStatus.FAILED,
+                OrderStatus.PENDING_PAYMENT,
+            )
             assert "declined" in order.payment_error
     # A declined attempt replaced by a new checkout: canceled, its card hold released, no pack held.
     for number in abandoned:
         order = orders[number]
-        assert (order.payment_status, order.status) == (PaymentStatus.CANCELED, OrderStatus.CANCELED)
+        assert (order.payment_status, order.status) == (
+            PaymentStatus.CANCELED,
+            OrderStatus.CANCELED,
+        )
         assert not order.stock_reserved and not order.lines.filter(reserved_packages__gt=0).exists()
     # Each payment move happened once, however many servers were told.
     moves = collections.Counter(
-        OrderEvent.objects.filter(kind=OrderEvent.Kind.PAYMENT).values_list("order__number", "to_status")
+        OrderEvent.objects.filter(kind=OrderEvent.Kind.PAYMENT).values_list(
+            "order__number", "to_status"
+        )
     )
     assert all(count == 1 for count in moves.values()), [m for m, c in moves.items() if c > 1]
     assert sum(1 for _, to in moves if to == PaymentStatus.CAPTURED) == len(captured)
-    assert DECLINED <= sum(1 for _, to in moves if to == PaymentStatus.FAILED) <= DECLINED + len(abandoned)
-    assert sum(1 for _, to in moves if to == PaymentStatus.CANCELED) == len(abandoned) + len(sold_out)
+    assert (
+        DECLINED
+        <= sum(1 for _, to in moves if to == PaymentStatus.FAILED)
+        <= DECLINED + len(abandoned)
+    )
+    assert sum(1 for _, to in moves if to == PaymentStatus.CANCELED) == len(abandoned) + len(
+        sold_out
+    )
 
     # Stock: never below zero, and what was sold plus what is left is what there was.
     tier: PackageTier = catalog["stock_tier"]
     tier.refresh_from_db()
     sold = sum(
-        OrderLine.objects.filter(tier=tier).exclude(order__status=OrderStatus.CANCELED).values_list("packages", flat=True)
+        OrderLine.objects.filter(tier=tier)
+        .exclude(order__status=OrderStatus.CANCELED)
+        .values_list("packages", flat=True)
     )
     assert tier.stock == 0 and sold == STOCK and sold + tier.stock == STOCK
 
@@ -479,13 +681,20 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     assert types["payment_intent.payment_failed"] == DECLINED + len(abandoned)
     assert types["payment_intent.amount_capturable_updated"] == RX_AWAY
     assert [(e.event_id, e.error) for e in events if not e.processed or e.error] == []
-    per_server = {s: collections.Counter(status for m, p, status in dep.access_log(s) if p == "/stripe/webhook/") for s in dep.servers}
+    per_server = {
+        s: collections.Counter(
+            status for m, p, status in dep.access_log(s) if p == "/stripe/webhook/"
+        )
+        for s in dep.servers
+    }
     assert all(statuses == {200: len(events)} for statuses in per_server.values()), per_server
 
     # Emails: one confirmation per authorised order, none for a declined card; each outbox row
     # was written to the mail directory exactly once.
     received = collections.Counter(
-        OutboundEmail.objects.filter(kind=EmailKind.ORDER_RECEIVED).values_list("order__number", flat=True)
+        OutboundEmail.objects.filter(kind=EmailKind.ORDER_RECEIVED).values_list(
+            "order__number", flat=True
+        )
     )
     authorised = sorted(o["order_number"] for o in captured + by_kind["rx"] + by_kind["rx_away"])
     assert sorted(received) == authorised and set(received.values()) == {1}
@@ -506,7 +715,9 @@ def test_fifty_orders_over_two_servers_with_every_webhook_delivered_twice(deploy
     for name, process in dep.processes.items():
         assert process.poll() is None, f"{name} exited\n{dep.logs()}"
         assert "Traceback" not in dep.log(name).read_text(), dep.logs(20000)
-    placed_on = collections.Counter(h["server"] for h in hits if h["step"] == "checkout_post" and h["status"] == 200)
+    placed_on = collections.Counter(
+        h["server"] for h in hits if h["step"] == "checkout_post" and h["status"] == 200
+    )
     print(
         f"checkouts accepted (orders created) per server {dict(placed_on)}; emails {len(delivered)} "
         f"({len(authorised)} order confirmations); Stripe events {len(events)} × 2 deliveries; "

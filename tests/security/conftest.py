@@ -1,4 +1,5 @@
 """Staff by role, as the demo staff command sets them up, plus a view-only order clerk."""
+
 import io
 from types import SimpleNamespace
 
@@ -17,7 +18,9 @@ def staff(db) -> SimpleNamespace:
     users = get_user_model().objects
     viewer = UserFactory(email="viewer@pharmacy.example", is_staff=True)
     viewer.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_order", "view_outboundemail", "view_prescriptionreview"])
+        *Permission.objects.filter(
+            codename__in=["view_order", "view_outboundemail", "view_prescriptionreview"]
+        )
     )
     return SimpleNamespace(
         viewer=viewer,

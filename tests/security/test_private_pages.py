@@ -1,4 +1,5 @@
 """Every page that shows personal or health data tells browsers and proxies not to store it."""
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -20,17 +21,23 @@ def private_root(settings, tmp_path):
 @pytest.fixture
 def rx_order(localstripe, baclofen_90, customer, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        placed = place_rx(make_cart(tier=baclofen_90, user=customer), tier=baclofen_90, user=customer)
+        placed = place_rx(
+            make_cart(tier=baclofen_90, user=customer), tier=baclofen_90, user=customer
+        )
     order = authorise(localstripe, placed)
     # Something in the cart again, for the cart and checkout pages.
     cart, _ = Cart.objects.get_or_create(user=customer)
-    CartLine.objects.create(cart=cart, tier=baclofen_90, packages=1, price_when_added=baclofen_90.price)
+    CartLine.objects.create(
+        cart=cart, tier=baclofen_90, packages=1, price_when_added=baclofen_90.price
+    )
     return order
 
 
 def assert_not_stored(response, what: str) -> None:
     assert response.status_code in (200, 400), f"{what}: {response.status_code}"
-    assert "no-store" in response.get("Cache-Control", ""), f"{what} may be cached: {response.get('Cache-Control')!r}"
+    assert "no-store" in response.get("Cache-Control", ""), (
+        f"{what} may be cached: {response.get('Cache-Control')!r}"
+    )
 
 
 def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, client, baclofen_90):
@@ -51,7 +58,10 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
         assert_not_stored(client.get(url), what)
     # Answers that repeat what was typed (a refused checkout) are private too.
     assert_not_stored(client.post(reverse("orders:checkout"), {"email": "x"}), "refused checkout")
-    assert_not_stored(client.post(reverse("cart:add"), {"tier_id": "x"}, headers={"HX-Request": "true"}), "cart fragment")
+    assert_not_stored(
+        client.post(reverse("cart:add"), {"tier_id": "x"}, headers={"HX-Request": "true"}),
+        "cart fragment",
+    )
     # A guest's signed link to the order page.
     guest_order = place_rx(make_cart(tier=baclofen_90), tier=baclofen_90).order
     assert_not_stored(Client().get(order_link(guest_order)), "order page by signed link")
@@ -62,9 +72,14 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
         "review page": reverse("orders:review_order", args=[rx_order.number]),
         "admin order": reverse("admin:orders_order_change", args=[rx_order.pk]),
         "admin patient details": reverse("admin:orders_patientdetails_changelist"),
-        "prescription file (pharmacist)": reverse("orders:prescription_file", args=[prescription.pk]),
+        "prescription file (pharmacist)": reverse(
+            "orders:prescription_file", args=[prescription.pk]
+        ),
     }
     for what, url in staff_pages.items():
         assert_not_stored(client.get(url), what)
-    refused = client.post(reverse("orders:review_reject", args=[rx_order.number]), {"submission_key": "", "reason": ""})
+    refused = client.post(
+        reverse("orders:review_reject", args=[rx_order.number]),
+        {"submission_key": "", "reason": ""},
+    )
     assert_not_stored(refused, "review page after a refused decision")

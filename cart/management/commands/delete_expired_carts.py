@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Delete anonymous carts untouched for CART_ANONYMOUS_TTL_DAYS (or --days)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=None, help="Override CART_ANONYMOUS_TTL_DAYS.")
+        parser.add_argument(
+            "--days", type=int, default=None, help="Override CART_ANONYMOUS_TTL_DAYS."
+        )
 
     def handle(self, *args, days=None, **options):
         days = settings.CART_ANONYMOUS_TTL_DAYS if days is None else days

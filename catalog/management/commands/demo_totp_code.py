@@ -5,6 +5,7 @@ for an authenticator app while trying the demo:
 
     .venv/bin/python manage.py demo_totp_code pharmacist@pharmacy.example
 """
+
 import time
 
 from allauth.mfa import app_settings

@@ -4,12 +4,13 @@ Idempotent: run it as often as you like; groups get exactly the permissions list
 the demo users get the passwords printed. Demo users are refused on a production
 configuration (DEBUG off) unless ``--force`` is given.
 """
+
 from __future__ import annotations
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib.auth.management import create_permissions
 from django.contrib.auth import get_user_model
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -26,12 +27,21 @@ DEMO_TOTP_SECRETS = {
 }
 
 CATALOG_MODELS = (
-    "category", "product", "dosage", "packagetier", "infosection", "dosingguideline", "safetynote", "faq",
+    "category",
+    "product",
+    "dosage",
+    "packagetier",
+    "infosection",
+    "dosingguideline",
+    "safetynote",
+    "faq",
 )
 
 # Pricing staff: see and change the catalog (incl. tiers and dosages; change_packagetier is
 # also what the tier import needs). Deliberately nothing from orders.
-PRICING_PERMISSIONS = [f"catalog.{action}_{model}" for model in CATALOG_MODELS for action in ("view", "change")]
+PRICING_PERMISSIONS = [
+    f"catalog.{action}_{model}" for model in CATALOG_MODELS for action in ("view", "change")
+]
 # Pharmacists read the catalog and the email outbox and may resend a customer's email; order
 # and prescription permissions are added by the orders app (setup_pharmacist_permissions).
 PHARMACIST_PERMISSIONS = [f"catalog.view_{model}" for model in CATALOG_MODELS] + [
@@ -92,20 +102,33 @@ class Command(BaseCommand):
         accounts = [
             ("admin@pharmacy.example", options["admin_password"], None, True),
             ("pricing@pharmacy.example", options["pricing_password"], groups["pricing"], False),
-            ("pharmacist@pharmacy.example", options["pharmacist_password"], groups["pharmacist"], False),
+            (
+                "pharmacist@pharmacy.example",
+                options["pharmacist_password"],
+                groups["pharmacist"],
+                False,
+            ),
         ]
         lines = []
         with transaction.atomic():
             lines = self._create_users(accounts)
 
         self.stdout.write("")
-        self.stdout.write(self.style.WARNING("Demo staff accounts — for local use only, never in production:"))
+        self.stdout.write(
+            self.style.WARNING("Demo staff accounts — for local use only, never in production:")
+        )
         for line in lines:
             self.stdout.write(line)
         self.stdout.write("")
-        self.stdout.write("Staff pages ask for a code from an authenticator app (TOTP) after the password.")
-        self.stdout.write("Add the secret to any authenticator app, or print the current code with:")
-        self.stdout.write("  DEBUG=1 .venv/bin/python manage.py demo_totp_code pharmacist@pharmacy.example")
+        self.stdout.write(
+            "Staff pages ask for a code from an authenticator app (TOTP) after the password."
+        )
+        self.stdout.write(
+            "Add the secret to any authenticator app, or print the current code with:"
+        )
+        self.stdout.write(
+            "  DEBUG=1 .venv/bin/python manage.py demo_totp_code pharmacist@pharmacy.example"
+        )
         self.stdout.write("")
 
     def _create_users(self, accounts) -> list[str]:
@@ -136,7 +159,9 @@ class Command(BaseCommand):
             user=user, email=user.email, defaults={"verified": True, "primary": True}
         )
         secret = DEMO_TOTP_SECRETS[user.email]
-        authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+        authenticator = Authenticator.objects.filter(
+            user=user, type=Authenticator.Type.TOTP
+        ).first()
         if authenticator is None:
             TOTP.activate(user, secret)
         else:

@@ -3,6 +3,7 @@
 Idempotent and additive (permissions given to a group by hand are kept). Run by deploy/release.sh on
 every release; then put each staff member in a group in /admin/ (Users → groups, "Staff status").
 """
+
 from __future__ import annotations
 
 from django.contrib.auth.models import Group

@@ -1,4 +1,5 @@
 """The demo's discount code, so ``make run`` shows a discount line at checkout. Idempotent."""
+
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand
@@ -21,4 +22,6 @@ class Command(BaseCommand):
                 "max_uses_per_email": 1,
             },
         )
-        self.stdout.write(f"Demo discount code {CODE}: {'created' if created else 'already present'}.")
+        self.stdout.write(
+            f"Demo discount code {CODE}: {'created' if created else 'already present'}."
+        )

@@ -2,6 +2,7 @@
 
 Called by ``setup_demo_staff``; run it alone on a shop whose groups are managed by hand.
 """
+
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
@@ -35,7 +36,9 @@ PHARMACIST_ORDER_PERMISSIONS = [
 def grant_pharmacist_permissions() -> Group:
     group, _ = Group.objects.get_or_create(name=PHARMACIST_GROUP)
     codenames = {name.split(".", 1)[1] for name in PHARMACIST_ORDER_PERMISSIONS}
-    found = list(Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
+    found = list(
+        Permission.objects.filter(content_type__app_label="orders", codename__in=codenames)
+    )
     missing = codenames - {p.codename for p in found}
     if missing:
         raise CommandError(f"Permissions missing (run migrate first): {sorted(missing)}")
@@ -49,4 +52,6 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         grant_pharmacist_permissions()
-        self.stdout.write(f"Group “{PHARMACIST_GROUP}” can view orders and prescriptions and review them.")
+        self.stdout.write(
+            f"Group “{PHARMACIST_GROUP}” can view orders and prescriptions and review them."
+        )

@@ -1,4 +1,5 @@
 """``manage.py backup``: one encrypted backup of the database and the media folders (docs/operations.md)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from pharmacy.backups import BackupError, backup_run

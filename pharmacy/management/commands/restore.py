@@ -1,4 +1,5 @@
 """``manage.py restore``: a backup back into an empty database and empty media folders (docs/operations.md)."""
+
 import os
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,8 +14,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--database-file", help="A database-….psql.bin.gpg in BACKUP_DIR (default: the newest)")
-        parser.add_argument("--files-file", help="A files-….tar.gz.gpg in BACKUP_DIR (default: the newest)")
+        parser.add_argument(
+            "--database-file", help="A database-….psql.bin.gpg in BACKUP_DIR (default: the newest)"
+        )
+        parser.add_argument(
+            "--files-file", help="A files-….tar.gz.gpg in BACKUP_DIR (default: the newest)"
+        )
 
     def handle(self, *args, **options):
         try:

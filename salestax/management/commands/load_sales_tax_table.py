@@ -4,6 +4,7 @@
 Idempotent and never overwrites: a state that already has a row for that day keeps the staff's
 own figures, so ``make run`` can call it at every start.
 """
+
 from __future__ import annotations
 
 import csv
