@@ -360,14 +360,17 @@ def _part_ids(
     stop: int,
     step: int,
 ) -> QuerySet[Product]:
-    """The ids of rows ``start:stop`` of one part: from the nearest mark, no further than the next."""
+    """The ids of rows ``start:stop`` of one part: from the nearest mark before ``start``, no
+    further than the mark after ``stop``. A page need not start on a multiple of ``step`` within
+    a part (the unpriced part starts where the priced one ends), so it can cross a mark."""
     mark = start // step
+    last = max(mark, (stop - 1) // step)  # the mark the page's last row falls under
     ids = queryset.order_by(*order).values("pk")
     if mark > 0:
         ids = _row_compare(ids, order, ">=", marks[mark])
         start, stop = start - mark * step, stop - mark * step
-    if mark + 1 < len(marks):
-        ids = _row_compare(ids, order, "<", marks[mark + 1])
+    if last + 1 < len(marks):
+        ids = _row_compare(ids, order, "<", marks[last + 1])
     return ids[start:stop]
 
 

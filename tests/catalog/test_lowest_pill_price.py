@@ -17,7 +17,7 @@ from django.db.models import F, Min, Q
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from catalog import selectors, views
@@ -255,6 +255,9 @@ products_strategy = st.lists(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(products=products_strategy)
+# A page that crosses a mark of the unpriced part: one priced product shifts the five unpriced
+# ones off the marks' grid, so page 3 (rows 4-5) spans unpriced rows 3 and 4 across the mark at 4.
+@example(products=[("Alpha", True, [])] * 5 + [("Alpha", True, [(1, 1, True)])])
 def test_price_order_is_the_old_definition_on_every_page(client, monkeypatch, db, products):
     """Same products in the same order as the per-request minimum, split over pages and marks
     (2 per page, a mark every 2 pages), products without a price last."""
