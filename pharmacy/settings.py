@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "catalog",
     "cart",
     "orders",
+    "prescriptions",
     "salestax",
     "discounts",
     "notifications",

@@ -30,7 +30,10 @@ ALLOWED: dict[str, set[str]] = {
     "cart": {"catalog", "discounts"},
     "salestax": {"catalog", "cart"},
     "orders": {"cart", "catalog", "discounts", "salestax", "notifications"},
-    "accounts": {"orders", "cart", "catalog", "notifications"},
+    # A pharmacist's decision acts on an order (captures or cancels its hold); an order reaches
+    # its prescription step through the interface orders defines, never by importing upwards.
+    "prescriptions": {"orders", "cart", "catalog", "discounts", "salestax", "notifications"},
+    "accounts": {"prescriptions", "orders", "cart", "catalog", "notifications"},
 }
 APPS = set(ALLOWED)
 

@@ -1,0 +1,1 @@
+"""Prescriptions' models (moving here from ``orders``, issue 23)."""
