@@ -112,6 +112,7 @@ class PrescriptionOnFileEvent(models.Model):
         CHANGED = "changed", "Changed"
         REFUSED = "refused", "Refill refused"
         REMINDED = "reminded", "Reminder sent"
+        AUTOREFILL = "autorefill", "Auto-refill"
 
     prescription = models.ForeignKey(
         PrescriptionOnFile, on_delete=models.PROTECT, related_name="events"
