@@ -326,7 +326,7 @@ def autorefill_confirm(*, user, record_id, setup_intent_id: str, today: date | N
 
 
 def _locked(autorefill_id) -> AutoRefill:
-    return AutoRefill.objects.select_for_update().select_related("prescription", "tier").get(
+    return AutoRefill.objects.select_for_update(of=("self",)).select_related("prescription", "tier").get(
         pk=autorefill_id
     )
 
@@ -524,7 +524,7 @@ def autorefill_notices_send(*, today: date | None = None) -> int:
     for autorefill_id in ids:
         with transaction.atomic():
             autorefill = (
-                AutoRefill.objects.select_for_update(skip_locked=True)
+                AutoRefill.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("prescription__dosage__product", "tier", "user")
                 .filter(pk=autorefill_id, status=Status.ACTIVE)
                 .first()
@@ -642,7 +642,7 @@ def autorefill_place(*, autorefill_id, today: date | None = None) -> Order | Non
 def _claim(autorefill_id, *, today: date) -> tuple[AutoRefillRun, AutoRefill] | None:
     with transaction.atomic():
         autorefill = (
-            AutoRefill.objects.select_for_update(skip_locked=True)
+            AutoRefill.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("prescription__dosage__product", "tier", "user", "cart")
             .filter(pk=autorefill_id, status=Status.ACTIVE, next_due_on__lte=today)
             .first()
