@@ -662,13 +662,25 @@ def _claim(autorefill_id, *, today: date) -> tuple[AutoRefillRun, AutoRefill] | 
             return None  # a refill of it is still with the pharmacist: wait for that one
         due = autorefill.next_due_on
         run, created = AutoRefillRun.objects.get_or_create(autorefill=autorefill, due_on=due)
-        if not created and run.outcome != AutoRefillRun.Outcome.PLACING:
-            return None
-        if not created and run.order_id is not None:
-            return None
+        if not created and not _abandoned(run):
+            return None  # placed, refused, or being placed by another run right now
+        if not created:
+            run.save(update_fields=["updated_at"])  # taken over from a run that died
         _cart_with_pack(autorefill)
         audit(record.pk, "placing", f"Placing the refill due {due:%B %-d, %Y}.", due_on=due)
     return run, autorefill
+
+
+#: A claim still "placing" this long after it was made belongs to a run that died mid-way.
+ABANDONED_AFTER = timedelta(minutes=15)
+
+
+def _abandoned(run: AutoRefillRun) -> bool:
+    return (
+        run.outcome == AutoRefillRun.Outcome.PLACING
+        and run.order_id is None
+        and run.updated_at < timezone.now() - ABANDONED_AFTER
+    )
 
 
 def _move(autorefill: AutoRefill, to: date, *, note: str) -> None:
