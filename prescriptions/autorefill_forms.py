@@ -5,20 +5,37 @@ from __future__ import annotations
 from django import forms
 
 from orders.forms import CheckoutForm
+from pharmacy.us_address import zip_state_problem
+
+_ADDRESS = ("name", "line1", "line2", "city", "state", "zip_code", "shipping_method")
 
 
-class AutoRefillForm(CheckoutForm):
-    """The pack and where it goes; the address rules of the checkout (licensed state, ZIP)."""
+class AutoRefillForm(forms.Form):
+    """The pack and where it goes, with the checkout's address fields and rules (licensed
+    state, ZIP code in the state)."""
 
     tier_id = forms.TypedChoiceField(label="Pack", coerce=int, widget=forms.RadioSelect)
+    locals().update({name: CheckoutForm.base_fields[name] for name in _ADDRESS})
 
     def __init__(self, *args, packs=(), **kwargs):
         super().__init__(*args, **kwargs)
-        del self.fields["email"]  # the account's email address
-        self.fields["tier_id"].choices = [
-            (tier.pk, f"{tier.quantity} pills") for tier in packs
-        ]
-        self.order_fields(["tier_id"])
+        self.fields["tier_id"].choices = [(tier.pk, f"{tier.quantity} pills") for tier in packs]
+        for name, value in CheckoutForm.autocomplete.items():
+            if name in self.fields:
+                self.fields[name].widget.attrs["autocomplete"] = value
+        for name, field in self.fields.items():
+            field.widget.attrs["aria-describedby"] = f"error-{name}"
+
+    clean_state = CheckoutForm.clean_state
+
+    def clean(self):
+        cleaned = super().clean()
+        state, zip_code = cleaned.get("state"), cleaned.get("zip_code")
+        if state and zip_code:
+            problem = zip_state_problem(zip_code=zip_code, state=state)
+            if problem:
+                self.add_error("zip_code", problem)
+        return cleaned
 
 
 class ConsentForm(forms.Form):
