@@ -151,9 +151,7 @@ def _summary(autorefill: AutoRefill, cart: Cart):
     return cart_summary(
         cart,
         method=autorefill.shipping_method,
-        **order_pricing_inputs(
-            cart=cart, state=autorefill.ship_state, email=autorefill.user.email
-        ),
+        **order_pricing_inputs(cart=cart, state=autorefill.ship_state, email=autorefill.user.email),
     )
 
 
@@ -223,7 +221,9 @@ def autorefill_start(
         autorefill.ship_zip = address.zip_code
         autorefill.shipping_method = shipping_method
         autorefill.save()
-        quote = autorefill_quote(autorefill=autorefill, due_on=rules.earliest_due(record, today=today))
+        quote = autorefill_quote(
+            autorefill=autorefill, due_on=rules.earliest_due(record, today=today)
+        )
     try:
         customer = _stripe_customer_for(user)
         setup = gateway.create_setup_intent(
@@ -271,7 +271,9 @@ def what_text(autorefill: AutoRefill) -> str:
     return f"{record.medicine} {record.strength}, one pack of {tier.quantity}"
 
 
-def autorefill_confirm(*, user, record_id, setup_intent_id: str, today: date | None = None) -> AutoRefill:
+def autorefill_confirm(
+    *, user, record_id, setup_intent_id: str, today: date | None = None
+) -> AutoRefill:
     """Step two: Stripe says the card is saved; record the consent and turn auto-refill on.
 
     The card's ids, brand and last four digits are all the shop keeps. Idempotent: a second
@@ -318,7 +320,9 @@ def autorefill_confirm(*, user, record_id, setup_intent_id: str, today: date | N
             next_due_on=autorefill.next_due_on,
             consent=autorefill.consent_text,
         )
-        emails.started(autorefill, consent=consent_text(autorefill, what=emails.public_what(autorefill)))
+        emails.started(
+            autorefill, consent=consent_text(autorefill, what=emails.public_what(autorefill))
+        )
     return autorefill
 
 
@@ -326,8 +330,10 @@ def autorefill_confirm(*, user, record_id, setup_intent_id: str, today: date | N
 
 
 def _locked(autorefill_id) -> AutoRefill:
-    return AutoRefill.objects.select_for_update(of=("self",)).select_related("prescription", "tier").get(
-        pk=autorefill_id
+    return (
+        AutoRefill.objects.select_for_update(of=("self",))
+        .select_related("prescription", "tier")
+        .get(pk=autorefill_id)
     )
 
 
@@ -412,7 +418,9 @@ def autorefill_resume(*, autorefill_id, by=None, today: date | None = None) -> A
         if autorefill.pause_reason in (PauseReason.DECLINED, PauseReason.AUTHENTICATION):
             raise AutoRefillError("Please save a card again: the last one was not accepted.")
         if not rules.consent_valid(until=autorefill.consent_until, today=today):
-            raise AutoRefillError("Your yearly consent has run out: please turn auto-refill on again.")
+            raise AutoRefillError(
+                "Your yearly consent has run out: please turn auto-refill on again."
+            )
         reason = rules.refusal(record, tier=autorefill.tier, today=today)
         if reason:
             raise AutoRefillError(reason)
@@ -421,7 +429,13 @@ def autorefill_resume(*, autorefill_id, by=None, today: date | None = None) -> A
         )
         autorefill.status, autorefill.pause_reason, autorefill.noticed_for = Status.ACTIVE, "", None
         autorefill.save()
-        audit(record.pk, "resumed", "Auto-refill turned back on.", by=by, next_due_on=autorefill.next_due_on)
+        audit(
+            record.pk,
+            "resumed",
+            "Auto-refill turned back on.",
+            by=by,
+            next_due_on=autorefill.next_due_on,
+        )
     return autorefill
 
 
@@ -434,7 +448,9 @@ def autorefill_stop(*, autorefill_id, by=None) -> AutoRefill:
         autorefill.stripe_payment_method_id = ""
         autorefill.next_due_on = None
         autorefill.save()
-        audit(autorefill.prescription_id, "stopped", "Auto-refill stopped; consent withdrawn.", by=by)
+        audit(
+            autorefill.prescription_id, "stopped", "Auto-refill stopped; consent withdrawn.", by=by
+        )
     if method:
         try:
             gateway.detach_payment_method(payment_method_id=method)
@@ -533,7 +549,9 @@ def autorefill_notices_send(*, today: date | None = None) -> int:
                 continue
             if _lapse_or_refuse(autorefill, today=today):
                 continue
-            due = max(autorefill.next_due_on, rules.earliest_due(autorefill.prescription, today=today))
+            due = max(
+                autorefill.next_due_on, rules.earliest_due(autorefill.prescription, today=today)
+            )
             try:
                 quote = autorefill_quote(autorefill=autorefill, due_on=due)
             except AutoRefillError as exc:
@@ -585,7 +603,9 @@ def autorefills_place_due(*, today: date | None = None) -> int:
             "pk", flat=True
         )
     )
-    return sum(1 for autorefill_id in ids if autorefill_place(autorefill_id=autorefill_id, today=today))
+    return sum(
+        1 for autorefill_id in ids if autorefill_place(autorefill_id=autorefill_id, today=today)
+    )
 
 
 def autorefill_place(*, autorefill_id, today: date | None = None) -> Order | None:
@@ -658,7 +678,9 @@ def _claim(autorefill_id, *, today: date) -> tuple[AutoRefillRun, AutoRefill] | 
             # Never before the too-soon date: the last fill was counted later than expected.
             _move(autorefill, earliest, note="Not yet allowed by the too-soon rule")
             return None
-        if OrderRefill.objects.filter(prescription=record, order__status__in=OPEN_ORDER_STATUSES).exists():
+        if OrderRefill.objects.filter(
+            prescription=record, order__status__in=OPEN_ORDER_STATUSES
+        ).exists():
             return None  # a refill of it is still with the pharmacist: wait for that one
         due = autorefill.next_due_on
         run, created = AutoRefillRun.objects.get_or_create(autorefill=autorefill, due_on=due)
@@ -723,11 +745,9 @@ def _refused(run: AutoRefillRun, reason: str, message: str) -> None:
         )
         if autorefill.is_active:
             _pause_locked(autorefill, reason, note=f"Refill not placed: {message}", notify=True)
-    return None
 
 
 def _retry_later(run: AutoRefillRun, message: str) -> None:
     """Stripe or the broker could not be reached: the claim is let go, the next run tries again."""
     logger.warning("Auto-refill %s not placed, retried later: %s", run.autorefill_id, message)
     AutoRefillRun.objects.filter(pk=run.pk, order__isnull=True).delete()
-    return None

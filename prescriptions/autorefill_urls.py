@@ -12,8 +12,8 @@ urlpatterns = [
     path("accounts/prescriptions/<int:pk>/auto-refill/consent/", views.consent, name="consent"),
     path("accounts/prescriptions/<int:pk>/auto-refill/confirm/", views.confirm, name="confirm"),
     path("accounts/prescriptions/<int:pk>/auto-refill/<str:action>/", views.change, name="change"),
-    path("accounts/auto-refill/orders/<int:number>/cancel/", views.cancel_order, name="cancel_order"),
     path(
-        "auto-refill/notice/<str:token>/<str:action>/", views.notice, name="notice"
+        "accounts/auto-refill/orders/<int:number>/cancel/", views.cancel_order, name="cancel_order"
     ),
+    path("auto-refill/notice/<str:token>/<str:action>/", views.notice, name="notice"),
 ]

@@ -43,9 +43,7 @@ def _page(request, record, *, form=None, status=200):
             default = (within or packs)[-1].pk
         form = AutoRefillForm(initial={**initial, "tier_id": default}, packs=packs)
     history = record.events.filter(kind="autorefill").order_by("-created_at", "-id")[:20]
-    runs = (
-        autorefill.runs.select_related("order").order_by("-due_on")[:10] if autorefill else []
-    )
+    runs = autorefill.runs.select_related("order").order_by("-due_on")[:10] if autorefill else []
     return render(
         request,
         "prescriptions/autorefill/manage.html",
@@ -169,7 +167,9 @@ def confirm(request, pk: int):
         return consent(request, pk, form=form, status=400)
     try:
         service.autorefill_confirm(
-            user=request.user, record_id=record.pk, setup_intent_id=form.cleaned_data["setup_intent"]
+            user=request.user,
+            record_id=record.pk,
+            setup_intent_id=form.cleaned_data["setup_intent"],
         )
     except service.AutoRefillError as exc:
         messages.error(request, exc.message)
@@ -206,7 +206,10 @@ def _act(request, autorefill: AutoRefill, action: str, *, due_on) -> str:
         if not form.is_valid():
             raise service.AutoRefillError("Please give a date.")
         updated = service.autorefill_change_date(
-            autorefill_id=autorefill.pk, due_on=due_on, new_date=form.cleaned_data["new_date"], by=by
+            autorefill_id=autorefill.pk,
+            due_on=due_on,
+            new_date=form.cleaned_data["new_date"],
+            by=by,
         )
         return f"The refill is now due on {updated.next_due_on:%B %-d, %Y}."
     if action == "pause":
@@ -214,7 +217,9 @@ def _act(request, autorefill: AutoRefill, action: str, *, due_on) -> str:
         return "Auto-refill is paused. Nothing will be ordered until you turn it back on."
     if action == "resume" and by is not None:
         updated = service.autorefill_resume(autorefill_id=autorefill.pk, by=by)
-        return f"Auto-refill is on again. The next refill is due on {updated.next_due_on:%B %-d, %Y}."
+        return (
+            f"Auto-refill is on again. The next refill is due on {updated.next_due_on:%B %-d, %Y}."
+        )
     if action == "stop" and by is not None:
         service.autorefill_stop(autorefill_id=autorefill.pk, by=by)
         return "Auto-refill is stopped and your saved card removed."
@@ -243,13 +248,17 @@ def notice(request, token: str, action: str):
     """A notice's link: a page that says what the click will do, then does it on the click."""
     found = emails.notice_token_read(token)
     if found is None or action not in emails.NOTICE_ACTIONS:
-        return render(request, "prescriptions/autorefill/notice.html", {"invalid": True}, status=404)
+        return render(
+            request, "prescriptions/autorefill/notice.html", {"invalid": True}, status=404
+        )
     autorefill_id, due_on = found
     autorefill = (
         AutoRefill.objects.select_related("prescription", "user").filter(pk=autorefill_id).first()
     )
     if autorefill is None:
-        return render(request, "prescriptions/autorefill/notice.html", {"invalid": True}, status=404)
+        return render(
+            request, "prescriptions/autorefill/notice.html", {"invalid": True}, status=404
+        )
     owner = request.user.is_authenticated and request.user.pk == autorefill.user_id
     context = {
         "autorefill": autorefill,

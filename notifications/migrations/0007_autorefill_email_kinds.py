@@ -4,20 +4,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0006_outbox_retries_over_a_day'),
+        ("notifications", "0006_outbox_retries_over_a_day"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='digestentry',
-            name='kind',
-            field=models.CharField(choices=[('order_received', 'Order received'), ('payment_captured', 'Payment taken (receipt)'), ('prescription_approved', 'Prescription approved'), ('prescription_rejected', 'Prescription not approved'), ('information_requested', 'More information requested'), ('shipped', 'Order shipped'), ('refund_issued', 'Refund issued'), ('staff_new_order', 'Staff: new order'), ('staff_authorisations_expiring', 'Staff: card holds about to expire'), ('account_verification', 'Account: verify the email address'), ('account_password_reset', 'Account: password reset'), ('account_email_change', 'Account: email address changed'), ('account_password_changed', 'Account: password changed'), ('account_new_sign_in', 'Account: new sign-in (staff)'), ('account_notice', 'Account: other security notice'), ('refill_reminder', 'Refill reminder'), ('staff_emails_failed', 'Staff: emails that could not be sent'), ('autorefill_started', 'Auto-refill: consent recorded'), ('autorefill_notice', 'Auto-refill: notice before a refill'), ('autorefill_paused', 'Auto-refill: paused')], max_length=40),
+            model_name="digestentry",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("order_received", "Order received"),
+                    ("payment_captured", "Payment taken (receipt)"),
+                    ("prescription_approved", "Prescription approved"),
+                    ("prescription_rejected", "Prescription not approved"),
+                    ("information_requested", "More information requested"),
+                    ("shipped", "Order shipped"),
+                    ("refund_issued", "Refund issued"),
+                    ("staff_new_order", "Staff: new order"),
+                    ("staff_authorisations_expiring", "Staff: card holds about to expire"),
+                    ("account_verification", "Account: verify the email address"),
+                    ("account_password_reset", "Account: password reset"),
+                    ("account_email_change", "Account: email address changed"),
+                    ("account_password_changed", "Account: password changed"),
+                    ("account_new_sign_in", "Account: new sign-in (staff)"),
+                    ("account_notice", "Account: other security notice"),
+                    ("refill_reminder", "Refill reminder"),
+                    ("staff_emails_failed", "Staff: emails that could not be sent"),
+                    ("autorefill_started", "Auto-refill: consent recorded"),
+                    ("autorefill_notice", "Auto-refill: notice before a refill"),
+                    ("autorefill_paused", "Auto-refill: paused"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='kind',
-            field=models.CharField(choices=[('order_received', 'Order received'), ('payment_captured', 'Payment taken (receipt)'), ('prescription_approved', 'Prescription approved'), ('prescription_rejected', 'Prescription not approved'), ('information_requested', 'More information requested'), ('shipped', 'Order shipped'), ('refund_issued', 'Refund issued'), ('staff_new_order', 'Staff: new order'), ('staff_authorisations_expiring', 'Staff: card holds about to expire'), ('account_verification', 'Account: verify the email address'), ('account_password_reset', 'Account: password reset'), ('account_email_change', 'Account: email address changed'), ('account_password_changed', 'Account: password changed'), ('account_new_sign_in', 'Account: new sign-in (staff)'), ('account_notice', 'Account: other security notice'), ('refill_reminder', 'Refill reminder'), ('staff_emails_failed', 'Staff: emails that could not be sent'), ('autorefill_started', 'Auto-refill: consent recorded'), ('autorefill_notice', 'Auto-refill: notice before a refill'), ('autorefill_paused', 'Auto-refill: paused')], max_length=40),
+            model_name="outboundemail",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("order_received", "Order received"),
+                    ("payment_captured", "Payment taken (receipt)"),
+                    ("prescription_approved", "Prescription approved"),
+                    ("prescription_rejected", "Prescription not approved"),
+                    ("information_requested", "More information requested"),
+                    ("shipped", "Order shipped"),
+                    ("refund_issued", "Refund issued"),
+                    ("staff_new_order", "Staff: new order"),
+                    ("staff_authorisations_expiring", "Staff: card holds about to expire"),
+                    ("account_verification", "Account: verify the email address"),
+                    ("account_password_reset", "Account: password reset"),
+                    ("account_email_change", "Account: email address changed"),
+                    ("account_password_changed", "Account: password changed"),
+                    ("account_new_sign_in", "Account: new sign-in (staff)"),
+                    ("account_notice", "Account: other security notice"),
+                    ("refill_reminder", "Refill reminder"),
+                    ("staff_emails_failed", "Staff: emails that could not be sent"),
+                    ("autorefill_started", "Auto-refill: consent recorded"),
+                    ("autorefill_notice", "Auto-refill: notice before a refill"),
+                    ("autorefill_paused", "Auto-refill: paused"),
+                ],
+                max_length=40,
+            ),
         ),
     ]

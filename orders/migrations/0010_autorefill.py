@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0009_stripe_event_unprocessed_index'),
+        ("orders", "0009_stripe_event_unprocessed_index"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='prescriptiononfileevent',
-            name='kind',
-            field=models.CharField(choices=[('recorded', 'Recorded'), ('fill', 'Filled'), ('changed', 'Changed'), ('refused', 'Refill refused'), ('reminded', 'Reminder sent'), ('autorefill', 'Auto-refill')], max_length=10),
+            model_name="prescriptiononfileevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("recorded", "Recorded"),
+                    ("fill", "Filled"),
+                    ("changed", "Changed"),
+                    ("refused", "Refill refused"),
+                    ("reminded", "Reminder sent"),
+                    ("autorefill", "Auto-refill"),
+                ],
+                max_length=10,
+            ),
         ),
     ]

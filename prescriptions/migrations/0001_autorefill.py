@@ -6,84 +6,200 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cart', '0002_discount_code'),
-        ('catalog', '0005_product_lowest_pill_price'),
-        ('orders', '0010_autorefill'),
+        ("cart", "0002_discount_code"),
+        ("catalog", "0005_product_lowest_pill_price"),
+        ("orders", "0010_autorefill"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AutoRefill',
+            name="AutoRefill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('active', 'On'), ('paused', 'Paused'), ('stopped', 'Stopped')], default='paused', max_length=10)),
-                ('pause_reason', models.CharField(blank=True, choices=[('patient', 'Paused by you'), ('declined', 'The saved card was declined'), ('authentication', 'The bank asked to confirm the payment'), ('expired', 'The prescription has expired'), ('no_refills', 'No refills left'), ('consent', 'Your yearly consent has run out'), ('price', 'The price changed since the notice'), ('unavailable', 'The pack cannot be ordered now'), ('controlled', 'Controlled substances are never auto-refilled')], max_length=20)),
-                ('next_due_on', models.DateField(blank=True, null=True)),
-                ('consent_at', models.DateTimeField(blank=True, null=True)),
-                ('consent_until', models.DateField(blank=True, null=True)),
-                ('consent_text', models.TextField(blank=True)),
-                ('ship_name', models.CharField(blank=True, max_length=150)),
-                ('ship_line1', models.CharField(blank=True, max_length=200)),
-                ('ship_line2', models.CharField(blank=True, max_length=200)),
-                ('ship_city', models.CharField(blank=True, max_length=100)),
-                ('ship_state', models.CharField(blank=True, max_length=2)),
-                ('ship_zip', models.CharField(blank=True, max_length=10)),
-                ('shipping_method', models.CharField(default='standard', max_length=20)),
-                ('stripe_customer_id', models.CharField(blank=True, max_length=100)),
-                ('stripe_payment_method_id', models.CharField(blank=True, max_length=100)),
-                ('stripe_setup_intent_id', models.CharField(blank=True, max_length=100)),
-                ('card_brand', models.CharField(blank=True, max_length=20)),
-                ('card_last4', models.CharField(blank=True, max_length=4)),
-                ('quoted_for', models.DateField(blank=True, null=True)),
-                ('quoted_figures', models.TextField(blank=True)),
-                ('quoted_total', models.CharField(blank=True, max_length=30)),
-                ('noticed_for', models.DateField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('cart', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cart.cart')),
-                ('prescription', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='autorefill', to='orders.prescriptiononfile')),
-                ('tier', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.packagetier', verbose_name='pack')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='autorefills', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "On"), ("paused", "Paused"), ("stopped", "Stopped")],
+                        default="paused",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "pause_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("patient", "Paused by you"),
+                            ("declined", "The saved card was declined"),
+                            ("authentication", "The bank asked to confirm the payment"),
+                            ("expired", "The prescription has expired"),
+                            ("no_refills", "No refills left"),
+                            ("consent", "Your yearly consent has run out"),
+                            ("price", "The price changed since the notice"),
+                            ("unavailable", "The pack cannot be ordered now"),
+                            ("controlled", "Controlled substances are never auto-refilled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("next_due_on", models.DateField(blank=True, null=True)),
+                ("consent_at", models.DateTimeField(blank=True, null=True)),
+                ("consent_until", models.DateField(blank=True, null=True)),
+                ("consent_text", models.TextField(blank=True)),
+                ("ship_name", models.CharField(blank=True, max_length=150)),
+                ("ship_line1", models.CharField(blank=True, max_length=200)),
+                ("ship_line2", models.CharField(blank=True, max_length=200)),
+                ("ship_city", models.CharField(blank=True, max_length=100)),
+                ("ship_state", models.CharField(blank=True, max_length=2)),
+                ("ship_zip", models.CharField(blank=True, max_length=10)),
+                ("shipping_method", models.CharField(default="standard", max_length=20)),
+                ("stripe_customer_id", models.CharField(blank=True, max_length=100)),
+                ("stripe_payment_method_id", models.CharField(blank=True, max_length=100)),
+                ("stripe_setup_intent_id", models.CharField(blank=True, max_length=100)),
+                ("card_brand", models.CharField(blank=True, max_length=20)),
+                ("card_last4", models.CharField(blank=True, max_length=4)),
+                ("quoted_for", models.DateField(blank=True, null=True)),
+                ("quoted_figures", models.TextField(blank=True)),
+                ("quoted_total", models.CharField(blank=True, max_length=30)),
+                ("noticed_for", models.DateField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "cart",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cart.cart",
+                    ),
+                ),
+                (
+                    "prescription",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="autorefill",
+                        to="orders.prescriptiononfile",
+                    ),
+                ),
+                (
+                    "tier",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="catalog.packagetier",
+                        verbose_name="pack",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="autorefills",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('next_due_on', 'pk'),
+                "ordering": ("next_due_on", "pk"),
             },
         ),
         migrations.CreateModel(
-            name='AutoRefillRun',
+            name="AutoRefillRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('due_on', models.DateField()),
-                ('outcome', models.CharField(choices=[('placing', 'Placing'), ('placed', 'Order placed'), ('refused', 'Not placed'), ('canceled', 'Canceled by the patient')], default='placing', max_length=10)),
-                ('note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('autorefill', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='prescriptions.autorefill')),
-                ('order', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='autorefill_run', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("due_on", models.DateField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("placing", "Placing"),
+                            ("placed", "Order placed"),
+                            ("refused", "Not placed"),
+                            ("canceled", "Canceled by the patient"),
+                        ],
+                        default="placing",
+                        max_length=10,
+                    ),
+                ),
+                ("note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "autorefill",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="prescriptions.autorefill",
+                    ),
+                ),
+                (
+                    "order",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="autorefill_run",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-due_on',),
+                "ordering": ("-due_on",),
             },
         ),
         migrations.AddIndex(
-            model_name='autorefill',
-            index=models.Index(fields=['status', 'next_due_on'], name='prescriptio_status_af928e_idx'),
+            model_name="autorefill",
+            index=models.Index(
+                fields=["status", "next_due_on"], name="prescriptio_status_af928e_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='autorefill',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'active'), _negated=True), models.Q(('consent_at__isnull', False), ('consent_until__isnull', False), ('next_due_on__isnull', False), models.Q(('stripe_payment_method_id', ''), _negated=True), models.Q(('consent_text', ''), _negated=True)), _connector='OR'), name='rx_autorefill_active_has_consent_card_and_date'),
+            model_name="autorefill",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "active"), _negated=True),
+                    models.Q(
+                        ("consent_at__isnull", False),
+                        ("consent_until__isnull", False),
+                        ("next_due_on__isnull", False),
+                        models.Q(("stripe_payment_method_id", ""), _negated=True),
+                        models.Q(("consent_text", ""), _negated=True),
+                    ),
+                    _connector="OR",
+                ),
+                name="rx_autorefill_active_has_consent_card_and_date",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='autorefill',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('pause_reason', ''), ('status', 'active')), models.Q(('status', 'active'), _negated=True), _connector='OR'), name='rx_autorefill_active_not_paused'),
+            model_name="autorefill",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("pause_reason", ""), ("status", "active")),
+                    models.Q(("status", "active"), _negated=True),
+                    _connector="OR",
+                ),
+                name="rx_autorefill_active_not_paused",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='autorefillrun',
-            constraint=models.UniqueConstraint(fields=('autorefill', 'due_on'), name='rx_autorefill_one_run_per_due_date'),
+            model_name="autorefillrun",
+            constraint=models.UniqueConstraint(
+                fields=("autorefill", "due_on"), name="rx_autorefill_one_run_per_due_date"
+            ),
         ),
     ]

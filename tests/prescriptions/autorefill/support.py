@@ -52,7 +52,7 @@ def opt_in(localstripe, record, tier, *, card: str = CARD_OK) -> AutoRefill:
 
 def on_file(localstripe, tier, *, refills: int = 3, filled_days_ago: int = 0, **kwargs):
     """A prescription on file (baclofen 90 at 3 a day: 30 days' supply, refill from day 23)."""
-    user, order, record = approve_first_order(localstripe, tier, refills=refills, **kwargs)
+    _user, _order, record = approve_first_order(localstripe, tier, refills=refills, **kwargs)
     if filled_days_ago:
         set_last_fill(record, days_ago=filled_days_ago)
     return record

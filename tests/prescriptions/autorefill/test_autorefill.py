@@ -23,7 +23,7 @@ from prescriptions.models import AutoRefill, AutoRefillRun, AutoRefillStatus, Pa
 from tests.localstripe import CARD_3DS, CARD_DECLINED
 from tests.orders.prescription_support import captured_minor, make_pharmacist
 
-from .support import due_today, on_file, opt_in, set_last_fill
+from .support import ADDRESS, due_today, on_file, opt_in, set_last_fill
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +37,7 @@ def steps(record) -> list[str]:
     ]
 
 
-def test_opt_in_keeps_only_stripe_ids_brand_and_last4_and_records_consent(
-    localstripe, baclofen_90
-):
+def test_opt_in_keeps_only_stripe_ids_brand_and_last4_and_records_consent(localstripe, baclofen_90):
     record = on_file(localstripe, baclofen_90, filled_days_ago=10)
     autorefill = opt_in(localstripe, record, baclofen_90)
     assert autorefill.status == AutoRefillStatus.ACTIVE
@@ -71,7 +69,11 @@ def test_the_due_date_is_the_too_soon_day_exactly(localstripe, baclofen_90):
     assert service.autorefills_place_due() == 0
     autorefill.refresh_from_db()
     assert autorefill.next_due_on == tomorrow
-    assert not Order.objects.filter(refills__prescription=record).exclude(pk=record.source_order_id).exists()
+    assert (
+        not Order.objects.filter(refills__prescription=record)
+        .exclude(pk=record.source_order_id)
+        .exists()
+    )
     # On the too-soon day itself the order is placed, held off-session, waiting for the pharmacist.
     set_last_fill(record, days_ago=23)
     due_today(autorefill)
@@ -83,7 +85,9 @@ def test_the_due_date_is_the_too_soon_day_exactly(localstripe, baclofen_90):
         PaymentStatus.AUTHORIZED,
     )
     assert OrderRefill.objects.filter(order=order, prescription=record).exists()
-    assert localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    assert (
+        localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
+    )
     autorefill.refresh_from_db()
     assert autorefill.next_due_on == timezone.localdate() + timedelta(days=23)
     assert steps(record)[-3:] == ["date_moved", "placing", "placed"]
@@ -92,7 +96,9 @@ def test_the_due_date_is_the_too_soon_day_exactly(localstripe, baclofen_90):
     order.refresh_from_db()
     record.refresh_from_db()
     assert order.payment_status == PaymentStatus.CAPTURED
-    assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(order.total.amount * 100)
+    assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(
+        order.total.amount * 100
+    )
     assert record.refills_left == 2
 
 
@@ -121,13 +127,13 @@ def test_a_declined_saved_card_pauses_and_tells_the_patient(localstripe, baclofe
     assert OutboundEmail.objects.filter(kind=EmailKind.AUTOREFILL_PAUSED).count() == 1
 
 
-def test_a_bank_asking_for_authentication_pauses_and_releases_the_attempt(
-    localstripe, baclofen_90
-):
+def test_a_bank_asking_for_authentication_pauses_and_releases_the_attempt(localstripe, baclofen_90):
     record = on_file(localstripe, baclofen_90, filled_days_ago=25)
     autorefill, secret, _ = service.autorefill_start(
-        user=record.user, record_id=record.pk, tier_id=baclofen_90.pk,
-        address=__import__("tests.prescriptions.autorefill.support", fromlist=["ADDRESS"]).ADDRESS,
+        user=record.user,
+        record_id=record.pk,
+        tier_id=baclofen_90.pk,
+        address=ADDRESS,
         shipping_method="standard",
     )
     # The 3-D Secure card is confirmed on session when saved (the patient answers the dialog).
@@ -151,11 +157,14 @@ def test_a_bank_asking_for_authentication_pauses_and_releases_the_attempt(
     assert service.autorefills_place_due() == 0
     autorefill.refresh_from_db()
     assert autorefill.pause_reason == PauseReason.AUTHENTICATION
-    order = Order.objects.filter(refills__prescription=record).exclude(pk=record.source_order_id).get()
+    order = (
+        Order.objects.filter(refills__prescription=record).exclude(pk=record.source_order_id).get()
+    )
     assert order.status == OrderStatus.CANCELED
-    assert "confirm" in email_render(
-        email=OutboundEmail.objects.get(kind=EmailKind.AUTOREFILL_PAUSED)
-    ).body
+    assert (
+        "confirm"
+        in email_render(email=OutboundEmail.objects.get(kind=EmailKind.AUTOREFILL_PAUSED)).body
+    )
 
 
 def test_consent_is_valid_through_its_last_day_and_lapses_the_day_after(localstripe, baclofen_90):
@@ -205,7 +214,9 @@ def test_controlled_substances_are_refused_at_opt_in_and_at_placement(localstrip
 def test_expired_prescription_and_no_refills_left_pause_and_ask_for_a_renewal(
     localstripe, baclofen_90, settings
 ):
-    settings.AUTOREFILL_RENEWAL_REQUEST = "tests.prescriptions.autorefill.test_autorefill.renewal_spy"
+    settings.AUTOREFILL_RENEWAL_REQUEST = (
+        "tests.prescriptions.autorefill.test_autorefill.renewal_spy"
+    )
     RENEWALS.clear()
     expired = on_file(localstripe, baclofen_90, filled_days_ago=25)
     a = opt_in(localstripe, expired, baclofen_90)

@@ -72,7 +72,10 @@ def test_one_prescription_placed_by_two_runs_at_once_is_placed_once(localstripe,
     results = run_at_once(lambda: service.autorefill_place(autorefill_id=autorefill.pk), n=4)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len([r for r in results if r is not None]) == 1
-    assert OrderRefill.objects.filter(prescription=record).exclude(order=record.source_order).count() == 1
+    assert (
+        OrderRefill.objects.filter(prescription=record).exclude(order=record.source_order).count()
+        == 1
+    )
 
 
 def test_the_database_refuses_a_second_run_for_one_due_date(localstripe, baclofen_90):

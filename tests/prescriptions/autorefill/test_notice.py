@@ -61,10 +61,8 @@ def test_one_notice_per_due_date_n_days_before_without_the_medicine(
     assert set(links(email)) == {"skip", "date", "pause"}
 
 
-def test_skip_link_asks_first_then_skips_once_and_then_is_stale(
-    localstripe, baclofen_90, settings
-):
-    record, autorefill, email = noticed(localstripe, baclofen_90, settings=settings)
+def test_skip_link_asks_first_then_skips_once_and_then_is_stale(localstripe, baclofen_90, settings):
+    _record, autorefill, email = noticed(localstripe, baclofen_90, settings=settings)
     due = autorefill.next_due_on
     url = path_of(links(email)["skip"])
     anonymous = Client()
@@ -84,7 +82,7 @@ def test_skip_link_asks_first_then_skips_once_and_then_is_stale(
 
 
 def test_forged_links_change_nothing(localstripe, baclofen_90, settings):
-    record, autorefill, email = noticed(localstripe, baclofen_90, settings=settings)
+    _record, autorefill, email = noticed(localstripe, baclofen_90, settings=settings)
     token = signing.dumps({"a": autorefill.pk, "d": "2099-01-01"}, salt="another-salt")
     url = reverse("autorefill:notice", kwargs={"token": token, "action": "pause"})
     assert Client().post(url).status_code == 404
@@ -97,7 +95,7 @@ def test_forged_links_change_nothing(localstripe, baclofen_90, settings):
 def test_date_link_refuses_a_day_before_the_too_soon_day_and_moves_later(
     localstripe, baclofen_90, settings
 ):
-    record, autorefill, email = noticed(localstripe, baclofen_90, settings=settings)
+    _record, autorefill, email = noticed(localstripe, baclofen_90, settings=settings)
     due = autorefill.next_due_on
     url = path_of(links(email)["date"])
     refused = Client().post(url, {"new_date": (due - timedelta(days=1)).isoformat()})
