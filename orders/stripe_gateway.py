@@ -301,6 +301,18 @@ def retrieve_setup_intent(setup_intent_id: str) -> SetupIntentState:
         raise _wrap(exc) from exc
 
 
+def demo_confirm_setup_intent(*, setup_intent_id: str, test_method: str = "pm_card_visa") -> None:
+    """The demo only (``setup_demo_autorefill``): confirm a SetupIntent with one of Stripe's test
+    payment methods, as the patient's browser would with a card. Refused outside test mode."""
+    if not settings.STRIPE_SECRET_KEY.startswith("sk_test_"):
+        raise PaymentGatewayError("Test payment methods are for test mode only.")
+    _configure()
+    try:
+        stripe.SetupIntent.confirm(setup_intent_id, payment_method=test_method)
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+
+
 def saved_card_from_setup_intent(*, setup_intent_id: str, customer_id: str) -> SavedCard:
     """The card a confirmed SetupIntent saved, attached to the customer (Stripe attaches it
     itself; localstripe does not, so it is attached here when it is not yet)."""
