@@ -155,17 +155,22 @@ def _summary(autorefill: AutoRefill, cart: Cart):
     )
 
 
-def autorefill_quote(*, autorefill: AutoRefill, due_on: date) -> Quote:
-    """Price the refill now, from ``cart.calculations`` (through the cart summary), and keep
-    it as the figures the order placed on ``due_on`` must match."""
+def autorefill_price(*, autorefill: AutoRefill, due_on: date) -> Quote:
+    """Price the refill now, from ``cart.calculations`` (through the cart summary)."""
     summary = _summary(autorefill, _cart_with_pack(autorefill))
     if not summary.available_lines:
         raise AutoRefillError("This pack cannot be ordered at the moment.")
-    quote = Quote(
+    return Quote(
         figures=order_services.checkout_figures(summary),
         total=format_money(summary.total),
         due_on=due_on,
     )
+
+
+def autorefill_quote(*, autorefill: AutoRefill, due_on: date) -> Quote:
+    """Price the refill now and keep it as the figures the order placed on ``due_on`` must
+    match (what the patient was last shown: the opt-in page, the notice, the resume button)."""
+    quote = autorefill_price(autorefill=autorefill, due_on=due_on)
     autorefill.quoted_for = due_on
     autorefill.quoted_figures = quote.figures
     autorefill.quoted_total = quote.total
@@ -406,9 +411,12 @@ def autorefill_pause(*, autorefill_id, by=None, due_on: date | None = None) -> A
     return autorefill
 
 
-def autorefill_resume(*, autorefill_id, by=None, today: date | None = None) -> AutoRefill:
+def autorefill_resume(
+    *, autorefill_id, shown_total: str, by=None, today: date | None = None
+) -> AutoRefill:
     """Turn a paused auto-refill back on with the saved card, if the consent and the
-    prescription still allow it; the due date is never before the too-soon date."""
+    prescription still allow it; the due date is never before the too-soon date. The price
+    now must be the one the patient's button showed (``shown_total``), else nothing changes."""
     today = today or timezone.localdate()
     with transaction.atomic():
         autorefill = _locked(autorefill_id)
@@ -427,6 +435,11 @@ def autorefill_resume(*, autorefill_id, by=None, today: date | None = None) -> A
         autorefill.next_due_on = max(
             rules.earliest_due(record, today=today), autorefill.next_due_on or today
         )
+        quote = autorefill_quote(autorefill=autorefill, due_on=autorefill.next_due_on)
+        if quote.total != shown_total:
+            raise AutoRefillError(
+                f"The price of a refill is now {quote.total}; please look at it and try again."
+            )
         autorefill.status, autorefill.pause_reason, autorefill.noticed_for = Status.ACTIVE, "", None
         autorefill.save()
         audit(
@@ -547,11 +560,13 @@ def autorefill_notices_send(*, today: date | None = None) -> int:
             )
             if autorefill is None or autorefill.noticed_for == autorefill.next_due_on:
                 continue
-            if _lapse_or_refuse(autorefill, today=today):
-                continue
             due = max(
                 autorefill.next_due_on, rules.earliest_due(autorefill.prescription, today=today)
             )
+            # Checked as of the due date: a consent or a prescription that ends before it
+            # pauses now, and the patient hears it with time to act instead of a notice.
+            if _lapse_or_refuse(autorefill, today=due):
+                continue
             try:
                 quote = autorefill_quote(autorefill=autorefill, due_on=due)
             except AutoRefillError as exc:
@@ -684,9 +699,13 @@ def _claim(autorefill_id, *, today: date) -> tuple[AutoRefillRun, AutoRefill] | 
             return None  # a refill of it is still with the pharmacist: wait for that one
         due = autorefill.next_due_on
         run, created = AutoRefillRun.objects.get_or_create(autorefill=autorefill, due_on=due)
-        if not created and not _abandoned(run):
-            return None  # placed, refused, or being placed by another run right now
-        if not created:
+        if not created and run.outcome == AutoRefillRun.Outcome.REFUSED:
+            # Refused, which paused it; active again means the patient resumed it since.
+            run.outcome, run.note = AutoRefillRun.Outcome.PLACING, ""
+            run.save(update_fields=["outcome", "note", "updated_at"])
+        elif not created and not _abandoned(run):
+            return None  # placed, canceled, or being placed by another run right now
+        elif not created:
             run.save(update_fields=["updated_at"])  # taken over from a run that died
         _cart_with_pack(autorefill)
         audit(record.pk, "placing", f"Placing the refill due {due:%B %-d, %Y}.", due_on=due)

@@ -42,6 +42,12 @@ def _page(request, record, *, form=None, status=200):
             within = [t for t in packs if t.quantity <= record.quantity_per_fill]
             default = (within or packs)[-1].pk
         form = AutoRefillForm(initial={**initial, "tier_id": default}, packs=packs)
+    price_now = ""
+    if autorefill is not None and autorefill.status == AutoRefillStatus.PAUSED:
+        try:
+            price_now = service.autorefill_price(autorefill=autorefill, due_on=today).total
+        except service.AutoRefillError:
+            price_now = ""
     history = record.events.filter(kind="autorefill").order_by("-created_at", "-id")[:20]
     runs = autorefill.runs.select_related("order").order_by("-due_on")[:10] if autorefill else []
     return render(
@@ -57,6 +63,7 @@ def _page(request, record, *, form=None, status=200):
             "notice_days": rules.notice_days(),
             "history": history,
             "runs": runs,
+            "price_now": price_now,
             "what_next": emails.WHAT_NEXT.get(autorefill.pause_reason, "") if autorefill else "",
             "needs_card": autorefill is None
             or autorefill.status == AutoRefillStatus.STOPPED
@@ -216,7 +223,9 @@ def _act(request, autorefill: AutoRefill, action: str, *, due_on) -> str:
         service.autorefill_pause(autorefill_id=autorefill.pk, by=by, due_on=due_on)
         return "Auto-refill is paused. Nothing will be ordered until you turn it back on."
     if action == "resume" and by is not None:
-        updated = service.autorefill_resume(autorefill_id=autorefill.pk, by=by)
+        updated = service.autorefill_resume(
+            autorefill_id=autorefill.pk, by=by, shown_total=request.POST.get("shown_total", "")
+        )
         return (
             f"Auto-refill is on again. The next refill is due on {updated.next_due_on:%B %-d, %Y}."
         )

@@ -11,6 +11,7 @@ import pytest
 from django.core import signing
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
@@ -141,3 +142,46 @@ def test_account_page_is_private_and_never_cached(localstripe, baclofen_90):
     bad = owner.post(reverse("autorefill:start", kwargs={"pk": record.pk}), {"tier_id": "x"})
     assert bad.status_code == 400
     assert not AutoRefill.objects.exists()
+
+
+def test_a_consent_ending_before_the_due_date_pauses_at_notice_time(
+    localstripe, baclofen_90, settings
+):
+    settings.AUTOREFILL_NOTICE_DAYS = 3
+    record = on_file(localstripe, baclofen_90, filled_days_ago=20)
+    autorefill = opt_in(localstripe, record, baclofen_90)
+    AutoRefill.objects.filter(pk=autorefill.pk).update(
+        consent_until=autorefill.next_due_on - timedelta(days=1)
+    )
+    assert service.autorefill_notices_send() == 0
+    autorefill.refresh_from_db()
+    assert autorefill.pause_reason == PauseReason.CONSENT_EXPIRED
+    paused = email_render(email=OutboundEmail.objects.get(kind=EmailKind.AUTOREFILL_PAUSED))
+    assert "consent once a year" in paused.body
+    assert not OutboundEmail.objects.filter(kind=EmailKind.AUTOREFILL_NOTICE).exists()
+
+
+def test_paused_for_a_price_change_resumes_only_at_the_price_shown(localstripe, baclofen_90):
+    from djmoney.money import Money
+
+    from catalog.models import PackageTier
+
+    record = on_file(localstripe, baclofen_90, filled_days_ago=25)
+    autorefill = opt_in(localstripe, record, baclofen_90)
+    AutoRefill.objects.filter(pk=autorefill.pk).update(next_due_on=timezone.localdate())
+    PackageTier.objects.filter(pk=baclofen_90.pk).update(price=Money("99.00", "USD"))
+    assert service.autorefills_place_due() == 0
+    autorefill.refresh_from_db()
+    assert autorefill.pause_reason == PauseReason.PRICE_CHANGED
+    client = Client()
+    client.force_login(record.user)
+    page = client.get(reverse("autorefill:manage", args=[record.pk])).content.decode()
+    shown = re.search(r'name="shown_total" value="([^"]+)"', page).group(1)
+    stale = client.post(
+        reverse("autorefill:change", args=[record.pk, "resume"]), {"shown_total": "$1.00"}
+    )
+    assert stale.status_code == 400
+    client.post(reverse("autorefill:change", args=[record.pk, "resume"]), {"shown_total": shown})
+    autorefill.refresh_from_db()
+    assert autorefill.status == AutoRefillStatus.ACTIVE and autorefill.quoted_total == shown
+    assert service.autorefills_place_due() == 1
