@@ -385,7 +385,7 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=4.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 # How long Stripe keeps a manual-capture card hold (7 days for online card payments). A
 # prescription order still in review after this is canceled and the customer told
-# (orders.prescription_decisions.prescriptions_lapse_expired); the staff digest warns a day before.
+# (prescriptions.decisions.prescriptions_lapse_expired); the staff digest warns a day before.
 # Only lower it for a processor with shorter holds; raising it would capture expired holds.
 STRIPE_AUTHORISATION_VALIDITY_HOURS = env.int("STRIPE_AUTHORISATION_VALIDITY_HOURS", default=7 * 24)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.

@@ -6,8 +6,8 @@ from django import template
 from django.utils.html import format_html
 
 from orders.models import Order
-from orders.prescriptions import is_pharmacist
 from orders.state import OrderStatus
+from prescriptions.queue import is_pharmacist
 
 register = template.Library()
 

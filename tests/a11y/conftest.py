@@ -7,7 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.models import PackageTier
-from orders import prescription_decisions, services
+from orders import services
+from prescriptions import decisions as prescription_decisions
 from tests.e2e.conftest import general_product  # noqa: F401
 from tests.e2e.test_checkout import shop  # noqa: F401  (live server + localstripe webhooks)
 from tests.factories import UserFactory

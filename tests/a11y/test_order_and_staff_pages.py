@@ -9,7 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.models import PackageTier
-from orders import prescription_decisions, services
+from orders import services
+from prescriptions import decisions as prescription_decisions
 from tests.catalog.html import parse
 from tests.e2e.conftest import general_product  # noqa: F401
 from tests.factories import UserFactory

@@ -13,10 +13,11 @@ from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import Resolver404, resolve, reverse
-
 from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
-from orders.models import Order, Prescription, PrescriptionReview
+
+from orders.models import Order
 from pharmacy.permissions import can_act_as_staff
+from prescriptions.models import Prescription, PrescriptionReview
 from tests.accounts.mfa import password_only_login, staff_login, totp_code, totp_secret
 from tests.factories import UserFactory
 from tests.orders.prescription_support import MINIMAL_PDF
@@ -256,8 +257,8 @@ def test_staff_who_passed_the_second_factor_use_the_staff_pages_under_a_script_n
 def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(settings, rx_order):
     """Each staff route (today's and any added later) is guarded by its own view, not only by the
     middleware's path prefixes."""
-    from orders import refill_urls
     from orders import urls as order_urls
+    from prescriptions import refill_urls
 
     without_middleware(settings)
     client = Client()

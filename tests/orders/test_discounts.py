@@ -18,10 +18,10 @@ from catalog.models import LegalClass
 from discounts.models import DiscountCode, DiscountKind, DiscountRedemption
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders import prescription_decisions as rx
 from orders import services
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions import decisions as rx
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import ADDRESS, prescriber_intake

@@ -12,8 +12,8 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
-from orders import prescription_decisions as rx
 from orders import services
+from prescriptions import decisions as rx
 from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import prescriber_intake

@@ -5,8 +5,8 @@ from django.test import Client
 from django.urls import reverse
 
 from cart.models import Cart, CartLine
-from orders.models import Prescription
 from orders.services import order_link
+from prescriptions.models import Prescription
 from tests.orders.conftest import make_cart
 from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
 

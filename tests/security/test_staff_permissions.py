@@ -14,12 +14,13 @@ from django.urls import reverse
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_resend
-from orders import prescription_decisions as rx
 from orders import services
 from orders.emails import order_email
 from orders.fulfilment import order_mark_shipped
-from orders.models import OrderRefund, PrescriptionReview, Shipment
+from orders.models import OrderRefund, Shipment
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions import decisions as rx
+from prescriptions.models import PrescriptionReview
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
