@@ -46,8 +46,8 @@ class ReviewError(OrderError):
 
 
 def _require(user, permission: str, action: str) -> None:
-    """Each decision checks its own permission (``orders.<codename>``); only a person decides."""
-    require_permission(user, f"orders.{permission}", action=action, system_allowed=False)
+    """Each decision checks its own permission (``prescriptions.<codename>``); only a person decides."""
+    require_permission(user, f"prescriptions.{permission}", action=action, system_allowed=False)
 
 
 def _lock_for_review(order: Order, submission_key) -> tuple[Order, PrescriptionReview | None]:

@@ -37,7 +37,9 @@ def my_prescriptions(request):
         )
     settings_row = reminders.reminder_settings_for(request.user)
     return render(
-        request, "orders/refills/list.html", {"rows": rows, "reminder_settings": settings_row}
+        request,
+        "prescriptions/refills/list.html",
+        {"rows": rows, "reminder_settings": settings_row},
     )
 
 
@@ -51,7 +53,7 @@ def prescription_detail(request, pk: int):
     fills = list(record.events.filter(kind="fill").select_related("order").order_by("-created_at"))
     return render(
         request,
-        "orders/refills/detail.html",
+        "prescriptions/refills/detail.html",
         {
             "record": record,
             "checks": refill_rules.refill_checks(record),
@@ -98,7 +100,10 @@ def reminder_settings(request):
         messages.success(request, "Your reminder settings are saved.")
         return redirect("refills:list")
     return render(
-        request, "orders/refills/reminders.html", {"form": form}, status=400 if form.errors else 200
+        request,
+        "prescriptions/refills/reminders.html",
+        {"form": form},
+        status=400 if form.errors else 200,
     )
 
 
@@ -140,7 +145,7 @@ def _decide(request, number: int, form, action, success: str, refused: str = "")
                 messages.warning(request, refused.format(number=order.number, reason=review.note))
             else:
                 messages.success(request, success.format(number=order.number))
-            return redirect("orders:review_queue")
+            return redirect("prescriptions:review_queue")
     else:
         messages.error(
             request,
@@ -150,7 +155,7 @@ def _decide(request, number: int, form, action, success: str, refused: str = "")
                 for name, errors in form.errors.items()
             ),
         )
-    return redirect("orders:review_order", number=number)
+    return redirect("prescriptions:review_order", number=number)
 
 
 @never_cache

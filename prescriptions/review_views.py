@@ -79,7 +79,7 @@ def review_queue(request):
     orders, refills = review_queue_split(orders)
     return render(
         request,
-        "orders/review/queue.html",
+        "prescriptions/review/queue.html",
         {
             "orders": orders,
             "refills": refills,
@@ -167,7 +167,7 @@ def _render_review(request, order, *, status=200, top_error="", approve_data=Non
         "reviews": list(order.reviews.all()),
         "events": events,
         "in_review": order.status == OrderStatus.AWAITING_REVIEW,
-        # A refill order shows only the refill decision (orders/refills/_review_panel.html).
+        # A refill order shows only the refill decision (prescriptions/refills/_review_panel.html).
         "is_refill": bool(refill_line_ids),
         "approve_form": approve_form,
         "reject_form": forms.get("reject_form") or RejectForm(),
@@ -184,7 +184,7 @@ def _render_review(request, order, *, status=200, top_error="", approve_data=Non
     # Several forms on one page: ids per form, so a label never focuses another form's box.
     for name in ("approve_form", "reject_form", "info_form", "ship_form"):
         context[name].auto_id = f"{name.removesuffix('_form')}-%s"
-    return render(request, "orders/review/order.html", context, status=status)
+    return render(request, "prescriptions/review/order.html", context, status=status)
 
 
 @never_cache
@@ -204,7 +204,7 @@ def _act(request, number, form_class, form_name, action, *, success, form_kwargs
             form.add_error(None, exc.message)
         else:
             messages.success(request, success.format(number=order.number))
-            return redirect("orders:review_queue")
+            return redirect("prescriptions:review_queue")
     order = _review_order(number)
     shown = (
         order.status == OrderStatus.READY_TO_SHIP
@@ -256,7 +256,7 @@ def review_approve(request, number: int):
                 request,
                 f"Order {order.number} approved{kept}; {review.approved_total} has been captured.",
             )
-            return redirect("orders:review_queue")
+            return redirect("prescriptions:review_queue")
     if set(form.errors) == {"shown_capture"}:
         # Only the amount is missing (or not a number): nothing captured; show it and ask again.
         message = "Nothing was charged: check the amount on the button, then approve again."
@@ -283,7 +283,7 @@ def review_approve_preview(request, number: int):
     lines = list(order.lines.all())
     return render(
         request,
-        "orders/review/_approve_preview.html",
+        "prescriptions/review/_approve_preview.html",
         {"order": order, **_capture_preview(order, lines, request.POST)},
     )
 

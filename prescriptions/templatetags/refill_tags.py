@@ -10,7 +10,7 @@ from prescriptions.refill_forms import RefillRefuseForm
 register = template.Library()
 
 
-@register.inclusion_tag("orders/refills/_review_panel.html", takes_context=True)
+@register.inclusion_tag("prescriptions/refills/_review_panel.html", takes_context=True)
 def refill_review_panel(context, order):
     """For a refill order: its checks and the two refill decisions (the page shows nothing else)."""
     _, refills = refill_review.review_queue_split([order], today=timezone.localdate())

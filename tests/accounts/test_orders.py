@@ -261,7 +261,7 @@ def test_an_approved_guest_order_claimed_brings_its_prescription_on_file(
     from orders.models import OrderLine
     from prescriptions import on_file_record
     from prescriptions.models import PrescriptionOnFile
-    from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
+    from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
     tier = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
     cart = Cart.objects.create(session_key="guest-cart-claim")

@@ -20,7 +20,7 @@ from pharmacy.permissions import can_act_as_staff
 from prescriptions.models import Prescription, PrescriptionReview
 from tests.accounts.mfa import password_only_login, staff_login, totp_code, totp_secret
 from tests.factories import UserFactory
-from tests.orders.prescription_support import MINIMAL_PDF
+from tests.prescriptions.prescription_support import MINIMAL_PDF
 
 from .conftest import PASSWORD, emails_to, make_order
 
@@ -60,10 +60,10 @@ def staff_urls(order) -> dict[str, str]:
         "admin orders": reverse("admin:orders_order_changelist"),
         "admin refund": reverse("admin:orders_order_refund", args=[order.pk]),
         "admin prices": reverse("admin:catalog_packagetier_changelist"),
-        "review queue": reverse("orders:review_queue"),
-        "review page": reverse("orders:review_order", args=[order.number]),
-        "prescription file": reverse("orders:prescription_file", args=[prescription.pk]),
-        "review decision": reverse("orders:review_request_info", args=[order.number]),
+        "review queue": reverse("prescriptions:review_queue"),
+        "review page": reverse("prescriptions:review_order", args=[order.number]),
+        "prescription file": reverse("prescriptions:prescription_file", args=[prescription.pk]),
+        "review decision": reverse("prescriptions:review_request_info", args=[order.number]),
     }
 
 

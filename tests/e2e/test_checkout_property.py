@@ -30,7 +30,7 @@ from prescriptions import decisions as rx_decisions
 from salestax.models import TaxRate
 from tests.e2e.test_checkout import add_to_cart, order_page_reached, shop  # noqa: F401  (shop is a fixture)
 from tests.localstripe import CARD_OK
-from tests.orders.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.e2e
 

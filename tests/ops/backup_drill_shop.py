@@ -43,7 +43,7 @@ from prescriptions.models import (
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory
 from tests.localstripe import LocalStripe
 from tests.orders.conftest import ADDRESS
-from tests.orders.prescription_support import (
+from tests.prescriptions.prescription_support import (
     MINIMAL_PDF,
     authorise,
     make_pharmacist,

@@ -26,7 +26,7 @@ from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import ADDRESS, prescriber_intake
 from tests.orders.money_support import use_client_cart
-from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import authorise, captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.django_db
 

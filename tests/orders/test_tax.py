@@ -18,7 +18,7 @@ from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import prescriber_intake
 from tests.orders.money_support import use_client_cart
-from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import authorise, captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.django_db
 

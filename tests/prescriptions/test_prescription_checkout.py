@@ -7,12 +7,12 @@ from datetime import date
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from tests.orders.prescription_support import ELF_HEADER, MINIMAL_PDF, png_bytes, upload
 
 from orders.models import Order
 from prescriptions.models import PatientDetails, Prescription
 from tests.orders.conftest import attach_to_session as attach
 from tests.orders.conftest import make_cart, shown_figures
+from tests.prescriptions.prescription_support import ELF_HEADER, MINIMAL_PDF, png_bytes, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,14 @@ import uuid
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from tests.orders.prescription_support import (
+
+from orders import services
+from orders.models import Order
+from prescriptions.files import check_prescription_upload, private_storage
+from prescriptions.models import PatientDetails, Prescription
+from tests.factories import UserFactory
+from tests.orders.conftest import ADDRESS, make_cart
+from tests.prescriptions.prescription_support import (
     ELF_HEADER,
     MINIMAL_PDF,
     MZ_HEADER,
@@ -17,13 +24,6 @@ from tests.orders.prescription_support import (
     png_bytes,
     upload,
 )
-
-from orders import services
-from orders.models import Order
-from prescriptions.files import check_prescription_upload, private_storage
-from prescriptions.models import PatientDetails, Prescription
-from tests.factories import UserFactory
-from tests.orders.conftest import ADDRESS, make_cart
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +170,7 @@ def owned(localstripe, baclofen_90, customer, django_capture_on_commit_callbacks
 
 def test_the_owner_gets_the_file_with_safe_headers(client, owned, customer):
     client.force_login(customer)
-    response = client.get(reverse("orders:prescription_file", args=[owned.pk]))
+    response = client.get(reverse("prescriptions:prescription_file", args=[owned.pk]))
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == MINIMAL_PDF
     assert response["Content-Type"] == "application/pdf"
@@ -182,17 +182,22 @@ def test_the_owner_gets_the_file_with_safe_headers(client, owned, customer):
 
 def test_a_pharmacist_gets_the_file(client, owned):
     client.force_login(make_pharmacist())
-    assert client.get(reverse("orders:prescription_file", args=[owned.pk])).status_code == 200
+    assert (
+        client.get(reverse("prescriptions:prescription_file", args=[owned.pk])).status_code == 200
+    )
 
 
 def test_another_customer_staff_member_and_anonymous_get_404(client, owned):
-    url = reverse("orders:prescription_file", args=[owned.pk])
+    url = reverse("prescriptions:prescription_file", args=[owned.pk])
     assert client.get(url).status_code == 404
     client.force_login(UserFactory())
     assert client.get(url).status_code == 404
     client.force_login(UserFactory(is_staff=True))  # staff, but not a pharmacist
     assert client.get(url).status_code == 404
-    assert client.get(reverse("orders:prescription_file", args=[uuid.uuid4()])).status_code == 404
+    assert (
+        client.get(reverse("prescriptions:prescription_file", args=[uuid.uuid4()])).status_code
+        == 404
+    )
 
 
 def test_a_guest_needs_the_signed_order_link(
@@ -201,7 +206,7 @@ def test_a_guest_needs_the_signed_order_link(
     with django_capture_on_commit_callbacks(execute=True):
         placed = _place(make_cart(tier=baclofen_90), baclofen_90)
     prescription = Prescription.objects.get(order=placed.order)
-    url = reverse("orders:prescription_file", args=[prescription.pk])
+    url = reverse("prescriptions:prescription_file", args=[prescription.pk])
     assert client.get(url).status_code == 404
     assert client.get(url, {"t": "forged"}).status_code == 404
     assert client.get(url, {"t": services.order_access_token(placed.order)}).status_code == 200

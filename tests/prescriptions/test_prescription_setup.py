@@ -17,11 +17,11 @@ def test_demo_staff_pharmacist_can_review_and_pricing_cannot(settings, client):
     users = get_user_model().objects
     pharmacist = users.get(email="pharmacist@pharmacy.example")
     pricing = users.get(email="pricing@pharmacy.example")
-    assert is_pharmacist(pharmacist) and pharmacist.has_perm("orders.review_prescription")
-    assert pharmacist.has_perm("orders.view_prescription") and pharmacist.has_perm(
+    assert is_pharmacist(pharmacist) and pharmacist.has_perm("prescriptions.review_prescription")
+    assert pharmacist.has_perm("prescriptions.view_prescription") and pharmacist.has_perm(
         "orders.change_order"
     )
-    assert not is_pharmacist(pricing) and not pricing.has_perm("orders.review_prescription")
+    assert not is_pharmacist(pricing) and not pricing.has_perm("prescriptions.review_prescription")
     client.force_login(pharmacist)
     assert client.get("/staff/review/").status_code == 200
     assert client.get("/admin/orders/prescriptionreview/").status_code == 200

@@ -8,13 +8,6 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from djmoney.money import Money
-from tests.orders.prescription_support import (
-    approve_data,
-    authorise,
-    captured_minor,
-    make_pharmacist,
-    place_rx,
-)
 
 from notifications.models import EmailKind, OutboundEmail
 from orders.models import OrderLine, Shipment
@@ -23,6 +16,13 @@ from prescriptions import decisions as rx
 from prescriptions.models import PrescriptionReview, ReviewAction
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
+from tests.prescriptions.prescription_support import (
+    approve_data,
+    authorise,
+    captured_minor,
+    make_pharmacist,
+    place_rx,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -156,10 +156,9 @@ def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclof
     t90 = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
     cart = make_cart(tier=t90)
     CartLine.objects.create(cart=cart, tier=t60, packages=1, price_when_added=t60.price)
-    from tests.orders.prescription_support import intake_for
-
     from orders import services
     from tests.orders.conftest import ADDRESS
+    from tests.prescriptions.prescription_support import intake_for
 
     intake = intake_for(t90)
     intake = type(intake)(
@@ -233,7 +232,7 @@ def test_double_submitted_approval_captures_once(localstripe, baclofen_90, pharm
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
     client.force_login(pharmacist)
     data = approve_data(order)
-    url = reverse("orders:review_approve", args=[order.number])
+    url = reverse("prescriptions:review_approve", args=[order.number])
     assert client.post(url, data).status_code == 302
     assert client.post(url, data).status_code == 302  # the same form again: no-op
     assert order.reviews.count() == 1
@@ -250,7 +249,7 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
     order = authorise(
         localstripe, place_rx(make_cart(tier=baclofen_90, packages=2), tier=baclofen_90)
     )
-    page = client.get(reverse("orders:review_order", args=[order.number]))
+    page = client.get(reverse("prescriptions:review_order", args=[order.number]))
     assert page.status_code == 200
     body = page.content.decode()
     assert "Jane Doe" in body and "Penicillin" in body and "Open the uploaded copy" in body
@@ -258,7 +257,7 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
 
     # Invalid: more packages than ordered -> form error, nothing captured.
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]),
+        reverse("prescriptions:review_approve", args=[order.number]),
         approve_data(order, packs={line.pk: 3}, note="x"),
     )
     assert response.status_code == 400
@@ -267,13 +266,13 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
     )
 
     response = client.post(
-        reverse("orders:review_request_info", args=[order.number]),
+        reverse("prescriptions:review_request_info", args=[order.number]),
         {"submission_key": str(uuid.uuid4()), "message": "Which clinic?"},
     )
     assert response.status_code == 302
     # Fewer packs without a note for the customer: refused, nothing captured.
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]),
+        reverse("prescriptions:review_approve", args=[order.number]),
         approve_data(order, packs={line.pk: 1}),
     )
     assert response.status_code == 400 and "tell the customer why" in response.content.decode()
@@ -281,7 +280,7 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
         localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
     )
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]),
+        reverse("prescriptions:review_approve", args=[order.number]),
         approve_data(order, packs={line.pk: 1}, note="One pack prescribed."),
     )
     assert response.status_code == 302
@@ -294,7 +293,7 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
 
     # Ship it from the queue page.
     response = client.post(
-        reverse("orders:review_ship", args=[order.number]),
+        reverse("prescriptions:review_ship", args=[order.number]),
         {"carrier": "USPS", "tracking_number": "9400 1000 0000"},
     )
     assert response.status_code == 302
@@ -315,7 +314,7 @@ def test_review_pages_drive_all_four_actions(localstripe, baclofen_90, pharmacis
 def test_reject_from_the_page_needs_a_reason(localstripe, baclofen_90, pharmacist, client):
     client.force_login(pharmacist)
     order = authorise(localstripe, place_rx(make_cart(tier=baclofen_90), tier=baclofen_90))
-    url = reverse("orders:review_reject", args=[order.number])
+    url = reverse("prescriptions:review_reject", args=[order.number])
     assert client.post(url, {"submission_key": str(uuid.uuid4()), "reason": ""}).status_code == 400
     assert (
         client.post(
@@ -345,7 +344,8 @@ def test_orders_without_prescription_items_are_never_held_for_review(
     assert not order.prescriptions.exists() and not hasattr_patient(order)
     client.force_login(pharmacist)
     assert (
-        f"order-{order.number}" not in client.get(reverse("orders:review_queue")).content.decode()
+        f"order-{order.number}"
+        not in client.get(reverse("prescriptions:review_queue")).content.decode()
     )
     with pytest.raises(rx.ReviewError):
         rx.prescription_approve(order=order, by=pharmacist)
@@ -365,17 +365,20 @@ def test_only_pharmacists_can_act(localstripe, baclofen_90, client):
     pricing.groups.add(Group.objects.get_or_create(name="pricing")[0])
     customer = order.user or UserFactory()
     urls = [
-        reverse("orders:review_approve", args=[order.number]),
-        reverse("orders:review_approve_changes", args=[order.number]),
-        reverse("orders:review_reject", args=[order.number]),
-        reverse("orders:review_request_info", args=[order.number]),
-        reverse("orders:review_ship", args=[order.number]),
+        reverse("prescriptions:review_approve", args=[order.number]),
+        reverse("prescriptions:review_approve_changes", args=[order.number]),
+        reverse("prescriptions:review_reject", args=[order.number]),
+        reverse("prescriptions:review_request_info", args=[order.number]),
+        reverse("prescriptions:review_ship", args=[order.number]),
     ]
     data = {"submission_key": str(uuid.uuid4()), "reason": "no", "message": "?", "note": "x"}
     for user in (customer, pricing):
         client.force_login(user)
-        assert client.get(reverse("orders:review_queue")).status_code == 403
-        assert client.get(reverse("orders:review_order", args=[order.number])).status_code == 403
+        assert client.get(reverse("prescriptions:review_queue")).status_code == 403
+        assert (
+            client.get(reverse("prescriptions:review_order", args=[order.number])).status_code
+            == 403
+        )
         for url in urls:
             assert client.post(url, data).status_code == 403
     client.logout()
@@ -395,7 +398,7 @@ def test_superuser_can_act(localstripe, baclofen_90, client):
     admin = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin)
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]), approve_data(order)
+        reverse("prescriptions:review_approve", args=[order.number]), approve_data(order)
     )
     assert response.status_code == 302
     order.refresh_from_db()
@@ -409,7 +412,8 @@ def test_actions_need_csrf(localstripe, baclofen_90, pharmacist):
     client = Client(enforce_csrf_checks=True)
     client.force_login(pharmacist)
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]), {"submission_key": str(uuid.uuid4())}
+        reverse("prescriptions:review_approve", args=[order.number]),
+        {"submission_key": str(uuid.uuid4())},
     )
     assert response.status_code == 403
     assert not OrderLine.objects.filter(order=order, packages=0).exists()

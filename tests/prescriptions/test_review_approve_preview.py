@@ -12,12 +12,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
-from tests.orders.prescription_support import (
-    approve_data,
-    authorise,
-    captured_minor,
-    make_pharmacist,
-)
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
@@ -28,6 +22,12 @@ from prescriptions.models import PrescriptionOnFile
 from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import ADDRESS, prescriber_intake
+from tests.prescriptions.prescription_support import (
+    approve_data,
+    authorise,
+    captured_minor,
+    make_pharmacist,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +96,7 @@ def test_the_amount_shown_before_approving_is_the_amount_captured(
     client.force_login(make_pharmacist())
     lines = {line.product_name: line for line in order.lines.all()}
     packs = {lines[name].pk: n for name, n in cut.items()}
-    page = client.get(reverse("orders:review_order", args=[order.number])).content.decode()
+    page = client.get(reverse("prescriptions:review_order", args=[order.number])).content.decode()
     assert shown(page) == (
         f"{order.total.amount:,}",
         str(order.total.amount),
@@ -105,14 +105,14 @@ def test_the_amount_shown_before_approving_is_the_amount_captured(
     data = approve_data(order, packs=packs, refills=2, note="As prescribed.")
     # Without JavaScript: "Update the amount" shows the page again with the server's figure.
     preview = client.post(
-        reverse("orders:review_approve", args=[order.number]), {**data, "preview": "1"}
+        reverse("prescriptions:review_approve", args=[order.number]), {**data, "preview": "1"}
     )
     assert preview.status_code == 200
     button, carried = shown(preview.content.decode())
     assert "As prescribed." in preview.content.decode()  # what was typed is kept
     # With JavaScript: htmx asks the server for the same fragment.
     fragment = client.post(
-        reverse("orders:review_approve_preview", args=[order.number]), data
+        reverse("prescriptions:review_approve_preview", args=[order.number]), data
     ).content.decode()
     assert shown(fragment) == (button, carried)
     assert Decimal(carried) < order.total.amount
@@ -121,7 +121,8 @@ def test_the_amount_shown_before_approving_is_the_amount_captured(
     )  # a preview charges nothing
 
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]), {**data, "shown_capture": carried}
+        reverse("prescriptions:review_approve", args=[order.number]),
+        {**data, "shown_capture": carried},
     )
     assert response.status_code == 302
     order.refresh_from_db()
@@ -144,7 +145,7 @@ def test_a_stale_amount_is_shown_again_and_nothing_is_captured(
     data = approve_data(order, packs={baclofen.pk: 1}, note="One pack prescribed.")
     # A form without the amount (not from the page) captures nothing; the page shows the amount.
     without = {k: v for k, v in data.items() if k != "shown_capture"}
-    response = client.post(reverse("orders:review_approve", args=[order.number]), without)
+    response = client.post(reverse("prescriptions:review_approve", args=[order.number]), without)
     assert (
         response.status_code == 409
         and "check the amount on the button" in response.content.decode()
@@ -154,7 +155,7 @@ def test_a_stale_amount_is_shown_again_and_nothing_is_captured(
     )
     # The button named the full amount (packs as ordered), then a pack was cut without a new preview.
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]),
+        reverse("prescriptions:review_approve", args=[order.number]),
         {**data, "shown_capture": str(order.total.amount)},
     )
     assert response.status_code == 409
@@ -167,7 +168,8 @@ def test_a_stale_amount_is_shown_again_and_nothing_is_captured(
         localstripe.payment_intent(order.stripe_payment_intent_id)["status"] == "requires_capture"
     )
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]), {**data, "shown_capture": carried}
+        reverse("prescriptions:review_approve", args=[order.number]),
+        {**data, "shown_capture": carried},
     )
     assert response.status_code == 302
     assert captured_minor(localstripe, order.stripe_payment_intent_id) == int(

@@ -5,13 +5,18 @@ import uuid
 
 import pytest
 from django.db import connection, connections
-from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist, place_rx
 
 from orders.models import OrderEvent
 from orders.state import OrderStatus, PaymentStatus
 from prescriptions import decisions as rx
 from prescriptions.models import PrescriptionReview
 from tests.orders.conftest import make_cart
+from tests.prescriptions.prescription_support import (
+    authorise,
+    captured_minor,
+    make_pharmacist,
+    place_rx,
+)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")

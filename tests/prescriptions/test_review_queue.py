@@ -10,17 +10,17 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
-from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
 
 from notifications.models import DigestEntry, EmailKind, OutboundEmail
-from orders import tasks
 from orders.models import Order, OrderEvent, OrderLine, OrderNumber
 from orders.state import OrderStatus, PaymentStatus
 from orders.tasks import expiring_holds_digest_task
 from prescriptions import decisions as rx
+from prescriptions import tasks
 from prescriptions.models import PatientDetails, Prescription, PrescriptionReview, ReviewAction
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart
+from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +88,7 @@ def test_queue_lists_orders_in_review_oldest_hold_first_with_time_left(client, p
     newer = review_order(authorised_days_ago=1)
     older = review_order(authorised_days_ago=6.5)
     client.force_login(pharmacist)
-    body = client.get(reverse("orders:review_queue")).content.decode()
+    body = client.get(reverse("prescriptions:review_queue")).content.decode()
     assert body.index(f"order-{older.number}") < body.index(f"order-{newer.number}")
     assert "5 d 23 h left" in body or "6 d 0 h left" in body  # newer: about 6 days of its 7
     assert (
@@ -102,16 +102,16 @@ def test_queue_lists_orders_in_review_oldest_hold_first_with_time_left(client, p
 def test_queue_query_count_does_not_grow_with_orders(client, pharmacist, django_assert_num_queries):
     review_order()
     client.force_login(pharmacist)
-    client.get(reverse("orders:review_queue"))  # warm the session
+    client.get(reverse("prescriptions:review_queue"))  # warm the session
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as one:
-        assert client.get(reverse("orders:review_queue")).status_code == 200
+        assert client.get(reverse("prescriptions:review_queue")).status_code == 200
     for _ in range(14):
         review_order(lines=3)
     with django_assert_num_queries(len(one.captured_queries)):
-        response = client.get(reverse("orders:review_queue"))
+        response = client.get(reverse("prescriptions:review_queue"))
     assert response.content.decode().count('class="review-card"') == 15
     assert len(one.captured_queries) <= 12
     print(f"review queue: {len(one.captured_queries)} queries for 1 and for 15 orders")
@@ -127,7 +127,8 @@ def test_review_page_query_count_does_not_grow_with_lines(client, pharmacist):
     for order in (small, big):
         with CaptureQueriesContext(connection) as ctx:
             assert (
-                client.get(reverse("orders:review_order", args=[order.number])).status_code == 200
+                client.get(reverse("prescriptions:review_order", args=[order.number])).status_code
+                == 200
             )
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1]

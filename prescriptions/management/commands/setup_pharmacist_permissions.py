@@ -8,25 +8,26 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Q
 
 from prescriptions.queue import PHARMACIST_GROUP
 
-PHARMACIST_ORDER_PERMISSIONS = [
+PHARMACIST_PERMISSIONS = [
     "orders.view_order",
     "orders.change_order",
     "orders.view_orderline",
     "orders.view_orderevent",
-    "orders.view_prescription",
-    "orders.view_patientdetails",
-    "orders.view_prescriptionreview",
+    "prescriptions.view_prescription",
+    "prescriptions.view_patientdetails",
+    "prescriptions.view_prescriptionreview",
     "orders.view_shipment",
-    "orders.review_prescription",
+    "prescriptions.review_prescription",
     # Each decision has its own permission, checked by the service that makes it. Approving
     # captures the card hold and refusing cancels it, so those two come with the role;
     # refunds do not (a superuser or a group given orders.refund_order).
-    "orders.approve_prescription",
-    "orders.reject_prescription",
-    "orders.request_prescription_information",
+    "prescriptions.approve_prescription",
+    "prescriptions.reject_prescription",
+    "prescriptions.request_prescription_information",
     "orders.capture_payment",
     "orders.cancel_order",
     "orders.mark_shipped",
@@ -35,11 +36,12 @@ PHARMACIST_ORDER_PERMISSIONS = [
 
 def grant_pharmacist_permissions() -> Group:
     group, _ = Group.objects.get_or_create(name=PHARMACIST_GROUP)
-    codenames = {name.split(".", 1)[1] for name in PHARMACIST_ORDER_PERMISSIONS}
-    found = list(
-        Permission.objects.filter(content_type__app_label="orders", codename__in=codenames)
-    )
-    missing = codenames - {p.codename for p in found}
+    wanted = {tuple(name.split(".", 1)) for name in PHARMACIST_PERMISSIONS}
+    query = Q()
+    for app_label, codename in wanted:
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    found = list(Permission.objects.filter(query).select_related("content_type"))
+    missing = wanted - {(p.content_type.app_label, p.codename) for p in found}
     if missing:
         raise CommandError(f"Permissions missing (run migrate first): {sorted(missing)}")
     group.permissions.add(*found)

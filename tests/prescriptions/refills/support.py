@@ -7,7 +7,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.utils import timezone
-from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
 
 from cart.models import Cart, CartLine
 from orders import services
@@ -16,6 +15,7 @@ from prescriptions import on_file_record, refill_cart
 from prescriptions.models import PrescriptionOnFile
 from tests.factories import UserFactory
 from tests.orders.conftest import ADDRESS
+from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
 
 def approve_first_order(

@@ -5,11 +5,11 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
-from tests.orders.prescription_support import make_pharmacist
-from tests.refills.support import approve_first_order
 
 from prescriptions import on_file_record, refill_rules, reminders
 from prescriptions.models import PrescriptionOnFile
+from tests.prescriptions.prescription_support import make_pharmacist
+from tests.prescriptions.refills.support import approve_first_order
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,6 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from tests.orders.prescription_support import captured_minor, make_pharmacist
-from tests.refills.support import age_last_fill, approve_first_order
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
@@ -20,6 +18,8 @@ from prescriptions.models import PrescriptionOnFile, RefillReminderSettings
 from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.refills.support import age_last_fill, approve_first_order
 
 pytestmark = pytest.mark.e2e
 
@@ -70,16 +70,15 @@ def test_prescription_on_file_refills_and_reminders_in_the_browser(
     pharmacist = make_pharmacist()
     # The first order (its browser checkout is covered by tests/e2e/test_prescription.py), then the
     # pharmacist keeps it on file with 3 refills from the review page.
-    from tests.orders.prescription_support import authorise, place_rx
-
     from cart.models import Cart, CartLine
+    from tests.prescriptions.prescription_support import authorise, place_rx
 
     cart = Cart.objects.create(user=customer)
     CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
     first = authorise(localstripe, place_rx(cart, tier=tier, user=customer, email=customer.email))
     staff = page.context.browser.new_page()
     sign_in_as(staff, shop, pharmacist)
-    staff.goto(shop.url + reverse("orders:review_order", args=[first.number]))
+    staff.goto(shop.url + reverse("prescriptions:review_order", args=[first.number]))
     staff.get_by_label("Directions").fill("1 tablet 3 times a day")
     staff.get_by_label("Daily dose (pills a day)").fill("3")
     staff.get_by_label("Refills written").fill("3")
@@ -96,7 +95,7 @@ def test_prescription_on_file_refills_and_reminders_in_the_browser(
     refill = refill_from_account(page, shop, record, remind=True)  # and agrees to reminders
     assert RefillReminderSettings.objects.get(user=customer).reminders is True
 
-    staff.goto(shop.url + reverse("orders:review_queue"))
+    staff.goto(shop.url + reverse("prescriptions:review_queue"))
     card = staff.locator(f"#refill-{refill.number}")
     assert "Checks pass" in card.inner_text() and "3 of 3" in card.inner_text()
     staff.get_by_role("link", name=f"Review refill {refill.number}").click()

@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 from django.urls import reverse
-from tests.orders.prescription_support import approve_data, make_pharmacist
-from tests.refills.support import age_last_fill, approve_first_order, place_refill
 
 from cart.models import Cart
 from orders.state import OrderStatus
 from prescriptions.models import PrescriptionOnFile
 from tests.factories import UserFactory
+from tests.prescriptions.prescription_support import approve_data, make_pharmacist
+from tests.prescriptions.refills.support import age_last_fill, approve_first_order, place_refill
 
 pytestmark = pytest.mark.django_db
 
@@ -88,9 +88,9 @@ def test_queue_lists_refills_apart_with_checks_in_a_fixed_budget(
     refill = place_refill(localstripe, record, baclofen_90)
     age_last_fill(record, days=10)  # too soon by the time the pharmacist looks
     client.force_login(pharmacist)
-    client.get(reverse("orders:review_queue"))
+    client.get(reverse("prescriptions:review_queue"))
     with django_assert_max_num_queries(14) as first:
-        page = client.get(reverse("orders:review_queue")).content.decode()
+        page = client.get(reverse("prescriptions:review_queue")).content.decode()
     assert f"Refill order {refill.number}" in page and "refill too soon" in page
     assert "Refills awaiting review (1)" in page and "Awaiting review (0)" in page
     assert "Other prescriptions on file" in page
@@ -99,16 +99,15 @@ def test_queue_lists_refills_apart_with_checks_in_a_fixed_budget(
     age_last_fill(record2, days=28)
     place_refill(localstripe, record2, baclofen_90)
     with django_assert_max_num_queries(len(first.captured_queries)):
-        page = client.get(reverse("orders:review_queue")).content.decode()
+        page = client.get(reverse("prescriptions:review_queue")).content.decode()
     assert "Refills awaiting review (2)" in page
 
 
 def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(
     client, localstripe, baclofen_90
 ):
-    from tests.orders.prescription_support import authorise, place_rx
-
     from tests.orders.conftest import make_cart
+    from tests.prescriptions.prescription_support import authorise, place_rx
 
     pharmacist = make_pharmacist()
     user = UserFactory()
@@ -116,7 +115,7 @@ def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(
         localstripe, place_rx(make_cart(tier=baclofen_90, user=user), tier=baclofen_90, user=user)
     )
     client.force_login(pharmacist)
-    page = client.get(reverse("orders:review_order", args=[order.number])).content.decode()
+    page = client.get(reverse("prescriptions:review_order", args=[order.number])).content.decode()
     # One approval, which keeps the prescription on file; the refills written have no default.
     assert (
         page.count('id="approve-submit"') == 1
@@ -132,14 +131,14 @@ def test_pharmacist_records_from_the_order_page_and_refuses_a_refill_too_soon(
     line = order.lines.get()
     data = approve_data(order, refills=3)
     data[f"rec_{line.pk}_date_written"] = "2026-01-05"
-    response = client.post(reverse("orders:review_approve", args=[order.number]), data)
+    response = client.post(reverse("prescriptions:review_approve", args=[order.number]), data)
     assert response.status_code == 302
     record = PrescriptionOnFile.objects.get(source_order=order)
     assert (record.refills_authorised, str(record.expires_on)) == (3, "2027-01-05")
     age_last_fill(record, days=28)
     refill = place_refill(localstripe, record, baclofen_90)
     age_last_fill(record, days=5)
-    page = client.get(reverse("orders:review_order", args=[refill.number])).content.decode()
+    page = client.get(reverse("prescriptions:review_order", args=[refill.number])).content.decode()
     assert "refill too soon" in page
     # Only the refill decision: no generic approval or rejection forms, no "No prescription was given."
     assert (

@@ -9,14 +9,14 @@ import uuid
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
-from tests.orders.prescription_support import captured_minor, make_pharmacist
-from tests.refills.support import age_last_fill, approve_first_order, place_refill
 
 from notifications.models import EmailKind, OutboundEmail
 from orders.state import OrderStatus, PaymentStatus
 from prescriptions import on_file_record, refill_review
 from prescriptions.models import PrescriptionOnFile, PrescriptionOnFileEvent, ReviewAction
 from tests.catalog.test_lowest_pill_price import run_at_once
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.refills.support import age_last_fill, approve_first_order, place_refill
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
@@ -37,7 +37,9 @@ def test_two_refills_approved_at_once_with_one_left_capture_once(localstripe, ba
             try:
                 barrier.wait(timeout=10)
                 results.append(
-                    refill_review.refill_approve(order=order, by=pharmacist, submission_key=uuid.uuid4())
+                    refill_review.refill_approve(
+                        order=order, by=pharmacist, submission_key=uuid.uuid4()
+                    )
                 )
             except Exception as exc:  # noqa: BLE001 - reported by the assertion below
                 results.append(exc)
@@ -79,7 +81,9 @@ def test_a_pack_worth_two_fills_uses_two_refills(localstripe, baclofen_90, baclo
     _, _, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=28)
     refill = place_refill(localstripe, record, big)
-    review = refill_review.refill_approve(order=refill, by=make_pharmacist(), submission_key=uuid.uuid4())
+    review = refill_review.refill_approve(
+        order=refill, by=make_pharmacist(), submission_key=uuid.uuid4()
+    )
     assert review.action == ReviewAction.APPROVED
     record.refresh_from_db()
     assert (record.refills_used, record.refills_left, record.last_fill_pills) == (2, 1, 180)
@@ -99,7 +103,9 @@ def test_a_pack_needing_more_refills_than_left_is_refused_not_clamped(
     on_file_record.prescription_on_file_change(
         record=record, by=make_pharmacist(), note="Prescriber: one refill.", refills_authorised=1
     )
-    review = refill_review.refill_approve(order=refill, by=make_pharmacist(), submission_key=uuid.uuid4())
+    review = refill_review.refill_approve(
+        order=refill, by=make_pharmacist(), submission_key=uuid.uuid4()
+    )
     assert review.action == ReviewAction.REJECTED
     refill.refresh_from_db()
     record.refresh_from_db()

@@ -11,8 +11,6 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
-from tests.orders.prescription_support import captured_minor, make_pharmacist
-from tests.refills.support import age_last_fill, approve_first_order, place_refill
 
 from cart.models import Cart
 from notifications.models import EmailKind, OutboundEmail
@@ -30,6 +28,8 @@ from prescriptions.models import (
 )
 from tests.factories import UserFactory
 from tests.orders.conftest import ADDRESS, make_cart
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.refills.support import age_last_fill, approve_first_order, place_refill
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -105,7 +105,9 @@ def test_refill_too_soon_is_refused_with_the_date_and_the_hold_released(localstr
     refill = place_refill(localstripe, record, baclofen_90)
     age_last_fill(record, days=10)  # e.g. another fill was counted since it was paid for
     # Approving re-checks on the locked prescription and refuses instead (nothing captured).
-    review = refill_review.refill_approve(order=refill, by=make_pharmacist(), submission_key=uuid.uuid4())
+    review = refill_review.refill_approve(
+        order=refill, by=make_pharmacist(), submission_key=uuid.uuid4()
+    )
     assert review.action == "rejected"
     refill.refresh_from_db()
     record.refresh_from_db()
@@ -154,7 +156,9 @@ def test_checkout_verifies_the_link_server_side(localstripe, baclofen_90, baclof
         )
     # Expired after it went in the cart: refused at checkout.
     age_last_fill(record, days=28)
-    refill_cart.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk)
+    refill_cart.refill_add_to_cart(
+        cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk
+    )
     PrescriptionOnFile.objects.filter(pk=record.pk).update(
         date_written=timezone.localdate() - timedelta(days=400),
         expires_on=timezone.localdate() - timedelta(days=1),
@@ -203,7 +207,9 @@ def test_approve_and_webhook_at_once_count_one_refill(localstripe, baclofen_90):
             connections.close_all()
 
     actions = [
-        lambda: refill_review.refill_approve(order=refill, by=pharmacist, submission_key=uuid.uuid4()),
+        lambda: refill_review.refill_approve(
+            order=refill, by=pharmacist, submission_key=uuid.uuid4()
+        ),
         lambda: services.order_sync_payment(order_id=refill.pk),
         lambda: services.order_sync_payment(order_id=refill.pk),
     ]

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.urls import reverse
-from tests.refills.support import approve_first_order
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
 from prescriptions import reminders
 from prescriptions.models import RefillReminderSettings
+from tests.prescriptions.refills.support import approve_first_order
 
 pytestmark = pytest.mark.django_db
 
@@ -72,8 +72,8 @@ def test_checkout_consent_sets_the_default_and_the_beat_schedules_the_job(locals
     )  # the first answer stays; settings rule after
     assert RefillReminderSettings.objects.get(user=user).reminders is True
     assert (
-        settings.CELERY_BEAT_SCHEDULE["orders-refill-reminders"]["task"]
-        == "orders.send_refill_reminders"
+        settings.CELERY_BEAT_SCHEDULE["prescriptions-refill-reminders"]["task"]
+        == "prescriptions.send_refill_reminders"
     )
 
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from tests.refills.support import age_last_fill, approve_first_order
 
 from cart.models import Cart
 from orders import services
@@ -18,6 +17,7 @@ from orders.models import Order
 from prescriptions import refill_cart, refill_rules
 from prescriptions.models import CartRefill
 from tests.orders.conftest import ADDRESS, shown_figures
+from tests.prescriptions.refills.support import age_last_fill, approve_first_order
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,9 @@ def test_refill_is_too_soon_until_the_day_it_is_due_and_not_a_day_longer(
     assert due_text in response.content.decode() and not cart.lines.exists()
 
     age_last_fill(record, days=DUE_AFTER_DAYS)  # due today
-    refill_cart.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk)
+    refill_cart.refill_add_to_cart(
+        cart=cart, user=user, record_id=record.pk, tier_id=baclofen_90.pk
+    )
     assert list(cart.lines.values_list("tier_id", flat=True)) == [baclofen_90.pk]
     detail = client.get(reverse("refills:detail", args=[record.pk])).content.decode()
     assert "Too soon" not in detail
