@@ -79,7 +79,7 @@ REFILL_NEEDS_ITS_CHECKS = (
 
 
 def _refuse_unchecked_refill(order: Order) -> None:
-    """A refill is approved only through ``prescription_records.refill_approve``, which runs its
+    """A refill is approved only through ``refill_review.refill_approve``, which runs its
     checks first: the plain approval buttons beside the refill panel must not skip them."""
     if order.refills.exists():
         raise ReviewError(REFILL_NEEDS_ITS_CHECKS)

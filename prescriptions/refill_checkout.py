@@ -3,7 +3,7 @@
 A refill checkout shows, for each refill in the cart, the prescription it draws on, the price of
 one pill, and whether it can be paid for now: a refill that is too soon (or needs a new
 prescription) says why and from when, and the Pay button stays off. The server refuses the same
-refill again when the order is placed (``prescription_records.refills_verify_for_order``), so a
+refill again when the order is placed (``prescriptions.refill_cart.refills_verify_for_order``), so a
 form posted directly cannot pay for it either. The address the patient's last order shipped to
 is offered, prefilled.
 """

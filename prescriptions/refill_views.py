@@ -1,7 +1,7 @@
 """Pages for prescriptions on file (issue #16): the customer's "My prescriptions", refill to cart,
 reminder settings, "Order again", and the pharmacist's record / refill decisions.
 
-Thin: the rules are in ``orders.prescription_records``. Customer pages need an account (a guest
+Thin: the rules are in ``prescriptions.refill_rules`` and the modules beside it. Customer pages need an account (a guest
 is sent to sign in and sees nothing) and only ever show the signed-in customer's own records.
 """
 

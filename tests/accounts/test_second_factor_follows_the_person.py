@@ -13,7 +13,9 @@ from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import Resolver404, resolve, reverse
-from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
+from prescriptions.management.commands.setup_pharmacist_permissions import (
+    grant_pharmacist_permissions,
+)
 
 from orders.models import Order
 from pharmacy.permissions import can_act_as_staff

@@ -7,13 +7,15 @@ import zlib
 from datetime import date
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
 
 from orders import services
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
 from prescriptions.files import check_prescription_upload
 from prescriptions.intake import PrescriptionIntake, PrescriptionItem
+from prescriptions.management.commands.setup_pharmacist_permissions import (
+    grant_pharmacist_permissions,
+)
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import ADDRESS

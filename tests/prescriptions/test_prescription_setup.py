@@ -24,6 +24,6 @@ def test_demo_staff_pharmacist_can_review_and_pricing_cannot(settings, client):
     assert not is_pharmacist(pricing) and not pricing.has_perm("prescriptions.review_prescription")
     client.force_login(pharmacist)
     assert client.get("/staff/review/").status_code == 200
-    assert client.get("/admin/orders/prescriptionreview/").status_code == 200
+    assert client.get("/admin/prescriptions/prescriptionreview/").status_code == 200
     client.force_login(pricing)
     assert client.get("/staff/review/").status_code == 403

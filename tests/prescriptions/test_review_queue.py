@@ -170,13 +170,16 @@ def test_admin_review_list_opens(client):
         order=order, action=ReviewAction.INFORMATION_REQUESTED, note="Which clinic?"
     )
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    assert client.get(reverse("admin:orders_prescriptionreview_changelist")).status_code == 200
+    assert (
+        client.get(reverse("admin:prescriptions_prescriptionreview_changelist")).status_code == 200
+    )
     review = PrescriptionReview.objects.get()
-    page = client.get(reverse("admin:orders_prescriptionreview_change", args=[review.pk]))
+    page = client.get(reverse("admin:prescriptions_prescriptionreview_change", args=[review.pk]))
     assert page.status_code == 200 and b"Which clinic?" in page.content
     assert (
         client.post(
-            reverse("admin:orders_prescriptionreview_delete", args=[review.pk]), {"post": "yes"}
+            reverse("admin:prescriptions_prescriptionreview_delete", args=[review.pk]),
+            {"post": "yes"},
         ).status_code
         == 403
     )

@@ -71,7 +71,7 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
         "review queue": reverse("prescriptions:review_queue"),
         "review page": reverse("prescriptions:review_order", args=[rx_order.number]),
         "admin order": reverse("admin:orders_order_change", args=[rx_order.pk]),
-        "admin patient details": reverse("admin:orders_patientdetails_changelist"),
+        "admin patient details": reverse("admin:prescriptions_patientdetails_changelist"),
         "prescription file (pharmacist)": reverse(
             "prescriptions:prescription_file", args=[prescription.pk]
         ),
