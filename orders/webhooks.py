@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 
 from django.db import IntegrityError
 from django.utils import timezone
 
 from .models import StripeEvent
-
-logger = logging.getLogger(__name__)
 
 MALFORMED_TYPE = "(malformed)"
 MALFORMED_BODY_LIMIT = 64 * 1024

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import date
 
 from django.db.models import Prefetch, QuerySet
@@ -13,7 +12,6 @@ from orders.models import Order
 from .models import PrescriptionOnFile, PrescriptionOnFileEvent
 from .refill_rules import RefillError
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

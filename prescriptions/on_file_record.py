@@ -7,7 +7,6 @@ fill; it uses no refill. Every change leaves a ``PrescriptionOnFileEvent`` with 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -21,7 +20,6 @@ from orders.models import Order, OrderLine
 from .models import PatientDetails, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent
 from .refill_rules import RefillError, default_expiry
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

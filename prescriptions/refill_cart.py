@@ -8,8 +8,6 @@ meanwhile is refused, never clamped.
 
 from __future__ import annotations
 
-import logging
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +24,6 @@ from .models import (
 from .on_file import active_records_for_patient, own_record
 from .refill_rules import RefillError, refill_checks, refills_for_pack
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

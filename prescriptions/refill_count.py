@@ -10,8 +10,6 @@ refuses a number past the refills authorised.
 
 from __future__ import annotations
 
-import logging
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -20,7 +18,6 @@ from orders.models import Order
 from .models import OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent
 from .refill_rules import RefillError
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

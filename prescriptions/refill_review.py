@@ -8,7 +8,6 @@ why.
 
 from __future__ import annotations
 
-import logging
 from datetime import date, timedelta
 
 from django.db import transaction
@@ -19,7 +18,6 @@ from orders.models import Order
 from .models import OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent
 from .refill_rules import RefillError, refill_checks, runs_out_on
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

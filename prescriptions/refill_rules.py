@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -27,7 +26,6 @@ from catalog.pricing import tier_per_pill_price
 from .decisions import ReviewError
 from .models import PrescriptionOnFile, PrescriptionOnFileEvent
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

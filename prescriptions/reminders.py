@@ -6,7 +6,6 @@ The REMINDED row is unique per (prescription, fill order), so the periodic job
 
 from __future__ import annotations
 
-import logging
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -20,7 +19,6 @@ from orders.emails import absolute_url, order_email
 from .models import PrescriptionOnFile, PrescriptionOnFileEvent, RefillReminderSettings
 from .refill_rules import runs_out_on
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from catalog.models import LegalClass
 from orders.models import Order
 
 from .models import PrescriptionOnFileEvent
 
-logger = logging.getLogger(__name__)
 Event = PrescriptionOnFileEvent.Kind
 
 Event = PrescriptionOnFileEvent.Kind

@@ -13,12 +13,12 @@ from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import Resolver404, resolve, reverse
-from prescriptions.management.commands.setup_pharmacist_permissions import (
-    grant_pharmacist_permissions,
-)
 
 from orders.models import Order
 from pharmacy.permissions import can_act_as_staff
+from prescriptions.management.commands.setup_pharmacist_permissions import (
+    grant_pharmacist_permissions,
+)
 from prescriptions.models import Prescription, PrescriptionReview
 from tests.accounts.mfa import password_only_login, staff_login, totp_code, totp_secret
 from tests.factories import UserFactory
@@ -261,6 +261,7 @@ def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(setti
     middleware's path prefixes."""
     from orders import urls as order_urls
     from prescriptions import refill_urls
+    from prescriptions import urls as prescription_urls
 
     without_middleware(settings)
     client = Client()
@@ -268,7 +269,7 @@ def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(setti
     prescription = rx_order.prescriptions.get()
     routes = [
         p.pattern._route
-        for p in [*order_urls.urlpatterns, *refill_urls.urlpatterns]
+        for p in [*order_urls.urlpatterns, *prescription_urls.urlpatterns, *refill_urls.urlpatterns]
         if p.pattern._route.startswith(("staff/", "prescriptions/"))
     ]
     assert len(routes) >= 10
