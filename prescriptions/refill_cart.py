@@ -90,12 +90,6 @@ def cart_refills_of_lines(lines) -> dict[int, PrescriptionOnFile]:
     return refills
 
 
-def checkout_lines_needing_prescription(*, cart, lines) -> list:
-    """The cart lines the checkout's prescription step asks about: refill lines are excluded."""
-    refills = cart_refills(cart)
-    return [line for line in lines if line.tier_id not in refills]
-
-
 def refills_verify_for_order(
     *, order: Order, cart, user, add_patient: bool = True
 ) -> list[OrderRefill]:

@@ -165,7 +165,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     ):
         assert (
             client.post(
-                reverse(f"orders:{name}", args=[order.number]), {"submission_key": key()}
+                reverse(f"prescriptions:{name}", args=[order.number]), {"submission_key": key()}
             ).status_code
             == 403
         )
