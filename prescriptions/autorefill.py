@@ -36,20 +36,23 @@ from catalog.models import PackageTier
 from catalog.pricing import format_money
 from orders import services as order_services
 from orders import stripe_gateway as gateway
-from orders.models import (  # prescriptions.models after the move
-    CartRefill,
-    Order,
-    OrderRefill,
-    PrescriptionOnFile,
-    PrescriptionOnFileEvent,
-)
-from orders.prescription_records import RefillError  # prescriptions.refill_rules after the move
+from orders.models import Order
 from orders.pricing_inputs import order_pricing_inputs
 from orders.state import OrderStatus
 
 from . import autorefill_emails as emails
 from . import autorefill_rules as rules
-from .models import AutoRefill, AutoRefillRun, AutoRefillStatus, PauseReason
+from .models import (
+    AutoRefill,
+    AutoRefillRun,
+    AutoRefillStatus,
+    CartRefill,
+    OrderRefill,
+    PauseReason,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
+)
+from .refill_rules import RefillError, refill_packs
 
 logger = logging.getLogger(__name__)
 Status = AutoRefillStatus
@@ -112,8 +115,6 @@ def own_record(*, user, record_id) -> PrescriptionOnFile:
 
 def packs_for(record) -> list[PackageTier]:
     """The packs auto-refill may send: of the prescribed strength, within the refills left."""
-    from orders.prescription_records import refill_packs
-
     return [pack["tier"] for pack in refill_packs(record) if pack["allowed"]]
 
 

@@ -19,7 +19,8 @@ from datetime import date, timedelta
 from django.conf import settings
 
 from catalog.models import LegalClass
-from orders import prescription_records as records  # prescriptions.refill_rules after the move
+
+from . import refill_rules as records
 
 #: The latest a patient may move a due date, counted from the date they move it from.
 MAX_POSTPONE_DAYS = 60

@@ -20,13 +20,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from orders import stripe_gateway as gateway
-from orders.refill_checkout import last_shipping_address  # prescriptions.refill_checkout after
 
 from . import autorefill as service
 from . import autorefill_emails as emails
 from . import autorefill_rules as rules
 from .autorefill_forms import AutoRefillForm, ConsentForm, NewDateForm
 from .models import AutoRefill, AutoRefillStatus, PauseReason
+from .refill_checkout import last_shipping_address
 
 
 def _page(request, record, *, form=None, status=200):

@@ -20,12 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import PackageTier
-from orders import prescription_records as records  # prescriptions.refill_rules after the move
 from orders import stripe_gateway as gateway
-from orders.management.commands.setup_demo_prescriptions import DEMO_EMAIL
-from orders.models import PrescriptionOnFile, PrescriptionOnFileEvent
 from prescriptions import autorefill as service
-from prescriptions.models import AutoRefillRun
+from prescriptions import refill_rules as records
+from prescriptions.management.commands.setup_demo_prescriptions import DEMO_EMAIL
+from prescriptions.models import AutoRefillRun, PrescriptionOnFile, PrescriptionOnFileEvent
 
 ADDRESS = service.Address(
     name="Jane Doe", line1="100 River Street", city="Albany", state="NY", zip_code="12207"

@@ -8,11 +8,10 @@ from datetime import timedelta
 import stripe
 from django.utils import timezone
 
-from orders.models import PrescriptionOnFile
 from prescriptions import autorefill as service
-from prescriptions.models import AutoRefill
+from prescriptions.models import AutoRefill, PrescriptionOnFile
 from tests.localstripe import CARD_OK, _use
-from tests.refills.support import approve_first_order
+from tests.prescriptions.refills.support import approve_first_order
 
 ADDRESS = service.Address(
     name="Jane Doe", line1="100 River Street", city="Albany", state="NY", zip_code="12207"

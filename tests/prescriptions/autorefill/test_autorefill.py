@@ -14,14 +14,22 @@ from django.utils import timezone
 from catalog.models import LegalClass, Product
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders import prescription_records as records
-from orders.models import Order, OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent
+from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
 from prescriptions import autorefill as service
 from prescriptions import autorefill_rules as rules
-from prescriptions.models import AutoRefill, AutoRefillRun, AutoRefillStatus, PauseReason
+from prescriptions import refill_review as records
+from prescriptions.models import (
+    AutoRefill,
+    AutoRefillRun,
+    AutoRefillStatus,
+    OrderRefill,
+    PauseReason,
+    PrescriptionOnFile,
+    PrescriptionOnFileEvent,
+)
 from tests.localstripe import CARD_3DS, CARD_DECLINED
-from tests.orders.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
 
 from .support import ADDRESS, due_today, on_file, opt_in, set_last_fill
 

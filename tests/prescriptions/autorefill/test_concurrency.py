@@ -9,9 +9,8 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from orders.models import OrderRefill
 from prescriptions import autorefill as service
-from prescriptions.models import AutoRefillRun
+from prescriptions.models import AutoRefillRun, OrderRefill
 
 from .support import due_today, on_file, opt_in
 

@@ -11,11 +11,10 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog.models import LegalClass
-from orders.models import PrescriptionOnFile
 from orders.state import OrderStatus, PaymentStatus
-from prescriptions.models import AutoRefillRun, AutoRefillStatus
+from prescriptions.models import AutoRefillRun, AutoRefillStatus, PrescriptionOnFile
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
-from tests.orders.prescription_support import make_pharmacist
+from tests.prescriptions.prescription_support import make_pharmacist
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,8 +42,9 @@ def test_demo_patient_has_auto_refill_and_the_pharmacist_sees_its_order(
     )
     pharmacist = Client()
     pharmacist.force_login(make_pharmacist())
-    queue = pharmacist.get(reverse("orders:review_queue")).content.decode()
-    assert f'id="refill-{run.order.number}"' in queue
+    queue = pharmacist.get(reverse("prescriptions:review_queue")).content.decode()
+    card = queue[queue.index(f'id="refill-{run.order.number}"') :].split("</li>")[0]
+    assert "Auto-refill" in card and "off-session" in card
 
     patient = Client()
     patient.force_login(run.autorefill.user)

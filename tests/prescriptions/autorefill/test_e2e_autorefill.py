@@ -19,13 +19,18 @@ from django.utils import timezone
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders.models import PrescriptionOnFile
 from orders.state import OrderStatus, PaymentStatus
 from prescriptions import autorefill as service
-from prescriptions.models import AutoRefill, AutoRefillRun, AutoRefillStatus, PauseReason
+from prescriptions.models import (
+    AutoRefill,
+    AutoRefillRun,
+    AutoRefillStatus,
+    PauseReason,
+    PrescriptionOnFile,
+)
 from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.localstripe import CARD_DECLINED, CARD_OK
-from tests.orders.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
 
 from .support import on_file, set_last_fill
 
@@ -125,9 +130,9 @@ def test_opt_in_notice_skip_off_session_order_approved_and_captured(
 
     staff = page.context.browser.new_page()
     sign_in_as(staff, shop, make_pharmacist())
-    staff.goto(shop.url + reverse("orders:review_queue"))
+    staff.goto(shop.url + reverse("prescriptions:review_queue"))
     card = staff.locator(f"#refill-{order.number}")
-    assert "Checks pass" in card.inner_text()
+    assert "Checks pass" in card.inner_text() and "Auto-refill" in card.inner_text()
     staff.get_by_role("link", name=f"Review refill {order.number}").click()
     staff.get_by_role("button", name=re.compile("Approve refill")).click()
     staff.wait_for_url(re.compile(r"/staff/review/$"))
