@@ -133,6 +133,7 @@ def test_opt_in_notice_skip_off_session_order_approved_and_captured(
     staff.goto(shop.url + reverse("prescriptions:review_queue"))
     card = staff.locator(f"#refill-{order.number}")
     assert "Checks pass" in card.inner_text() and "Auto-refill" in card.inner_text()
+    shoot(staff, "autorefill-refill-queue")
     staff.get_by_role("link", name=f"Review refill {order.number}").click()
     staff.get_by_role("button", name=re.compile("Approve refill")).click()
     staff.wait_for_url(re.compile(r"/staff/review/$"))
@@ -167,5 +168,6 @@ def test_a_declined_saved_card_pauses_and_notifies(shop, page, baclofen_90, loca
     status = page.locator("#autorefill-status").inner_text()
     assert "Auto-refill is paused: the saved card was declined" in status
     assert "save a card again" in status
+    shoot(page, "autorefill-paused")
     # The way back: the opt-in form to save another card.
     assert page.get_by_role("button", name="Continue: price, terms and card").is_visible()
