@@ -515,14 +515,20 @@ def _pause_locked(autorefill: AutoRefill, reason: str, *, note: str, by=None, no
 
 
 def renewal_hook(record, *, by=None) -> None:
-    """No refills left: ask the prescriber for a renewal when the shop can (the renewal request
-    service, named by ``AUTOREFILL_RENEWAL_REQUEST``, a dotted path to a callable taking
-    ``record=`` and ``by=``). Without it the patient's email says to ask for a new prescription."""
+    """No refills left: ask the prescriber for a renewal through the renewal request service
+    (``AUTOREFILL_RENEWAL_REQUEST``, by default ``prescriptions.renewals.renewal_request_start``,
+    called with ``prescription=`` and ``by=None``: the shop asks, not a person). Until that
+    service exists the patient's email says to ask the prescriber for a new prescription."""
     path = getattr(settings, "AUTOREFILL_RENEWAL_REQUEST", "")
-    if not path:
+    try:
+        request_renewal = import_string(path) if path else None
+    except ImportError:
+        request_renewal = None
+    if request_renewal is None:
+        logger.info("No renewal request service (%r); prescription %s not renewed", path, record.pk)
         return
     try:
-        import_string(path)(record=record, by=by)
+        request_renewal(prescription=record, by=None)
     except Exception:  # a failed renewal request must not undo the pause; staff see the log
         logger.exception("Renewal request for prescription on file %s failed", record.pk)
     else:

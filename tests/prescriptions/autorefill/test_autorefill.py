@@ -248,8 +248,9 @@ def test_expired_prescription_and_no_refills_left_pause_and_ask_for_a_renewal(
 RENEWALS: list[int] = []
 
 
-def renewal_spy(*, record, by=None) -> None:
-    RENEWALS.append(record.pk)
+def renewal_spy(*, prescription, by) -> None:
+    assert by is None  # the shop asks, not a person
+    RENEWALS.append(prescription.pk)
 
 
 def test_a_refill_canceled_before_it_is_dispensed_is_never_charged(localstripe, baclofen_90):
