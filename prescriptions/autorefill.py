@@ -453,8 +453,22 @@ def autorefill_resume(
     return autorefill
 
 
-def autorefill_stop(*, autorefill_id, by=None) -> AutoRefill:
-    """Stop auto-refill and withdraw the consent; the saved card is removed at Stripe."""
+def autorefills_stop_for_account(*, user) -> int:
+    """The account is being closed: every auto-refill of it stops (in the caller's
+    transaction), and the saved cards are removed at Stripe once that commits."""
+    ids = list(
+        AutoRefill.objects.filter(user=user)
+        .exclude(status=Status.STOPPED)
+        .values_list("pk", flat=True)
+    )
+    for autorefill_id in ids:
+        autorefill_stop(autorefill_id=autorefill_id, by=None, note="Account closed.")
+    return len(ids)
+
+
+def autorefill_stop(*, autorefill_id, by=None, note: str = "") -> AutoRefill:
+    """Stop auto-refill and withdraw the consent; the saved card is removed at Stripe once the
+    stop commits (best effort: the shop never uses it again either way)."""
     with transaction.atomic():
         autorefill = _locked(autorefill_id)
         method = autorefill.stripe_payment_method_id
@@ -463,14 +477,21 @@ def autorefill_stop(*, autorefill_id, by=None) -> AutoRefill:
         autorefill.next_due_on = None
         autorefill.save()
         audit(
-            autorefill.prescription_id, "stopped", "Auto-refill stopped; consent withdrawn.", by=by
+            autorefill.prescription_id,
+            "stopped",
+            f"Auto-refill stopped; consent withdrawn. {note}".strip(),
+            by=by,
         )
-    if method:
-        try:
-            gateway.detach_payment_method(payment_method_id=method)
-        except gateway.PaymentGatewayError:
-            logger.warning("Could not remove saved card of auto-refill %s at Stripe", autorefill.pk)
+        if method:
+            transaction.on_commit(lambda: _forget_card(autorefill.pk, method))
     return autorefill
+
+
+def _forget_card(autorefill_id: int, method: str) -> None:
+    try:
+        gateway.detach_payment_method(payment_method_id=method)
+    except gateway.PaymentGatewayError:
+        logger.warning("Could not remove saved card of auto-refill %s at Stripe", autorefill_id)
 
 
 def autorefill_cancel_order(*, user, order_number) -> Order:

@@ -270,3 +270,27 @@ def test_a_refill_canceled_before_it_is_dispensed_is_never_charged(localstripe, 
     records.refill_approve(order=second, by=make_pharmacist())
     with pytest.raises(service.AutoRefillError, match="already been approved"):
         service.autorefill_cancel_order(user=record.user, order_number=second.number)
+
+
+def test_stopping_or_closing_the_account_ends_auto_refill_and_removes_the_card(
+    localstripe, baclofen_90
+):
+    from accounts.services import account_close
+    from tests.localstripe import _use
+
+    record = on_file(localstripe, baclofen_90, filled_days_ago=25)
+    autorefill = opt_in(localstripe, record, baclofen_90)
+    method = autorefill.stripe_payment_method_id
+    account_close(user=record.user)
+    autorefill.refresh_from_db()
+    assert (autorefill.status, autorefill.stripe_payment_method_id) == (
+        AutoRefillStatus.STOPPED,
+        "",
+    )
+    import stripe
+
+    _use(localstripe.base)
+    assert stripe.PaymentMethod.retrieve(method)["customer"] is None  # detached at Stripe
+    AutoRefill.objects.filter(pk=autorefill.pk).update(next_due_on=timezone.localdate())
+    assert service.autorefills_place_due() == 0
+    assert steps(record)[-1] == "stopped"
