@@ -8,8 +8,11 @@ of the same id redirects to the list with "doesn't exist". Found by
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 
@@ -19,5 +22,12 @@ class HistoryAdmin(SimpleHistoryAdmin):
         try:
             self.opts.pk.to_python(unquote(object_id))
         except ValidationError:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # What Django's change page does (its helper for it is private): a warning, the admin index.
+            self.message_user(
+                request,
+                f"{self.opts.verbose_name.capitalize()} with ID “{unquote(object_id)}” doesn’t exist. "
+                "Perhaps it was deleted?",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.admin_site.name))
         return super().history_view(request, object_id, extra_context=extra_context)
