@@ -110,8 +110,8 @@ TEMPLATES = [
 ]
 
 # Form widgets through Django's own Jinja2 widget templates (django/forms/jinja2): the checkout's
-# ~60-option state list is ~180 widget-template includes, ~2 ms with the template language
-# (docs/performance.md). This engine comes first but holds only Django's form templates; pages
+# ~60-option state list is ~180 widget-template includes, cheaper through Jinja2 than through the
+# template language (docs/performance.md). This engine comes first but holds only Django's form templates; pages
 # and the admin's widget templates (which include the form templates, hence "django.forms" in
 # INSTALLED_APPS) stay Django templates.
 TEMPLATES.insert(

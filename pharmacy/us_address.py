@@ -43,7 +43,7 @@ class ZipCodeField(USZipCodeField):
 
 # --- ZIP and state agree ----------------------------------------------------------------------
 # The ``zipcodes`` package ships the USPS ZIP list offline (no network, no database). Its lookup
-# scans the whole list (about 1.5 ms); the map below is built from it once per process instead.
+# scans the whole list on every call; the map below is built from it once per process instead.
 
 
 @cache
