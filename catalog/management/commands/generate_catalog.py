@@ -6,7 +6,7 @@ them and nothing a pharmacist entered. The same arguments always produce the sam
 random generator), so figures from two runs compare like with like. Rows are written with
 PostgreSQL's ``COPY`` (``bulk_create`` in batches on other databases): no history records are
 written for them, which is fine for data that never existed as a real price. 100,000 products with
-1,000,000 tiers: ``--products 100000 --tiers-per-product 10`` (timing in README "Performance").
+1,000,000 tiers: ``--products 100000 --tiers-per-product 10`` (timing in docs/performance.md).
 """
 
 from __future__ import annotations
