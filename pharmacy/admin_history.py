@@ -16,18 +16,23 @@ from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 
+def object_missing_redirect(model_admin, request, object_id: str) -> HttpResponseRedirect:
+    """What Django's change page answers for an id with no row (its helper for it is private):
+    a warning naming the id, then the admin index."""
+    model_admin.message_user(
+        request,
+        f"{model_admin.opts.verbose_name.capitalize()} with ID “{unquote(object_id)}” doesn’t exist. "
+        "Perhaps it was deleted?",
+        messages.WARNING,
+    )
+    return HttpResponseRedirect(reverse("admin:index", current_app=model_admin.admin_site.name))
+
+
 class HistoryAdmin(SimpleHistoryAdmin):
     def history_view(self, request, object_id, extra_context=None):
         # Only the id's form is checked: the history of a deleted row stays viewable, as simple-history intends.
         try:
             self.opts.pk.to_python(unquote(object_id))
         except ValidationError:
-            # What Django's change page does (its helper for it is private): a warning, the admin index.
-            self.message_user(
-                request,
-                f"{self.opts.verbose_name.capitalize()} with ID “{unquote(object_id)}” doesn’t exist. "
-                "Perhaps it was deleted?",
-                messages.WARNING,
-            )
-            return HttpResponseRedirect(reverse("admin:index", current_app=self.admin_site.name))
+            return object_missing_redirect(self, request, object_id)
         return super().history_view(request, object_id, extra_context=extra_context)
