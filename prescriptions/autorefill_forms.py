@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from orders.forms import CheckoutForm
-from pharmacy.us_address import zip_state_problem
+from pharmacy.us_address import zip_in_state_check
 
 _ADDRESS = ("name", "line1", "line2", "city", "state", "zip_code", "shipping_method")
 
@@ -30,11 +30,7 @@ class AutoRefillForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        state, zip_code = cleaned.get("state"), cleaned.get("zip_code")
-        if state and zip_code:
-            problem = zip_state_problem(zip_code=zip_code, state=state)
-            if problem:
-                self.add_error("zip_code", problem)
+        zip_in_state_check(self, zip_field="zip_code")
         return cleaned
 
 

@@ -141,6 +141,19 @@ def test_account_page_is_private_and_never_cached(localstripe, baclofen_90):
     # A bad form is refused with its reasons, never a 500.
     bad = owner.post(reverse("autorefill:start", kwargs={"pk": record.pk}), {"tier_id": "x"})
     assert bad.status_code == 400
+    wrong_zip = owner.post(
+        reverse("autorefill:start", kwargs={"pk": record.pk}),
+        {
+            "tier_id": baclofen_90.pk,
+            "name": "Jane Doe",
+            "line1": "100 River Street",
+            "city": "Albany",
+            "state": "NY",
+            "zip_code": "90210",
+            "shipping_method": "standard",
+        },
+    )
+    assert wrong_zip.status_code == 400 and "90210" in wrong_zip.content.decode()
     assert not AutoRefill.objects.exists()
 
 
