@@ -278,6 +278,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 def setup_django(env: dict[str, str]) -> None:
     os.environ.update(env)
+    # Celery's Django fix-up puts the working directory first on sys.path: the checkout measured.
+    os.chdir(APP_DIR)
     sys.path.insert(0, str(APP_DIR))
     import django
 
@@ -485,6 +487,7 @@ def print_table(pages: list[Page]) -> str:
 
 def main() -> None:
     args = parse_args()
+    args.json = args.json.resolve()  # before setup_django changes the working directory
     use_checkout(args.checkout)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")

@@ -28,6 +28,7 @@ Not part of the test suite. Only 127.0.0.1 is contacted, apart from pip.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -322,7 +323,8 @@ def shop_env(env: dict[str, str], setting: str) -> dict[str, str]:
     return env | {"REDIS_URL": ""} if setting == "local" else env
 
 
-def median_range(values: list[float], fmt: str = ",.0f") -> str:
+def median_range(values: list[float | None], fmt: str = ",.0f") -> str:
+    values = [v for v in values if v is not None]
     if not values:
         return "—"
     median = statistics.median(values)
@@ -470,7 +472,9 @@ def main() -> None:
                     cpu_before = server_cpu_seconds(servers[who].pid)
                     result = bench.run_wrk(base[who], page, seconds=args.duration, **kwargs)
                     cpu = server_cpu_seconds(servers[who].pid) - cpu_before
-                    result["cpu_ms"] = cpu / max(result["requests"], 1) * 1000
+                    result["cpu_ms"] = (
+                        cpu / result["requests"] * 1000 if result["requests"] else None
+                    )
                     results[name][who].append(result)
                     bench.log(
                         f"round {round_number + 1} {name} {who} {page.path}: {result['rps']:.0f} req/s, "
@@ -485,6 +489,12 @@ def main() -> None:
         else:
             bench.log(f"kept {root}")
 
+    (bench.VAR / "oscar.json").write_text(json.dumps(results, indent=2))
+    report(results, wanted, args, oscar_version, connections)
+
+
+def report(results: dict, wanted: list[str], args, oscar_version: str, connections: int) -> None:
+    """Print the side-by-side table (medians and ranges of the rounds)."""
     print(
         f"\nThis shop (local-memory cache / Redis) vs django-oscar {oscar_version}: {args.workers} sync "
         f"gunicorn workers each, wrk -t1 -c{connections}, {args.duration} s x {args.rounds} rounds "
@@ -493,10 +503,11 @@ def main() -> None:
     )
     print(
         "| page | shop req/s, local cache | shop req/s, Redis | Oscar req/s | ratio (Redis) "
-        "| share of ceiling (local / Redis) | server CPU ms per request (local / Redis / Oscar) "
+        "| share of ceiling (local / Redis) | share by CPU (local / Redis) "
+        "| server CPU ms per request (local / Redis / Oscar) "
         "| p99 ms (local / Redis / Oscar) | errors |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
     def values(name, who, key):
         return [r[key] for r in results[name][who]]
@@ -510,13 +521,26 @@ def main() -> None:
         oscar_rps = values(name, "oscar", "rps")
         ratio = (
             f"{statistics.median(values(name, 'redis', 'rps')) / statistics.median(oscar_rps):.1f}×"
-            if oscar_rps
+            if oscar_rps and statistics.median(oscar_rps)
             else "—"
         )
         failed = sum(
             r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"]
             for who in by
             for r in by[who]
+        )
+        # The same share by CPU: the ceiling's server CPU per request over the page's, steadier than
+        # req/s on a shared machine (other programs' load takes wall time, not this CPU time).
+        cpu_shares = " / ".join(
+            median_range(
+                [
+                    c["cpu_ms"] / r["cpu_ms"]
+                    for r, c in zip(by[s], results["ceiling"][s])
+                    if r["cpu_ms"] and c["cpu_ms"]
+                ],
+                ".2f",
+            )
+            for s in ("local", "redis")
         )
         cpu = " / ".join(
             median_range(values(name, w, "cpu_ms"), ".2f") for w in ("local", "redis", "oscar")
@@ -527,7 +551,7 @@ def main() -> None:
         print(
             f"| {name} | {median_range(values(name, 'local', 'rps'))} | "
             f"{median_range(values(name, 'redis', 'rps'))} | {median_range(oscar_rps, ',.1f')} | "
-            f"{ratio} | {' / '.join(shares)} | {cpu} | {p99} | {failed} |"
+            f"{ratio} | {' / '.join(shares)} | {cpu_shares} | {cpu} | {p99} | {failed} |"
         )
     print(
         "\n(wrk gives up on a request after 30 s: an Oscar page slower than that under this load "
