@@ -25,6 +25,7 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="account_login", query_string=True)),
     path("admin/", admin.site.urls),
     path("", include("orders.refill_urls")),  # prescriptions on file and refills (issue #16)
+    path("", include("prescriptions.message_urls")),  # messages with a pharmacist (issue 25)
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("cart/", include("cart.urls")),
