@@ -43,6 +43,12 @@ class MessageForm(forms.Form):
             ],
         ]
 
+    def clean(self):
+        cleaned = super().clean()
+        if "submission_key" in self.errors:  # hidden: say it where the writer can read it
+            raise forms.ValidationError("This form is out of date: please send your message again.")
+        return cleaned
+
     def linked(self) -> dict:
         """``order`` and ``prescription`` for the service, from the chosen ``about``."""
         kind, _, key = (self.cleaned_data.get("about") or "").partition(":")

@@ -30,16 +30,24 @@ PHARMACIST_ORDER_PERMISSIONS = [
     "orders.capture_payment",
     "orders.cancel_order",
     "orders.mark_shipped",
+    # Messages with patients (issue 25): read the inbox and answer, checked in prescriptions.messages.
+    "prescriptions.answer_patient_messages",
 ]
 
 
 def grant_pharmacist_permissions() -> Group:
     group, _ = Group.objects.get_or_create(name=PHARMACIST_GROUP)
-    codenames = {name.split(".", 1)[1] for name in PHARMACIST_ORDER_PERMISSIONS}
+    wanted = {tuple(name.split(".", 1)) for name in PHARMACIST_ORDER_PERMISSIONS}
     found = list(
-        Permission.objects.filter(content_type__app_label="orders", codename__in=codenames)
+        Permission.objects.filter(
+            content_type__app_label__in={app for app, _ in wanted},
+            codename__in={codename for _, codename in wanted},
+        ).select_related("content_type")
     )
-    missing = codenames - {p.codename for p in found}
+    found = [p for p in found if (p.content_type.app_label, p.codename) in wanted]
+    missing = {f"{app}.{codename}" for app, codename in wanted} - {
+        f"{p.content_type.app_label}.{p.codename}" for p in found
+    }
     if missing:
         raise CommandError(f"Permissions missing (run migrate first): {sorted(missing)}")
     group.permissions.add(*found)
