@@ -21,7 +21,7 @@ class MessageForm(forms.Form):
         strip=True,
         widget=forms.Textarea(attrs={"rows": 5}),
     )
-    about = forms.ChoiceField(label="About (optional)", required=False)
+    about = forms.ChoiceField(label="About", required=False)
     submission_key = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, orders=(), prescriptions=(), body_label: str = "", **kwargs):

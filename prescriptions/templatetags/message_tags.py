@@ -12,13 +12,19 @@ def messages_waiting_count(context) -> int | None:
     """Patients waiting for an answer, for staff who may answer; None for anyone else.
 
     Customers and visitors cost no query (only staff are asked for the permission); staff cost
-    the permission lookup (cached on the user for the request) and one COUNT."""
-    user = getattr(context.get("request"), "user", None) or context.get("user")
+    the permission lookup (cached on the user) and one COUNT (cached on the request)."""
+    request = context.get("request")
+    user = getattr(request, "user", None) or context.get("user")
     if user is None or not getattr(user, "is_staff", False):
         return None
     if not rx_messages.can_answer_messages(user):
         return None
-    return rx_messages.waiting_count()
+    counted = getattr(request, "_messages_waiting", None)
+    if counted is None:
+        counted = rx_messages.waiting_count()
+        if request is not None:
+            request._messages_waiting = counted  # the header and the review queue show it once
+    return counted
 
 
 @register.simple_tag(takes_context=True)

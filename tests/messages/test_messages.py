@@ -114,7 +114,7 @@ def test_the_email_notice_says_only_that_a_message_waits(patient, pharmacist, pa
         f"Pharmacist in charge: {settings.PHARMACIST_IN_CHARGE}"
     )
     html = email.alternatives[0][0]
-    everything = " ".join([email.subject, email.body, html]).casefold()
+    everything = f"{email.subject} {email.body} {html}".casefold()
     for detail in ("baclofen", "10mg", "ibuprofen", "kidney", str(patient_order.number), "jane"):
         assert detail not in everything
     assert f'href="{sign_in}"' in html
@@ -153,7 +153,9 @@ def test_inbox_lists_waiting_patients_first_oldest_wait_first(client, pharmacist
     assert re.search(r'id="inbox-waiting">2<', page)
     assert page.index(f'id="thread-{oldest.pk}"') < page.index(f'id="thread-{recent.pk}"')
     header = client.get(reverse("orders:review_queue")).content.decode()
-    assert re.search(r'id="header-messages"[^>]*>Messages <span class="review-count">2</span>', header)
+    assert re.search(
+        r'id="header-messages"[^>]*>Messages <span class="review-count">2</span>', header
+    )
 
 
 def test_inbox_costs_the_same_queries_for_one_or_ten_threads(client, pharmacist):
