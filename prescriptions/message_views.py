@@ -34,20 +34,30 @@ from .message_models import MessageSender, MessageThread
 ABOUT_ORDERS = 30
 
 
-def _linkable(patient, order_number: str | None):
-    """(orders, prescriptions, initial ``about``) for the form; 404 for an order not the patient's."""
+def _linkable(patient, request):
+    """(orders, prescriptions, initial ``about``) for the form. ``?order=`` or ``?prescription=``
+    (from an order page, a prescription on file) preselects it; one not the patient's is a 404."""
     orders = list(rx_messages.patient_orders(patient)[:ABOUT_ORDERS])
+    prescriptions = list(rx_messages.patient_prescriptions(patient))
     about = ""
-    if order_number is not None:
-        if not order_number.isdigit():
-            raise Http404("No such order.")
-        order = rx_messages.patient_orders(patient).filter(number=int(order_number)).first()
+    number = request.GET.get("order")
+    if number is not None:
+        order = (
+            rx_messages.patient_orders(patient).filter(number=int(number)).first()
+            if number.isdigit()
+            else None
+        )
         if order is None:
             raise Http404("No such order.")
         if order not in orders:
             orders.append(order)
         about = f"order:{order.number}"
-    return orders, list(rx_messages.patient_prescriptions(patient)), about
+    record_id = request.GET.get("prescription")
+    if record_id is not None:
+        if not record_id.isdigit() or int(record_id) not in {r.pk for r in prescriptions}:
+            raise Http404("No such prescription.")
+        about = f"rx:{record_id}"
+    return orders, prescriptions, about
 
 
 def _decorate(items, thread: MessageThread | None, *, for_patient: bool) -> None:
@@ -72,7 +82,7 @@ def _decorate(items, thread: MessageThread | None, *, for_patient: bool) -> None
 @require_http_methods(["GET", "POST"])
 def thread(request):
     patient = request.user
-    orders, prescriptions, about = _linkable(patient, request.GET.get("order"))
+    orders, prescriptions, about = _linkable(patient, request)
     form = MessageForm(
         request.POST or None,
         orders=orders,
@@ -156,7 +166,7 @@ def inbox(request):
 @staff_messages_required
 def staff_thread(request, patient_id: int):
     patient = get_object_or_404(get_user_model(), pk=patient_id)
-    orders, prescriptions, about = _linkable(patient, request.GET.get("order"))
+    orders, prescriptions, about = _linkable(patient, request)
     form = MessageForm(
         request.POST or None,
         orders=orders,

@@ -287,10 +287,16 @@ def test_exactly_4000_characters_are_accepted(client, patient):
     assert len(PatientMessage.objects.get().body) == 4000
 
 
-@pytest.mark.parametrize("order", ["abc", "-1", "99999999"])
+@pytest.mark.parametrize("order", ["abc", "-1", "99999999", "1" + "0" * 30, ""])
 def test_a_bad_order_link_is_a_404(client, patient, order):
     client.force_login(patient)
     assert client.get(THREAD, {"order": order}).status_code == 404
+
+
+@pytest.mark.parametrize("prescription", ["abc", "0", "1" + "0" * 30, ""])
+def test_a_bad_prescription_link_is_a_404(client, patient, prescription):
+    client.force_login(patient)
+    assert client.get(THREAD, {"prescription": prescription}).status_code == 404
 
 
 def test_staff_page_of_no_such_patient_is_a_404(client, pharmacist):
