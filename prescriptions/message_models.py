@@ -89,7 +89,7 @@ class PatientMessage(models.Model):
         "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     prescription = models.ForeignKey(
-        "orders.PrescriptionOnFile",
+        "prescriptions.PrescriptionOnFile",
         null=True,
         blank=True,
         on_delete=models.PROTECT,

@@ -33,10 +33,11 @@ from django.utils.http import urlencode
 
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_queue_message
-from orders.models import Order, PrescriptionOnFile
+from orders.models import Order
 from pharmacy.permissions import require_permission
 
 from .message_models import MessageKind, MessageSender, MessageThread, PatientMessage
+from .models import PrescriptionOnFile
 
 MAX_LENGTH = PatientMessage._meta.get_field("body").max_length
 ANSWER_PERMISSION = "prescriptions.answer_patient_messages"

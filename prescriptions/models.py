@@ -401,7 +401,7 @@ class RefillReminderSettings(models.Model):
         verbose_name_plural = "refill reminder settings"
 
 
-from .message_models import (  # noqa: E402, F401  (messages with a pharmacist, issue 25)
+from .message_models import (  # noqa: F401  (messages with a pharmacist, issue 25)
     MessageKind,
     MessageSender,
     MessageThread,

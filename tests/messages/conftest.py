@@ -8,7 +8,7 @@ from djmoney.money import Money
 from tests.accounts.conftest import make_order
 from tests.factories import UserFactory
 from tests.orders.conftest import baclofen_90, general_tier  # noqa: F401  (shared fixtures)
-from tests.orders.prescription_support import make_pharmacist
+from tests.prescriptions.prescription_support import make_pharmacist
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def test_patient_asks_about_an_order_and_reads_the_pharmacists_answer(
     # The pharmacist: the header and the inbox count the waiting patient and the unread message.
     staff = page.context.browser.new_page()
     sign_in_as(staff, shop, pharmacist)
-    staff.goto(shop.url + reverse("orders:review_queue"))
+    staff.goto(shop.url + reverse("prescriptions:review_queue"))
     assert staff.locator("#header-messages .review-count").inner_text() == "1"
     staff.locator("#header-messages").click()
     staff.wait_for_url(re.compile(r"/staff/messages/$"))

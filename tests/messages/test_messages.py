@@ -152,7 +152,7 @@ def test_inbox_lists_waiting_patients_first_oldest_wait_first(client, pharmacist
     page = client.get(INBOX).content.decode()
     assert re.search(r'id="inbox-waiting">2<', page)
     assert page.index(f'id="thread-{oldest.pk}"') < page.index(f'id="thread-{recent.pk}"')
-    header = client.get(reverse("orders:review_queue")).content.decode()
+    header = client.get(reverse("prescriptions:review_queue")).content.decode()
     assert re.search(
         r'id="header-messages"[^>]*>Messages <span class="review-count">2</span>', header
     )
