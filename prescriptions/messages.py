@@ -226,7 +226,8 @@ def counselling_offer_post(*, order: Order, by) -> PatientMessage | None:
 
     Called inside the approval's transaction, by the approval service (whose permission check
     covers it). Once per order (a database constraint); None for a guest order, whose approval
-    email carries the offer. It does not count as an answer: a question the patient asked before
+    email carries the offer. The approval email tells an account's patient about the message, so
+    no "message waiting" email goes with it (one email per event). It does not count as an answer: a question the patient asked before
     still waits in the inbox.
     """
     if order.user_id is None:
@@ -248,7 +249,7 @@ def counselling_offer_post(*, order: Order, by) -> PatientMessage | None:
         )
         thread.last_message_at = message.created_at
         thread.save(update_fields=["last_message_at"])
-        notice_queue(thread=thread)
+        # No separate notice: the approval email, sent with it, says a pharmacist has written.
     return message
 
 
