@@ -35,6 +35,8 @@ class EmailKind(models.TextChoices):
     AUTOREFILL_STARTED = "autorefill_started", "Auto-refill: consent recorded"
     AUTOREFILL_NOTICE = "autorefill_notice", "Auto-refill: notice before a refill"
     AUTOREFILL_PAUSED = "autorefill_paused", "Auto-refill: paused"
+    # "A message is waiting": rendered by the prescriptions app, never with the message itself.
+    PHARMACY_MESSAGE = "pharmacy_message", "A message from the pharmacist is waiting"
 
 
 #: Kinds queued already rendered (subject, text, html in ``context``): the outbox only delivers them.
@@ -46,6 +48,7 @@ PRERENDERED_KINDS = frozenset(
         EmailKind.ACCOUNT_PASSWORD_CHANGED,
         EmailKind.ACCOUNT_NEW_SIGN_IN,
         EmailKind.ACCOUNT_NOTICE,
+        EmailKind.PHARMACY_MESSAGE,
     }
 )
 

@@ -534,3 +534,11 @@ class AutoRefillRun(models.Model):
 
     def __str__(self) -> str:
         return f"Auto-refill {self.autorefill_id} due {self.due_on}: {self.outcome}"
+
+
+from .message_models import (  # noqa: F401  (messages with a pharmacist, issue 25)
+    MessageKind,
+    MessageSender,
+    MessageThread,
+    PatientMessage,
+)
