@@ -25,6 +25,8 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="account_login", query_string=True)),
     path("admin/", admin.site.urls),
     path("", include("orders.refill_urls")),  # prescriptions on file and refills (issue #16)
+    path("", include("prescriptions.transfer_urls")),  # transfer in (issue 25)
+    path("", include("prescriptions.renewal_urls")),  # renewal requests (issue 25)
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("cart/", include("cart.urls")),

@@ -30,16 +30,24 @@ PHARMACIST_ORDER_PERMISSIONS = [
     "orders.capture_payment",
     "orders.cancel_order",
     "orders.mark_shipped",
+    # Continuing care (issue 25, the prescriptions app): named here as data, no import upwards.
+    "prescriptions.manage_transfer",
+    "prescriptions.manage_renewal",
 ]
 
 
 def grant_pharmacist_permissions() -> Group:
     group, _ = Group.objects.get_or_create(name=PHARMACIST_GROUP)
-    codenames = {name.split(".", 1)[1] for name in PHARMACIST_ORDER_PERMISSIONS}
-    found = list(
-        Permission.objects.filter(content_type__app_label="orders", codename__in=codenames)
-    )
-    missing = codenames - {p.codename for p in found}
+    wanted = {tuple(name.split(".", 1)) for name in PHARMACIST_ORDER_PERMISSIONS}
+    found = [
+        p
+        for p in Permission.objects.filter(
+            content_type__app_label__in={app for app, _ in wanted},
+            codename__in={code for _, code in wanted},
+        ).select_related("content_type")
+        if (p.content_type.app_label, p.codename) in wanted
+    ]
+    missing = wanted - {(p.content_type.app_label, p.codename) for p in found}
     if missing:
         raise CommandError(f"Permissions missing (run migrate first): {sorted(missing)}")
     group.permissions.add(*found)
