@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
@@ -90,6 +91,7 @@ def _review(request, pk: int, *, status: int = 200, error: str = "", **forms):
             "daily_dose": old.daily_dose,
             "quantity_per_fill": old.quantity_per_fill,
             "refills_written": old.refills_authorised,
+            "date_written": timezone.localdate(),
             "prescriber_name": old.prescriber_name,
             "prescriber_phone": old.prescriber_phone,
             "prescriber_licence": old.prescriber_licence,

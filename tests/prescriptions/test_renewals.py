@@ -74,7 +74,9 @@ def test_renewed_becomes_a_new_record_linked_to_the_old_and_orderable(localstrip
     record.refresh_from_db()
     assert record.refills_left == 0  # the old record is left as it was
     cart = Cart.objects.get_or_create(user=record.user)[0]
-    records.refill_add_to_cart(cart=cart, user=record.user, record_id=new.pk, tier_id=baclofen_90.pk)
+    records.refill_add_to_cart(
+        cart=cart, user=record.user, record_id=new.pk, tier_id=baclofen_90.pk
+    )
     with pytest.raises(CareError, match="renewed already"):
         renewals.renewal_request_start(prescription=record, by=record.user)
     assert [e.to_status for e in renewal.events.all()] == ["requested", "sent", "renewed"]
@@ -106,9 +108,10 @@ def test_steps_out_of_order_or_without_permission_change_nothing(localstripe, ba
         with pytest.raises(PermissionDenied):
             renewals.renewal_mark_sent(renewal=renewal, by=who)
     renewal.refresh_from_db()
-    assert renewal.status == "requested" and not PrescriptionOnFile.objects.exclude(
-        pk=record.pk
-    ).exists()
+    assert (
+        renewal.status == "requested"
+        and not PrescriptionOnFile.objects.exclude(pk=record.pk).exists()
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +147,7 @@ def test_two_requests_at_once_make_one(localstripe, baclofen_90):
         try:
             barrier.wait()
             made.append(renewals.renewal_request_start(prescription=record, by=by).pk)
-        except Exception as exc:  # reported below
+        except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
             close_old_connections()
@@ -171,9 +174,10 @@ def test_patient_one_click_and_status_page_private(client, localstripe, baclofen
     assert response["Location"] == reverse("renewals:detail", args=[renewal.pk])
     page = client.get(response["Location"])
     assert "Requested" in page.content.decode() and "no-store" in page["Cache-Control"]
-    assert "Ask for a renewal" not in client.get(
-        reverse("refills:detail", args=[record.pk])
-    ).content.decode()
+    assert (
+        "Ask for a renewal"
+        not in client.get(reverse("refills:detail", args=[record.pk])).content.decode()
+    )
     other = UserFactory()
     client.force_login(other)
     assert client.get(reverse("renewals:detail", args=[renewal.pk])).status_code == 404

@@ -32,7 +32,11 @@ def dosage(baclofen_90):
 def test_request_contacted_received_is_on_file_with_its_fills_and_orderable(dosage, baclofen_90):
     patient, pharmacist = UserFactory(), make_pharmacist()
     transfer = transfers.transfer_request_create(user=patient, data=transfer_input(dosage))
-    assert (transfer.status, transfer.medicine, transfer.strength) == ("requested", "Baclofen", "10mg")
+    assert (transfer.status, transfer.medicine, transfer.strength) == (
+        "requested",
+        "Baclofen",
+        "10mg",
+    )
     transfers.transfer_mark_contacted(transfer=transfer, by=pharmacist, note="Called Corner Drug.")
     transfer = transfers.transfer_receive(transfer=transfer, by=pharmacist, data=receive_input())
     record = transfer.prescription
@@ -55,7 +59,9 @@ def test_request_contacted_received_is_on_file_with_its_fills_and_orderable(dosa
 
 def test_a_controlled_substance_is_refused_with_its_reason(db):
     with pytest.raises(CareError) as refused:
-        transfers.transfer_request_create(user=UserFactory(), data=transfer_input(controlled_dosage()))
+        transfers.transfer_request_create(
+            user=UserFactory(), data=transfer_input(controlled_dosage())
+        )
     assert "controlled substance" in refused.value.message and refused.value.field == "dosage"
     assert not TransferRequest.objects.exists()
 
@@ -115,7 +121,10 @@ def test_receive_refuses_what_cannot_be_kept_on_file(dosage, changes, reason):
     pharmacist = make_pharmacist()
     today = timezone.localdate()
     written = today - timedelta(days=60)
-    dates = {"yesterday": today - timedelta(days=1), "a year and a day": written + timedelta(days=366)}
+    dates = {
+        "yesterday": today - timedelta(days=1),
+        "a year and a day": written + timedelta(days=366),
+    }
     changes = {key: dates.get(value, value) for key, value in changes.items()}
     transfer = transfers.transfer_request_create(user=UserFactory(), data=transfer_input(dosage))
     transfers.transfer_mark_contacted(transfer=transfer, by=pharmacist)
@@ -206,7 +215,9 @@ def test_bad_input_is_a_400_with_its_reason(client, dosage):
     assert response.status_code == 400 and "controlled substance" in response.content.decode()
     response = client.post(reverse("transfers:new"), _form(dosage, dosage="x", pharmacy_phone=""))
     assert response.status_code == 400 and "This field is required" in response.content.decode()
-    response = client.post(reverse("transfers:new"), _form(dosage, patient_date_of_birth="2999-01-01"))
+    response = client.post(
+        reverse("transfers:new"), _form(dosage, patient_date_of_birth="2999-01-01")
+    )
     assert response.status_code == 400 and "future" in response.content.decode()
     assert not TransferRequest.objects.exists()
 
