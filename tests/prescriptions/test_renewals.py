@@ -219,3 +219,21 @@ def test_prescriber_page_shows_every_field(client, localstripe, baclofen_90):
         assert text in page, text
     queue = client.get(reverse("renewals:queue")).content.decode()
     assert f"Handle renewal {renewal.pk}" in queue
+
+
+def test_the_queue_costs_the_same_queries_for_one_request_or_many(
+    client, localstripe, baclofen_90, django_assert_max_num_queries
+):
+    pharmacist = make_pharmacist()
+    record = used_up_record(localstripe, baclofen_90, pharmacist=pharmacist)
+    renewals.renewal_request_start(prescription=record, by=record.user)
+    client.force_login(pharmacist)
+    client.get(reverse("renewals:queue"))
+    with django_assert_max_num_queries(12) as first:
+        client.get(reverse("renewals:queue"))
+    for _ in range(3):
+        other = used_up_record(localstripe, baclofen_90, pharmacist=pharmacist)
+        renewals.renewal_request_start(prescription=other, by=None)
+    with django_assert_max_num_queries(len(first.captured_queries)):
+        page = client.get(reverse("renewals:queue")).content.decode()
+    assert page.count("Handle renewal") == 4 and "by auto-refill" in page

@@ -240,3 +240,18 @@ def test_the_queue_is_for_pharmacists_and_each_action_checks_again(client, dosag
     response = client.post(reverse("transfers:contacted", args=[transfer.pk]), {"note": ""})
     assert response.status_code == 409 and "already" in response.content.decode()
     assert client.get(reverse("transfers:review", args=[999999])).status_code == 404
+
+
+def test_the_queue_costs_the_same_queries_for_one_request_or_many(
+    client, dosage, django_assert_max_num_queries
+):
+    transfers.transfer_request_create(user=UserFactory(), data=transfer_input(dosage))
+    client.force_login(make_pharmacist())
+    client.get(reverse("transfers:queue"))
+    with django_assert_max_num_queries(12) as first:
+        client.get(reverse("transfers:queue"))
+    for _ in range(4):
+        transfers.transfer_request_create(user=UserFactory(), data=transfer_input(dosage))
+    with django_assert_max_num_queries(len(first.captured_queries)):
+        page = client.get(reverse("transfers:queue")).content.decode()
+    assert page.count("Handle transfer") == 5
