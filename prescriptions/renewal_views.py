@@ -15,13 +15,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from orders.models import PrescriptionOnFile
-from orders.review_views import pharmacist_required
-
 from . import renewals
 from .care_forms import NoteForm, ReasonForm, RenewForm
 from .care_steps import CareError
-from .models import RenewalRequest
+from .models import PrescriptionOnFile, RenewalRequest
+from .review_views import pharmacist_required
 
 
 @never_cache

@@ -13,7 +13,7 @@ The rules, in one place:
   locked row and audited.
 * **Renewed** (``renewal_renew``): the prescriber's answer becomes a new prescription on file,
   linked to the old one (``RenewalRequest.renewed_prescription``), recorded with the same checks
-  as any (``orders.prescription_records.prescription_on_file_record``). No fill has been made from
+  as any (``prescriptions.on_file_record.prescription_on_file_record``). No fill has been made from
   it, so its refills count every fill it allows: the refills written plus the first fill. The old
   record's last fill is carried over, so the too-soon check still holds for the first fill.
 """
@@ -27,19 +27,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from orders.models import PrescriptionOnFile
-from orders.prescription_records import (
-    RecordInput,
-    RefillError,
-    prescription_on_file_record,
-    refill_checks,
-    validity_days,
-)
 from pharmacy.permissions import require_permission
 
 from .care_states import RENEWAL_NEEDS_REASON, RENEWAL_OPEN, RENEWAL_STEPS, RenewalStatus
 from .care_steps import CareError, step
-from .models import RenewalRequest
+from .models import PrescriptionOnFile, RenewalRequest
+from .on_file_record import RecordInput, prescription_on_file_record
+from .refill_rules import RefillError, refill_checks, validity_days
 
 PERMISSION = "prescriptions.manage_renewal"
 

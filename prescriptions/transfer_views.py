@@ -13,12 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from orders.review_views import pharmacist_required
-
 from . import transfers
 from .care_forms import NoteForm, ReasonForm, ReceiveForm, TransferRequestForm
 from .care_steps import CareError
 from .models import TransferRequest
+from .review_views import pharmacist_required
 
 
 def _prefill(user) -> dict:

@@ -12,7 +12,7 @@ The rules, in one place:
   step is permission-checked (``prescriptions.manage_transfer``), made on the locked row and
   leaves an event with who and when.
 * **Received** (``transfer_receive``): the pharmacist records what the other pharmacy gave as a
-  prescription on file (``orders.prescription_records.prescription_on_file_record``: the same
+  prescription on file (``prescriptions.on_file_record.prescription_on_file_record``: the same
   checks as one recorded at approval), with the fills still allowed there as its refills, and the
   last fill there (so the too-soon check works from the first refill here). A transferred
   prescription must still be valid and have a fill left; the patient then orders it like any
@@ -28,16 +28,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.models import Dosage, LegalClass
-from orders.prescription_records import (
-    RecordInput,
-    RefillError,
-    prescription_on_file_record,
-    validity_days,
-)
 
 from .care_states import TRANSFER_NEEDS_REASON, TRANSFER_OPEN, TRANSFER_STEPS, TransferStatus
 from .care_steps import CareError, step
 from .models import TransferRequest
+from .on_file_record import RecordInput, prescription_on_file_record
+from .refill_rules import RefillError, validity_days
 
 PERMISSION = "prescriptions.manage_transfer"
 CONTROLLED_REFUSAL = (

@@ -23,8 +23,8 @@ from prescriptions.models import RenewalRequest, TransferRequest
 from tests.e2e.test_prescription import shop, sign_in_as  # noqa: F401  (the live shop fixture)
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK
-from tests.orders.prescription_support import captured_minor, make_pharmacist
-from tests.prescriptions.support import used_up_record
+from tests.prescriptions.care_support import used_up_record
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.e2e
 SHOTS = os.environ.get("CARE_SCREENSHOTS")
@@ -69,7 +69,7 @@ def pay_for_cart(page, shop, email: str) -> Order:
 
 
 def test_transfer_in_received_and_ordered_in_the_browser(shop, page, baclofen, localstripe):
-    from tests.prescriptions.support import controlled_dosage
+    from tests.prescriptions.care_support import controlled_dosage
 
     controlled_dosage()
     patient = UserFactory(email="jane@example.com", first_name="Jane", last_name="Doe")
@@ -94,7 +94,7 @@ def test_transfer_in_received_and_ordered_in_the_browser(shop, page, baclofen, l
 
     staff = page.context.browser.new_page()
     sign_in_as(staff, shop, pharmacist)
-    staff.goto(shop.url + reverse("orders:review_queue"))
+    staff.goto(shop.url + reverse("prescriptions:review_queue"))
     staff.get_by_role("link", name="Transfer queue").click()
     assert "Corner Drug" in staff.locator(f"#transfer-{transfer.pk}").inner_text()
     shot(staff, "transfer-queue")
@@ -131,7 +131,7 @@ def test_transfer_in_received_and_ordered_in_the_browser(shop, page, baclofen, l
     page.wait_for_url(re.compile(r"/cart/"))
     refill = pay_for_cart(page, shop, patient.email)
 
-    staff.goto(shop.url + reverse("orders:review_queue"))
+    staff.goto(shop.url + reverse("prescriptions:review_queue"))
     staff.get_by_role("link", name=f"Review refill {refill.number}").click()
     staff.get_by_role("button", name=re.compile("Approve refill")).click()
     staff.wait_for_url(re.compile(r"/staff/review/$"))
@@ -165,7 +165,7 @@ def test_renewal_prescriber_page_renewed_and_ordered_in_the_browser(
 
     staff = page.context.browser.new_page()
     sign_in_as(staff, shop, pharmacist)
-    staff.goto(shop.url + reverse("orders:review_queue"))
+    staff.goto(shop.url + reverse("prescriptions:review_queue"))
     staff.get_by_role("link", name="Renewal queue").click()
     shot(staff, "renewal-queue")
     staff.get_by_role("link", name=f"Handle renewal {renewal.pk}").click()

@@ -13,15 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cart.models import Cart
-from orders import prescription_records as records
-from orders.models import PrescriptionOnFile
+from prescriptions import refill_cart as records
 from prescriptions import renewals
 from prescriptions.care_steps import CareError
-from prescriptions.models import RenewalRequest
+from prescriptions.models import PrescriptionOnFile, RenewalRequest
 from tests.factories import UserFactory
-from tests.orders.prescription_support import make_pharmacist
-from tests.prescriptions.support import renew_input, used_up_record
-from tests.refills.support import approve_first_order
+from tests.prescriptions.care_support import renew_input, used_up_record
+from tests.prescriptions.prescription_support import make_pharmacist
+from tests.prescriptions.refills.support import approve_first_order
 
 pytestmark = pytest.mark.django_db
 

@@ -12,14 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cart.models import Cart
-from orders import prescription_records as records
+from prescriptions import refill_cart as records
 from prescriptions import transfers
 from prescriptions.care_states import TransferStatus
 from prescriptions.care_steps import CareError
 from prescriptions.models import TransferRequest
 from tests.factories import UserFactory
-from tests.orders.prescription_support import make_pharmacist
-from tests.prescriptions.support import controlled_dosage, receive_input, transfer_input
+from tests.prescriptions.care_support import controlled_dosage, receive_input, transfer_input
+from tests.prescriptions.prescription_support import make_pharmacist
 
 pytestmark = pytest.mark.django_db
 
