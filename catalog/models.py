@@ -391,7 +391,7 @@ class PackageTierQuerySet(CatalogQuerySet):
     def _stock_bulk_update(self, objs, *args, **kwargs) -> int:
         new = {obj.pk: obj.stock for obj in objs}
         with transaction.atomic(using=self.db, savepoint=False):
-            rows = self.model._base_manager.using(self.db).filter(pk__in=new)._locked_stock()
+            rows = self.model._default_manager.using(self.db).filter(pk__in=new)._locked_stock()
             updated = self.bulk_update_unretired(objs, ["stock"], *args, **kwargs)
         page_cache.catalog_changed(
             using=self.db,
@@ -542,6 +542,7 @@ class PackageTier(_LoadedValues, CatalogModel):
 
 class InfoSection(CatalogModel):
     """A prose section of the patient information (introduction, how it works, pregnancy …)."""
+
     page_owner = "product"
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="info_sections")
@@ -558,6 +559,7 @@ class InfoSection(CatalogModel):
 
 class DosingGuideline(CatalogModel):
     """One row of the dosing table."""
+
     page_owner = "product"
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosing_guidelines")
@@ -577,6 +579,7 @@ class DosingGuideline(CatalogModel):
 
 class SafetyNote(CatalogModel):
     """A contraindication, interaction or side effect, each a short item with optional detail."""
+
     page_owner = "product"
 
     class Kind(models.TextChoices):

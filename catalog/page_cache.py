@@ -87,6 +87,8 @@ PRICES_GENERATION_KEY = "catalog:generation:prices"
 PRODUCT_GENERATION_PREFIX = "catalog:generation:product:"
 PRODUCT_BUCKET_HEX_DIGITS = 4
 PAGE_KEY_PREFIX = "catalog:page:"
+#: In a per-process page cache: what a generation not stored in the database yet reads as.
+LOCAL_EPOCH_KEY = "catalog:generation:local-epoch"
 _RENDER_FLAG = "_catalog_page_cache_render"
 _local = threading.local()
 
@@ -137,7 +139,15 @@ def enabled() -> bool:
 
 
 class CacheGenerations:
-    """The generations in the page cache itself (Redis in production): every server reads them."""
+    """The generations in the page cache itself (Redis in production): every server reads them.
+
+    A missing one is created with a random token (``add``) before a page is rendered under it, and
+    a replaced one gets a new random token, never a counter: a Redis restart or an eviction can
+    never bring an old page back to life.
+    """
+
+    #: No token stands for a generation not stored yet: created before use.
+    missing = None
 
     def __init__(self, cache):
         self.cache = cache
@@ -160,7 +170,19 @@ class DatabaseGenerations:
     ``REDIS_URL``): a generation kept there too would never hear of a price saved by another
     worker, a Celery task or a management command. The pages may stay per process; only what
     says whether they are still right must be shared, and the database is what every process sees.
+
+    A generation with no row yet reads as this process's own token, kept in its page cache
+    (nothing is written on a read, so a scanner asking for made-up addresses adds no rows); the
+    first write that retires it stores a random token, which every process then reads instead.
+    If the process's token goes (the cache cleared or culled), its pages just render afresh.
     """
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    @property
+    def missing(self) -> str:
+        return self.cache.get_or_set(LOCAL_EPOCH_KEY, secrets.token_hex(8), timeout=None)
 
     @staticmethod
     def _rows():
@@ -193,7 +215,7 @@ def _generations() -> CacheGenerations | DatabaseGenerations:
     where = getattr(settings, "CATALOG_PAGE_GENERATIONS", "") or (
         "database" if isinstance(cache, LocMemCache) else "cache"
     )
-    return DatabaseGenerations() if where == "database" else CacheGenerations(cache)
+    return DatabaseGenerations(cache) if where == "database" else CacheGenerations(cache)
 
 
 def product_generation_key(slug: str) -> str:
@@ -500,7 +522,9 @@ class CatalogModel(models.Model):
     def page_change(self, *, deleting: bool = False, update_fields=None) -> dict:
         """``catalog_changed`` arguments for saving (or deleting) this row."""
         return _owner_change(
-            type(self), [getattr(self, _OWNER_ATTNAMES.get(self.page_owner, "pk"))], deleting=deleting
+            type(self),
+            [getattr(self, _OWNER_ATTNAMES.get(self.page_owner, "pk"))],
+            deleting=deleting,
         )
 
     def save(self, *args, **kwargs):
@@ -534,6 +558,9 @@ def _read_generations(keys) -> dict[str, str] | None:
     store = _generations()
     try:
         found = dict(store.get_many(keys))
+        if store.missing is not None:
+            missing = store.missing
+            return {key: found.get(key) or missing for key in keys}
         missing = [key for key in keys if found.get(key) is None]
         if missing:
             store.add_many({key: secrets.token_hex(8) for key in missing})
@@ -561,7 +588,10 @@ _MISSING = object()
 
 
 def _memo_local(key: str, value=_MISSING):
-    """This process's copy of a memo (keyed by its generation, so never out of date)."""
+    """This process's copy of a memo (keyed by its generation, so never out of date), when the
+    memos are in a shared cache (a round trip saved); a per-process cache is this already."""
+    if isinstance(_cache(), LocMemCache):
+        return value
     with _local_pages_lock:
         if value is _MISSING:
             found = _local_memos.get(key, _MISSING)
@@ -616,6 +646,7 @@ def memoize(name: str, compute, *, products_only: bool = False, prices_only: boo
     except Exception:
         logger.exception("Could not store %s", name)
     return _memo_local(key, value)
+
 
 # --- Template hooks ---------------------------------------------------------------------------
 

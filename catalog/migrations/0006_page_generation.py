@@ -4,17 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0005_product_lowest_pill_price'),
+        ("catalog", "0005_product_lowest_pill_price"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PageGeneration',
+            name="PageGeneration",
             fields=[
-                ('key', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('token', models.CharField(max_length=32)),
+                ("key", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("token", models.CharField(max_length=32)),
             ],
         ),
     ]
