@@ -98,9 +98,13 @@ def _secret_marker(name: str) -> str:
 
     Letters and digits only, so HTML escaping leaves it intact; the same on every server.
     """
-    digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256
-    )
+    return _marker(settings.SECRET_KEY, name)
+
+
+@functools.lru_cache(maxsize=16)
+def _marker(secret_key: str, name: str) -> str:
+    """Computed once per key (every hit fills several holes)."""
+    digest = hmac.new(secret_key.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256)
     return f"pcph{digest.hexdigest()[:24]}"
 
 
@@ -230,12 +234,13 @@ def product_page_generations(kwargs: dict) -> list[str]:
 
 
 def listing_page_generations(kwargs: dict) -> list[str]:
-    """What the listing, search, category and home pages show beyond what every page does."""
-    return [LISTING_GENERATION_KEY]
+    """What the listing, search, category and home pages show beyond what every page does; with
+    the memos' generations, which their query and counts are read from (``memoize``)."""
+    return [LISTING_GENERATION_KEY, *MEMO_GENERATION_KEYS]
 
 
-#: Read with every page (one round trip with its own generations): the memos' generations, so a
-#: listing served from this process's copy asks nothing else (``memoize``).
+#: The memos' generations, read with a listing's own in one round trip: a listing served from this
+#: process's copy asks nothing else (``memoize``).
 MEMO_GENERATION_KEYS = (PRODUCTS_GENERATION_KEY, PRICES_GENERATION_KEY)
 GLOBAL_GENERATION_KEYS = (GENERATION_KEY, LISTING_GENERATION_KEY, *MEMO_GENERATION_KEYS)
 
@@ -943,7 +948,7 @@ def cached_catalog_page(view=None, *, params=None, shows=listing_page_generation
         if request.method not in ("GET", "HEAD") or not enabled():
             return view(request, *args, **kwargs)
         depends = [GENERATION_KEY, *shows(kwargs)]
-        _local.generations = read = _read_generations([*depends, *MEMO_GENERATION_KEYS])
+        _local.generations = read = _read_generations(depends)
         version = "|".join(read[key] for key in depends) if read else None
         original_get, request.GET = request.GET, page_query(request, params)
         try:
