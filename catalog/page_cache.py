@@ -4,19 +4,24 @@ Why: a catalog page is the same HTML for every visitor until staff change someth
 rendering it costs ~10 ms of CPU (queries built by the ORM, ~40 model objects, templates), while
 serving a stored copy costs well under 1 ms. Three parts make that safe:
 
-**One catalog generation.** Every stored page carries the generation it was rendered under; a page
-is served only while the shared generation (in the default cache: Redis in production, so every
-web server sees it at once) is unchanged. Any write to a catalog table replaces the generation
-*after its transaction commits* (``catalog_changed``): model ``save``/``delete`` and the
-querysets' ``update``/``delete``/``bulk_*`` of every catalog model call it (``CatalogModel``,
-``CatalogQuerySet``), so the admin, its inlines and bulk actions, the CSV import, the price
-services and the stock moves of checkout (``PackageTier.objects.filter(...).update(stock=...)``)
-are all covered without each remembering to. Code that writes with raw SQL (``generate_catalog``'s
-``COPY``) calls ``catalog_changed`` itself. The generation is a random token, not a counter, so a
-Redis restart or eviction can never bring an old page back to life. Pages are rendered under the
-generation read *before* their queries, so an edit committed mid-render leaves that copy stale
-at once. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a safety net only), and
-page keys carry a fingerprint of the templates (``code_version``), so a deploy starts afresh.
+**Generations of what a page shows.** Every stored page carries the generations it was rendered
+under, and is served only while they are all unchanged: every page reads ``GENERATION_KEY``, a
+product page also its product's (``product_generation_key``: a bucket of its slug), the listing,
+search, category and home pages the listing generation and their memos'. They are read in one
+round trip before anything else (``_read_generations``), so an edit committed mid-render leaves that
+copy stale at once. A write replaces only the generations of what it changed (``Change``): model
+``save``/``delete`` and the querysets' ``update``/``delete``/``bulk_*`` of every catalog model call
+``catalog_changed`` (``CatalogModel``, ``CatalogQuerySet``), so the admin, its inlines and bulk
+actions, the CSV import, the price services and checkout's stock moves are all covered without each
+remembering to; a stock move retires a page only when a pack goes out of (or back into) stock, and
+a price only the listings when a lowest per-pill price moved (``catalog.models``). Replacement
+happens once, after the transaction commits. Where the generations live: in the page cache (Redis in
+production, so every web server sees a change at once), or, when that cache is each process's own
+memory, in the database (``DatabaseGenerations``), so a change saved by any process reaches every
+other one. A generation is a random token, not a counter, so a Redis restart or eviction can never
+bring an old page back to life. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a
+safety net only), and page keys carry a fingerprint of the templates (``code_version``), so a deploy
+starts afresh.
 
 **Holes for what belongs to the visitor.** A stored page holds placeholders instead of the CSRF
 token, the CSP nonce and the ``{% visitor "part.html" %}`` parts of ``base.html`` (the
