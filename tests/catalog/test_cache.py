@@ -320,7 +320,10 @@ def test_admin_price_change_shows_on_the_very_next_request_on_another_server(
 
 
 @pytest.mark.django_db
-def test_two_visitors_never_see_each_others_token_or_cart(baclofen, customer):
+@pytest.mark.parametrize("with_redis", [False, True], ids=["database-generations", "redis"])
+def test_two_visitors_never_see_each_others_token_or_cart(request, baclofen, customer, with_redis):
+    if with_redis:
+        request.getfixturevalue("redis_pages")
     ann, bob = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
     ann_page = get(ann)
     # Ann puts a pack in her cart with the plain (no-JS) form of the page she was served.
