@@ -1,8 +1,8 @@
 """Whole-page cache of the public catalog pages, with exact invalidation and per-visitor holes.
 
 Why: a catalog page is the same HTML for every visitor until staff change something, and
-rendering it costs ~10 ms of CPU (queries built by the ORM, ~40 model objects, templates), while
-serving a stored copy costs well under 1 ms. Three parts make that safe:
+rendering it (queries built by the ORM, some forty model objects, templates) costs many times
+what serving a stored copy does (figures: docs/performance.md). Three parts make that safe:
 
 **Generations of what a page shows.** Every stored page carries the generations it was rendered
 under, and is served only while they are all unchanged: every page reads ``GENERATION_KEY``, a
@@ -618,7 +618,7 @@ def memoize(name: str, compute, *, products_only: bool = False, prices_only: boo
     """``compute()`` once per generation, shared by all servers (category and result counts).
 
     Why: counting the published products of each category, or the matches of a search, reads a
-    share of the catalog; at 100,000 products that is ~100 ms. With ``products_only`` the value is
+    share of the catalog, so its cost grows with the catalog. With ``products_only`` the value is
     kept until the products themselves change (not a price or a stock move); with ``prices_only``
     until they or a stored lowest per-pill price may have changed (not a stock move, nor any
     write that cannot change a lowest price); otherwise until any listing may have changed.

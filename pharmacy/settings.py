@@ -2,7 +2,7 @@
 
 Defaults are safe for local development: SQLite in the project folder, emails written to
 ``var/emails/``, Celery tasks run in-process when no ``REDIS_URL`` is given, localstripe-free
-Stripe keys left empty. Production sets the variables listed in README.md ("Production").
+Stripe keys left empty. Production sets the variables listed in docs/settings.md ("Production").
 """
 
 from decimal import Decimal
@@ -20,7 +20,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 # One switch for a real deployment: secure defaults (HTTPS only, HSTS, secure cookies, hashed
 # static files, persistent database connections, JSON logs) and no insecure fallbacks. Each
-# setting it changes can still be overridden by its own variable. See README.md ("Production").
+# setting it changes can still be overridden by its own variable. See docs/settings.md ("Production").
 PRODUCTION = env.bool("PRODUCTION", default=False)
 if PRODUCTION:
     SECRET_KEY = env("SECRET_KEY")  # required: no default in production
@@ -110,8 +110,8 @@ TEMPLATES = [
 ]
 
 # Form widgets through Django's own Jinja2 widget templates (django/forms/jinja2): the checkout's
-# ~60-option state list is ~180 widget-template includes, ~2 ms with the template language
-# (docs/performance.md). This engine comes first but holds only Django's form templates; pages
+# ~60-option state list is ~180 widget-template includes, cheaper through Jinja2 than through the
+# template language (docs/performance.md). This engine comes first but holds only Django's form templates; pages
 # and the admin's widget templates (which include the form templates, hence "django.forms" in
 # INSTALLED_APPS) stay Django templates.
 TEMPLATES.insert(
@@ -154,7 +154,7 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:dashboard"
 LOGOUT_REDIRECT_URL = "catalog:home"
 
-# django-allauth (README "Accounts"): email as the login, verified before the first sign-in, the
+# django-allauth (docs/accounts.md): email as the login, verified before the first sign-in, the
 # same answer whether or not an address has an account, every email through the outbox.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 # Sign-up does the same work for a taken and a new address (accounts.auth_forms).
@@ -203,7 +203,7 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 # The client address: REMOTE_ADDR, or, only behind the load balancer (BEHIND_PROXY), the entry
-# that many hops from the right of X-Forwarded-For (allauth's own parsing; README "Production").
+# that many hops from the right of X-Forwarded-For (allauth's own parsing; docs/settings.md).
 ALLAUTH_TRUSTED_PROXY_COUNT = (
     env.int("TRUSTED_PROXY_COUNT", default=1) if env.bool("BEHIND_PROXY", default=PRODUCTION) else 0
 )
@@ -262,7 +262,7 @@ REDIS_URL = env("REDIS_URL", default="")
 # seconds; after a failure Redis is left alone for REDIS_RETRY_AFTER_SECONDS and the default
 # cache answers from this process's memory meanwhile (pharmacy/cache.py says why: allauth's rate
 # limits must keep counting). Sessions are cached_db: the database holds every session, Redis
-# only speeds reads up. See README.md ("Security and failure behaviour").
+# only speeds reads up. See docs/security.md ("Redis down").
 REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.3)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.3)
 REDIS_CACHE_OPTIONS = {
@@ -368,8 +368,12 @@ CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
 }
 AUTHORISATION_WARNING_HOURS = env.int("AUTHORISATION_WARNING_HOURS", default=24)
 # Checkout prefills the prescription step from the customer's saved patient details. Accounts sit
-# above orders, so orders reads them through this function (empty: no prefill).
+# above prescriptions, so prescriptions read them through this function (empty: no prefill).
 PATIENT_PROFILE_LOOKUP = "accounts.services.patient_profile_for"
+# Orders never import prescriptions (they sit above): checkout, placement, capture, claiming a
+# guest order and the order page reach them through the interface orders defines
+# (orders/prescription_step.py). Empty: the shop refuses prescription items.
+ORDERS_PRESCRIPTION_STEP = "prescriptions.checkout_step.PrescriptionStep"
 
 # --- Stripe ---------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
@@ -385,7 +389,7 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=4.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 # How long Stripe keeps a manual-capture card hold (7 days for online card payments). A
 # prescription order still in review after this is canceled and the customer told
-# (orders.prescription_decisions.prescriptions_lapse_expired); the staff digest warns a day before.
+# (prescriptions.decisions.prescriptions_lapse_expired); the staff digest warns a day before.
 # Only lower it for a processor with shorter holds; raising it would capture expired holds.
 STRIPE_AUTHORISATION_VALIDITY_HOURS = env.int("STRIPE_AUTHORISATION_VALIDITY_HOURS", default=7 * 24)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.
@@ -403,8 +407,8 @@ CELERY_BEAT_SCHEDULE["orders-retry-stripe-events"] = {
     "schedule": 300.0,
 }
 # Prescription orders whose 7-day card hold lapsed before review: cancel and tell the customer.
-CELERY_BEAT_SCHEDULE["orders-lapse-expired-prescription-holds"] = {
-    "task": "orders.lapse_expired_prescription_holds",
+CELERY_BEAT_SCHEDULE["prescriptions-lapse-expired-prescription-holds"] = {
+    "task": "prescriptions.lapse_expired_prescription_holds",
     "schedule": 900.0,
 }
 
@@ -541,8 +545,8 @@ LOGGING = {
 PRESCRIPTION_VALIDITY_DAYS = env.int("PRESCRIPTION_VALIDITY_DAYS", default=365)
 REFILL_TOO_SOON_FRACTION = env.float("REFILL_TOO_SOON_FRACTION", default=0.75)
 REFILL_REMINDER_DAYS = env.int("REFILL_REMINDER_DAYS", default=7)
-CELERY_BEAT_SCHEDULE["orders-refill-reminders"] = {
-    "task": "orders.send_refill_reminders",
+CELERY_BEAT_SCHEDULE["prescriptions-refill-reminders"] = {
+    "task": "prescriptions.send_refill_reminders",
     "schedule": 6 * 3600.0,
 }
 
