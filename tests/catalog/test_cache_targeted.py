@@ -145,7 +145,7 @@ def test_an_order_that_takes_stock_but_leaves_some_keeps_every_page_cached(
     client, localstripe, shop
 ):
     from tests.orders.conftest import make_cart, place
-    from tests.orders.prescription_support import authorise
+    from tests.prescriptions.prescription_support import authorise
 
     pack = tier("BAC-10MG-90")
     PackageTier.objects.filter(pk=pack.pk).update(stock=3)
@@ -302,7 +302,7 @@ def test_the_last_pack_sold_shows_out_of_stock_on_the_next_request_on_every_serv
     two_servers, localstripe, shop
 ):
     from tests.orders.conftest import make_cart, place
-    from tests.orders.prescription_support import authorise
+    from tests.prescriptions.prescription_support import authorise
 
     a, b = two_servers
     pack = tier("BAC-10MG-90")
