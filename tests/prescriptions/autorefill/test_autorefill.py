@@ -294,3 +294,18 @@ def test_stopping_or_closing_the_account_ends_auto_refill_and_removes_the_card(
     AutoRefill.objects.filter(pk=autorefill.pk).update(next_due_on=timezone.localdate())
     assert service.autorefills_place_due() == 0
     assert steps(record)[-1] == "stopped"
+
+
+def test_no_refills_left_asks_the_prescriber_through_the_renewal_queue(localstripe, baclofen_90):
+    """With the shop's own renewal service (the default setting): a renewal request waits for
+    the pharmacist, asked by the shop, and the step is in the prescription's history."""
+    from prescriptions.models import RenewalRequest
+
+    record = on_file(localstripe, baclofen_90, filled_days_ago=25, refills=1)
+    autorefill = opt_in(localstripe, record, baclofen_90)
+    PrescriptionOnFile.objects.filter(pk=record.pk).update(refills_used=1)
+    due_today(autorefill)
+    assert service.autorefills_place_due() == 0
+    renewal = RenewalRequest.objects.get(prescription=record)
+    assert renewal.is_open and renewal.requested_by is None
+    assert steps(record)[-2:] == ["paused", "renewal_requested"]
