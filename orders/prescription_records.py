@@ -261,7 +261,21 @@ def _record_create(*, order: Order, line: OrderLine, data: RecordInput, by) -> P
         filled_on=record.last_filled_on,
         note="First fill.",
     )
+    line_mark_filled(line_id=line.pk, record=record, filled_on=record.last_filled_on)
     return record
+
+
+def rx_number(record: PrescriptionOnFile) -> str:
+    """The prescription number the pharmacy gives a prescription on file: it stays for every refill."""
+    return f"RX{record.pk:07d}"
+
+
+def line_mark_filled(*, line_id: int | None, record: PrescriptionOnFile, filled_on: date) -> None:
+    """Snapshot the prescription number and fill date on the order line: its receipt shows them."""
+    if line_id is not None:
+        OrderLine.objects.filter(pk=line_id).update(
+            rx_number=rx_number(record), filled_on=filled_on
+        )
 
 
 def _snapshot(record: PrescriptionOnFile) -> dict:
@@ -636,6 +650,7 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
                 )
         except IntegrityError:
             continue  # counted by a concurrent capture report
+        line_mark_filled(line_id=link.line_id, record=record, filled_on=today)
         record.refills_used += use
         record.last_filled_on = today
         record.last_fill_pills = link.pills

@@ -8,6 +8,7 @@ urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<int:number>/", views.order_detail, name="detail"),
     path("orders/<int:number>/receipt/", views.order_receipt, name="receipt"),
+    path("orders/<int:number>/receipt.pdf", views.order_receipt_pdf, name="receipt_pdf"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
     # Prescriptions: permission-checked files and the pharmacist's review pages.
     path("prescriptions/<uuid:pk>/", review_views.prescription_file, name="prescription_file"),
