@@ -519,7 +519,7 @@ def _attachment(spec: dict) -> tuple[str, bytes, str]:
         raise AttachmentError(f"Unknown attachment renderer {name!r}.")
     try:
         filename, content, mimetype = import_string(path)(**(spec.get("args") or {}))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure: the same defined outcome, text withheld
         raise AttachmentError(
             f"The {name} attachment could not be made ({type(exc).__name__})."
         ) from None
