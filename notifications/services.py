@@ -503,12 +503,15 @@ def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
     if html:
         message.attach_alternative(html, "text/html")
     for spec in email.attachments or ():
-        message.attach(*_attachment(spec))
+        attachment = _attachment(spec)
+        if attachment is not None:
+            message.attach(*attachment)
     return message
 
 
-def _attachment(spec: dict) -> tuple[str, bytes, str]:
-    """(filename, content, MIME type) from the renderer the reference names.
+def _attachment(spec: dict) -> tuple[str, bytes, str] | None:
+    """(filename, content, MIME type) from the renderer the reference names, or None when the
+    renderer says there is nothing to attach (its subject has no such document).
 
     A failure fails the email (staff see it in the digest and resend it): the error names the
     renderer and the exception's type, never its text, which could quote the document.
@@ -518,9 +521,9 @@ def _attachment(spec: dict) -> tuple[str, bytes, str]:
     if path is None:
         raise AttachmentError(f"Unknown attachment renderer {name!r}.")
     try:
-        filename, content, mimetype = import_string(path)(**(spec.get("args") or {}))
+        made = import_string(path)(**(spec.get("args") or {}))
     except Exception as exc:  # noqa: BLE001 - any failure: the same defined outcome, text withheld
         raise AttachmentError(
             f"The {name} attachment could not be made ({type(exc).__name__})."
         ) from None
-    return filename, content, mimetype
+    return made

@@ -167,9 +167,12 @@ def receipt_pdf(receipt: Receipt) -> bytes:
     return HTML(string=html, url_fetcher=_refuse_fetch).write_pdf()
 
 
-def receipt_pdf_attachment(*, order_id: str) -> tuple[str, bytes, str]:
+def receipt_pdf_attachment(*, order_id: str) -> tuple[str, bytes, str] | None:
     """The outbox's renderer (``settings.EMAIL_ATTACHMENT_RENDERERS``): the PDF of a paid order,
-    made when the receipt email is sent, from the order as it is stored."""
-    order = Order.objects.get(pk=order_id)
+    made when the receipt email is sent, from the order as it is stored. None (the email goes
+    without it) for an order that has no receipt: nothing was charged, or it is gone."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or not receipt_issued(order):
+        return None
     receipt = receipt_for(order)
     return receipt.filename, receipt_pdf(receipt), "application/pdf"
