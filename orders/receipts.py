@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone
+
+from pharmacy.context_processors import pharmacy as pharmacy_details
 
 from .forms import STATE_NAMES
 from .models import Order, OrderEvent, OrderLine
@@ -140,13 +141,8 @@ def _context(receipt: Receipt) -> dict:
         "receipt": receipt,
         "order": receipt.order,
         "has_refund": bool(receipt.order.amount_refunded.amount),
-        "pharmacy": {
-            "name": settings.PHARMACY_NAME,
-            "licence_number": settings.PHARMACY_LICENCE_NUMBER,
-            "address": settings.PHARMACY_ADDRESS,
-            "phone": settings.PHARMACY_PHONE,
-            "email": settings.PHARMACY_EMAIL,
-        },
+        # The same details as every page's footer (the PDF is rendered without a request).
+        **pharmacy_details(None),
     }
 
 
