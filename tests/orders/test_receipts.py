@@ -67,7 +67,7 @@ def day(value) -> str:
 
 
 def test_a_paid_order_receipt_names_patient_card_tax_and_each_line_on_the_page_and_in_the_pdf(
-    client, localstripe, general_tier, ny_tax
+    client, localstripe, general_tier, ny_tax, django_assert_max_num_queries
 ):
     order = place(make_cart(tier=general_tier, packages=2)).order
     browser_confirm(
@@ -79,7 +79,9 @@ def test_a_paid_order_receipt_names_patient_card_tax_and_each_line_on_the_page_a
     assert (order.card_brand, order.card_last4) == ("visa", CARD_OK[-4:])
     assert order.tax.amount > 0
 
-    page = client.get(receipt_url(order))
+    # The order, its patient details, the capture's date and the lines (however many).
+    with django_assert_max_num_queries(4):
+        page = client.get(receipt_url(order))
     assert page.status_code == 200 and "no-store" in page["Cache-Control"]
     fields = receipt_fields(page.content)
     assert (
