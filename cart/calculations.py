@@ -12,7 +12,7 @@ its minimum inclusive), ``shipping_for`` (the free-shipping threshold inclusive,
 the code), ``tax_for`` (the tax seam) and ``totals_of`` (the total, built in one place).
 
 Who calls it: the cart page (``cart.pricing.cart_summary``), the checkout page and order
-placement (``orders.services``), approval with changes (``orders.prescription_decisions``), refunds
+placement (``orders.services``), approval with changes (``prescriptions.decisions``), refunds
 (``refund_split``) and the emails, which read the figures snapshotted on the order from it.
 
 Why it lives in ``cart`` and not in ``orders``: the cart page must show the discount a customer

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from djmoney.money import Money
 
 from . import fulfilment, services
-from .models import Order, OrderEvent, OrderLine, OrderRefund, StripeEvent
+from .models import Order, OrderEvent, OrderLine, OrderRefund, Shipment, StripeEvent
 from .state import PaymentStatus
 from .stripe_gateway import PaymentGatewayError
 
@@ -277,9 +277,7 @@ class StripeEventAdmin(admin.ModelAdmin):
         return False
 
 
-# --- Prescriptions (read-only: decisions are made on /staff/review/, the record is append-only) ---
-
-from .models import PatientDetails, Prescription, PrescriptionReview, Shipment
+# --- Shipments (read-only records; adding one marks a ready order shipped) ----------------
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -291,76 +289,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(PrescriptionReview)
-class PrescriptionReviewAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "order", "action", "by", "ordered_total", "approved_total")
-    list_filter = ("action",)
-    search_fields = ("=order__number", "by__email")
-    list_select_related = ("order", "by")
-    date_hierarchy = "created_at"
-    readonly_fields = (
-        "order",
-        "action",
-        "by",
-        "created_at",
-        "note",
-        "ordered_total",
-        "approved_total",
-        "changes",
-    )
-    exclude = ("submission_key",)
-
-
-@admin.register(Prescription)
-class PrescriptionAdmin(ReadOnlyAdmin):
-    """No file widget: the storage has no URL; the copy opens through the permission-checked view."""
-
-    list_display = ("order", "description", "has_copy", "prescriber_name", "created_at")
-    search_fields = ("=order__number", "prescriber_name", "prescriber_licence")
-    list_select_related = ("order",)
-    fields = (
-        "order",
-        "line",
-        "description",
-        "copy_link",
-        "content_type",
-        "size",
-        "prescriber_name",
-        "prescriber_phone",
-        "prescriber_licence",
-        "created_at",
-    )
-    readonly_fields = fields
-
-    @admin.display(boolean=True, description="Copy uploaded")
-    def has_copy(self, obj):
-        return obj.has_file
-
-    @admin.display(description="Uploaded copy")
-    def copy_link(self, obj):
-        if not obj.has_file:
-            return "None: obtain it from the prescriber."
-        return format_html(
-            '<a href="{}" target="_blank" rel="noopener">Open</a>',
-            reverse("orders:prescription_file", args=[obj.pk]),
-        )
-
-
-@admin.register(PatientDetails)
-class PatientDetailsAdmin(ReadOnlyAdmin):
-    list_display = ("order", "name", "date_of_birth", "created_at")
-    search_fields = ("=order__number", "name")
-    list_select_related = ("order",)
-    readonly_fields = (
-        "order",
-        "name",
-        "date_of_birth",
-        "allergies",
-        "current_medicines",
-        "created_at",
-    )
 
 
 class ShipmentForm(forms.ModelForm):
@@ -415,6 +343,3 @@ class ShipmentAdmin(ReadOnlyAdmin):
             raise PermissionDenied(exc.message) from exc
         obj.pk = shipment.pk
         obj.shipped_at, obj.by = shipment.shipped_at, shipment.by
-
-
-from . import refill_admin  # noqa: F401  (prescriptions on file, issue #16)

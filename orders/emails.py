@@ -33,6 +33,7 @@ from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_queue, email_queue_digest
 
 from .carriers import tracking_url
+from .holds import hold_validity, with_authorised_at
 from .links import order_link
 from .models import Order
 from .state import PaymentStatus
@@ -209,8 +210,6 @@ def order_emails_on_transition(*, order: Order, field: str, to: str) -> None:
 def lapsing_holds(*, now: datetime | None = None, within: timedelta | None = None):
     """Orders whose card hold lapses within ``within`` (AUTHORISATION_WARNING_HOURS), annotated
     ``authorised_at``: the digest lists them, the staff gauge counts them (``orders.gauges``)."""
-    from .prescriptions import hold_validity, with_authorised_at
-
     now = now or timezone.now()
     within = within or timedelta(hours=getattr(settings, "AUTHORISATION_WARNING_HOURS", 24))
     validity = hold_validity()
@@ -223,8 +222,6 @@ def expiring_authorisations(
     *, now: datetime | None = None, within: timedelta | None = None
 ) -> list[tuple[Order, datetime]]:
     """(order, expires_at) for card holds that lapse within ``within``; the soonest first."""
-    from .prescriptions import hold_validity
-
     validity = hold_validity()
     orders = lapsing_holds(now=now, within=within).order_by("authorised_at")
     return [(order, order.authorised_at + validity) for order in orders]

@@ -3,7 +3,7 @@
 Shipping is not a pharmacist's act. Whoever packs parcels holds ``orders.mark_shipped`` (the
 pharmacist role has it, and so can a dispatch clerk who is not a pharmacist); the check is here,
 where the action happens. A prescription order reaches "ready to ship" only through the
-pharmacist's approval (``orders.prescription_decisions``), a general-sale one as soon as its
+pharmacist's approval (``prescriptions.decisions``), a general-sale one as soon as its
 payment is captured. Staff mark an order shipped from the review queue's "Ready to ship" list
 (pharmacists) or from the admin's "Add shipment" form (anyone with ``orders.mark_shipped``).
 A new carrier's tracking page goes in ``orders.carriers``.

@@ -13,8 +13,8 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from .emails import lapsing_holds
+from .holds import with_authorised_at
 from .models import Order, StripeEvent
-from .prescriptions import with_authorised_at
 from .state import OrderStatus
 
 

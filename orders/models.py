@@ -119,7 +119,7 @@ class Order(models.Model):
         ]
         indexes = [models.Index(fields=("status", "created_at"))]
         # Staff actions that move money or goods; checked by the services (orders.services,
-        # orders.prescription_decisions, orders.fulfilment), not only by the pages that show their buttons.
+        # prescriptions.decisions, orders.fulfilment), not only by the pages that show their buttons.
         permissions = [
             ("refund_order", "Can refund an order's payment"),
             ("capture_payment", "Can capture an order's card payment"),
@@ -283,159 +283,6 @@ class StripeEvent(models.Model):
         return f"{self.type} {self.event_id}"
 
 
-# =============================================================================================
-# Prescriptions and pharmacist review (issue #6).
-# Services: ``orders.prescriptions`` (record, queue), ``orders.prescription_decisions``,
-# ``orders.fulfilment`` (shipping); uploads: ``orders.files``; staff pages: ``orders.review_views``.
-# =============================================================================================
-
-
-def _prescription_storage():
-    from .files import private_storage
-
-    return private_storage()
-
-
-def _prescription_upload_to(instance, filename: str) -> str:
-    """A random name; the customer's file name never reaches the disk. (Normally the service has
-    already chosen the name; this is the fallback for a file assigned another way.)"""
-    from .files import ALLOWED_TYPES
-
-    extension = ALLOWED_TYPES.get(instance.content_type, "bin")
-    return f"prescriptions/{uuid.uuid4().hex}.{extension}"
-
-
-class PatientDetails(models.Model):
-    """Who the prescription medicines are for, as given at checkout (one per prescription order)."""
-
-    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="patient")
-    name = models.CharField("patient's full name", max_length=150)
-    date_of_birth = models.DateField()
-    allergies = models.TextField(blank=True)
-    current_medicines = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        verbose_name_plural = "patient details"
-
-    def __str__(self) -> str:
-        return f"Patient for order {self.order_id}"
-
-
-class Prescription(models.Model):
-    """The evidence for one prescription line: an uploaded copy, the prescriber's details, or both.
-
-    The id is a random UUID and is the only handle on the file (``/prescriptions/<uuid>/``).
-    """
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="prescriptions")
-    line = models.OneToOneField(
-        OrderLine, null=True, blank=True, on_delete=models.SET_NULL, related_name="prescription"
-    )
-    # Kept when the pharmacist removes the line, so the record still says what it was for.
-    description = models.CharField(max_length=200)
-    file = models.FileField(
-        storage=_prescription_storage, upload_to=_prescription_upload_to, max_length=200, blank=True
-    )
-    content_type = models.CharField(max_length=40, blank=True)
-    size = models.PositiveIntegerField(null=True, blank=True)
-    prescriber_name = models.CharField(max_length=150, blank=True)
-    prescriber_phone = models.CharField(max_length=30, blank=True)
-    prescriber_licence = models.CharField(
-        "prescriber licence or NPI number", max_length=40, blank=True
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ("order", "created_at", "description")
-        constraints = [
-            models.CheckConstraint(
-                condition=~Q(file="")
-                | (~Q(prescriber_name="") & ~Q(prescriber_phone="") & ~Q(prescriber_licence="")),
-                name="orders_prescription_file_or_prescriber",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Prescription for {self.description}"
-
-    @property
-    def has_file(self) -> bool:
-        return bool(self.file)
-
-
-class ReviewAction(models.TextChoices):
-    APPROVED = "approved", "Approved"
-    APPROVED_WITH_CHANGES = "approved_with_changes", "Approved with changes"
-    REJECTED = "rejected", "Not approved"
-    INFORMATION_REQUESTED = "information_requested", "More information requested"
-    AUTHORISATION_EXPIRED = "authorisation_expired", "Card authorisation expired before review"
-
-
-class PrescriptionReviewQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ValueError("Prescription reviews are an audit trail: they cannot be changed.")
-
-    def delete(self):
-        raise ValueError("Prescription reviews are an audit trail: they cannot be deleted.")
-
-
-class PrescriptionReview(models.Model):
-    """Append-only record of every pharmacist decision on an order (and the system's lapse).
-
-    ``changes`` keeps, per line, what was ordered and what was approved, so the order lines can
-    show the approved packages while the original figures stay on record.
-    """
-
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="reviews")
-    action = models.CharField(max_length=30, choices=ReviewAction.choices)
-    by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    note = models.TextField("reason or message", blank=True)
-    ordered_total = MoneyField(
-        max_digits=10, decimal_places=2, default_currency="USD", null=True, blank=True
-    )
-    approved_total = MoneyField(
-        max_digits=10, decimal_places=2, default_currency="USD", null=True, blank=True
-    )
-    changes = models.JSONField(default=list, blank=True)
-    # The form's one-time key: a double-clicked button records (and emails) once.
-    submission_key = models.UUIDField(unique=True, null=True, blank=True, editable=False)
-
-    objects = PrescriptionReviewQuerySet.as_manager()
-
-    class Meta:
-        ordering = ("created_at", "id")
-        permissions = [
-            ("review_prescription", "Can approve or reject prescription orders"),
-            # One per decision, checked in orders.prescription_decisions. Approving captures the payment
-            # and refusing cancels it, so a pharmacist also holds capture_payment and cancel_order.
-            (
-                "approve_prescription",
-                "Can approve a prescription order (as ordered or with changes)",
-            ),
-            ("reject_prescription", "Can refuse a prescription order"),
-            (
-                "request_prescription_information",
-                "Can ask a customer for more about a prescription",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_action_display()} on order {self.order_id}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None or not self._state.adding:
-            raise ValueError("Prescription reviews are an audit trail: they cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Prescription reviews are an audit trail: they cannot be deleted.")
-
-
 class Shipment(models.Model):
     """How the parcel left: carrier and tracking number, entered by staff when it ships."""
 
@@ -449,13 +296,3 @@ class Shipment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier} {self.tracking_number}"
-
-
-# Prescriptions on file and refills (issue #16): models live in their own module.
-from .refill_models import (  # noqa: F401
-    CartRefill,
-    OrderRefill,
-    PrescriptionOnFile,
-    PrescriptionOnFileEvent,
-    RefillReminderSettings,
-)

@@ -20,6 +20,7 @@ Two rules shape everything here:
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -42,8 +43,18 @@ from pharmacy.permissions import require_permission
 
 from . import stripe_gateway as gateway
 from .emails import order_email, order_emails_on_transition
+from .errors import OrderError
 from .links import LinkState, order_access_token, order_link, order_link_check, order_token_is_valid  # noqa: F401  (the public names)
-from .models import Order, OrderEvent, OrderLine, OrderNumber, OrderRefund, ShippingMethod
+from .models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderNumber,
+    OrderRefund,
+    ShippingMethod,
+    StripeEvent,
+)
+from .prescription_step import prescription_step
 from .pricing_inputs import order_pricing_inputs
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
 from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
@@ -52,14 +63,6 @@ logger = logging.getLogger(__name__)
 
 EXPRESS_SURCHARGE = calculations.EXPRESS_SURCHARGE
 DISCOUNT_USED_UP = "The discount code was used up by another order while this one was paid; the card hold was released."
-
-
-class OrderError(Exception):
-    """A request about an order that cannot be carried out; ``message`` is fit to show."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidTransition(OrderError):
@@ -119,10 +122,8 @@ def order_transition(
         order=order, kind=kind, from_status=current, to_status=to, note=note, by=_user_or_none(by)
     )
     if field == "payment_status" and to == PaymentStatus.CAPTURED:
-        # Issue #16: a refill counts only when the money is taken, in this very transaction, once.
-        from .prescription_records import refills_count_on_capture
-
-        refills_count_on_capture(order=order, by=_user_or_none(by))
+        # A refill counts only when the money is taken, in this very transaction, once.
+        prescription_step().payment_captured(order=order, by=_user_or_none(by))
     # Queued on commit and deduplicated per (order, kind): a move replayed by a second webhook
     # sends nothing twice, and a rolled-back move sends nothing at all.
     order_emails_on_transition(order=order, field=field, to=to)
@@ -342,16 +343,6 @@ def _order_place_once(
         )
         if not summary.can_checkout:
             raise OrderError(_checkout_refusal(summary))
-        # Refill lines (issue #16) are verified below against the prescription on file; they need no new prescription.
-        rx_needed = summary.has_prescription_items and _lines_needing_prescription(
-            cart, summary.available_lines
-        )
-        if rx_needed and prescription is None:
-            # Checked here as well as in the checkout form: no prescription order without a
-            # patient and, for each item, a prescription copy or the prescriber's details.
-            raise OrderError(
-                "Please give the patient's details and a prescription for each prescription item."
-            )
         if shown_figures is not None:
             _check_figures(shown_figures=shown_figures, summary=summary)
         lines = summary.available_lines
@@ -468,19 +459,9 @@ def _order_create(
         )
         for line in lines
     )
-    if order.has_prescription_items:
-        from .prescription_records import (
-            refills_verify_for_order,  # refills: checked against the prescription on file
-        )
-
-        refills_verify_for_order(
-            order=order, cart=cart, user=user, add_patient=prescription is None
-        )
-    if order.has_prescription_items and prescription is not None:
-        # Patient and prescriptions commit with the order or not at all (orders.prescriptions).
-        from .prescriptions import prescriptions_record
-
-        prescriptions_record(order=order, intake=prescription)
+    # The patient, the prescriptions and refills commit with the order or not at all; the step
+    # refuses a prescription order without them (orders.prescription_step).
+    prescription_step().order_placed(order=order, cart=cart, user=user, intake=prescription)
     _event(order, OrderEvent.Kind.PLACED, f"Placed for {totals.total}; awaiting payment.", by=user)
     return order
 
@@ -593,15 +574,6 @@ def order_release_payment_hold(*, order_id) -> Order | None:
                 by=None,
             )
     return order
-
-
-def _lines_needing_prescription(cart, lines) -> bool:
-    from .prescription_records import checkout_lines_needing_prescription  # issue #16 hook
-
-    return any(
-        line.requires_prescription
-        for line in checkout_lines_needing_prescription(cart=cart, lines=lines)
-    )
 
 
 def _checkout_refusal(summary) -> str:
@@ -1100,7 +1072,63 @@ def order_attach_to_customer(*, order: Order, user) -> Order:
         "The customer added this guest order to their account.",
         by=user,
     )
-    from .prescription_records import records_of_order_to_account
-
-    records_of_order_to_account(order=locked, user=user)
+    prescription_step().order_claimed(order=locked, user=user)
     return locked
+
+
+# --- Stripe events (recorded by ``orders.webhooks``, processed here in the task) ---------------
+
+#: The events that can move an order's payment; the others are recorded and acknowledged.
+HANDLED_EVENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "charge.refunded",
+    }
+)
+
+
+def stripe_event_process(*, record_id: int) -> bool:
+    """Act on a recorded event (the task's body); True when done. Raises when Stripe failed."""
+    record = StripeEvent.objects.filter(pk=record_id).first()
+    if record is None or record.processed:
+        return True
+    try:
+        if record.type in HANDLED_EVENTS:
+            order = _order_for_event(record.payload.get("data", {}).get("object", {}))
+            if order is not None:
+                order_sync_payment(order_id=order.pk)
+    except Exception as exc:
+        logger.exception("Stripe event %s failed", record.event_id)
+        StripeEvent.objects.filter(pk=record.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    StripeEvent.objects.filter(pk=record.pk).update(
+        processed=True, error="", processed_at=timezone.now()
+    )
+    return True
+
+
+def _order_for_event(obj: dict) -> Order | None:
+    order_id = (obj.get("metadata") or {}).get("order_id")
+    if order_id:
+        order = Order.objects.filter(pk=order_id).first() if _is_uuid(order_id) else None
+        if order is not None:
+            return order
+    intent_id = (
+        obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    )
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id")
+    if not isinstance(intent_id, str):
+        return None
+    return Order.objects.filter(stripe_payment_intent_id=intent_id).first() if intent_id else None
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

@@ -1,8 +1,21 @@
-"""Periodic payment housekeeping (scheduled in ``CELERY_BEAT_SCHEDULE``)."""
+"""Periodic payment housekeeping (scheduled in ``CELERY_BEAT_SCHEDULE``), and the hand-off of
+recorded Stripe events (``orders.webhooks``) to the worker."""
+
+import logging
+from datetime import timedelta
 
 from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
 
-from . import services, webhooks
+from . import services
+from .models import StripeEvent
+
+logger = logging.getLogger(__name__)
+
+# Events left unprocessed are retried for this long (Stripe itself retries for 3 days).
+RETRY_WINDOW = timedelta(days=3)
+RETRY_AFTER = timedelta(minutes=2)
 
 
 @shared_task(name="orders.reconcile_pending_payments")
@@ -19,14 +32,6 @@ def expire_unpaid_orders() -> int:
 @shared_task(name="orders.sync_payment")
 def sync_payment(order_id: str) -> None:
     services.order_sync_payment(order_id=order_id)
-
-
-@shared_task(name="orders.lapse_expired_prescription_holds")
-def lapse_expired_prescription_holds() -> int:
-    """Cancel review orders whose 7-day card hold has lapsed, and tell the customers."""
-    from .prescription_decisions import prescriptions_lapse_expired
-
-    return prescriptions_lapse_expired()
 
 
 @shared_task(name="orders.release_payment_hold")
@@ -47,7 +52,7 @@ def process_stripe_event(self, record_id: int) -> None:
     ``retry_stripe_events`` instead of retrying inside the request.
     """
     try:
-        webhooks.stripe_event_process(record_id=record_id)
+        services.stripe_event_process(record_id=record_id)
     except Exception as exc:
         if self.request.is_eager:
             return
@@ -57,15 +62,7 @@ def process_stripe_event(self, record_id: int) -> None:
 @shared_task(name="orders.retry_stripe_events")
 def retry_stripe_events() -> int:
     """Queue again Stripe events still unprocessed a few minutes after they arrived."""
-    return webhooks.stripe_events_retry()
-
-
-@shared_task(name="orders.send_refill_reminders")
-def send_refill_reminders() -> int:
-    """Issue #16: one reminder per fill before a prescription supply runs out (opted-in customers)."""
-    from .prescription_records import refill_reminders_send
-
-    return refill_reminders_send()
+    return stripe_events_retry()
 
 
 @shared_task(name="orders.expiring_holds_digest")
@@ -75,3 +72,35 @@ def expiring_holds_digest_task() -> int | None:
 
     email = expiring_holds_digest()
     return email.pk if email else None
+
+
+# --- Handing recorded Stripe events to the worker ----------------------------------------------
+
+
+def stripe_event_queue(*, record: StripeEvent) -> None:
+    """Queue the processing once the row is committed (the worker must be able to read it)."""
+    transaction.on_commit(lambda: _enqueue(process_stripe_event, record.pk))
+
+
+def _enqueue(task, record_id: int) -> None:
+    from pharmacy.celery import publish_bounded
+
+    try:  # bounded: Stripe waits on this answer (CELERY_PUBLISH_TIMEOUT, one try)
+        publish_bounded(task, record_id)
+    except Exception:  # the broker is down: the row stays unprocessed for the sweep
+        logger.exception(
+            "Could not queue Stripe event %s; the periodic retry will pick it up", record_id
+        )
+
+
+def stripe_events_retry() -> int:
+    """Queue again every recent event that is still unprocessed (failed, or its task was lost)."""
+    now = timezone.now()
+    ids = list(
+        StripeEvent.objects.filter(
+            processed=False, received_at__gte=now - RETRY_WINDOW, received_at__lte=now - RETRY_AFTER
+        ).values_list("pk", flat=True)
+    )
+    for record_id in ids:
+        _enqueue(process_stripe_event, record_id)
+    return len(ids)

@@ -35,9 +35,8 @@ from . import stripe_gateway as gateway
 from .carriers import tracking_url
 from .forms import STATE_NAMES, CheckoutForm
 from .links import LinkState
-from .models import Order, OrderEvent, ReviewAction, Shipment, ShippingMethod
-from .prescription_forms import prescription_form_for
-from .prescriptions import ReviewState, review_state
+from .models import Order, OrderEvent, Shipment, ShippingMethod
+from .prescription_step import OrderReview, prescription_step
 from .pricing_inputs import order_pricing_inputs
 from .state import OrderStatus, PaymentStatus
 
@@ -68,14 +67,15 @@ def checkout(request):
     code, so nothing typed is lost); or "Pay" from ``checkout.js`` (JSON), which carries the
     signed figures the page showed and places the order only if the server's figures are the same.
     """
-    # The cart, its lines and their refill links (issue #16) in one query.
-    cart, lines = cart_and_lines_for_request(request, select_related=("refill__prescription",))
+    step = prescription_step()
+    # The cart, its lines and what the prescription step reads of them (refills) in one query.
+    cart, lines = cart_and_lines_for_request(request, select_related=step.cart_line_relations)
     code_step = _code_step(request)
     code_message, code_refused = "", False
     if code_step in ("apply", "remove"):
         code_message, code_refused = _code_change(request, cart=cart, step=code_step)
         # Priced again with the code as it is now stored, so Pay carries the figures shown.
-        cart, lines = cart_and_lines_for_request(request, select_related=("refill__prescription",))
+        cart, lines = cart_and_lines_for_request(request, select_related=step.cart_line_relations)
     data = request.POST if request.method == "POST" else request.GET
     pricing = _pricing_address(data)
     summary = _checkout_summary(cart, lines, pricing)
@@ -91,25 +91,15 @@ def checkout(request):
 
     user = request.user if request.user.is_authenticated else None
     initial = {"email": user.email, "name": user.get_full_name()} if user else {}
-    # Issue #21 hook: a refill's eligibility, per-pill price and the last address shipped to.
-    from .refill_checkout import refill_checkout_for
-
-    refill_step = refill_checkout_for(user=user, cart_lines=lines, summary=summary)
-    initial.update(refill_step.address or {})
-    if request.method != "POST" and refill_step.address:
+    # The patient and prescriptions to ask for, refills' checks, the last address shipped to.
+    rx = step.checkout(request, user=user, lines=lines, summary=summary)
+    initial.update(rx.address)
+    if request.method != "POST" and rx.address:
         # The page opens with the last address shipped to: its totals are those of that address.
-        pricing = _pricing_address(
-            {**refill_step.address, "shipping_method": ShippingMethod.STANDARD}
-        )
+        pricing = _pricing_address({**rx.address, "shipping_method": ShippingMethod.STANDARD})
         summary = _checkout_summary(cart, lines, pricing)
     form = CheckoutForm(request.POST or None, initial=initial)
-    # Issue #16 hook: refill lines are verified against the prescription on file, not asked about again.
-    from .prescription_records import cart_refills_of_lines, reminder_consent_from_checkout
-
-    refills_in_cart = cart_refills_of_lines(lines)
-    # As ``checkout_lines_needing_prescription``, from the refills already read (one query, not two).
-    rx_lines = [line for line in summary.available_lines if line.tier_id not in refills_in_cart]
-    rx_form = prescription_form_for(request, lines=rx_lines, user=user)  # None without Rx items
+    rx_form = rx.form  # None when no line needs a prescription
     error = ""
     if (
         request.method == "POST"
@@ -143,7 +133,7 @@ def checkout(request):
                         ),
                         shipping_method=data["shipping_method"],
                         user=user,
-                        prescription=rx_form.intake() if rx_form else None,
+                        prescription=rx.intake(),
                         shown_figures=request.POST.get("figures", ""),
                     )
                 except services.CheckoutChanged as exc:
@@ -160,9 +150,7 @@ def checkout(request):
                 except services.OrderError as exc:
                     error = exc.message
                 else:
-                    reminder_consent_from_checkout(
-                        user=user, agreed=request.POST.get("refill_reminders") == "on"
-                    )
+                    step.checkout_placed(request, order=placed.order, user=user)
                     return JsonResponse(
                         {
                             "order_number": placed.order.number,
@@ -185,8 +173,8 @@ def checkout(request):
     context = {
         "form": form,
         "rx_form": rx_form,
-        "refills_in_cart": refills_in_cart,
-        "refill_step": refill_step,
+        "rx_blocked": rx.blocked,
+        **rx.context,
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,
         "error": error,
@@ -361,7 +349,7 @@ def order_detail(request, number: int):
         order.refresh_from_db()  # a worker running in-process (no Redis) has already synced it
     lines = list(order.lines.all())
     shipment = Shipment.objects.filter(order=order).first()
-    reviews = list(order.reviews.all()) if order.has_prescription_items else []
+    review = prescription_step().order_review(order=order)
     return render(
         request,
         "orders/order_detail.html",
@@ -372,8 +360,8 @@ def order_detail(request, number: int):
             "tracking_url": tracking_url(carrier=shipment.carrier, number=shipment.tracking_number)
             if shipment
             else "",
-            "timeline": customer_timeline(order, reviews=reviews),
-            "headline": order_headline(order, review=review_state(order=order, reviews=reviews)),
+            "timeline": customer_timeline(order, review=review),
+            "headline": order_headline(order, review=review),
             "receipt_url": _receipt_url(order, token),
             # A guest holding the signed link may keep the order in an account (accounts.claim_order).
             "claim_token": token,
@@ -488,7 +476,7 @@ class Headline:
     warn: bool = False
 
 
-def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
+def order_headline(order: Order, *, review: OrderReview) -> Headline:
     S, P = OrderStatus, PaymentStatus
     refunded = order.payment_status in (P.REFUNDED, P.PARTIALLY_REFUNDED)
     if refunded:
@@ -497,7 +485,7 @@ def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
             "The refund goes back to the card you paid with; banks take a few days to show it.",
         )
     if order.status == S.CANCELED:
-        if review and review.code == "rejected":
+        if review.code == "rejected":
             return Headline(
                 "Not approved",
                 "Our pharmacist could not approve the prescription. Nothing was charged.",
@@ -510,7 +498,7 @@ def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
         )
         return Headline("This order was canceled", released.strip(), warn=True)
     if order.status == S.AWAITING_REVIEW:
-        if review and review.code == "information_requested":
+        if review.code == "information_requested":
             return Headline("Order received: our pharmacist needs more information", warn=True)
         return Headline(
             "Order received: awaiting pharmacist review",
@@ -519,9 +507,9 @@ def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
         )
     if order.status == S.READY_TO_SHIP:
         paid = order.payment_status == P.CAPTURED
-        if review and review.code == "approved_with_changes":
+        if review.code == "approved_with_changes":
             title = "Approved with changes and paid" if paid else "Approved with changes"
-        elif review and review.code == "approved":
+        elif review.code == "approved":
             title = "Approved and paid" if paid else "Approved"
         else:
             title = "Paid" if paid else "Order placed"
@@ -537,16 +525,7 @@ def order_headline(order: Order, *, review: ReviewState | None) -> Headline:
     )
 
 
-TIMELINE_REVIEWS = {
-    ReviewAction.APPROVED: "Prescription approved by our pharmacist",
-    ReviewAction.APPROVED_WITH_CHANGES: "Prescription approved with changes",
-    ReviewAction.REJECTED: "Prescription not approved",
-    ReviewAction.INFORMATION_REQUESTED: "Our pharmacist asked for more information",
-    ReviewAction.AUTHORISATION_EXPIRED: "Card hold expired before the review",
-}
-
-
-def customer_timeline(order: Order, *, reviews: list | None = None) -> list[tuple]:
+def customer_timeline(order: Order, *, review: OrderReview | None = None) -> list[tuple]:
     """What happened to the order, in the customer's words: status and payment moves and the
     pharmacist's decisions, oldest first.
 
@@ -567,18 +546,18 @@ def customer_timeline(order: Order, *, reviews: list | None = None) -> list[tupl
         timeline.append((event.created_at, label))
     # A decision goes right after the "awaiting review" it ended (its record is written after the
     # capture or release it caused, so its own time would put it after the payment).
-    for review in reviews or ():
-        if review.action not in TIMELINE_REVIEWS:
-            continue
+    decisions = review.decisions if review else ()
+    said = {label for _, label in decisions}
+    for decided_at, label in decisions:
         waiting = [
             i
-            for i, (when, label) in enumerate(timeline)
-            if label == OrderStatus.AWAITING_REVIEW.label and when <= review.created_at
+            for i, (when, shown) in enumerate(timeline)
+            if shown == OrderStatus.AWAITING_REVIEW.label and when <= decided_at
         ]
         position = waiting[-1] + 1 if waiting else len(timeline)
-        while position < len(timeline) and timeline[position][1] in TIMELINE_REVIEWS.values():
+        while position < len(timeline) and timeline[position][1] in said:
             position += 1  # after earlier decisions on the same wait (a question, then an approval)
-        timeline.insert(position, (review.created_at, TIMELINE_REVIEWS[review.action]))
+        timeline.insert(position, (decided_at, label))
     return timeline
 
 
@@ -608,5 +587,7 @@ def stripe_webhook(request):
     record, needs_processing = webhooks.stripe_event_record(event=event)
     if not needs_processing:
         return HttpResponse("Already processed.", content_type="text/plain")
-    webhooks.stripe_event_queue(record=record)
+    from .tasks import stripe_event_queue
+
+    stripe_event_queue(record=record)
     return HttpResponse("Queued.", content_type="text/plain")

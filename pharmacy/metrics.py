@@ -107,7 +107,7 @@ def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
             "review_queue_length",
             "Orders waiting for pharmacist review",
             orders.review_queue_length,
-            link=reverse("orders:review_queue"),
+            link=reverse("prescriptions:review_queue"),
         ),
         _reading(
             "review_oldest_hours",
@@ -115,13 +115,13 @@ def gauge_readings(*, now: datetime | None = None) -> list[Reading]:
             orders.review_oldest_age,
             unit="seconds",
             scale=3600,
-            link=reverse("orders:review_queue"),
+            link=reverse("prescriptions:review_queue"),
         ),
         _reading(
             "holds_lapsing",
             f"Card holds lapsing within {settings.AUTHORISATION_WARNING_HOURS} hours",
             orders.holds_lapsing,
-            link=reverse("orders:review_queue"),
+            link=reverse("prescriptions:review_queue"),
         ),
         _reading(
             "emails_unsent",

@@ -7,7 +7,7 @@ too (``accounts.views.ActivateTOTPView`` records it the same way).
 
 The check runs where access is decided, so no URL spelling, script prefix or HTTP method can
 walk around it: the admin site (``pharmacy.admin_site``), the staff views' decorators
-(``second_factor_required``, used by ``orders.review_views.pharmacist_required``) and the
+(``second_factor_required``, used by ``prescriptions.review_views.pharmacist_required``) and the
 prescription file view. ``accounts.middleware`` repeats it for the staff URL prefixes as a second
 line. Apps import this module, never ``accounts`` (which sits above them).
 """

@@ -371,8 +371,12 @@ CELERY_BEAT_SCHEDULE["orders-expiring-holds-digest"] = {
 }
 AUTHORISATION_WARNING_HOURS = env.int("AUTHORISATION_WARNING_HOURS", default=24)
 # Checkout prefills the prescription step from the customer's saved patient details. Accounts sit
-# above orders, so orders reads them through this function (empty: no prefill).
+# above prescriptions, so prescriptions read them through this function (empty: no prefill).
 PATIENT_PROFILE_LOOKUP = "accounts.services.patient_profile_for"
+# Orders never import prescriptions (they sit above): checkout, placement, capture, claiming a
+# guest order and the order page reach them through the interface orders defines
+# (orders/prescription_step.py). Empty: the shop refuses prescription items.
+ORDERS_PRESCRIPTION_STEP = "prescriptions.checkout_step.PrescriptionStep"
 
 # --- Stripe ---------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
@@ -388,7 +392,7 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=4.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 # How long Stripe keeps a manual-capture card hold (7 days for online card payments). A
 # prescription order still in review after this is canceled and the customer told
-# (orders.prescription_decisions.prescriptions_lapse_expired); the staff digest warns a day before.
+# (prescriptions.decisions.prescriptions_lapse_expired); the staff digest warns a day before.
 # Only lower it for a processor with shorter holds; raising it would capture expired holds.
 STRIPE_AUTHORISATION_VALIDITY_HOURS = env.int("STRIPE_AUTHORISATION_VALIDITY_HOURS", default=7 * 24)
 # Payments: catch up on lost webhooks every 5 minutes; cancel unpaid orders every 10.
@@ -406,8 +410,8 @@ CELERY_BEAT_SCHEDULE["orders-retry-stripe-events"] = {
     "schedule": 300.0,
 }
 # Prescription orders whose 7-day card hold lapsed before review: cancel and tell the customer.
-CELERY_BEAT_SCHEDULE["orders-lapse-expired-prescription-holds"] = {
-    "task": "orders.lapse_expired_prescription_holds",
+CELERY_BEAT_SCHEDULE["prescriptions-lapse-expired-prescription-holds"] = {
+    "task": "prescriptions.lapse_expired_prescription_holds",
     "schedule": 900.0,
 }
 
@@ -544,8 +548,8 @@ LOGGING = {
 PRESCRIPTION_VALIDITY_DAYS = env.int("PRESCRIPTION_VALIDITY_DAYS", default=365)
 REFILL_TOO_SOON_FRACTION = env.float("REFILL_TOO_SOON_FRACTION", default=0.75)
 REFILL_REMINDER_DAYS = env.int("REFILL_REMINDER_DAYS", default=7)
-CELERY_BEAT_SCHEDULE["orders-refill-reminders"] = {
-    "task": "orders.send_refill_reminders",
+CELERY_BEAT_SCHEDULE["prescriptions-refill-reminders"] = {
+    "task": "prescriptions.send_refill_reminders",
     "schedule": 6 * 3600.0,
 }
 

@@ -24,7 +24,8 @@ urlpatterns = [
     # Staff sign in like everyone else (allauth: verified email, rate limits, second factor).
     path("admin/login/", RedirectView.as_view(pattern_name="account_login", query_string=True)),
     path("admin/", admin.site.urls),
-    path("", include("orders.refill_urls")),  # prescriptions on file and refills (issue #16)
+    path("", include("prescriptions.refill_urls")),  # prescriptions on file and refills
+    path("", include("prescriptions.urls")),  # the pharmacist's review pages, prescription files
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("cart/", include("cart.urls")),

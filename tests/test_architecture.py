@@ -224,37 +224,6 @@ def _allowed(circle: list[str], app: str) -> bool:
     return {name.removeprefix(f"{app}.") for name in circle} == ALLOWED_CIRCLE
 
 
-#: Circles known today, each to be removed by moving code (not by hiding an import). Their apps'
-#: test is ``xfail(strict=True)``: it fails loudly once the circle is gone, and the entry and the
-#: mark must go. ``test_known_circles_do_not_grow`` keeps any other module out of them meanwhile.
-KNOWN_CIRCLES: dict[str, tuple[frozenset[str], str]] = {
-    "orders": (
-        frozenset(
-            {
-                "services",
-                "prescriptions",
-                "prescription_decisions",
-                "prescription_records",
-                "emails",
-                "tasks",
-                "webhooks",
-            }
-        ),
-        (
-            "orders holds a circle of seven modules (services, prescriptions, prescription_decisions, "
-            "prescription_records, emails, tasks, webhooks) until prescriptions move into their own "
-            "app (issue 23); when this passes, remove the entry"
-        ),
-    ),
-}
-
-
-def _circle_marks(app: str):
-    if app not in KNOWN_CIRCLES:
-        return app
-    return pytest.param(app, marks=pytest.mark.xfail(strict=True, reason=KNOWN_CIRCLES[app][1]))
-
-
 def _forbidden_circles(app: str) -> list[str]:
     graph = module_graph(app)
     return [
@@ -272,17 +241,10 @@ def _forbidden_circles(app: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("app", [_circle_marks(app) for app in sorted(APPS | {"pharmacy"})])
+@pytest.mark.parametrize("app", sorted(APPS | {"pharmacy"}))
 def test_no_circle_of_modules_inside_an_app(app):
     wrong = _forbidden_circles(app)
     assert not wrong, f"modules of {app} import each other in a circle: {wrong}"
-
-
-@pytest.mark.parametrize("app", sorted(KNOWN_CIRCLES))
-def test_known_circles_do_not_grow(app):
-    known = {f"{app}.{name}" for name in KNOWN_CIRCLES[app][0]}
-    grown = [c for c in circles(module_graph(app)) if not _allowed(c, app) and not set(c) <= known]
-    assert not grown, f"a circle in {app} beyond the known one ({sorted(known)}): {grown}"
 
 
 def test_the_circle_check_sees_lazy_and_relative_imports(tmp_path, monkeypatch):

@@ -96,7 +96,7 @@ def test_plain_model_querysets_only():
 
 
 def test_reverse_one_to_one_without_a_row_reads_as_missing(django_assert_num_queries):
-    from orders.refill_models import CartRefill
+    from prescriptions.models import CartRefill
 
     query = PreparedQuery(
         lambda cart_id: CartLine.objects.filter(cart_id=cart_id).select_related(

@@ -7,7 +7,7 @@ import djmoney.models.fields
 from django.conf import settings
 from django.db import migrations, models
 
-import orders.models
+import prescriptions.models
 
 
 class Migration(migrations.Migration):
@@ -179,8 +179,8 @@ class Migration(migrations.Migration):
                     models.FileField(
                         blank=True,
                         max_length=200,
-                        storage=orders.models._prescription_storage,
-                        upload_to=orders.models._prescription_upload_to,
+                        storage=prescriptions.models._prescription_storage,
+                        upload_to=prescriptions.models._prescription_upload_to,
                     ),
                 ),
                 ("content_type", models.CharField(blank=True, max_length=40)),

@@ -1,27 +1,11 @@
-"""Order helpers for templates: the staff review link's count, and the receipt address for emails."""
+"""Order helpers for templates: the receipt link and address for emails, money as stored."""
 
 import re
 
 from django import template
 from django.utils.html import format_html
 
-from orders.models import Order
-from orders.prescriptions import is_pharmacist
-from orders.state import OrderStatus
-
 register = template.Library()
-
-
-@register.simple_tag(takes_context=True)
-def review_queue_count(context) -> int | None:
-    """Orders waiting for a pharmacist, for a user who may review them; None for anyone else.
-
-    Customers and visitors cost no query (pharmacists are staff); a pharmacist costs the group
-    check (cached on the user for the request) and one COUNT."""
-    user = getattr(context.get("request"), "user", None) or context.get("user")
-    if user is None or not getattr(user, "is_staff", False) or not is_pharmacist(user):
-        return None
-    return Order.objects.filter(status=OrderStatus.AWAITING_REVIEW).count()
 
 
 @register.filter

@@ -7,13 +7,14 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.models import PackageTier
-from orders import prescription_decisions, services
+from orders import services
+from prescriptions import decisions as prescription_decisions
 from tests.e2e.conftest import general_product  # noqa: F401
 from tests.e2e.test_checkout import shop  # noqa: F401  (live server + localstripe webhooks)
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
-from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
+from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
 
 @dataclass
@@ -105,8 +106,8 @@ def site(shop, localstripe, settings, tmp_path, baclofen, general_product):
             reverse("orders:detail", kwargs={"number": waiting.number}),
         ],
         staff_pages=[
-            reverse("orders:review_queue"),
-            reverse("orders:review_order", kwargs={"number": waiting.number}),
-            reverse("orders:review_order", kwargs={"number": approved.number}),
+            reverse("prescriptions:review_queue"),
+            reverse("prescriptions:review_order", kwargs={"number": waiting.number}),
+            reverse("prescriptions:review_order", kwargs={"number": approved.number}),
         ],
     )

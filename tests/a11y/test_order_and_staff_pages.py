@@ -9,13 +9,14 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.models import PackageTier
-from orders import prescription_decisions, services
+from orders import services
+from prescriptions import decisions as prescription_decisions
 from tests.catalog.html import parse
 from tests.e2e.conftest import general_product  # noqa: F401
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
-from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
+from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,7 +126,7 @@ def test_pharmacists_see_the_review_queue_link_with_its_count(
     assert 'id="admin-review-link"' in admin and "2 orders waiting" in admin
     any_order = services.Order.objects.first()
     change = client.get(reverse("admin:orders_order_change", args=[any_order.pk])).content.decode()
-    assert reverse("orders:review_queue") in change and "2 orders waiting" in change
+    assert reverse("prescriptions:review_queue") in change and "2 orders waiting" in change
 
     customer = Client()
     customer.force_login(UserFactory())
@@ -140,7 +141,7 @@ def test_review_page_ids_are_unique_and_words_are_formatted(client, localstripe,
     order = rx_order(localstripe, rx_tier)
     client.force_login(make_pharmacist())
     html = client.get(
-        reverse("orders:review_order", kwargs={"number": order.number})
+        reverse("prescriptions:review_order", kwargs={"number": order.number})
     ).content.decode()
     doc = parse(html)
     ids = Counter(node.attrs["id"] for node in doc.iter() if node.attrs.get("id"))

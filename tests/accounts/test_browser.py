@@ -124,7 +124,7 @@ def test_the_pharmacist_signs_in_with_a_totp_code(live_server, transactional_db,
     page.locator("main").get_by_role("button", name="Sign in").click()
     page.wait_for_url(live_server.url + "/admin/")
     assert "Site administration" in page.content()
-    page.goto(live_server.url + reverse("orders:review_queue"))
+    page.goto(live_server.url + reverse("prescriptions:review_queue"))
     assert page.locator("h1").count() == 1 and "/accounts/" not in page.url
 
 

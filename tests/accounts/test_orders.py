@@ -258,20 +258,21 @@ def test_an_approved_guest_order_claimed_brings_its_prescription_on_file(
 
     from cart.models import Cart, CartLine
     from catalog.models import PackageTier
-    from orders import prescription_records as records
-    from orders.models import OrderLine, PrescriptionOnFile
-    from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
+    from orders.models import OrderLine
+    from prescriptions import on_file_record
+    from prescriptions.models import PrescriptionOnFile
+    from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
     tier = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
     cart = Cart.objects.create(session_key="guest-cart-claim")
     CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
     order = authorise(localstripe, place_rx(cart, tier=tier, email="jane.guest@example.com"))
     line = OrderLine.objects.get(order=order)
-    records.prescription_approve_and_record(
+    on_file_record.prescription_approve_and_record(
         order=order,
         by=make_pharmacist(),
         records=[
-            records.RecordInput(
+            on_file_record.RecordInput(
                 line_id=line.pk,
                 directions="1 tablet 3 times a day",
                 daily_dose=Decimal("3"),

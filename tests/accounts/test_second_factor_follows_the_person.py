@@ -14,12 +14,15 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import Resolver404, resolve, reverse
 
-from orders.management.commands.setup_pharmacist_permissions import grant_pharmacist_permissions
-from orders.models import Order, Prescription, PrescriptionReview
+from orders.models import Order
 from pharmacy.permissions import can_act_as_staff
+from prescriptions.management.commands.setup_pharmacist_permissions import (
+    grant_pharmacist_permissions,
+)
+from prescriptions.models import Prescription, PrescriptionReview
 from tests.accounts.mfa import password_only_login, staff_login, totp_code, totp_secret
 from tests.factories import UserFactory
-from tests.orders.prescription_support import MINIMAL_PDF
+from tests.prescriptions.prescription_support import MINIMAL_PDF
 
 from .conftest import PASSWORD, emails_to, make_order
 
@@ -59,10 +62,10 @@ def staff_urls(order) -> dict[str, str]:
         "admin orders": reverse("admin:orders_order_changelist"),
         "admin refund": reverse("admin:orders_order_refund", args=[order.pk]),
         "admin prices": reverse("admin:catalog_packagetier_changelist"),
-        "review queue": reverse("orders:review_queue"),
-        "review page": reverse("orders:review_order", args=[order.number]),
-        "prescription file": reverse("orders:prescription_file", args=[prescription.pk]),
-        "review decision": reverse("orders:review_request_info", args=[order.number]),
+        "review queue": reverse("prescriptions:review_queue"),
+        "review page": reverse("prescriptions:review_order", args=[order.number]),
+        "prescription file": reverse("prescriptions:prescription_file", args=[prescription.pk]),
+        "review decision": reverse("prescriptions:review_request_info", args=[order.number]),
     }
 
 
@@ -256,8 +259,9 @@ def test_staff_who_passed_the_second_factor_use_the_staff_pages_under_a_script_n
 def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(settings, rx_order):
     """Each staff route (today's and any added later) is guarded by its own view, not only by the
     middleware's path prefixes."""
-    from orders import refill_urls
     from orders import urls as order_urls
+    from prescriptions import refill_urls
+    from prescriptions import urls as prescription_urls
 
     without_middleware(settings)
     client = Client()
@@ -265,7 +269,7 @@ def test_every_staff_url_asks_for_the_second_factor_without_the_middleware(setti
     prescription = rx_order.prescriptions.get()
     routes = [
         p.pattern._route
-        for p in [*order_urls.urlpatterns, *refill_urls.urlpatterns]
+        for p in [*order_urls.urlpatterns, *prescription_urls.urlpatterns, *refill_urls.urlpatterns]
         if p.pattern._route.startswith(("staff/", "prescriptions/"))
     ]
     assert len(routes) >= 10

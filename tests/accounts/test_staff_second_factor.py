@@ -25,9 +25,9 @@ def _staff_pages(order) -> list[str]:
         reverse("admin:orders_order_refund", args=[order.pk]),  # refunds
         reverse("admin:catalog_packagetier_changelist"),  # price changes
         reverse("admin:accounts_user_changelist"),
-        reverse("orders:review_queue"),  # prescription review
-        reverse("orders:review_order", args=[order.number]),
-        reverse("orders:prescription_file", args=[uuid.uuid4()]),  # prescription files
+        reverse("prescriptions:review_queue"),  # prescription review
+        reverse("prescriptions:review_order", args=[order.number]),
+        reverse("prescriptions:prescription_file", args=[uuid.uuid4()]),  # prescription files
     ]
 
 
@@ -59,7 +59,7 @@ def test_after_the_second_factor_the_staff_pages_open(client, superuser):
     order = make_order()
     staff_login(client, superuser)
     assert client.get(reverse("admin:index")).status_code == 200
-    assert client.get(reverse("orders:review_queue")).status_code == 200
+    assert client.get(reverse("prescriptions:review_queue")).status_code == 200
     assert client.get(reverse("admin:orders_order_refund", args=[order.pk])).status_code in (
         200,
         302,
@@ -161,7 +161,7 @@ def test_the_demo_staff_sign_in_with_the_printed_totp_secret(client, settings):
     printed = io.StringIO()
     call_command("demo_totp_code", "pharmacist@pharmacy.example", stdout=printed)
     client.post(reverse("mfa_authenticate"), {"code": printed.getvalue().strip()})
-    assert client.get(reverse("orders:review_queue")).status_code == 200
+    assert client.get(reverse("prescriptions:review_queue")).status_code == 200
     # Running it again keeps the same secret (the printed one stays valid).
     call_command("setup_demo_staff", stdout=io.StringIO())
     pharmacist = Authenticator.objects.get(

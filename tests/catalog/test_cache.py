@@ -176,7 +176,7 @@ def test_patient_information_edit_shows(client, baclofen):
 def test_stock_taken_by_an_order_and_given_back_shows(client, localstripe, baclofen):
     from orders import services
     from tests.orders.conftest import make_cart, place
-    from tests.orders.prescription_support import authorise
+    from tests.prescriptions.prescription_support import authorise
 
     pack = tier("BAC-10MG-90")
     PackageTier.objects.filter(pk=pack.pk).update(stock=1)

@@ -25,12 +25,12 @@ from catalog.models import PackageTier
 from discounts.models import DiscountCode, DiscountKind
 from notifications.models import OutboundEmail
 from notifications.services import email_render
-from orders import prescription_decisions as rx_decisions
 from orders.models import Order
+from prescriptions import decisions as rx_decisions
 from salestax.models import TaxRate
 from tests.e2e.test_checkout import add_to_cart, order_page_reached, shop  # noqa: F401  (shop is a fixture)
 from tests.localstripe import CARD_OK
-from tests.orders.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.e2e
 

@@ -13,13 +13,13 @@ from djmoney.money import Money
 from discounts.models import DiscountCode, DiscountKind, DiscountRedemption
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders import prescription_decisions as rx
 from orders.services import order_link
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions import decisions as rx
 from salestax.models import TaxRate
 from tests.e2e.test_checkout import add_to_cart, checkout, order_page_reached, shop  # noqa: F401  (shop is a fixture)
 from tests.localstripe import CARD_OK
-from tests.orders.prescription_support import captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
 from tests.localstripe import CARD_OK
-from tests.orders.prescription_support import MINIMAL_PDF, captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import MINIMAL_PDF, captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +82,7 @@ def test_prescription_upload_review_and_capture_in_the_browser(
     # The pharmacist reviews it on the staff page and approves; the hold is captured.
     pharmacist_page = page.context.browser.new_page()
     sign_in_as(pharmacist_page, shop, make_pharmacist())
-    pharmacist_page.goto(shop.url + reverse("orders:review_queue"))
+    pharmacist_page.goto(shop.url + reverse("prescriptions:review_queue"))
     pharmacist_page.get_by_role("link", name=f"Review order {order.number}").click()
     assert "Penicillin" in pharmacist_page.locator("main").inner_text()
     file_url = pharmacist_page.get_by_role("link", name="Open the uploaded copy").get_attribute(

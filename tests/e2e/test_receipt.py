@@ -15,8 +15,8 @@ from salestax.models import TaxRate
 from tests.e2e.test_checkout import add_to_cart, checkout, order_page_reached
 from tests.e2e.test_prescription import sign_in_as
 from tests.localstripe import CARD_OK
-from tests.orders.prescription_support import make_pharmacist
 from tests.orders.receipt_support import pdf_text
+from tests.prescriptions.prescription_support import make_pharmacist
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ def checkout_and_pay(page, shop, baclofen) -> Order:
 
 def approve(pharmacist_page, shop, order) -> None:
     sign_in_as(pharmacist_page, shop, make_pharmacist())
-    pharmacist_page.goto(shop.url + reverse("orders:review_queue"))
+    pharmacist_page.goto(shop.url + reverse("prescriptions:review_queue"))
     pharmacist_page.get_by_role("link", name=f"Review order {order.number}").click()
     pharmacist_page.get_by_label("Directions").fill("1 tablet 3 times a day")
     pharmacist_page.get_by_label("Daily dose (pills a day)").fill("3")

@@ -29,23 +29,21 @@ from djmoney.money import Money
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass, PackageTier
 from notifications.models import OutboundEmail
-from orders import prescription_records as records
 from orders import services
-from orders.files import check_prescription_upload
-from orders.models import (
-    Order,
-    OrderEvent,
-    OrderLine,
+from orders.models import Order, OrderEvent, OrderLine
+from prescriptions import on_file_record
+from prescriptions.files import check_prescription_upload
+from prescriptions.intake import PrescriptionIntake, PrescriptionItem
+from prescriptions.models import (
     Prescription,
     PrescriptionOnFile,
     PrescriptionOnFileEvent,
     PrescriptionReview,
 )
-from orders.prescriptions import PrescriptionIntake, PrescriptionItem
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory, UserFactory
 from tests.localstripe import LocalStripe
 from tests.orders.conftest import ADDRESS
-from tests.orders.prescription_support import (
+from tests.prescriptions.prescription_support import (
     MINIMAL_PDF,
     authorise,
     make_pharmacist,
@@ -93,11 +91,11 @@ def populate() -> dict:
     png = png_bytes(7, 5)
     approved = _place(tier, first, pdf, "Jane prescription.pdf", "application/pdf")
     line = OrderLine.objects.get(order=approved)
-    records.prescription_approve_and_record(
+    on_file_record.prescription_approve_and_record(
         order=approved,
         by=pharmacist,
         records=[
-            records.RecordInput(
+            on_file_record.RecordInput(
                 line_id=line.pk,
                 directions="1 tablet 3 times a day",
                 daily_dose=Decimal("3"),

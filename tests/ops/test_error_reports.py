@@ -18,7 +18,7 @@ from sentry_sdk.transport import Transport
 
 from pharmacy.error_reports import sentry_init
 from tests.orders.conftest import attach_to_session, make_cart, shown_figures
-from tests.orders.prescription_support import png_bytes, upload
+from tests.prescriptions.prescription_support import png_bytes, upload
 
 pytestmark = pytest.mark.django_db
 

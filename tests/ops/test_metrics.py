@@ -21,7 +21,7 @@ from pharmacy.metrics import gauge_readings
 from tests.factories import UserFactory
 from tests.localstripe import sign_webhook
 from tests.orders.conftest import make_cart
-from tests.orders.prescription_support import authorise, place_rx
+from tests.prescriptions.prescription_support import authorise, place_rx
 
 pytestmark = pytest.mark.django_db
 

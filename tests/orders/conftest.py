@@ -12,7 +12,7 @@ from djmoney.money import Money
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass, PackageTier
 from orders import services
-from orders.prescriptions import PrescriptionIntake, PrescriptionItem
+from prescriptions.intake import PrescriptionIntake, PrescriptionItem
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 
 ADDRESS = services.ShippingAddress(

@@ -261,8 +261,8 @@ def test_hostile_zip_codes_are_refused_with_a_reason(client, general_tier, ny_ra
 def test_a_refill_checkout_opens_priced_for_the_last_address_shipped_to(
     client, localstripe, baclofen_90, ny_rate
 ):
-    from orders.models import CartRefill
-    from tests.refills.support import age_last_fill, approve_first_order
+    from prescriptions.models import CartRefill
+    from tests.prescriptions.refills.support import age_last_fill, approve_first_order
 
     user, first, record = approve_first_order(localstripe, baclofen_90, refills=3)
     age_last_fill(record, days=23)  # due

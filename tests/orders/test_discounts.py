@@ -18,15 +18,15 @@ from catalog.models import LegalClass
 from discounts.models import DiscountCode, DiscountKind, DiscountRedemption
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
-from orders import prescription_decisions as rx
 from orders import services
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions import decisions as rx
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import ADDRESS, prescriber_intake
 from tests.orders.money_support import use_client_cart
-from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import authorise, captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.django_db
 

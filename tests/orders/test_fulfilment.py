@@ -8,8 +8,8 @@ from django.urls import reverse
 from notifications.models import EmailKind, OutboundEmail
 from orders import services
 from orders.models import Shipment
-from orders.prescriptions import is_pharmacist
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions.queue import is_pharmacist
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
 

@@ -15,15 +15,17 @@ from django.utils import dateformat, timezone
 from catalog.models import PackageTier
 from notifications.models import EmailKind, OutboundEmail
 from orders import services
-from orders.models import OrderLine, PrescriptionOnFile
+from orders.models import OrderLine
 from orders.state import PaymentStatus
+from prescriptions import refill_review
+from prescriptions.models import PrescriptionOnFile
 from salestax.models import TaxRate
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
-from tests.orders.prescription_support import authorise, place_rx
 from tests.orders.receipt_support import pdf_text, receipt_fields
-from tests.refills.support import age_last_fill, approve_first_order, place_refill
+from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
+from tests.prescriptions.refills.support import age_last_fill, approve_first_order, place_refill
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,10 +152,7 @@ def test_an_approved_prescription_and_its_refill_carry_the_rx_number_and_fill_da
     # The refill, once approved and paid, names the same prescription number on its receipt.
     age_last_fill(record, days=80)
     refill = place_refill(localstripe, record, rx_tier)
-    from orders import prescription_records as records
-    from tests.orders.prescription_support import make_pharmacist
-
-    records.refill_approve(order=refill, by=make_pharmacist())
+    refill_review.refill_approve(order=refill, by=make_pharmacist())
     refill_line = OrderLine.objects.get(order=refill)
     assert (refill_line.rx_number, refill_line.filled_on) == (rx_number, timezone.localdate())
     fields = receipt_fields(client.get(reverse("orders:receipt", args=[refill.number])).content)

@@ -12,13 +12,13 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
-from orders import prescription_decisions as rx
 from orders import services
+from prescriptions import decisions as rx
 from salestax.models import TaxRate
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
 from tests.orders.conftest import prescriber_intake
 from tests.orders.money_support import use_client_cart
-from tests.orders.prescription_support import authorise, captured_minor, make_pharmacist
+from tests.prescriptions.prescription_support import authorise, captured_minor, make_pharmacist
 
 pytestmark = pytest.mark.django_db
 

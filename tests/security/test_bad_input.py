@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from djmoney.money import Money
 
 from cart.models import CartLine
-from orders.files import check_prescription_upload
+from prescriptions.files import check_prescription_upload
 from tests.factories import PackageTierFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ from django.test import Client
 from django.urls import reverse
 
 from cart.models import Cart, CartLine
-from orders.models import Prescription
 from orders.services import order_link
+from prescriptions.models import Prescription
 from tests.orders.conftest import make_cart
-from tests.orders.prescription_support import authorise, make_pharmacist, place_rx
+from tests.prescriptions.prescription_support import authorise, make_pharmacist, place_rx
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
         "cart": reverse("cart:detail"),
         "checkout (allergies, current medicines)": reverse("orders:checkout"),
         "order page": reverse("orders:detail", args=[rx_order.number]),
-        "prescription file": reverse("orders:prescription_file", args=[prescription.pk]),
+        "prescription file": reverse("prescriptions:prescription_file", args=[prescription.pk]),
         "account": reverse("accounts:dashboard"),
         "health profile": reverse("accounts:patient_profile"),
         "data export": reverse("accounts:data_export"),
@@ -68,18 +68,18 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
 
     client.force_login(make_pharmacist())
     staff_pages = {
-        "review queue": reverse("orders:review_queue"),
-        "review page": reverse("orders:review_order", args=[rx_order.number]),
+        "review queue": reverse("prescriptions:review_queue"),
+        "review page": reverse("prescriptions:review_order", args=[rx_order.number]),
         "admin order": reverse("admin:orders_order_change", args=[rx_order.pk]),
-        "admin patient details": reverse("admin:orders_patientdetails_changelist"),
+        "admin patient details": reverse("admin:prescriptions_patientdetails_changelist"),
         "prescription file (pharmacist)": reverse(
-            "orders:prescription_file", args=[prescription.pk]
+            "prescriptions:prescription_file", args=[prescription.pk]
         ),
     }
     for what, url in staff_pages.items():
         assert_not_stored(client.get(url), what)
     refused = client.post(
-        reverse("orders:review_reject", args=[rx_order.number]),
+        reverse("prescriptions:review_reject", args=[rx_order.number]),
         {"submission_key": "", "reason": ""},
     )
     assert_not_stored(refused, "review page after a refused decision")

@@ -14,16 +14,17 @@ from django.urls import reverse
 
 from notifications.models import EmailKind, EmailStatus, OutboundEmail
 from notifications.services import email_resend
-from orders import prescription_decisions as rx
 from orders import services
 from orders.emails import order_email
 from orders.fulfilment import order_mark_shipped
-from orders.models import OrderRefund, PrescriptionReview, Shipment
+from orders.models import OrderRefund, Shipment
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions import decisions as rx
+from prescriptions.models import PrescriptionReview
 from tests.factories import UserFactory
 from tests.localstripe import CARD_OK, browser_confirm
 from tests.orders.conftest import make_cart, place
-from tests.orders.prescription_support import approve_data, authorise, place_rx
+from tests.prescriptions.prescription_support import approve_data, authorise, place_rx
 from tests.security.conftest import fresh
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +139,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     key = lambda: str(uuid.uuid4())
     assert (
         client.post(
-            reverse("orders:review_reject", args=[order.number]),
+            reverse("prescriptions:review_reject", args=[order.number]),
             {"submission_key": key(), "reason": "no"},
         ).status_code
         == 403
@@ -164,7 +165,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     ):
         assert (
             client.post(
-                reverse(f"orders:{name}", args=[order.number]), {"submission_key": key()}
+                reverse(f"prescriptions:{name}", args=[order.number]), {"submission_key": key()}
             ).status_code
             == 403
         )
@@ -172,7 +173,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
     # The pharmacist approves (capture comes with the role) and ships; others cannot ship.
     client.force_login(staff.pharmacist)
     response = client.post(
-        reverse("orders:review_approve", args=[order.number]), approve_data(order)
+        reverse("prescriptions:review_approve", args=[order.number]), approve_data(order)
     )
     assert response.status_code == 302
     order.refresh_from_db()
@@ -182,7 +183,7 @@ def test_each_review_decision_needs_its_own_permission(localstripe, baclofen_90,
             order_mark_shipped(order=order, by=user, carrier="UPS", tracking_number="1Z999")
     assert not Shipment.objects.exists()
     response = client.post(
-        reverse("orders:review_ship", args=[order.number]),
+        reverse("prescriptions:review_ship", args=[order.number]),
         {"carrier": "UPS", "tracking_number": "1Z999"},
     )
     assert response.status_code == 302

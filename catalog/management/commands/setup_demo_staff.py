@@ -43,7 +43,7 @@ PRICING_PERMISSIONS = [
     f"catalog.{action}_{model}" for model in CATALOG_MODELS for action in ("view", "change")
 ]
 # Pharmacists read the catalog and the email outbox and may resend a customer's email; order
-# and prescription permissions are added by the orders app (setup_pharmacist_permissions).
+# and prescription permissions are added by the prescriptions app (setup_pharmacist_permissions).
 PHARMACIST_PERMISSIONS = [f"catalog.view_{model}" for model in CATALOG_MODELS] + [
     "notifications.view_outboundemail",
     "notifications.resend_email",
