@@ -218,3 +218,27 @@ def test_only_the_customer_the_signed_link_and_staff_who_view_orders_see_a_recei
         assert status(UserFactory(is_staff=True), url) == 404  # staff without the right
         assert status(viewer, url) == 200
     assert status(None, reverse("orders:receipt", args=[order.number + 1])) == 404
+
+
+def test_lines_dispensed_before_the_snapshot_get_their_rx_number_from_the_fill_rows(
+    localstripe, rx_tier
+):
+    """The data migration (prescriptions 0003) reads the fills already kept on file."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module(
+        "prescriptions.migrations.0003_receipt_rx_numbers_backfill"
+    ).backfill
+    user, first, record = approve_first_order(localstripe, rx_tier, refills=2)
+    age_last_fill(record, days=80)
+    refill = place_refill(localstripe, record, rx_tier)
+    refill_review.refill_approve(order=refill, by=make_pharmacist())
+    OrderLine.objects.update(rx_number="", filled_on=None)  # as before the snapshot existed
+
+    backfill(apps, None)
+    rx_number = f"RX{record.pk:07d}"
+    assert list(
+        OrderLine.objects.order_by("order__number").values_list("rx_number", "filled_on")
+    ) == [(rx_number, timezone.localdate()), (rx_number, timezone.localdate())]
