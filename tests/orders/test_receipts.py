@@ -231,7 +231,7 @@ def test_lines_dispensed_before_the_snapshot_get_their_rx_number_from_the_fill_r
     backfill = importlib.import_module(
         "prescriptions.migrations.0003_receipt_rx_numbers_backfill"
     ).backfill
-    user, first, record = approve_first_order(localstripe, rx_tier, refills=2)
+    _user, _first, record = approve_first_order(localstripe, rx_tier, refills=2)
     age_last_fill(record, days=80)
     refill = place_refill(localstripe, record, rx_tier)
     refill_review.refill_approve(order=refill, by=make_pharmacist())
