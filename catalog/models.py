@@ -579,8 +579,9 @@ def lowest_per_pill_sql(*, vendor: str) -> str:
     the page, not on the catalogue: computing the minimum for every published product before
     paginating was what made the listing slow on a large catalogue. Part of the page's own query
     rather than a second grouped query (a round trip, and another query for Django to build and
-    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django spent ~0.6 ms
-    of CPU compiling it on every page (bench/miss.py). Names come from the models.
+    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django compiled it
+    afresh on every page, at more CPU than the query itself (bench/miss.py). Names come from the
+    models.
     """
     tier, dosage = PackageTier._meta, Dosage._meta
     price = f't."{tier.get_field("price").column}"'

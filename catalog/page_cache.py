@@ -1,8 +1,8 @@
 """Whole-page cache of the public catalog pages, with exact invalidation and per-visitor holes.
 
 Why: a catalog page is the same HTML for every visitor until staff change something, and
-rendering it costs ~10 ms of CPU (queries built by the ORM, ~40 model objects, templates), while
-serving a stored copy costs well under 1 ms. Three parts make that safe:
+rendering it (queries built by the ORM, some forty model objects, templates) costs many times
+what serving a stored copy does (figures: docs/performance.md). Three parts make that safe:
 
 **One catalog generation.** Every stored page carries the generation it was rendered under; a page
 is served only while the shared generation (in the default cache: Redis in production, so every
@@ -263,7 +263,7 @@ def memoize(name: str, compute, *, products_only: bool = False, prices_only: boo
     """``compute()`` once per catalog generation, shared by all servers (category and result counts).
 
     Why: counting the published products of each category, or the matches of a search, reads a
-    share of the catalog; at 100,000 products that is ~100 ms. With ``products_only`` the value is
+    share of the catalog, so its cost grows with the catalog. With ``products_only`` the value is
     kept until the products themselves change (not a price or a stock move); with ``prices_only``
     until they or a stored lowest per-pill price may have changed (not a stock move, nor any
     write that cannot change a lowest price). Computed afresh if the cache is down.

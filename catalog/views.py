@@ -3,7 +3,7 @@
 Home, listing (search, category) and product pages are served from the shared page cache
 (``catalog.page_cache``): exact invalidation on every catalog write, per-visitor holes for the
 header, messages, CSRF token and CSP nonce, ETags. HTML is gzipped for clients that ask (see
-README "Performance": BREACH).
+docs/performance.md: BREACH).
 """
 
 from __future__ import annotations
