@@ -25,8 +25,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from pharmacy.context_processors import pharmacy as pharmacy_details
+from pharmacy.us_address import STATE_NAMES
 
-from .forms import STATE_NAMES
 from .models import Order, OrderEvent, OrderLine
 from .state import PaymentStatus
 
