@@ -399,3 +399,11 @@ class RefillReminderSettings(models.Model):
     class Meta:
         db_table = "orders_refillremindersettings"
         verbose_name_plural = "refill reminder settings"
+
+
+from .message_models import (  # noqa: F401  (messages with a pharmacist, issue 25)
+    MessageKind,
+    MessageSender,
+    MessageThread,
+    PatientMessage,
+)

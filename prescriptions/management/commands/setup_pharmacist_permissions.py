@@ -31,6 +31,8 @@ PHARMACIST_PERMISSIONS = [
     "orders.capture_payment",
     "orders.cancel_order",
     "orders.mark_shipped",
+    # Messages with patients (issue 25): read the inbox and answer, checked in prescriptions.messages.
+    "prescriptions.answer_patient_messages",
 ]
 
 
