@@ -35,7 +35,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("orders", "0011_receipt_snapshots"),
-        ("prescriptions", "0002_content_types_from_orders"),
+        ("prescriptions", "0003_messages_with_a_pharmacist"),
     ]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop)]
