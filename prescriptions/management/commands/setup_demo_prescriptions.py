@@ -24,6 +24,7 @@ from cart import calculations
 from catalog.models import PackageTier
 from orders.models import Order, OrderLine, OrderNumber
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions.care_demo import demo_transfer_request
 from prescriptions.messages import message_post_by_patient, thread_of
 from prescriptions.models import (
     PatientDetails,
@@ -77,10 +78,17 @@ class Command(BaseCommand):
             if not PrescriptionOnFile.objects.filter(user=user).exists():
                 self._prescription_on_file(user, tier)
             self._question_waiting(user)
+            # Issue 25: a transfer request waiting in the pharmacist's transfer queue.
+            transfer = demo_transfer_request(user)
         self.stdout.write(
             f"Demo customer with a prescription on file: {DEMO_EMAIL} / {DEMO_PASSWORD}"
         )
         self.stdout.write("  and a question waiting for the pharmacist in Messages (issue 25).")
+        if transfer is not None:
+            self.stdout.write(
+                f"Their transfer request {transfer.pk} ({transfer.get_status_display().lower()}) "
+                "is in the transfer queue: /staff/transfers/"
+            )
 
     def _question_waiting(self, user) -> None:
         """Once: an unanswered question about the demo prescription, for the pharmacist's inbox."""
