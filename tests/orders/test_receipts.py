@@ -223,13 +223,13 @@ def test_only_the_customer_the_signed_link_and_staff_who_view_orders_see_a_recei
 def test_lines_dispensed_before_the_snapshot_get_their_rx_number_from_the_fill_rows(
     localstripe, rx_tier
 ):
-    """The data migration (prescriptions 0004) reads the fills already kept on file."""
+    """The data migration (prescriptions 0005) reads the fills already kept on file."""
     import importlib
 
     from django.apps import apps
 
     backfill = importlib.import_module(
-        "prescriptions.migrations.0004_receipt_rx_numbers_backfill"
+        "prescriptions.migrations.0005_receipt_rx_numbers_backfill"
     ).backfill
     _user, _first, record = approve_first_order(localstripe, rx_tier, refills=2)
     age_last_fill(record, days=80)

@@ -35,7 +35,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("orders", "0011_receipt_snapshots"),
-        ("prescriptions", "0003_messages_with_a_pharmacist"),
+        ("prescriptions", "0004_continuing_care_transfers_renewals"),
     ]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop)]
