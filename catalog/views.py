@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
-from . import selectors
+from . import page_cache, selectors
 from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
@@ -173,7 +173,7 @@ def product_list(request):
 
 @require_safe
 @gzip_page
-@cached_catalog_page
+@cached_catalog_page(shows=page_cache.product_page_generations)
 def product_detail(request, slug: str):
     product = selectors.product_detail_queryset().filter(slug=slug).first()
     if product is None:

@@ -280,7 +280,7 @@ class Command(BaseCommand):
             for name in (Product._meta.db_table, Product._meta.get_field("slug").column)
         )
         lowest_prices.fill(using=using, where=f"{table}.{slug} LIKE %s", params=[f"{SLUG_PREFIX}%"])
-        catalog_changed()
+        catalog_changed(everything=True)
         return {"products": len(product_ids), "dosages": len(dosage_rows), "tiers": tiers}
 
     def write(self, model, rows, *, key: tuple[str, ...] | None, batch_size: int):
