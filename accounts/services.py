@@ -181,7 +181,10 @@ def account_close(*, user: User) -> None:
     from allauth.mfa.models import Authenticator
 
     from cart.models import Cart
+    from prescriptions.autorefill import autorefills_stop_for_account
 
+    # A closed account orders nothing more: auto-refill stops and its saved cards go.
+    autorefills_stop_for_account(user=user)
     EmailAddress.objects.filter(user=user).delete()
     Authenticator.objects.filter(user=user).delete()
     Address.objects.filter(user=user).delete()

@@ -32,6 +32,9 @@ class EmailKind(models.TextChoices):
     ACCOUNT_NOTICE = "account_notice", "Account: other security notice"
     REFILL_REMINDER = "refill_reminder", "Refill reminder"
     STAFF_EMAILS_FAILED = "staff_emails_failed", "Staff: emails that could not be sent"
+    AUTOREFILL_STARTED = "autorefill_started", "Auto-refill: consent recorded"
+    AUTOREFILL_NOTICE = "autorefill_notice", "Auto-refill: notice before a refill"
+    AUTOREFILL_PAUSED = "autorefill_paused", "Auto-refill: paused"
     # "A message is waiting": rendered by the prescriptions app, never with the message itself.
     PHARMACY_MESSAGE = "pharmacy_message", "A message from the pharmacist is waiting"
 

@@ -3,8 +3,12 @@
 
 
 class OrderError(Exception):
-    """A request about an order that cannot be carried out; ``message`` is fit to show."""
+    """A request about an order that cannot be carried out; ``message`` is fit to show.
 
-    def __init__(self, message: str):
+    ``code`` says why when the caller acts on the reason (``card_declined``,
+    ``authentication_required`` for a saved card; empty otherwise)."""
+
+    def __init__(self, message: str, *, code: str = ""):
         super().__init__(message)
         self.message = message
+        self.code = code

@@ -85,6 +85,19 @@ class PlacedOrder:
     client_secret: str
 
 
+@dataclass(frozen=True)
+class SavedCardPayment:
+    """Pay with a card the customer saved for this purpose, without them present (auto-refill):
+    the hold is asked for off-session when the order is placed."""
+
+    customer_id: str
+    payment_method_id: str
+
+
+#: ``OrderError.code`` when a saved card asked for the customer's authentication.
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
 # --- Money ----------------------------------------------------------------------------------
 
 
@@ -292,6 +305,7 @@ def order_place(
     user=None,
     prescription=None,
     shown_figures: str | None = None,
+    saved_card: SavedCardPayment | None = None,
 ) -> PlacedOrder:
     """Turn the cart into an order awaiting payment and open a card hold for its total.
 
@@ -304,6 +318,10 @@ def order_place(
     cart: a repeated submit of the same cart returns the same order and PaymentIntent; a changed
     cart replaces the earlier unpaid attempt. Raises ``OrderError`` with a customer-facing
     message; the cart is kept.
+
+    With ``saved_card`` the hold is asked for off-session and the order is authorised (or
+    refused) before this returns: a declined card or one that wants the customer to
+    authenticate ends the attempt (nothing held) and raises ``OrderError`` with its ``code``.
     """
     if cart is None or cart.pk is None:
         raise OrderError("Your cart is empty.")
@@ -317,6 +335,7 @@ def order_place(
         "user": user,
         "prescription": prescription,
         "shown_figures": shown_figures,
+        "saved_card": saved_card,
     }
     try:
         return _order_place_once(**attempt)
@@ -330,7 +349,7 @@ class _DeclinedAttempt(Exception):
 
 
 def _order_place_once(
-    *, cart, email, address, shipping_method, user, prescription, shown_figures
+    *, cart, email, address, shipping_method, user, prescription, shown_figures, saved_card
 ) -> PlacedOrder:
     with transaction.atomic():
         # One placement per cart at a time: a double submit waits here, then finds the first's order.
@@ -388,13 +407,25 @@ def _order_place_once(
     for order_id in replaced:
         _order_abandon(order_id=order_id, reason="Replaced by a new checkout attempt.")
     try:
-        return _order_open_payment(order_id=order.pk)
+        placed = _order_open_payment(order_id=order.pk, saved_card=saved_card)
     except gateway.PaymentGatewayError as exc:
         logger.warning("PaymentIntent for order %s failed: %s", order.number, exc)
         if fresh:
             # Nothing was taken and no card was asked for: the attempt simply ends; the cart stays.
             _order_abandon(order_id=order.pk, reason="The card payment could not be started.")
-        raise OrderError(f"{exc.user_message} Your cart has been kept.") from exc
+        code = exc.code if exc.declined else ""
+        raise OrderError(f"{exc.user_message} Your cart has been kept.", code=code) from exc
+    if saved_card is not None and placed.order.status == OrderStatus.CANCELED:
+        # Authorised, then let go at once (the last pack sold meanwhile): the hold is released.
+        raise OrderError(SOLD_OUT_NOTE, code="order_canceled")
+    if saved_card is not None and placed.order.payment_status != PaymentStatus.AUTHORIZED:
+        # The saved card wants the customer (3-D Secure): nobody is there to answer, so the
+        # attempt ends and its hold, if any, is released.
+        _order_abandon(order_id=order.pk, reason="The saved card asked for authentication.")
+        raise OrderError(
+            "Your bank asked to confirm this payment with you.", code=AUTHENTICATION_REQUIRED
+        )
+    return placed
 
 
 def _same_attempt(order: Order, wanted: dict) -> bool:
@@ -466,7 +497,7 @@ def _order_create(
     return order
 
 
-def _order_open_payment(*, order_id) -> PlacedOrder:
+def _order_open_payment(*, order_id, saved_card: SavedCardPayment | None = None) -> PlacedOrder:
     """The order's one PaymentIntent: created once (under the order's lock, with a key derived
     from the order), then handed out again to a repeated submit."""
     with transaction.atomic():
@@ -491,18 +522,33 @@ def _order_open_payment(*, order_id) -> PlacedOrder:
                 )
         else:
             declined = False
-            intent = gateway.create_payment_intent(
-                amount_minor=to_minor(order.total),
-                currency=str(order.total.currency),
-                order_id=str(order.id),
-                order_number=order.number,
-                idempotency_key=f"order-{order.id}-pi",
-            )
+            intent = _payment_intent_create(order, saved_card)
             order.stripe_payment_intent_id = intent.id
             order.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+            if saved_card is not None:
+                _apply_intent(order, intent)  # authorised now, under the order's lock
     if declined:
         raise _DeclinedAttempt
     return PlacedOrder(order=order, client_secret=intent.client_secret)
+
+
+def _payment_intent_create(
+    order: Order, saved_card: SavedCardPayment | None
+) -> gateway.PaymentIntentState:
+    fields = {
+        "amount_minor": to_minor(order.total),
+        "currency": str(order.total.currency),
+        "order_id": str(order.id),
+        "order_number": order.number,
+        "idempotency_key": f"order-{order.id}-pi",
+    }
+    if saved_card is None:
+        return gateway.create_payment_intent(**fields)
+    return gateway.create_off_session_payment_intent(
+        **fields,
+        customer_id=saved_card.customer_id,
+        payment_method_id=saved_card.payment_method_id,
+    )
 
 
 def _order_abandon(*, order_id, reason: str) -> None:
@@ -881,6 +927,40 @@ def order_cancel(*, order: Order, by, reason: str) -> Order:
             order_transition(order=order, to=P.CANCELED, field="payment_status", by=by, note=reason)
         order_transition(order=order, to=OrderStatus.CANCELED, by=by, note=reason)
         _release_stock(order, by=by)
+        discount_release(order=order)
+    return order
+
+
+def order_cancel_by_customer(*, order: Order, user, reason: str) -> Order:
+    """The customer cancels their own order before the pharmacy has taken the money: the card
+    hold is released, nothing is charged. Checked on the locked order, so a pharmacist's
+    approval (which captures) and this cancel cannot both happen; once captured it is refused."""
+    with transaction.atomic():
+        order = _locked(order.pk)
+        if order.user_id is None or order.user_id != getattr(user, "pk", None):
+            raise OrderError("No such order.")
+        if order.status == OrderStatus.CANCELED:
+            return order
+        if order.status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.AWAITING_REVIEW) or (
+            order.payment_status not in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED)
+        ):
+            raise OrderError(
+                "This order has already been approved and charged; please contact us to return it."
+            )
+        if order.stripe_payment_intent_id:
+            try:
+                gateway.cancel_payment_intent(
+                    payment_intent_id=order.stripe_payment_intent_id,
+                    idempotency_key=f"order-{order.id}-cancel",
+                )
+            except gateway.PaymentGatewayError as exc:
+                if exc.code != "resource_missing":
+                    raise OrderError(exc.user_message) from exc
+        order_transition(
+            order=order, to=PaymentStatus.CANCELED, field="payment_status", by=user, note=reason
+        )
+        order_transition(order=order, to=OrderStatus.CANCELED, by=user, note=reason)
+        _release_stock(order, by=user)
         discount_release(order=order)
     return order
 

@@ -31,13 +31,22 @@ class PaymentGatewayError(Exception):
     """Stripe refused or could not be reached. ``user_message`` is safe to show a customer;
     ``code`` is Stripe's error code, e.g. ``resource_missing`` for a PaymentIntent it does not know."""
 
-    def __init__(self, message: str, *, user_message: str | None = None, code: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        user_message: str | None = None,
+        code: str = "",
+        declined: bool = False,
+    ):
         super().__init__(message)
         self.user_message = (
             user_message
             or "Our payment provider could not be reached. Please try again in a moment."
         )
         self.code = code
+        # The card itself said no (a CardError): trying again later with it will not help.
+        self.declined = declined
 
 
 class WebhookSignatureError(Exception):
@@ -102,6 +111,7 @@ def _wrap(exc: stripe.StripeError) -> PaymentGatewayError:
             str(exc),
             user_message=exc.user_message or "Your card was declined.",
             code=exc.code or "",
+            declined=True,
         )
     code = getattr(exc, "code", "") or ""
     if not code and isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
@@ -231,6 +241,178 @@ def refund_payment_intent(
     except stripe.StripeError as exc:
         raise _wrap(exc) from exc
     return refund["id"], int(refund["amount"])
+
+
+# --- Saved cards (auto-refill): a SetupIntent on session, then off-session PaymentIntents -----
+
+
+@dataclass(frozen=True)
+class SetupIntentState:
+    id: str
+    status: str
+    client_secret: str
+    customer: str
+    payment_method: str
+    last_error_message: str
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """What the shop keeps of a saved card: Stripe's ids, the brand and the last four digits."""
+
+    customer_id: str
+    payment_method_id: str
+    brand: str
+    last4: str
+
+
+def _setup_state(si) -> SetupIntentState:
+    si = _as_dict(si)
+    error = si.get("last_setup_error") or {}
+    method = si.get("payment_method") or ""
+    return SetupIntentState(
+        id=si["id"],
+        status=si["status"],
+        client_secret=si.get("client_secret") or "",
+        customer=si.get("customer") or "",
+        payment_method=method if isinstance(method, str) else method.get("id", ""),
+        last_error_message=(error.get("message") or "") if error else "",
+    )
+
+
+def create_customer(*, account_ref: str, idempotency_key: str) -> str:
+    """A Stripe customer to save cards on: the shop's account number as metadata, nothing else."""
+    _configure()
+    try:
+        customer = stripe.Customer.create(
+            metadata={"account": account_ref}, idempotency_key=idempotency_key
+        )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return customer["id"]
+
+
+def create_setup_intent(
+    *, customer_id: str, reference: str, idempotency_key: str
+) -> SetupIntentState:
+    """A SetupIntent the patient's browser confirms with the card (Stripe.js); for later
+    off-session use. ``reference`` is the shop's own opaque reference, never a medicine."""
+    _configure()
+    try:
+        si = stripe.SetupIntent.create(
+            customer=customer_id,
+            usage="off_session",
+            payment_method_types=["card"],
+            metadata={"reference": reference},
+            idempotency_key=idempotency_key,
+        )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return _setup_state(si)
+
+
+def retrieve_setup_intent(setup_intent_id: str) -> SetupIntentState:
+    _configure()
+    try:
+        return _setup_state(stripe.SetupIntent.retrieve(setup_intent_id))
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+
+
+def demo_confirm_setup_intent(*, setup_intent_id: str, test_method: str = "pm_card_visa") -> None:
+    """The demo only (``setup_demo_autorefill``): confirm a SetupIntent with one of Stripe's test
+    payment methods, as the patient's browser would with a card. Refused outside test mode."""
+    if not settings.STRIPE_SECRET_KEY.startswith("sk_test_"):
+        raise PaymentGatewayError("Test payment methods are for test mode only.")
+    _configure()
+    try:
+        stripe.SetupIntent.confirm(setup_intent_id, payment_method=test_method)
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+
+
+def saved_card_from_setup_intent(*, setup_intent_id: str, customer_id: str) -> SavedCard:
+    """The card a confirmed SetupIntent saved, attached to the customer (Stripe attaches it
+    itself; localstripe does not, so it is attached here when it is not yet)."""
+    _configure()
+    try:
+        si = _setup_state(stripe.SetupIntent.retrieve(setup_intent_id))
+        if si.status != "succeeded" or not si.payment_method:
+            raise PaymentGatewayError(
+                f"SetupIntent {si.id} is {si.status}",
+                user_message=si.last_error_message or "Your card could not be saved.",
+                code="setup_incomplete",
+                declined=True,
+            )
+        if si.customer and si.customer != customer_id:
+            raise PaymentGatewayError(
+                "SetupIntent of another customer", code="setup_incomplete", declined=True
+            )
+        method = _as_dict(stripe.PaymentMethod.retrieve(si.payment_method))
+        if method.get("customer") != customer_id:
+            method = _as_dict(
+                stripe.PaymentMethod.attach(
+                    si.payment_method,
+                    customer=customer_id,
+                    idempotency_key=f"{setup_intent_id}-attach",
+                )
+            )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    card = method.get("card") or {}
+    return SavedCard(
+        customer_id=customer_id,
+        payment_method_id=method["id"],
+        brand=str(card.get("brand") or "card"),
+        last4=str(card.get("last4") or ""),
+    )
+
+
+def create_off_session_payment_intent(
+    *,
+    amount_minor: int,
+    currency: str,
+    order_id: str,
+    order_number: int,
+    customer_id: str,
+    payment_method_id: str,
+    idempotency_key: str,
+) -> PaymentIntentState:
+    """A card hold (manual capture) on a saved card, confirmed now without the patient present.
+
+    The same metadata as ``create_payment_intent`` and nothing else. A decline raises
+    ``PaymentGatewayError`` with ``declined=True`` (Stripe's ``card_declined``,
+    ``authentication_required``...); a card that asks for authentication may instead come back
+    as ``requires_action`` (localstripe does this), which the caller treats the same way.
+    """
+    _configure()
+    try:
+        pi = stripe.PaymentIntent.create(
+            amount=amount_minor,
+            currency=currency.lower(),
+            capture_method="manual",
+            payment_method_types=["card"],
+            customer=customer_id,
+            payment_method=payment_method_id,
+            off_session=True,
+            confirm=True,
+            metadata={"order_id": order_id, "order_number": str(order_number)},
+            idempotency_key=idempotency_key,
+        )
+    except stripe.StripeError as exc:
+        raise _wrap(exc) from exc
+    return _state(pi)
+
+
+def detach_payment_method(*, payment_method_id: str) -> None:
+    """Forget a saved card at Stripe (the patient stopped auto-refill). Already gone is fine."""
+    _configure()
+    try:
+        stripe.PaymentMethod.detach(payment_method_id)
+    except stripe.StripeError as exc:
+        error = _wrap(exc)
+        if error.code != "resource_missing":
+            raise error from exc
 
 
 def construct_webhook_event(*, payload: bytes, signature_header: str) -> dict:

@@ -404,6 +404,19 @@ CELERY_BEAT_SCHEDULE["orders-expire-unpaid-orders"] = {
     "task": "orders.expire_unpaid_orders",
     "schedule": 600.0,
 }
+# Auto-refill (issue 25, docs/autorefill.md): the notice goes out this many days before each due
+# date; a consent lasts this many days; the job sends notices and places due refills every hour
+# (each due date once, whatever the number of runs). AUTOREFILL_RENEWAL_REQUEST: the renewal request
+# service called when refills run out (not importable yet, or "": none; the patient is told).
+AUTOREFILL_NOTICE_DAYS = env.int("AUTOREFILL_NOTICE_DAYS", default=3)
+AUTOREFILL_CONSENT_DAYS = env.int("AUTOREFILL_CONSENT_DAYS", default=365)
+AUTOREFILL_RENEWAL_REQUEST = env(
+    "AUTOREFILL_RENEWAL_REQUEST", default="prescriptions.renewals.renewal_request_start"
+)
+CELERY_BEAT_SCHEDULE["prescriptions-autorefill"] = {
+    "task": "prescriptions.run_autorefills",
+    "schedule": 3600.0,
+}
 # Webhook events whose processing failed or whose task was lost: queued again (orders/webhooks.py).
 CELERY_BEAT_SCHEDULE["orders-retry-stripe-events"] = {
     "task": "orders.retry_stripe_events",

@@ -36,7 +36,12 @@ def review_queue_split(
     """
     today = today or timezone.localdate()
     ids = [order.pk for order in orders]
-    links = list(OrderRefill.objects.filter(order_id__in=ids).select_related("prescription"))
+    # The order's auto-refill run (issue 25) rides along: "Auto-refill" on the card, no query.
+    links = list(
+        OrderRefill.objects.filter(order_id__in=ids).select_related(
+            "prescription", "order__autorefill_run"
+        )
+    )
     by_order: dict = {}
     for link in links:
         by_order.setdefault(link.order_id, []).append(link)
@@ -54,6 +59,9 @@ def review_queue_split(
             continue
         order.refill_rows = [_refill_row(link, on_file, today) for link in order_links]
         order.refill_ok = all(not row["checks"].refusal for row in order.refill_rows)
+        order.autorefill = any(
+            getattr(link.order, "autorefill_run", None) is not None for link in order_links
+        )
         refills.append(order)
     return new, refills
 

@@ -17,3 +17,12 @@ def send_refill_reminders() -> int:
     from .reminders import refill_reminders_send
 
     return refill_reminders_send()
+
+
+@shared_task(name="prescriptions.run_autorefills")
+def run_autorefills() -> dict:
+    """Auto-refill: notices before due dates, then the refills due today (each due date once,
+    however many workers run this at the same time)."""
+    from .autorefill import autorefills_run
+
+    return autorefills_run()

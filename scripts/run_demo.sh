@@ -46,6 +46,9 @@ pids+=($!)
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/" && break; sleep 0.2; done
 curl -fs -X POST "http://127.0.0.1:${LOCALSTRIPE_PORT}/_config/webhooks/shop" \
   -d url=http://127.0.0.1:8000/stripe/webhook/ -d secret="$STRIPE_WEBHOOK_SECRET" >/dev/null
+# Auto-refill (docs/autorefill.md): the demo patient's amlodipine refill placed off-session, in
+# the pharmacist's refill queue; the card is saved in localstripe, hence after it starts.
+$BIN/python manage.py setup_demo_autorefill
 
 if [ -n "${REDIS_URL:-}" ]; then
   # -P solo: one task at a time, the demo's SQLite has a single writer anyway.

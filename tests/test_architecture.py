@@ -104,22 +104,30 @@ def test_the_check_sees_an_upward_arrow_inside_a_function(tmp_path):
 
 
 def test_order_emails_have_one_way_in():
-    """Every order email is queued by ``orders.emails.order_email``; only it calls the outbox's
-    ``email_queue`` (account emails use ``email_queue_message``, which calls it in turn)."""
+    """Every order email is queued by ``orders.emails.order_email``: no other module calls the
+    outbox's ``email_queue`` about an order (``related=``) or a digest of orders (account emails
+    use ``email_queue_message``; an app's emails about something else, such as auto-refill's
+    about a prescription on file, call ``email_queue`` without an order)."""
     callers = []
     for app in APPS - {"notifications"}:
         for path in _modules(app):
             if path.relative_to(ROOT).as_posix() == "orders/emails.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
                 name = (
-                    node.id
-                    if isinstance(node, ast.Name)
-                    else node.attr
-                    if isinstance(node, ast.Attribute)
+                    func.id
+                    if isinstance(func, ast.Name)
+                    else func.attr
+                    if isinstance(func, ast.Attribute)
                     else None
                 )
-                if name in {"email_queue", "email_queue_digest"}:
+                about_an_order = name == "email_queue" and any(
+                    keyword.arg in ("related", None) for keyword in node.keywords
+                )
+                if name == "email_queue_digest" or about_an_order:
                     callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not callers, f"queue order emails through orders.emails.order_email: {callers}"
 
