@@ -125,6 +125,21 @@ TEMPLATES.insert(
 )
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
+# The checkout page's body (the form, the order summary, the prescription step) in Jinja2 through
+# Django's own backend: the page's hottest markup, about half of its CPU with the template
+# language (docs/performance.md, "Checkout and cart: where the time goes"). Its templates live
+# under templates/jinja2/ and are asked for by this engine's name; base.html and every other page
+# stay Django templates.
+TEMPLATES.append(
+    {
+        "NAME": "pages",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"autoescape": True, "environment": "catalog.jinja2_env.environment"},
+    }
+)
+
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
