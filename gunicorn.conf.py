@@ -11,9 +11,9 @@ import os
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 # Threads: a request waiting on Stripe (up to STRIPE_TIMEOUT_SECONDS x (1 + retries), ~9 s by
-# default) holds one thread, not a whole worker, so catalog pages keep answering. With two sync
-# workers and two checkouts stuck on a hung Stripe the home page took 7.7 s; see README
-# "Security and failure behaviour" for the figures with threads (bench/stripe_hang.py).
+# default) holds one thread, not a whole worker, so catalog pages keep answering. With sync
+# workers, two checkouts stuck on a hung Stripe held the home page up for seconds (figures with
+# and without threads: docs/security.md, "Stripe: timeouts and retries"; bench/stripe_hang.py).
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "4"))
 # A worker whose threads are all busy stops accepting, so the next request goes to a worker with a
@@ -26,8 +26,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 # No worker recycling by default. Recycling every 2,000 requests meant, at a thousand requests a
 # second, a worker restarting every second or two (each restart re-imports Django and drops warm
-# connections): p99 of a trivial view went from 10 ms to 1.45 s. No leak is known; if one appears,
-# set MAX_REQUESTS (e.g. 200000) and the jitter (10% by default) spreads the restarts out.
+# connections), which showed in the slowest requests (docs/performance.md). No leak is known; if
+# one appears, set MAX_REQUESTS (e.g. 200000) and the jitter (10% by default) spreads the restarts
+# out.
 max_requests = int(os.environ.get("MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", str(max_requests // 10)))
 # Load the application once in the master and fork: workers start in milliseconds and share

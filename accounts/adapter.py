@@ -30,6 +30,13 @@ from notifications.models import EmailKind
 from notifications.services import email_queue_message
 from pharmacy.permissions import can_act_as_staff
 
+# ``ratelimit`` is allauth's internal module, not the public ``allauth.core.ratelimit``, whose
+# ``consume`` answers only True or False: a successful sign-in could not give its attempt back.
+# Its public ``clear`` would wipe the per-address counter, so an attacker with one good account
+# could reset the throttle between guesses (allauth's own adapter rolls back for that reason),
+# and counting failures only after they happen is not atomic: parallel guesses would all pass.
+# The internal module returns the usage records to roll back. Checked against django-allauth 65.22.1.
+
 #: allauth's email templates → the outbox kind the email is filed under.
 EMAIL_KINDS = {
     "account/email/email_confirmation_signup": EmailKind.ACCOUNT_VERIFICATION,
@@ -111,12 +118,12 @@ class AccountAdapter(DefaultAccountAdapter):
             html=html,
         )
 
-    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+    def login_failure_key(self, request: HttpRequest, **credentials: Any) -> str:
         """The failed-sign-in counter: one per (account, client address, password generation).
 
         allauth counts per account by default, which lets a stranger lock the pharmacist out
         from anywhere. Keyed on the pair, the stranger locks only himself; the per-address
-        throttle (``login_failed``'s ``/ip`` rate) slows an address trying many accounts.
+        throttle (``login_failed_address``) slows an address trying many accounts.
         """
         login = (credentials.get("email") or credentials.get("username") or "").strip().lower()
         return f"{login}:{self.get_client_ip(request)}:{password_generation(login)}"
@@ -124,8 +131,10 @@ class AccountAdapter(DefaultAccountAdapter):
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         """Count this attempt against the address (throttle) and the (account, address) pair (lock).
 
-        Two counters with their own messages; a successful sign-in gives both attempts back
-        (allauth rolls back ``_login_failed_rl_usage``), so only failures count.
+        Two counters with their own messages; a successful sign-in gives both attempts back, so
+        only failures count: allauth's ``authenticate`` rolls back the usage it finds in
+        ``_login_failed_rl_usage`` (its own ``pre_authenticate`` leaves it there; no public hook
+        does this; checked against django-allauth 65.22.1).
         """
         address = ratelimit.consume(request, app="allauth.account", action="login_failed_address")
         if address is None:
@@ -134,7 +143,7 @@ class AccountAdapter(DefaultAccountAdapter):
             request,
             app="allauth.account",
             action="login_failed",
-            key=self._get_login_attempts_cache_key(request, **credentials),
+            key=self.login_failure_key(request, **credentials),
         )
         if pair is None:
             address.rollback()

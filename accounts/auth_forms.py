@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from allauth.account.forms import SignupForm as AllauthSignupForm
+from allauth.core import context
+from allauth.mfa import signals
 from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
 from allauth.mfa.models import Authenticator
@@ -32,6 +34,8 @@ class _TotpCodeOnce:
 
 
 class _AuthenticateOnce(_TotpCodeOnce):
+    reauthentication = False
+
     def clean_code(self) -> str:
         # Said before allauth looks: its cache refuses a used code too, but as "Incorrect code",
         # which sends a pharmacist who pressed twice to check their app for nothing.
@@ -42,7 +46,14 @@ class _AuthenticateOnce(_TotpCodeOnce):
             try:
                 self._refuse_if_used(code)
             except forms.ValidationError:
-                self._emit_authentication_failed(self.authenticator)
+                # A used code is a failed attempt, as allauth's form reports a wrong one.
+                signals.authentication_failed.send(
+                    sender=Authenticator,
+                    request=context.request,
+                    user=self.user,
+                    authenticator=self.authenticator,
+                    reauthentication=self.reauthentication,
+                )
                 raise
         return code
 
@@ -53,6 +64,8 @@ class AuthenticateForm(_AuthenticateOnce, AllauthAuthenticateForm):
 
 class ReauthenticateForm(_AuthenticateOnce, AllauthReauthenticateForm):
     """The code asked again in a signed-in session (e.g. before the staff pages)."""
+
+    reauthentication = True
 
 
 class ActivateTOTPForm(_TotpCodeOnce, AllauthActivateTOTPForm):

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth import password_validation
 
-from pharmacy.us_address import ZipCodeField, zip_state_problem
+from pharmacy.us_address import ZipCodeField, zip_in_state_check
 
 from .models import Address, PatientProfile, User
 
@@ -34,11 +34,7 @@ class AddressForm(forms.ModelForm):
     def clean(self):
         """The ZIP code must lie in the state, as at checkout (``pharmacy.us_address``)."""
         cleaned = super().clean()
-        state, zip_code = cleaned.get("state"), cleaned.get("postal_code")
-        if state and zip_code:
-            problem = zip_state_problem(zip_code=zip_code, state=state)
-            if problem:
-                self.add_error("postal_code", problem)
+        zip_in_state_check(self, zip_field="postal_code")
         return cleaned
 
 

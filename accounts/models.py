@@ -51,8 +51,9 @@ class UserManager(BaseUserManager):
         """``get(pk=…)`` runs SQL built once per process; anything else goes the usual way.
 
         Why: Django's auth loads the signed-in user with exactly this call on every request
-        (``ModelBackend.get_user``), and building its SQL cost ~0.2 ms of CPU, about a tenth of a
-        cart page. Same answer and same exceptions as the ORM's ``get`` (``tests/accounts/test_models.py``).
+        (``ModelBackend.get_user``), and building its SQL afresh was a noticeable share of a cart
+        page's CPU (docs/performance.md). Same answer and same exceptions as the ORM's ``get``
+        (``tests/accounts/test_models.py``).
         """
         if (
             not args

@@ -17,6 +17,8 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from prescriptions.messages import messages_export
+
 from .models import Address, PatientProfile, User
 
 
@@ -142,6 +144,8 @@ def account_export_data(*, user: User) -> dict[str, Any]:
         ),
         "addresses": [{**a.as_checkout_dict(), "is_default": a.is_default} for a in addresses],
         "orders": orders,
+        # Messages with a pharmacist (issue 25): health data the patient may take with them.
+        "messages_with_pharmacist": messages_export(user=user),
         "record_retention_years": settings.PHARMACY_RECORD_RETENTION_YEARS,
     }
 

@@ -33,6 +33,11 @@ from .adapter import AccountAdapter
 from .forms import AddressForm, ClaimOrderForm, CloseAccountForm, PatientProfileForm
 from .models import Address, PatientProfile, User
 
+# ``record_authentication`` is allauth-internal: no public call records a factor as used in this
+# session (the public ``allauth.account.authentication`` only reads the records), and
+# ``ActivateTOTPView`` must record the code that set the authenticator up. Checked against
+# django-allauth 65.22.1.
+
 STAFF_NEXT_SESSION_KEY = "accounts_second_factor_next"
 
 

@@ -37,6 +37,9 @@ import requests
 BASE_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 VAR = BASE_DIR / "var" / "bench"
+# The shop measured: this checkout, or another one (``--checkout PATH``: an older commit in its own
+# ``git worktree``, or another branch), so both run under the same benchmark code side by side.
+APP_DIR = BASE_DIR
 HOST = "127.0.0.1"
 BENCH_EMAIL = "bench-customer@example.com"
 BENCH_PASSWORD = "correct horse battery staple bench"
@@ -78,11 +81,35 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_checkout_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=None,
+        help="measure the shop in this folder (another git worktree) instead of this one; "
+        "its static files go to var/bench/static-<folder name> here",
+    )
+
+
+def use_checkout(path: Path | None) -> None:
+    """Point the server, ``manage.py`` and in-process Django at the checkout in ``path``."""
+    global APP_DIR
+    if path is not None:
+        APP_DIR = path.resolve()
+        if not (APP_DIR / "manage.py").exists():
+            raise SystemExit(f"{APP_DIR} holds no manage.py")
+
+
+def static_root() -> Path:
+    return VAR / ("static" if APP_DIR == BASE_DIR else f"static-{APP_DIR.name}")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_store_args(parser)
+    add_checkout_arg(parser)
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8107")))
     parser.add_argument(
         "--workers",
@@ -148,7 +175,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         BENCH_CEILING="1",
         LOG_LEVEL="WARNING",
         ACCESS_LOG="",  # no access log: its disk writes are not what is measured
-        STATIC_ROOT=str(VAR / "static"),
+        STATIC_ROOT=str(static_root()),
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         # Nothing may leave the machine: a Stripe call would fail fast on a closed local port.
         STRIPE_SECRET_KEY="sk_test_bench",
@@ -167,7 +194,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
 def manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
+        cwd=APP_DIR,
         env=env,
         check=False,
         capture_output=True,
@@ -216,7 +243,7 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str]) -> subprocess.
                 "--log-level",
                 "warning",
             ],
-            cwd=BASE_DIR,
+            cwd=APP_DIR,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -251,7 +278,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 def setup_django(env: dict[str, str]) -> None:
     os.environ.update(env)
-    sys.path.insert(0, str(BASE_DIR))
+    # Celery's Django fix-up puts the working directory first on sys.path: the checkout measured.
+    os.chdir(APP_DIR)
+    sys.path.insert(0, str(APP_DIR))
     import django
 
     django.setup()
@@ -458,6 +487,8 @@ def print_table(pages: list[Page]) -> str:
 
 def main() -> None:
     args = parse_args()
+    args.json = args.json.resolve()  # before setup_django changes the working directory
+    use_checkout(args.checkout)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     connections = args.connections or 2 * args.workers
@@ -475,7 +506,7 @@ def main() -> None:
         manage(env, "generate_catalog", "--delete")
     if args.large_only:
         demo = "none"
-    elif (BASE_DIR / "fixtures" / "demo_catalog.json").exists():
+    elif (APP_DIR / "fixtures" / "demo_catalog.json").exists():
         manage(env, "loaddata", "demo_catalog")
         demo = "demo"
     else:

@@ -42,6 +42,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     bench.add_store_args(parser)
+    bench.add_checkout_arg(parser)
     parser.add_argument(
         "--pages", default="cart,checkout", help=f"comma-separated, of: {', '.join(PAGES)}"
     )
@@ -68,6 +69,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    bench.use_checkout(args.checkout)
     env = bench.server_env(args)
     bench.ensure_database(args.database_url)
     bench.flush_redis(args.redis_url)

@@ -2,7 +2,7 @@
 """Sign-up answer time for an address that has an account against a new one (issue 22).
 
 If the two differ, the time alone tells a stranger whether someone is a customer of the
-pharmacy. The rule (README "Security and failure behaviour"): both paths do the same work, the
+pharmacy. The rule (docs/security.md, "Sign-up timing"): both paths do the same work, the
 password hashed and one email queued (``accounts.auth_forms.SignupForm``).
 
 Production settings (``PRODUCTION=1``: the real password hasher, PostgreSQL, the Redis cache,

@@ -18,8 +18,8 @@ def _orderable_lines():
     )
 
 
-# Every signed-in page with a cart asked Django to build this query afresh (~0.5 ms of CPU, ten
-# times what PostgreSQL needs to answer it): a quarter of a cached catalog page for a customer.
+# Every signed-in page with a cart asked Django to build this query afresh, at many times the CPU
+# PostgreSQL needs to answer it: a large share of a cached catalog page for a customer.
 _CUSTOMER_CART_LINES = PreparedQuery(
     lambda cart_id, user_id: _orderable_lines().filter(cart_id=cart_id, cart__user_id=user_id),
     "cart_id",

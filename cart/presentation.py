@@ -1,7 +1,7 @@
 """The cart's lines as the cart and checkout templates print them: plain dicts, money as HTML text.
 
 Two costs of the template engine dominated these pages (issue #17): printing a ``Money``
-(djmoney formats it through babel, ~13 µs, about 15 times per page) and reading a field of a
+(djmoney formats it through babel, about 15 times per page) and reading a field of a
 dataclass (the engine first tries ``line["field"]``, an exception for anything but a mapping,
 then the attribute; ~35 reads per line). ``shown_lines`` hands the templates one dict per line
 whose money is already the text ``{{ money }}`` writes, so a line reads at dictionary speed and

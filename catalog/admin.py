@@ -22,6 +22,8 @@ from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
+from pharmacy.admin_history import object_missing_redirect
+
 from .forms import (
     BulkPriceChangeForm,
     DosageForm,
@@ -273,7 +275,7 @@ class ProductAdmin(admin.ModelAdmin):
     def price_history_view(self, request, object_id):
         product = self.get_object(request, unquote(object_id))
         if product is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return object_missing_redirect(self, request, object_id)
         if not self.has_view_or_change_permission(request, product):
             raise PermissionDenied
         changes = product_price_changes(product=product)

@@ -1,7 +1,7 @@
 """The stored lowest per-pill price of each product (``Product.lowest_pill_price``), kept exact.
 
 Why stored: sorting the listing by "lowest price per pill" computed the minimum over every
-product's tiers before taking a page (~600-900 ms at 100,000 products / 1,000,000 tiers); stored
+product's tiers before taking a page, a cost growing with the whole catalog; stored
 and indexed (``catalog_product_price_idx``), a page of that order is an index range like the
 name order's.
 
@@ -42,10 +42,10 @@ from .models import Dosage, PackageTier, lowest_price_names
 def fill(*, using: str, where: str = "", params: Iterable = ()) -> int:
     """Set the stored minimum of the products matching the SQL ``where`` (on the product table) from
     one grouped pass over the active tiers; products without an active tier are left as they are
-    (NULL when new). For writes that bypass the models (``generate_catalog``'s new products). At
-    100,000 products it takes ~30 s, nearly all of it writing the new row versions and their
-    entries in every index of the table (the trigram ones too); the migration that added the column
-    took as long. The caller retires the caches.
+    (NULL when new). For writes that bypass the models (``generate_catalog``'s new products). On a
+    large catalog it is slow, nearly all of it writing the new row versions and their entries in
+    every index of the table (the trigram ones too), as was the migration that added the column
+    (figures: docs/performance.md). The caller retires the caches.
     """
     connection = connections[using]
     table, column, pk = lowest_price_names(connection)

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import connections, models, router, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.urls import reverse
 from djmoney.models.fields import MoneyField
 from djmoney.models.validators import MinMoneyValidator
@@ -48,6 +49,8 @@ MICROGRAMS_PER_UNIT = {StrengthUnit.MCG: 1, StrengthUnit.MG: 1_000, StrengthUnit
 
 
 class Category(CatalogModel):
+    page_owner = None  # its name and count show on every listing, its name on product pages
+
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -111,6 +114,7 @@ class Product(CatalogModel):
     )
 
     objects = ProductQuerySet.as_manager()
+    page_owner = "pk"
 
     class Meta:
         ordering = ("name",)
@@ -152,6 +156,19 @@ class Product(CatalogModel):
 
     def get_absolute_url(self) -> str:
         return reverse("catalog:product_detail", kwargs={"slug": self.slug})
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_slug = instance.__dict__.get("slug")
+        return instance
+
+    def page_change(self, **kwargs) -> dict:
+        """Its page, under its slug as loaded too (a page left at an old address is retired)."""
+        change = super().page_change(**kwargs)
+        if "slugs" not in change and not change.get("everything"):
+            change["slugs"] = {self.slug, getattr(self, "_loaded_slug", None)} - {None}
+        return change
 
     @property
     def requires_prescription(self) -> bool:
@@ -202,11 +219,11 @@ class DosageQuerySet(CatalogQuerySet):
         with lowest_price_kept(
             using=self.db, dosages=self, product_ids=[getattr(new, "pk", new)] if new else []
         ):
-            return super().update(**kwargs)
+            return self.update_unretired(**kwargs)
 
     def delete(self):
         with lowest_price_kept(using=self.db, dosages=self):
-            return super().delete()
+            return self.delete_unretired()
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
@@ -217,11 +234,12 @@ class DosageQuerySet(CatalogQuerySet):
             product_ids={o.product_id for o in objs},
             dosages=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
         ):
-            return super().bulk_update(objs, fields, *args, **kwargs)
+            return self.bulk_update_unretired(objs, fields, *args, **kwargs)
 
 
 class Dosage(_LoadedValues, CatalogModel):
     _price_fields = ("product_id",)
+    page_owner = "product"
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosages")
     strength = models.CharField(max_length=40, help_text='As printed on the pack, e.g. "10mg".')
@@ -306,6 +324,8 @@ class PackageTierQuerySet(CatalogQuerySet):
         return self.select_related("dosage__product__category")
 
     def update(self, **kwargs):
+        if set(kwargs) == {"stock"}:
+            return self._stock_update(kwargs["stock"])
         if not lowest_price_touched(kwargs, LOWEST_PRICE_TIER_FIELDS):
             return super().update(**kwargs)
         new = kwargs.get("dosage", kwargs.get("dosage_id"))
@@ -314,11 +334,11 @@ class PackageTierQuerySet(CatalogQuerySet):
             tiers=self,
             dosages=Dosage._base_manager.filter(pk=getattr(new, "pk", new)) if new else None,
         ):
-            return super().update(**kwargs)
+            return self.update_unretired(**kwargs)
 
     def delete(self):
         with lowest_price_kept(using=self.db, tiers=self):
-            return super().delete()
+            return self.delete_unretired()
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
@@ -327,10 +347,12 @@ class PackageTierQuerySet(CatalogQuerySet):
         with lowest_price_kept(
             using=self.db, dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs})
         ):
-            return super().bulk_create(objs, *args, **kwargs)
+            return self.bulk_create_unretired(objs, *args, **kwargs)
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
+        if objs and set(fields) == {"stock"}:
+            return self._stock_bulk_update(objs, *args, **kwargs)
         if not objs or not lowest_price_touched(fields, LOWEST_PRICE_TIER_FIELDS):
             return super().bulk_update(objs, fields, *args, **kwargs)
         with lowest_price_kept(
@@ -338,11 +360,87 @@ class PackageTierQuerySet(CatalogQuerySet):
             tiers=self.model._base_manager.filter(pk__in=[o.pk for o in objs]),
             dosages=Dosage._base_manager.filter(pk__in={o.dosage_id for o in objs}),
         ):
-            return super().bulk_update(objs, fields, *args, **kwargs)
+            return self.bulk_update_unretired(objs, fields, *args, **kwargs)
+
+    def _locked_stock(self) -> list[tuple[int, int | None, bool, int]]:
+        """(id, stock, active, dosage id) of these packs, locked until the transaction ends: no other
+        stock move can slip between this read and the write (so none goes unseen)."""
+        return list(
+            self.select_for_update(of=("self",))
+            .order_by("pk")
+            .values_list("pk", "stock", "is_active", "dosage_id")
+        )
+
+    def _stock_update(self, value) -> int:
+        """A stock move (checkout takes packs, a cancellation gives them back): it changes what a
+        page shows only when an active pack goes out of stock or back into it, and retires the
+        page of that pack's product alone. One locking read of the rows the update locks anyway."""
+        with transaction.atomic(using=self.db, savepoint=False):
+            rows = self._locked_stock()
+            updated = self.update_unretired(stock=value)
+        page_cache.catalog_changed(
+            using=self.db,
+            dosage_ids={
+                dosage
+                for _pk, stock, active, dosage in rows
+                if active and stock_flips(stock, stock_after(stock, value))
+            },
+        )
+        return updated
+
+    def _stock_bulk_update(self, objs, *args, **kwargs) -> int:
+        new = {obj.pk: obj.stock for obj in objs}
+        with transaction.atomic(using=self.db, savepoint=False):
+            rows = self.model._default_manager.using(self.db).filter(pk__in=new)._locked_stock()
+            updated = self.bulk_update_unretired(objs, ["stock"], *args, **kwargs)
+        page_cache.catalog_changed(
+            using=self.db,
+            dosage_ids={
+                dosage
+                for pk, stock, active, dosage in rows
+                if active and stock_flips(stock, new[pk])
+            },
+        )
+        return updated
+
+
+#: ``stock_after`` could not tell (the update's expression is not a plain count or ``F ± n``).
+UNKNOWN_STOCK = object()
+
+
+def in_stock(stock: int | None) -> bool:
+    """A pack can be bought: stock not tracked (None) or some left."""
+    return stock is None or stock > 0
+
+
+def stock_after(stock: int | None, value):
+    """What ``update(stock=value)`` leaves in a row holding ``stock``, for the forms stock moves
+    take (a count, None, ``F("stock") + n``, ``F("stock") - n``); ``UNKNOWN_STOCK`` otherwise."""
+    if value is None or isinstance(value, int):
+        return value
+    if (
+        isinstance(value, CombinedExpression)
+        and isinstance(value.lhs, F)
+        and value.lhs.name == "stock"
+        and isinstance(value.rhs, Value)
+        and isinstance(value.rhs.value, int)
+        and value.connector in (CombinedExpression.ADD, CombinedExpression.SUB)
+    ):
+        if stock is None:
+            return None  # NULL plus anything stays NULL: still not tracked
+        delta = value.rhs.value
+        return stock + delta if value.connector == CombinedExpression.ADD else stock - delta
+    return UNKNOWN_STOCK
+
+
+def stock_flips(before: int | None, after) -> bool:
+    """Whether a pack went out of stock or back into it (or might have)."""
+    return after is UNKNOWN_STOCK or in_stock(before) != in_stock(after)
 
 
 class PackageTier(_LoadedValues, CatalogModel):
     _price_fields = ("price", "price_currency", "quantity", "is_active", "dosage_id")
+    page_owner = "dosage"
 
     dosage = models.ForeignKey(Dosage, on_delete=models.CASCADE, related_name="tiers")
     quantity = models.PositiveIntegerField("pills in pack")
@@ -399,6 +497,26 @@ class PackageTier(_LoadedValues, CatalogModel):
         self._loaded_price_values = self._price_values()
         return result
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        if "stock" in instance.__dict__:
+            instance._loaded_stock = instance.__dict__["stock"]
+        return instance
+
+    def page_change(self, *, update_fields=None, **kwargs) -> dict:
+        """A save of the stock alone retires nothing unless the pack went out of stock or back."""
+        if (
+            update_fields is not None
+            and set(update_fields) <= {"stock"}
+            and hasattr(self, "_loaded_stock")
+        ):
+            flips = self.is_active and stock_flips(self._loaded_stock, self.stock)
+            self._loaded_stock = self.stock
+            if not flips:
+                return {}
+        return super().page_change(update_fields=update_fields, **kwargs)
+
     def delete(self, *args, **kwargs):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with lowest_price_kept(using=using, tiers=PackageTier._base_manager.filter(pk=self.pk)):
@@ -425,6 +543,8 @@ class PackageTier(_LoadedValues, CatalogModel):
 class InfoSection(CatalogModel):
     """A prose section of the patient information (introduction, how it works, pregnancy …)."""
 
+    page_owner = "product"
+
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="info_sections")
     heading = models.CharField(max_length=120)
     body = models.TextField(help_text="Plain text; blank lines separate paragraphs.")
@@ -439,6 +559,8 @@ class InfoSection(CatalogModel):
 
 class DosingGuideline(CatalogModel):
     """One row of the dosing table."""
+
+    page_owner = "product"
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="dosing_guidelines")
     indication = models.CharField(max_length=200)
@@ -457,6 +579,8 @@ class DosingGuideline(CatalogModel):
 
 class SafetyNote(CatalogModel):
     """A contraindication, interaction or side effect, each a short item with optional detail."""
+
+    page_owner = "product"
 
     class Kind(models.TextChoices):
         CONTRAINDICATION = "contraindication", "Contraindication"
@@ -477,6 +601,7 @@ class SafetyNote(CatalogModel):
 
 
 class FAQ(CatalogModel):
+    page_owner = "product"
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="faqs")
     question = models.CharField(max_length=300)
     answer = models.TextField()
@@ -561,13 +686,21 @@ def lowest_price_recompute(*, using: str, product_ids: list[int]) -> None:
     connection = connections[using]
     table, column, pk = lowest_price_names(connection)
     placeholders = ", ".join(["%s"] * len(product_ids))
+    lowest = lowest_per_pill_sql(vendor=connection.vendor)
+    if connection.vendor == "postgresql":
+        stored = Product._meta.get_field("lowest_pill_price").db_type(connection)
+        differs = f"IS DISTINCT FROM CAST(({lowest}) AS {stored})"
+    else:
+        differs = f"IS NOT ({lowest})"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {column} = ({lowest_per_pill_sql(vendor=connection.vendor)}) "
-            f"WHERE {pk} IN ({placeholders})",
+            f"UPDATE {table} SET {column} = ({lowest}) "
+            f"WHERE {pk} IN ({placeholders}) AND {column} {differs}",
             list(product_ids),
         )
-    page_cache.catalog_changed(using=using, products=False, prices=True)
+        moved = cursor.rowcount
+    # The products' pages show the packs written; the listings only a lowest price that moved.
+    page_cache.catalog_changed(using=using, product_ids=product_ids, prices=moved > 0)
 
 
 def lowest_per_pill_sql(*, vendor: str) -> str:
@@ -579,8 +712,9 @@ def lowest_per_pill_sql(*, vendor: str) -> str:
     the page, not on the catalogue: computing the minimum for every published product before
     paginating was what made the listing slow on a large catalogue. Part of the page's own query
     rather than a second grouped query (a round trip, and another query for Django to build and
-    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django spent ~0.6 ms
-    of CPU compiling it on every page (bench/miss.py). Names come from the models.
+    read), and written out once: as an ORM ``Subquery`` with ``OuterRef`` Django compiled it
+    afresh on every page, at more CPU than the query itself (bench/miss.py). Names come from the
+    models.
     """
     tier, dosage = PackageTier._meta, Dosage._meta
     price = f't."{tier.get_field("price").column}"'
@@ -603,3 +737,15 @@ def lowest_price_names(connection) -> tuple[str, str, str]:
         quote(Product._meta.get_field("lowest_pill_price").column),
         quote(Product._meta.pk.column),
     )
+
+
+class PageGeneration(models.Model):
+    """A generation of the page cache, kept here when the cache is each process's own memory
+    (no ``REDIS_URL``): see ``catalog.page_cache.DatabaseGenerations``. Not a catalog table: its
+    writes retire nothing."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,22 +1,27 @@
 """Whole-page cache of the public catalog pages, with exact invalidation and per-visitor holes.
 
 Why: a catalog page is the same HTML for every visitor until staff change something, and
-rendering it costs ~10 ms of CPU (queries built by the ORM, ~40 model objects, templates), while
-serving a stored copy costs well under 1 ms. Three parts make that safe:
+rendering it (queries built by the ORM, some forty model objects, templates) costs many times
+what serving a stored copy does (figures: docs/performance.md). Three parts make that safe:
 
-**One catalog generation.** Every stored page carries the generation it was rendered under; a page
-is served only while the shared generation (in the default cache: Redis in production, so every
-web server sees it at once) is unchanged. Any write to a catalog table replaces the generation
-*after its transaction commits* (``catalog_changed``): model ``save``/``delete`` and the
-querysets' ``update``/``delete``/``bulk_*`` of every catalog model call it (``CatalogModel``,
-``CatalogQuerySet``), so the admin, its inlines and bulk actions, the CSV import, the price
-services and the stock moves of checkout (``PackageTier.objects.filter(...).update(stock=...)``)
-are all covered without each remembering to. Code that writes with raw SQL (``generate_catalog``'s
-``COPY``) calls ``catalog_changed`` itself. The generation is a random token, not a counter, so a
-Redis restart or eviction can never bring an old page back to life. Pages are rendered under the
-generation read *before* their queries, so an edit committed mid-render leaves that copy stale
-at once. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a safety net only), and
-page keys carry a fingerprint of the templates (``code_version``), so a deploy starts afresh.
+**Generations of what a page shows.** Every stored page carries the generations it was rendered
+under, and is served only while they are all unchanged: every page reads ``GENERATION_KEY``, a
+product page also its product's (``product_generation_key``: a bucket of its slug), the listing,
+search, category and home pages the listing generation and their memos'. They are read in one
+round trip before anything else (``_read_generations``), so an edit committed mid-render leaves that
+copy stale at once. A write replaces only the generations of what it changed (``Change``): model
+``save``/``delete`` and the querysets' ``update``/``delete``/``bulk_*`` of every catalog model call
+``catalog_changed`` (``CatalogModel``, ``CatalogQuerySet``), so the admin, its inlines and bulk
+actions, the CSV import, the price services and checkout's stock moves are all covered without each
+remembering to; a stock move retires a page only when a pack goes out of (or back into) stock, and
+a price only the listings when a lowest per-pill price moved (``catalog.models``). Replacement
+happens once, after the transaction commits. Where the generations live: in the page cache (Redis in
+production, so every web server sees a change at once), or, when that cache is each process's own
+memory, in the database (``DatabaseGenerations``), so a change saved by any process reaches every
+other one. A generation is a random token, not a counter, so a Redis restart or eviction can never
+bring an old page back to life. Each copy also expires after ``CATALOG_PAGE_CACHE_SECONDS`` (a
+safety net only), and page keys carry a fingerprint of the templates (``code_version``), so a deploy
+starts afresh.
 
 **Holes for what belongs to the visitor.** A stored page holds placeholders instead of the CSRF
 token, the CSP nonce and the ``{% visitor "part.html" %}`` parts of ``base.html`` (the
@@ -50,17 +55,19 @@ import secrets
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
 from urllib.parse import urlencode
 
 from csp.decorators import csp_exempt
+from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
-from django.db import DEFAULT_DB_ALIAS, models, router, transaction
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from django.http import HttpResponse, HttpResponseNotModified, QueryDict
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
@@ -69,13 +76,24 @@ from django.utils.http import parse_etags
 
 logger = logging.getLogger(__name__)
 
+#: Every page depends on this one: replaced by a write that cannot be pinned to products (a
+#: category edit, a product deleted, ``generate_catalog``'s ``COPY``).
 GENERATION_KEY = "catalog:generation"
-# Replaced only when the set of products, their names, categories or flags may have changed.
+#: What the listing, search, category and home pages show: replaced when a product's card may
+#: have changed (name, summary, published or featured flag, category, its "from … per pill").
+LISTING_GENERATION_KEY = "catalog:generation:listing"
+#: Replaced only when the set of products, their names, categories or flags may have changed.
 PRODUCTS_GENERATION_KEY = "catalog:generation:products"
-PRODUCT_SET_MODELS = {"catalog.product", "catalog.category"}
-# Replaced when a product's stored lowest per-pill price may have changed (or the products did).
+#: Replaced when a product's stored lowest per-pill price may have changed (or the products did).
 PRICES_GENERATION_KEY = "catalog:generation:prices"
+#: A product page's own generation, one per bucket of slugs (a hash of the slug): the number of
+#: keys stays bounded whatever slugs a scanner asks for, and a write retires the pages of its
+#: product's bucket only (at 65,536 buckets, another product's page only by a rare collision).
+PRODUCT_GENERATION_PREFIX = "catalog:generation:product:"
+PRODUCT_BUCKET_HEX_DIGITS = 4
 PAGE_KEY_PREFIX = "catalog:page:"
+#: In a per-process page cache: what a generation not stored in the database yet reads as.
+LOCAL_EPOCH_KEY = "catalog:generation:local-epoch"
 _RENDER_FLAG = "_catalog_page_cache_render"
 _local = threading.local()
 
@@ -85,9 +103,13 @@ def _secret_marker(name: str) -> str:
 
     Letters and digits only, so HTML escaping leaves it intact; the same on every server.
     """
-    digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256
-    )
+    return _marker(settings.SECRET_KEY, name)
+
+
+@functools.lru_cache(maxsize=16)
+def _marker(secret_key: str, name: str) -> str:
+    """Computed once per key (every hit fills several holes)."""
+    digest = hmac.new(secret_key.encode(), f"catalog-page-cache:{name}".encode(), hashlib.sha256)
     return f"pcph{digest.hexdigest()[:24]}"
 
 
@@ -122,20 +144,166 @@ def enabled() -> bool:
     return getattr(settings, "CATALOG_PAGE_CACHE", True)
 
 
-# --- Invalidation -----------------------------------------------------------------------------
+# --- Generations: where they are kept ---------------------------------------------------------
+
+
+class CacheGenerations:
+    """The generations in the page cache itself (Redis in production): every server reads them.
+
+    A missing one is created with a random token (``add``) before a page is rendered under it, and
+    a replaced one gets a new random token, never a counter: a Redis restart or an eviction can
+    never bring an old page back to life.
+    """
+
+    #: No token stands for a generation not stored yet: created before use.
+    missing = None
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        return self.cache.get_many(keys)
+
+    def set_many(self, tokens: dict[str, str]) -> None:
+        self.cache.set_many(tokens, timeout=None)
+
+    def add_many(self, tokens: dict[str, str]) -> None:
+        for key, token in tokens.items():
+            self.cache.add(key, token, timeout=None)
+
+
+class DatabaseGenerations:
+    """The generations in a table (``catalog.PageGeneration``), read in one indexed query.
+
+    For a page cache each process keeps to itself (``LocMemCache``: the configuration without
+    ``REDIS_URL``): a generation kept there too would never hear of a price saved by another
+    worker, a Celery task or a management command. The pages may stay per process; only what
+    says whether they are still right must be shared, and the database is what every process sees.
+
+    A generation with no row yet reads as this process's own token, kept in its page cache
+    (nothing is written on a read, so a scanner asking for made-up addresses adds no rows); the
+    first write that retires it stores a random token, which every process then reads instead.
+    If the process's token goes (the cache cleared or culled), its pages just render afresh.
+    """
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    @property
+    def missing(self) -> str:
+        return self.cache.get_or_set(LOCAL_EPOCH_KEY, secrets.token_hex(8), timeout=None)
+
+    @staticmethod
+    def _rows():
+        return apps.get_model("catalog", "PageGeneration")._base_manager
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        return dict(self._rows().filter(key__in=keys).values_list("key", "token"))
+
+    def set_many(self, tokens: dict[str, str]) -> None:
+        model = self._rows().model
+        self._rows().bulk_create(
+            [model(key=key, token=token) for key, token in sorted(tokens.items())],
+            update_conflicts=True,
+            unique_fields=["key"],
+            update_fields=["token"],
+        )
+
+    def add_many(self, tokens: dict[str, str]) -> None:
+        model = self._rows().model
+        self._rows().bulk_create(
+            [model(key=key, token=token) for key, token in sorted(tokens.items())],
+            ignore_conflicts=True,
+        )
+
+
+def _generations() -> CacheGenerations | DatabaseGenerations:
+    """Where the generations live: ``CATALOG_PAGE_GENERATIONS`` ("cache" or "database"), by default
+    the page cache unless that cache is this process's own memory."""
+    cache = _cache()
+    where = getattr(settings, "CATALOG_PAGE_GENERATIONS", "") or (
+        "database" if isinstance(cache, LocMemCache) else "cache"
+    )
+    return DatabaseGenerations(cache) if where == "database" else CacheGenerations(cache)
+
+
+def product_generation_key(slug: str) -> str:
+    """The generation of the product page at ``slug`` (shared by the slugs of its hash bucket)."""
+    digest = hashlib.sha256(slug.encode("utf-8", "surrogateescape")).hexdigest()
+    return PRODUCT_GENERATION_PREFIX + digest[:PRODUCT_BUCKET_HEX_DIGITS]
+
+
+def product_page_generations(kwargs: dict) -> list[str]:
+    """What a product page (``slug`` in the URL) shows beyond what every page does."""
+    return [product_generation_key(kwargs["slug"])]
+
+
+def listing_page_generations(kwargs: dict) -> list[str]:
+    """What the listing, search, category and home pages show beyond what every page does; with
+    the memos' generations, which their query and counts are read from (``memoize``)."""
+    return [LISTING_GENERATION_KEY, *MEMO_GENERATION_KEYS]
+
+
+#: The memos' generations, read with a listing's own in one round trip: a listing served from this
+#: process's copy asks nothing else (``memoize``).
+MEMO_GENERATION_KEYS = (PRODUCTS_GENERATION_KEY, PRICES_GENERATION_KEY)
+GLOBAL_GENERATION_KEYS = (GENERATION_KEY, LISTING_GENERATION_KEY, *MEMO_GENERATION_KEYS)
+
+
+# --- Invalidation: what a write retires -------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """What a write may have changed, as far as the pages can tell.
+
+    ``everything``: any page (a category, a deleted product, raw SQL). ``products``: the set of
+    products, their cards, names, categories or flags (the listings and both memos). ``prices``: a
+    stored lowest per-pill price (the listings, the price order's memo). ``listing``: a card.
+    ``product_ids``, ``dosage_ids``, ``slugs``: the product pages that show the rows written.
+    """
+
+    everything: bool = False
+    products: bool = False
+    prices: bool = False
+    listing: bool = False
+    product_ids: set = field(default_factory=set)
+    dosage_ids: set = field(default_factory=set)
+    slugs: set = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.everything
+            or self.products
+            or self.prices
+            or self.listing
+            or self.product_ids
+            or self.dosage_ids
+            or self.slugs
+        )
+
+    def merge(self, other: Change) -> None:
+        self.everything |= other.everything
+        self.products |= other.products
+        self.prices |= other.prices
+        self.listing |= other.listing
+        self.product_ids |= other.product_ids
+        self.dosage_ids |= other.dosage_ids
+        self.slugs |= other.slugs
 
 
 #: Generations this process could not replace while the cache was unreachable. The first read
 #: that reaches the cache again replaces them, so a change saved during an outage does not leave
-#: the pages stored before it on show once Redis is back (``_read``).
+#: the pages stored before it on show once Redis is back (``_read_generations``).
 _unreplaced: set[str] = set()
 
 
-def _replace(*keys: str) -> None:
+def _replace(keys) -> None:
+    keys = {*keys, *_unreplaced}
+    if not keys:
+        return
     try:
-        _cache().set_many(
-            {key: secrets.token_hex(8) for key in {*keys, *_unreplaced}}, timeout=None
-        )
+        _generations().set_many({key: secrets.token_hex(8) for key in keys})
     except Exception:  # a cache outage must not fail the write
         _unreplaced.update(keys)
         logger.exception(
@@ -145,156 +313,349 @@ def _replace(*keys: str) -> None:
         _unreplaced.clear()
 
 
-def _new_generation() -> None:
-    _replace(GENERATION_KEY)
+def _product_slugs(change: Change, using: str) -> set[str] | None:
+    """The slugs of the products a change names by id or by dosage (one query); None if unreadable."""
+    if not (change.product_ids or change.dosage_ids):
+        return set()
+    product = apps.get_model("catalog", "Product")
+    condition = models.Q(pk__in=change.product_ids) | models.Q(dosages__pk__in=change.dosage_ids)
+    try:
+        return set(
+            product._base_manager.using(using)
+            .filter(condition)
+            .values_list("slug", flat=True)
+            .distinct()
+        )
+    except Exception:
+        logger.exception("Could not read the slugs of changed products; retiring every page")
+        return None
 
 
-def _new_prices_generation() -> None:
-    _replace(GENERATION_KEY, PRICES_GENERATION_KEY)
+def generation_keys(change: Change, *, using: str = DEFAULT_DB_ALIAS) -> set[str]:
+    """The generations a change replaces."""
+    keys: set[str] = set()
+    if change.everything:
+        return set(GLOBAL_GENERATION_KEYS)
+    if change.products:
+        keys |= {LISTING_GENERATION_KEY, PRODUCTS_GENERATION_KEY, PRICES_GENERATION_KEY}
+    if change.prices:
+        keys |= {LISTING_GENERATION_KEY, PRICES_GENERATION_KEY}
+    if change.listing:
+        keys.add(LISTING_GENERATION_KEY)
+    slugs = _product_slugs(change, using)
+    if slugs is None:
+        return set(GLOBAL_GENERATION_KEYS)
+    return keys | {product_generation_key(slug) for slug in slugs | change.slugs}
 
 
-def _new_products_generation() -> None:
-    _replace(GENERATION_KEY, PRICES_GENERATION_KEY, PRODUCTS_GENERATION_KEY)
+def _retire(change: Change, using: str) -> None:
+    if change:
+        _replace(generation_keys(change, using=using))
 
 
-#: Each replacement also does the ones before it in this list.
-_REPLACEMENTS = (_new_generation, _new_prices_generation, _new_products_generation)
+def _pending() -> dict[str, Change]:
+    return _local.__dict__.setdefault("pending", {})
 
 
 def catalog_changed(
-    *, using: str = DEFAULT_DB_ALIAS, products: bool = True, prices: bool = False
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    everything: bool = False,
+    products: bool = False,
+    prices: bool = False,
+    listing: bool = False,
+    product_ids=(),
+    dosage_ids=(),
+    slugs=(),
 ) -> None:
-    """Retire every stored catalog page; called for every write to a catalog table.
+    """Retire the pages that show what a write changed (see ``Change``); called by every write
+    to a catalog table (``CatalogModel``, ``CatalogQuerySet``), and by raw SQL writers themselves.
 
-    ``products=False`` says the set of products, their names, categories and published flags are
-    unchanged (a price, stock or leaflet edit): the product counts and listing indexes computed
-    by ``memoize(..., products_only=True)`` stay valid, only the pages are retired. ``prices=True``
-    (with ``products=False``) says stored lowest prices may have changed: the price order's memo
-    (``memoize(..., prices_only=True)``) is retired too (``catalog.lowest_prices``).
+    The generations are replaced once, after the transaction commits (at once outside one): that
+    is the replacement that matters, since until then other servers still see the old rows. The
+    writes of one transaction (a bulk price change, a CSV import, an order's stock moves) are
+    gathered and retired together by the first callback to run after the commit; Django drops the
+    callbacks of a rolled-back savepoint, and what such a write gathered is retired with the next
+    commit (once more than needed, never less).
 
-    The generation is replaced once the transaction commits (at once outside one): that is the
-    replacement that matters, since until then other servers still see the old rows. Many writes
-    in one transaction (a bulk price change, a CSV import) replace it once: each write schedules a
-    callback, and the first to run after the commit covers every write counted before it
-    (``_replace_after_commit``); Django drops the callbacks of a rolled-back savepoint.
-
-    Inside a transaction it is also replaced at once if this thread rendered a page since its last
-    write (or never wrote), for pages rendered *by this transaction's own connection* before it
-    commits (they can see its uncommitted rows: a view that writes then renders, or a test, whose
-    transaction never commits).
+    Inside a transaction they are also replaced at once if this transaction's own connection has
+    rendered a page or a memo (``_note_render``): such a copy can show its uncommitted rows (a view
+    that writes then renders, or a test, whose transaction never commits).
     """
-    level = 2 if products else 1 if prices else 0
-    _local.writes = count = getattr(_local, "writes", 0) + 1
-    if getattr(_local, "rendered", True) and not transaction.get_autocommit(using=using):
-        _local.rendered = False
-        _REPLACEMENTS[level]()
+    change = Change(
+        everything=everything,
+        products=products,
+        prices=prices,
+        listing=listing,
+        product_ids={pk for pk in product_ids if pk is not None},
+        dosage_ids={pk for pk in dosage_ids if pk is not None},
+        slugs=set(slugs),
+    )
+    if not change:
+        return
+    if _rendered_in_this_transaction(using):
+        _retire(change, using)
+    pending = _pending()
+    if using in pending:
+        pending[using].merge(change)
+    else:
+        pending[using] = change
     # Outside a transaction Django runs the callback at once.
-    transaction.on_commit(
-        functools.partial(_replace_after_commit, level, count), using=using, robust=True
+    transaction.on_commit(functools.partial(_flush, using), using=using, robust=True)
+
+
+def _flush(using: str) -> None:
+    change = _pending().pop(using, None)
+    if change is not None:
+        _retire(change, using)
+
+
+def _note_render(using: str = DEFAULT_DB_ALIAS) -> None:
+    """A page or memo is being computed: if inside a transaction, its later writes retire at once."""
+    connection = connections[using]
+    if not connection.in_atomic_block or not connection.atomic_blocks:
+        return
+    outermost = connection.atomic_blocks[0]
+    if getattr(_local, "rendered_in", None) is not outermost:
+        _local.rendered_in = outermost  # the object itself: its id could be reused once freed
+        transaction.on_commit(_forget_render, using=using)
+
+
+def _forget_render() -> None:
+    _local.rendered_in = None
+
+
+def _rendered_in_this_transaction(using: str) -> bool:
+    connection = connections[using]
+    return bool(
+        connection.in_atomic_block
+        and connection.atomic_blocks
+        and getattr(_local, "rendered_in", None) is connection.atomic_blocks[0]
     )
 
 
-def _replace_after_commit(level: int, count: int) -> None:
-    """Replace the generation(s) of ``level`` unless a callback of this commit already covered write ``count``."""
-    covered = _local.__dict__.setdefault("covered", [0, 0, 0])
-    if covered[level] >= count:
-        return
-    _REPLACEMENTS[level]()
-    for lower in range(level + 1):
-        covered[lower] = _local.writes
+#: A write naming more products than this retires every page instead of reading their slugs.
+MAX_PINNED_PRODUCTS = 1000
+_OWNER_ATTNAMES = {"pk": "pk", "product": "product_id", "dosage": "dosage_id"}
 
 
-def _changes_products(model) -> bool:
-    return model._meta.label_lower in PRODUCT_SET_MODELS
+def _owner_change(model, ids, *, deleting: bool = False) -> dict:
+    """``catalog_changed`` arguments for a write of ``model`` rows whose owners are ``ids``."""
+    owner = model.page_owner
+    if owner is None or (deleting and owner == "pk"):  # deleting products cascades anywhere
+        return {"everything": True}
+    ids = {pk for pk in ids if pk is not None}
+    if len(ids) > MAX_PINNED_PRODUCTS:
+        return {"everything": True}
+    if owner == "pk":
+        return {"products": True, "product_ids": ids}
+    if owner == "product":
+        return {"product_ids": ids}
+    return {"dosage_ids": ids}
+
+
+def _rows_change(queryset, *, deleting: bool = False) -> dict:
+    """What a write of a queryset's rows retires: their owners, read before the write (one query)."""
+    owner = queryset.model.page_owner
+    if owner is None or (deleting and owner == "pk"):
+        return {"everything": True}
+    ids = (
+        queryset.order_by()
+        .values_list(_OWNER_ATTNAMES[owner], flat=True)
+        .distinct()[: MAX_PINNED_PRODUCTS + 1]
+    )
+    return _owner_change(queryset.model, list(ids), deleting=deleting)
+
+
+def _objects_change(model, objs) -> dict:
+    owner = model.page_owner
+    if owner is None:
+        return {"everything": True}
+    change = _owner_change(model, [getattr(obj, _OWNER_ATTNAMES[owner]) for obj in objs])
+    if owner == "pk":
+        change.setdefault("slugs", {obj.slug for obj in objs})
+    return change
 
 
 class CatalogQuerySet(models.QuerySet):
-    """Bulk writes of a catalog table retire the cached pages too (``update`` moves stock, for one)."""
+    """Bulk writes of a catalog table retire the pages that show their rows (see ``Change``).
+
+    The ``*_unretired`` forms are for a caller that retires what its write shows itself (the
+    lowest-price writes, which know their products; the stock moves, which retire only a pack
+    going out of or back into stock).
+    """
 
     def update(self, **kwargs):
-        catalog_changed(using=self.db, products=_changes_products(self.model))
+        catalog_changed(using=self.db, **_rows_change(self))
         return super().update(**kwargs)
 
     def delete(self):
-        catalog_changed(using=self.db, products=True)  # cascades may reach products
+        catalog_changed(using=self.db, **_rows_change(self, deleting=True))
         return super().delete()
 
-    def bulk_create(self, *args, **kwargs):
-        catalog_changed(using=self.db, products=_changes_products(self.model))
-        return super().bulk_create(*args, **kwargs)
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        catalog_changed(using=self.db, **_objects_change(self.model, objs))
+        return super().bulk_create(objs, *args, **kwargs)
 
-    def bulk_update(self, *args, **kwargs):
-        catalog_changed(using=self.db, products=_changes_products(self.model))
-        return super().bulk_update(*args, **kwargs)
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        catalog_changed(using=self.db, **_objects_change(self.model, objs))
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    def update_unretired(self, **kwargs):
+        return models.QuerySet.update(self, **kwargs)
+
+    def delete_unretired(self):
+        return models.QuerySet.delete(self)
+
+    def bulk_create_unretired(self, objs, *args, **kwargs):
+        return models.QuerySet.bulk_create(self, objs, *args, **kwargs)
+
+    def bulk_update_unretired(self, objs, fields, *args, **kwargs):
+        return models.QuerySet.bulk_update(self, objs, fields, *args, **kwargs)
 
 
 class CatalogModel(models.Model):
-    """Base of every model a catalog page shows: saving or deleting one retires the cached pages."""
+    """Base of every model a catalog page shows: saving or deleting one retires the pages that
+    show it: its product's page (and the listings, for a product or a category)."""
+
+    #: The field that ties a row to the product whose page shows it: "pk" (a product itself),
+    #: "product" (a part of its page), "dosage" (a pack); None: every page may show it.
+    page_owner: str | None = None
 
     objects = CatalogQuerySet.as_manager()
 
     class Meta:
         abstract = True
 
+    def page_change(self, *, deleting: bool = False, update_fields=None) -> dict:
+        """``catalog_changed`` arguments for saving (or deleting) this row."""
+        return _owner_change(
+            type(self),
+            [getattr(self, _OWNER_ATTNAMES.get(self.page_owner, "pk"))],
+            deleting=deleting,
+        )
+
     def save(self, *args, **kwargs):
         catalog_changed(
             using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
-            products=_changes_products(type(self)),
+            **self.page_change(update_fields=kwargs.get("update_fields")),
         )
         return super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         catalog_changed(
             using=kwargs.get("using") or router.db_for_write(type(self), instance=self),
-            products=_changes_products(type(self)),
+            **self.page_change(deleting=True),
         )
         return super().delete(*args, **kwargs)
 
 
-def current_generation(key: str = GENERATION_KEY) -> str | None:
+def stored_generation(key: str) -> str | None:
+    """The generation now stored under ``key`` (None if none yet); for checks and tests."""
+    return _generations().get_many([key]).get(key)
+
+
+def _read_generations(keys) -> dict[str, str] | None:
+    """The current generations of ``keys`` (created if missing), in one round trip when all exist;
+    None while the cache (or the table) cannot be read."""
+    if _unreplaced:
+        _replace(())  # the cache is back after a change this process could not announce
+        if _unreplaced:
+            return None
+    keys = list(dict.fromkeys(keys))
+    store = _generations()
     try:
-        return _cache().get(key)
+        found = dict(store.get_many(keys))
+        if store.missing is not None:
+            missing = store.missing
+            return {key: found.get(key) or missing for key in keys}
+        missing = [key for key in keys if found.get(key) is None]
+        if missing:
+            store.add_many({key: secrets.token_hex(8) for key in missing})
+            found.update(store.get_many(missing))
     except Exception:
         logger.exception("Catalog page cache unreachable")
         return None
+    if any(found.get(key) is None for key in keys):
+        return None
+    return found
+
+
+def _generation(key: str) -> str | None:
+    """A generation, from those read with this request's page if it was (no second round trip)."""
+    read = getattr(_local, "generations", None)
+    if read is not None and key in read:
+        return read[key]
+    found = _read_generations([key])
+    return found[key] if found else None
+
+
+LOCAL_MEMOS_MAX = 256
+_local_memos: OrderedDict[str, object] = OrderedDict()
+_MISSING = object()
+
+
+def _memo_local(key: str, value=_MISSING):
+    """This process's copy of a memo (keyed by its generation, so never out of date), when the
+    memos are in a shared cache (a round trip saved); a per-process cache is this already."""
+    if isinstance(_cache(), LocMemCache):
+        return value
+    with _local_pages_lock:
+        if value is _MISSING:
+            found = _local_memos.get(key, _MISSING)
+            if found is not _MISSING:
+                _local_memos.move_to_end(key)
+            return found
+        _local_memos[key] = value
+        while len(_local_memos) > LOCAL_MEMOS_MAX:
+            _local_memos.popitem(last=False)
+        return value
 
 
 def memoize(name: str, compute, *, products_only: bool = False, prices_only: bool = False):
-    """``compute()`` once per catalog generation, shared by all servers (category and result counts).
+    """``compute()`` once per generation, shared by all servers (category and result counts).
 
     Why: counting the published products of each category, or the matches of a search, reads a
-    share of the catalog; at 100,000 products that is ~100 ms. With ``products_only`` the value is
+    share of the catalog, so its cost grows with the catalog. With ``products_only`` the value is
     kept until the products themselves change (not a price or a stock move); with ``prices_only``
     until they or a stored lowest per-pill price may have changed (not a stock move, nor any
-    write that cannot change a lowest price). Computed afresh if the cache is down.
+    write that cannot change a lowest price); otherwise until any listing may have changed.
+    Each process also keeps the values it used (the listing's query is normalised with the
+    categories before its page is looked up: a hit asks the cache nothing more). Computed
+    afresh if the cache is down.
     """
     generation_key = (
         PRODUCTS_GENERATION_KEY
         if products_only
         else PRICES_GENERATION_KEY
         if prices_only
-        else GENERATION_KEY
+        else LISTING_GENERATION_KEY
     )
-    generation = current_generation(generation_key) or _ensure_generation(generation_key)
+    generation = _generation(generation_key)
     if generation is None:
         return compute()
     key = (
         f"catalog:memo:{generation}:"
         + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
     )
+    found = _memo_local(key)
+    if found is not _MISSING:
+        return found
     try:
         found = _cache().get(key)
     except Exception:  # noqa: BLE001
         found = None
     if found is not None:
-        return found
-    _local.rendered = True  # read inside this transaction: its later writes must replace it
+        return _memo_local(key, found)
+    _note_render()  # read inside this transaction: its later writes must retire it
     value = compute()
     try:
         _cache().set(key, value, timeout=_timeout())
     except Exception:
         logger.exception("Could not store %s", name)
-    return value
+    return _memo_local(key, value)
 
 
 # --- Template hooks ---------------------------------------------------------------------------
@@ -473,40 +834,27 @@ def page_query(request, params) -> QueryDict:
     return QueryDict(urlencode(sorted((params(request.GET) if params else {}).items())))
 
 
-def _read(key: str) -> tuple[str | None, LocalPage | None]:
-    """The shared generation (always asked: that is what makes invalidation exact across servers),
-    and the page: this process's copy if it is of that generation, else the shared one."""
-    if _unreplaced:
-        _replace()  # the cache is back after a change this process could not announce
-        if _unreplaced:
-            return None, None
+def _read(key: str, version: str | None) -> LocalPage | None:
+    """The page stored under ``key`` if it is of ``version``: this process's copy (no round trip
+    once the generations are read), else the shared one (fetched once per process and version)."""
+    if version is None:
+        return None
+    local = _local_get(key, version)
+    if local is not None:
+        return local
     try:
-        generation = _cache().get(GENERATION_KEY)
-        local = _local_get(key, generation)
-        if local is not None:
-            return generation, local
-        stored = _cache().get(key) if generation is not None else None
+        stored = _cache().get(key)
     except Exception:  # serve uncached while the cache is down
         logger.exception("Catalog page cache unreachable")
-        return None, None
-    if stored is None or stored.generation != generation:
-        return generation, None
-    return generation, _local_put(key, stored)
-
-
-def _ensure_generation(key: str = GENERATION_KEY) -> str | None:
-    try:
-        cache = _cache()
-        cache.add(key, secrets.token_hex(8), timeout=None)
-        return cache.get(key)
-    except Exception:
-        logger.exception("Catalog page cache unreachable")
         return None
+    if stored is None or stored.generation != version:
+        return None
+    return _local_put(key, stored)
 
 
 def _render_for_cache(view, request, args, kwargs):
     """Run the view with placeholders in place of everything per-visitor."""
-    _local.rendered = True
+    _note_render()
     setattr(request, _RENDER_FLAG, True)
     try:
         with _nonce_marker(request):
@@ -582,7 +930,7 @@ def _not_modified(request, etag: str) -> HttpResponse:
     return _finish(request, HttpResponseNotModified(), etag)
 
 
-def cached_catalog_page(view=None, *, params=None):
+def cached_catalog_page(view=None, *, params=None, shows=listing_page_generations):
     """Serve ``view``'s GET/HEAD answers from the shared page cache (see the module docstring).
 
     ``params(request.GET)`` names the query parameters the page reads, each normalised to one
@@ -591,40 +939,49 @@ def cached_catalog_page(view=None, *, params=None):
     then runs with that query as ``request.GET``, so the stored copy is exactly what its key says
     (no junk echoed into a link or the search box shown to the next visitor). Without ``params``
     the page reads no query string at all.
+
+    ``shows(kwargs)`` names the generations of what the page shows besides what every page does
+    (``GENERATION_KEY``): ``listing_page_generations`` or ``product_page_generations``. They are
+    read with the memos' in one round trip before anything else, and a stored copy is served only
+    while all of them are what they were when it was rendered.
     """
     if view is None:
-        return functools.partial(cached_catalog_page, params=params)
+        return functools.partial(cached_catalog_page, params=params, shows=shows)
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if request.method not in ("GET", "HEAD") or not enabled():
             return view(request, *args, **kwargs)
+        depends = [GENERATION_KEY, *shows(kwargs)]
+        _local.generations = read = _read_generations(depends)
+        version = "|".join(read[key] for key in depends) if read else None
         original_get, request.GET = request.GET, page_query(request, params)
         try:
-            return _serve(view, request, args, kwargs)
+            return _serve(view, request, args, kwargs, version)
         finally:
             request.GET = original_get
+            _local.generations = None
 
     return wrapper
 
 
-def _serve(view, request, args, kwargs) -> HttpResponse:
-    """One GET/HEAD of a cached page, ``request.GET`` already the page's own query."""
+def _serve(view, request, args, kwargs, version: str | None) -> HttpResponse:
+    """One GET/HEAD of a cached page, ``request.GET`` already the page's own query; ``version``:
+    the generations it depends on, read before anything else (None: the cache is unreachable)."""
     key = page_key(request, request.GET.urlencode())
-    generation, local = _read(key)
+    local = _read(key, version)
     if local is None:
-        generation = generation or _ensure_generation()
         response = _render_for_cache(view, request, args, kwargs)
         if getattr(response, "streaming", False) or not isinstance(response, HttpResponse):
             return response
         html = response.content.decode(response.charset or "utf-8")
-        if response.status_code != 200 or generation is None:
+        if response.status_code != 200 or version is None:
             # Not stored (a redirect, an error page): still filled for this visitor.
             response.content = _personalise(request, html)[0]
             return response
         html = compact(html)
         stored = StoredPage(
-            generation=generation,
+            generation=version,
             html=html,
             content_type=response["Content-Type"],
             digest=hashlib.sha256(html.encode()).hexdigest(),

@@ -125,9 +125,9 @@ def priced_cards(products: QuerySet[Product], *, by_price: bool = False) -> list
     Each product comes with ``CARD_FIELDS``, ``lowest_per_pill`` (the cheapest active pill, by
     ``lowest_per_pill_sql``, evaluated for these rows only) and ``from_per_pill``. The filters,
     order and cut stay the ORM's (``products``); only the fixed statement around them is written out:
-    built with the ORM (``filter(pk__in=ids).only(...).annotate(...)``), Django spent ~0.3 ms of
-    CPU compiling it on every page, more than PostgreSQL takes to run it, and ``raw()`` another
-    ~0.1 ms mapping its columns (bench/miss.py); rows become products by ``Model.from_db``. The
+    built with the ORM (``filter(pk__in=ids).only(...).annotate(...)``), Django spent more CPU
+    compiling it on every page than PostgreSQL takes to run it, and ``raw()`` more again mapping
+    its columns (bench/miss.py); rows become products by ``Model.from_db``. The
     minimum goes through the converters the ORM would apply to a ``PER_PILL_FIELD`` annotation (on
     SQLite, the float of the division rounded to 12 places, as the ORM path did). ``by_price``: in
     the price order instead (the stored lowest, NULLS LAST, then name and id: ``price_sorted_page``).
@@ -173,8 +173,8 @@ def categories_with_counts() -> list[Category]:
 
     ``products_only``: the list depends on the categories and on the products' category and
     published flag only, and both models replace the products generation when they change; a price
-    or stock change (every checkout moves stock) keeps it. Counting at 100,000 products takes
-    ~20 ms, which the first listing or home page after each such change used to pay.
+    or stock change (every checkout moves stock) keeps it. Counting reads every published
+    product, which the first listing or home page after each such change used to pay.
     """
     return page_cache.memoize(
         "categories_with_counts",
@@ -231,8 +231,8 @@ def listing_index(
 
     One read of the matches' (name, id) from the listing index, kept until the products change
     (``page_cache.memoize``): the total for the paginator, and marks that let a late page start
-    near its place instead of counting its way there (OFFSET 96,000 took 150–600 ms at 100,000
-    products; from the nearest mark it is at most ``MARK_EVERY_PAGES`` pages).
+    near its place instead of counting its way there (an OFFSET reads every earlier row; from the
+    nearest mark it is at most ``MARK_EVERY_PAGES`` pages).
     """
     step = MARK_EVERY_PAGES * per_page
     count, marks = 0, []
@@ -336,8 +336,8 @@ def price_index(queryset: QuerySet[Product], *, per_page: int) -> PriceIndex:
 
     Kept until a product or a stored lowest price may have changed (``memoize(prices_only=True)``:
     a stock move, i.e. every checkout, keeps it; a price edit does not). Recomputing it reads the
-    matches' (lowest, name, id) once, numbered by PostgreSQL so only the marks reach Python (~130 ms
-    for all 100,000 products of the benchmark catalog): paid by the first price-sorted page after a
+    matches' (lowest, name, id) once, numbered by PostgreSQL so only the marks reach Python (a read
+    of every match): paid by the first price-sorted page after a
     price change, against an OFFSET through the index on every late page otherwise.
     """
     step = MARK_EVERY_PAGES * per_page

@@ -3,7 +3,7 @@
 Home, listing (search, category) and product pages are served from the shared page cache
 (``catalog.page_cache``): exact invalidation on every catalog write, per-visitor holes for the
 header, messages, CSRF token and CSP nonce, ETags. HTML is gzipped for clients that ask (see
-README "Performance": BREACH).
+docs/performance.md: BREACH).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
-from . import selectors
+from . import page_cache, selectors
 from .page_cache import cached_catalog_page
 
 PRODUCTS_PER_PAGE = 24
@@ -173,7 +173,7 @@ def product_list(request):
 
 @require_safe
 @gzip_page
-@cached_catalog_page
+@cached_catalog_page(shows=page_cache.product_page_generations)
 def product_detail(request, slug: str):
     product = selectors.product_detail_queryset().filter(slug=slug).first()
     if product is None:

@@ -32,6 +32,8 @@ class EmailKind(models.TextChoices):
     ACCOUNT_NOTICE = "account_notice", "Account: other security notice"
     REFILL_REMINDER = "refill_reminder", "Refill reminder"
     STAFF_EMAILS_FAILED = "staff_emails_failed", "Staff: emails that could not be sent"
+    # "A message is waiting": rendered by the prescriptions app, never with the message itself.
+    PHARMACY_MESSAGE = "pharmacy_message", "A message from the pharmacist is waiting"
 
 
 #: Kinds queued already rendered (subject, text, html in ``context``): the outbox only delivers them.
@@ -43,6 +45,7 @@ PRERENDERED_KINDS = frozenset(
         EmailKind.ACCOUNT_PASSWORD_CHANGED,
         EmailKind.ACCOUNT_NEW_SIGN_IN,
         EmailKind.ACCOUNT_NOTICE,
+        EmailKind.PHARMACY_MESSAGE,
     }
 )
 

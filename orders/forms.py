@@ -5,7 +5,7 @@ from django.conf import settings
 from django.forms.renderers import get_default_renderer
 from django.utils.translation import get_language
 
-from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField, zip_state_problem
+from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField, zip_in_state_check
 
 from .models import ShippingMethod
 
@@ -120,9 +120,5 @@ class CheckoutForm(forms.Form):
     def clean(self):
         """The ZIP code must lie in the state: the licence check and the sales tax go by the state."""
         cleaned = super().clean()
-        state, zip_code = cleaned.get("state"), cleaned.get("zip_code")
-        if state and zip_code:
-            problem = zip_state_problem(zip_code=zip_code, state=state)
-            if problem:
-                self.add_error("zip_code", problem)
+        zip_in_state_check(self, zip_field="zip_code")
         return cleaned

@@ -11,8 +11,8 @@ Two rules shape everything here:
   are written in one transaction; the PaymentIntent is created after commit with an idempotency
   key derived from the order. If Stripe fails, the attempt is canceled and the customer still has
   their cart.
-* Stock is taken when the card is authorised, not when the order is placed (README, "Security and
-  failure behaviour"): an unpaid checkout holds nothing, so no script or abandoned tab can make a
+* Stock is taken when the card is authorised, not when the order is placed (docs/security.md,
+  "Unpaid checkouts cannot hold stock"): an unpaid checkout holds nothing, so no script or abandoned tab can make a
   pack unavailable. The last pack goes to the first authorisation; a later one is canceled and
   its hold released.
 """

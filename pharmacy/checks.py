@@ -2,7 +2,7 @@
 
 Django checks HTTPS and cookies; a pharmacy also needs emails that reach patients, real Stripe
 keys, shared cache and sessions for more than one web process, PostgreSQL, and its licence details
-rather than the demo's. Each warning names the variable that fixes it (README.md, "Production").
+rather than the demo's. Each warning names the variable that fixes it (docs/settings.md, "Production").
 """
 
 from __future__ import annotations

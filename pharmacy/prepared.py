@@ -1,13 +1,19 @@
 """Querysets whose SQL is built once per process: for the few queries every cart and checkout runs.
 
 Django builds a queryset's SQL afresh each time it is evaluated. For the cart's lines (a
-``select_related`` chain through pack, dosage and product) that costs about 0.4 ms of CPU, five
-times what PostgreSQL needs to run it and more than everything else the cart page's data costs.
+``select_related`` chain through pack, dosage and product) that costs several times what
+PostgreSQL needs to run it, more than everything else the cart page's data costs.
 ``PreparedQuery`` builds the queryset once per database alias with stand-in values for its
 parameters, keeps the SQL, and then runs that same SQL with each call's values, turning rows
 into model instances the way ``QuerySet.__iter__`` does (``from_db``, ``select_related``
 objects cached on their parents, database converters applied). The queryset stays the one
 description of the query: no SQL is written by hand, and a change to a model changes both.
+
+The one speed-up kept on library internals: Django has no public way to keep a queryset's
+compiled SQL, so this reads ``QuerySet._iterable_class`` and ``_prefetch_related_lookups``, the
+compiler's ``select``, ``klass_info``, ``col_count`` and ``get_converters`` and
+``django.db.models.query.get_related_populators``. Checked against Django 5.2.20; its figure
+(without it, checkout's CPU per request rose by a third) is in docs/performance.md.
 
 Only plain model querysets (``filter``, ``select_related``, ``order_by``, slicing): ``values()``,
 annotations and ``prefetch_related`` are refused. The parameters are integers (ids), the only

@@ -17,8 +17,8 @@ from __future__ import annotations
 from functools import wraps
 
 from allauth.account.authentication import get_authentication_records
+from allauth.mfa.adapter import get_adapter as get_mfa_adapter
 from allauth.mfa.models import Authenticator
-from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -47,14 +47,14 @@ def second_factor_missing(request: HttpRequest) -> bool:
 def second_factor_redirect(request: HttpRequest) -> HttpResponse:
     """Where to go instead: set up an authenticator, or give a code; then back to this page."""
     back = urlencode({"next": request.get_full_path()})
-    if not is_mfa_enabled(request.user):
+    if not get_mfa_adapter().is_mfa_enabled(request.user):
         messages.warning(
             request, "Staff pages need a second factor. Set up an authenticator app to continue."
         )
         response = redirect(f"{reverse('mfa_activate_totp')}?{back}")
     else:
         messages.info(request, "Staff pages need your second factor each time you sign in.")
-        has_totp = is_mfa_enabled(request.user, [Authenticator.Type.TOTP])
+        has_totp = get_mfa_adapter().is_mfa_enabled(request.user, [Authenticator.Type.TOTP])
         response = redirect(
             f"{reverse('mfa_reauthenticate' if has_totp else 'mfa_reauthenticate_webauthn')}?{back}"
         )

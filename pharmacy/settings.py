@@ -2,7 +2,7 @@
 
 Defaults are safe for local development: SQLite in the project folder, emails written to
 ``var/emails/``, Celery tasks run in-process when no ``REDIS_URL`` is given, localstripe-free
-Stripe keys left empty. Production sets the variables listed in README.md ("Production").
+Stripe keys left empty. Production sets the variables listed in docs/settings.md ("Production").
 """
 
 from decimal import Decimal
@@ -20,7 +20,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 # One switch for a real deployment: secure defaults (HTTPS only, HSTS, secure cookies, hashed
 # static files, persistent database connections, JSON logs) and no insecure fallbacks. Each
-# setting it changes can still be overridden by its own variable. See README.md ("Production").
+# setting it changes can still be overridden by its own variable. See docs/settings.md ("Production").
 PRODUCTION = env.bool("PRODUCTION", default=False)
 if PRODUCTION:
     SECRET_KEY = env("SECRET_KEY")  # required: no default in production
@@ -110,8 +110,8 @@ TEMPLATES = [
 ]
 
 # Form widgets through Django's own Jinja2 widget templates (django/forms/jinja2): the checkout's
-# ~60-option state list is ~180 widget-template includes, ~2 ms with the template language
-# (docs/performance.md). This engine comes first but holds only Django's form templates; pages
+# ~60-option state list is ~180 widget-template includes, cheaper through Jinja2 than through the
+# template language (docs/performance.md). This engine comes first but holds only Django's form templates; pages
 # and the admin's widget templates (which include the form templates, hence "django.forms" in
 # INSTALLED_APPS) stay Django templates.
 TEMPLATES.insert(
@@ -169,7 +169,7 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:dashboard"
 LOGOUT_REDIRECT_URL = "catalog:home"
 
-# django-allauth (README "Accounts"): email as the login, verified before the first sign-in, the
+# django-allauth (docs/accounts.md): email as the login, verified before the first sign-in, the
 # same answer whether or not an address has an account, every email through the outbox.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 # Sign-up does the same work for a taken and a new address (accounts.auth_forms).
@@ -218,7 +218,7 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 # The client address: REMOTE_ADDR, or, only behind the load balancer (BEHIND_PROXY), the entry
-# that many hops from the right of X-Forwarded-For (allauth's own parsing; README "Production").
+# that many hops from the right of X-Forwarded-For (allauth's own parsing; docs/settings.md).
 ALLAUTH_TRUSTED_PROXY_COUNT = (
     env.int("TRUSTED_PROXY_COUNT", default=1) if env.bool("BEHIND_PROXY", default=PRODUCTION) else 0
 )
@@ -277,7 +277,7 @@ REDIS_URL = env("REDIS_URL", default="")
 # seconds; after a failure Redis is left alone for REDIS_RETRY_AFTER_SECONDS and the default
 # cache answers from this process's memory meanwhile (pharmacy/cache.py says why: allauth's rate
 # limits must keep counting). Sessions are cached_db: the database holds every session, Redis
-# only speeds reads up. See README.md ("Security and failure behaviour").
+# only speeds reads up. See docs/security.md ("Redis down").
 REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.3)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.3)
 REDIS_CACHE_OPTIONS = {

@@ -1,8 +1,7 @@
 """WhiteNoise's hashed, compressed static files storage, each URL worked out once per process.
 
 ``{% static %}`` asks the storage for a file's URL: the manifest lookup, URL splitting, quoting
-and joining cost ~10 µs, five times on every page (``base.html``'s favicon, style sheets and
-scripts). The answer only changes with the manifest (``collectstatic``'s ``post_process``, which
+and joining, five times on every page (``base.html``'s favicon, style sheets and scripts). The answer only changes with the manifest (``collectstatic``'s ``post_process``, which
 starts afresh), ``DEBUG`` (part of the key) or the storage settings (Django then builds a new
 storage). A name missing from the manifest still raises, and is not kept.
 """

@@ -26,6 +26,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("prescriptions.refill_urls")),  # prescriptions on file and refills
     path("", include("prescriptions.urls")),  # the pharmacist's review pages, prescription files
+    path("", include("prescriptions.message_urls")),  # messages with a pharmacist (issue 25)
+    path("", include("prescriptions.transfer_urls")),  # transfer in (issue 25)
+    path("", include("prescriptions.renewal_urls")),  # renewal requests (issue 25)
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("cart/", include("cart.urls")),

@@ -8,12 +8,17 @@ Lives in the project package because both apps need it and neither should import
 
 The ZIP code must also lie in the state chosen (``zip_state_problem``, from the offline USPS list
 of the ``zipcodes`` package): the shop is licensed by state and charges the state's sales tax, so
-both forms refuse an Anchorage ZIP sent to New York, or a New York ZIP entered as New Jersey.
+both forms refuse an Anchorage ZIP sent to New York, or a New York ZIP entered as New Jersey
+(``zip_in_state_check``, called from each form's ``clean``).
 """
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django import forms
 
 from localflavor.us.forms import USZipCodeField
 from localflavor.us.us_states import CONTIGUOUS_STATES, NON_CONTIGUOUS_STATES
@@ -38,7 +43,7 @@ class ZipCodeField(USZipCodeField):
 
 # --- ZIP and state agree ----------------------------------------------------------------------
 # The ``zipcodes`` package ships the USPS ZIP list offline (no network, no database). Its lookup
-# scans the whole list (about 1.5 ms); the map below is built from it once per process instead.
+# scans the whole list on every call; the map below is built from it once per process instead.
 
 
 @cache
@@ -76,3 +81,12 @@ def zip_state_problem(*, zip_code: str, state: str) -> str:
     names = " or ".join(sorted(STATE_NAMES.get(s, s) for s in states))
     chosen = STATE_NAMES.get(state, state)
     return f"The ZIP code {zip_code.strip()[:5]} is in {names}, not {chosen}. Please check the state and the ZIP code."
+
+
+def zip_in_state_check(form: forms.Form, *, zip_field: str, state_field: str = "state") -> None:
+    """In a form's ``clean``: put ``zip_state_problem`` on the ZIP field when both fields are valid."""
+    state, zip_code = form.cleaned_data.get(state_field), form.cleaned_data.get(zip_field)
+    if state and zip_code:
+        problem = zip_state_problem(zip_code=zip_code, state=state)
+        if problem:
+            form.add_error(zip_field, problem)

@@ -134,3 +134,6 @@ class PrescriptionOnFileAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from . import care_admin  # noqa: F401  (transfers and renewals, issue 25)

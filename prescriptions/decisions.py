@@ -5,6 +5,7 @@ pharmacist. Every decision goes through a function here, holds the order row loc
 a ``PrescriptionReview`` that can never be edited. Money moves only through the order services
 (``order_capture_payment``, ``order_cancel``), and each decision emails the customer through
 ``orders.emails.order_email``. A hold nobody decided on in time lapses (``prescriptions_lapse_expired``).
+Approving a new prescription also offers counselling (``prescriptions.messages``, issue 25).
 
 Each action is idempotent: the review form carries a one-time ``submission_key``, so a
 double-clicked button records, captures and emails once; and an order that has left review
@@ -33,6 +34,7 @@ from orders.state import OrderStatus, PaymentStatus
 from orders.totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 from pharmacy.permissions import require_permission
 
+from .messages import counselling_offer_post
 from .models import PrescriptionReview, ReviewAction
 from .queue import LAPSE_CUSTOMER_REASON
 
@@ -102,6 +104,14 @@ def _check_shown(*, shown: Money | None, now: Money) -> None:
         raise CaptureChanged(shown=shown, now=now)
 
 
+def _counselling_offer(*, order: Order, by) -> dict:
+    """A new prescription comes with the offer to counsel (issue 25): a message from the pharmacy
+    in the patient's account, or, for a guest order, the approval email's invitation to call.
+    What the approval email says about it (``counselling`` in its details)."""
+    message = counselling_offer_post(order=order, by=by)
+    return {"counselling": "message" if message is not None else "phone"}
+
+
 def approval_capture(
     *, order: Order, lines: list[OrderLine], approved_packages: dict[int, int]
 ) -> Money:
@@ -153,7 +163,9 @@ def prescription_approve(
             approved_total=order.amount_captured,
             submission_key=submission_key,
         )
-        order_email(order=order, kind=EmailKind.PRESCRIPTION_APPROVED)
+        # A refill continues a prescription the patient was counselled on; a new one is offered it.
+        details = {} if refill_checked else _counselling_offer(order=order, by=by)
+        order_email(order=order, kind=EmailKind.PRESCRIPTION_APPROVED, details=details)
     return review
 
 
@@ -294,6 +306,7 @@ def prescription_approve_with_changes(
                 "note": note.strip(),
                 "ordered_total": ordered_total,
                 "approved_total": order.amount_captured,
+                **_counselling_offer(order=order, by=by),  # never a refill (refused above)
             },
         )
     return review

@@ -39,6 +39,56 @@ class RecordInput:
     expires_on: date | None = None
 
 
+def record_input_check(data: RecordInput) -> None:
+    """The checks every prescription recorded on file passes (at approval, transfer in, renewal)."""
+    if data.daily_dose <= 0 or data.quantity_per_fill <= 0 or data.refills_authorised < 0:
+        raise RefillError(
+            "Daily dose and quantity per fill must be above zero; refills zero or more."
+        )
+    if data.expires_on and data.expires_on < data.date_written:
+        raise RefillError("The expiry date is before the date written.")
+
+
+def prescription_on_file_record(
+    *,
+    user,
+    patient_name: str,
+    patient_date_of_birth: date,
+    dosage,
+    data: RecordInput,
+    by,
+    note: str,
+    **details,
+) -> PrescriptionOnFile:
+    """Keep a prescription on file that came without an order (transferred in, renewed).
+
+    The same checks and the same history as one recorded at approval; ``details`` are the
+    prescriber's and the last fill's (``prescriber_name``, ``last_filled_on``...). Call inside the
+    caller's transaction; the model's constraints refuse a record without its evidence.
+    """
+    record_input_check(data)
+    record = PrescriptionOnFile.objects.create(
+        user=user,
+        patient_name=patient_name,
+        patient_date_of_birth=patient_date_of_birth,
+        dosage=dosage,
+        medicine=dosage.product.name,
+        strength=dosage.strength,
+        directions=data.directions.strip(),
+        daily_dose=data.daily_dose,
+        quantity_per_fill=data.quantity_per_fill,
+        refills_authorised=data.refills_authorised,
+        date_written=data.date_written,
+        expires_on=data.expires_on or default_expiry(data.date_written),
+        recorded_by=by,
+        **details,
+    )
+    PrescriptionOnFileEvent.objects.create(
+        prescription=record, kind=Event.RECORDED, by=by, changes=_snapshot(record), note=note
+    )
+    return record
+
+
 def record_defaults(*, order: Order, line: OrderLine) -> dict:
     """Prefill for the record form: the pack bought is the quantity per fill; dates from today."""
     today = timezone.localdate()
@@ -136,12 +186,7 @@ def prescription_approve_and_record(
     from .decisions import prescription_approve, prescription_approve_with_changes
 
     for data in records:
-        if data.daily_dose <= 0 or data.quantity_per_fill <= 0 or data.refills_authorised < 0:
-            raise RefillError(
-                "Daily dose and quantity per fill must be above zero; refills zero or more."
-            )
-        if data.expires_on and data.expires_on < data.date_written:
-            raise RefillError("The expiry date is before the date written.")
+        record_input_check(data)
     with transaction.atomic():
         ordered = dict(OrderLine.objects.filter(order=order).values_list("pk", "packages"))
         if any(

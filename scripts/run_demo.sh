@@ -33,10 +33,10 @@ fi
 if $BIN/python manage.py help setup_demo_staff >/dev/null 2>&1; then
   $BIN/python manage.py setup_demo_staff
 fi
-# The state sales-tax table (README "Sales tax table") and a discount code: every figure at checkout.
+# The state sales-tax table (docs/money.md, "Sales tax table") and a discount code: every figure at checkout.
 $BIN/python manage.py load_sales_tax_table
 $BIN/python manage.py setup_demo_discount
-# A demo customer with a prescription on file (refills, reminders: README "Prescriptions on file").
+# A demo customer with a prescription on file (refills, reminders: docs/prescriptions.md).
 $BIN/python manage.py setup_demo_prescriptions
 
 # localstripe: the offline Stripe, with its webhooks pointed at this shop. Started through

@@ -1,7 +1,7 @@
 """Indexes for two catalog reads that otherwise read every product (measured at 100,000 products).
 
 - The home page's featured products (``is_featured``, by name, 8 of them): a sequential scan of
-  the whole table, ~11 ms, on every home page rendered afresh. A partial index on the few
+  the whole table on every home page rendered afresh. A partial index on the few
   featured products makes it a read of those rows only.
 - A category's listing (``category_id = …`` by ``(name, id)``): the category's products were
   sorted in full for each page (and for the listing index), so a large category cost more the

@@ -72,6 +72,13 @@ def site(shop, localstripe, settings, tmp_path, baclofen, general_product):
         base=localstripe.base, intent_id=paid.stripe_payment_intent_id, card_number=CARD_OK
     )
     services.order_sync_payment(order_id=paid.pk)
+    # Messages with a pharmacist (issue 25): a question about the waiting order, and an answer.
+    from prescriptions import messages as rx_messages
+
+    rx_messages.message_post_by_patient(
+        patient=customer, body="Can I take this with ibuprofen?", order=waiting
+    )
+    rx_messages.message_post_by_pharmacist(patient=customer, by=pharmacist, body="Yes, you can.")
 
     receipt = (
         reverse("orders:receipt", kwargs={"number": paid.number})
@@ -104,10 +111,13 @@ def site(shop, localstripe, settings, tmp_path, baclofen, general_product):
             reverse("accounts:password_change"),
             reverse("accounts:close_account"),
             reverse("orders:detail", kwargs={"number": waiting.number}),
+            reverse("messaging:thread"),
         ],
         staff_pages=[
             reverse("prescriptions:review_queue"),
             reverse("prescriptions:review_order", kwargs={"number": waiting.number}),
             reverse("prescriptions:review_order", kwargs={"number": approved.number}),
+            reverse("messaging:inbox"),
+            reverse("messaging:staff_thread", args=[customer.pk]),
         ],
     )

@@ -572,3 +572,11 @@ def test_setup_demo_staff_keeps_permissions_other_apps_added_to_pharmacist(db, s
     Group.objects.get(name="pharmacist").permissions.add(extra)
     call_command("setup_demo_staff", stdout=io.StringIO())
     assert Group.objects.get(name="pharmacist").permissions.filter(pk=extra.pk).exists()
+
+
+def test_the_price_history_of_a_product_that_is_gone_says_so_on_the_admin_index(client, superuser):
+    client.force_login(superuser)
+    response = client.get(reverse("admin:catalog_product_price_history", args=[987654]))
+    assert response.status_code == 302 and response["Location"] == reverse("admin:index")
+    shown = [str(m) for m in client.get(reverse("admin:index")).context["messages"]]
+    assert shown == ["Product with ID “987654” doesn’t exist. Perhaps it was deleted?"]

@@ -60,6 +60,19 @@ def superuser(db):
     return UserFactory(email="boss@pharmacy.example", is_staff=True, is_superuser=True)
 
 
+@pytest.fixture
+def redis_pages(settings):
+    """This process with the production cache settings (REDIS_URL set): pages and generations in Redis."""
+    redis_or_skip()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    settings.CACHES = redis_caches(REDIS_URL)
+    settings.CATALOG_PAGE_CACHE_ALIAS = "pages"
+    page_cache._local_pages.clear()
+    yield
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    page_cache._local_pages.clear()
+
+
 # --- Hits ---------------------------------------------------------------------------------------
 
 
@@ -68,24 +81,50 @@ def superuser(db):
     "url",
     ["/", "/products/", "/products/?q=baclofen", "/products/?category=muscle-and-joint", PRODUCT],
 )
-def test_second_visit_is_a_cache_hit_without_queries(client, baclofen, url):
+def test_second_visit_is_a_cache_hit_with_one_query_for_the_generations(client, baclofen, url):
+    """Without Redis the pages stay in each process, and whether they are still right is read
+    from the database (one indexed query): a price saved by another process must reach them."""
+    assert cache_state(get(client, url)) == "miss"
+    with CaptureQueriesContext(connection) as captured:
+        response = get(client, url)
+    assert cache_state(response) == "hit"
+    # Anonymous visitor without a cart: not even the session is read; only the generations.
+    assert [q["sql"] for q in captured.captured_queries] == [
+        q["sql"] for q in captured.captured_queries if '"catalog_pagegeneration"' in q["sql"]
+    ]
+    assert len(captured) == 1
+    assert "Baclofen" in html(response) or url == "/"  # (not featured on the home page)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    ["/", "/products/", "/products/?q=baclofen", "/products/?category=muscle-and-joint", PRODUCT],
+)
+def test_second_visit_with_redis_is_a_cache_hit_without_queries(redis_pages, client, baclofen, url):
     assert cache_state(get(client, url)) == "miss"
     with CaptureQueriesContext(connection) as captured:
         response = get(client, url)
     assert cache_state(response) == "hit"
     assert len(captured) == 0  # anonymous visitor without a cart: not even the session is read
-    assert "Baclofen" in html(response) or url == "/"  # (not featured on the home page)
+    assert "Baclofen" in html(response) or url == "/"
 
 
 @pytest.mark.django_db
-def test_hit_budget_for_a_signed_in_customer_with_a_cart(client, baclofen, customer):
+@pytest.mark.parametrize("with_redis", [False, True], ids=["database-generations", "redis"])
+def test_hit_budget_for_a_signed_in_customer_with_a_cart(
+    request, client, baclofen, customer, with_redis
+):
+    if with_redis:
+        request.getfixturevalue("redis_pages")
     client.force_login(customer)
     client.post(reverse("cart:add"), {"tier_id": tier("BAC-10MG-90").pk, "packages": 1})
     get(client)
     with CaptureQueriesContext(connection) as captured:
         response = get(client)
     assert cache_state(response) == "hit"
-    assert len(captured) <= 3  # session, user, cart count: the page itself costs nothing
+    # Session, user, cart count (and without Redis the generations): the page itself costs nothing.
+    assert len(captured) <= (3 if with_redis else 4)
     assert 'class="cart-count">1<' in html(response)
 
 
@@ -281,7 +320,10 @@ def test_admin_price_change_shows_on_the_very_next_request_on_another_server(
 
 
 @pytest.mark.django_db
-def test_two_visitors_never_see_each_others_token_or_cart(baclofen, customer):
+@pytest.mark.parametrize("with_redis", [False, True], ids=["database-generations", "redis"])
+def test_two_visitors_never_see_each_others_token_or_cart(request, baclofen, customer, with_redis):
+    if with_redis:
+        request.getfixturevalue("redis_pages")
     ann, bob = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
     ann_page = get(ann)
     # Ann puts a pack in her cart with the plain (no-JS) form of the page she was served.
@@ -353,9 +395,10 @@ def test_private_pages_are_never_stored(client, baclofen, customer):
             or "no-cache" in response.get("Cache-Control", "")
             or not response.has_header("ETag")
         ), name
-    assert cache.get(page_cache.GENERATION_KEY) is None  # nothing catalog was even looked at
-    assert get(client, PRODUCT)  # while a catalog page is
-    assert cache.get(page_cache.GENERATION_KEY) is not None
+    # Nothing catalog was even looked at, while a catalog page is.
+    assert not [key for key in cache._cache if ":catalog:" in key]
+    assert get(client, PRODUCT)
+    assert [key for key in cache._cache if ":catalog:page:" in key]
 
 
 @pytest.mark.django_db

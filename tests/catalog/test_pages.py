@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
 
+from catalog import page_cache
 from catalog.models import FAQ, DosingGuideline, InfoSection, LegalClass, PackageTier, SafetyNote
 from tests.catalog.html import parse
 from tests.factories import CategoryFactory, DosageFactory, PackageTierFactory, ProductFactory
@@ -412,6 +413,7 @@ def build_product(*, slug: str, dosages: int, tiers: int, category=None):
 def count_queries(client, url: str) -> int:
     """Queries of the page rendered afresh (a page-cache miss; hits are pinned in test_cache.py)."""
     cache.clear()
+    page_cache._local_pages.clear()  # and this process's copies
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
     assert response.status_code == 200

@@ -113,7 +113,9 @@ def test_queue_query_count_does_not_grow_with_orders(client, pharmacist, django_
     with django_assert_num_queries(len(one.captured_queries)):
         response = client.get(reverse("prescriptions:review_queue"))
     assert response.content.decode().count('class="review-card"') == 15
-    assert len(one.captured_queries) <= 12
+    # 12, plus 2 for the messages link (issue 25): may this pharmacist answer messages (one query,
+    # cached on the user) and how many patients wait (one COUNT, shown in the header and the queue).
+    assert len(one.captured_queries) <= 14
     print(f"review queue: {len(one.captured_queries)} queries for 1 and for 15 orders")
 
 

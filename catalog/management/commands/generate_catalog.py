@@ -6,7 +6,7 @@ them and nothing a pharmacist entered. The same arguments always produce the sam
 random generator), so figures from two runs compare like with like. Rows are written with
 PostgreSQL's ``COPY`` (``bulk_create`` in batches on other databases): no history records are
 written for them, which is fine for data that never existed as a real price. 100,000 products with
-1,000,000 tiers: ``--products 100000 --tiers-per-product 10`` (timing in README "Performance").
+1,000,000 tiers: ``--products 100000 --tiers-per-product 10`` (timing in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ class Command(BaseCommand):
             for name in (Product._meta.db_table, Product._meta.get_field("slug").column)
         )
         lowest_prices.fill(using=using, where=f"{table}.{slug} LIKE %s", params=[f"{SLUG_PREFIX}%"])
-        catalog_changed()
+        catalog_changed(everything=True)
         return {"products": len(product_ids), "dosages": len(dosage_rows), "tiers": tiers}
 
     def write(self, model, rows, *, key: tuple[str, ...] | None, batch_size: int):
@@ -316,6 +316,26 @@ class Command(BaseCommand):
             if model is Product
             else {"product__slug__startswith": SLUG_PREFIX}
         )
+
+    @staticmethod
+    def delete_bench_tiers_and_dosages(connection) -> None:
+        """Two plain ``DELETE`` statements: no collector, no per-row signal or history record."""
+        q = connection.ops.quote_name
+        product, dosage, tier = (m._meta for m in (Product, Dosage, PackageTier))
+        bench_dosages = (
+            f"SELECT d.{q(dosage.pk.column)} FROM {q(dosage.db_table)} d "
+            f"JOIN {q(product.db_table)} p ON p.{q(product.pk.column)} = d.{q(dosage.get_field('product').column)} "
+            f"WHERE p.{q(product.get_field('slug').column)} LIKE %s"
+        )
+        with connection.cursor() as cursor:
+            for table, column in (
+                (tier.db_table, tier.get_field("dosage").column),
+                (dosage.db_table, dosage.pk.column),
+            ):
+                cursor.execute(
+                    f"DELETE FROM {q(table)} WHERE {q(column)} IN ({bench_dosages})",
+                    [f"{SLUG_PREFIX}%"],
+                )
 
     @staticmethod
     def copy(connection, model, fields, defaults, rows) -> int:
@@ -385,8 +405,7 @@ class Command(BaseCommand):
                     )
         PackageTier.history.model.objects.filter(sku__startswith=SKU_PREFIX).delete()
         Dosage.history.model.objects.filter(product__in=bench).delete()
-        tiers._raw_delete(tiers.db)
-        dosages._raw_delete(dosages.db)
+        self.delete_bench_tiers_and_dosages(connections[router.db_for_write(Dosage)])
         bench.delete()
         Category.objects.filter(slug=CATEGORY_SLUG, products__isnull=True).delete()
         return count

@@ -151,20 +151,23 @@ class Command(BaseCommand):
     def _verify_and_add_totp(self, user) -> str:
         """Staff sign in with a verified address and a second factor: give the demo users both."""
         from allauth.account.models import EmailAddress
+        from allauth.mfa.adapter import get_adapter
         from allauth.mfa.models import Authenticator
-        from allauth.mfa.totp.internal.auth import TOTP
-        from allauth.mfa.utils import encrypt
 
         EmailAddress.objects.update_or_create(
             user=user, email=user.email, defaults={"verified": True, "primary": True}
         )
         secret = DEMO_TOTP_SECRETS[user.email]
+        # The secret stored as allauth stores one (the MFA adapter's documented ``encrypt`` hook).
+        encrypted = get_adapter().encrypt(secret)
         authenticator = Authenticator.objects.filter(
             user=user, type=Authenticator.Type.TOTP
         ).first()
         if authenticator is None:
-            TOTP.activate(user, secret)
+            Authenticator.objects.create(
+                user=user, type=Authenticator.Type.TOTP, data={"secret": encrypted}
+            )
         else:
-            authenticator.data = {**authenticator.data, "secret": encrypt(secret)}
+            authenticator.data = {**authenticator.data, "secret": encrypted}
             authenticator.save(update_fields=["data"])
         return secret

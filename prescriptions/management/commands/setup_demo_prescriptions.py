@@ -2,7 +2,8 @@
 
 Idempotent; refused with DEBUG off unless ``--force``. Creates ``patient@pharmacy.example``
 (password printed) with a shipped, paid baclofen 10 mg order kept on file with 3 refills, last
-filled 25 days ago (so a refill can be asked for, and a reminder is due), with reminders on.
+filled 25 days ago (so a refill can be asked for, and a reminder is due), with reminders on;
+and a question to the pharmacist about it, not answered yet (the inbox shows it waiting).
 No Stripe call: the demo order is written as already paid.
 """
 
@@ -23,6 +24,8 @@ from cart import calculations
 from catalog.models import PackageTier
 from orders.models import Order, OrderLine, OrderNumber
 from orders.state import OrderStatus, PaymentStatus
+from prescriptions.care_demo import demo_transfer_request
+from prescriptions.messages import message_post_by_patient, thread_of
 from prescriptions.models import (
     PatientDetails,
     Prescription,
@@ -33,6 +36,10 @@ from prescriptions.models import (
 from prescriptions.refill_rules import default_expiry
 
 DEMO_EMAIL = "patient@pharmacy.example"
+DEMO_QUESTION = (
+    "Hello, I have been taking baclofen three times a day for a few weeks now. Is it safe to take "
+    "ibuprofen for a headache with it? And should I avoid a glass of wine in the evening?"
+)
 DEMO_PASSWORD = "demo-pharmacy-patient-2024"
 
 
@@ -70,8 +77,29 @@ class Command(BaseCommand):
             RefillReminderSettings.objects.update_or_create(user=user, defaults={"reminders": True})
             if not PrescriptionOnFile.objects.filter(user=user).exists():
                 self._prescription_on_file(user, tier)
+            self._question_waiting(user)
+            # Issue 25: a transfer request waiting in the pharmacist's transfer queue.
+            transfer = demo_transfer_request(user)
         self.stdout.write(
             f"Demo customer with a prescription on file: {DEMO_EMAIL} / {DEMO_PASSWORD}"
+        )
+        self.stdout.write("  and a question waiting for the pharmacist in Messages (issue 25).")
+        if transfer is not None:
+            self.stdout.write(
+                f"Their transfer request {transfer.pk} ({transfer.get_status_display().lower()}) "
+                "is in the transfer queue: /staff/transfers/"
+            )
+
+    def _question_waiting(self, user) -> None:
+        """Once: an unanswered question about the demo prescription, for the pharmacist's inbox."""
+        if thread_of(user) is not None:
+            return
+        record = PrescriptionOnFile.objects.filter(user=user).order_by("created_at").first()
+        message_post_by_patient(
+            patient=user,
+            body=DEMO_QUESTION,
+            order=record.source_order if record else None,
+            prescription=record,
         )
 
     def _prescription_on_file(self, user, tier) -> None:

@@ -31,6 +31,11 @@ PHARMACIST_PERMISSIONS = [
     "orders.capture_payment",
     "orders.cancel_order",
     "orders.mark_shipped",
+    # Messages with patients (issue 25): read the inbox and answer, checked in prescriptions.messages.
+    "prescriptions.answer_patient_messages",
+    # Transfers in and renewal requests (issue 25): each step checks its permission.
+    "prescriptions.manage_transfer",
+    "prescriptions.manage_renewal",
 ]
 
 

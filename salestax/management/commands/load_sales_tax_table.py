@@ -1,4 +1,4 @@
-"""Load the state sales-tax table shipped in ``salestax/data/state_rates_2025.csv`` (README,
+"""Load the state sales-tax table shipped in ``salestax/data/state_rates_2025.csv`` (docs/money.md,
 "Sales tax table"): one row per state, effective 1 January 2025.
 
 Idempotent and never overwrites: a state that already has a row for that day keeps the staff's

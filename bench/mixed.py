@@ -1,0 +1,499 @@
+#!/usr/bin/env python
+"""A busy shop: catalog browsing while real orders are placed (issue #26).
+
+    .venv/bin/python bench/mixed.py --redis-url redis://127.0.0.1:6379 \\
+        --checkout main=/path/to/main --checkout cache=/path/to/branch --rates 0,1,5,20 --rounds 2
+
+For each checkout (``LABEL=PATH``; without any, this one) it prepares a deployment of its own, as
+``bench/bench.py`` does: a PostgreSQL database (``--database-prefix`` + label; created if
+missing, migrated, demo catalog), a Redis database for cache and sessions, ``collectstatic``,
+gunicorn with the production settings (``PRODUCTION=1``, the checkout's ``gunicorn.conf.py``,
+``--workers``), and its own localstripe with a webhook to that server. Then, for each order rate
+and round (the checkouts alternated, their order swapped every round):
+
+* a second loop places real orders at ``rate`` per second (up to ``--order-concurrency`` at once;
+  "as fast as it goes" when the server cannot keep up): a new guest each time, product page, add
+  to cart, checkout page, checkout post, the card confirmed at localstripe as Stripe.js does, the
+  order page (``bench/scale_out.py``'s customer). Half the orders buy a pack whose stock is
+  tracked (a million in stock, so it never runs out), half a pack without a stock count;
+* after ``--warmup`` seconds, ``wrk -t2 -c8`` browses ``--urls`` catalog pages (home, listing
+  pages, categories, searches, product pages, the ordered products among them) in turn for
+  ``--duration`` seconds and counts the page cache's answers from its ``X-Catalog-Cache`` header.
+
+It prints, per checkout and rate, catalog req/s, p50/p99, the hit ratio (hits / (hits + misses))
+and the orders placed per second, with the median and range over the rounds. Everything is on
+127.0.0.1 and bounded: each measurement stops after warm-up + duration, then waits for the orders
+in flight (at most ``scale_out.TIMEOUT`` per request). ``--no-page-cache`` runs the same with
+``CATALOG_PAGE_CACHE=0``. Figures go to ``var/bench/mixed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scale_out  # the customer who places an order through localstripe
+
+import bench  # server settings, database and Redis helpers
+
+STRIPE_SECRET = "sk_test_bench_mixed"
+WEBHOOK_SECRET = "whsec_bench_mixed"
+
+# Run in the checkout's manage.py shell: the pages to browse and the packs to order, as JSON.
+PREPARE = """
+import json, math
+from django.urls import reverse
+from catalog.models import Category, LegalClass, PackageTier, Product
+
+wanted = int({urls})
+listing = reverse("catalog:product_list")
+products = Product.objects.filter(is_published=True).order_by("slug")
+pages = math.ceil(products.count() / 24)
+tiers = PackageTier.objects.filter(
+    is_active=True, dosage__product__is_published=True,
+    dosage__product__legal_class=LegalClass.GENERAL_SALE,
+).select_related("dosage__product").order_by("dosage__product__slug", "id")
+open_tier = tiers.filter(stock__isnull=True).first()
+tracked = tiers.exclude(dosage__product=open_tier.dosage.product).first()
+PackageTier.objects.filter(pk=tracked.pk).update(stock=1_000_000)
+ordered = [open_tier.dosage.product.get_absolute_url(), tracked.dosage.product.get_absolute_url()]
+paths = [reverse("catalog:home"), listing] + [f"{{listing}}?page={{n}}" for n in range(2, min(pages, 4) + 1)]
+paths += [c.get_absolute_url() for c in Category.objects.order_by("slug")[:6]]
+paths += [f"{{listing}}?q={{w}}" for w in ("pain", "allergy", "sleep", "skin", "cold", "acid")]
+paths += ordered
+paths += [p.get_absolute_url() for p in products if p.get_absolute_url() not in ordered]
+print("MIXED_PREPARED", json.dumps({{
+    "paths": paths[:wanted],
+    "orders": [[ordered[0], open_tier.pk], [ordered[1], tracked.pk]],
+}}))
+"""
+
+
+@dataclass
+class Deployment:
+    label: str
+    checkout: Path
+    database_url: str
+    redis_url: str
+    port: int = 0
+    stripe_port: int = 0
+    env: dict = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+    orders: list[tuple[str, int]] = field(default_factory=list)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    commit: str = ""
+
+    @property
+    def base(self) -> str:
+        return f"http://{bench.HOST}:{self.port}"
+
+    @property
+    def stripe(self) -> str:
+        return f"http://{bench.HOST}:{self.stripe_port}"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((bench.HOST, 0))
+        return sock.getsockname()[1]
+
+
+def manage(dep: Deployment, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=dep.checkout,
+        env=dep.env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"{dep.label}: manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def prepare(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
+    dep.port, dep.stripe_port = free_port(), free_port()
+    ns = argparse.Namespace(
+        database_url=dep.database_url, redis_url=dep.redis_url, no_page_cache=args.no_page_cache
+    )
+    dep.env = bench.server_env(ns) | {
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "STATIC_ROOT": str(tmp / f"static-{dep.label}"),
+        "STRIPE_API_BASE": dep.stripe,
+        "STRIPE_JS_URL": f"{dep.stripe}/js.stripe.com/v3/",
+        "STRIPE_SECRET_KEY": STRIPE_SECRET,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_bench_mixed",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CACHE_KEY_PREFIX": f"mixed-{dep.label}",
+    }
+    dep.commit = subprocess.run(
+        ["git", "-C", str(dep.checkout), "log", "-1", "--format=%h %s"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()[:72]
+    bench.log(f"{dep.label}: {dep.checkout} at {dep.commit}")
+    bench.ensure_database(dep.database_url)
+    bench.flush_redis(dep.redis_url)
+    manage(dep, "migrate", "--noinput")
+    manage(dep, "generate_catalog", "--delete")
+    manage(dep, "loaddata", "demo_catalog")
+    manage(dep, "collectstatic", "--noinput")
+    out = manage(dep, "shell", "-c", PREPARE.format(urls=args.urls))
+    prepared = json.loads(out.split("MIXED_PREPARED ", 1)[1])
+    dep.paths = prepared["paths"]
+    dep.orders = [tuple(o) for o in prepared["orders"]]
+
+
+def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
+    # localstripe writes its whole store to /tmp/localstripe.pickle on every change (a cost that
+    # grows with every order); the benchmark's mock keeps it in memory only.
+    launcher = (
+        "import sys; from localstripe.resources import Store; "
+        "Store.dump_to_disk = lambda self: None; "
+        f"sys.argv = ['localstripe', '--port', '{dep.stripe_port}', '--from-scratch']; "
+        "from orders.localstripe_dev import main; main()"
+    )
+    with open(tmp / f"localstripe-{dep.label}.log", "w") as log_file:
+        dep.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", launcher],
+                cwd=bench.BASE_DIR,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    with open(tmp / f"gunicorn-{dep.label}.log", "w") as log_file:
+        dep.processes.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("gunicorn")),
+                    "pharmacy.wsgi:application",
+                    "--bind",
+                    f"{bench.HOST}:{dep.port}",
+                    "--workers",
+                    str(args.workers),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=dep.checkout,
+                env=dep.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    deadline = time.monotonic() + 60
+    for url in (f"{dep.stripe}/js.stripe.com/v3/", f"{dep.base}/healthz"):
+        while True:
+            if any(p.poll() is not None for p in dep.processes):
+                raise SystemExit(f"{dep.label}: a server exited; see {tmp}")
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{dep.label}: {url} did not answer within 60 s") from None
+                time.sleep(0.2)
+    data = urllib.parse.urlencode(
+        {"url": f"{dep.base}/stripe/webhook/", "secret": WEBHOOK_SECRET}
+    ).encode()
+    urllib.request.urlopen(f"{dep.stripe}/_config/webhooks/bench", data=data, timeout=5).read()
+
+
+def stop(dep: Deployment) -> None:
+    for proc in dep.processes:
+        bench.stop(proc)
+
+
+class OrderLoop:
+    """Places orders at ``rate`` per second from a background thread until ``stop()``."""
+
+    def __init__(self, dep: Deployment, rate: float, concurrency: int):
+        self.dep, self.rate = dep, rate
+        self.pool = ThreadPoolExecutor(max_workers=concurrency)
+        self.slots = threading.Semaphore(concurrency)
+        self.finished = threading.Event()
+        self.lock = threading.Lock()
+        self.done: list[tuple[float, scale_out.Outcome]] = []
+        self.hits: list[scale_out.Hit] = []
+        self.number = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> OrderLoop:
+        if self.rate > 0:
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        interval, due = 1 / self.rate, time.monotonic()
+        while not self.finished.is_set():
+            if not self.slots.acquire(timeout=0.5):
+                continue  # every slot busy: the server is behind, orders start as slots free up
+            self.number += 1
+            self.pool.submit(self._one, self.number)
+            due = max(due + interval, time.monotonic())
+            self.finished.wait(max(0.0, due - time.monotonic()))
+
+    def _one(self, number: int) -> None:
+        path, tier = self.dep.orders[number % len(self.dep.orders)]
+        customer = scale_out.Customer(
+            number, [self.dep.base], self.dep.stripe, "sk_test_browser", self.hits, self.lock
+        )
+        try:
+            outcome = scale_out.shop(customer, "open", path, tier)
+        except Exception as exc:  # noqa: BLE001 - a reset or timeout is an outcome to count
+            outcome = scale_out.Outcome(number, "open", "error", message=repr(exc))
+        finally:
+            self.slots.release()
+        with self.lock:
+            self.done.append((time.monotonic(), outcome))
+
+    def stop(self) -> None:
+        self.finished.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.pool.shutdown(wait=True)
+
+    def between(self, start: float, end: float) -> dict:
+        ended = [o for t, o in self.done if start <= t <= end]
+        placed = [
+            o
+            for o in ended
+            if o.result == "placed" and o.card_status == "requires_capture" and o.order_page == 200
+        ]
+        steps: dict[str, list[float]] = {}
+        for hit in self.hits:
+            steps.setdefault(hit.step, []).append(hit.ms)
+        return {
+            "order_step_p50_ms": {k: round(statistics.median(v), 1) for k, v in steps.items()},
+            "orders_ended": len(ended),
+            "orders_placed": len(placed),
+            "orders_per_s": len(placed) / (end - start),
+            "order_errors": [o.message for o in ended if o not in placed][:5],
+            "order_5xx": sum(1 for h in self.hits if h.status >= 500),
+        }
+
+
+def run_wrk(dep: Deployment, args: argparse.Namespace, seconds: int) -> dict:
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(bench.BENCH_DIR / "mixed.lua"),
+            dep.base,
+        ],
+        env={**os.environ, "MIXED_PATHS": "\n".join(dep.paths)},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    match = re.search(r"^MIXED_JSON (.*)$", result.stdout, re.MULTILINE)
+    if not match:
+        raise SystemExit(f"wrk failed:\n{result.stdout}\n{result.stderr}")
+    data = json.loads(match.group(1))
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["p50_ms"], data["p99_ms"] = data["p50_us"] / 1000, data["p99_us"] / 1000
+    answered = data["hits"] + data["misses"]
+    data["hit_ratio"] = data["hits"] / answered if answered else None
+    return data
+
+
+def measure(dep: Deployment, rate: float, args: argparse.Namespace) -> dict:
+    loop = OrderLoop(dep, rate, args.order_concurrency).start()
+    try:
+        if args.warmup:
+            run_wrk(dep, args, args.warmup)
+        started = time.monotonic()
+        result = run_wrk(dep, args, args.duration)
+        ended = time.monotonic()
+    finally:
+        loop.stop()
+    result |= loop.between(started, ended)
+    result |= {"load": os.getloadavg()[0], "rate_asked": rate}
+    return result
+
+
+def spread(values: list[float], fmt: str) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return format(median, fmt)
+    return f"{format(median, fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def table(deployments: list[Deployment], rates: list[float], results: dict) -> str:
+    lines = [
+        (
+            "| checkout | orders/s asked | orders/s placed | catalog req/s | hit ratio "
+            "| catalog p50 ms | catalog p99 ms | failed |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for rate in rates:
+        for dep in deployments:
+            runs = results[dep.label][str(rate)]
+            failed = sum(
+                r["not_200"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"]
+                for r in runs
+            ) + sum(r["order_5xx"] for r in runs)
+            lines.append(
+                f"| {dep.label} | {rate:g} | {spread([r['orders_per_s'] for r in runs], '.1f')} | "
+                f"{spread([r['rps'] for r in runs], ',.0f')} | "
+                f"{spread([r['hit_ratio'] for r in runs], '.2f')} | "
+                f"{spread([r['p50_ms'] for r in runs], '.1f')} | "
+                f"{spread([r['p99_ms'] for r in runs], '.0f')} | {failed} |"
+            )
+    return "\n".join(lines)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkout",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="a checkout to measure (repeat to compare; default: this one, labelled 'this')",
+    )
+    parser.add_argument(
+        "--database-prefix",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pharmacy_bench"
+        )
+        + "_mixed",
+        help="each checkout's database is this + '_' + its label",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379"),
+        help="a Redis server (any database number is replaced): checkout N uses database 11+N, "
+        "flushed",
+    )
+    parser.add_argument("--rates", default="0,1,5,20", help="orders per second, comma-separated")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=10, help="seconds measured per run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of each run not measured")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument("--order-concurrency", type=int, default=8, help="orders in flight at most")
+    parser.add_argument("--urls", type=int, default=30, help="catalog pages browsed in turn")
+    parser.add_argument("--no-page-cache", action="store_true", help="CATALOG_PAGE_CACHE=0")
+    parser.add_argument("--json", type=Path, default=bench.VAR / "mixed.json")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    rates = [float(r) for r in args.rates.split(",")]
+    deployments = []
+    for number, spec in enumerate(args.checkout or [f"this={bench.BASE_DIR}"]):
+        label, _, path = spec.partition("=")
+        checkout = Path(path).resolve()
+        if not (checkout / "manage.py").exists() or not re.fullmatch(r"[a-z0-9_]+", label):
+            raise SystemExit(f"--checkout {spec}: want LABEL=PATH (label: a-z0-9_) of a checkout")
+        deployments.append(
+            Deployment(
+                label=label,
+                checkout=checkout,
+                database_url=f"{args.database_prefix}_{label}",
+                redis_url=urllib.parse.urlunsplit(
+                    urllib.parse.urlsplit(args.redis_url)._replace(path=f"/{11 + number}")
+                ),
+            )
+        )
+    bench.VAR.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
+    results: dict = {dep.label: {str(rate): [] for rate in rates} for dep in deployments}
+    load_start = os.getloadavg()
+    try:
+        for dep in deployments:
+            prepare(dep, args, tmp)
+            start(dep, args, tmp)
+        bench.log(
+            f"browsing {len(deployments[0].paths)} catalog pages: {' '.join(deployments[0].paths)}"
+        )
+        for round_number in range(args.rounds):
+            order = deployments if round_number % 2 == 0 else deployments[::-1]
+            for rate in rates:
+                for dep in order:
+                    r = measure(dep, rate, args)
+                    results[dep.label][str(rate)].append(r)
+                    bench.log(
+                        f"round {round_number + 1} {dep.label} {rate:g} orders/s asked: "
+                        f"{r['orders_per_s']:.1f} placed/s, catalog {r['rps']:.0f} req/s, "
+                        f"hit ratio {r['hit_ratio'] if r['hit_ratio'] is None else round(r['hit_ratio'], 3)}, "
+                        f"p99 {r['p99_ms']:.0f} ms, load {r['load']:.1f}"
+                        + (f"; order steps p50 ms {r['order_step_p50_ms']}" if rate else "")
+                        + (f"; order problems: {r['order_errors']}" if r["order_errors"] else "")
+                    )
+    finally:
+        for dep in deployments:
+            stop(dep)
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = table(deployments, rates, results)
+    print(
+        f"\nMixed workload: wrk -t{args.threads} -c{args.connections} over {len(deployments[0].paths)} "
+        f"catalog pages, {args.duration} s after {args.warmup} s warm-up, {args.rounds} rounds "
+        f"alternated, gunicorn {args.workers} workers; load average {load_start[0]:.1f} at the "
+        f"start, {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs; median (range)\n"
+    )
+    for dep in deployments:
+        print(f"{dep.label}: {dep.checkout} at {dep.commit}")
+    print()
+    print(summary)
+    args.json.write_text(
+        json.dumps(
+            {
+                "checkouts": {
+                    d.label: {"path": str(d.checkout), "commit": d.commit} for d in deployments
+                },
+                "paths": deployments[0].paths,
+                "results": results,
+                "table": summary,
+            },
+            indent=2,
+        )
+    )
+    bench.log(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
