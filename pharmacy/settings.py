@@ -125,11 +125,11 @@ TEMPLATES.insert(
 )
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
-# The checkout page's body (the form, the order summary, the prescription step) in Jinja2 through
-# Django's own backend: the page's hottest markup, about half of its CPU with the template
-# language (docs/performance.md, "Checkout and cart: where the time goes"). Its templates live
-# under templates/jinja2/ and are asked for by this engine's name; base.html and every other page
-# stay Django templates.
+# The bodies of the checkout and cart pages (the form, the order summary, the prescription step,
+# the cart's lines) in Jinja2 through Django's own backend: their hottest markup, cheaper to render
+# than with the template language (docs/performance.md, "Checkout and cart: where the time goes").
+# Their templates live under templates/jinja2/ and are asked for by this engine's name; base.html
+# and every other page stay Django templates.
 TEMPLATES.append(
     {
         "NAME": "pages",
