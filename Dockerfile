@@ -27,6 +27,10 @@ FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
+# WeasyPrint (the receipt PDF, docs/receipts.md) lays text out with pango; one font family.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin pharmacy \
  && mkdir -p /app/var /data/private /data/media \
  && chown pharmacy:pharmacy /app/var /data/private /data/media

@@ -81,6 +81,11 @@ class OutboundEmail(models.Model):
         encoder=DjangoJSONEncoder,
         help_text="Everything the templates show, as the sending app built it (plain data), so a retry sends the same email.",
     )
+    attachments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Files made when the email is sent, by reference: a renderer named in settings.EMAIL_ATTACHMENT_RENDERERS and its plain arguments. The row never holds the file.",
+    )
     forbidden_words = models.JSONField(
         default=list,
         blank=True,

@@ -6,6 +6,12 @@ recipient, dedupe key and the words its subject must never contain, and calls ``
 inside its transaction (``orders.emails`` for order emails, ``accounts.adapter`` for account
 emails). The row keeps that context, so a retry or a resend renders the very same email.
 
+Attachments are kept by reference, never as files: ``{"renderer": name, "args": {...}}``, where
+the name is a key of ``settings.EMAIL_ATTACHMENT_RENDERERS`` (the wiring, in ``pharmacy``) and the
+args are plain data (an id). The renderer makes the file each time the email is rendered, from
+the sender's own records, so a retry hours later attaches the same document, and the outbox row,
+its admin page and its error text never hold what the file says (a receipt names medicines).
+
 ``email_queue`` writes the row and hands its id to Celery only once the caller's transaction
 commits, so a rolled-back payment or review never emails anyone. ``email_send`` is what the
 Celery task runs: it claims the row with a compare-and-set on ``status`` so that two deliveries
@@ -34,6 +40,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.module_loading import import_string
 
 from pharmacy.permissions import require_permission
 
@@ -67,6 +74,10 @@ class UnsafeSubjectError(ValueError):
     """A rendered subject names a word its sender forbade (a medicine): it would leak health details."""
 
 
+class AttachmentError(ValueError):
+    """An attachment could not be made; the message names the renderer only, never the content."""
+
+
 # --- Queuing ----------------------------------------------------------------------------------
 
 
@@ -78,6 +89,17 @@ def _plain(context: dict) -> dict:
         raise TypeError(
             f"An email's context must be plain JSON data (format amounts first): {exc}"
         ) from exc
+
+
+def _attachments(specs: Iterable[dict]) -> list[dict]:
+    """The attachment references, checked: a known renderer and plain-data arguments."""
+    checked = []
+    for spec in specs:
+        name = spec.get("renderer")
+        if name not in settings.EMAIL_ATTACHMENT_RENDERERS:
+            raise ValueError(f"Unknown attachment renderer {name!r} (EMAIL_ATTACHMENT_RENDERERS).")
+        checked.append({"renderer": name, "args": _plain(dict(spec.get("args") or {}))})
+    return checked
 
 
 def _forbidden(words: Iterable[str]) -> list[str]:
@@ -122,6 +144,7 @@ def email_queue(
     forbidden_words: Iterable[str] = (),
     related=None,
     subject: str = "",
+    attachments: Iterable[dict] = (),
 ) -> OutboundEmail:
     """Record the email and send it after the caller's transaction commits; the one way in.
 
@@ -129,7 +152,8 @@ def email_queue(
     time, or, with ``subject`` given, ``{"text", "html"}`` already rendered by the sender.
     ``forbidden_words`` must never appear in the subject (checked when it is rendered).
     ``related`` is the order the email is about, for the admin's link (None for most account
-    emails). A second call with the same ``dedupe_key`` returns the existing row and queues
+    emails). ``attachments`` are references made into files at send time (see the module's
+    docstring). A second call with the same ``dedupe_key`` returns the existing row and queues
     nothing: a webhook delivered twice sends one email.
     """
     if kind not in EmailKind.values:
@@ -147,6 +171,7 @@ def email_queue(
                 "subject": subject,
                 "context": _plain(context),
                 "forbidden_words": _forbidden(forbidden_words),
+                "attachments": _attachments(attachments),
             },
         )
         if created:
@@ -477,4 +502,28 @@ def email_render(*, email: OutboundEmail) -> EmailMultiAlternatives:
     )
     if html:
         message.attach_alternative(html, "text/html")
+    for spec in email.attachments or ():
+        attachment = _attachment(spec)
+        if attachment is not None:
+            message.attach(*attachment)
     return message
+
+
+def _attachment(spec: dict) -> tuple[str, bytes, str] | None:
+    """(filename, content, MIME type) from the renderer the reference names, or None when the
+    renderer says there is nothing to attach (its subject has no such document).
+
+    A failure fails the email (staff see it in the digest and resend it): the error names the
+    renderer and the exception's type, never its text, which could quote the document.
+    """
+    name = spec.get("renderer")
+    path = settings.EMAIL_ATTACHMENT_RENDERERS.get(name)
+    if path is None:
+        raise AttachmentError(f"Unknown attachment renderer {name!r}.")
+    try:
+        made = import_string(path)(**(spec.get("args") or {}))
+    except Exception as exc:  # noqa: BLE001 - any failure: the same defined outcome, text withheld
+        raise AttachmentError(
+            f"The {name} attachment could not be made ({type(exc).__name__})."
+        ) from None
+    return made

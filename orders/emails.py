@@ -57,6 +57,15 @@ PAYMENT_EMAILS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: Files an email carries, made when it is sent (``settings.EMAIL_ATTACHMENT_RENDERERS``): the
+#: receipt email attaches the receipt PDF (``orders.receipts``), with the prescription numbers the
+#: approval wrote in the same transaction as the capture that queued the email.
+ATTACHMENTS = {
+    EmailKind.PAYMENT_CAPTURED: lambda order: [
+        {"renderer": "order_receipt_pdf", "args": {"order_id": str(order.pk)}}
+    ],
+}
+
 #: "We've received your order" means "your card is held": never before the authorisation.
 _AFTER_AUTHORISATION = frozenset({EmailKind.ORDER_RECEIVED, EmailKind.STAFF_NEW_ORDER})
 _HELD_OR_PAID = frozenset(
@@ -183,6 +192,7 @@ def order_email(
         dedupe_key=key,
         forbidden_words=forbidden_subject_words(order),
         related=order,
+        attachments=ATTACHMENTS.get(kind, lambda order: [])(order),
     )
 
 

@@ -96,6 +96,10 @@ class Order(models.Model):
     )
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     payment_error = models.CharField(max_length=500, blank=True)
+    # The card as Stripe reported it when the payment was authorised or captured (brand and last
+    # four digits only, never more): the receipt an FSA/HSA administrator accepts names it.
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -182,6 +186,10 @@ class OrderLine(models.Model):
     # Packs taken from tracked stock for this line and not yet given back: stock is returned
     # exactly as taken, even if staff start or stop tracking the tier in between.
     reserved_packages = models.PositiveSmallIntegerField(default=0)
+    # Written by the prescription side when the line is dispensed (approved and paid, or a refill
+    # counted): the receipt shows the prescription number and the fill date the pharmacy recorded.
+    rx_number = models.CharField("prescription number", max_length=20, blank=True)
+    filled_on = models.DateField("fill date", null=True, blank=True)
 
     class Meta:
         ordering = ("order", "id")

@@ -599,8 +599,17 @@ def order_sync_payment(*, order_id) -> Order | None:
     return order
 
 
+def _remember_card(order: Order, intent: gateway.PaymentIntentState) -> None:
+    """Keep the card's brand and last four digits on the order, once: the receipt names them."""
+    if intent.card_last4 and not order.card_last4:
+        order.card_brand, order.card_last4 = intent.card_brand, intent.card_last4
+        order.save(update_fields=["card_brand", "card_last4", "updated_at"])
+
+
 def _apply_intent(order: Order, intent: gateway.PaymentIntentState) -> None:
     P, S = PaymentStatus, OrderStatus
+    if intent.status in ("requires_capture", "succeeded") and order.status != S.CANCELED:
+        _remember_card(order, intent)
     if intent.status == "requires_capture":
         if order.status == S.CANCELED:
             # Authorised after we gave up on it (expired, replaced): release the hold at once.
@@ -827,6 +836,7 @@ def order_capture_payment(*, order: Order, amount: Money | None = None, by) -> O
             intent.amount_received or to_minor(amount or order.total), str(order.total.currency)
         )
         order.save(update_fields=["amount_captured", "updated_at"])
+        _remember_card(order, intent)
         order_transition(
             order=order,
             to=PaymentStatus.CAPTURED,

@@ -65,6 +65,9 @@ class PaymentIntentState:
     amount_refunded: int = 0  # on the charge, as Stripe counts it
     charge_amount: int = 0
     charge_amount_captured: int | None = None  # localstripe does not report it
+    # The card it was paid with, for the receipt: brand ("visa") and last four digits, or "".
+    card_brand: str = ""
+    card_last4: str = ""
 
     @property
     def captured_minor(self) -> int:
@@ -110,6 +113,20 @@ def _as_dict(obj) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})
 
 
+#: Asked for on every read of an intent: its card (brand, last four) comes with it in one call.
+EXPAND = ["payment_method"]
+
+
+def _card(pi: dict) -> dict:
+    """Brand and last four digits of the intent's card, when Stripe sent its payment method."""
+    method = pi.get("payment_method")
+    card = (method.get("card") if isinstance(method, dict) else None) or {}
+    return {
+        "card_brand": str(card.get("brand") or "")[:20],
+        "card_last4": str(card.get("last4") or "")[-4:],
+    }
+
+
 def _state(pi) -> PaymentIntentState:
     pi = _as_dict(pi)
     error = pi.get("last_payment_error") or {}
@@ -126,6 +143,7 @@ def _state(pi) -> PaymentIntentState:
         metadata=dict(pi.get("metadata") or {}),
         last_error_message=(error.get("message") or "") if error else "",
         latest_charge_id=charge_id,
+        **_card(pi),
     )
 
 
@@ -151,7 +169,7 @@ def create_payment_intent(
 def retrieve_payment_intent(payment_intent_id: str) -> PaymentIntentState:
     _configure()
     try:
-        pi = stripe.PaymentIntent.retrieve(payment_intent_id)
+        pi = stripe.PaymentIntent.retrieve(payment_intent_id, expand=EXPAND)
         state = _state(pi)
         if state.latest_charge_id and state.status == "succeeded":
             # Refunds are counted on the charge; Stripe returns only its id on the intent.
@@ -175,7 +193,7 @@ def capture_payment_intent(
     params = {} if amount_minor is None else {"amount_to_capture": amount_minor}
     try:
         pi = stripe.PaymentIntent.capture(
-            payment_intent_id, idempotency_key=idempotency_key, **params
+            payment_intent_id, idempotency_key=idempotency_key, expand=EXPAND, **params
         )
     except stripe.StripeError as exc:
         raise _wrap(exc) from exc

@@ -32,7 +32,7 @@ from cart.services import (
 )
 from pharmacy.us_address import ZipCodeField, zip_state_problem
 
-from . import services, webhooks
+from . import receipts, services, webhooks
 from . import stripe_gateway as gateway
 from .carriers import tracking_url
 from .forms import STATE_NAMES, CheckoutForm
@@ -418,29 +418,65 @@ def _receipt_url(order: Order, token: str) -> str:
     return f"{url}?t={quote(token)}" if token else url
 
 
+def _receipt_order(request, number: int) -> tuple[Order, str]:
+    """The order whose receipt this visitor may see: its owner, a holder of its signed link, or
+    staff who may view orders. Raises Http404 (or LinkRefused) as the order page does."""
+    if request.user.is_authenticated and request.user.has_perm("orders.view_order"):
+        order = Order.objects.filter(number=number).first()
+        if order is None:
+            raise Http404("No such order.")
+        return order, request.GET.get("t", "")
+    order, _owns, token = _order_for_viewer(request, number)
+    return order, token
+
+
+def _receipt_or_refusal(request, number: int):
+    """(receipt, None) for a paid order the visitor may see, else (None, the refusal to answer)."""
+    try:
+        order, _token = _receipt_order(request, number)
+    except LinkRefused as refused:
+        return None, _link_refused(request, refused)
+    try:
+        return receipts.receipt_for(order), None
+    except receipts.NoReceipt as refusal:
+        page = render(
+            request,
+            "orders/receipt_unavailable.html",
+            {"order": order, "reason": str(refusal)},
+            status=404,
+        )
+        return None, page
+
+
 @never_cache
 @require_safe
 def order_receipt(request, number: int):
-    """A printable receipt (print CSS; the browser's Print or Save as PDF makes the copy)."""
-    try:
-        order, _owns, _token = _order_for_viewer(request, number)
-    except LinkRefused as refused:
-        return _link_refused(request, refused)
+    """The FSA/HSA-ready receipt of a paid order (print CSS; the PDF link below it)."""
+    receipt, refusal = _receipt_or_refusal(request, number)
+    if refusal is not None:
+        return refusal
+    token = request.GET.get("t", "")
+    pdf_url = reverse("orders:receipt_pdf", kwargs={"number": number})
     return render(
         request,
         "orders/receipt.html",
         {
-            "order": order,
-            "lines": list(order.lines.all()),
-            "state_name": STATE_NAMES.get(order.ship_state, order.ship_state),
-            "paid_at": order.events.filter(
-                kind=OrderEvent.Kind.PAYMENT, to_status=PaymentStatus.CAPTURED
-            )
-            .values_list("created_at", flat=True)
-            .first(),
-            "PaymentStatus": PaymentStatus,
+            **receipts.receipt_page_context(receipt),
+            "pdf_url": f"{pdf_url}?t={quote(token)}" if token else pdf_url,
         },
     )
+
+
+@never_cache
+@require_safe
+def order_receipt_pdf(request, number: int):
+    """The same receipt as a PDF file named after the order number only (never a medicine)."""
+    receipt, refusal = _receipt_or_refusal(request, number)
+    if refusal is not None:
+        return refusal
+    response = HttpResponse(receipts.receipt_pdf(receipt), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{receipt.filename}"'
+    return response
 
 
 @dataclass(frozen=True)

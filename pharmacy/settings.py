@@ -362,6 +362,9 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 EMAIL_RETRY_FIRST_SECONDS = env.int("EMAIL_RETRY_FIRST_SECONDS", default=60)
 EMAIL_RETRY_MAX_SECONDS = env.int("EMAIL_RETRY_MAX_SECONDS", default=3600)
 EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=30)
+# Attachments the outbox makes at send time, by name (notifications stores only the name and an
+# id, never the file): the receipt PDF of a paid order (docs/receipts.md).
+EMAIL_ATTACHMENT_RENDERERS = {"order_receipt_pdf": "orders.receipts.receipt_pdf_attachment"}
 ANYMAIL = env.dict("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env(
     "DEFAULT_FROM_EMAIL", default="Riverside Pharmacy <orders@pharmacy.example>"

@@ -17,6 +17,7 @@ from django.utils import timezone
 from catalog.models import PackageTier
 from orders.models import Order, OrderLine
 
+from .fill_snapshot import line_mark_filled
 from .models import PatientDetails, Prescription, PrescriptionOnFile, PrescriptionOnFileEvent
 from .refill_rules import RefillError, default_expiry
 
@@ -151,6 +152,7 @@ def _record_create(*, order: Order, line: OrderLine, data: RecordInput, by) -> P
         filled_on=record.last_filled_on,
         note="First fill.",
     )
+    line_mark_filled(line_id=line.pk, record=record, filled_on=record.last_filled_on)
     return record
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from orders.models import Order
 
+from .fill_snapshot import line_mark_filled
 from .models import OrderRefill, PrescriptionOnFile, PrescriptionOnFileEvent
 from .refill_rules import RefillError
 
@@ -63,6 +64,7 @@ def refills_count_on_capture(*, order: Order, by=None) -> int:
                 )
         except IntegrityError:
             continue  # counted by a concurrent capture report
+        line_mark_filled(line_id=link.line_id, record=record, filled_on=today)
         record.refills_used += use
         record.last_filled_on = today
         record.last_fill_pills = link.pills
