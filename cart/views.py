@@ -20,7 +20,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
@@ -57,8 +59,9 @@ def _back_url(request) -> str:
 
 
 def _detail_context(request, summary, *, flash="", flash_error: bool = False, alert="") -> dict:
-    """What ``cart/_cart_body.html`` shows, and the header's count, from one summary."""
-    return {
+    """The cart's body (``cart/_cart_body.html``, Jinja2: the page's hottest markup) and the
+    header's count, from one summary."""
+    body = {
         "summary": summary,
         "shown_lines": shown_lines(summary.lines),
         "shown_totals": shown_totals(summary),
@@ -66,6 +69,10 @@ def _detail_context(request, summary, *, flash="", flash_error: bool = False, al
         "flash": flash,
         "flash_error": flash_error,
         "alert": alert,
+    }
+    html = render_to_string("cart/_cart_body.html", body, request, using="pages")
+    return {
+        "cart_body": mark_safe(html),  # our own template's output, escaped by it
         "cart_count": summary.item_count,
     }
 

@@ -103,7 +103,7 @@ class CheckoutForm(forms.Form):
         for name, value in self.autocomplete.items():
             self.fields[name].widget.attrs["autocomplete"] = value
         for name, field in self.fields.items():
-            # Screen readers announce the error paragraph under each field (templates/orders/_field.html).
+            # Screen readers announce the error paragraph under each field (templates/jinja2/orders/_field.html).
             field.widget.attrs["aria-describedby"] = f"error-{name}"
             if self.is_bound and name in self.errors:
                 field.widget.attrs["aria-invalid"] = "true"

@@ -13,9 +13,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -86,7 +88,10 @@ def checkout(request):
         return redirect("cart:detail")
     if request.method == "POST" and _is_htmx(request):
         return render(
-            request, "orders/_checkout_totals.html", _totals_context(summary, pricing, oob=True)
+            request,
+            "orders/_checkout_totals.html",
+            _totals_context(summary, pricing, oob=True),
+            using="pages",
         )
 
     user = request.user if request.user.is_authenticated else None
@@ -170,13 +175,12 @@ def checkout(request):
                 **(rx_form.errors.get_json_data() if rx_form else {}),
             }
             return JsonResponse({"message": error, "errors": errors}, status=400)
-    context = {
+    body = {
+        "user": request.user,
         "form": form,
         "rx_form": rx_form,
         "rx_blocked": rx.blocked,
         **rx.context,
-        # The header count from the summary already loaded: no query from the context processor.
-        "cart_count": summary.item_count,
         "error": error,
         "code_message": code_message,
         "code_refused": code_refused,
@@ -185,6 +189,14 @@ def checkout(request):
             STATE_NAMES.get(s, s) for s in settings.PHARMACY_LICENSED_STATES
         ),
         **_totals_context(summary, pricing),
+        **_stripe_context(),
+    }
+    # The body through Jinja2 (the page's hottest markup), the layout around it as every page's.
+    checkout_body = render_to_string("orders/checkout_body.html", body, request, using="pages")
+    context = {
+        "checkout_body": mark_safe(checkout_body),  # our own template's output, escaped by it
+        # The header count from the summary already loaded: no query from the context processor.
+        "cart_count": summary.item_count,
         **_stripe_context(),
     }
     return render(

@@ -125,6 +125,21 @@ TEMPLATES.insert(
 )
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
+# The bodies of the checkout and cart pages (the form, the order summary, the prescription step,
+# the cart's lines) in Jinja2 through Django's own backend: their hottest markup, cheaper to render
+# than with the template language (docs/performance.md, "Checkout and cart: where the time goes").
+# Their templates live under templates/jinja2/ and are asked for by this engine's name; base.html
+# and every other page stay Django templates.
+TEMPLATES.append(
+    {
+        "NAME": "pages",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"autoescape": True, "environment": "catalog.jinja2_env.environment"},
+    }
+)
+
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
