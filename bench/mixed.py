@@ -27,14 +27,15 @@ and the orders placed per second, with the median and range over the rounds. Eve
 in flight (at most ``scale_out.TIMEOUT`` per request). ``--no-page-cache`` runs the same with
 ``CATALOG_PAGE_CACHE=0``. Figures go to ``var/bench/mixed.json``.
 
-**Where the CPU goes.** Over each measured window it reads the CPU seconds (utime + stime from
-``/proc/<pid>/stat``, with the children each process reaped) of gunicorn (master and workers),
-PostgreSQL (every process under the postmaster, whoever it serves), the Redis server behind
-``--redis-url``, localstripe, this process (the order loop) and wrk, and the machine's busy time
-(``/proc/stat``); "other" is the machine minus those groups (someone else's work shows there). It
-prints them per run and as a table, and derives the shop's CPU per order: gunicorn + PostgreSQL +
-Redis in the window, minus the catalog requests at the no-order runs' shop CPU per catalog request
-(rate 0 must be among ``--rates``), divided by the orders placed in the window.
+**Where the CPU goes.** Over each measured window it reads the CPU seconds of each process
+(utime + stime from ``/proc/<pid>/stat``) of gunicorn (master and workers), PostgreSQL (the
+server's own processes and this deployment's backends; other databases' backends, someone else's
+tests say, are not the shop's), the Redis server behind ``--redis-url``, localstripe, this process
+(the order loop), wrk, and the machine's busy time (``/proc/stat``); "other" is the machine minus
+those groups. It prints them per run and as a table, and derives the shop's CPU per order:
+gunicorn + PostgreSQL + Redis in the window, minus the catalog requests at the no-order runs' shop
+CPU per catalog request (rate 0 must be among ``--rates``), divided by the orders placed in the
+window (orders in flight at its edges make this approximate).
 
 **``--pin``** keeps the load generators off the shop's CPU, as a load test on one machine should:
 wrk (``taskset -c 0``), localstripe (Stripe in production, not on the shop's machine) and this
@@ -272,7 +273,7 @@ LOAD_CPUS, SHOP_CPUS = {0}, {1}  # --pin
 
 
 def processes() -> dict[int, tuple[int, str, float]]:
-    """Every process: pid -> (parent pid, name, CPU seconds of it and of its children reaped)."""
+    """Every process: pid -> (parent pid, name, CPU seconds so far: utime + stime, all threads)."""
     table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -285,9 +286,8 @@ def processes() -> dict[int, tuple[int, str, float]]:
         # "pid (name) state ppid ...": the name may hold spaces; fields count from "state" (3).
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        # utime, stime, cutime, cstime (fields 14-17). A child that exits moves its time into its
-        # parent's cutime/cstime when reaped, so a group's sum loses nothing to exited processes.
-        table[int(entry.name)] = (int(fields[1]), name, sum(map(int, fields[11:15])) / TICK)
+        # utime and stime are fields 14 and 15
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / TICK)
     return table
 
 
@@ -319,26 +319,53 @@ def redis_pid(url: str) -> int:
     return int(redis.Redis.from_url(url).info("server")["process_id"])
 
 
-def cpu_seconds(dep: Deployment, redis_server: int) -> dict[str, float]:
-    """CPU seconds used so far by each group (utime + stime, children included), and the machine."""
-    table = processes()
+def serves_another_database(pid: int, database: str) -> bool:
+    """A PostgreSQL backend's title is "postgres: [cluster: ]user database host(port) state"."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            title = cmdline.read().decode(errors="replace")
+    except OSError:
+        return False
+    backend = re.search(r" (\S+) (\S+) (?:\S+\(\d+\)|\[local\])", title)
+    return bool(backend) and backend.group(2) != database
 
-    def group(roots: list[int]) -> float:
-        return sum(table[pid][2] for pid in descendants(table, roots))
+
+def cpu_seconds(dep: Deployment, redis_server: int) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far by each process of each group (the machine's and this process's
+    children's under pid 0). PostgreSQL: the server's own processes and this deployment's
+    backends, not the backends of other databases (someone else's tests, say)."""
+    table = processes()
+    database = urllib.parse.urlsplit(dep.database_url).path.lstrip("/")
+
+    def group(pids) -> dict[int, float]:
+        return {pid: table[pid][2] for pid in pids}
 
     me = os.times()  # this process (the order loop's threads) and its reaped children (wrk)
     with open("/proc/stat") as stat_file:
         # cpu  user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait
         ticks = [int(x) for x in stat_file.readline().split()[1:9]]
+    postgres = descendants(table, postmasters(table))
     return {
-        "gunicorn": group([dep.gunicorn_pid]),
-        "postgres": group(postmasters(table)),
+        "gunicorn": group(descendants(table, [dep.gunicorn_pid])),
+        "postgres": group(p for p in postgres if not serves_another_database(p, database)),
         "redis": group([redis_server]),
-        "localstripe": group([dep.localstripe_pid]),
-        "bench": me.user + me.system,
-        "wrk": me.children_user + me.children_system,
-        "machine": (sum(ticks) - ticks[3] - ticks[4]) / TICK,
+        "localstripe": group(descendants(table, [dep.localstripe_pid])),
+        "bench": {os.getpid(): me.user + me.system},
+        "wrk": {0: me.children_user + me.children_system},
+        "machine": {0: (sum(ticks) - ticks[3] - ticks[4]) / TICK},
     }
+
+
+def cpu_between(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per group between two ``cpu_seconds``: per process, so a process that started
+    in between counts whole and one that ended in between loses its share (a gunicorn worker
+    lives as long as the run, a PostgreSQL backend of the shop up to ``CONN_MAX_AGE``, 60 s)."""
+    cpu = {
+        group: sum(seconds - before[group].get(pid, 0.0) for pid, seconds in pids.items())
+        for group, pids in after.items()
+    }
+    cpu["other"] = cpu["machine"] - sum(cpu[k] for k in GROUPS)
+    return cpu
 
 
 def set_cpus(pid: int, cpus: set[int]) -> None:
@@ -516,8 +543,7 @@ def measure(dep: Deployment, rate: float, args: argparse.Namespace, redis_server
     finally:
         loop.stop()
     result |= loop.between(started, ended)
-    cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
-    cpu["other"] = cpu["machine"] - sum(cpu[k] for k in GROUPS)
+    cpu = cpu_between(cpu_before, cpu_after)
     result |= {
         "load": os.getloadavg()[0],
         "rate_asked": rate,
