@@ -9,8 +9,9 @@ For each checkout (``LABEL=PATH``; without any, this one) it prepares a deployme
 ``bench/bench.py`` does: a PostgreSQL database (``--database-prefix`` + label; created if
 missing, migrated, demo catalog), a Redis database for cache and sessions, ``collectstatic``,
 gunicorn with the production settings (``PRODUCTION=1``, the checkout's ``gunicorn.conf.py``,
-``--workers``), and its own localstripe with a webhook to that server. Then, for each order rate
-and round (the checkouts alternated, their order swapped every round):
+``--workers``), and its own localstripe with a webhook to that server; once started, ``--warm``
+seconds of orders (as fast as they go) and browsing, not measured, warm every worker's order path.
+Then, for each order rate and round (the checkouts alternated, their order swapped every round):
 
 * a second loop places real orders at ``rate`` per second (up to ``--order-concurrency`` at once;
   "as fast as it goes" when the server cannot keep up): a new guest each time, product page, add
@@ -529,6 +530,21 @@ def run_wrk(dep: Deployment, args: argparse.Namespace, seconds: int) -> dict:
     return data
 
 
+def warm_up(dep: Deployment, args: argparse.Namespace) -> None:
+    """Once, after start: orders as fast as they go while wrk browses, for ``--warm`` seconds, not
+    measured. A worker's first orders are slow (WeasyPrint's import for the receipt PDF, templates
+    compiled): without this the first run with orders placed none in its window."""
+    if not args.warm:
+        return
+    loop = OrderLoop(dep, 20, args.order_concurrency).start()
+    try:
+        run_wrk(dep, args, args.warm)
+    finally:
+        loop.stop()
+    placed = loop.between(0, time.monotonic())["orders_placed"]
+    bench.log(f"{dep.label}: warmed up, {placed} orders placed in {args.warm} s and after")
+
+
 def measure(dep: Deployment, rate: float, args: argparse.Namespace, redis_server: int) -> dict:
     loop = OrderLoop(dep, rate, args.order_concurrency).start()
     try:
@@ -670,6 +686,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of each run not measured")
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=10,
+        help="seconds of orders (as fast as they go) and browsing once after start, not measured",
+    )
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
@@ -725,6 +747,7 @@ def main() -> None:
         for dep in deployments:
             stack.callback(stop, dep)
             start(dep, args, tmp)
+            warm_up(dep, args)
         bench.log(
             f"browsing {len(deployments[0].paths)} catalog pages: {' '.join(deployments[0].paths)}"
         )
