@@ -351,6 +351,10 @@ def profile_requests(request, count: int, top: int) -> None:
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
+    if os.environ.get("BENCH_PROFILE_CALLERS"):
+        stats.print_callers(os.environ["BENCH_PROFILE_CALLERS"])
+    if os.environ.get("BENCH_PROFILE_CALLEES"):
+        stats.print_callees(os.environ["BENCH_PROFILE_CALLEES"])
 
 
 # --- HTTP ------------------------------------------------------------------------------------

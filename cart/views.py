@@ -19,6 +19,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -60,7 +61,12 @@ def _back_url(request) -> str:
 
 def _detail_context(request, summary, *, flash="", flash_error: bool = False, alert="") -> dict:
     """The cart's body (``cart/_cart_body.html``, Jinja2: the page's hottest markup) and the
-    header's count, from one summary."""
+    header's count, from one summary.
+
+    The CSRF token is masked once (a fresh random mask each time it is asked for) and shared by
+    the body's forms and the layout's htmx header.
+    """
+    csrf_token = get_token(request)
     body = {
         "summary": summary,
         "shown_lines": shown_lines(summary.lines),
@@ -69,11 +75,13 @@ def _detail_context(request, summary, *, flash="", flash_error: bool = False, al
         "flash": flash,
         "flash_error": flash_error,
         "alert": alert,
+        "page_csrf_token": csrf_token,
     }
     html = render_to_string("cart/_cart_body.html", body, request, using="pages")
     return {
         "cart_body": mark_safe(html),  # our own template's output, escaped by it
         "cart_count": summary.item_count,
+        "csrf_token": csrf_token,  # in place of the context processor's own (a second mask)
     }
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
+from django.middleware.csrf import get_token
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -192,8 +193,11 @@ def checkout(request):
         **_stripe_context(),
     }
     # The body through Jinja2 (the page's hottest markup), the layout around it as every page's.
+    # The CSRF token masked once, for the form and the layout's htmx header alike.
+    body["page_csrf_token"] = csrf_token = get_token(request)
     checkout_body = render_to_string("orders/checkout_body.html", body, request, using="pages")
     context = {
+        "csrf_token": csrf_token,  # in place of the context processor's own (a second mask)
         "checkout_body": mark_safe(checkout_body),  # our own template's output, escaped by it
         # The header count from the summary already loaded: no query from the context processor.
         "cart_count": summary.item_count,

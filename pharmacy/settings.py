@@ -242,7 +242,7 @@ PHARMACY_RECORD_RETENTION_YEARS = env.int("PHARMACY_RECORD_RETENTION_YEARS", def
 # --- Internationalisation, money ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="America/New_York")
-USE_I18N = True
+USE_I18N = False
 USE_TZ = True
 CURRENCIES = ("USD",)
 DEFAULT_CURRENCY = "USD"

@@ -35,7 +35,21 @@ def test_money_as_the_template_prints_it(amount, currency):
         assert printed(money_html(value)) == printed(value)  # printed again unchanged (safe text)
 
 
-def test_each_language_its_own_text():
+@pytest.fixture
+def i18n_on(settings):
+    """The shop runs with ``USE_I18N = False`` (English only); a deployment may turn it on.
+
+    Django picks its translation functions once, on first use: they are forgotten on the way in
+    and out so each side gets the ones its setting calls for.
+    """
+    translation._trans.__dict__.clear()
+    settings.USE_I18N = True
+    yield
+    settings.USE_I18N = False
+    translation._trans.__dict__.clear()
+
+
+def test_each_language_its_own_text(i18n_on):
     value = Money(Decimal("1234.50"), "EUR")
     with translation.override("de"):
         german = printed(value)
