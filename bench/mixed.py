@@ -3,13 +3,15 @@
 
     .venv/bin/python bench/mixed.py --redis-url redis://127.0.0.1:6379 \\
         --checkout main=/path/to/main --checkout cache=/path/to/branch --rates 0,1,5,20 --rounds 2
+    .venv/bin/python bench/mixed.py --redis-url redis://127.0.0.1:6379 --pin ...   # see below
 
 For each checkout (``LABEL=PATH``; without any, this one) it prepares a deployment of its own, as
 ``bench/bench.py`` does: a PostgreSQL database (``--database-prefix`` + label; created if
 missing, migrated, demo catalog), a Redis database for cache and sessions, ``collectstatic``,
 gunicorn with the production settings (``PRODUCTION=1``, the checkout's ``gunicorn.conf.py``,
-``--workers``), and its own localstripe with a webhook to that server. Then, for each order rate
-and round (the checkouts alternated, their order swapped every round):
+``--workers``), and its own localstripe with a webhook to that server; once started, ``--warm``
+seconds of orders (as fast as they go) and browsing, not measured, warm every worker's order path.
+Then, for each order rate and round (the checkouts alternated, their order swapped every round):
 
 * a second loop places real orders at ``rate`` per second (up to ``--order-concurrency`` at once;
   "as fast as it goes" when the server cannot keep up): a new guest each time, product page, add
@@ -25,11 +27,31 @@ and the orders placed per second, with the median and range over the rounds. Eve
 127.0.0.1 and bounded: each measurement stops after warm-up + duration, then waits for the orders
 in flight (at most ``scale_out.TIMEOUT`` per request). ``--no-page-cache`` runs the same with
 ``CATALOG_PAGE_CACHE=0``. Figures go to ``var/bench/mixed.json``.
+
+**Where the CPU goes.** Over each measured window it reads the CPU seconds of each process
+(utime + stime from ``/proc/<pid>/stat``) of gunicorn (master and workers), PostgreSQL (the
+server's own processes and this deployment's backends; other databases' backends, someone else's
+tests say, are not the shop's), the Redis server behind ``--redis-url``, localstripe, this process
+(the order loop), wrk, and the machine's busy time (``/proc/stat``); "other" is the machine minus
+those groups. It prints them per run and as a table, and derives the shop's CPU per order:
+gunicorn + PostgreSQL + Redis in the window, minus the catalog requests at the no-order runs' shop
+CPU per catalog request (rate 0 must be among ``--rates``), divided by the orders placed in the
+window (orders in flight at its edges make this approximate).
+
+**``--pin``** keeps the load generators off the shop's CPU, as a load test on one machine should:
+wrk (``taskset -c 0``), localstripe (Stripe in production, not on the shop's machine) and this
+process (``os.sched_setaffinity``; the order loop's threads inherit it) on CPU 0; gunicorn
+(``taskset -c 1``) and the *running* PostgreSQL and Redis (the postmaster, the Redis server and
+their existing children; backends forked meanwhile inherit it) on CPU 1 until the run ends, when
+every one of them gets its CPUs back. The output says which CPUs each side had, read back from
+the processes. PostgreSQL is the machine's server: while pinned, anyone else's connections to it
+run on CPU 1 too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -99,6 +121,8 @@ class Deployment:
     orders: list[tuple[str, int]] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
     commit: str = ""
+    localstripe_pid: int = 0
+    gunicorn_pid: int = 0
 
     @property
     def base(self) -> str:
@@ -168,6 +192,11 @@ def prepare(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
     dep.orders = [tuple(o) for o in prepared["orders"]]
 
 
+def pinned(args: argparse.Namespace, cpus: set[int]) -> list[str]:
+    """The command prefix that runs a program on ``cpus`` with --pin (nothing without)."""
+    return ["taskset", "-c", cpus_text(cpus)] if args.pin else []
+
+
 def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
     # localstripe writes its whole store to /tmp/localstripe.pickle on every change (a cost that
     # grows with every order); the benchmark's mock keeps it in memory only.
@@ -180,7 +209,7 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
     with open(tmp / f"localstripe-{dep.label}.log", "w") as log_file:
         dep.processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", launcher],
+                [*pinned(args, LOAD_CPUS), sys.executable, "-c", launcher],
                 cwd=bench.BASE_DIR,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -191,6 +220,7 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
         dep.processes.append(
             subprocess.Popen(
                 [
+                    *pinned(args, SHOP_CPUS),
                     str(Path(sys.executable).with_name("gunicorn")),
                     "pharmacy.wsgi:application",
                     "--bind",
@@ -199,6 +229,8 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
                     str(args.workers),
                     "--log-level",
                     "warning",
+                    # bench/order_cpu.py's settings (the checkout's, plus its hooks), if any
+                    *(["--config", str(args.gunicorn_config)] if args.gunicorn_config else []),
                 ],
                 cwd=dep.checkout,
                 env=dep.env,
@@ -207,6 +239,8 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
                 start_new_session=True,
             )
         )
+    # taskset runs the program in its own place (exec), so these are localstripe's and gunicorn's.
+    dep.localstripe_pid, dep.gunicorn_pid = (proc.pid for proc in dep.processes[-2:])
     deadline = time.monotonic() + 60
     for url in (f"{dep.stripe}/js.stripe.com/v3/", f"{dep.base}/healthz"):
         while True:
@@ -228,6 +262,172 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
 def stop(dep: Deployment) -> None:
     for proc in dep.processes:
         bench.stop(proc)
+
+
+# --- Where the CPU goes, and who may use which CPU ------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+# The process groups accounted in each measured window; the shop is the first three.
+GROUPS = ("gunicorn", "postgres", "redis", "localstripe", "bench", "wrk")
+SHOP = ("gunicorn", "postgres", "redis")
+LOAD_CPUS, SHOP_CPUS = {0}, {1}  # --pin
+
+
+def processes() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, name, CPU seconds so far: utime + stime, all threads)."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            continue  # it exited meanwhile
+        # "pid (name) state ppid ...": the name may hold spaces; fields count from "state" (3).
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime and stime are fields 14 and 15
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / TICK)
+    return table
+
+
+def descendants(table: dict, roots: list[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in table and pid not in found:
+            found.add(pid)
+            todo += children.get(pid, [])
+    return found
+
+
+def postmasters(table: dict) -> list[int]:
+    """PostgreSQL's postmaster(s): a ``postgres`` process whose parent is not one."""
+    return [
+        pid
+        for pid, (parent, name, _) in table.items()
+        if name == "postgres" and table.get(parent, (0, "", 0))[1] != "postgres"
+    ]
+
+
+def redis_pid(url: str) -> int:
+    import redis
+
+    return int(redis.Redis.from_url(url).info("server")["process_id"])
+
+
+def serves_another_database(pid: int, database: str) -> bool:
+    """A PostgreSQL backend's title is "postgres: [cluster: ]user database host(port) state"."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            title = cmdline.read().decode(errors="replace")
+    except OSError:
+        return False
+    backend = re.search(r" (\S+) (\S+) (?:\S+\(\d+\)|\[local\])", title)
+    return bool(backend) and backend.group(2) != database
+
+
+def cpu_seconds(dep: Deployment, redis_server: int) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far by each process of each group (the machine's and this process's
+    children's under pid 0). PostgreSQL: the server's own processes and this deployment's
+    backends, not the backends of other databases (someone else's tests, say)."""
+    table = processes()
+    database = urllib.parse.urlsplit(dep.database_url).path.lstrip("/")
+
+    def group(pids) -> dict[int, float]:
+        return {pid: table[pid][2] for pid in pids}
+
+    me = os.times()  # this process (the order loop's threads) and its reaped children (wrk)
+    with open("/proc/stat") as stat_file:
+        # cpu  user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait
+        ticks = [int(x) for x in stat_file.readline().split()[1:9]]
+    postgres = descendants(table, postmasters(table))
+    return {
+        "gunicorn": group(descendants(table, [dep.gunicorn_pid])),
+        "postgres": group(p for p in postgres if not serves_another_database(p, database)),
+        "redis": group([redis_server]),
+        "localstripe": group(descendants(table, [dep.localstripe_pid])),
+        "bench": {os.getpid(): me.user + me.system},
+        "wrk": {0: me.children_user + me.children_system},
+        "machine": {0: (sum(ticks) - ticks[3] - ticks[4]) / TICK},
+    }
+
+
+def cpu_between(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per group between two ``cpu_seconds``: per process, so a process that started
+    in between counts whole and one that ended in between loses its share (a gunicorn worker
+    lives as long as the run, a PostgreSQL backend of the shop up to ``CONN_MAX_AGE``, 60 s)."""
+    cpu = {
+        group: sum(seconds - before[group].get(pid, 0.0) for pid, seconds in pids.items())
+        for group, pids in after.items()
+    }
+    cpu["other"] = cpu["machine"] - sum(cpu[k] for k in GROUPS)
+    return cpu
+
+
+def set_cpus(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (Linux sets affinity per thread; new ones inherit their creator's)."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return
+    for tid in threads:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def cpus_text(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+@contextlib.contextmanager
+def services_on(cpus: set[int], redis_server: int):
+    """PostgreSQL (the postmaster and its children; backends forked meanwhile inherit it) and
+    Redis on ``cpus`` until the block ends, then every one of them back where it was."""
+    table = processes()
+    roots = postmasters(table) + [redis_server]
+    before = {}
+    for root in roots:
+        for pid in descendants(table, [root]):
+            with contextlib.suppress(ProcessLookupError):
+                before[pid] = (root, os.sched_getaffinity(pid))
+    try:
+        for pid in before:
+            set_cpus(pid, cpus)
+        yield
+    finally:
+        table = processes()
+        originals = {root: before[root][1] for root in roots if root in before}
+        for root, original in originals.items():
+            for pid in descendants(table, [root]):
+                set_cpus(pid, before[pid][1] if pid in before else original)
+        bench.log(
+            f"PostgreSQL and Redis back on CPUs {cpus_text(set().union(*originals.values()))}"
+        )
+
+
+def cpus_used(dep: Deployment, redis_server: int) -> dict[str, str]:
+    """The CPUs each side may run on now, read back from the processes themselves."""
+    table = processes()
+
+    def allowed(pids) -> str:
+        cpus: set[int] = set()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                cpus |= os.sched_getaffinity(pid)
+        return cpus_text(cpus)
+
+    shop = descendants(table, [dep.gunicorn_pid, redis_server, *postmasters(table)])
+    return {
+        "shop (gunicorn, PostgreSQL, Redis)": allowed(shop),
+        "load (localstripe, the order loop)": allowed(
+            descendants(table, [dep.localstripe_pid]) | {os.getpid()}
+        ),
+    }
 
 
 class OrderLoop:
@@ -302,6 +502,7 @@ class OrderLoop:
 def run_wrk(dep: Deployment, args: argparse.Namespace, seconds: int) -> dict:
     result = subprocess.run(
         [
+            *pinned(args, LOAD_CPUS),
             "wrk",
             f"-t{args.threads}",
             f"-c{args.connections}",
@@ -329,18 +530,43 @@ def run_wrk(dep: Deployment, args: argparse.Namespace, seconds: int) -> dict:
     return data
 
 
-def measure(dep: Deployment, rate: float, args: argparse.Namespace) -> dict:
+def warm_up(dep: Deployment, args: argparse.Namespace) -> None:
+    """Once, after start: orders as fast as they go while wrk browses, for ``--warm`` seconds, not
+    measured. A worker's first orders are slow (WeasyPrint's import for the receipt PDF, templates
+    compiled): without this the first run with orders placed none in its window."""
+    if not args.warm:
+        return
+    loop = OrderLoop(dep, 20, args.order_concurrency).start()
+    try:
+        run_wrk(dep, args, args.warm)
+    finally:
+        loop.stop()
+    placed = loop.between(0, time.monotonic())["orders_placed"]
+    bench.log(f"{dep.label}: warmed up, {placed} orders placed in {args.warm} s and after")
+
+
+def measure(dep: Deployment, rate: float, args: argparse.Namespace, redis_server: int) -> dict:
     loop = OrderLoop(dep, rate, args.order_concurrency).start()
     try:
         if args.warmup:
             run_wrk(dep, args, args.warmup)
+        cpu_before = cpu_seconds(dep, redis_server)
         started = time.monotonic()
         result = run_wrk(dep, args, args.duration)
         ended = time.monotonic()
+        cpu_after = cpu_seconds(dep, redis_server)
+        cpus = cpus_used(dep, redis_server)
     finally:
         loop.stop()
     result |= loop.between(started, ended)
-    result |= {"load": os.getloadavg()[0], "rate_asked": rate}
+    cpu = cpu_between(cpu_before, cpu_after)
+    result |= {
+        "load": os.getloadavg()[0],
+        "rate_asked": rate,
+        "window_s": ended - started,
+        "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
+        "cpus": cpus,
+    }
     return result
 
 
@@ -379,6 +605,58 @@ def table(deployments: list[Deployment], rates: list[float], results: dict) -> s
     return "\n".join(lines)
 
 
+def per_order(deployments: list[Deployment], rates: list[float], results: dict) -> None:
+    """Adds each run's shop CPU and, with orders, what the orders cost: the shop's CPU minus the
+    catalog requests at the no-order runs' CPU per catalog request (same checkout), per order."""
+    for dep in deployments:
+        runs = results[dep.label]
+        for r in (r for rate in rates for r in runs[str(rate)]):
+            r["shop_cpu_s"] = round(sum(r["cpu_s"][k] for k in SHOP), 3)
+        base = [r["shop_cpu_s"] / r["requests"] for r in runs.get(str(0.0), []) if r["requests"]]
+        if not base:
+            continue
+        per_request = statistics.median(base)
+        for rate in rates:
+            for r in runs[str(rate)]:
+                r["shop_ms_per_catalog_request_no_orders"] = round(per_request * 1000, 3)
+                if rate and r["orders_placed"]:
+                    orders_cpu = r["shop_cpu_s"] - per_request * r["requests"]
+                    r["shop_ms_per_order"] = round(orders_cpu / r["orders_placed"] * 1000, 1)
+                    for group in ("localstripe", "bench"):
+                        r[f"{group}_ms_per_order"] = round(
+                            r["cpu_s"][group] / r["orders_placed"] * 1000, 1
+                        )
+
+
+def cpu_table(deployments: list[Deployment], rates: list[float], results: dict) -> str:
+    names = {"postgres": "PostgreSQL", "redis": "Redis", "bench": "order loop"}
+    lines = [
+        "| checkout | orders/s asked | "
+        + " | ".join(names.get(g, g) for g in GROUPS)
+        + " | other | shop ms per catalog request (no orders) | shop ms per order "
+        "| localstripe ms per order | order loop ms per order |",
+        "| --- | ---: |" + " ---: |" * (len(GROUPS) + 5),
+    ]
+    for rate in rates:
+        for dep in deployments:
+            runs = results[dep.label][str(rate)]
+            cells = [
+                spread([r["cpu_s"][g] / r["window_s"] for r in runs], ".2f")
+                for g in (*GROUPS, "other")
+            ]
+            cells.append(
+                spread([r["shop_cpu_s"] / r["requests"] * 1000 for r in runs], ".2f")
+                if not rate
+                else ""
+            )
+            cells += [
+                spread([r.get(f"{k}_ms_per_order") for r in runs], ".1f") if rate else ""
+                for k in ("shop", "localstripe", "bench")
+            ]
+            lines.append(f"| {dep.label} | {rate:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -408,13 +686,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of each run not measured")
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=10,
+        help="seconds of orders (as fast as they go) and browsing once after start, not measured",
+    )
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--order-concurrency", type=int, default=8, help="orders in flight at most")
     parser.add_argument("--urls", type=int, default=30, help="catalog pages browsed in turn")
     parser.add_argument("--no-page-cache", action="store_true", help="CATALOG_PAGE_CACHE=0")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the load generators (wrk, localstripe, this process) on CPU 0, the shop (gunicorn, "
+        "and the running PostgreSQL and Redis until the end) on CPU 1",
+    )
     parser.add_argument("--json", type=Path, default=bench.VAR / "mixed.json")
+    parser.set_defaults(gunicorn_config=None)
     return parser.parse_args()
 
 
@@ -443,10 +734,20 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
     results: dict = {dep.label: {str(rate): [] for rate in rates} for dep in deployments}
     load_start = os.getloadavg()
-    try:
+    with contextlib.ExitStack() as stack:
         for dep in deployments:
             prepare(dep, args, tmp)
+        redis_server = redis_pid(args.redis_url)
+        if args.pin:
+            # This process first: its threads (the order loop) and children (localstripe, wrk)
+            # inherit it; gunicorn is started with taskset on the shop's CPU.
+            set_cpus(os.getpid(), LOAD_CPUS)
+            stack.enter_context(services_on(SHOP_CPUS, redis_server))
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        for dep in deployments:
+            stack.callback(stop, dep)
             start(dep, args, tmp)
+            warm_up(dep, args)
         bench.log(
             f"browsing {len(deployments[0].paths)} catalog pages: {' '.join(deployments[0].paths)}"
         )
@@ -454,7 +755,7 @@ def main() -> None:
             order = deployments if round_number % 2 == 0 else deployments[::-1]
             for rate in rates:
                 for dep in order:
-                    r = measure(dep, rate, args)
+                    r = measure(dep, rate, args, redis_server)
                     results[dep.label][str(rate)].append(r)
                     bench.log(
                         f"round {round_number + 1} {dep.label} {rate:g} orders/s asked: "
@@ -464,11 +765,15 @@ def main() -> None:
                         + (f"; order steps p50 ms {r['order_step_p50_ms']}" if rate else "")
                         + (f"; order problems: {r['order_errors']}" if r["order_errors"] else "")
                     )
-    finally:
-        for dep in deployments:
-            stop(dep)
-        shutil.rmtree(tmp, ignore_errors=True)
+                    bench.log(
+                        f"  CPU s in {r['window_s']:.1f} s: "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_s"].items())
+                        + f"; CPUs {r['cpus']}"
+                    )
+    per_order(deployments, rates, results)
     summary = table(deployments, rates, results)
+    cpu_summary = cpu_table(deployments, rates, results)
+    cpus = results[deployments[0].label][str(rates[0])][0]["cpus"]
     print(
         f"\nMixed workload: wrk -t{args.threads} -c{args.connections} over {len(deployments[0].paths)} "
         f"catalog pages, {args.duration} s after {args.warmup} s warm-up, {args.rounds} rounds "
@@ -477,8 +782,18 @@ def main() -> None:
     )
     for dep in deployments:
         print(f"{dep.label}: {dep.checkout} at {dep.commit}")
+    print(
+        ("pinned (--pin): " if args.pin else "not pinned: ")
+        + "; ".join(f"{side} on CPUs {c}" for side, c in cpus.items())
+        + (f"; wrk on CPU {cpus_text(LOAD_CPUS)} (taskset)" if args.pin else "")
+    )
     print()
     print(summary)
+    print(
+        "\nCPU per process group: CPU seconds per second of the measured window (2 = both cores), "
+        "median (range); 'other' is the rest of the machine's busy time\n"
+    )
+    print(cpu_summary)
     args.json.write_text(
         json.dumps(
             {
@@ -486,8 +801,11 @@ def main() -> None:
                     d.label: {"path": str(d.checkout), "commit": d.commit} for d in deployments
                 },
                 "paths": deployments[0].paths,
+                "pin": args.pin,
+                "cpus": cpus,
                 "results": results,
                 "table": summary,
+                "cpu_table": cpu_summary,
             },
             indent=2,
         )
