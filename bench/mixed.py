@@ -28,15 +28,24 @@ and the orders placed per second, with the median and range over the rounds. Eve
 in flight (at most ``scale_out.TIMEOUT`` per request). ``--no-page-cache`` runs the same with
 ``CATALOG_PAGE_CACHE=0``. Figures go to ``var/bench/mixed.json``.
 
+**The Celery worker.** As deployed, emails (and the receipt PDF a captured order's receipt email
+carries) go to a Celery worker through the deployment's Redis, started at ``--worker-nice`` (19,
+as ``deploy/systemd/pharmacy-worker.service`` and the compose file run it): it takes the CPU the
+web workers leave, and its queue waits while the machine is busy. Before each window the bench
+waits for the last window's tasks to be taken (at most 300 s) and reports how many were still
+queued at the window's end. ``--eager`` runs the tasks inside the requests that queue them
+instead (the bench's setting before the worker, ``CELERY_TASK_ALWAYS_EAGER=1``).
+
 **Where the CPU goes.** Over each measured window it reads the CPU seconds of each process
 (utime + stime from ``/proc/<pid>/stat``) of gunicorn (master and workers), PostgreSQL (the
 server's own processes and this deployment's backends; other databases' backends, someone else's
 tests say, are not the shop's), the Redis server behind ``--redis-url``, localstripe, this process
 (the order loop), wrk, and the machine's busy time (``/proc/stat``); "other" is the machine minus
 those groups. It prints them per run and as a table, and derives the shop's CPU per order:
-gunicorn + PostgreSQL + Redis in the window, minus the catalog requests at the no-order runs' shop
-CPU per catalog request (rate 0 must be among ``--rates``), divided by the orders placed in the
-window (orders in flight at its edges make this approximate).
+gunicorn + the worker + PostgreSQL + Redis in the window, minus the catalog requests at the
+no-order runs' shop CPU per catalog request (rate 0 must be among ``--rates``), divided by the
+orders placed in the window (orders in flight at its edges make this approximate; the worker's
+share lands in whichever window it runs in).
 
 **``--pin``** keeps the load generators off the shop's CPU, as a load test on one machine should:
 wrk (``taskset -c 0``), localstripe (Stripe in production, not on the shop's machine) and this
@@ -123,6 +132,7 @@ class Deployment:
     commit: str = ""
     localstripe_pid: int = 0
     gunicorn_pid: int = 0
+    worker_pid: int = 0
 
     @property
     def base(self) -> str:
@@ -173,6 +183,10 @@ def prepare(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CACHE_KEY_PREFIX": f"mixed-{dep.label}",
     }
+    if not args.eager:
+        # As deployed: emails (and the receipt PDFs they carry) go to a Celery worker through the
+        # deployment's Redis, instead of being rendered inside the customer's request.
+        dep.env |= {"CELERY_TASK_ALWAYS_EAGER": "0", "CELERY_BROKER_URL": dep.redis_url}
     dep.commit = subprocess.run(
         ["git", "-C", str(dep.checkout), "log", "-1", "--format=%h %s"],
         check=False,
@@ -241,6 +255,8 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
         )
     # taskset runs the program in its own place (exec), so these are localstripe's and gunicorn's.
     dep.localstripe_pid, dep.gunicorn_pid = (proc.pid for proc in dep.processes[-2:])
+    if not args.eager:
+        start_worker(dep, args, tmp)
     deadline = time.monotonic() + 60
     for url in (f"{dep.stripe}/js.stripe.com/v3/", f"{dep.base}/healthz"):
         while True:
@@ -259,6 +275,37 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
     urllib.request.urlopen(f"{dep.stripe}/_config/webhooks/bench", data=data, timeout=5).read()
 
 
+def start_worker(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
+    """The Celery worker as deploy/systemd/pharmacy-worker.service runs it: at a lower CPU
+    priority (``Nice=``), so emails and receipt PDFs wait while the machine is busy serving pages
+    (the outbox keeps them for hours; a customer does not wait for one)."""
+    with open(tmp / f"worker-{dep.label}.log", "w") as log_file:
+        dep.processes.append(
+            subprocess.Popen(
+                [
+                    *pinned(args, SHOP_CPUS),
+                    "nice",
+                    "-n",
+                    str(args.worker_nice),
+                    str(Path(sys.executable).with_name("celery")),
+                    "-A",
+                    "pharmacy",
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=dep.checkout,
+                env=dep.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    dep.worker_pid = dep.processes[-1].pid  # taskset and nice exec the worker in their place
+
+
 def stop(dep: Deployment) -> None:
     for proc in dep.processes:
         bench.stop(proc)
@@ -268,8 +315,8 @@ def stop(dep: Deployment) -> None:
 
 TICK = os.sysconf("SC_CLK_TCK")
 # The process groups accounted in each measured window; the shop is the first three.
-GROUPS = ("gunicorn", "postgres", "redis", "localstripe", "bench", "wrk")
-SHOP = ("gunicorn", "postgres", "redis")
+GROUPS = ("gunicorn", "worker", "postgres", "redis", "localstripe", "bench", "wrk")
+SHOP = ("gunicorn", "worker", "postgres", "redis")
 LOAD_CPUS, SHOP_CPUS = {0}, {1}  # --pin
 
 
@@ -348,6 +395,7 @@ def cpu_seconds(dep: Deployment, redis_server: int) -> dict[str, dict[int, float
     postgres = descendants(table, postmasters(table))
     return {
         "gunicorn": group(descendants(table, [dep.gunicorn_pid])),
+        "worker": group(descendants(table, [dep.worker_pid]) if dep.worker_pid else ()),
         "postgres": group(p for p in postgres if not serves_another_database(p, database)),
         "redis": group([redis_server]),
         "localstripe": group(descendants(table, [dep.localstripe_pid])),
@@ -421,9 +469,9 @@ def cpus_used(dep: Deployment, redis_server: int) -> dict[str, str]:
                 cpus |= os.sched_getaffinity(pid)
         return cpus_text(cpus)
 
-    shop = descendants(table, [dep.gunicorn_pid, redis_server, *postmasters(table)])
+    shop = descendants(table, [dep.gunicorn_pid, dep.worker_pid, redis_server, *postmasters(table)])
     return {
-        "shop (gunicorn, PostgreSQL, Redis)": allowed(shop),
+        "shop (gunicorn, the Celery worker, PostgreSQL, Redis)": allowed(shop),
         "load (localstripe, the order loop)": allowed(
             descendants(table, [dep.localstripe_pid]) | {os.getpid()}
         ),
@@ -545,7 +593,26 @@ def warm_up(dep: Deployment, args: argparse.Namespace) -> None:
     bench.log(f"{dep.label}: warmed up, {placed} orders placed in {args.warm} s and after")
 
 
+def queued_tasks(dep: Deployment) -> int:
+    """Tasks waiting in the Celery worker's queue (Redis list "celery", the default queue)."""
+    import redis
+
+    return int(redis.Redis.from_url(dep.redis_url).llen("celery"))
+
+
+def drain(dep: Deployment, limit: float = 300) -> float:
+    """Waits until the worker has taken every queued task (at most ``limit`` seconds) and a
+    moment more for the one it holds, so each window starts without the last one's emails."""
+    started = time.monotonic()
+    while dep.worker_pid and queued_tasks(dep) and time.monotonic() - started < limit:
+        time.sleep(1)
+    if dep.worker_pid:
+        time.sleep(2)
+    return time.monotonic() - started
+
+
 def measure(dep: Deployment, rate: float, args: argparse.Namespace, redis_server: int) -> dict:
+    drained_s = drain(dep)
     loop = OrderLoop(dep, rate, args.order_concurrency).start()
     try:
         if args.warmup:
@@ -556,6 +623,7 @@ def measure(dep: Deployment, rate: float, args: argparse.Namespace, redis_server
         ended = time.monotonic()
         cpu_after = cpu_seconds(dep, redis_server)
         cpus = cpus_used(dep, redis_server)
+        queued = queued_tasks(dep) if dep.worker_pid else None
     finally:
         loop.stop()
     result |= loop.between(started, ended)
@@ -566,6 +634,10 @@ def measure(dep: Deployment, rate: float, args: argparse.Namespace, redis_server
         "window_s": ended - started,
         "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
         "cpus": cpus,
+        # The emails (and receipt PDFs) still waiting for the worker when the window ended, and
+        # how long the previous window's took to drain before this one began.
+        "tasks_queued_at_end": queued,
+        "drained_before_s": round(drained_s, 1),
     }
     return result
 
@@ -704,6 +776,17 @@ def parse_args() -> argparse.Namespace:
         help="the load generators (wrk, localstripe, this process) on CPU 0, the shop (gunicorn, "
         "and the running PostgreSQL and Redis until the end) on CPU 1",
     )
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="no Celery worker: tasks (emails, receipt PDFs) run inside the request that queues them",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=19,
+        help="the Celery worker's nice level (deploy/systemd/pharmacy-worker.service's Nice=)",
+    )
     parser.add_argument("--json", type=Path, default=bench.VAR / "mixed.json")
     parser.set_defaults(gunicorn_config=None)
     return parser.parse_args()
@@ -769,6 +852,12 @@ def main() -> None:
                         f"  CPU s in {r['window_s']:.1f} s: "
                         + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_s"].items())
                         + f"; CPUs {r['cpus']}"
+                        + (
+                            f"; tasks queued at the end {r['tasks_queued_at_end']}, "
+                            f"waited {r['drained_before_s']} s for the last window's"
+                            if r["tasks_queued_at_end"] is not None
+                            else ""
+                        )
                     )
     per_order(deployments, rates, results)
     summary = table(deployments, rates, results)

@@ -97,6 +97,8 @@ def main() -> None:
         urls=30,
         workers=1,
         pin=False,
+        eager=False,  # emails and receipt PDFs in the Celery worker, as deployed
+        worker_nice=19,
         gunicorn_config=tmp / "gunicorn.conf.py",
     )
     dep = mixed.Deployment(
