@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 from . import renewals
 from .care_forms import NoteForm, ReasonForm, RenewForm
 from .care_steps import CareError
+from .care_views import care_step_answer
 from .models import PrescriptionOnFile, RenewalRequest
 from .review_views import pharmacist_required
 
@@ -135,15 +136,17 @@ def renewal_prescriber_page(request, pk: int):
 
 
 def _act(request, pk: int, form, form_name: str, action, success: str):
-    renewal = get_object_or_404(RenewalRequest, pk=pk)
-    if not form.is_valid():
-        return _review(request, pk, status=400, **{form_name: form})
-    try:
-        action(renewal, form)
-    except CareError as exc:
-        return _review(request, pk, status=exc.status, error=exc.message, **{form_name: form})
-    messages.success(request, success.format(pk=pk))
-    return redirect("renewals:review", pk=pk)
+    return care_step_answer(
+        request,
+        model=RenewalRequest,
+        pk=pk,
+        form=form,
+        form_name=form_name,
+        action=action,
+        success=success,
+        review=_review,
+        review_url="renewals:review",
+    )
 
 
 @never_cache

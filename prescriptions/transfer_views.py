@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from . import transfers
 from .care_forms import NoteForm, ReasonForm, ReceiveForm, TransferRequestForm
 from .care_steps import CareError
+from .care_views import care_step_answer
 from .models import TransferRequest
 from .review_views import pharmacist_required
 
@@ -121,15 +122,17 @@ def transfer_review(request, pk: int):
 
 
 def _act(request, pk: int, form, form_name: str, action, success: str):
-    transfer = get_object_or_404(TransferRequest, pk=pk)
-    if not form.is_valid():
-        return _review(request, pk, status=400, **{form_name: form})
-    try:
-        action(transfer, form)
-    except CareError as exc:
-        return _review(request, pk, status=exc.status, error=exc.message, **{form_name: form})
-    messages.success(request, success.format(pk=pk))
-    return redirect("transfers:review", pk=pk)
+    return care_step_answer(
+        request,
+        model=TransferRequest,
+        pk=pk,
+        form=form,
+        form_name=form_name,
+        action=action,
+        success=success,
+        review=_review,
+        review_url="transfers:review",
+    )
 
 
 @never_cache
