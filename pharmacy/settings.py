@@ -242,6 +242,8 @@ PHARMACY_RECORD_RETENTION_YEARS = env.int("PHARMACY_RECORD_RETENTION_YEARS", def
 # --- Internationalisation, money ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="America/New_York")
+# English only, no translations: Django skips its translation machinery (tests that need it turn
+# it on: tests/cart/test_presentation.py).
 USE_I18N = False
 USE_TZ = True
 CURRENCIES = ("USD",)
