@@ -587,7 +587,7 @@ def main() -> None:
             ),
             Page("cart (1 line)", url("cart:detail") or "/cart/", session="customer"),
             Page(
-                "checkout (signed in)", url("orders:checkout") or "/checkout/", session="customer"
+                "checkout (signed in)", url("checkout:checkout") or "/checkout/", session="customer"
             ),
         ]
         for page in pages:

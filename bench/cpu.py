@@ -28,7 +28,7 @@ import bench  # the benchmark's settings and helpers
 
 PAGES = {
     "cart": "cart:detail",
-    "checkout": "orders:checkout",
+    "checkout": "checkout:checkout",
     "home": "catalog:home",
     "ceiling": "bench_ceiling",
     "listing": "catalog:product_list",

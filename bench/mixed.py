@@ -218,7 +218,7 @@ def start(dep: Deployment, args: argparse.Namespace, tmp: Path) -> None:
         "import sys; from localstripe.resources import Store; "
         "Store.dump_to_disk = lambda self: None; "
         f"sys.argv = ['localstripe', '--port', '{dep.stripe_port}', '--from-scratch']; "
-        "from orders.localstripe_dev import main; main()"
+        "from payments.localstripe_dev import main; main()"
     )
     with open(tmp / f"localstripe-{dep.label}.log", "w") as log_file:
         dep.processes.append(

@@ -14,10 +14,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from djmoney.money import Money
 
+from payments.stripe_gateway import PaymentGatewayError
+
 from . import fulfilment, services
 from .models import Order, OrderEvent, OrderLine, OrderRefund, Shipment, StripeEvent
 from .state import PaymentStatus
-from .stripe_gateway import PaymentGatewayError
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -1,19 +1,20 @@
-"""Checkout and payment workflows.
+"""An order's life: written for the checkout, its payment followed, captured, canceled, refunded.
 
 Two rules shape everything here:
 
 * The database decides what an order contains and costs; Stripe decides whether it is paid.
-  ``order_place`` re-prices the cart from the catalog (posted amounts are never read) and
-  ``order_sync_payment`` is the one place that moves an order according to the PaymentIntent
-  *as Stripe reports it now*, so webhooks, the return page and the reconciliation task can all
-  call it, twice or in any order, and reach the same result.
+  ``checkout.placement.order_place`` re-prices the cart from the catalog (posted amounts are
+  never read) and calls ``order_create`` here; ``order_sync_payment`` is the one place that
+  moves an order according to the PaymentIntent *as Stripe reports it now*, so webhooks, the
+  return page and the reconciliation task can all call it, twice or in any order, and reach the
+  same result.
 * No network call while a half-written order exists. The order, its lines and the first event
   are written in one transaction; the PaymentIntent is created after commit with an idempotency
   key derived from the order. If Stripe fails, the attempt is canceled and the customer still has
   their cart.
 * Stock is taken when the card is authorised, not when the order is placed (docs/security.md,
-  "Unpaid checkouts cannot hold stock"): an unpaid checkout holds nothing, so no script or abandoned tab can make a
-  pack unavailable. The last pack goes to the first authorisation; a later one is canceled and
+  "Unpaid checkouts cannot hold stock"): an unpaid checkout holds nothing, so no script or
+  abandoned tab can make a pack unavailable. The last pack goes to the first authorisation; a later one is canceled and
   its hold released.
 """
 
@@ -26,22 +27,19 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.core import signing
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from djmoney.money import Money
 
 from cart import calculations
-from cart.models import Cart
-from cart.pricing import cart_summary
 from cart.services import cart_remove_ordered
 from catalog.models import PackageTier
 from discounts.services import discount_redeem, discount_release
 from notifications.models import EmailKind
+from payments import stripe_gateway as gateway
 from pharmacy.permissions import require_permission
 
-from . import stripe_gateway as gateway
 from .emails import order_email, order_emails_on_transition
 from .errors import OrderError
 from .links import LinkState, order_access_token, order_link, order_link_check, order_token_is_valid  # noqa: F401  (the public names)
@@ -51,11 +49,9 @@ from .models import (
     OrderLine,
     OrderNumber,
     OrderRefund,
-    ShippingMethod,
     StripeEvent,
 )
 from .prescription_step import prescription_step
-from .pricing_inputs import order_pricing_inputs
 from .state import CANCELABLE_STATUSES, TRANSITION_TABLES, OrderStatus, PaymentStatus
 from .totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
 
@@ -155,140 +151,7 @@ def _locked(order_id) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
-# --- What the customer saw ----------------------------------------------------------------
-
-FIGURES_SALT = "orders.checkout-figures"
-
-
-@dataclass(frozen=True)
-class CheckoutChange:
-    """One difference between the checkout page the customer saw and the order as it would be now."""
-
-    item: str
-    before: str
-    after: str
-
-    def __str__(self) -> str:
-        return f"{self.item}: {self.before} → {self.after}"
-
-
-class CheckoutChanged(OrderError):
-    """The cart's figures moved since the checkout page was shown; nothing was placed.
-
-    ``figures`` is the signed snapshot of the current figures: posting it back is the customer's
-    confirmation of the new order."""
-
-    def __init__(self, *, changes: list[CheckoutChange], figures: str, total: Money):
-        super().__init__(
-            "Your order has changed since you opened this page. Please check the new figures; "
-            "press the button again to confirm them."
-        )
-        self.changes = changes
-        self.figures = figures
-        self.total = total
-
-
-def checkout_figures(summary) -> str:
-    """A signed snapshot of what the checkout page shows: each line (pack, packages, price per pack)
-    and every amount of the summary for the address and shipping method as entered: subtotal,
-    discount, shipping, sales tax (and its rate) and the total. The checkout form carries it back,
-    so ``order_place`` can tell whether the order it is about to charge is the one the customer
-    saw. It is only ever compared with figures recomputed from the catalog, never charged."""
-    return signing.dumps(_figures(summary), salt=FIGURES_SALT, compress=True)
-
-
-#: The amounts of a snapshot, in the order a change is reported, with their names on the page.
-_FIGURE_LABELS = (
-    ("subtotal", "Subtotal"),
-    ("discount", "Discount"),
-    ("shipping", "Shipping"),
-    ("tax", "Sales tax"),
-    ("total", "Total"),
-)
-
-
-def _figures(summary) -> dict:
-    totals = summary.totals
-    return {
-        "lines": [
-            [line.tier_id, line.packages, str(line.unit_price.amount), line.description]
-            for line in summary.available_lines
-        ],
-        "subtotal": str(summary.subtotal.amount),
-        "discount": str(summary.discount.amount),
-        "shipping": str(summary.shipping.amount),
-        "tax": str(summary.tax.amount),
-        "tax_rate": str(totals.tax_rate) if totals.tax_known else "",
-        "total": str(summary.total.amount),
-    }
-
-
-def _percent(rate: str) -> str:
-    return f"{Decimal(rate).normalize():f}%" if rate else "not yet known"
-
-
-def _figures_changes(*, shown: dict, now: dict) -> list[CheckoutChange]:
-    def packs(n) -> str:
-        return f"{n} pack{'s' if int(n) != 1 else ''}"
-
-    changes = []
-    before = {int(line[0]): line for line in shown.get("lines", [])}
-    after = {int(line[0]): line for line in now["lines"]}
-    for tier_id, (_, packages, price, description) in before.items():
-        if tier_id not in after:
-            changes.append(
-                CheckoutChange(
-                    description,
-                    f"{packs(packages)} at ${price}",
-                    "no longer available (sold out or withdrawn)",
-                )
-            )
-            continue
-        _, new_packages, new_price, _ = after[tier_id]
-        if new_packages != packages:
-            changes.append(CheckoutChange(description, packs(packages), packs(new_packages)))
-        if Decimal(new_price) != Decimal(price):
-            changes.append(
-                CheckoutChange(description, f"${price} per pack", f"${new_price} per pack")
-            )
-    for tier_id, (_, packages, price, description) in after.items():
-        if tier_id not in before:
-            changes.append(
-                CheckoutChange(description, "not on the page", f"{packs(packages)} at ${price}")
-            )
-    for key, label in _FIGURE_LABELS:
-        old, new = shown.get(key), now[key]
-        if old is None or Decimal(old) != Decimal(new):
-            changes.append(
-                CheckoutChange(label, f"${old}" if old is not None else "not shown", f"${new}")
-            )
-    # When the money moved, a rate the staff changed after the page was shown is named too, not
-    # only its effect (a new rate on medicines the state exempts changes nothing to confirm).
-    if changes and shown.get("tax_rate") and shown.get("tax_rate") != now["tax_rate"]:
-        changes.insert(
-            0,
-            CheckoutChange(
-                "Sales tax rate", _percent(shown["tax_rate"]), _percent(now["tax_rate"])
-            ),
-        )
-    return changes
-
-
-def _check_figures(*, shown_figures: str, summary) -> None:
-    """Refuse to place an order that differs from the one on the customer's screen."""
-    try:
-        shown = signing.loads(shown_figures or "", salt=FIGURES_SALT)
-    except signing.BadSignature:
-        shown = {}
-    now = _figures(summary)
-    changes = _figures_changes(shown=shown if isinstance(shown, dict) else {}, now=now)
-    if changes:
-        raise CheckoutChanged(
-            changes=changes, figures=checkout_figures(summary), total=summary.total
-        )
-
-
-# --- Placing the order ----------------------------------------------------------------------
+# --- An order for the checkout (``checkout.placement`` decides when) -------------------------
 
 #: PaymentIntent states in which the customer's browser can still (re)try the card.
 _PAYABLE_INTENT_STATES = frozenset(
@@ -296,165 +159,15 @@ _PAYABLE_INTENT_STATES = frozenset(
 )
 
 
-def order_place(
-    *,
-    cart: Cart | None,
-    email: str,
-    address: ShippingAddress,
-    shipping_method: str,
-    user=None,
-    prescription=None,
-    shown_figures: str | None = None,
-    saved_card: SavedCardPayment | None = None,
-) -> PlacedOrder:
-    """Turn the cart into an order awaiting payment and open a card hold for its total.
-
-    Everything charged is computed here from the catalog; nothing the browser posted about
-    prices is an input. ``shown_figures`` (``checkout_figures`` of the page the customer saw)
-    must match the figures now, or ``CheckoutChanged`` says what moved and nothing is placed.
-
-    Placing takes no stock: tracked stock is taken when the card is authorised
-    (``order_sync_payment``), so an unpaid checkout cannot hold a pack. One pending order per
-    cart: a repeated submit of the same cart returns the same order and PaymentIntent; a changed
-    cart replaces the earlier unpaid attempt. Raises ``OrderError`` with a customer-facing
-    message; the cart is kept.
-
-    With ``saved_card`` the hold is asked for off-session and the order is authorised (or
-    refused) before this returns: a declined card or one that wants the customer to
-    authenticate ends the attempt (nothing held) and raises ``OrderError`` with its ``code``.
-    """
-    if cart is None or cart.pk is None:
-        raise OrderError("Your cart is empty.")
-    if shipping_method not in ShippingMethod.values:
-        raise OrderError("Please choose a shipping method.")
-    attempt = {
-        "cart": cart,
-        "email": email,
-        "address": address,
-        "shipping_method": shipping_method,
-        "user": user,
-        "prescription": prescription,
-        "shown_figures": shown_figures,
-        "saved_card": saved_card,
-    }
-    try:
-        return _order_place_once(**attempt)
-    except _DeclinedAttempt:
-        # The reused attempt's card was declined meanwhile (now marked failed): start afresh.
-        return _order_place_once(**attempt)
+class PaymentAttemptDeclined(Exception):
+    """The reused attempt's card was declined meanwhile (now marked failed): start afresh."""
 
 
-class _DeclinedAttempt(Exception):
-    pass
-
-
-def _order_place_once(
-    *, cart, email, address, shipping_method, user, prescription, shown_figures, saved_card
-) -> PlacedOrder:
-    with transaction.atomic():
-        # One placement per cart at a time: a double submit waits here, then finds the first's order.
-        Cart.objects.select_for_update().filter(pk=cart.pk).first()
-        # Every figure comes from cart.calculations, for this address's state and this email.
-        summary = cart_summary(
-            cart,
-            method=shipping_method,
-            **order_pricing_inputs(cart=cart, state=address.state, email=email),
-        )
-        if not summary.can_checkout:
-            raise OrderError(_checkout_refusal(summary))
-        if shown_figures is not None:
-            _check_figures(shown_figures=shown_figures, summary=summary)
-        lines = summary.available_lines
-        totals = summary.totals
-        total = totals.total
-        wanted = {
-            "lines": sorted(
-                (line.tier_id, line.packages, line.unit_price.amount) for line in lines
-            ),
-            "total": total.amount,
-            "shipping_method": shipping_method,
-            "email": email,
-            "address": address,
-            "user_id": getattr(_user_or_none(user), "pk", None),
-        }
-        order, replaced = None, []
-        for previous in (
-            Order.objects.awaiting_payment().filter(cart=cart).prefetch_related("lines")
-        ):
-            # A prescription order carries the documents of its own submit: never reused.
-            if (
-                order is None
-                and not summary.has_prescription_items
-                and _same_attempt(previous, wanted)
-            ):
-                order = previous
-            else:
-                replaced.append(previous.pk)
-        if order is None:
-            order = _order_create(
-                cart=cart,
-                summary=summary,
-                lines=lines,
-                email=email,
-                address=address,
-                shipping_method=shipping_method,
-                totals=totals,
-                user=user,
-                prescription=prescription,
-            )
-        fresh = order.stripe_payment_intent_id is None
-
-    for order_id in replaced:
-        _order_abandon(order_id=order_id, reason="Replaced by a new checkout attempt.")
-    try:
-        placed = _order_open_payment(order_id=order.pk, saved_card=saved_card)
-    except gateway.PaymentGatewayError as exc:
-        logger.warning("PaymentIntent for order %s failed: %s", order.number, exc)
-        if fresh:
-            # Nothing was taken and no card was asked for: the attempt simply ends; the cart stays.
-            _order_abandon(order_id=order.pk, reason="The card payment could not be started.")
-        code = exc.code if exc.declined else ""
-        raise OrderError(f"{exc.user_message} Your cart has been kept.", code=code) from exc
-    if saved_card is not None and placed.order.status == OrderStatus.CANCELED:
-        # Authorised, then let go at once (the last pack sold meanwhile): the hold is released.
-        raise OrderError(SOLD_OUT_NOTE, code="order_canceled")
-    if saved_card is not None and placed.order.payment_status != PaymentStatus.AUTHORIZED:
-        # The saved card wants the customer (3-D Secure): nobody is there to answer, so the
-        # attempt ends and its hold, if any, is released.
-        _order_abandon(order_id=order.pk, reason="The saved card asked for authentication.")
-        raise OrderError(
-            "Your bank asked to confirm this payment with you.", code=AUTHENTICATION_REQUIRED
-        )
-    return placed
-
-
-def _same_attempt(order: Order, wanted: dict) -> bool:
-    """Is this unpaid order exactly what the customer is submitting again?"""
-    if order.payment_status != PaymentStatus.PENDING:
-        return False  # a declined card starts over with a fresh attempt
-    a = wanted["address"]
-    return (
-        sorted((line.tier_id, line.packages, line.unit_price.amount) for line in order.lines.all())
-        == wanted["lines"]
-        and order.total.amount == wanted["total"]
-        and order.shipping_method == wanted["shipping_method"]
-        and order.email == wanted["email"]
-        and order.user_id == wanted["user_id"]
-        and (
-            order.ship_name,
-            order.ship_line1,
-            order.ship_line2,
-            order.ship_city,
-            order.ship_state,
-            order.ship_zip,
-        )
-        == (a.name, a.line1, a.line2, a.city, a.state, a.zip_code)
-    )
-
-
-def _order_create(
+def order_create(
     *, cart, summary, lines, email, address, shipping_method, totals, user, prescription
 ) -> Order:
+    """Write the order, its lines (snapshots of ``totals``) and the prescription step's records
+    in the caller's transaction, which holds the cart locked; no network call here."""
     order = Order.objects.create(
         number=OrderNumber.objects.create().number,
         user=_user_or_none(user),
@@ -497,9 +210,10 @@ def _order_create(
     return order
 
 
-def _order_open_payment(*, order_id, saved_card: SavedCardPayment | None = None) -> PlacedOrder:
+def order_open_payment(*, order_id, saved_card: SavedCardPayment | None = None) -> PlacedOrder:
     """The order's one PaymentIntent: created once (under the order's lock, with a key derived
-    from the order), then handed out again to a repeated submit."""
+    from the order), then handed out again to a repeated submit. Raises
+    ``PaymentAttemptDeclined`` when the reused intent's card was declined meanwhile."""
     with transaction.atomic():
         order = _locked(order_id)
         if order.status != OrderStatus.PENDING_PAYMENT:
@@ -528,7 +242,7 @@ def _order_open_payment(*, order_id, saved_card: SavedCardPayment | None = None)
             if saved_card is not None:
                 _apply_intent(order, intent)  # authorised now, under the order's lock
     if declined:
-        raise _DeclinedAttempt
+        raise PaymentAttemptDeclined
     return PlacedOrder(order=order, client_secret=intent.client_secret)
 
 
@@ -551,7 +265,7 @@ def _payment_intent_create(
     )
 
 
-def _order_abandon(*, order_id, reason: str) -> None:
+def order_abandon(*, order_id, reason: str) -> None:
     """End an unpaid attempt without waiting on Stripe: the order is canceled here (it holds no
     stock), and its card hold, if any, is released after commit by ``order_release_payment_hold``
     (queued; the reconciliation job retries it if the queue or Stripe is down). If the customer
@@ -620,15 +334,6 @@ def order_release_payment_hold(*, order_id) -> Order | None:
                 by=None,
             )
     return order
-
-
-def _checkout_refusal(summary) -> str:
-    if summary.problems:
-        return summary.problems[0]
-    if summary.unavailable_lines:
-        line = summary.unavailable_lines[0]
-        return f"{line.description}: {line.notice.split(':')[0].lower()}. Please update your cart."
-    return "Your cart is empty."
 
 
 # --- Following the payment ------------------------------------------------------------------

@@ -5,7 +5,6 @@ from . import views
 app_name = "orders"
 
 urlpatterns = [
-    path("checkout/", views.checkout, name="checkout"),
     path("orders/<int:number>/", views.order_detail, name="detail"),
     path("orders/<int:number>/receipt/", views.order_receipt, name="receipt"),
     path("orders/<int:number>/receipt.pdf", views.order_receipt_pdf, name="receipt_pdf"),

@@ -55,10 +55,12 @@ INSTALLED_APPS = [
     "catalog",
     "cart",
     "orders",
+    "checkout",
     "prescriptions",
     "salestax",
     "discounts",
     "notifications",
+    "payments",
     "pharmacy.apps.PharmacyConfig",  # deployment checks, log plumbing
     "dbbackup",  # encrypted database backups (pharmacy/backups.py, docs/operations.md)
     "django_prometheus",  # request rate, latency and errors per view (pharmacy/metrics.py)

@@ -33,6 +33,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("cart/", include("cart.urls")),
+    path("", include("checkout.urls")),
     path("", include("orders.urls")),
 ]
 

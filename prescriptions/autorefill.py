@@ -7,7 +7,7 @@ and the daily placement of the refill order itself. The rules are in ``autorefil
   consent recorded (its words, when, until when) and auto-refill turned on.
 * **The job** (``autorefills_run``, Celery beat): notices go out ``notice_days`` before a due date
   with signed links; on the due date the refill order is placed through the refill checkout path
-  (``orders.services.order_place`` on the auto-refill's own cart), its hold asked for
+  (``checkout.placement.order_place`` on the auto-refill's own cart), its hold asked for
   off-session on the saved card. The order waits for the pharmacist like any refill.
 * **Once per due date**: each placement first claims an ``AutoRefillRun`` row, unique per
   (auto-refill, due date), on the auto-refill row locked with ``SKIP LOCKED``: a second job run at
@@ -34,11 +34,13 @@ from cart.pricing import cart_summary
 from cart.services import CartError, cart_add_tier
 from catalog.models import PackageTier
 from catalog.pricing import format_money
+from checkout.figures import CheckoutChanged, checkout_figures
+from checkout.placement import order_place
+from checkout.pricing_inputs import order_pricing_inputs
 from orders import services as order_services
-from orders import stripe_gateway as gateway
 from orders.models import Order
-from orders.pricing_inputs import order_pricing_inputs
 from orders.state import OrderStatus
+from payments import stripe_gateway as gateway
 
 from . import autorefill_emails as emails
 from . import autorefill_rules as rules
@@ -79,7 +81,7 @@ class Address:
 
 @dataclass(frozen=True)
 class Quote:
-    figures: str  # ``order_services.checkout_figures``: what the order must match
+    figures: str  # ``checkout.figures.checkout_figures``: what the order must match
     total: str  # formatted, as shown
     due_on: date
 
@@ -162,7 +164,7 @@ def autorefill_price(*, autorefill: AutoRefill, due_on: date) -> Quote:
     if not summary.available_lines:
         raise AutoRefillError("This pack cannot be ordered at the moment.")
     return Quote(
-        figures=order_services.checkout_figures(summary),
+        figures=checkout_figures(summary),
         total=format_money(summary.total),
         due_on=due_on,
     )
@@ -664,7 +666,7 @@ def autorefill_place(*, autorefill_id, today: date | None = None) -> Order | Non
         return None
     run, autorefill = claim
     try:
-        placed = order_services.order_place(
+        placed = order_place(
             cart=autorefill.cart,
             email=autorefill.user.email,
             address=order_services.ShippingAddress(
@@ -683,7 +685,7 @@ def autorefill_place(*, autorefill_id, today: date | None = None) -> Order | Non
                 payment_method_id=autorefill.stripe_payment_method_id,
             ),
         )
-    except order_services.CheckoutChanged:
+    except CheckoutChanged:
         return _refused(run, PauseReason.PRICE_CHANGED, "The price changed since the notice.")
     except RefillError as exc:  # the refill checkout's own checks refused it (rolled back)
         return _refused(run, PauseReason.UNAVAILABLE, exc.message)

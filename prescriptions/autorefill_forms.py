@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from orders.forms import CheckoutForm
+from checkout.forms import CheckoutForm
 from pharmacy.us_address import zip_in_state_check
 
 _ADDRESS = ("name", "line1", "line2", "city", "state", "zip_code", "shipping_method")

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from orders import stripe_gateway as gateway
+from payments import stripe_gateway as gateway
 
 from . import autorefill as service
 from . import autorefill_emails as emails

@@ -25,13 +25,13 @@ from djmoney.money import Money
 from cart.calculations import capped, format_money
 from catalog.models import PackageTier
 from notifications.models import EmailKind
-from orders import stripe_gateway as gateway
 from orders.emails import order_email
 from orders.holds import hold_validity, with_authorised_at
 from orders.models import Order, OrderEvent, OrderLine
 from orders.services import OrderError, order_cancel, order_capture_payment
 from orders.state import OrderStatus, PaymentStatus
 from orders.totals import line_snapshot_fields, order_recalculate, order_snapshot_fields
+from payments import stripe_gateway as gateway
 from pharmacy.permissions import require_permission
 
 from .messages import counselling_offer_post

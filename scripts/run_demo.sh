@@ -40,8 +40,8 @@ $BIN/python manage.py setup_demo_discount
 $BIN/python manage.py setup_demo_prescriptions
 
 # localstripe: the offline Stripe, with its webhooks pointed at this shop. Started through
-# orders.localstripe_dev, which lets the browser's Stripe.js stand-in send its API key (CORS).
-$BIN/python -m orders.localstripe_dev --host 127.0.0.1 --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
+# payments.localstripe_dev, which lets the browser's Stripe.js stand-in send its API key (CORS).
+$BIN/python -m payments.localstripe_dev --host 127.0.0.1 --port "$LOCALSTRIPE_PORT" --from-scratch > var/localstripe.log 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTRIPE_PORT}/js.stripe.com/v3/" && break; sleep 0.2; done
 curl -fs -X POST "http://127.0.0.1:${LOCALSTRIPE_PORT}/_config/webhooks/shop" \

@@ -1,7 +1,7 @@
 """localstripe (the offline Stripe) for the tests, plus what a browser would do against it.
 
 ``localstripe_server`` starts one localstripe per test session on a free port (through
-``orders.localstripe_dev``, which lets a browser send the Authorization header);
+``payments.localstripe_dev``, which lets a browser send the Authorization header);
 ``localstripe`` points the settings at it for one test. ``browser_confirm`` and
 ``browser_authenticate`` repeat the HTTP calls Stripe.js (our adapter) makes from the
 customer's browser; they live here, never in application code.
@@ -76,7 +76,14 @@ def localstripe_server():
     )
     with open(log_path, "w") as log:  # the server keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "orders.localstripe_dev", "--port", str(port), "--from-scratch"],
+            [
+                sys.executable,
+                "-m",
+                "payments.localstripe_dev",
+                "--port",
+                str(port),
+                "--from-scratch",
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

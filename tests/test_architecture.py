@@ -24,15 +24,28 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED: dict[str, set[str]] = {
     "catalog": set(),
     "notifications": set(),
+    # The door to Stripe: amounts in minor units and ids in, states out; it knows no other app.
+    "payments": set(),
     # The code rules sit below the cart (the cart asks them whether a code applies); the tax seam
     # implements the calculation module's interface. Both as issue 14 built them.
     "discounts": {"catalog"},
     "cart": {"catalog", "discounts"},
     "salestax": {"catalog", "cart"},
-    "orders": {"cart", "catalog", "discounts", "salestax", "notifications"},
+    "orders": {"cart", "catalog", "discounts", "salestax", "notifications", "payments"},
+    # The page and the placing of an order: it writes the order through orders' services.
+    "checkout": {"orders", "cart", "catalog", "discounts", "salestax", "payments"},
     # A pharmacist's decision acts on an order (captures or cancels its hold); an order reaches
     # its prescription step through the interface orders defines, never by importing upwards.
-    "prescriptions": {"orders", "cart", "catalog", "discounts", "salestax", "notifications"},
+    "prescriptions": {
+        "checkout",
+        "orders",
+        "cart",
+        "catalog",
+        "discounts",
+        "salestax",
+        "notifications",
+        "payments",
+    },
     "accounts": {"prescriptions", "orders", "cart", "catalog", "notifications"},
 }
 APPS = set(ALLOWED)
@@ -101,6 +114,25 @@ def test_the_check_sees_an_upward_arrow_inside_a_function(tmp_path):
     module = tmp_path / "late.py"
     module.write_text("def f():\n    from orders.models import Order\n    return Order\n")
     assert imported_apps(module, "notifications") == [(2, "orders")]
+
+
+def test_one_module_talks_to_stripe():
+    """Only ``payments.stripe_gateway`` imports the ``stripe`` library: one place decides what
+    leaves the shop (no medicine in a PaymentIntent) and bounds every call with a timeout."""
+    importers = []
+    for app in sorted(APPS) + ["pharmacy"]:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom) and node.level == 0
+                    else []
+                )
+                if any(name.split(".")[0] == "stripe" for name in names):
+                    importers.append(path.relative_to(ROOT).as_posix())
+    assert importers == ["payments/stripe_gateway.py"]
 
 
 def test_order_emails_have_one_way_in():

@@ -45,7 +45,7 @@ ALLOWED = {
     "catalog/pricing.py": "a pack's price maths (per pill, list price, saving): what line totals are built from",
     "catalog/services.py": "staff's price-change tool: a new catalog price, not an order's money",
     "catalog/management/commands/generate_catalog.py": "demo catalog generator",
-    "orders/stripe_gateway.py": "reads Stripe's refund report in integer minor units",
+    "payments/stripe_gateway.py": "reads Stripe's refund report in integer minor units",
 }
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.forms import AddressForm
-from orders.forms import CheckoutForm
+from checkout.forms import CheckoutForm
 
 pytestmark = pytest.mark.django_db
 

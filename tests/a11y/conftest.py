@@ -97,7 +97,7 @@ def site(shop, localstripe, settings, tmp_path, baclofen, general_product):
             baclofen.get_absolute_url(),
             general_product.get_absolute_url(),
             reverse("cart:detail"),
-            reverse("orders:checkout"),
+            reverse("checkout:checkout"),
             services.order_link(approved),
             services.order_link(paid),
             receipt,

@@ -16,7 +16,7 @@ def add(client, tier: PackageTier):
 
 
 def checkout_page(client):
-    response = client.get(reverse("orders:checkout"))
+    response = client.get(reverse("checkout:checkout"))
     assert response.status_code == 200
     return response.content.decode()
 

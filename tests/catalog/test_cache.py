@@ -385,7 +385,7 @@ def test_private_pages_are_never_stored(client, baclofen, customer):
     client.force_login(customer)
     client.post(reverse("cart:add"), {"tier_id": tier("BAC-10MG-90").pk, "packages": 1})
     cache.clear()
-    for name in ("cart:detail", "orders:checkout", "accounts:dashboard"):
+    for name in ("cart:detail", "checkout:checkout", "accounts:dashboard"):
         response = client.get(reverse(name))
         assert response.status_code == 200, name
         assert cache_state(response) is None

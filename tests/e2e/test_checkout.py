@@ -33,7 +33,7 @@ def add_to_cart(page, shop, product, strength: str, quantity: int):
 
 
 def checkout(page, shop, card: str, *, submit: bool = True):
-    page.goto(shop.url + reverse("orders:checkout"))
+    page.goto(shop.url + reverse("checkout:checkout"))
     page.get_by_label("Email").fill("alex.morgan@example.com")
     page.get_by_label("Full name").fill("Alex Morgan")
     page.get_by_label("Address line 1").fill("100 River Street")

@@ -29,7 +29,7 @@ def test_a_code_applied_at_checkout_keeps_the_address_and_is_charged(
     )
     DiscountCode.objects.create(code="SPRING10", kind=DiscountKind.PERCENT, value=Decimal("10"))
     add_to_cart(page, shop, general_product, "10mg", 30)
-    page.goto(shop.url + reverse("orders:checkout"))
+    page.goto(shop.url + reverse("checkout:checkout"))
     page.wait_for_load_state("load")
     page.get_by_label("Email").fill("alex.morgan@example.com")
     page.get_by_label("Full name").fill("Alex Morgan")

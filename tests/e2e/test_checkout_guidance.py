@@ -19,7 +19,7 @@ ACTIVE_ID = "document.activeElement && document.activeElement.id"
 
 def test_pay_with_errors_focuses_a_summary_that_links_to_each_field(shop, page, general_product):
     add_to_cart(page, shop, general_product, "10mg", 30)
-    page.goto(shop.url + reverse("orders:checkout"))
+    page.goto(shop.url + reverse("checkout:checkout"))
     page.locator("#card-element input").first.wait_for()  # Stripe.js (localstripe) mounted the card
     page.get_by_label("Email").fill("not-an-email")
     page.get_by_role("button", name="Place order and pay").click()
@@ -77,7 +77,7 @@ def test_cart_update_and_remove_keep_focus_on_the_cart(live_server, page, two_pr
 
 def test_the_prescription_step_shows_the_chosen_route(live_server, page, baclofen):
     add_to_cart(page, live_server, baclofen, "10mg", 90)
-    page.goto(live_server.url + reverse("orders:checkout"))
+    page.goto(live_server.url + reverse("checkout:checkout"))
     upload = page.get_by_label(re.compile(r"^Prescription \(PDF"))
     prescriber = page.get_by_label("Prescriber's name")
     assert upload.is_visible() and not prescriber.is_visible()

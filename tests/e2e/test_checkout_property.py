@@ -146,7 +146,7 @@ def test_the_total_by_pay_is_what_is_charged_shown_and_sent(
             with_code = p["code"] and p["general_packs"] > 0
             Cart.objects.filter(pk=cart.pk).update(discount_code="WELCOME10" if with_code else "")
 
-            page.goto(shop.url + reverse("orders:checkout"))
+            page.goto(shop.url + reverse("checkout:checkout"))
             page.wait_for_load_state("load")
             zip_code = STATES[p["state"]][0]
             fill_checkout(page, email=f"alex.{n}@example.com", state=p["state"], zip_code=zip_code)
@@ -164,7 +164,7 @@ def test_the_total_by_pay_is_what_is_charged_shown_and_sent(
                    || !(document.getElementById('checkout-changes') || {hidden: true}).hidden
                    || !(document.getElementById('error-summary') || {hidden: true}).hidden"""
             )
-            if page.url.endswith(reverse("orders:checkout")):
+            if page.url.endswith(reverse("checkout:checkout")):
                 assert changes.is_visible(), page.locator("#error-summary").inner_html()
                 # Shown, not charged: no order was placed; the new total is on the page to confirm.
                 assert Order.objects.count() == orders_before

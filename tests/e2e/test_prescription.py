@@ -35,7 +35,7 @@ def test_prescription_upload_review_and_capture_in_the_browser(
     page.goto(shop.url + baclofen.get_absolute_url())
     page.get_by_role("button", name="Add to cart (Baclofen 10mg, 90 pills)").click()
     page.wait_for_load_state("networkidle")
-    page.goto(shop.url + reverse("orders:checkout"))
+    page.goto(shop.url + reverse("checkout:checkout"))
     assert (
         "verifies the original with your prescriber"
         in page.locator(".prescription-step").inner_text()

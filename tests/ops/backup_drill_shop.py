@@ -28,8 +28,8 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass, PackageTier
+from checkout.placement import order_place
 from notifications.models import OutboundEmail
-from orders import services
 from orders.models import Order, OrderEvent, OrderLine
 from prescriptions import on_file_record
 from prescriptions.files import check_prescription_upload
@@ -66,7 +66,7 @@ def _place(tier, user, content: bytes, name: str, content_type: str) -> Order:
             ),
         ),
     )
-    placed = services.order_place(
+    placed = order_place(
         cart=cart,
         email=user.email,
         address=ADDRESS,

@@ -86,7 +86,7 @@ def test_a_failing_prescription_checkout_reports_the_error_without_health_data(
         f"rx_{tier.pk}_file": upload(png_bytes(), "jane baclofen.png", "image/png"),
     }
     request = RequestFactory().post(
-        reverse("orders:checkout") + "?t=signed-link-token",
+        reverse("checkout:checkout") + "?t=signed-link-token",
         form,
         HTTP_COOKIE=f"sessionid={session}; csrftoken={CSRF}",
         HTTP_AUTHORIZATION="Bearer api-secret",
@@ -101,7 +101,9 @@ def test_a_failing_prescription_checkout_reports_the_error_without_health_data(
     # Useful: what failed, where, on which page, and the request id that finds it in our logs.
     exception = event["exception"]["values"][-1]
     assert exception["type"] == "NotADirectoryError"
-    assert any(frame.get("module") == "orders.views" for frame in exception["stacktrace"]["frames"])
+    assert any(
+        frame.get("module") == "checkout.views" for frame in exception["stacktrace"]["frames"]
+    )
     assert (
         event["request"]["url"] == "http://testserver/checkout/"
         and event["request"]["method"] == "POST"

@@ -11,6 +11,7 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass, PackageTier
+from checkout.placement import order_place
 from orders import services
 from prescriptions.intake import PrescriptionIntake, PrescriptionItem
 from tests.factories import DosageFactory, PackageTierFactory, ProductFactory
@@ -67,7 +68,7 @@ def prescriber_intake(cart: Cart) -> PrescriptionIntake | None:
 def place(
     cart, *, user=None, method: str = "standard", email: str = "alex@example.com"
 ) -> services.PlacedOrder:
-    return services.order_place(
+    return order_place(
         cart=cart,
         email=email,
         address=ADDRESS,
@@ -100,7 +101,7 @@ def shown_figures(client) -> str:
     """The figures the checkout page shows (its hidden ``figures`` field), as a browser posts them back."""
     from django.urls import reverse
 
-    html = client.get(reverse("orders:checkout")).content.decode()
+    html = client.get(reverse("checkout:checkout")).content.decode()
     match = re.search(r'name="figures" value="([^"]+)"', html)
     assert match, "the checkout page carries the figures it shows"
     return match.group(1)

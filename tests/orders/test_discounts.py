@@ -15,6 +15,7 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
+from checkout.placement import order_place
 from discounts.models import DiscountCode, DiscountKind, DiscountRedemption
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
@@ -68,7 +69,7 @@ def cart_of(*items, code=""):
 
 
 def place(cart, email="alex@example.com", method="standard"):
-    return services.order_place(
+    return order_place(
         cart=cart,
         email=email,
         address=ADDRESS,
@@ -349,7 +350,7 @@ def test_an_account_shares_the_limit_whatever_address_it_orders_with(localstripe
     cart = make_cart(tier=otc, user=customer)
     cart.discount_code = "SPRING10"
     cart.save()
-    first = services.order_place(
+    first = order_place(
         cart=cart,
         email="first@example.com",
         address=ADDRESS,
@@ -363,7 +364,7 @@ def test_an_account_shares_the_limit_whatever_address_it_orders_with(localstripe
     assert DiscountRedemption.objects.get().user == customer
     CartLine.objects.create(cart=cart, tier=otc, packages=1, price_when_added=otc.price)
     with pytest.raises(services.OrderError, match="You have already used the code SPRING10."):
-        services.order_place(
+        order_place(
             cart=cart,
             email="second@example.org",
             address=ADDRESS,

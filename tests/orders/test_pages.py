@@ -15,13 +15,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_empty_cart_is_sent_back_to_the_cart_page(client):
-    response = client.get(reverse("orders:checkout"))
+    response = client.get(reverse("checkout:checkout"))
     assert response.status_code == 302 and response.url == reverse("cart:detail")
 
 
 def test_checkout_page_shows_the_cart_summary_and_card_field(localstripe, client, baclofen_90):
     attach_to_session(client, make_cart(tier=baclofen_90))
-    response = client.get(reverse("orders:checkout"))
+    response = client.get(reverse("checkout:checkout"))
     html = response.content.decode()
     assert response.status_code == 200
     assert "Baclofen 10mg, 90 pills" in html and "$78.18" in html
@@ -34,21 +34,21 @@ def test_localstripe_adapter_is_not_loaded_against_real_stripe(client, general_t
     settings.STRIPE_API_BASE = ""
     settings.STRIPE_JS_URL = "https://js.stripe.com/v3/"
     attach_to_session(client, make_cart(tier=general_tier))
-    html = client.get(reverse("orders:checkout")).content.decode()
+    html = client.get(reverse("checkout:checkout")).content.decode()
     assert "https://js.stripe.com/v3/" in html and "localstripe-adapter" not in html
 
 
 def test_signed_in_customer_gets_their_email_prefilled(client, customer, general_tier):
     client.force_login(customer)
     make_cart(tier=general_tier, user=customer)
-    html = client.get(reverse("orders:checkout")).content.decode()
+    html = client.get(reverse("checkout:checkout")).content.decode()
     assert f'value="{customer.email}"' in html
 
 
 def test_posting_without_javascript_places_no_order(client, general_tier):
     attach_to_session(client, make_cart(tier=general_tier))
     response = client.post(
-        reverse("orders:checkout"),
+        reverse("checkout:checkout"),
         {
             "email": "a@example.com",
             "name": "A",
@@ -72,12 +72,12 @@ def test_checkout_page_query_budget_does_not_grow_with_lines(
     # Issue #17: 6 before; the header's cart count now comes from the page's summary, and the
     # cart, its lines and their refill links are one query: the session and that query.
     with django_assert_max_num_queries(2):
-        assert client.get(reverse("orders:checkout")).status_code == 200
+        assert client.get(reverse("checkout:checkout")).status_code == 200
     for i in range(6):
         tier = PackageTierFactory(quantity=10 + i, price=Money("5.00", "USD"))
         CartLine.objects.create(cart=cart, tier=tier, packages=1, price_when_added=tier.price)
     with django_assert_max_num_queries(2):
-        response = client.get(reverse("orders:checkout"))
+        response = client.get(reverse("checkout:checkout"))
     html = response.content.decode()
     assert html.count('class="num">1</td>') == 7
     assert '<span class="cart-count">7</span><span class="visually-hidden"> items</span>' in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from checkout.placement import order_place
 from orders import services
 from orders.models import Order, OrderLine
 from orders.prescription_step import PrescriptionStep, prescription_step
@@ -25,7 +26,7 @@ def test_without_a_step_a_prescription_order_is_refused_and_nothing_is_placed(
     assert type(prescription_step()) is PrescriptionStep
     cart = make_cart(tier=baclofen_90)
     with pytest.raises(services.OrderError) as refused:
-        services.order_place(
+        order_place(
             cart=cart,
             email="alex@example.com",
             address=ADDRESS,
@@ -40,7 +41,7 @@ def test_without_a_step_a_prescription_order_is_refused_and_nothing_is_placed(
 def test_with_the_step_a_prescription_order_without_a_prescription_is_refused(baclofen_90):
     cart = make_cart(tier=baclofen_90)
     with pytest.raises(services.OrderError) as refused:
-        services.order_place(
+        order_place(
             cart=cart,
             email="alex@example.com",
             address=ADDRESS,

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
 from catalog.pricing import format_money
+from checkout.placement import order_place
 from discounts.models import DiscountCode, DiscountKind
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
@@ -111,7 +112,7 @@ def test_the_same_cart_gives_the_same_figures_everywhere(localstripe, rates, ite
         "Before you can check out" in cart_page
     ):  # the code does not fit this cart: nothing to compare
         with pytest.raises(services.OrderError):
-            services.order_place(
+            order_place(
                 cart=cart,
                 email="p@example.com",
                 shipping_method="standard",
@@ -124,7 +125,7 @@ def test_the_same_cart_gives_the_same_figures_everywhere(localstripe, rates, ite
 
     from tests.orders.conftest import prescriber_intake
 
-    placed = services.order_place(
+    placed = order_place(
         cart=cart,
         email="p@example.com",
         shipping_method="standard",

@@ -12,6 +12,7 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
+from checkout.placement import order_place
 from orders import services
 from prescriptions import decisions as rx
 from salestax.models import TaxRate
@@ -73,7 +74,7 @@ def place(cart, state):
     address = services.ShippingAddress(
         name="Alex Morgan", line1="1 Main St", city="Town", state=state, zip_code="12207"
     )
-    return services.order_place(
+    return order_place(
         cart=cart,
         email="alex@example.com",
         address=address,

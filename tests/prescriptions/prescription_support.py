@@ -8,6 +8,7 @@ from datetime import date
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from checkout.placement import order_place
 from orders import services
 from orders.models import Order
 from orders.state import OrderStatus, PaymentStatus
@@ -95,7 +96,7 @@ def intake_for(
 def place_rx(
     cart, *, tier, user=None, with_file: bool = True, email: str = "jane@example.com"
 ) -> services.PlacedOrder:
-    return services.order_place(
+    return order_place(
         cart=cart,
         email=email,
         address=ADDRESS,

@@ -44,7 +44,7 @@ def shot(page, name: str) -> None:
 
 def pay_for_cart(page, shop, email: str) -> Order:
     """Checkout of a refill in the cart: no prescription step, the card authorised."""
-    page.goto(shop.url + reverse("orders:checkout"))
+    page.goto(shop.url + reverse("checkout:checkout"))
     assert page.locator(".prescription-step").count() == 0
     page.get_by_label("Email").fill(email)
     page.get_by_label("Full name").fill("Jane Doe")

@@ -35,7 +35,7 @@ def private_root(settings, tmp_path):
 
 def post(client, data, **files):
     form = {**ADDRESS, "figures": shown_figures(client), **data, **files}
-    return client.post(reverse("orders:checkout"), form, HTTP_ACCEPT="application/json")
+    return client.post(reverse("checkout:checkout"), form, HTTP_ACCEPT="application/json")
 
 
 def patient(born=date(1980, 5, 17)):
@@ -48,7 +48,7 @@ def patient(born=date(1980, 5, 17)):
 
 def test_the_page_asks_for_the_prescription_and_explains_the_upload(client, baclofen_90):
     attach(client, make_cart(tier=baclofen_90))
-    html = client.get(reverse("orders:checkout")).content.decode()
+    html = client.get(reverse("checkout:checkout")).content.decode()
     assert 'enctype="multipart/form-data"' in html
     assert (
         f'name="rx_{baclofen_90.pk}_file"' in html
@@ -60,7 +60,7 @@ def test_the_page_asks_for_the_prescription_and_explains_the_upload(client, bacl
 
 def test_no_prescription_step_for_general_sale(client, general_tier):
     attach(client, make_cart(tier=general_tier))
-    html = client.get(reverse("orders:checkout")).content.decode()
+    html = client.get(reverse("checkout:checkout")).content.decode()
     assert "rx_" not in html and 'name="patient_name"' not in html
 
 
@@ -177,5 +177,5 @@ def test_a_signed_in_customer_is_prefilled_from_their_patient_profile(
     )
     client.force_login(customer)
     make_cart(tier=baclofen_90, user=customer)
-    html = client.get(reverse("orders:checkout")).content.decode()
+    html = client.get(reverse("checkout:checkout")).content.decode()
     assert 'value="1975-03-09"' in html and "Sulfa drugs" in html and 'value="1234567890"' in html

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from checkout.placement import order_place
 from orders import services
 from orders.models import Order
 from prescriptions.files import check_prescription_upload, private_storage
@@ -104,7 +105,7 @@ def test_the_storage_has_no_url():
 
 
 def _place(cart, tier, *, user=None, intake=None):
-    return services.order_place(
+    return order_place(
         cart=cart,
         email="jane@example.com",
         address=ADDRESS,

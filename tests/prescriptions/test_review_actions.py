@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from djmoney.money import Money
 
+from checkout.placement import order_place
 from notifications.models import EmailKind, OutboundEmail
 from orders.models import OrderLine, Shipment
 from orders.state import OrderStatus, PaymentStatus
@@ -156,7 +157,6 @@ def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclof
     t90 = PackageTier.objects.get(dosage__product=baclofen, dosage__strength="10mg", quantity=90)
     cart = make_cart(tier=t90)
     CartLine.objects.create(cart=cart, tier=t60, packages=1, price_when_added=t60.price)
-    from orders import services
     from tests.orders.conftest import ADDRESS
     from tests.prescriptions.prescription_support import intake_for
 
@@ -164,7 +164,7 @@ def test_approval_with_changes_can_remove_a_line_but_not_all(localstripe, baclof
     intake = type(intake)(
         **{**intake.__dict__, "items": intake.items + intake_for(t60, with_file=False).items}
     )
-    placed = services.order_place(
+    placed = order_place(
         cart=cart,
         email="j@example.com",
         address=ADDRESS,

@@ -15,8 +15,8 @@ from djmoney.money import Money
 
 from cart.models import Cart, CartLine
 from catalog.models import LegalClass
+from checkout.placement import order_place
 from discounts.models import DiscountCode, DiscountKind
-from orders import services
 from orders.state import PaymentStatus
 from prescriptions.models import PrescriptionOnFile
 from salestax.models import TaxRate
@@ -65,7 +65,7 @@ def taxed_order_with_code(localstripe):
         tier("Baclofen", LegalClass.PRESCRIPTION, "60.00"),
     ):
         CartLine.objects.create(cart=cart, tier=t, packages=2, price_when_added=t.price)
-    placed = services.order_place(
+    placed = order_place(
         cart=cart,
         email="alex@example.com",
         address=ADDRESS,

@@ -239,7 +239,7 @@ def deployment(transactional_db, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "orders.localstripe_dev",
+                "payments.localstripe_dev",
                 "--port",
                 str(stripe_port),
                 "--from-scratch",

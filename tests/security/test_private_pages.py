@@ -45,7 +45,7 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
     client.force_login(customer)
     customer_pages = {
         "cart": reverse("cart:detail"),
-        "checkout (allergies, current medicines)": reverse("orders:checkout"),
+        "checkout (allergies, current medicines)": reverse("checkout:checkout"),
         "order page": reverse("orders:detail", args=[rx_order.number]),
         "prescription file": reverse("prescriptions:prescription_file", args=[prescription.pk]),
         "account": reverse("accounts:dashboard"),
@@ -57,7 +57,7 @@ def test_pages_with_personal_or_health_data_send_no_store(rx_order, customer, cl
     for what, url in customer_pages.items():
         assert_not_stored(client.get(url), what)
     # Answers that repeat what was typed (a refused checkout) are private too.
-    assert_not_stored(client.post(reverse("orders:checkout"), {"email": "x"}), "refused checkout")
+    assert_not_stored(client.post(reverse("checkout:checkout"), {"email": "x"}), "refused checkout")
     assert_not_stored(
         client.post(reverse("cart:add"), {"tier_id": "x"}, headers={"HX-Request": "true"}),
         "cart fragment",

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import PackageTier
-from orders import stripe_gateway as gateway
+from payments import stripe_gateway as gateway
 from prescriptions import autorefill as service
 from prescriptions import refill_rules as records
 from prescriptions.management.commands.setup_demo_prescriptions import DEMO_EMAIL

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from cart.models import Cart, CartLine
-from orders import services
+from checkout.placement import order_place
 from orders.models import OrderLine
 from prescriptions import on_file_record, refill_cart
 from prescriptions.models import PrescriptionOnFile
@@ -53,7 +53,7 @@ def place_refill(localstripe, record, tier, *, user=None):
     user = user or record.user
     cart = Cart.objects.filter(user=user).first() or Cart.objects.create(user=user)
     refill_cart.refill_add_to_cart(cart=cart, user=user, record_id=record.pk, tier_id=tier.pk)
-    placed = services.order_place(
+    placed = order_place(
         cart=cart,
         email=user.email,
         address=ADDRESS,

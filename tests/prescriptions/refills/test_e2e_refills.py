@@ -30,7 +30,7 @@ def refill_from_account(page, shop, record, *, remind: bool = False) -> Order:
     page.get_by_role("link", name=re.compile(r"Refill\s+Baclofen")).click()
     page.get_by_role("button", name="Refill: add to cart").click()
     page.wait_for_url(re.compile(r"/cart/"))
-    page.goto(shop.url + reverse("orders:checkout"))
+    page.goto(shop.url + reverse("checkout:checkout"))
     assert page.locator(".prescription-step").count() == 0
     step = page.locator("#refill-step").inner_text()
     assert "Refills your prescription for Baclofen 10mg" in step and "a pill" in step

@@ -62,7 +62,7 @@ def test_refill_button_fills_the_cart_and_checkout_names_the_prescription(
     assert list(Cart.objects.get(user=user).lines.values_list("tier_id", "packages")) == [
         (baclofen_90.pk, 1)
     ]
-    page = client.get(reverse("orders:checkout")).content.decode()
+    page = client.get(reverse("checkout:checkout")).content.decode()
     assert "Refills your prescription for" in page and "Baclofen 10mg" in page
     assert "prescription-step" not in page  # no upload / prescriber step
     # Bad input is a 4xx-free refusal, never a 500.

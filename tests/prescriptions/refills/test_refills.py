@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cart.models import Cart
+from checkout.placement import order_place
 from notifications.models import EmailKind, OutboundEmail
 from notifications.services import email_render
 from orders import services
@@ -140,7 +141,7 @@ def test_checkout_verifies_the_link_server_side(localstripe, baclofen_90, baclof
     cart = make_cart(tier=baclofen_90, user=stranger)
     CartRefill.objects.create(cart_line=cart.lines.get(), prescription=record)
     with pytest.raises(services.OrderError, match="not for a prescription on your account"):
-        services.order_place(
+        order_place(
             cart=cart,
             email=stranger.email,
             address=ADDRESS,
@@ -164,7 +165,7 @@ def test_checkout_verifies_the_link_server_side(localstripe, baclofen_90, baclof
         expires_on=timezone.localdate() - timedelta(days=1),
     )
     with pytest.raises(services.OrderError, match="expired"):
-        services.order_place(
+        order_place(
             cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user
         )
     assert not OrderRefill.objects.exists()
@@ -235,7 +236,7 @@ def test_order_again_adds_general_sale_items_and_skips_prescription_ones(
     client, localstripe, baclofen_90, general_tier
 ):
     user, order, _ = approve_first_order(localstripe, baclofen_90)
-    general = services.order_place(
+    general = order_place(
         cart=make_cart(tier=general_tier, packages=2, user=UserFactory()),
         email="x@example.com",
         address=ADDRESS,

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cart.models import Cart
+from checkout.placement import order_place
 from orders import services
 from orders.models import Order
 from prescriptions import refill_cart, refill_rules
@@ -69,7 +70,7 @@ def test_a_too_soon_refill_cannot_be_paid_even_when_posted_directly(
     client.force_login(user)
     tomorrow = timezone.localdate() + timedelta(days=1)
 
-    page = client.get(reverse("orders:checkout")).content.decode()
+    page = client.get(reverse("checkout:checkout")).content.decode()
     assert f"Too soon, from {tomorrow:%B %-d, %Y}" in page
     assert re.search(r'id="pay-button"[^>]*disabled', page)
     form = {
@@ -82,16 +83,16 @@ def test_a_too_soon_refill_cannot_be_paid_even_when_posted_directly(
         "shipping_method": "standard",
         "figures": shown_figures(client),
     }
-    response = client.post(reverse("orders:checkout"), form, HTTP_ACCEPT="application/json")
+    response = client.post(reverse("checkout:checkout"), form, HTTP_ACCEPT="application/json")
     assert response.status_code == 400 and "too soon" in response.json()["message"]
     with pytest.raises(services.OrderError, match="too soon"):
-        services.order_place(
+        order_place(
             cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user
         )
     assert Order.objects.filter(user=user).count() == 1  # only the first order
 
     age_last_fill(record, days=DUE_AFTER_DAYS)  # the due day itself: paid for
-    placed = services.order_place(
+    placed = order_place(
         cart=cart, email=user.email, address=ADDRESS, shipping_method="standard", user=user
     )
     assert placed.order.refills.get().prescription == record
@@ -106,7 +107,7 @@ def test_refill_checkout_offers_the_last_address_and_the_price_of_a_pill(
         cart=Cart.objects.get(user=user), user=user, record_id=record.pk, tier_id=baclofen_90.pk
     )
     client.force_login(user)
-    page = client.get(reverse("orders:checkout")).content.decode()
+    page = client.get(reverse("checkout:checkout")).content.decode()
     assert f'value="{first.ship_line1}"' in page and f'value="{first.ship_zip}"' in page
     assert re.search(r'<option value="NY" selected>', page)
     per_pill = (baclofen_90.price.amount / 90).quantize(baclofen_90.price.amount)

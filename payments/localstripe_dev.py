@@ -1,4 +1,4 @@
-"""Run localstripe (the offline Stripe) for the demo and the tests: ``python -m orders.localstripe_dev --port N --from-scratch``.
+"""Run localstripe (the offline Stripe) for the demo and the tests: ``python -m payments.localstripe_dev --port N --from-scratch``.
 
 It listens on 127.0.0.1 only (``--host`` to change): localstripe's own ``start()`` binds every
 interface, and anyone on the network could then read the demo's payments and fake its webhooks.

@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.forms.renderers import DjangoTemplates
 
-from orders.forms import CheckoutForm, FixedSelect
+from checkout.forms import CheckoutForm, FixedSelect
 from pharmacy.us_address import US_STATES
 
 CHOICES = [("", "Choose a state")] + US_STATES

@@ -10,8 +10,8 @@ from djmoney.money import Money
 from cart.models import Cart
 from discounts.models import DiscountCode, DiscountKind
 from orders.models import Order
+from tests.checkout.test_checkout_totals import FORM, checkout_url, figures_of, ny_rate, pay  # noqa: F401  (fixture)
 from tests.orders.conftest import attach_to_session, make_cart
-from tests.orders.test_checkout_totals import FORM, checkout_url, figures_of, ny_rate, pay  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 

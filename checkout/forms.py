@@ -5,9 +5,8 @@ from django.conf import settings
 from django.forms.renderers import get_default_renderer
 from django.utils.translation import get_language
 
+from orders.models import ShippingMethod
 from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField, zip_in_state_check
-
-from .models import ShippingMethod
 
 
 class FixedSelect(forms.Select):
@@ -103,7 +102,7 @@ class CheckoutForm(forms.Form):
         for name, value in self.autocomplete.items():
             self.fields[name].widget.attrs["autocomplete"] = value
         for name, field in self.fields.items():
-            # Screen readers announce the error paragraph under each field (templates/jinja2/orders/_field.html).
+            # Screen readers announce the error paragraph under each field (templates/jinja2/checkout/_field.html).
             field.widget.attrs["aria-describedby"] = f"error-{name}"
             if self.is_bound and name in self.errors:
                 field.widget.attrs["aria-invalid"] = "true"

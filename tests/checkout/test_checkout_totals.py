@@ -43,7 +43,7 @@ def ny_rate(db):
 
 
 def checkout_url():
-    return reverse("orders:checkout")
+    return reverse("checkout:checkout")
 
 
 def figures_of(html: str) -> str:
