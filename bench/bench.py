@@ -351,6 +351,8 @@ def profile_requests(request, count: int, top: int) -> None:
         request()
     profiler.disable()
     stats = pstats.Stats(profiler)
+    if os.environ.get("BENCH_PROFILE_DUMP"):  # for pstats or a side-by-side diff of two commits
+        stats.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
     if os.environ.get("BENCH_PROFILE_CALLERS"):
