@@ -16,9 +16,9 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
@@ -75,9 +75,7 @@ class TierFiguresMixin:
         if not figures:
             return "—"
         if figures.price.amount > figures.list_price.amount:
-            return format_html(
-                '<strong class="price-flag">{}</strong> (above list price)', "No saving shown"
-            )
+            return render_to_string("admin/catalog/_no_saving.html")
         return f"{figures.savings_percent}%"
 
     @admin.display(description="Best per pill")

@@ -9,9 +9,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 from djmoney.money import Money
 
 from payments.stripe_gateway import PaymentGatewayError
@@ -181,9 +181,9 @@ class OrderAdmin(admin.ModelAdmin):
             PaymentStatus.CAPTURED,
             PaymentStatus.PARTIALLY_REFUNDED,
         ):
-            return format_html(
-                '<a class="button" href="{}">Refund…</a>',
-                reverse("admin:orders_order_refund", args=[obj.pk]),
+            return render_to_string(
+                "admin/orders/_refund_link.html",
+                {"url": reverse("admin:orders_order_refund", args=[obj.pk])},
             )
         return "Nothing to refund."
 

@@ -7,8 +7,8 @@ when, before and after; the admin only shows.
 """
 
 from django.contrib import admin
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import format_html
 
 from .models import (
     PatientDetails,
@@ -79,9 +79,9 @@ class PrescriptionAdmin(ReadOnlyAdmin):
     def copy_link(self, obj):
         if not obj.has_file:
             return "None: obtain it from the prescriber."
-        return format_html(
-            '<a href="{}" target="_blank" rel="noopener">Open</a>',
-            reverse("prescriptions:prescription_file", args=[obj.pk]),
+        return render_to_string(
+            "admin/prescriptions/_copy_link.html",
+            {"url": reverse("prescriptions:prescription_file", args=[obj.pk])},
         )
 
 

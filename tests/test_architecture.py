@@ -13,6 +13,7 @@ see ``test_pharmacy_holds_only_wiring_and_small_helpers``.
 """
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -373,3 +374,69 @@ def test_pharmacy_holds_only_wiring_and_small_helpers():
     for path in sorted(package.rglob("*.py")):
         wrong += _pharmacy_findings(path)
     assert not wrong, "pharmacy/ holds more than wiring and small helpers: " + "; ".join(wrong)
+
+
+# --- Markup lives in template files ------------------------------------------------------------
+
+#: An element of a web page written in a Python string: ``<a href=``, ``</span>``, ``<script``…
+HTML_TAG = re.compile(
+    r"</?(a|p|div|span|strong|em|b|i|small|br|img|script|style|ul|ol|li|table|thead|tbody|tr|td|th"
+    r"|form|input|button|label|select|option|textarea|section|article|header|footer|nav|main"
+    r"|h[1-6])\b[^<>]*>",
+    re.IGNORECASE,
+)
+
+
+def markup_in_python(path: Path, root: Path = ROOT) -> list[str]:
+    """``file:line`` of every string literal (docstrings aside) that holds an HTML element, and of
+    every ``format_html`` call: both are markup written in Python."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found: dict[str, None] = {}  # one entry per line, in order
+    for node in ast.walk(tree):
+        literal = (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and HTML_TAG.search(node.value)
+        )
+        call = isinstance(node, ast.Call) and getattr(
+            node.func, "id", getattr(node.func, "attr", None)
+        ) in ("format_html", "format_html_join")
+        if literal or call:
+            found[f"{path.relative_to(root)}:{node.lineno}"] = None
+    return list(found)
+
+
+def test_no_python_module_writes_html():
+    """Markup lives in template files (issue 23): a page's HTML changes in one place, the template,
+    never in a Python string beside it."""
+    found = [
+        where
+        for app in sorted(APPS | {"pharmacy"})
+        for path in _modules(app)
+        for where in markup_in_python(path)
+    ]
+    assert not found, f"HTML written in Python: {found}"
+
+
+def test_the_markup_check_sees_a_tag_in_a_string(tmp_path):
+    module = tmp_path / "snippet.py"
+    module.write_text(
+        '"""A docstring may say <a href> freely."""\n'
+        "from django.utils.html import format_html\n"
+        'ROUTE = "<uuid:pk>/refund/"\n'
+        "def link(url):\n"
+        "    return format_html('{}', url)\n"
+        "def row(x):\n"
+        "    return f'<td class=\"n\">{x}</td>'\n"
+    )
+    found = markup_in_python(module, root=tmp_path)
+    assert [where.split(":")[1] for where in found] == ["5", "7"]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django import template
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import mark_safe
 from moneyed import Money
 
 register = template.Library()
@@ -35,13 +35,13 @@ def money(value) -> str:
     return f"{symbol}{text}" if symbol else f"{code} {text}"
 
 
-@register.simple_tag
-def json_ld(data: dict) -> SafeString:
-    """A <script type="application/ld+json"> element with the data escaped for HTML."""
+@register.inclusion_tag("catalog/_json_ld.html")
+def json_ld(data: dict) -> dict:
+    """The data as JSON-LD, escaped so it cannot close its script element (``<``, ``>``, ``&``)."""
     payload = json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False).translate(
         JSON_SCRIPT_ESCAPES
     )
-    return mark_safe(f'<script type="application/ld+json">{payload}</script>')  # escaped above
+    return {"payload": mark_safe(payload)}  # escaped above
 
 
 @register.simple_tag(takes_context=True)

@@ -3,7 +3,6 @@
 import re
 
 from django import template
-from django.utils.html import format_html
 
 register = template.Library()
 
@@ -15,16 +14,15 @@ def receipt_link(order_url: str) -> str:
     return f"{path.rstrip('/')}/receipt/{sep}{query}"
 
 
-@register.filter
-def phone(number: str):
+@register.inclusion_tag("orders/_phone.html")
+def phone(number: str) -> dict:
     """A US number as ``(518) 555-0101``, kept on one line and dialable; anything else as given."""
     digits = re.sub(r"\D", "", number or "")
     if len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     if len(digits) != 10:
-        return format_html('<span class="nowrap">{}</span>', number or "")
-    shown = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
-    return format_html('<a class="nowrap" href="tel:+1{}">{}</a>', digits, shown)
+        return {"number": number or "", "digits": ""}
+    return {"number": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", "digits": digits}
 
 
 @register.filter
