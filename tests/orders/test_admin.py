@@ -114,3 +114,17 @@ def test_orders_and_events_cannot_be_deleted_or_edited_in_the_admin(staff_client
     ).content.decode()
     assert 'name="events-0-note"' not in html and 'name="status"' not in html
     assert OrderEvent.objects.filter(order=paid_order).count() >= 3
+
+
+def test_a_captured_order_offers_its_refund_page_and_a_pending_one_does_not(
+    staff_client, paid_order, general_tier
+):
+    refund_url = reverse("admin:orders_order_refund", args=[paid_order.pk])
+    page = staff_client.get(reverse("admin:orders_order_change", args=[paid_order.pk]))
+    assert f'<a class="button" href="{refund_url}">Refund…</a>' in page.content.decode()
+
+    pending = place(make_cart(tier=general_tier)).order
+    page = staff_client.get(reverse("admin:orders_order_change", args=[pending.pk]))
+    html = page.content.decode()
+    assert "Nothing to refund." in html
+    assert "Refund…</a>" not in html
