@@ -6,6 +6,7 @@ from django.forms.renderers import get_default_renderer
 from django.utils.translation import get_language
 
 from orders.models import ShippingMethod
+from orders.services import ShippingAddress
 from pharmacy.us_address import STATE_NAMES, US_STATES, ZipCodeField, zip_in_state_check
 
 
@@ -64,6 +65,18 @@ class FixedChoiceField(forms.ChoiceField):
         # ``Field.__deepcopy__`` (skipping ``ChoiceField``'s): a shallow copy sharing ``_choices``;
         # the widget (a ``FixedSelect``) shares them too.
         return forms.Field.__deepcopy__(self, memo)
+
+
+def shipping_address(data: dict) -> ShippingAddress:
+    """The address of a valid ``CheckoutForm`` (or a form with its address fields)."""
+    return ShippingAddress(
+        name=data["name"],
+        line1=data["line1"],
+        line2=data["line2"],
+        city=data["city"],
+        state=data["state"],
+        zip_code=data["zip_code"],
+    )
 
 
 class CheckoutForm(forms.Form):

@@ -33,11 +33,10 @@ from orders.errors import OrderError
 from orders.links import order_link
 from orders.models import ShippingMethod
 from orders.prescription_step import prescription_step
-from orders.services import ShippingAddress
 from pharmacy.us_address import ZipCodeField, zip_state_problem
 
 from .figures import CheckoutChanged, checkout_figures
-from .forms import STATE_NAMES, CheckoutForm
+from .forms import STATE_NAMES, CheckoutForm, shipping_address
 from .placement import order_place
 from .pricing_inputs import order_pricing_inputs
 
@@ -125,14 +124,7 @@ def checkout(request):
                     placed = order_place(
                         cart=cart,
                         email=data["email"],
-                        address=ShippingAddress(
-                            name=data["name"],
-                            line1=data["line1"],
-                            line2=data["line2"],
-                            city=data["city"],
-                            state=data["state"],
-                            zip_code=data["zip_code"],
-                        ),
+                        address=shipping_address(data),
                         shipping_method=data["shipping_method"],
                         user=user,
                         prescription=rx.intake(),

@@ -39,6 +39,7 @@ from checkout.placement import order_place
 from checkout.pricing_inputs import order_pricing_inputs
 from orders import services as order_services
 from orders.models import Order
+from orders.services import ShippingAddress
 from orders.state import OrderStatus
 from payments import stripe_gateway as gateway
 
@@ -69,14 +70,8 @@ class AutoRefillError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Address:
-    name: str
-    line1: str
-    city: str
-    state: str
-    zip_code: str
-    line2: str = ""
+#: Where an auto-refill ships: the checkout's own address type.
+Address = ShippingAddress
 
 
 @dataclass(frozen=True)
@@ -669,7 +664,7 @@ def autorefill_place(*, autorefill_id, today: date | None = None) -> Order | Non
         placed = order_place(
             cart=autorefill.cart,
             email=autorefill.user.email,
-            address=order_services.ShippingAddress(
+            address=Address(
                 name=autorefill.ship_name,
                 line1=autorefill.ship_line1,
                 line2=autorefill.ship_line2,

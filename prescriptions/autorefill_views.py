@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from checkout.forms import shipping_address
 from payments import stripe_gateway as gateway
 
 from . import autorefill as service
@@ -115,14 +116,7 @@ def start(request, pk: int):
             user=request.user,
             record_id=record.pk,
             tier_id=data["tier_id"],
-            address=service.Address(
-                name=data["name"],
-                line1=data["line1"],
-                line2=data["line2"],
-                city=data["city"],
-                state=data["state"],
-                zip_code=data["zip_code"],
-            ),
+            address=shipping_address(data),
             shipping_method=data["shipping_method"],
         )
     except service.AutoRefillError as exc:
