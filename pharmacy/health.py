@@ -45,7 +45,11 @@ def check_database() -> None:
         if connection.vendor == "postgresql":
             # Bound the check itself (for this transaction only): a stuck database must not
             # hang the probe.
-            cursor.execute("SET LOCAL statement_timeout = %s", [int(CHECK_TIMEOUT_SECONDS * 1000)])
+            # set_config, not SET: SET takes no bound parameter (settings.DATABASES binds them).
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [str(int(CHECK_TIMEOUT_SECONDS * 1000))],
+            )
         cursor.execute("SELECT 1")
         cursor.fetchone()
 

@@ -171,9 +171,9 @@ def _bounded_readings() -> list[Reading]:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SET LOCAL statement_timeout = %s",
-                    [int(settings.METRICS_STATEMENT_TIMEOUT * 1000)],
+                cursor.execute(  # set_config: SET takes no bound parameter
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [str(int(settings.METRICS_STATEMENT_TIMEOUT * 1000))],
                 )
         return gauge_readings()
 

@@ -149,6 +149,16 @@ DATABASES = {
 # Persistent connections in production (one per gunicorn worker), checked before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if PRODUCTION else 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=True
+):
+    # Parameters bound by the server, so psycopg prepares a query the fifth time a connection runs
+    # it: PostgreSQL then stops planning the pages' repeated joins afresh (the cart's lines query
+    # took longer to plan than to run; docs/performance.md). Django leaves this off because
+    # PgBouncer in transaction mode can't keep prepared statements: set the variable to 0 there.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=5
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The zero-setup demo: wait for the write lock instead of failing when the worker and
     # the web process write at once.

@@ -16,6 +16,10 @@ handler429 = "accounts.views.too_many_requests"
 # patterns ("", "products/", "products/<slug>/") overlap no other app's.
 urlpatterns = [
     path("", include("catalog.urls")),
+    # Then the shopper's own pages, which every order passes through (none overlaps another app).
+    path("cart/", include("cart.urls")),
+    path("", include("checkout.urls")),
+    path("", include("orders.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),  # token or allowed networks only
@@ -32,9 +36,6 @@ urlpatterns = [
     path("", include("prescriptions.renewal_urls")),  # renewal requests (issue 25)
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
-    path("cart/", include("cart.urls")),
-    path("", include("checkout.urls")),
-    path("", include("orders.urls")),
 ]
 
 if getattr(settings, "BENCH_CEILING", False):
