@@ -152,8 +152,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DATABASE_PREPARED_STATEMENTS", default=True
 ):
-    # Parameters bound by the server, so psycopg prepares a query the sixth time a connection runs
-    # it (after five runs): PostgreSQL then stops planning the pages' repeated joins afresh (the cart's lines query
+    # Parameters bound by the server, so psycopg prepares a query on a connection's sixth run of
+    # it and PostgreSQL stops planning the pages' repeated joins afresh (the cart's lines query
     # took longer to plan than to run; docs/performance.md). Django leaves this off because
     # PgBouncer in transaction mode can't keep prepared statements: set the variable to 0 there.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
