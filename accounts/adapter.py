@@ -29,6 +29,7 @@ from django.utils.crypto import salted_hmac
 from notifications.models import EmailKind
 from notifications.services import email_queue_message
 from pharmacy.permissions import can_act_as_staff
+from pharmacy.redirects import is_safe_next
 
 # ``ratelimit`` is allauth's internal module, not the public ``allauth.core.ratelimit``, whose
 # ``consume`` answers only True or False: a successful sign-in could not give its attempt back.
@@ -87,6 +88,12 @@ class AccountAdapter(DefaultAccountAdapter):
         "email_password_mismatch": "That email address and password do not match an account. "
         "Please check them and try again.",
     }
+
+    def is_safe_url(self, url: str) -> bool:
+        """allauth's check, then the shop's own (``pharmacy.redirects``): a bare word
+        (``next=evil``) or a path no view answers is no place to send someone after signing in,
+        so the default is used, as everywhere else in the shop."""
+        return super().is_safe_url(url) and is_safe_next(allauth_context.request, url)
 
     def format_email_subject(self, subject: str) -> str:
         # The subject templates already name the pharmacy; no "[site]" prefix.

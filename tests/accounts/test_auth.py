@@ -100,6 +100,19 @@ def test_sign_in_follows_a_safe_next_only(client, customer):
     assert _sign_in(client, customer.email, PASSWORD, next="/cart/")["Location"] == "/cart/"
 
 
+@pytest.mark.parametrize("bare", ["evil", "cart", "/no-such-page/"])
+def test_sign_in_and_the_signed_in_login_page_ignore_a_bare_word_or_unknown_path(
+    client, customer, bare
+):
+    """``next=evil`` would have sent the customer to /accounts/login/evil, a 404."""
+    assert _sign_in(client, customer.email, PASSWORD, next=bare)["Location"] == reverse(
+        "accounts:dashboard"
+    )
+    response = client.get(reverse("accounts:login"), {"next": bare})
+    assert response.status_code == 302 and response["Location"] == reverse("accounts:dashboard")
+    assert client.get(reverse("accounts:login"), {"next": "/cart/"})["Location"] == "/cart/"
+
+
 def test_log_in_with_email_in_any_case(client, customer):
     response = _sign_in(client, customer.email.upper(), PASSWORD)
     assert response.status_code == 302
